@@ -1,0 +1,43 @@
+// Command edgebroker runs the edgebroker appliance: the MQTT broker and
+// everything around it.
+package main
+
+import (
+	"context"
+	"flag"
+	"log"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"edgebroker/appliance"
+)
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+func main() {
+	var cfg appliance.Config
+	var listen listFlag
+	flag.StringVar(&cfg.DataDir, "data", "/perm/edgebroker", "state directory")
+	flag.StringVar(&cfg.ConfigPath, "config", "", "YAML resource file or folder applied at start")
+	flag.Var(&listen, "listen", "add a plain, anonymous MQTT port (host:port); repeatable")
+	verbose := flag.Bool("v", false, "debug logging")
+	flag.Parse()
+	cfg.Listen = listen
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := appliance.Run(ctx, cfg); err != nil {
+		log.Fatal(err)
+	}
+}

@@ -1,0 +1,272 @@
+package broker
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"time"
+	"unicode/utf8"
+
+	"edgebroker/broker/packet"
+)
+
+// pendingConnect is a CONNECT's outcome, copied out of the read buffer so
+// that it can wait for a 5.0 enhanced authentication exchange.
+type pendingConnect struct {
+	clean        bool
+	expiry       uint32
+	expiryCapped bool
+	keepAlive    uint16
+	kaCapped     bool
+	assigned     bool
+	recvMax      uint16
+	maxPacket    uint32
+	aliasMax     uint16
+	problem      bool
+	will         *will
+	method       string
+	credExpiry   time.Time
+}
+
+// handleConnect processes the first packet of a connection.
+func (c *conn) handleConnect(flags byte, body []byte) error {
+	var cp packet.Connect
+	if err := cp.Decode(flags, body); err != nil {
+		switch code := packet.CodeOf(err); {
+		case code == packet.UnsupportedProtocolVersion:
+			// [MQTT-3.1.2-2]: answer in 3.1.1 form with return code 1.
+			c.writeRaw([]byte{byte(packet.CONNACK) << 4, 2, 0, 1})
+			return errClosed
+		case cp.Version == packet.V5:
+			c.setVersion(packet.V5)
+			c.writeConnack(false, code, nil) // [MQTT-4.13.1-1]
+			return errClosed
+		}
+		return err
+	}
+	c.setVersion(cp.Version)
+	v := cp.Version
+	lim := &c.srv.lim
+	p := &pendingConnect{clean: cp.CleanStart, keepAlive: cp.KeepAlive, recvMax: 65535, problem: true}
+
+	id := string(cp.ClientID)
+	if id == "" {
+		if v != packet.V5 && (v == packet.V31 || !cp.CleanStart) {
+			return c.refuse(packet.ClientIdentifierNotValid) // [MQTT-3.1.3-8]
+		}
+		id, p.assigned = newClientID(), true
+	}
+	if len(id) > lim.MaxClientIDLength {
+		return c.refuse(packet.ClientIdentifierNotValid)
+	}
+
+	if v == packet.V5 {
+		pr := &cp.Props
+		p.expiry = pr.SessionExpiry
+		if pr.Has(packet.PropReceiveMaximum) {
+			p.recvMax = pr.ReceiveMaximum
+		}
+		if pr.Has(packet.PropMaximumPacketSize) {
+			p.maxPacket = pr.MaximumPacketSize
+		}
+		p.aliasMax = pr.TopicAliasMaximum
+		if pr.Has(packet.PropRequestProblemInfo) {
+			p.problem = pr.RequestProblemInfo == 1
+		}
+		if p.expiry > lim.MaxSessionExpiry {
+			p.expiry, p.expiryCapped = lim.MaxSessionExpiry, true
+		}
+		if lim.MaxKeepAlive < 65535 && (p.keepAlive == 0 || p.keepAlive > lim.MaxKeepAlive) {
+			p.keepAlive, p.kaCapped = lim.MaxKeepAlive, true
+		}
+		p.method = string(pr.AuthMethod)
+	} else if !cp.CleanStart {
+		p.expiry = lim.MaxSessionExpiry
+	}
+
+	if cp.WillFlag {
+		if err := c.srv.tlim.ValidName(cp.WillTopic); err != nil {
+			return c.refuse(packet.TopicNameInvalid)
+		}
+		wp := &cp.WillProps
+		if wp.Has(packet.PropPayloadFormat) && wp.PayloadFormat == 1 && !utf8.Valid(cp.WillPayload) {
+			return c.refuse(packet.PayloadFormatInvalid) // [MQTT-3.1.3-11]
+		}
+		pub := packet.Publish{Topic: cp.WillTopic, Payload: cp.WillPayload, QoS: cp.WillQoS, Retain: cp.WillRetain, Props: *wp}
+		p.will = &will{msg: newMessage(&pub, c.srv.now(), nil), delay: wp.WillDelay}
+	}
+
+	c.client = &Client{
+		ID:       id,
+		Username: string(cp.Username),
+		Version:  v,
+		Port:     c.port.Name,
+		Remote:   c.nc.RemoteAddr(),
+		TLS:      tlsState(c.nc),
+	}
+	if c.pending = p; c.authenticate(&packet.Auth{}, &cp) {
+		return nil // waiting for AUTH
+	}
+	return c.authDone()
+}
+
+// authenticate runs one authentication step. It returns true when a 5.0
+// enhanced authentication exchange continues; otherwise the verdict is in
+// c.authCode (checked by authDone).
+func (c *conn) authenticate(a *packet.Auth, cp *packet.Connect) bool {
+	p := c.pending
+	req := AuthRequest{Method: p.method, Step: c.authStep}
+	if cp != nil {
+		req.Username, req.Password, req.HasPassword = cp.Username, cp.Password, cp.PasswordFlag
+		req.Data = cp.Props.AuthData
+	} else {
+		req.Data = a.Props.AuthData
+	}
+	c.authStep++
+	au := c.port.Authenticator
+	if au == nil {
+		c.authCode = packet.Success
+		if p.method != "" {
+			c.authCode = packet.BadAuthenticationMethod // no enhanced methods without an authenticator
+		}
+		return false
+	}
+	res := au.Authenticate(c.client, &req)
+	c.authCode, p.credExpiry = res.Code, res.Expiry
+	if res.Code == packet.ContinueAuthentication && p.method != "" && c.version == packet.V5 {
+		out := packet.Auth{Code: packet.ContinueAuthentication}
+		out.Props.Set(packet.PropAuthMethod)
+		out.Props.AuthMethod = []byte(p.method)
+		if res.AuthData != nil {
+			out.Props.Set(packet.PropAuthData)
+			out.Props.AuthData = res.AuthData
+		}
+		c.wmu.Lock()
+		c.out = out.Append(c.out, c.version)
+		c.wmu.Unlock()
+		c.signal()
+		return true
+	}
+	if res.Code == packet.ContinueAuthentication {
+		c.authCode = packet.BadAuthenticationMethod
+	}
+	return false
+}
+
+// authDone finishes a CONNECT whose authentication has a verdict.
+func (c *conn) authDone() error {
+	p := c.pending
+	if c.authCode != packet.Success {
+		return c.refuse(c.authCode)
+	}
+	if az := c.port.Authorizer; az != nil && !az.AllowConnect(c.client) {
+		return c.refuse(packet.NotAuthorized)
+	}
+	if c.srv.Stats.Connections.Load() >= int64(c.srv.lim.MaxConnections) {
+		return c.refuse(packet.QuotaExceeded)
+	}
+	if w := p.will; w != nil {
+		if az := c.port.Authorizer; az != nil && !az.AllowPublish(c.client, w.msg.Topic) {
+			w.msg.release() // a will the client may not publish is dropped
+			p.will = nil
+		}
+	}
+	c.pending = nil
+	c.keepAlive = time.Duration(p.keepAlive) * time.Second
+	c.maxOut, c.aliasMax, c.problem = p.maxPacket, p.aliasMax, p.problem
+	c.window = int(min(p.recvMax, c.srv.lim.MaxInflight))
+	if !p.credExpiry.IsZero() {
+		c.credTimer = time.AfterFunc(p.credExpiry.Sub(c.srv.now()), func() {
+			c.closeWith(packet.NotAuthorized, "credential expired")
+		})
+	}
+	c.srv.Stats.Connections.Add(1)
+	c.srv.attach(c, p)
+	return nil
+}
+
+// handleAuth continues 5.0 enhanced authentication, or re-authenticates a
+// connected client.
+func (c *conn) handleAuth(a *packet.Auth) error {
+	if c.pending == nil {
+		// Re-authentication [MQTT-4.12.1]: same method, verdict applies.
+		if a.Code != packet.ReAuthenticate {
+			return packet.ProtocolError
+		}
+		return packet.ImplementationSpecificError
+	}
+	if a.Code != packet.ContinueAuthentication || string(a.Props.AuthMethod) != c.pending.method {
+		return c.refuse(packet.ProtocolError) // [MQTT-4.12.0-4]
+	}
+	if c.authenticate(a, nil) {
+		return nil
+	}
+	return c.authDone()
+}
+
+// refuse sends a failing CONNACK and ends the connection.
+func (c *conn) refuse(code packet.Code) error {
+	if c.pending != nil && c.pending.will != nil {
+		c.pending.will.msg.release()
+		c.pending.will = nil
+	}
+	c.writeConnack(false, code, nil)
+	return errClosed
+}
+
+// writeConnack appends a CONNACK. A 5.0 success carries the server's
+// limits and whatever it changed of the client's request.
+func (c *conn) writeConnack(present bool, code packet.Code, p *pendingConnect) {
+	ack := packet.Connack{SessionPresent: present, Code: code}
+	if c.version != packet.V5 {
+		ack.Code = packet.Code(packet.ConnackV3(code))
+	} else if p != nil {
+		lim := &c.srv.lim
+		pr := &ack.Props
+		pr.Set(packet.PropReceiveMaximum)
+		pr.ReceiveMaximum = lim.MaxInflight
+		pr.Set(packet.PropMaximumPacketSize)
+		pr.MaximumPacketSize = lim.MaxPacketSize
+		pr.Set(packet.PropTopicAliasMaximum)
+		pr.TopicAliasMaximum = lim.MaxTopicAliases
+		if p.assigned {
+			pr.Set(packet.PropAssignedClientID)
+			pr.AssignedClientID = []byte(c.client.ID)
+		}
+		if p.kaCapped {
+			pr.Set(packet.PropServerKeepAlive)
+			pr.ServerKeepAlive = p.keepAlive
+		}
+		if p.expiryCapped {
+			pr.Set(packet.PropSessionExpiry)
+			pr.SessionExpiry = p.expiry
+		}
+		if p.method != "" {
+			pr.Set(packet.PropAuthMethod)
+			pr.AuthMethod = []byte(p.method)
+		}
+	}
+	c.wmu.Lock()
+	c.out = ack.Append(c.out, c.version)
+	c.wmu.Unlock()
+	c.signal()
+}
+
+func (c *conn) writeRaw(b []byte) {
+	c.wmu.Lock()
+	c.out = append(c.out, b...)
+	c.wmu.Unlock()
+	c.signal()
+}
+
+func (c *conn) setVersion(v byte) {
+	c.wmu.Lock()
+	c.version = v
+	c.wmu.Unlock()
+}
+
+// newClientID returns a server-assigned client identifier [MQTT-3.1.3-6].
+func newClientID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return "auto-" + hex.EncodeToString(b[:])
+}

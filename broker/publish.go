@@ -1,0 +1,391 @@
+package broker
+
+import (
+	"cmp"
+	"slices"
+	"time"
+	"unicode/utf8"
+
+	"edgebroker/broker/packet"
+	"edgebroker/broker/topic"
+)
+
+// handlePublish processes a PUBLISH from the client.
+func (c *conn) handlePublish(flags byte, body []byte) error {
+	p := &c.in
+	if err := p.Decode(c.version, flags, body); err != nil {
+		return err
+	}
+	s := c.srv
+	s.Stats.MessagesReceived.Add(1)
+	if c.version == packet.V5 {
+		if err := c.resolveAlias(p); err != nil {
+			return err
+		}
+		if len(p.Props.SubscriptionIDs) > 0 {
+			return packet.ProtocolError // [MQTT-3.3.4-6]
+		}
+	}
+	if err := s.tlim.ValidName(p.Topic); err != nil {
+		return packet.TopicNameInvalid // [MQTT-3.3.2-2]
+	}
+	sess := c.sess
+	if p.QoS == 2 {
+		sess.mu.Lock()
+		dup := sess.hasInQoS2(p.PacketID)
+		full := !dup && len(sess.inQoS2) >= int(s.lim.MaxInflight)
+		sess.mu.Unlock()
+		if dup { // a resend: already routed [MQTT-4.3.3-10]
+			c.writeAck(packet.PUBREC, p.PacketID, packet.Success)
+			return nil
+		}
+		if full && c.version == packet.V5 {
+			return packet.ReceiveMaximumExceeded // [MQTT-3.3.4-8]
+		}
+	}
+	code := packet.Success
+	switch {
+	case c.version == packet.V5 && p.Props.Has(packet.PropPayloadFormat) && p.Props.PayloadFormat == 1 && !utf8.Valid(p.Payload):
+		if p.QoS == 0 {
+			return packet.PayloadFormatInvalid
+		}
+		code = packet.PayloadFormatInvalid // [MQTT-3.3.2-4]: may answer with 0x99
+	case c.port.Authorizer != nil && !c.port.Authorizer.AllowPublish(c.client, p.Topic):
+		code = packet.NotAuthorized // 3.1.1 cannot say so: the message is dropped
+	default:
+		m := newMessage(p, s.now(), c.client)
+		if s.publish(m, sess, &c.rsc) == 0 && c.version == packet.V5 {
+			code = packet.NoMatchingSubscribers
+		}
+		m.release()
+	}
+	if c.version != packet.V5 && code >= 0x80 {
+		code = packet.Success
+	}
+	switch p.QoS {
+	case 1:
+		c.writeAck(packet.PUBACK, p.PacketID, code)
+	case 2:
+		if code < 0x80 {
+			sess.mu.Lock()
+			sess.inQoS2 = append(sess.inQoS2, p.PacketID)
+			sess.mu.Unlock()
+		}
+		c.writeAck(packet.PUBREC, p.PacketID, code)
+	}
+	return nil
+}
+
+// resolveAlias applies a 5.0 Topic Alias from the client [MQTT-3.3.2-7..12].
+func (c *conn) resolveAlias(p *packet.Publish) error {
+	if !p.Props.Has(packet.PropTopicAlias) {
+		if len(p.Topic) == 0 {
+			return packet.ProtocolError
+		}
+		return nil
+	}
+	a := p.Props.TopicAlias
+	if a == 0 || a > c.srv.lim.MaxTopicAliases {
+		return packet.TopicAliasInvalid
+	}
+	if c.aliasesIn == nil {
+		c.aliasesIn = make([][]byte, c.srv.lim.MaxTopicAliases)
+	}
+	if len(p.Topic) > 0 {
+		c.aliasesIn[a-1] = append(c.aliasesIn[a-1][:0], p.Topic...)
+		return nil
+	}
+	if len(c.aliasesIn[a-1]) == 0 {
+		return packet.ProtocolError // alias never set
+	}
+	p.Topic = c.aliasesIn[a-1]
+	return nil
+}
+
+// publish stores m if it is retained and routes it to every matching
+// subscriber. It returns how many sessions it was delivered to.
+func (s *Server) publish(m *Message, origin *session, sc *scratch) int {
+	if m.Retain {
+		s.storeRetained(m)
+	}
+	return s.route(m, origin, sc)
+}
+
+// storeRetained sets, replaces or (empty payload) deletes the retained
+// message for m's topic [MQTT-3.3.1-5..7].
+func (s *Server) storeRetained(m *Message) {
+	var old *Message
+	var had bool
+	s.retMu.Lock()
+	if len(m.Payload) == 0 {
+		old, had = s.retained.Delete(m.Topic)
+	} else {
+		old, had = s.retained.Set(m.Topic, m.retain())
+	}
+	s.retMu.Unlock()
+	if had {
+		old.release()
+	}
+}
+
+// route delivers m to the matching subscriptions. A session with several
+// matching non-shared subscriptions gets one copy at the highest granted
+// QoS carrying every matching subscription identifier.
+func (s *Server) route(m *Message, origin *session, sc *scratch) int {
+	s.subMu.RLock()
+	sc.matches = s.subs.Match(m.Topic, sc.matches[:0])
+	s.subMu.RUnlock()
+	ms := sc.matches
+	if len(ms) > 1 {
+		slices.SortFunc(ms, func(a, b topic.Sub[*session, subOpts]) int {
+			if c := cmp.Compare(a.Key.seq, b.Key.seq); c != 0 {
+				return c
+			}
+			return cmp.Compare(b2i(a.Shared()), b2i(b.Shared()))
+		})
+	}
+	n := 0
+	for i := 0; i < len(ms); {
+		ss := ms[i].Key
+		d := delivery{msg: m}
+		found := false
+		j := i
+		for ; j < len(ms) && ms[j].Key == ss; j++ {
+			o := &ms[j].Value
+			if ms[j].Shared() {
+				// A shared subscription is its own delivery.
+				one := delivery{msg: m, qos: min(o.qos, m.QoS), retain: o.retainAsPub && m.Retain}
+				one.addID(o.id)
+				ss.deliver(&one, sc)
+				n++
+				continue
+			}
+			if o.noLocal && ss == origin { // [MQTT-3.8.3-3]
+				continue
+			}
+			if q := min(o.qos, m.QoS); !found || q > d.qos {
+				d.qos = q
+			}
+			if o.retainAsPub && m.Retain { // [MQTT-3.3.1-12/13]
+				d.retain = true
+			}
+			d.addID(o.id)
+			found = true
+		}
+		if found {
+			ss.deliver(&d, sc)
+			n++
+		}
+		i = j
+	}
+	clear(ms) // do not keep sessions reachable from the scratch
+	return n
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// deliver sends d to the session's connection, queues it, or drops it.
+func (ss *session) deliver(d *delivery, sc *scratch) {
+	if ss.handler != nil {
+		ss.handler(d.msg)
+		return
+	}
+	now := ss.srv.now()
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.dead {
+		return
+	}
+	c := ss.c
+	lim := &ss.srv.lim
+	if d.qos == 0 {
+		switch {
+		case c != nil && c.pendingBytes() < lim.MaxPendingBytes:
+			if !c.writePublish(d, 0, false, sc, now) {
+				ss.drop()
+			}
+		case c == nil && lim.QueueQoS0:
+			ss.enqueue(d)
+		default:
+			ss.drop() // a slow consumer loses QoS 0 messages, never blocks the publisher
+		}
+		return
+	}
+	if c != nil && ss.queue.len() == 0 && len(ss.inflight) < c.window && c.pendingBytes() < lim.MaxPendingBytes {
+		ss.sendInflight(c, *d, sc, now)
+		return
+	}
+	ss.enqueue(d)
+}
+
+// sendInflight assigns a packet identifier and sends a QoS 1/2 delivery.
+func (ss *session) sendInflight(c *conn, d delivery, sc *scratch, now time.Time) {
+	pid := ss.allocPID()
+	if !c.writePublish(&d, pid, false, sc, now) {
+		ss.drop() // too large for the client, or expired
+		return
+	}
+	d.msg.retain()
+	ss.inflight = append(ss.inflight, inflight{pid: pid, d: d})
+}
+
+// enqueue keeps a reference to d's message in the session queue, applying
+// the drop policy when the queue is full.
+func (ss *session) enqueue(d *delivery) {
+	lim := &ss.srv.lim
+	d.msg.retain()
+	if ss.queue.push(*d, lim.MaxQueued) {
+		return
+	}
+	if lim.DropPolicy == DropNewest {
+		d.msg.release()
+		ss.drop()
+		return
+	}
+	old, _ := ss.queue.pop()
+	old.msg.release()
+	ss.drop()
+	ss.queue.push(*d, lim.MaxQueued)
+}
+
+func (ss *session) drop() {
+	ss.dropped++
+	ss.srv.Stats.MessagesDropped.Add(1)
+}
+
+// refill moves queued messages into the connection while the in-flight
+// window and the socket buffer have room.
+func (ss *session) refill(c *conn) {
+	now := ss.srv.now()
+	ss.mu.Lock()
+	ss.refillLocked(c, &c.wsc, now)
+	ss.mu.Unlock()
+}
+
+func (ss *session) refillLocked(c *conn, sc *scratch, now time.Time) {
+	lim := &ss.srv.lim
+	for ss.c == c && ss.queue.len() > 0 && c.pendingBytes() < lim.MaxPendingBytes {
+		if ss.queue.buf[ss.queue.head].qos > 0 && len(ss.inflight) >= c.window {
+			return
+		}
+		d, _ := ss.queue.pop()
+		if _, ok := d.msg.remaining(now); !ok {
+			d.msg.release()
+			ss.drop() // expired while queued [MQTT-3.3.2-5]
+			continue
+		}
+		if d.qos == 0 {
+			if !c.writePublish(&d, 0, false, sc, now) {
+				ss.drop()
+			}
+		} else {
+			ss.sendInflight(c, d, sc, now)
+		}
+		d.msg.release()
+	}
+}
+
+// writePublish encodes d for the connection. It returns false when the
+// message cannot be sent: expired, or larger than the client accepts
+// [MQTT-3.1.2-24]. Callers hold the session lock.
+func (c *conn) writePublish(d *delivery, pid uint16, dup bool, sc *scratch, now time.Time) bool {
+	m := d.msg
+	rem, ok := m.remaining(now)
+	if !ok {
+		return false
+	}
+	p := &sc.pub
+	p.Dup, p.QoS, p.Retain, p.PacketID = dup, d.qos, d.retain, pid
+	p.Topic, p.Payload = m.Topic, m.Payload
+	if c.version == packet.V5 {
+		sc.ids = d.appendIDs(sc.ids[:0])
+		p.Props = m.Props
+		p.Props.SubscriptionIDs = sc.ids
+		if m.Expiry > 0 {
+			p.Props.Set(packet.PropMessageExpiry) // [MQTT-3.3.2-6]
+			p.Props.MessageExpiry = rem
+		}
+		if c.aliasMax > 0 {
+			c.applyAlias(p)
+		}
+	}
+	size := p.Size(c.version)
+	if c.maxOut > 0 && uint32(size) > c.maxOut {
+		return false
+	}
+	c.wmu.Lock()
+	c.out = p.Append(c.out, c.version)
+	c.wmu.Unlock()
+	c.signal()
+	c.srv.Stats.MessagesSent.Add(1)
+	return true
+}
+
+// applyAlias uses or assigns a server-to-client topic alias.
+func (c *conn) applyAlias(p *packet.Publish) {
+	if a, ok := c.aliasesOut[string(p.Topic)]; ok {
+		p.Props.Set(packet.PropTopicAlias)
+		p.Props.TopicAlias = a
+		p.Topic = nil
+		return
+	}
+	if len(c.aliasesOut) >= int(c.aliasMax) {
+		return
+	}
+	if c.aliasesOut == nil {
+		c.aliasesOut = make(map[string]uint16, c.aliasMax)
+	}
+	a := uint16(len(c.aliasesOut) + 1)
+	c.aliasesOut[string(p.Topic)] = a
+	p.Props.Set(packet.PropTopicAlias)
+	p.Props.TopicAlias = a
+}
+
+// handleAck processes PUBACK, PUBREC, PUBREL and PUBCOMP from the client.
+func (c *conn) handleAck(a *packet.Ack) error {
+	ss := c.sess
+	switch a.Type {
+	case packet.PUBREL: // inbound QoS 2, step 2 [MQTT-4.3.3-11]
+		ss.mu.Lock()
+		ok := ss.removeInQoS2(a.PacketID)
+		ss.mu.Unlock()
+		code := packet.Success
+		if !ok && c.version == packet.V5 {
+			code = packet.PacketIdentifierNotFound
+		}
+		c.writeAck(packet.PUBCOMP, a.PacketID, code)
+		return nil
+	}
+	now := c.srv.now()
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	i := ss.findInflight(a.PacketID)
+	if i < 0 {
+		if a.Type == packet.PUBREC && c.version == packet.V5 {
+			c.writeAck(packet.PUBREL, a.PacketID, packet.PacketIdentifierNotFound)
+		}
+		return nil // a late or duplicate acknowledgement
+	}
+	f := &ss.inflight[i]
+	switch {
+	case a.Type == packet.PUBACK && f.state == awaitAck && f.d.qos == 1,
+		a.Type == packet.PUBCOMP && f.state == awaitComp,
+		a.Type == packet.PUBREC && f.state == awaitAck && a.Code >= 0x80:
+		ss.removeInflight(i)
+	case a.Type == packet.PUBREC && f.state == awaitAck && f.d.qos == 2:
+		f.d.msg.release()
+		f.d.msg = nil
+		f.state = awaitComp
+		c.writeAck(packet.PUBREL, a.PacketID, packet.Success)
+		return nil
+	default:
+		return packet.ProtocolError
+	}
+	ss.refillLocked(c, &c.rsc, now)
+	return nil
+}

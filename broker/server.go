@@ -1,0 +1,272 @@
+// Package broker implements edgebroker's MQTT 3.1.1 and 5.0 server.
+//
+// A Server is shaped like net/http.Server: Serve(ln) blocks accepting
+// connections until Shutdown or Close, and returns ErrServerClosed. Each
+// listening port can carry its own authentication and authorization
+// (ServePort). Other parts of the appliance publish and subscribe through
+// the in-process API (Publish, Subscribe, SendTo) without a socket.
+//
+// The hot path — reading a PUBLISH, matching subscribers and encoding it for
+// each of them — allocates nothing in steady state: packets are decoded into
+// per-connection values, messages are pooled and reference counted, and
+// each connection writes from a reused buffer.
+package broker
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"edgebroker/broker/packet"
+	"edgebroker/broker/topic"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("broker: server closed")
+
+// Config configures a Server.
+type Config struct {
+	Limits Limits
+	Logger *slog.Logger     // nil: discard
+	Now    func() time.Time // nil: time.Now
+}
+
+// Client is what hooks learn about a client. The broker fills it at
+// CONNECT; an Authenticator may set Username (when it verified one) and
+// Attributes. It must not be changed after the CONNACK.
+type Client struct {
+	ID         string
+	Username   string
+	Attributes map[string]string
+	Version    byte   // packet.V31, V311 or V5
+	Port       string // Port.Name
+	Remote     net.Addr
+	TLS        *tls.ConnectionState // nil on plain TCP
+}
+
+// AuthResult is an Authenticator's verdict.
+type AuthResult struct {
+	// Code is packet.Success to accept, packet.ContinueAuthentication to
+	// continue a 5.0 enhanced authentication exchange with AuthData, or a
+	// CONNACK reason code (0x86 bad credentials, 0x87 not authorized,
+	// 0x8C bad authentication method, ...).
+	Code     packet.Code
+	AuthData []byte
+	// Expiry, when set, ends the connection when the credential expires.
+	Expiry time.Time
+}
+
+// AuthRequest is one authentication step: the CONNECT's credentials, or
+// the data of an AUTH packet during 5.0 enhanced authentication.
+type AuthRequest struct {
+	Username    []byte
+	Password    []byte
+	HasPassword bool
+	Method      string // 5.0 Authentication Method; "" without enhanced authentication
+	Data        []byte // 5.0 Authentication Data
+	Step        int    // 0 for the CONNECT, then 1, 2, ... for AUTH packets
+}
+
+// Authenticator decides who may connect on a port.
+type Authenticator interface {
+	Authenticate(c *Client, r *AuthRequest) AuthResult
+}
+
+// Authorizer decides what an authenticated client may do. AllowPublish is
+// on the hot path and must not allocate.
+type Authorizer interface {
+	AllowConnect(c *Client) bool
+	AllowPublish(c *Client, topic []byte) bool
+	AllowSubscribe(c *Client, filter []byte) bool
+}
+
+// Port is what one listening port applies to its clients. A nil
+// Authenticator accepts everyone (anonymous); a nil Authorizer allows
+// everything.
+type Port struct {
+	Name          string
+	Authenticator Authenticator
+	Authorizer    Authorizer
+}
+
+// Stats are the server's running counters.
+type Stats struct {
+	Connections      atomic.Int64 // currently connected clients
+	MessagesReceived atomic.Uint64
+	MessagesSent     atomic.Uint64
+	MessagesDropped  atomic.Uint64
+	BytesReceived    atomic.Uint64
+	BytesSent        atomic.Uint64
+}
+
+// Server is an MQTT broker.
+type Server struct {
+	lim  Limits
+	log  *slog.Logger
+	now  func() time.Time
+	tlim topic.Limits
+
+	Stats Stats
+
+	mu        sync.Mutex
+	sessions  map[string]*session
+	conns     map[*conn]struct{}
+	listeners map[net.Listener]struct{}
+	closed    bool
+	connWG    sync.WaitGroup
+	seq       uint64 // session sequence numbers
+	inprocSeq uint64
+
+	subMu sync.RWMutex
+	subs  *topic.Tree[*session, subOpts]
+
+	retMu    sync.RWMutex
+	retained *topic.Retained[*Message]
+
+	scratchPool sync.Pool // *scratch for in-process publishers
+}
+
+// New returns a Server configured by cfg.
+func New(cfg Config) *Server {
+	s := &Server{
+		lim:       cfg.Limits.withDefaults(),
+		log:       cfg.Logger,
+		now:       cfg.Now,
+		sessions:  make(map[string]*session),
+		conns:     make(map[*conn]struct{}),
+		listeners: make(map[net.Listener]struct{}),
+		subs:      topic.NewTree[*session, subOpts](),
+		retained:  new(topic.Retained[*Message]),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.tlim = topic.Limits{MaxLength: s.lim.MaxTopicLength, MaxLevels: s.lim.MaxTopicLevels}
+	s.subs.Prefer = func(ss *session) bool { return ss.online.Load() }
+	s.scratchPool.New = func() any { return new(scratch) }
+	return s
+}
+
+// Serve accepts connections on ln with anonymous access until the server
+// is shut down. It always returns a non-nil error; after Shutdown or Close
+// that is ErrServerClosed.
+func (s *Server) Serve(ln net.Listener) error { return s.ServePort(ln, &Port{Name: ln.Addr().String()}) }
+
+// ServePort is Serve with the port's authentication and authorization.
+func (s *Server) ServePort(ln net.Listener, p *Port) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscallEMFILE) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept", "err", err, "retry_in", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		if !s.startConn(nc, p) {
+			nc.Close()
+		}
+	}
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// startConn registers and starts a connection; false after shutdown.
+func (s *Server) startConn(nc net.Conn, p *Port) bool {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false
+	}
+	c := newConn(s, nc, p)
+	s.conns[c] = struct{}{}
+	s.connWG.Add(2)
+	s.mu.Unlock()
+	go c.readLoop()
+	go c.writeLoop()
+	return true
+}
+
+func (s *Server) removeConn(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// Shutdown stops accepting, tells every client the server is going away
+// (5.0: DISCONNECT 0x8B), and waits until every connection has closed or
+// ctx is done.
+func (s *Server) Shutdown(ctx context.Context) error {
+	conns := s.stop()
+	for _, c := range conns {
+		c.closeWith(packet.ServerShuttingDown, "")
+	}
+	done := make(chan struct{})
+	go func() { s.connWG.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		for _, c := range conns {
+			c.nc.Close()
+		}
+		return ctx.Err()
+	}
+}
+
+// Close closes every listener and connection at once.
+func (s *Server) Close() error {
+	for _, c := range s.stop() {
+		c.nc.Close()
+	}
+	s.connWG.Wait()
+	return nil
+}
+
+// stop marks the server closed, closes the listeners and returns the
+// connections.
+func (s *Server) stop() []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	return conns
+}

@@ -1,0 +1,222 @@
+package broker
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// subOpts is what the broker keeps per subscription.
+type subOpts struct {
+	qos            byte
+	noLocal        bool
+	retainAsPub    bool
+	retainHandling byte
+	id             uint32 // subscription identifier, 0 = none
+}
+
+// delivery is one message on its way to one session: the granted QoS, the
+// retain flag to send and the matching subscription identifiers.
+type delivery struct {
+	msg    *Message
+	qos    byte
+	retain bool
+	nids   uint8
+	ids    [4]uint32
+	more   []uint32 // identifiers beyond len(ids); rare
+}
+
+func (d *delivery) addID(id uint32) {
+	if id == 0 {
+		return
+	}
+	if int(d.nids) < len(d.ids) {
+		d.ids[d.nids] = id
+		d.nids++
+		return
+	}
+	d.more = append(d.more, id)
+}
+
+// appendIDs appends the subscription identifiers to dst.
+func (d *delivery) appendIDs(dst []uint32) []uint32 {
+	dst = append(dst, d.ids[:d.nids]...)
+	return append(dst, d.more...)
+}
+
+// Outbound in-flight states.
+const (
+	awaitAck  = iota // PUBLISH sent: waiting for PUBACK (QoS 1) or PUBREC (QoS 2)
+	awaitComp        // PUBREL sent: waiting for PUBCOMP
+)
+
+type inflight struct {
+	pid   uint16
+	state uint8
+	d     delivery // d.msg is nil once PUBREC released it
+}
+
+// will is a connection's last-will message and its delay.
+type will struct {
+	msg   *Message
+	delay uint32 // seconds (5.0 Will Delay Interval)
+}
+
+// session is the state of one client identifier. It outlives connections
+// when the client asked for a persistent session. Fields below mu are
+// guarded by it; lock order is Server.mu → session.mu → conn.wmu.
+type session struct {
+	srv    *Server
+	id     string
+	seq    uint64      // orders sessions when merging overlapping matches
+	online atomic.Bool // a connection is attached (read without mu by shared-subscription routing)
+
+	mu        sync.Mutex
+	c         *conn  // attached connection, nil while offline
+	dead      bool   // removed from the server: deliveries are dropped
+	expiry    uint32 // session expiry interval in seconds; 0xFFFFFFFF never
+	subs      map[string]subOpts
+	inflight  []inflight
+	queue     ring
+	nextPID   uint16
+	inQoS2    []uint16 // inbound QoS 2 packet identifiers awaiting PUBREL
+	will      *will
+	expTimer  *time.Timer
+	willTimer *time.Timer
+	dropped   uint64 // messages dropped for this session: queue full, too large, expired
+
+	// handler, when set, makes this an in-process subscriber: deliveries
+	// call it instead of going to a connection.
+	handler func(*Message)
+}
+
+// ring is a bounded FIFO of deliveries.
+type ring struct {
+	buf        []delivery
+	head, size int
+}
+
+func (r *ring) len() int { return r.size }
+
+// push appends d, growing up to limit; it returns false when full.
+func (r *ring) push(d delivery, limit int) bool {
+	if r.size == len(r.buf) {
+		if len(r.buf) >= limit {
+			return false
+		}
+		n := min(max(2*len(r.buf), 8), limit)
+		nb := make([]delivery, n)
+		for i := range r.size {
+			nb[i] = r.buf[(r.head+i)%len(r.buf)]
+		}
+		r.buf, r.head = nb, 0
+	}
+	r.buf[(r.head+r.size)%len(r.buf)] = d
+	r.size++
+	return true
+}
+
+// pop removes and returns the oldest delivery.
+func (r *ring) pop() (delivery, bool) {
+	if r.size == 0 {
+		return delivery{}, false
+	}
+	d := r.buf[r.head]
+	r.buf[r.head] = delivery{}
+	r.head = (r.head + 1) % len(r.buf)
+	r.size--
+	return d, true
+}
+
+// drain releases every queued message.
+func (r *ring) drain() {
+	for {
+		d, ok := r.pop()
+		if !ok {
+			break
+		}
+		d.msg.release()
+	}
+	r.buf, r.head = nil, 0
+}
+
+// allocPID returns a packet identifier not in flight. Callers hold mu and
+// have checked that the window is not full.
+func (s *session) allocPID() uint16 {
+	for {
+		s.nextPID++
+		if s.nextPID == 0 {
+			s.nextPID = 1
+		}
+		if s.findInflight(s.nextPID) < 0 {
+			return s.nextPID
+		}
+	}
+}
+
+func (s *session) findInflight(pid uint16) int {
+	for i := range s.inflight {
+		if s.inflight[i].pid == pid {
+			return i
+		}
+	}
+	return -1
+}
+
+// removeInflight deletes entry i keeping order, and releases its message.
+func (s *session) removeInflight(i int) {
+	if m := s.inflight[i].d.msg; m != nil {
+		m.release()
+	}
+	copy(s.inflight[i:], s.inflight[i+1:])
+	s.inflight[len(s.inflight)-1] = inflight{}
+	s.inflight = s.inflight[:len(s.inflight)-1]
+}
+
+func (s *session) hasInQoS2(pid uint16) bool {
+	for _, p := range s.inQoS2 {
+		if p == pid {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *session) removeInQoS2(pid uint16) bool {
+	for i, p := range s.inQoS2 {
+		if p == pid {
+			s.inQoS2[i] = s.inQoS2[len(s.inQoS2)-1]
+			s.inQoS2 = s.inQoS2[:len(s.inQoS2)-1]
+			return true
+		}
+	}
+	return false
+}
+
+// clearLocked releases everything the session holds. Callers hold mu.
+func (s *session) clearLocked() {
+	for i := range s.inflight {
+		if m := s.inflight[i].d.msg; m != nil {
+			m.release()
+		}
+	}
+	s.inflight = nil
+	s.queue.drain()
+	s.inQoS2 = nil
+	s.stopTimersLocked()
+	if s.will != nil {
+		s.will.msg.release()
+		s.will = nil
+	}
+}
+
+func (s *session) stopTimersLocked() {
+	if s.expTimer != nil {
+		s.expTimer.Stop()
+		s.expTimer = nil
+	}
+	if s.willTimer != nil {
+		s.willTimer.Stop()
+		s.willTimer = nil
+	}
+}

@@ -1,0 +1,177 @@
+package broker
+
+import (
+	"time"
+
+	"edgebroker/broker/packet"
+)
+
+const neverExpires = 0xFFFFFFFF
+
+// attach binds a connection that passed CONNECT to its session: it takes
+// over a connected session [MQTT-3.1.4-3], resumes or discards stored
+// state, writes the CONNACK and resends what was in flight.
+func (s *Server) attach(c *conn, p *pendingConnect) {
+	var wills []*will
+	s.mu.Lock()
+	old := s.sessions[c.client.ID]
+	if old != nil {
+		old.mu.Lock()
+		if oc := old.c; oc != nil {
+			old.c = nil
+			old.online.Store(false)
+			oc.closeWith(packet.SessionTakenOver, "")
+		}
+		old.stopTimersLocked()
+		if w := old.will; w != nil {
+			old.will = nil
+			// The will of the replaced connection is published unless its
+			// delay has not passed and the session goes on [MQTT-3.1.3-9].
+			if w.delay == 0 || p.clean {
+				wills = append(wills, w)
+			} else {
+				w.msg.release()
+			}
+		}
+		if p.clean {
+			s.endSessionLocked(old)
+			old.mu.Unlock()
+			old = nil
+		}
+	}
+	ss := old
+	present := ss != nil
+	if ss == nil {
+		s.seq++
+		ss = &session{srv: s, id: c.client.ID, seq: s.seq, subs: make(map[string]subOpts)}
+		s.sessions[ss.id] = ss
+		ss.mu.Lock()
+	}
+	s.mu.Unlock()
+
+	ss.expiry = p.expiry
+	ss.will = p.will
+	ss.c = c
+	ss.online.Store(true)
+	c.wmu.Lock()
+	c.sess = ss
+	c.connected = true
+	c.wmu.Unlock()
+	c.aliasesOut = nil
+	c.writeConnack(present, packet.Success, p)
+	now := s.now()
+	for i := range ss.inflight { // [MQTT-4.4.0-1]: resend in order, DUP set
+		f := &ss.inflight[i]
+		if f.state == awaitComp {
+			c.writeAck(packet.PUBREL, f.pid, packet.Success)
+		} else if !c.writePublish(&f.d, f.pid, true, &c.rsc, now) {
+			ss.removeInflight(i)
+			ss.drop()
+		}
+	}
+	ss.refillLocked(c, &c.rsc, now)
+	ss.mu.Unlock()
+	for _, w := range wills {
+		s.publishWill(w, ss)
+	}
+}
+
+// detach unbinds a closed connection from its session. The will is
+// published now, or after its delay; a session with expiry 0 ends now.
+func (s *Server) detach(c *conn) {
+	ss := c.sess
+	s.mu.Lock()
+	ss.mu.Lock()
+	if ss.c != c { // taken over: attach dealt with it
+		ss.mu.Unlock()
+		s.mu.Unlock()
+		return
+	}
+	ss.c = nil
+	ss.online.Store(false)
+	var now *will
+	if w := ss.will; w != nil {
+		switch {
+		case c.normalExit:
+			ss.will = nil
+			w.msg.release()
+		case w.delay == 0 || ss.expiry == 0:
+			ss.will = nil
+			now = w
+		default:
+			d := time.Duration(min(w.delay, ss.expiry)) * time.Second
+			ss.willTimer = time.AfterFunc(d, func() { s.fireWill(ss) })
+		}
+	}
+	switch ss.expiry {
+	case 0:
+		s.endSessionLocked(ss)
+	case neverExpires:
+	default:
+		d := time.Duration(ss.expiry) * time.Second
+		ss.expTimer = time.AfterFunc(d, func() { s.expire(ss) })
+	}
+	ss.mu.Unlock()
+	s.mu.Unlock()
+	if now != nil {
+		s.publishWill(now, ss)
+	}
+}
+
+// fireWill publishes a delayed will.
+func (s *Server) fireWill(ss *session) {
+	ss.mu.Lock()
+	w := ss.will
+	if ss.c != nil || w == nil {
+		ss.mu.Unlock()
+		return
+	}
+	ss.will = nil
+	ss.willTimer = nil
+	ss.mu.Unlock()
+	s.publishWill(w, ss)
+}
+
+// expire ends an offline session whose expiry interval has passed, first
+// publishing a will still waiting for its delay [MQTT-3.1.3-9].
+func (s *Server) expire(ss *session) {
+	s.mu.Lock()
+	ss.mu.Lock()
+	if ss.c != nil || ss.dead || s.sessions[ss.id] != ss {
+		ss.mu.Unlock()
+		s.mu.Unlock()
+		return
+	}
+	w := ss.will
+	ss.will = nil
+	s.endSessionLocked(ss)
+	ss.mu.Unlock()
+	s.mu.Unlock()
+	if w != nil {
+		s.publishWill(w, ss)
+	}
+}
+
+// endSessionLocked removes a session: its subscriptions, queue and
+// in-flight messages go. Callers hold s.mu and ss.mu.
+func (s *Server) endSessionLocked(ss *session) {
+	ss.dead = true
+	if s.sessions[ss.id] == ss {
+		delete(s.sessions, ss.id)
+	}
+	s.subMu.Lock()
+	for f := range ss.subs {
+		s.subs.Unsubscribe([]byte(f), ss)
+	}
+	s.subMu.Unlock()
+	ss.subs = nil
+	ss.clearLocked()
+}
+
+// publishWill routes a will message as if its client had published it.
+func (s *Server) publishWill(w *will, from *session) {
+	sc := s.scratchPool.Get().(*scratch)
+	s.publish(w.msg, from, sc)
+	s.scratchPool.Put(sc)
+	w.msg.release()
+}

@@ -1,0 +1,147 @@
+package broker
+
+import (
+	"edgebroker/broker/packet"
+	"edgebroker/broker/topic"
+)
+
+// handleSubscribe processes a SUBSCRIBE: SUBACK first, then the retained
+// messages each new subscription asks for.
+func (c *conn) handleSubscribe(sp *packet.Subscribe) error {
+	var id uint32
+	if len(sp.Props.SubscriptionIDs) > 0 {
+		id = sp.Props.SubscriptionIDs[0]
+	}
+	ack := packet.Suback{PacketID: sp.PacketID}
+	type wantRetained struct {
+		filter []byte
+		opts   subOpts
+	}
+	var want []wantRetained
+	for i := range sp.Filters {
+		f := &sp.Filters[i]
+		code, existed, err := c.subscribe(f, id)
+		if err != nil {
+			return err
+		}
+		if c.version != packet.V5 && code >= 0x80 {
+			code = 0x80
+		}
+		ack.Codes = append(ack.Codes, code)
+		if code >= 0x80 {
+			continue
+		}
+		if _, _, shared := topic.ParseShared(f.Filter); shared {
+			continue // no retained messages for shared subscriptions [MQTT-3.8.4-?]
+		}
+		if f.RetainHandling == 0 || f.RetainHandling == 1 && !existed {
+			want = append(want, wantRetained{f.Filter, subOpts{qos: f.QoS, id: id}})
+		}
+	}
+	c.wmu.Lock()
+	c.out = ack.Append(c.out, c.version)
+	c.wmu.Unlock()
+	c.signal()
+	for _, w := range want {
+		c.sendRetained(w.filter, w.opts)
+	}
+	return nil
+}
+
+// subscribe adds one subscription and returns its SUBACK code and whether
+// it replaced an existing subscription to the same filter.
+func (c *conn) subscribe(f *packet.Subscription, id uint32) (code packet.Code, existed bool, err error) {
+	s := c.srv
+	if err := s.tlim.ValidFilter(f.Filter); err != nil {
+		return packet.TopicFilterInvalid, false, nil
+	}
+	_, inner, shared := topic.ParseShared(f.Filter)
+	if shared && f.NoLocal {
+		return 0, false, packet.ProtocolError // [MQTT-3.8.3-4]
+	}
+	if az := c.port.Authorizer; az != nil && !az.AllowSubscribe(c.client, inner) {
+		return packet.NotAuthorized, false, nil
+	}
+	o := subOpts{qos: f.QoS, noLocal: f.NoLocal, retainAsPub: f.RetainAsPublished, retainHandling: f.RetainHandling, id: id}
+	ss := c.sess
+	key := string(f.Filter)
+	ss.mu.Lock()
+	_, existed = ss.subs[key]
+	if !existed && len(ss.subs) >= s.lim.MaxSubscriptions {
+		ss.mu.Unlock()
+		return packet.QuotaExceeded, false, nil
+	}
+	ss.subs[key] = o
+	ss.mu.Unlock()
+	s.subMu.Lock()
+	s.subs.Subscribe(f.Filter, ss, o)
+	s.subMu.Unlock()
+	return packet.Code(f.QoS), existed, nil // granted QoS 0, 1 or 2
+}
+
+// sendRetained delivers the retained messages matching filter, with the
+// retain flag set [MQTT-3.3.1-8].
+func (c *conn) sendRetained(filter []byte, o subOpts) {
+	s := c.srv
+	sc := &c.rsc
+	s.retMu.RLock()
+	s.retained.Match(filter, func(_ []byte, m *Message) bool {
+		sc.ret = append(sc.ret, m.retain())
+		return true
+	})
+	s.retMu.RUnlock()
+	for i, m := range sc.ret {
+		d := delivery{msg: m, qos: min(o.qos, m.QoS), retain: true}
+		d.addID(o.id)
+		c.sess.deliver(&d, sc)
+		m.release()
+		sc.ret[i] = nil
+	}
+	sc.ret = sc.ret[:0]
+}
+
+// handleUnsubscribe processes an UNSUBSCRIBE.
+func (c *conn) handleUnsubscribe(up *packet.Unsubscribe) error {
+	s := c.srv
+	ss := c.sess
+	ack := packet.Unsuback{PacketID: up.PacketID}
+	for _, f := range up.Filters {
+		ss.mu.Lock()
+		_, ok := ss.subs[string(f)]
+		delete(ss.subs, string(f))
+		ss.mu.Unlock()
+		code := packet.Success
+		if ok {
+			s.subMu.Lock()
+			s.subs.Unsubscribe(f, ss)
+			s.subMu.Unlock()
+		} else {
+			code = packet.NoSubscriptionExisted
+		}
+		ack.Codes = append(ack.Codes, code)
+	}
+	c.wmu.Lock()
+	c.out = ack.Append(c.out, c.version)
+	c.wmu.Unlock()
+	c.signal()
+	return nil
+}
+
+// handleDisconnect processes a DISCONNECT from the client.
+func (c *conn) handleDisconnect(d *packet.Disconnect) error {
+	ss := c.sess
+	if c.version == packet.V5 && d.Props.Has(packet.PropSessionExpiry) {
+		ss.mu.Lock()
+		was := ss.expiry
+		if was == 0 && d.Props.SessionExpiry != 0 {
+			ss.mu.Unlock()
+			return packet.ProtocolError // [MQTT-3.14.2-2]
+		}
+		ss.expiry = min(d.Props.SessionExpiry, c.srv.lim.MaxSessionExpiry)
+		ss.mu.Unlock()
+	}
+	// 0x04 Disconnect with Will Message keeps the will; anything else
+	// from the client discards it [MQTT-3.14.4-3].
+	c.normalExit = c.version != packet.V5 || d.Code != packet.DisconnectWithWill
+	return errClosed
+}
