@@ -97,4 +97,3 @@ func (s *Server) Retained() int {
 	defer s.retMu.RUnlock()
 	return s.retained.Len()
 }
-

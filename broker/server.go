@@ -158,7 +158,9 @@ func New(cfg Config) *Server {
 // Serve accepts connections on ln with anonymous access until the server
 // is shut down. It always returns a non-nil error; after Shutdown or Close
 // that is ErrServerClosed.
-func (s *Server) Serve(ln net.Listener) error { return s.ServePort(ln, &Port{Name: ln.Addr().String()}) }
+func (s *Server) Serve(ln net.Listener) error {
+	return s.ServePort(ln, &Port{Name: ln.Addr().String()})
+}
 
 // ServePort is Serve with the port's authentication and authorization.
 func (s *Server) ServePort(ln net.Listener, p *Port) error {
