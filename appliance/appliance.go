@@ -26,6 +26,9 @@ type Config struct {
 	DataDir    string   // state lives here (/perm/edgebroker on gokrazy)
 	ConfigPath string   // YAML resources (file or folder); "" = embedded default
 	Listen     []string // extra plain, anonymous MQTT ports
+	// Loopback is the embedded default's device-local plain port: ""
+	// means DefaultLoopback, "off" disables it.
+	Loopback string
 	Logger     *slog.Logger
 	Limits     broker.Limits
 	// Ready, if set, is called with the bound listener addresses once the
@@ -55,9 +58,16 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	srv := broker.New(broker.Config{Limits: cfg.Limits, Logger: log.With("subsystem", "broker")})
-	addrs := []string{DefaultLoopback}
+	var addrs []string
+	switch cfg.Loopback {
+	case "":
+		addrs = append(addrs, DefaultLoopback)
+	case "off":
+	default:
+		addrs = append(addrs, cfg.Loopback)
+	}
 	for _, a := range cfg.Listen {
-		if a != DefaultLoopback {
+		if len(addrs) == 0 || a != addrs[0] || a == "127.0.0.1:0" {
 			addrs = append(addrs, a)
 		}
 	}

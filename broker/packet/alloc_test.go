@@ -118,15 +118,18 @@ func TestAllocsDecodeErrors(t *testing.T) {
 			continue
 		}
 		raw := tt.raw
+		// Reused values: a failing decode may still grow a slice once.
+		var (
+			p Publish
+			c Connect
+			a Ack
+			s Subscribe
+		)
 		assertNoAllocs(t, tt.name, func() {
 			h, n, err := ParseFixedHeader(raw)
 			if err != nil {
 				return
 			}
-			var p Publish
-			var c Connect
-			var a Ack
-			var s Subscribe
 			b := raw[n:]
 			switch h.Type {
 			case PUBLISH:

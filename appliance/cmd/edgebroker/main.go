@@ -26,6 +26,7 @@ func main() {
 	flag.StringVar(&cfg.DataDir, "data", "/perm/edgebroker", "state directory")
 	flag.StringVar(&cfg.ConfigPath, "config", "", "YAML resource file or folder applied at start")
 	flag.Var(&listen, "listen", "add a plain, anonymous MQTT port (host:port); repeatable")
+	flag.StringVar(&cfg.Loopback, "loopback", appliance.DefaultLoopback, `the device-local plain MQTT port of the embedded default ("off" to disable)`)
 	verbose := flag.Bool("v", false, "debug logging")
 	flag.Parse()
 	cfg.Listen = listen
