@@ -29,8 +29,8 @@ type Config struct {
 	// Loopback is the embedded default's device-local plain port: ""
 	// means DefaultLoopback, "off" disables it.
 	Loopback string
-	Logger     *slog.Logger
-	Limits     broker.Limits
+	Logger   *slog.Logger
+	Limits   broker.Limits
 	// Ready, if set, is called with the bound listener addresses once the
 	// appliance serves.
 	Ready func(addrs []net.Addr)

@@ -55,7 +55,7 @@ func TestServesEveryPortAndShutsDown(t *testing.T) {
 	lost := make(chan error, 1)
 	got := make(chan string, 1)
 	opts := func(id string, a net.Addr) *mqtt.ClientOptions {
-		return mqtt.NewClientOptions().AddBroker("tcp://"+a.String()).SetClientID(id).
+		return mqtt.NewClientOptions().AddBroker("tcp://" + a.String()).SetClientID(id).
 			SetAutoReconnect(false).SetConnectTimeout(5 * time.Second)
 	}
 	sub := mqtt.NewClient(opts("sub", addrs[0]).SetConnectionLostHandler(func(_ mqtt.Client, err error) { lost <- err }))

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// needTool finds a Debian client tool; CI must have it (tools/setup-test-deps).
+func needTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s missing in CI: tools/setup-test-deps installs it", name)
+		}
+		t.Skipf("%s not installed (run tools/setup-test-deps)", name)
+	}
+	return p
+}
+
+// runBinary builds and starts bin/edgebroker with a -listen port and
+// returns that port's address and the process.
+func runBinary(t *testing.T, args ...string) (addr string, cmd *exec.Cmd, exited chan error) {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "edgebroker")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	args = append([]string{"-data", filepath.Join(t.TempDir(), "data"), "-loopback", "off", "-listen", "127.0.0.1:0"}, args...)
+	cmd = exec.Command(bin, args...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited = make(chan error, 1)
+	found := make(chan string, 1)
+	go func() {
+		re := regexp.MustCompile(`serving MQTT" addr=(\S+)`)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[1]
+			}
+		}
+		exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	select {
+	case addr = <-found:
+	case err := <-exited:
+		t.Fatalf("edgebroker exited: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("edgebroker did not report its port")
+	}
+	return addr, cmd, exited
+}
+
+// TestMosquittoClients replays the README's commands: mosquitto_pub to the
+// binary is delivered to mosquitto_sub for 3.1.1 and 5.0, QoS 0, 1 and 2,
+// and retained messages reach a later subscriber.
+func TestMosquittoClients(t *testing.T) {
+	pub, sub, stdbuf := needTool(t, "mosquitto_pub"), needTool(t, "mosquitto_sub"), needTool(t, "stdbuf")
+	addr, cmd, exited := runBinary(t)
+	host, port := splitHostPort(t, addr)
+	mqtt := func(ctx context.Context, tool string, args ...string) *exec.Cmd {
+		return exec.CommandContext(ctx, tool, append([]string{"-h", host, "-p", port}, args...)...)
+	}
+	for _, v := range []string{"mqttv311", "mqttv5"} {
+		for _, q := range []string{"0", "1", "2"} {
+			t.Run(v+"/qos"+q, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				topic := fmt.Sprintf("test/%s/%s", v, q)
+				// -C 1 exits after one message; the sub's "subscribed" output
+				// (-d) tells us when to publish.
+				// stdbuf: line-buffered stdout, so the SUBACK line arrives now.
+				s := exec.CommandContext(ctx, stdbuf, "-oL", sub, "-h", host, "-p", port, "-V", v, "-q", q, "-t", topic, "-C", "1", "-d")
+				out, _ := s.StdoutPipe()
+				if err := s.Start(); err != nil {
+					t.Fatal(err)
+				}
+				sc := bufio.NewScanner(out)
+				for sc.Scan() && !regexp.MustCompile(`SUBACK`).MatchString(sc.Text()) {
+				}
+				if b, err := mqtt(ctx, pub, "-V", v, "-q", q, "-t", topic, "-m", "hi "+v).CombinedOutput(); err != nil {
+					t.Fatalf("mosquitto_pub: %v\n%s", err, b)
+				}
+				want, got, gotQoS := "hi "+v, false, false
+				var lines []string
+				for sc.Scan() {
+					lines = append(lines, sc.Text())
+					got = got || sc.Text() == want // the payload on a line of its own
+					gotQoS = gotQoS || strings.Contains(sc.Text(), "received PUBLISH (d0, q"+q+",")
+				}
+				if err := s.Wait(); err != nil {
+					t.Fatalf("mosquitto_sub: %v", err)
+				}
+				if !got {
+					t.Errorf("mosquitto_sub did not print %q; it printed %q", want, lines)
+				}
+				if !gotQoS {
+					t.Errorf("no PUBLISH at QoS %s in %q", q, lines)
+				}
+			})
+		}
+	}
+	t.Run("retained", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if b, err := mqtt(ctx, pub, "-q", "1", "-r", "-t", "test/retained", "-m", "kept").CombinedOutput(); err != nil {
+			t.Fatalf("mosquitto_pub -r: %v\n%s", err, b)
+		}
+		for _, v := range []string{"mqttv311", "mqttv5"} {
+			b, err := mqtt(ctx, sub, "-V", v, "-t", "test/#", "-C", "1", "-F", "%t %p %r").Output()
+			if err != nil {
+				t.Fatalf("mosquitto_sub: %v", err)
+			}
+			if got, want := string(b), "test/retained kept 1\n"; got != want {
+				t.Errorf("%s: got %q, want %q", v, got, want)
+			}
+		}
+	})
+
+	// SIGTERM: a clean exit within the shutdown budget.
+	t0 := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v", err)
+		}
+		if d := time.Since(t0); d > 10*time.Second {
+			t.Errorf("shutdown took %v", d)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no exit within 15 s of SIGTERM")
+	}
+}
+
+func TestBadConfigExitsNonZero(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "edgebroker")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "-data", t.TempDir(), "-loopback", "off", "-listen", "bad address").CombinedOutput()
+	if err == nil {
+		t.Fatalf("exit 0 with a bad -listen; output:\n%s", out)
+	}
+	if !regexp.MustCompile(`bad address`).Match(out) {
+		t.Errorf("stderr does not name the bad address:\n%s", out)
+	}
+}
+
+func splitHostPort(t *testing.T, addr string) (string, string) {
+	re := regexp.MustCompile(`^(.*):(\d+)$`)
+	m := re.FindStringSubmatch(addr)
+	if m == nil {
+		t.Fatalf("bad address %q", addr)
+	}
+	return m[1], m[2]
+}
