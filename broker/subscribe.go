@@ -66,14 +66,16 @@ func (c *conn) subscribe(f *packet.Subscription, id uint32) (code packet.Code, e
 	ss := c.sess
 	key := string(f.Filter)
 	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.dead { // ended by a takeover while this connection closes
+		return packet.UnspecifiedError, false, nil
+	}
 	_, existed = ss.subs[key]
 	if !existed && len(ss.subs) >= s.lim.MaxSubscriptions {
-		ss.mu.Unlock()
 		return packet.QuotaExceeded, false, nil
 	}
 	ss.subs[key] = o
-	ss.mu.Unlock()
-	s.subMu.Lock()
+	s.subMu.Lock() // under ss.mu, so endSessionLocked cannot miss it
 	s.subs.Subscribe(f.Filter, ss, o)
 	s.subMu.Unlock()
 	return packet.Code(f.QoS), existed, nil // granted QoS 0, 1 or 2
@@ -108,14 +110,15 @@ func (c *conn) handleUnsubscribe(up *packet.Unsubscribe) error {
 	for _, f := range up.Filters {
 		ss.mu.Lock()
 		_, ok := ss.subs[string(f)]
-		delete(ss.subs, string(f))
-		ss.mu.Unlock()
-		code := packet.Success
 		if ok {
+			delete(ss.subs, string(f))
 			s.subMu.Lock()
 			s.subs.Unsubscribe(f, ss)
 			s.subMu.Unlock()
-		} else {
+		}
+		ss.mu.Unlock()
+		code := packet.Success
+		if !ok {
 			code = packet.NoSubscriptionExisted
 		}
 		ack.Codes = append(ack.Codes, code)
