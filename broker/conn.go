@@ -3,7 +3,6 @@ package broker
 import (
 	"crypto/tls"
 	"errors"
-	"io"
 	"net"
 	"sync"
 	"time"
@@ -99,6 +98,7 @@ func (c *conn) read() error {
 	r, w := 0, 0
 	deadline := s.now().Add(s.lim.ConnectTimeout)
 	c.nc.SetReadDeadline(deadline)
+	kaSet := false // the read deadline follows the keep-alive
 	for {
 		// Handle every complete packet in rbuf[r:w].
 		for r < w {
@@ -136,8 +136,15 @@ func (c *conn) read() error {
 			w = copy(c.rbuf, c.rbuf[r:w])
 			r = 0
 		}
-		if c.keepAlive > 0 && c.connected {
-			c.nc.SetReadDeadline(s.now().Add(c.keepAlive * 3 / 2)) // [MQTT-3.1.2-22]
+		if c.connected && (c.keepAlive > 0 || !kaSet) {
+			// Keep-alive 0 turns the keep-alive mechanism off: the deadline
+			// that guarded the CONNECT is cleared once.
+			var d time.Time
+			if c.keepAlive > 0 {
+				d = s.now().Add(c.keepAlive * 3 / 2) // [MQTT-3.1.2-22]
+			}
+			kaSet = true
+			c.setReadDeadline(d)
 		}
 		nr, err := c.nc.Read(c.rbuf[w:])
 		w += nr
@@ -255,9 +262,18 @@ func (c *conn) closeWith(code packet.Code, reason string) {
 		c.out = d.Append(c.out, c.version)
 	}
 	c.wmu.Unlock()
-	c.signal()
-	// Unblock a reader waiting for data; the writer still flushes.
-	c.nc.SetReadDeadline(time.Unix(1, 0))
+	c.signal() // the writer flushes, then wakes the reader as it exits
+}
+
+// setReadDeadline moves the read deadline unless the connection is closing:
+// closeWith's deadline in the past, which unblocks the reader, must not be
+// overwritten.
+func (c *conn) setReadDeadline(d time.Time) {
+	c.wmu.Lock()
+	if !c.closing {
+		c.nc.SetReadDeadline(d)
+	}
+	c.wmu.Unlock()
 }
 
 // signal wakes the writer.
@@ -273,6 +289,9 @@ func (c *conn) signal() {
 func (c *conn) writeLoop() {
 	defer c.srv.connWG.Done()
 	defer close(c.done)
+	// Once everything is flushed, unblock a reader waiting for data. (A
+	// WebSocket conn closes on an expired deadline, so not earlier.)
+	defer c.nc.SetReadDeadline(time.Unix(1, 0))
 	for range c.wake {
 		c.wmu.Lock()
 		buf := c.out
@@ -287,7 +306,6 @@ func (c *conn) writeLoop() {
 				c.wmu.Lock()
 				c.closing = true
 				c.wmu.Unlock()
-				c.nc.SetReadDeadline(time.Unix(1, 0))
 				return
 			}
 		}
@@ -327,13 +345,13 @@ func (c *conn) writeAck(t packet.Type, pid uint16, code packet.Code) {
 	c.signal()
 }
 
-// tlsState returns the TLS connection state, or nil.
+// tlsState returns the TLS connection state of a *tls.Conn, or of any
+// conn that reports one (WebSockets over TLS), or nil.
 func tlsState(nc net.Conn) *tls.ConnectionState {
-	if tc, ok := nc.(*tls.Conn); ok {
+	if tc, ok := nc.(interface{ ConnectionState() tls.ConnectionState }); ok {
 		st := tc.ConnectionState()
 		return &st
 	}
 	return nil
 }
 
-var _ = io.EOF

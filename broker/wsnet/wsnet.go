@@ -1,0 +1,111 @@
+// Package wsnet carries MQTT over WebSockets: a net.Listener whose
+// connections are WebSocket upgrades (subprotocol "mqtt", binary frames)
+// arriving at an HTTP server, so the broker serves them like TCP.
+package wsnet
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Subprotocol is the WebSocket subprotocol MQTT requires [MQTT-6.0.0-3].
+const Subprotocol = "mqtt"
+
+// Listener accepts MQTT connections carried over WebSockets. Close it to
+// stop the HTTP server and end its connections.
+type Listener struct {
+	ln     net.Listener
+	srv    *http.Server
+	conns  chan net.Conn
+	ctx    context.Context
+	cancel context.CancelFunc
+	once   sync.Once
+	log    *slog.Logger
+}
+
+// Listen serves WebSocket upgrades on ln, which may already be a TLS
+// listener. Any path is accepted, like mosquitto.
+func Listen(ln net.Listener, log *slog.Logger) *Listener {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &Listener{ln: ln, conns: make(chan net.Conn), ctx: ctx, cancel: cancel, log: log}
+	l.srv = &http.Server{
+		Handler:           http.HandlerFunc(l.upgrade),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	go l.srv.Serve(ln)
+	return l
+}
+
+// upgrade turns one HTTP request into an MQTT connection.
+func (l *Listener) upgrade(w http.ResponseWriter, r *http.Request) {
+	wc, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		Subprotocols: []string{Subprotocol},
+		// MQTT authenticates each connection itself (no cookies), so
+		// browsers on any origin may connect, as with mosquitto.
+		InsecureSkipVerify: true,
+	})
+	if err != nil {
+		l.log.Debug("websocket upgrade", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	if wc.Subprotocol() != Subprotocol {
+		wc.Close(websocket.StatusPolicyViolation, `subprotocol "mqtt" required`)
+		return
+	}
+	var nc net.Conn = websocket.NetConn(l.ctx, wc, websocket.MessageBinary)
+	if r.TLS != nil {
+		nc = &tlsConn{Conn: nc, state: *r.TLS}
+	}
+	select {
+	case l.conns <- nc:
+	case <-l.ctx.Done():
+		nc.Close()
+	}
+}
+
+// Accept returns the next MQTT-over-WebSocket connection.
+func (l *Listener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.ctx.Done():
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops the HTTP server and every connection it upgraded.
+func (l *Listener) Close() error {
+	var err error
+	l.once.Do(func() {
+		l.cancel()
+		err = l.srv.Close()
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+	})
+	return err
+}
+
+// Addr returns the listening address.
+func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+
+// tlsConn reports the TLS state of a WebSocket over TLS (wss), so client
+// certificate authentication works as on MQTT over TLS.
+type tlsConn struct {
+	net.Conn
+	state tls.ConnectionState
+}
+
+func (c *tlsConn) ConnectionState() tls.ConnectionState { return c.state }
