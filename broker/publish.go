@@ -316,6 +316,9 @@ func (c *conn) writePublish(d *delivery, pid uint16, dup bool, sc *scratch, now 
 	}
 	size := p.Size(c.version)
 	if c.maxOut > 0 && uint32(size) > c.maxOut {
+		if len(p.Topic) > 0 && p.Props.Has(packet.PropTopicAlias) {
+			delete(c.aliasesOut, string(p.Topic)) // the client never learns it
+		}
 		return false
 	}
 	c.wmu.Lock()

@@ -170,6 +170,10 @@ func (s *Server) endSessionLocked(ss *session) {
 
 // publishWill routes a will message as if its client had published it.
 func (s *Server) publishWill(w *will, from *session) {
+	// The will's Message Expiry Interval runs from its publication, not
+	// from the CONNECT that carried it (§3.1.3.2.4). Nothing else holds
+	// the message yet.
+	w.msg.Received = s.now().UnixNano()
 	sc := s.scratchPool.Get().(*scratch)
 	s.publish(w.msg, from, sc)
 	s.scratchPool.Put(sc)

@@ -57,6 +57,7 @@ var (
 	errPropNotAllowed = &Error{ProtocolError, "property not allowed in this packet"}
 	errPropDup        = &Error{ProtocolError, "duplicate property"}
 	errPropValue      = &Error{ProtocolError, "invalid property value"}
+	errTopicAliasZero = &Error{TopicAliasInvalid, "topic alias 0"}
 	errPropLen        = &Error{MalformedPacket, "property length exceeds packet"}
 	errProtocol       = &Error{UnsupportedProtocolVersion, "unsupported protocol name or level"}
 	errConnectFlags   = &Error{MalformedPacket, "CONNECT reserved flag set"}

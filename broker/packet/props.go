@@ -155,7 +155,11 @@ func (p *Properties) decodeOne(t Type, b []byte, will bool) ([]byte, error) {
 	case PropTopicAliasMaximum:
 		p.TopicAliasMaximum, b, err = readU16(b)
 	case PropTopicAlias:
-		p.TopicAlias, b, err = readNonZero16(b) // [MQTT-3.3.2-8] 0 is not permitted
+		// [MQTT-3.3.2-8] 0 is not permitted; §3.3.2.3.4: the receiver
+		// disconnects with 0x94 Topic Alias invalid.
+		if p.TopicAlias, b, err = readU16(b); err == nil && p.TopicAlias == 0 {
+			err = errTopicAliasZero
+		}
 	case PropMaximumQoS:
 		p.MaximumQoS, b, err = readFlag(b) // §3.2.2.3.4
 	case PropRetainAvailable:

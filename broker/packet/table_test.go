@@ -646,7 +646,7 @@ var packetTests = []struct {
 	{name: "publish topic U+0000", v: V311, raw: []byte{byte(PUBLISH << 4), 4, 0, 2, 'a', 0}, err: MalformedPacket},
 	{name: "publish topic length past end", v: V311, raw: []byte{byte(PUBLISH << 4), 3, 0xFF, 0xFF, 'a'}, err: MalformedPacket},
 	{name: "publish v5 subscription id 0", v: V5, raw: []byte{byte(PUBLISH << 4), 6, 0, 1, 'a', 2, 0x0B, 0}, err: ProtocolError},
-	{name: "publish v5 topic alias 0", v: V5, raw: []byte{byte(PUBLISH << 4), 7, 0, 1, 'a', 3, 0x23, 0, 0}, err: ProtocolError},
+	{name: "publish v5 topic alias 0", v: V5, raw: []byte{byte(PUBLISH << 4), 7, 0, 1, 'a', 3, 0x23, 0, 0}, err: TopicAliasInvalid},
 	{name: "publish v5 payload format 2", v: V5, raw: []byte{byte(PUBLISH << 4), 6, 0, 1, 'a', 2, 0x01, 2}, err: ProtocolError},
 	{name: "publish v5 session expiry not allowed", v: V5, raw: []byte{byte(PUBLISH << 4), 9, 0, 1, 'a', 5, 0x11, 0, 0, 0, 1}, err: ProtocolError},
 	{

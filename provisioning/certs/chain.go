@@ -138,4 +138,3 @@ func algorithm(k any) string {
 	}
 	return fmt.Sprintf("%T", k)
 }
-
