@@ -266,8 +266,8 @@ func (c *conn) closeWith(code packet.Code, reason string) {
 }
 
 // setReadDeadline moves the read deadline unless the connection is closing:
-// closeWith's deadline in the past, which unblocks the reader, must not be
-// overwritten.
+// the deadline in the past that the exiting writer sets to unblock the
+// reader must not be overwritten.
 func (c *conn) setReadDeadline(d time.Time) {
 	c.wmu.Lock()
 	if !c.closing {
@@ -297,6 +297,7 @@ func (c *conn) writeLoop() {
 		buf := c.out
 		c.out, c.spare = c.spare[:0], nil
 		closing := c.closing
+		sess := c.sess // set by attach under wmu, maybe while we run (5.0 AUTH)
 		c.wmu.Unlock()
 		if len(buf) > 0 {
 			c.nc.SetWriteDeadline(c.srv.now().Add(c.srv.lim.WriteTimeout))
@@ -318,8 +319,8 @@ func (c *conn) writeLoop() {
 		if closing && !more {
 			return
 		}
-		if c.sess != nil && !closing {
-			c.sess.refill(c)
+		if sess != nil && !closing {
+			sess.refill(c)
 		}
 		if more {
 			c.signal()
@@ -340,6 +341,7 @@ func (c *conn) writeAck(t packet.Type, pid uint16, code packet.Code) {
 	a := &c.ackOut
 	a.Type, a.PacketID, a.Code = t, pid, code
 	a.Props.Reset()
+	c.addReason(&a.Props, code)
 	c.out = a.Append(c.out, c.version)
 	c.wmu.Unlock()
 	c.signal()
@@ -355,3 +357,27 @@ func tlsState(nc net.Conn) *tls.ConnectionState {
 	return nil
 }
 
+
+// reasonStrings holds a human-readable Reason String for every failure
+// code, built once so acknowledgements carry one without allocating.
+var reasonStrings = func() map[packet.Code][]byte {
+	m := make(map[packet.Code][]byte)
+	for c := packet.Code(0x80); c != 0; c++ {
+		if msg := c.Error(); msg != "" {
+			m[c] = []byte(msg)
+		}
+	}
+	return m
+}()
+
+// addReason sets a 5.0 Reason String for a failure code unless the client
+// asked for no problem information [MQTT-3.1.2-29].
+func (c *conn) addReason(p *packet.Properties, code packet.Code) {
+	if code < 0x80 || c.version != packet.V5 || !c.problem {
+		return
+	}
+	if r, ok := reasonStrings[code]; ok {
+		p.Set(packet.PropReasonString)
+		p.ReasonString = r
+	}
+}

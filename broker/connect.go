@@ -24,6 +24,7 @@ type pendingConnect struct {
 	problem      bool
 	will         *will
 	method       string
+	authData     []byte // the Authenticator's last Authentication Data
 	credExpiry   time.Time
 }
 
@@ -131,7 +132,7 @@ func (c *conn) authenticate(a *packet.Auth, cp *packet.Connect) bool {
 		return false
 	}
 	res := au.Authenticate(c.client, &req)
-	c.authCode, p.credExpiry = res.Code, res.Expiry
+	c.authCode, p.credExpiry, p.authData = res.Code, res.Expiry, res.AuthData
 	if res.Code == packet.ContinueAuthentication && p.method != "" && c.version == packet.V5 {
 		out := packet.Auth{Code: packet.ContinueAuthentication}
 		out.Props.Set(packet.PropAuthMethod)
@@ -243,6 +244,10 @@ func (c *conn) writeConnack(present bool, code packet.Code, p *pendingConnect) {
 		if p.method != "" {
 			pr.Set(packet.PropAuthMethod)
 			pr.AuthMethod = []byte(p.method)
+			if p.authData != nil {
+				pr.Set(packet.PropAuthData)
+				pr.AuthData = p.authData
+			}
 		}
 	}
 	c.wmu.Lock()

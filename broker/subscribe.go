@@ -38,6 +38,12 @@ func (c *conn) handleSubscribe(sp *packet.Subscribe) error {
 			want = append(want, wantRetained{f.Filter, subOpts{qos: f.QoS, id: id}})
 		}
 	}
+	for _, code := range ack.Codes { // the first refusal explains itself
+		if code >= 0x80 {
+			c.addReason(&ack.Props, code)
+			break
+		}
+	}
 	c.wmu.Lock()
 	c.out = ack.Append(c.out, c.version)
 	c.wmu.Unlock()

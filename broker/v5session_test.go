@@ -1,0 +1,327 @@
+package broker_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+	"github.com/google/go-cmp/cmp"
+
+	"edgebroker/broker"
+	"edgebroker/broker/packet"
+)
+
+// TestV5SessionExpiryZeroEndsSession: with Session Expiry Interval 0 (the
+// default) the session ends when the connection closes [MQTT-3.1.2-23].
+func TestV5SessionExpiryZeroEndsSession(t *testing.T) {
+	s, addr := startServer(t, broker.Config{}, nil)
+	c, _ := v5Dial(t, addr, v5Connect("c", false))
+	c.v5Sub(1, packet.Subscription{Filter: []byte("t"), QoS: 1}, 1)
+	c.send(&packet.Disconnect{})
+	c.expectClosed()
+	v5Eventually(t, "session end", func() bool { return !v5SessionExists(s, "c") })
+
+	c2, ack := v5Dial(t, addr, v5Connect("c", false))
+	if ack.SessionPresent {
+		t.Error("Session Present after expiry 0 session ended")
+	}
+	p, _ := v5Dial(t, addr, v5Connect("p", true))
+	p.v5Pub("t", 1, 1, "x")
+	if a := p.expectAck(packet.PUBACK); a.Code != packet.NoMatchingSubscribers {
+		t.Errorf("PUBACK code %#x, want 0x10: subscription survived", byte(a.Code))
+	}
+	c2.expectSilence(100 * time.Millisecond)
+}
+
+// TestV5SessionResumed: a session with expiry N keeps its subscriptions
+// and the QoS 1 and 2 messages queued while offline; the CONNACK says
+// Session Present [MQTT-3.2.2-3].
+func TestV5SessionResumed(t *testing.T) {
+	_, addr := startServer(t, broker.Config{}, nil)
+	c, _ := v5Dial(t, addr, v5Expiry(v5Connect("c", true), 60))
+	c.v5Sub(1, packet.Subscription{Filter: []byte("t/+"), QoS: 2}, 2)
+	c.send(&packet.Disconnect{})
+	c.expectClosed()
+
+	p, _ := v5Dial(t, addr, v5Connect("p", true))
+	p.v5Pub("t/1", 1, 1, "one")
+	p.expectAck(packet.PUBACK)
+	p.v5Pub("t/2", 2, 2, "two")
+	p.expectAck(packet.PUBREC)
+
+	c, ack := v5Dial(t, addr, v5Expiry(v5Connect("c", false), 60))
+	if !ack.SessionPresent {
+		t.Fatal("Session Present = false on resume")
+	}
+	for _, want := range []struct {
+		topic string
+		qos   byte
+	}{{"t/1", 1}, {"t/2", 2}} {
+		m := c.expectPublish()
+		if string(m.Topic) != want.topic || m.QoS != want.qos {
+			t.Errorf("got %q QoS %d, want %q QoS %d", m.Topic, m.QoS, want.topic, want.qos)
+		}
+	}
+	// The subscription itself survived too.
+	p.v5Pub("t/3", 0, 0, "three")
+	if m := c.expectPublish(); string(m.Topic) != "t/3" {
+		t.Errorf("got %q, want t/3", m.Topic)
+	}
+}
+
+// TestV5SessionExpires: an offline session with expiry 1 s is gone after
+// about a second, not before.
+func TestV5SessionExpires(t *testing.T) {
+	t.Parallel()
+	s, addr := startServer(t, broker.Config{}, nil)
+	c, _ := v5Dial(t, addr, v5Expiry(v5Connect("c", true), 1))
+	c.v5Sub(1, packet.Subscription{Filter: []byte("t"), QoS: 1}, 1)
+	c.send(&packet.Disconnect{})
+	c.expectClosed()
+	start := time.Now()
+	if !v5SessionExists(s, "c") {
+		t.Fatal("session ended at once despite expiry 1 s")
+	}
+	v5Eventually(t, "session expiry", func() bool { return !v5SessionExists(s, "c") })
+	if d := time.Since(start); d < 800*time.Millisecond {
+		t.Errorf("session expired after %v, want about 1 s", d)
+	}
+	if _, ack := v5Dial(t, addr, v5Connect("c", false)); ack.SessionPresent {
+		t.Error("Session Present after the session expired")
+	}
+}
+
+// TestV5DisconnectSessionExpiry: DISCONNECT may shorten the expiry to 0
+// (the session ends at once) but may not raise it from 0 [MQTT-3.14.2-2].
+func TestV5DisconnectSessionExpiry(t *testing.T) {
+	s, addr := startServer(t, broker.Config{}, nil)
+
+	c, _ := v5Dial(t, addr, v5Expiry(v5Connect("a", true), 60))
+	d := &packet.Disconnect{}
+	d.Props.Set(packet.PropSessionExpiry)
+	c.send(d) // SessionExpiry 0
+	c.expectClosed()
+	v5Eventually(t, "session end after DISCONNECT expiry 0", func() bool { return !v5SessionExists(s, "a") })
+
+	c, _ = v5Dial(t, addr, v5Connect("b", true))
+	d.Props.SessionExpiry = 30
+	c.send(d)
+	if got, want := c.expectClosed(), int(packet.ProtocolError); got != want {
+		t.Errorf("DISCONNECT raising expiry from 0: server sent %#x, want %#x", got, want)
+	}
+}
+
+// TestV5SessionExpiryCapped: Limits.MaxSessionExpiry caps the client's
+// interval, and the CONNACK says which one applies [MQTT-3.2.2-?].
+func TestV5SessionExpiryCapped(t *testing.T) {
+	t.Parallel()
+	s, addr := startServer(t, broker.Config{Limits: broker.Limits{MaxSessionExpiry: 1}}, nil)
+	c, ack := v5Dial(t, addr, v5Expiry(v5Connect("c", true), 3600))
+	if !ack.Props.Has(packet.PropSessionExpiry) {
+		t.Fatal("CONNACK without Session Expiry Interval")
+	}
+	if got, want := ack.Props.SessionExpiry, uint32(1); got != want {
+		t.Errorf("CONNACK Session Expiry Interval = %d, want %d", got, want)
+	}
+	c.send(&packet.Disconnect{})
+	c.expectClosed()
+	v5Eventually(t, "capped session expiry", func() bool { return !v5SessionExists(s, "c") })
+}
+
+// TestV5AssignedClientID: an empty client identifier gets an Assigned
+// Client Identifier in the CONNACK [MQTT-3.2.2-16].
+func TestV5AssignedClientID(t *testing.T) {
+	s, addr := startServer(t, broker.Config{}, nil)
+	c, ack := v5Paho(t, addr, &paho.Connect{CleanStart: true, KeepAlive: 30})
+	id := ack.Properties.AssignedClientID
+	if id == "" {
+		t.Fatal("CONNACK without Assigned Client Identifier")
+	}
+	c.sub(paho.SubscribeOptions{Topic: "t", QoS: 1}, 0)
+	if !s.SendTo(id, &packet.Publish{Topic: []byte("direct"), QoS: 1, Payload: []byte("x")}) {
+		t.Fatalf("no session under the assigned id %q", id)
+	}
+	if m := c.expectMessage(); m.Topic != "direct" {
+		t.Errorf("got %q, want direct", m.Topic)
+	}
+}
+
+// TestV5SessionTakeover: a second connection with the same client id
+// closes the first with DISCONNECT 0x8E [MQTT-3.1.4-3].
+func TestV5SessionTakeover(t *testing.T) {
+	_, addr := startServer(t, broker.Config{}, nil)
+	first, _ := v5Paho(t, addr, &paho.Connect{ClientID: "dup", CleanStart: true, KeepAlive: 30})
+	second, _ := v5Paho(t, addr, &paho.Connect{ClientID: "dup", CleanStart: false, KeepAlive: 30})
+	if got, want := first.expectDisconnect().ReasonCode, byte(packet.SessionTakenOver); got != want {
+		t.Errorf("first connection: DISCONNECT %#x, want %#x", got, want)
+	}
+	second.sub(paho.SubscribeOptions{Topic: "still/here", QoS: 0}, 0)
+}
+
+// v5WillConnect returns a CONNECT with a will on "will" with delay and
+// session expiry.
+func v5WillConnect(id string, delay, expiry uint32) *packet.Connect {
+	c := v5Expiry(v5Connect(id, true), expiry)
+	c.WillFlag, c.WillTopic, c.WillPayload, c.WillQoS = true, []byte("will"), []byte(id+" gone"), 1
+	if delay > 0 {
+		c.WillProps.Set(packet.PropWillDelay)
+		c.WillProps.WillDelay = delay
+	}
+	return c
+}
+
+func v5WillWatcher(t *testing.T, addr string) *rawClient {
+	w, _ := v5Dial(t, addr, v5Connect("watcher", true))
+	w.v5Sub(1, packet.Subscription{Filter: []byte("will"), QoS: 1}, 1)
+	return w
+}
+
+// TestV5WillDelay: a will with delay 1 s is published about a second after
+// the connection drops [MQTT-3.1.3-9].
+func TestV5WillDelay(t *testing.T) {
+	t.Parallel()
+	_, addr := startServer(t, broker.Config{}, nil)
+	w := v5WillWatcher(t, addr)
+	c, _ := v5Dial(t, addr, v5WillConnect("c", 1, 60))
+	c.nc.Close()
+	start := time.Now()
+	w.expectSilence(600 * time.Millisecond)
+	if m := w.expectPublish(); string(m.Payload) != "c gone" {
+		t.Errorf("will payload %q", m.Payload)
+	}
+	if d := time.Since(start); d < 800*time.Millisecond {
+		t.Errorf("will published after %v, want about 1 s", d)
+	}
+}
+
+// TestV5WillDelayReconnect: reconnecting within the will delay cancels
+// the will.
+func TestV5WillDelayReconnect(t *testing.T) {
+	t.Parallel()
+	s, addr := startServer(t, broker.Config{}, nil)
+	w := v5WillWatcher(t, addr)
+	c, _ := v5Dial(t, addr, v5WillConnect("c", 1, 60))
+	c.nc.Close()
+	v5Eventually(t, "server to notice the drop", func() bool { return s.Stats.Connections.Load() == 1 })
+	if _, ack := v5Dial(t, addr, v5Expiry(v5Connect("c", false), 60)); !ack.SessionPresent {
+		t.Error("Session Present = false")
+	}
+	w.expectSilence(1500 * time.Millisecond)
+}
+
+// TestV5WillAtSessionEnd: a session that expires before the will delay
+// publishes the will when it ends [MQTT-3.1.3-9].
+func TestV5WillAtSessionEnd(t *testing.T) {
+	t.Parallel()
+	_, addr := startServer(t, broker.Config{}, nil)
+	w := v5WillWatcher(t, addr)
+	c, _ := v5Dial(t, addr, v5WillConnect("c", 3600, 1))
+	c.nc.Close()
+	start := time.Now()
+	if m := w.expectPublish(); string(m.Payload) != "c gone" {
+		t.Errorf("will payload %q", m.Payload)
+	}
+	if d := time.Since(start); d < 800*time.Millisecond || d > 3*time.Second {
+		t.Errorf("will published after %v, want about 1 s (session expiry)", d)
+	}
+}
+
+// TestV5DisconnectWithWill: DISCONNECT 0x04 publishes the will; 0x00
+// discards it [MQTT-3.14.4-3].
+func TestV5DisconnectWithWill(t *testing.T) {
+	_, addr := startServer(t, broker.Config{}, nil)
+	w := v5WillWatcher(t, addr)
+
+	c, _ := v5Dial(t, addr, v5WillConnect("normal", 0, 0))
+	c.send(&packet.Disconnect{Code: packet.NormalDisconnection})
+	c.expectClosed()
+
+	c, _ = v5Dial(t, addr, v5WillConnect("with-will", 0, 0))
+	c.send(&packet.Disconnect{Code: packet.DisconnectWithWill})
+	c.expectClosed()
+	if m := w.expectPublish(); string(m.Payload) != "with-will gone" {
+		t.Errorf("will payload %q, want the 0x04 client's will only", m.Payload)
+	}
+	w.expectSilence(100 * time.Millisecond)
+}
+
+// TestV5WillProperties: a will's user properties (order and duplicates
+// kept) and content type reach a paho subscriber. The will is sent raw:
+// paho v0.23.0 packs will properties with the CONNECT property table,
+// which drops Content Type.
+func TestV5WillProperties(t *testing.T) {
+	_, addr := startServer(t, broker.Config{}, nil)
+	w, _ := v5Paho(t, addr, &paho.Connect{ClientID: "w", CleanStart: true, KeepAlive: 30})
+	w.sub(paho.SubscribeOptions{Topic: "will", QoS: 1}, 0)
+	cp := v5WillConnect("c", 0, 0)
+	wp := &cp.WillProps
+	wp.Set(packet.PropContentType)
+	wp.ContentType = []byte("text/plain")
+	wp.User = []packet.UserProperty{{Key: []byte("k"), Value: []byte("v1")}, {Key: []byte("j"), Value: []byte("x")}, {Key: []byte("k"), Value: []byte("v2")}}
+	c, _ := v5Dial(t, addr, cp)
+	c.send(&packet.Disconnect{Code: packet.DisconnectWithWill})
+	m := w.expectMessage()
+	if string(m.Payload) != "c gone" || m.Properties == nil {
+		t.Fatalf("will %q props %v", m.Payload, m.Properties)
+	}
+	if got, want := m.Properties.ContentType, "text/plain"; got != want {
+		t.Errorf("Content Type %q, want %q", got, want)
+	}
+	want := paho.UserProperties{{Key: "k", Value: "v1"}, {Key: "j", Value: "x"}, {Key: "k", Value: "v2"}}
+	if diff := cmp.Diff(want, m.Properties.User); diff != "" {
+		t.Errorf("user properties (-want +got):\n%s", diff)
+	}
+}
+
+// TestV5ServerKeepAlive: Limits.MaxKeepAlive replaces a longer or zero
+// keep-alive, announced as Server Keep Alive [MQTT-3.2.2-21].
+func TestV5ServerKeepAlive(t *testing.T) {
+	_, addr := startServer(t, broker.Config{Limits: broker.Limits{MaxKeepAlive: 5}}, nil)
+	for _, ka := range []uint16{60, 0} {
+		c := dialRaw(t, addr, packet.V5)
+		ack := c.connect(&packet.Connect{ClientID: []byte("c"), CleanStart: true, KeepAlive: ka})
+		if !ack.Props.Has(packet.PropServerKeepAlive) {
+			t.Errorf("keep-alive %d: CONNACK without Server Keep Alive", ka)
+			continue
+		}
+		if got, want := ack.Props.ServerKeepAlive, uint16(5); got != want {
+			t.Errorf("keep-alive %d: Server Keep Alive %d, want %d", ka, got, want)
+		}
+	}
+}
+
+// TestV5KeepAliveTimeout: a silent client is disconnected with 0x8D after
+// one and a half keep-alive periods [MQTT-3.1.2-22], the Server Keep
+// Alive when the server lowered the client's.
+func TestV5KeepAliveTimeout(t *testing.T) {
+	t.Parallel()
+	_, addr := startServer(t, broker.Config{Limits: broker.Limits{MaxKeepAlive: 1}}, nil)
+	c := dialRaw(t, addr, packet.V5)
+	c.connect(&packet.Connect{ClientID: []byte("c"), CleanStart: true, KeepAlive: 60})
+	start := time.Now()
+	if got, want := c.expectClosed(), int(packet.KeepAliveTimeout); got != want {
+		t.Errorf("DISCONNECT %#x, want %#x", got, want)
+	}
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("closed after %v, want 1.5 s", d)
+	}
+}
+
+// TestV5WillMessageExpiry: a will's Message Expiry Interval counts from
+// when the will is published, not from the CONNECT (§3.1.3.2.4: "sent as the Publication Expiry Interval when the Server
+// publishes the Will Message").
+func TestV5WillMessageExpiry(t *testing.T) {
+	var clk v5Clock
+	_, addr := startServer(t, broker.Config{Now: clk.now}, nil)
+	w := v5WillWatcher(t, addr)
+	cp := v5WillConnect("c", 0, 0)
+	cp.WillProps.Set(packet.PropMessageExpiry)
+	cp.WillProps.MessageExpiry = 30
+	c, _ := v5Dial(t, addr, cp)
+	clk.advance(time.Minute) // connected longer than the will's lifetime
+	c.send(&packet.Disconnect{Code: packet.DisconnectWithWill})
+	m := w.expectPublish()
+	if got, want := m.Props.MessageExpiry, uint32(30); !m.Props.Has(packet.PropMessageExpiry) || got != want {
+		t.Errorf("will Message Expiry Interval %d, want %d", got, want)
+	}
+}
