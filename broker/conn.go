@@ -357,7 +357,6 @@ func tlsState(nc net.Conn) *tls.ConnectionState {
 	return nil
 }
 
-
 // reasonStrings holds a human-readable Reason String for every failure
 // code, built once so acknowledgements carry one without allocating.
 var reasonStrings = func() map[packet.Code][]byte {

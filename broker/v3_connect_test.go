@@ -1,0 +1,258 @@
+package broker_test
+
+import (
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"edgebroker/broker"
+	"edgebroker/broker/packet"
+)
+
+// MQTT 3.1.1 connection tests: CONNECT checks, wills, takeover, keep-alive.
+
+// v3connectBytes encodes a 3.1.1 CONNECT, then lets edit change the wire bytes.
+func v3connectBytes(c packet.Connect, edit func(b []byte)) []byte {
+	if c.Version == 0 {
+		c.Version = packet.V311
+	}
+	b := c.Append(nil)
+	if edit != nil {
+		edit(b)
+	}
+	return b
+}
+
+// v3flagsAt is the offset of the Connect Flags byte in a CONNECT with
+// protocol name "MQTT" and a one-byte remaining length.
+const v3flagsAt = 2 + 2 + 4 + 1
+
+func TestV3ConnectRefused(t *testing.T) {
+	_, addr := startServer(t, broker.Config{}, nil)
+	for _, tc := range []struct {
+		name string
+		wire []byte
+		code byte
+	}{
+		{"protocol name", v3connectBytes(packet.Connect{ProtocolName: []byte("MQTX"), ClientID: []byte("a"), CleanStart: true}, nil), 1},
+		{"protocol level 6", v3connectBytes(packet.Connect{Version: 6, ClientID: []byte("a"), CleanStart: true}, nil), 1},
+		{"protocol level 2", v3connectBytes(packet.Connect{Version: 2, ClientID: []byte("a"), CleanStart: true}, nil), 1},
+		{"empty id, clean session 0", v3connectBytes(packet.Connect{CleanStart: false}, nil), 2}, // [MQTT-3.1.3-8]
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := dialRaw(t, addr, packet.V311)
+			r.write(tc.wire)
+			h, body := r.read()
+			if h.Type != packet.CONNACK {
+				t.Fatalf("got packet type %d, want CONNACK", h.Type)
+			}
+			if got, want := body, []byte{0, tc.code}; string(got) != string(want) {
+				t.Errorf("CONNACK body: got % x, want % x", got, want)
+			}
+			r.v3closed(waitTime)
+		})
+	}
+}
+
+func TestV3ConnectClosedWithoutConnack(t *testing.T) {
+	_, addr := startServer(t, broker.Config{}, nil)
+	good := packet.Connect{ClientID: []byte("c"), CleanStart: true}
+	for _, tc := range []struct {
+		name string
+		wire []byte
+	}{
+		// [MQTT-3.1.2-3]: the reserved flag must be zero.
+		{"reserved flag", v3connectBytes(good, func(b []byte) { b[v3flagsAt] |= 0x01 })},
+		// [MQTT-3.1.0-1]: the first packet must be CONNECT.
+		{"PINGREQ first", packet.AppendPingreq(nil)},
+		{"PUBLISH first", (&packet.Publish{Topic: []byte("a"), Payload: []byte("x")}).Append(nil, packet.V311)},
+		{"will QoS 3", v3connectBytes(packet.Connect{ClientID: []byte("c"), CleanStart: true, WillFlag: true, WillTopic: []byte("w"), WillPayload: []byte("x")},
+			func(b []byte) { b[v3flagsAt] |= 3 << 3 })},
+		{"will retain without will", v3connectBytes(good, func(b []byte) { b[v3flagsAt] |= 0x20 })},
+		{"password without user name", v3connectBytes(packet.Connect{ClientID: []byte("c"), CleanStart: true, PasswordFlag: true, Password: []byte("p")}, nil)},
+		{"CONNECT flags in fixed header", v3connectBytes(good, func(b []byte) { b[0] |= 1 })},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := dialRaw(t, addr, packet.V311)
+			r.write(tc.wire)
+			r.v3closed(waitTime)
+		})
+	}
+}
+
+func TestV3ConnectEmptyIDCleanSession(t *testing.T) {
+	_, addr := startServer(t, broker.Config{}, nil)
+	r, present := v3dial(t, addr, "", true) // [MQTT-3.1.3-6]
+	if present {
+		t.Errorf("session present: got true, want false")
+	}
+	r.v3sub("e/x", 1)
+	pub, _ := v3dial(t, addr, "", true) // a second client with its own assigned id
+	pub.v3pub("e/x", 1, false, 3, "hello")
+	r.v3expect("e/x", "hello", 1)
+}
+
+func TestV3SecondConnectCloses(t *testing.T) {
+	_, addr := startServer(t, broker.Config{}, nil)
+	r, _ := v3dial(t, addr, "twice", true)
+	r.write(v3connectBytes(packet.Connect{ClientID: []byte("twice"), CleanStart: true}, nil)) // [MQTT-3.1.0-2]
+	r.v3closed(waitTime)
+}
+
+func TestV3ConnectTimeout(t *testing.T) {
+	t.Parallel()
+	_, addr := startServer(t, broker.Config{Limits: broker.Limits{ConnectTimeout: 200 * time.Millisecond}}, nil)
+	silent := dialRaw(t, addr, packet.V311)
+	partial := dialRaw(t, addr, packet.V311)
+	partial.write(v3connectBytes(packet.Connect{ClientID: []byte("slow")}, nil)[:5])
+	// waitTime is shorter than the default connect timeout of 10 s, so
+	// this fails if the configured limit is not applied.
+	silent.v3closed(2 * time.Second)
+	partial.v3closed(2 * time.Second)
+}
+
+// A connected client with keep-alive 0 is never timed out, not even by the
+// connect timeout that guarded its CONNECT.
+func TestV3KeepAliveZero(t *testing.T) {
+	t.Parallel()
+	_, addr := startServer(t, broker.Config{Limits: broker.Limits{ConnectTimeout: 200 * time.Millisecond}}, nil)
+	r, _ := v3dial(t, addr, "ka0", true)
+	r.expectSilence(600 * time.Millisecond)
+	r.write(packet.AppendPingreq(nil))
+	if h, _ := r.read(); h.Type != packet.PINGRESP {
+		t.Fatalf("got packet type %d, want PINGRESP", h.Type)
+	}
+}
+
+func TestV3KeepAliveTimeout(t *testing.T) {
+	t.Parallel()
+	_, addr := startServer(t, broker.Config{}, nil)
+	r := v3connect(t, addr, &packet.Connect{ClientID: []byte("ka"), CleanStart: true, KeepAlive: 1})
+	start := time.Now()
+	r.v3closed(4 * time.Second) // [MQTT-3.1.2-24]: after 1.5 × keep-alive
+	if el := time.Since(start); el < time.Second {
+		t.Errorf("closed after %v, want at least 1 s", el)
+	}
+}
+
+func TestV3KeepAlivePingreq(t *testing.T) {
+	t.Parallel()
+	_, addr := startServer(t, broker.Config{}, nil)
+	r := v3connect(t, addr, &packet.Connect{ClientID: []byte("ping"), CleanStart: true, KeepAlive: 1})
+	for range 5 { // 2.5 s, well beyond 1.5 × keep-alive
+		time.Sleep(500 * time.Millisecond) // pacing the client, not awaiting an event
+		r.write(packet.AppendPingreq(nil))
+		if h, _ := r.read(); h.Type != packet.PINGRESP {
+			t.Fatalf("got packet type %d, want PINGRESP", h.Type)
+		}
+	}
+}
+
+// The paho client pings on its own and stays connected.
+func TestV3KeepAlivePaho(t *testing.T) {
+	t.Parallel()
+	_, addr := startServer(t, broker.Config{}, nil)
+	lost := make(chan error, 1)
+	c := v3paho(t, addr, "paho-ka", true, func(o *mqtt.ClientOptions) {
+		o.SetKeepAlive(time.Second).SetPingTimeout(time.Second)
+		o.SetConnectionLostHandler(func(_ mqtt.Client, err error) { lost <- err })
+	})
+	ch := v3pahoSub(t, c, "ka/t", 1)
+	select {
+	case err := <-lost:
+		t.Fatalf("connection lost: %v", err)
+	case <-time.After(2500 * time.Millisecond):
+	}
+	v3wait(t, "publish", c.Publish("ka/t", 1, false, "alive"))
+	if m := v3next(t, ch); m.payload != "alive" {
+		t.Errorf("got %q, want %q", m.payload, "alive")
+	}
+}
+
+func TestV3SessionTakeover(t *testing.T) {
+	s, addr := startServer(t, broker.Config{}, nil)
+	first, _ := v3dial(t, addr, "same", false)
+	first.v3sub("take/t", 1)
+	second, present := v3dial(t, addr, "same", false) // [MQTT-3.1.4-2]
+	first.v3closed(waitTime)
+	if !present {
+		t.Errorf("session present after takeover: got false, want true")
+	}
+	v3waitConns(t, s, 1)
+	pub, _ := v3dial(t, addr, "pub", true)
+	pub.v3pub("take/t", 1, false, 1, "to second")
+	second.v3expect("take/t", "to second", 1)
+}
+
+func v3will(id string, retain bool) *packet.Connect {
+	return &packet.Connect{ClientID: []byte(id), CleanStart: true, KeepAlive: 30,
+		WillFlag: true, WillQoS: 1, WillRetain: retain, WillTopic: []byte("will/" + id), WillPayload: []byte(id + " gone")}
+}
+
+func TestV3WillOnAbnormalClose(t *testing.T) {
+	_, addr := startServer(t, broker.Config{}, nil)
+	sub, _ := v3dial(t, addr, "watcher", true)
+	sub.v3sub("will/#", 1)
+	w := v3connect(t, addr, v3will("w1", false))
+	w.nc.Close() // no DISCONNECT
+	p := sub.v3expect("will/w1", "w1 gone", 1)
+	if p.Retain {
+		t.Errorf("retain: got true, want false")
+	}
+}
+
+func TestV3WillOnKeepAliveTimeout(t *testing.T) {
+	t.Parallel()
+	_, addr := startServer(t, broker.Config{}, nil)
+	sub, _ := v3dial(t, addr, "watcher", true)
+	sub.v3sub("will/#", 1)
+	c := v3will("w2", false)
+	c.KeepAlive = 1
+	v3connect(t, addr, c) // then silent
+	sub.v3expect("will/w2", "w2 gone", 1)
+}
+
+func TestV3NoWillAfterDisconnect(t *testing.T) {
+	s, addr := startServer(t, broker.Config{}, nil)
+	sub, _ := v3dial(t, addr, "watcher", true)
+	sub.v3sub("will/#", 1)
+	w := v3connect(t, addr, v3will("w3", true))
+	w.v3disconnect() // [MQTT-3.1.2-10]: the will is discarded
+	v3waitConns(t, s, 1)
+	sub.expectSilence(200 * time.Millisecond)
+	if got, want := s.Retained(), 0; got != want {
+		t.Errorf("retained messages: got %d, want %d", got, want)
+	}
+}
+
+func TestV3WillRetain(t *testing.T) {
+	s, addr := startServer(t, broker.Config{}, nil)
+	live, _ := v3dial(t, addr, "live", true)
+	live.v3sub("will/#", 1)
+	w := v3connect(t, addr, v3will("w4", true))
+	w.nc.Close()
+	if p := live.v3expect("will/w4", "w4 gone", 1); p.Retain {
+		t.Errorf("live delivery retain: got true, want false")
+	}
+	if got, want := s.Retained(), 1; got != want {
+		t.Errorf("retained messages: got %d, want %d", got, want)
+	}
+	late, _ := v3dial(t, addr, "late", true)
+	late.v3sub("will/+", 1)
+	if p := late.v3expect("will/w4", "w4 gone", 1); !p.Retain {
+		t.Errorf("retained will: retain flag got false, want true")
+	}
+}
+
+func TestV3WillNotRetained(t *testing.T) {
+	s, addr := startServer(t, broker.Config{}, nil)
+	live, _ := v3dial(t, addr, "live", true)
+	live.v3sub("will/#", 0)
+	w := v3connect(t, addr, v3will("w5", false))
+	w.nc.Close()
+	live.v3expect("will/w5", "w5 gone", 0)
+	if got, want := s.Retained(), 0; got != want {
+		t.Errorf("retained messages: got %d, want %d", got, want)
+	}
+}
