@@ -176,9 +176,9 @@ func (c *conn) authDone() error {
 	c.maxOut, c.aliasMax, c.problem = p.maxPacket, p.aliasMax, p.problem
 	c.window = int(min(p.recvMax, c.srv.lim.MaxInflight))
 	if !p.credExpiry.IsZero() {
-		c.credTimer = time.AfterFunc(p.credExpiry.Sub(c.srv.now()), func() {
-			c.closeWith(packet.NotAuthorized, "credential expired")
-		})
+		// As AIO does, an expired credential (a client certificate's
+		// notAfter, say) closes the connection without a DISCONNECT.
+		c.credTimer = time.AfterFunc(p.credExpiry.Sub(c.srv.now()), func() { c.closeWith(0, "") })
 	}
 	c.srv.Stats.Connections.Add(1)
 	c.srv.attach(c, p)

@@ -91,6 +91,25 @@ func (s *Server) Disconnect(clientID string, code packet.Code) bool {
 	return true
 }
 
+// DisconnectPort closes every connection accepted through port p (5.0
+// clients are told code), for example when its authorization policy
+// changed: clients reconnect under the new one. It returns how many
+// connections it closed.
+func (s *Server) DisconnectPort(p *Port, code packet.Code) int {
+	s.mu.Lock()
+	var hit []*conn
+	for c := range s.conns {
+		if c.port == p {
+			hit = append(hit, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range hit {
+		c.closeWith(code, "")
+	}
+	return len(hit)
+}
+
 // Retained reports the number of retained messages.
 func (s *Server) Retained() int {
 	s.retMu.RLock()

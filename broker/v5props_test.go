@@ -232,9 +232,6 @@ func (d denyTopic) AllowConnect(c *broker.Client) bool             { return c.ID
 func (d denyTopic) AllowPublish(_ *broker.Client, t []byte) bool   { return string(t) != d.topic }
 func (d denyTopic) AllowSubscribe(_ *broker.Client, f []byte) bool { return string(f) != d.topic }
 
-// TestV5RequestProblemInfoZero: with Request Problem Information 0 the
-// server sends no Reason String on an error PUBACK, SUBACK or UNSUBACK
-// [MQTT-3.1.2-29].
 // TestV5RequestProblemInfoZero: refusals explain themselves with a Reason
 // String, unless the client set Request Problem Information to 0.
 func TestV5RequestProblemInfoZero(t *testing.T) {
