@@ -57,3 +57,14 @@ build-arm64:
 
 clean:
 	rm -rf bin tmp
+
+# Compares edgebroker with Debian's mosquitto (installed if missing) on
+# loopback: fan-in, fan-out, latency and idle connections, alternating A/B
+# runs, medians in a Markdown table on stdout and in
+# tools/benchcompare/RESULTS.md (every run in results.json next to it).
+# Sizes: make bench-compare BENCH_ARGS='-rounds 2 -duration 5s -idle 5000'.
+BENCH_ARGS ?=
+.PHONY: bench-compare
+bench-compare: build
+	./tools/benchcompare/install-mosquitto
+	$(GO) run ./tools/cmd/benchcompare -edgebroker $(BIN) -out tools/benchcompare/RESULTS.md -json tools/benchcompare/results.json $(BENCH_ARGS)

@@ -1,0 +1,175 @@
+// Package benchcompare runs the same loads against edgebroker and
+// Debian's mosquitto on loopback and reports them side by side.
+//
+// Each run starts a fresh broker process, so that RSS and CPU readings
+// (from /proc, taken by loadgen) belong to that run alone. Runs alternate
+// between the brokers — A then B in odd rounds, B then A in even ones — so
+// that slow drift on a shared machine hits both, and every figure is the
+// median over the rounds.
+package benchcompare
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"edgebroker/broker/packet"
+	"edgebroker/tools/loadgen"
+)
+
+// Config sizes a comparison.
+type Config struct {
+	Edgebroker string // path of the edgebroker binary
+	Mosquitto  string // path of the mosquitto binary
+	Dir        string // scratch directory for broker state, configs and logs
+
+	Rounds      int
+	Duration    time.Duration // per throughput and latency run
+	Payload     int
+	Version     byte
+	FanInPubs   int
+	FanOutSubs  int
+	LatencyRate float64
+	IdleConns   int
+	Only        []string // scenario names to run; empty: all
+
+	Log io.Writer // progress; nil: discard
+}
+
+// scenario is one load, run against every broker.
+type scenario struct {
+	name string
+	load loadgen.Config
+}
+
+func (cfg *Config) scenarios() []scenario {
+	base := loadgen.Config{Version: cfg.Version, Payload: cfg.Payload, Duration: cfg.Duration}
+	with := func(f func(*loadgen.Config)) loadgen.Config {
+		c := base
+		f(&c)
+		return c
+	}
+	all := []scenario{
+		{fmt.Sprintf("fan-in QoS 0 (%d→1)", cfg.FanInPubs), with(func(c *loadgen.Config) {
+			c.Mode, c.Publishers, c.Count = loadgen.FanIn, cfg.FanInPubs, 50_000_000
+		})},
+		{fmt.Sprintf("fan-in QoS 1 (%d→1)", cfg.FanInPubs), with(func(c *loadgen.Config) {
+			c.Mode, c.Publishers, c.QoS, c.Count = loadgen.FanIn, cfg.FanInPubs, 1, 20_000_000
+		})},
+		{fmt.Sprintf("fan-out QoS 0 (1→%d)", cfg.FanOutSubs), with(func(c *loadgen.Config) {
+			c.Mode, c.Subscribers, c.Count = loadgen.FanOut, cfg.FanOutSubs, 1_000_000
+		})},
+		{fmt.Sprintf("latency QoS 0 at %.0f msg/s", cfg.LatencyRate), with(func(c *loadgen.Config) {
+			c.Mode, c.Rate = loadgen.Latency, cfg.LatencyRate
+			c.Count = int64(cfg.LatencyRate * cfg.Duration.Seconds())
+		})},
+		{fmt.Sprintf("idle connections (%d)", cfg.IdleConns), with(func(c *loadgen.Config) {
+			c.Mode, c.Count, c.Duration, c.Hold = loadgen.Conns, int64(cfg.IdleConns), 60*time.Second, time.Second
+		})},
+	}
+	if len(cfg.Only) == 0 {
+		return all
+	}
+	var out []scenario
+	for _, s := range all {
+		for _, o := range cfg.Only {
+			if strings.HasPrefix(s.name, o) {
+				out = append(out, s)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// sample is one run of one scenario against one broker.
+type sample struct {
+	res *loadgen.Result
+	err error
+}
+
+// Report holds every run, by scenario and broker.
+type Report struct {
+	cfg       Config
+	brokers   []string
+	scenarios []string
+	samples   map[[2]string][]sample // {scenario, broker}
+	started   time.Time
+	elapsed   time.Duration
+}
+
+// Run runs every scenario cfg.Rounds times against both brokers.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	if cfg.Rounds < 1 {
+		return nil, fmt.Errorf("benchcompare: %d rounds", cfg.Rounds)
+	}
+	if cfg.Version == 0 {
+		cfg.Version = packet.V311
+	}
+	brokers := []broker{edgebroker(cfg.Edgebroker), mosquitto(cfg.Mosquitto)}
+	// Both the brokers (children) and loadgen need descriptors for the
+	// idle clients and their server sides.
+	if err := loadgen.RaiseFileLimit(uint64(2*cfg.IdleConns + 1024)); err != nil {
+		return nil, err
+	}
+	rep := &Report{cfg: cfg, samples: make(map[[2]string][]sample), started: time.Now()}
+	for _, b := range brokers {
+		rep.brokers = append(rep.brokers, b.name)
+	}
+	scs := cfg.scenarios()
+	for _, s := range scs {
+		rep.scenarios = append(rep.scenarios, s.name)
+	}
+	for round := range cfg.Rounds {
+		for _, s := range scs {
+			for i := range brokers {
+				b := brokers[i]
+				if round%2 == 1 {
+					b = brokers[len(brokers)-1-i]
+				}
+				if err := ctx.Err(); err != nil {
+					return rep, err
+				}
+				smp := runOne(ctx, b, s, &cfg)
+				key := [2]string{s.name, b.name}
+				rep.samples[key] = append(rep.samples[key], smp)
+				if smp.err != nil {
+					fmt.Fprintf(cfg.Log, "benchcompare: round %d %s %s: %v\n", round+1, s.name, b.name, smp.err)
+				} else {
+					fmt.Fprintf(cfg.Log, "benchcompare: round %d %-10s %s\n", round+1, b.name, smp.res.Summary())
+				}
+			}
+		}
+	}
+	rep.elapsed = time.Since(rep.started)
+	return rep, nil
+}
+
+// runOne starts a fresh broker, runs the scenario against it and stops it.
+func runOne(ctx context.Context, b broker, s scenario, cfg *Config) sample {
+	dir, err := os.MkdirTemp(cfg.Dir, b.name+"-")
+	if err != nil {
+		return sample{err: err}
+	}
+	defer os.RemoveAll(dir)
+	p, err := start(ctx, b, dir)
+	if err != nil {
+		return sample{err: err}
+	}
+	load := s.load
+	load.Addr, load.BrokerPID = p.addr, p.pid()
+	// Let the broker finish starting up before the "before" readings.
+	time.Sleep(200 * time.Millisecond)
+	res, err := loadgen.Run(ctx, load, nil)
+	if serr := p.stop(); err == nil && serr != nil {
+		err = fmt.Errorf("%s: %w%s", b.name, serr, logTail(filepath.Join(dir, b.name+".log")))
+	}
+	return sample{res: res, err: err}
+}

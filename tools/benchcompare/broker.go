@@ -1,0 +1,155 @@
+package benchcompare
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// A broker is one implementation under test: how to start it on a port.
+type broker struct {
+	name string
+	// command returns the command that serves plain anonymous MQTT on
+	// 127.0.0.1:port, keeping any state under dir.
+	command func(dir string, port int) (*exec.Cmd, error)
+}
+
+func edgebroker(bin string) broker {
+	return broker{name: "edgebroker", command: func(dir string, port int) (*exec.Cmd, error) {
+		data := filepath.Join(dir, "data")
+		if err := os.MkdirAll(data, 0o755); err != nil {
+			return nil, err
+		}
+		return exec.Command(bin, "-data", data, "-loopback", "off", "-listen", fmt.Sprintf("127.0.0.1:%d", port)), nil
+	}}
+}
+
+// mosquittoConf is the reference configuration: queues and the outbound
+// window large enough that QoS 1 is never dropped at these loads, no
+// persistence (edgebroker keeps sessions in memory too), and Nagle off,
+// as Go sockets have it by default.
+const mosquittoConf = `listener %d 127.0.0.1
+allow_anonymous true
+persistence false
+max_connections -1
+max_inflight_messages 32
+max_queued_messages 100000
+max_keepalive 65535
+set_tcp_nodelay true
+log_dest stderr
+log_type error
+log_type warning
+`
+
+func mosquitto(bin string) broker {
+	return broker{name: "mosquitto", command: func(dir string, port int) (*exec.Cmd, error) {
+		conf := filepath.Join(dir, "mosquitto.conf")
+		if err := os.WriteFile(conf, fmt.Appendf(nil, mosquittoConf, port), 0o644); err != nil {
+			return nil, err
+		}
+		return exec.Command(bin, "-c", conf), nil
+	}}
+}
+
+// proc is a running broker.
+type proc struct {
+	cmd  *exec.Cmd
+	addr string
+	done chan error
+}
+
+// start runs b on a free loopback port with its output in dir/NAME.log
+// and waits until the port accepts connections.
+func start(ctx context.Context, b broker, dir string) (*proc, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cmd, err := b.command(dir, port)
+	if err != nil {
+		return nil, fmt.Errorf("benchcompare: %s: %w", b.name, err)
+	}
+	logf, err := os.Create(filepath.Join(dir, b.name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("benchcompare: start %s: %w", b.name, err)
+	}
+	p := &proc{cmd: cmd, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait() }()
+	if err := p.waitReady(ctx); err != nil {
+		p.stop()
+		return nil, fmt.Errorf("benchcompare: %s: %w%s", b.name, err, logTail(logf.Name()))
+	}
+	return p, nil
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+func (p *proc) waitReady(ctx context.Context) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", p.addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case err := <-p.done:
+			p.done <- err
+			return fmt.Errorf("exited before listening: %v", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not listening after 10s", p.addr)
+		}
+	}
+}
+
+// stop sends SIGTERM, and SIGKILL if the broker is still running 5 s later.
+func (p *proc) stop() error {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signaled() {
+			return nil // killed by our SIGTERM without a handler
+		}
+		return err
+	case <-time.After(5 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+		return errors.New("benchcompare: broker ignored SIGTERM for 5s")
+	}
+}
+
+// freePort asks the kernel for an unused loopback port.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// logTail returns the end of a broker's log for an error message.
+func logTail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) == 0 {
+		return ""
+	}
+	return "; log ends: " + string(b[max(len(b)-400, 0):])
+}

@@ -1,0 +1,190 @@
+package benchcompare
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"edgebroker/tools/loadgen"
+)
+
+// metric is one column of the table: how to read it from a result and
+// how to print it.
+type metric struct {
+	head   string
+	value  func(r *loadgen.Result) (float64, bool)
+	format string
+}
+
+var metrics = []metric{
+	{"msg/s", func(r *loadgen.Result) (float64, bool) {
+		return r.RecvRate, r.Mode != loadgen.Conns
+	}, "%.0f"},
+	{"CPU s / M msgs", func(r *loadgen.Result) (float64, bool) {
+		if r.Broker == nil || r.Mode == loadgen.Conns {
+			return 0, false
+		}
+		return r.Broker.CPUPerMillion, true
+	}, "%.2f"},
+	{"p99 latency ms", func(r *loadgen.Result) (float64, bool) {
+		if r.Latency == nil {
+			return 0, false
+		}
+		return r.Latency.P99 / 1e3, true
+	}, "%.2f"},
+	{"RSS / idle conn KiB", func(r *loadgen.Result) (float64, bool) {
+		if r.Broker == nil || r.Mode != loadgen.Conns {
+			return 0, false
+		}
+		return r.Broker.RSSPerConn / 1024, true
+	}, "%.1f"},
+}
+
+// median returns the median of a metric over the successful samples.
+func median(ss []sample, m metric) (float64, bool) {
+	var vs []float64
+	for _, s := range ss {
+		if s.res == nil {
+			continue
+		}
+		if v, ok := m.value(s.res); ok {
+			vs = append(vs, v)
+		}
+	}
+	if len(vs) == 0 {
+		return 0, false
+	}
+	slices.Sort(vs)
+	n := len(vs)
+	if n%2 == 1 {
+		return vs[n/2], true
+	}
+	return (vs[n/2-1] + vs[n/2]) / 2, true
+}
+
+// lost sums the lost messages (and connections that failed) over the runs.
+func lost(ss []sample) (n int64, failed int) {
+	for _, s := range ss {
+		if s.res != nil {
+			n += s.res.Lost + int64(s.res.ConnectFailed)
+		}
+		if s.err != nil || s.res != nil && len(s.res.Errors) > 0 {
+			failed++
+		}
+	}
+	return n, failed
+}
+
+// Markdown renders the report as a table with a ratio row per scenario.
+func (r *Report) Markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# edgebroker vs mosquitto\n\n")
+	fmt.Fprintf(&b, "Measured %s on %s/%s, %d CPUs (shared), %s, %s; %d rounds, median of each; %v per run, MQTT %s, %d-byte payloads. Total time %v.\n\n",
+		r.started.Format("2006-01-02 15:04"), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), kernel(), mosquittoVersion(r.cfg.Mosquitto),
+		r.cfg.Rounds, r.cfg.Duration, mqttName(r.cfg.Version), r.cfg.Payload, r.elapsed.Round(time.Second))
+	b.WriteString("| scenario | broker |")
+	for _, m := range metrics {
+		fmt.Fprintf(&b, " %s |", m.head)
+	}
+	b.WriteString(" lost |\n|---|---|")
+	for range metrics {
+		b.WriteString("---:|")
+	}
+	b.WriteString("---:|\n")
+	for _, sc := range r.scenarios {
+		vals := map[string][]float64{}
+		for _, br := range r.brokers {
+			ss := r.samples[[2]string{sc, br}]
+			fmt.Fprintf(&b, "| %s | %s |", sc, br)
+			for _, m := range metrics {
+				v, ok := median(ss, m)
+				vals[br] = append(vals[br], v)
+				if ok {
+					fmt.Fprintf(&b, " "+m.format+" |", v)
+				} else {
+					vals[br][len(vals[br])-1] = math.NaN()
+					b.WriteString(" – |")
+				}
+			}
+			n, failed := lost(ss)
+			fmt.Fprintf(&b, " %d", n)
+			if failed > 0 {
+				fmt.Fprintf(&b, " (%d/%d runs had errors)", failed, len(ss))
+			}
+			b.WriteString(" |\n")
+		}
+		if len(r.brokers) == 2 {
+			a, c := vals[r.brokers[0]], vals[r.brokers[1]]
+			fmt.Fprintf(&b, "| %s | **%s / %s** |", sc, r.brokers[0], r.brokers[1])
+			for i := range metrics {
+				if math.IsNaN(a[i]) || math.IsNaN(c[i]) || c[i] == 0 {
+					b.WriteString(" – |")
+				} else {
+					fmt.Fprintf(&b, " %.2f× |", a[i]/c[i])
+				}
+			}
+			b.WriteString(" |\n")
+		}
+	}
+	b.WriteString(`
+- msg/s: messages received by all subscribers per second (fan-out counts every delivery), first publish to last delivery; publishers keep at most 500 messages outstanding per subscriber (loadgen -window), so this is the rate a broker sustains without dropping.
+- CPU s / M msgs: broker utime+stime from /proc/PID/stat over the run, per million delivered messages. Lower is better.
+- p99 latency: publish to delivery, from the time stamp in each payload. In the unpaced scenarios it is queueing delay at saturation (bounded by the window); the paced latency scenario is the one to read for latency.
+- RSS / idle conn: (VmRSS after N idle clients with one subscription each − VmRSS before) / N, after a 1 s hold.
+- lost: QoS 0 may lose messages under overload; QoS 1 must not. Ratio rows: edgebroker ÷ mosquitto (msg/s: higher is better for edgebroker; the other columns: lower is better).
+- mosquitto runs with a generated config (persistence false, max_queued_messages 100000, max_inflight_messages 32, set_tcp_nodelay true); edgebroker with its defaults (-loopback off -listen). Each run starts a fresh broker process; the order alternates per round.
+`)
+	return b.String()
+}
+
+// JSON returns every run's result, for a closer look.
+func (r *Report) JSON() ([]byte, error) {
+	type run struct {
+		Scenario string          `json:"scenario"`
+		Broker   string          `json:"broker"`
+		Result   *loadgen.Result `json:"result,omitempty"`
+		Error    string          `json:"error,omitempty"`
+	}
+	var out []run
+	for _, sc := range r.scenarios {
+		for _, br := range r.brokers {
+			for _, s := range r.samples[[2]string{sc, br}] {
+				x := run{Scenario: sc, Broker: br, Result: s.res}
+				if s.err != nil {
+					x.Error = s.err.Error()
+				}
+				out = append(out, x)
+			}
+		}
+	}
+	return json.MarshalIndent(out, "", "  ")
+}
+
+func mqttName(v byte) string {
+	if v == 5 {
+		return "5"
+	}
+	return "3.1.1"
+}
+
+func kernel() string {
+	out, err := exec.Command("uname", "-r").Output()
+	if err != nil {
+		return "Linux"
+	}
+	return "Linux " + strings.TrimSpace(string(out))
+}
+
+func mosquittoVersion(bin string) string {
+	out, _ := exec.Command(bin, "-h").CombinedOutput()
+	line, _, _ := strings.Cut(string(out), "\n")
+	if v, ok := strings.CutPrefix(strings.TrimSpace(line), "mosquitto version "); ok {
+		return "mosquitto " + v
+	}
+	return "mosquitto"
+}

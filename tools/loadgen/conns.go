@@ -1,0 +1,122 @@
+package loadgen
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// runConns opens cfg.Count idle clients with one subscription each, holds
+// them for cfg.Hold and measures the broker's RSS before and after.
+func runConns(ctx context.Context, cfg *Config, d *dialer, res *Result, progress io.Writer) error {
+	n := int(cfg.Count)
+	if err := RaiseFileLimit(uint64(n) + 256); err != nil {
+		return err
+	}
+	sources := sourceAddrs(cfg.Addr, cfg.Sources)
+	var e errs
+	_, rss0 := brokerSample(cfg, &e)
+
+	id := runID()
+	clients := make([]*client, n)
+	defer func() { closeAll(clients, cfg.Dialers) }()
+	var next, connected, failed atomic.Int64
+	dctx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	defer cancel()
+	start := time.Now()
+	stop := make(chan struct{})
+	waitProgress := func() {}
+	if progress != nil {
+		waitProgress = ticker(stop, time.Second, func() {
+			fmt.Fprintf(progress, "mqttload: %4.0fs connected=%d failed=%d\n", time.Since(start).Seconds(), connected.Load(), failed.Load())
+		})
+	}
+	var wg sync.WaitGroup
+	for range min(cfg.Dialers, n) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n && dctx.Err() == nil; i = int(next.Add(1) - 1) {
+				var src net.IP
+				if len(sources) > 0 {
+					src = sources[i%len(sources)]
+				}
+				c, err := d.dial(dctx, fmt.Sprintf("mqttload-%s-c%d", id, i), src)
+				if err == nil {
+					clients[i] = c
+					err = c.subscribe(fmt.Sprintf("%s/%s/idle/%d", cfg.TopicPrefix, id, i), cfg.QoS)
+				}
+				if err != nil {
+					failed.Add(1)
+					e.add(fmt.Errorf("client %d: %w", i, err))
+					continue
+				}
+				connected.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if dctx.Err() != nil && ctx.Err() == nil && connected.Load() < int64(n) {
+		e.add(fmt.Errorf("connecting %d clients took longer than %v", n, cfg.Duration))
+	}
+	holdConns(ctx, clients, cfg)
+	close(stop)
+	waitProgress()
+	_, rss1 := brokerSample(cfg, &e)
+
+	res.Conns, res.ConnectFailed = int(connected.Load()), int(failed.Load())
+	res.Seconds = elapsed.Seconds()
+	res.ConnsPerSecond = float64(res.Conns) / res.Seconds
+	if cfg.BrokerPID != 0 {
+		res.Broker = &BrokerUsage{PID: cfg.BrokerPID, RSSBefore: rss0, RSSAfter: rss1}
+		if res.Conns > 0 {
+			res.Broker.RSSPerConn = float64(rss1-rss0) / float64(res.Conns)
+		}
+	}
+	res.Errors = e.strings()
+	return nil
+}
+
+// holdConns keeps the clients connected for cfg.Hold, pinging them at
+// half the keep-alive.
+func holdConns(ctx context.Context, clients []*client, cfg *Config) {
+	end := time.Now().Add(cfg.Hold)
+	every := time.Duration(cfg.KeepAlive) * time.Second / 2
+	for {
+		left := time.Until(end)
+		if left <= 0 || ctx.Err() != nil {
+			return
+		}
+		sleepCtx(ctx, min(left, every))
+		if time.Until(end) > 0 {
+			for _, c := range clients {
+				if c != nil {
+					c.ping()
+				}
+			}
+		}
+	}
+}
+
+// sourceAddrs returns n source addresses 127.0.0.1 … 127.0.0.n to spread
+// connections to an IPv4 loopback target over, so that they do not share
+// one address's ephemeral ports. It returns nil for other targets or n ≤ 1.
+func sourceAddrs(addr string, n int) []net.IP {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || n <= 1 {
+		return nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.Is4() || !ip.IsLoopback() {
+		return nil
+	}
+	ips := make([]net.IP, min(n, 254))
+	for i := range ips {
+		ips[i] = net.IPv4(127, 0, 0, byte(i+1))
+	}
+	return ips
+}

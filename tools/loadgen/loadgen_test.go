@@ -1,0 +1,170 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"edgebroker/broker"
+	"edgebroker/broker/packet"
+)
+
+// startBroker serves an in-process broker on a loopback port.
+func startBroker(t *testing.T) string {
+	t.Helper()
+	s := broker.New(broker.Config{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		s.Close()
+		if err := <-done; !errors.Is(err, broker.ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+func TestRunModes(t *testing.T) {
+	addr := startBroker(t)
+	pid := os.Getpid() // the broker runs in this process
+	tests := []struct {
+		name string
+		cfg  Config
+	}{
+		{"fan-in qos0", Config{Mode: FanIn, Publishers: 4, Count: 4000}},
+		{"fan-in qos1", Config{Mode: FanIn, Publishers: 4, QoS: 1, Count: 4000}},
+		{"fan-in qos2 v5", Config{Mode: FanIn, Publishers: 2, QoS: 2, Version: packet.V5, Count: 2000}},
+		{"fan-out qos1", Config{Mode: FanOut, Subscribers: 10, QoS: 1, Count: 300, Payload: 256}},
+		{"fan-out qos0 open loop", Config{Mode: FanOut, Subscribers: 5, Count: 300, Window: -1}},
+		{"latency v5 qos1", Config{Mode: Latency, Rate: 2000, QoS: 1, Version: packet.V5, Count: 200}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := tt.cfg
+			cfg.Addr, cfg.Duration, cfg.BrokerPID = addr, 3*time.Second, pid
+			cfg.Drain = 500 * time.Millisecond
+			res, err := Run(t.Context(), cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Log(res.Summary())
+			if len(res.Errors) > 0 {
+				t.Errorf("errors: %v", res.Errors)
+			}
+			if got, want := res.Sent, cfg.Count; got != want {
+				t.Errorf("sent %d, want %d", got, want)
+			}
+			if cfg.QoS > 0 {
+				if got, want := res.Received, res.Sent*int64(res.Subscribers); got != want || res.Lost != 0 {
+					t.Errorf("received %d (lost %d), want %d", got, res.Lost, want)
+				}
+				if got, want := res.Acked, res.Sent; got != want {
+					t.Errorf("acked %d, want %d", got, want)
+				}
+			}
+			l := res.Latency
+			if l == nil || l.Samples != uint64(res.Received) {
+				t.Fatalf("latency %+v for %d deliveries", l, res.Received)
+			}
+			if !(0 < l.P50 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.Max) {
+				t.Errorf("percentiles out of order: %+v", l)
+			}
+			if res.RecvRate <= 0 || res.Broker == nil {
+				t.Errorf("rate %v, broker usage %+v", res.RecvRate, res.Broker)
+			}
+		})
+	}
+}
+
+func TestLatencyRate(t *testing.T) {
+	addr := startBroker(t)
+	cfg := Config{Mode: Latency, Addr: addr, Rate: 1000, Count: 1000, Duration: 300 * time.Millisecond}
+	res, err := Run(t.Context(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The duration ends the run before the count: about 300 messages.
+	if res.Sent < 150 || res.Sent > 450 {
+		t.Errorf("sent %d at 1000/s in 300ms", res.Sent)
+	}
+	if res.Lost != 0 {
+		t.Errorf("lost %d", res.Lost)
+	}
+}
+
+func TestConns(t *testing.T) {
+	addr := startBroker(t)
+	cfg := Config{Mode: Conns, Addr: addr, Count: 100, Sources: 4, Duration: 5 * time.Second, Hold: 50 * time.Millisecond, BrokerPID: os.Getpid()}
+	res, err := Run(t.Context(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(res.Summary())
+	if res.Conns != 100 || res.ConnectFailed != 0 || len(res.Errors) > 0 {
+		t.Errorf("conns %d, failed %d, errors %v", res.Conns, res.ConnectFailed, res.Errors)
+	}
+	if res.Broker == nil || res.Broker.RSSAfter <= 0 {
+		t.Errorf("broker usage %+v", res.Broker)
+	}
+}
+
+func TestRefusesRemote(t *testing.T) {
+	for _, addr := range []string{"10.0.0.1:1883", "[2001:db8::1]:1883", "192.0.2.1:8883"} {
+		_, err := Run(context.Background(), Config{Addr: addr}, nil)
+		if err == nil {
+			t.Errorf("Run(%s): no error for a remote target", addr)
+		}
+	}
+	for _, addr := range []string{"127.0.0.1:1", "127.1.2.3:1", "[::1]:1"} {
+		if err := checkLoopback(addr); err != nil {
+			t.Errorf("checkLoopback(%s): %v", addr, err)
+		}
+	}
+}
+
+func TestHistogram(t *testing.T) {
+	var h histogram
+	for i := 1; i <= 10000; i++ {
+		h.record(time.Duration(i) * time.Microsecond)
+	}
+	for _, tt := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 5 * time.Millisecond}, {0.9, 9 * time.Millisecond}, {0.99, 9900 * time.Microsecond}, {1, 10 * time.Millisecond}} {
+		got := h.quantile(tt.q)
+		if d := float64(got-tt.want) / float64(tt.want); d < 0 || d > 0.016 {
+			t.Errorf("quantile(%v) = %v, want %v (+1.6%%)", tt.q, got, tt.want)
+		}
+	}
+	for v := time.Duration(0); v < 1<<20; v += 7 {
+		if b := bucketOf(v); bucketHigh(b) < v || (b > 0 && bucketHigh(b-1) >= v) {
+			t.Fatalf("value %d in bucket %d (high %d)", v, b, bucketHigh(b))
+		}
+	}
+}
+
+func TestProc(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "42")
+	os.Mkdir(dir, 0o755)
+	stat := "42 (edge broker) S 1 42 42 0 -1 4194560 1000 0 0 0 250 130 0 0 20 0 9 0 100 1000000 500 18446744073709551615\n"
+	status := "Name:\tedgebroker\nVmPeak:\t  9000 kB\nVmRSS:\t   2048 kB\nThreads:\t9\n"
+	os.WriteFile(filepath.Join(dir, "stat"), []byte(stat), 0o644)
+	os.WriteFile(filepath.Join(dir, "status"), []byte(status), 0o644)
+	cpu, err := ProcCPU(root, 42)
+	if got, want := cpu, 3800*time.Millisecond; err != nil || got != want {
+		t.Errorf("ProcCPU = %v, %v; want %v", got, err, want)
+	}
+	rss, err := ProcRSS(root, 42)
+	if got, want := rss, int64(2048<<10); err != nil || got != want {
+		t.Errorf("ProcRSS = %v, %v; want %v", got, err, want)
+	}
+}

@@ -1,0 +1,84 @@
+package loadgen
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"edgebroker/broker"
+)
+
+// startTLSBroker serves an in-process broker over TLS with a self-signed
+// certificate for 127.0.0.1, and returns the address and the CA file.
+func startTLSBroker(t *testing.T) (addr, caFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile = filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	tln := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})
+	s := broker.New(broker.Config{})
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(tln) }()
+	t.Cleanup(func() {
+		s.Close()
+		if err := <-done; !errors.Is(err, broker.ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return ln.Addr().String(), caFile
+}
+
+func TestTLS(t *testing.T) {
+	addr, ca := startTLSBroker(t)
+	for _, cfg := range []Config{
+		{CAFile: ca},
+		{Insecure: true},
+	} {
+		cfg.Mode, cfg.Addr, cfg.QoS, cfg.Count, cfg.Duration = FanIn, addr, 1, 1000, 3*time.Second
+		res, err := Run(t.Context(), cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Received != 1000 || len(res.Errors) > 0 {
+			t.Errorf("%s: errors %v", res.Summary(), res.Errors)
+		}
+	}
+	// Plain TCP to a TLS port fails to connect.
+	if _, err := Run(t.Context(), Config{Addr: addr, Count: 10, Duration: time.Second}, nil); err == nil {
+		t.Error("plain MQTT to a TLS port: no error")
+	}
+}
