@@ -29,6 +29,7 @@ type conn struct {
 	// Set during CONNECT, then read-only.
 	version   byte
 	client    *Client
+	perms     Permissions // nil: everything allowed (no authorization on the port)
 	sess      *session
 	keepAlive time.Duration
 	maxOut    uint32 // client's Maximum Packet Size (0 = protocol limit)

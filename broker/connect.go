@@ -159,14 +159,16 @@ func (c *conn) authDone() error {
 	if c.authCode != packet.Success {
 		return c.refuse(c.authCode)
 	}
-	if az := c.port.Authorizer; az != nil && !az.AllowConnect(c.client) {
-		return c.refuse(packet.NotAuthorized)
+	if az := c.port.Authorizer; az != nil {
+		if c.perms = az.Authorize(c.client); c.perms == nil {
+			return c.refuse(packet.NotAuthorized)
+		}
 	}
 	if c.srv.Stats.Connections.Load() >= int64(c.srv.lim.MaxConnections) {
 		return c.refuse(packet.QuotaExceeded)
 	}
 	if w := p.will; w != nil {
-		if az := c.port.Authorizer; az != nil && !az.AllowPublish(c.client, w.msg.Topic) {
+		if c.perms != nil && !c.perms.AllowPublish(w.msg.Topic) {
 			w.msg.release() // a will the client may not publish is dropped
 			p.will = nil
 		}

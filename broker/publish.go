@@ -50,7 +50,7 @@ func (c *conn) handlePublish(flags byte, body []byte) error {
 			return packet.PayloadFormatInvalid
 		}
 		code = packet.PayloadFormatInvalid // [MQTT-3.3.2-4]: may answer with 0x99
-	case c.port.Authorizer != nil && !c.port.Authorizer.AllowPublish(c.client, p.Topic):
+	case c.perms != nil && !c.perms.AllowPublish(p.Topic):
 		code = packet.NotAuthorized // 3.1.1 cannot say so: the message is dropped
 	default:
 		m := newMessage(p, s.now(), c.client)

@@ -77,12 +77,18 @@ type Authenticator interface {
 	Authenticate(c *Client, r *AuthRequest) AuthResult
 }
 
-// Authorizer decides what an authenticated client may do. AllowPublish is
-// on the hot path and must not allocate.
+// Permissions are what one connected client may do. They are consulted
+// for every PUBLISH and SUBSCRIBE, so they must not allocate.
+type Permissions interface {
+	AllowPublish(topic []byte) bool
+	AllowSubscribe(filter []byte) bool
+}
+
+// Authorizer decides, once per CONNECT, what an authenticated client may
+// do: it returns the client's Permissions, or nil to refuse the connection
+// (CONNACK 0x87, 3.1.1: 5).
 type Authorizer interface {
-	AllowConnect(c *Client) bool
-	AllowPublish(c *Client, topic []byte) bool
-	AllowSubscribe(c *Client, filter []byte) bool
+	Authorize(c *Client) Permissions
 }
 
 // Port is what one listening port applies to its clients. A nil

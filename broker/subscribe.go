@@ -65,7 +65,7 @@ func (c *conn) subscribe(f *packet.Subscription, id uint32) (code packet.Code, e
 	if shared && f.NoLocal {
 		return 0, false, packet.ProtocolError // [MQTT-3.8.3-4]
 	}
-	if az := c.port.Authorizer; az != nil && !az.AllowSubscribe(c.client, inner) {
+	if c.perms != nil && !c.perms.AllowSubscribe(inner) {
 		return packet.NotAuthorized, false, nil
 	}
 	o := subOpts{qos: f.QoS, noLocal: f.NoLocal, retainAsPub: f.RetainAsPublished, retainHandling: f.RetainHandling, id: id}

@@ -228,9 +228,14 @@ func TestV5SharedNoLocal(t *testing.T) {
 // subscribe, and one client id at CONNECT.
 type denyTopic struct{ topic, client string }
 
-func (d denyTopic) AllowConnect(c *broker.Client) bool             { return c.ID != d.client }
-func (d denyTopic) AllowPublish(_ *broker.Client, t []byte) bool   { return string(t) != d.topic }
-func (d denyTopic) AllowSubscribe(_ *broker.Client, f []byte) bool { return string(f) != d.topic }
+func (d denyTopic) Authorize(c *broker.Client) broker.Permissions {
+	if c.ID == d.client {
+		return nil
+	}
+	return d
+}
+func (d denyTopic) AllowPublish(t []byte) bool   { return string(t) != d.topic }
+func (d denyTopic) AllowSubscribe(f []byte) bool { return string(f) != d.topic }
 
 // TestV5RequestProblemInfoZero: refusals explain themselves with a Reason
 // String, unless the client set Request Problem Information to 0.
