@@ -45,7 +45,7 @@ fuzz:
 		dir=$$(dirname "$$f"); \
 		for t in $$(sed -nE 's/^func (Fuzz[A-Za-z0-9_]*)\(.*/\1/p' "$$f"); do \
 			echo "== $$dir $$t ($(FUZZTIME))"; \
-			$(GO) test -run='^$$' -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) "$$dir"; \
+			$(GO) test -run='^$$' -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s "$$dir"; \
 			n=$$((n+1)); \
 		done; \
 	done; \
