@@ -34,8 +34,11 @@ type Limits struct {
 	WriteTimeout      time.Duration // a socket write that stalls this long closes the connection
 }
 
-// DefaultLimits are sized for an edge gateway with a few hundred clients.
-var DefaultLimits = Limits{
+// DefaultLimits returns the defaults, sized for an edge gateway with a few
+// hundred clients.
+func DefaultLimits() Limits { return defaultLimits }
+
+var defaultLimits = Limits{
 	MaxConnections:    10000,
 	MaxPacketSize:     1 << 20,
 	MaxInflight:       32,
@@ -54,7 +57,7 @@ var DefaultLimits = Limits{
 
 // withDefaults fills zero fields from DefaultLimits.
 func (l Limits) withDefaults() Limits {
-	d := DefaultLimits
+	d := defaultLimits
 	set := func(v *int, def int) {
 		if *v == 0 {
 			*v = def
