@@ -24,9 +24,9 @@ func main() {
 	var cfg appliance.Config
 	var listen listFlag
 	flag.StringVar(&cfg.DataDir, "data", "/perm/edgebroker", "state directory")
-	flag.StringVar(&cfg.ConfigPath, "config", "", "YAML resource file or folder applied at start")
+	flag.StringVar(&cfg.ConfigPath, "config", "", "YAML resources (file or folder) that replace the embedded default; errors are printed with file:line and exit non-zero")
 	flag.Var(&listen, "listen", "add a plain, anonymous MQTT port (host:port); repeatable")
-	flag.StringVar(&cfg.Loopback, "loopback", appliance.DefaultLoopback, `the device-local plain MQTT port of the embedded default ("off" to disable)`)
+	flag.StringVar(&cfg.Loopback, "loopback", appliance.DefaultLoopback, `address of the embedded default's device-local plain MQTT port ("off" to disable); ignored with -config`)
 	verbose := flag.Bool("v", false, "debug logging")
 	flag.Parse()
 	cfg.Listen = listen

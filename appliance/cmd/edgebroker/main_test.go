@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -160,6 +161,48 @@ func TestBadConfigExitsNonZero(t *testing.T) {
 	}
 	if !regexp.MustCompile(`bad address`).Match(out) {
 		t.Errorf("stderr does not name the bad address:\n%s", out)
+	}
+}
+
+// TestBadConfigFileExitsNonZero: a -config that does not validate makes
+// the binary exit non-zero before serving, with every error on stderr
+// naming file:line.
+func TestBadConfigFileExitsNonZero(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "edgebroker")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	bad := `apiVersion: mqttbroker.iotoperations.azure.com/v1
+kind: BrokerListener
+metadata:
+  name: lb
+spec:
+  serviceType: LoadBalancer
+  ports:
+  - port: 70000
+    authorizationRef: nobody
+`
+	if err := os.WriteFile(filepath.Join(dir, "listeners.yaml"), []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-data", t.TempDir(), "-config", dir)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if ee := (*exec.ExitError)(nil); !errors.As(err, &ee) || ee.ExitCode() == 0 {
+		t.Fatalf("got %v, want a non-zero exit; stderr:\n%s", err, stderr.String())
+	}
+	for _, want := range []string{
+		"listeners.yaml:8: BrokerListener/lb: spec.ports[0].port: 70000 is not a port number",
+		"listeners.yaml:9: BrokerListener/lb: spec.ports[0].authorizationRef: authorization needs authentication",
+	} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr does not contain %q:\n%s", want, stderr.String())
+		}
+	}
+	if strings.Contains(stderr.String(), "serving MQTT") {
+		t.Errorf("served before rejecting the configuration:\n%s", stderr.String())
 	}
 }
 

@@ -1,0 +1,145 @@
+package appliance
+
+import (
+	"crypto/x509"
+	"log/slog"
+	"maps"
+
+	"edgebroker/appliance/config"
+	"edgebroker/broker"
+	"edgebroker/broker/auth"
+	"edgebroker/broker/packet"
+)
+
+// authenticator is a port's BrokerAuthentication: its methods are tried
+// in order, and the first one the client's credentials are relevant to
+// and valid for admits it (aio-config-model.md §2).
+type authenticator struct {
+	methods []authMethod
+}
+
+// authMethod is one authentication method. relevant reports whether the
+// credentials are meant for it; only then does res count.
+type authMethod interface {
+	authenticate(c *broker.Client, r *broker.AuthRequest) (res broker.AuthResult, relevant bool)
+}
+
+var _ broker.Authenticator = (*authenticator)(nil)
+
+// Authenticate implements broker.Authenticator. A method that finds the
+// credentials relevant but invalid does not end the search; if no method
+// admits the client, the first such refusal is the answer, or Not
+// authorized when no method found the credentials relevant.
+func (a *authenticator) Authenticate(c *broker.Client, r *broker.AuthRequest) broker.AuthResult {
+	if r.Method != "" {
+		// No enhanced authentication methods on the appliance yet.
+		return broker.AuthResult{Code: packet.BadAuthenticationMethod}
+	}
+	refusal := broker.AuthResult{Code: packet.NotAuthorized}
+	refused := false
+	for _, m := range a.methods {
+		res, relevant := m.authenticate(c, r)
+		switch {
+		case !relevant:
+		case res.Code == packet.Success:
+			return res
+		case !refused:
+			refusal, refused = res, true
+		}
+	}
+	return refusal
+}
+
+// newAuthenticator builds the methods of a BrokerAuthentication. Errors
+// are configuration errors naming the resource.
+func newAuthenticator(set *config.Set, ba *config.BrokerAuthentication, log *slog.Logger) (*authenticator, *x509.CertPool, error) {
+	a := new(authenticator)
+	var cas *x509.CertPool
+	for _, m := range ba.Spec.AuthenticationMethods {
+		switch m.Method {
+		case config.MethodX509:
+			x := m.X509Settings
+			cm := set.ConfigMap(x.TrustedClientCACert)
+			if cm == nil { // Validate reports this; be safe anyway
+				return nil, nil, resourceError(ba, "spec.authenticationMethods", "ConfigMap/%s not found", x.TrustedClientCACert)
+			}
+			pool, err := clientCAs(cm)
+			if err != nil {
+				return nil, nil, err
+			}
+			cas = pool
+			xm := &x509Method{}
+			for _, name := range sortedKeys(x.AuthorizationAttributes) {
+				e := x.AuthorizationAttributes[name]
+				xm.attrs = append(xm.attrs, auth.SubjectAttributes{Subject: e.Subject, Attributes: e.Attributes})
+			}
+			a.methods = append(a.methods, xm)
+		case config.MethodUsernamePassword:
+			u := m.UsernamePasswordSettings
+			sec := set.Secret(u.PasswordFileSecretRef)
+			if sec == nil {
+				return nil, nil, resourceError(ba, "spec.authenticationMethods", "Secret/%s not found", u.PasswordFileSecretRef)
+			}
+			file, _ := sec.Bytes(u.Key)
+			pw, err := auth.ParsePasswordFile(file)
+			if err != nil {
+				return nil, nil, resourceError(sec, secretPath(sec, u.Key), "%v", err)
+			}
+			a.methods = append(a.methods, &passwordMethod{pw: pw, attrs: u.UserAttributes})
+		case config.MethodCustom:
+			log.Warn("Custom authentication is not supported yet: the method is skipped as not relevant",
+				"authentication", ba.Metadata.Name)
+		}
+	}
+	return a, cas, nil
+}
+
+// x509Method admits clients whose certificate the TLS handshake verified
+// against the trusted client CAs. The username is the leaf's CN, the
+// attributes come from the first certificate in the chain whose subject
+// has an authorizationAttributes entry, and the connection ends when the
+// leaf expires.
+type x509Method struct {
+	attrs []auth.SubjectAttributes
+}
+
+func (m *x509Method) authenticate(c *broker.Client, _ *broker.AuthRequest) (broker.AuthResult, bool) {
+	if c.TLS == nil || len(c.TLS.PeerCertificates) == 0 {
+		return broker.AuthResult{}, false
+	}
+	if len(c.TLS.VerifiedChains) == 0 {
+		return broker.AuthResult{Code: packet.NotAuthorized}, true
+	}
+	chain := c.TLS.VerifiedChains[0]
+	leaf := chain[0]
+	c.Username = auth.CNUsername(leaf)
+	c.Attributes = auth.X509Attributes(chain, m.attrs)
+	return broker.AuthResult{Code: packet.Success, Expiry: leaf.NotAfter}, true
+}
+
+// passwordMethod checks the CONNECT's username and password against a
+// password file. Attributes come from the file's third field, then from
+// usernamePasswordSettings.userAttributes, which win on a shared name.
+type passwordMethod struct {
+	pw    *auth.Passwords
+	attrs map[string]map[string]string
+}
+
+func (m *passwordMethod) authenticate(c *broker.Client, r *broker.AuthRequest) (broker.AuthResult, bool) {
+	if len(r.Username) == 0 {
+		return broker.AuthResult{}, false
+	}
+	user := string(r.Username)
+	attrs, ok := m.pw.Verify(user, r.Password)
+	if !ok || !r.HasPassword {
+		return broker.AuthResult{Code: packet.BadUsernameOrPassword}, true
+	}
+	if extra := m.attrs[user]; len(extra) > 0 {
+		if attrs == nil {
+			attrs = make(map[string]string, len(extra))
+		}
+		maps.Copy(attrs, extra)
+	}
+	c.Username, c.Attributes = user, attrs
+	return broker.AuthResult{Code: packet.Success}, true
+}

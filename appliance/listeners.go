@@ -1,0 +1,163 @@
+package appliance
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+
+	"edgebroker/appliance/config"
+	"edgebroker/broker"
+	"edgebroker/broker/wsnet"
+)
+
+// port is one configured BrokerListener port as the appliance runs it.
+type port struct {
+	listener string // BrokerListener name
+	number   int    // spec.ports[].port
+	addr     string // where to bind
+	ws       bool   // MQTT over WebSockets
+	tls      *tls.Config
+	cert     *serverCert // nil without TLS
+	bport    broker.Port
+	waiting  string // why the port is not served; "" if it is
+}
+
+// defaultLoopbackListener is the embedded default's ClusterIp listener,
+// whose port 1883 -loopback moves or turns off.
+const defaultLoopbackListener = "loopback"
+
+// portKey names a port in logs and as broker.Port.Name: "listener/port".
+func portKey(listener string, number int) string {
+	return listener + "/" + strconv.Itoa(number)
+}
+
+// buildPorts turns the Set's listeners into ports. It checks what
+// Validate cannot: server chains (certs.ParseChain), client CA bundles,
+// password files and authorization policies; every problem is returned
+// at once as config.Errors.
+func buildPorts(set *config.Set, cfg *Config, def bool, log *slog.Logger) ([]*port, error) {
+	var errs config.Errors
+	add := func(err error) {
+		switch e := err.(type) {
+		case config.Errors:
+			errs = append(errs, e...)
+		case *config.Error:
+			errs = append(errs, e)
+		default:
+			errs = append(errs, &config.Error{Msg: err.Error()})
+		}
+	}
+	authns := map[string]*authenticator{}
+	cas := map[string]*x509.CertPool{}
+	for _, ba := range set.Authentications {
+		a, pool, err := newAuthenticator(set, ba, log)
+		if err != nil {
+			add(err)
+			continue
+		}
+		authns[ba.Metadata.Name], cas[ba.Metadata.Name] = a, pool
+	}
+	authzs := map[string]authorizer{}
+	for _, bz := range set.Authorizations {
+		pol, err := compilePolicy(bz)
+		if err != nil {
+			add(err)
+			continue
+		}
+		authzs[bz.Metadata.Name] = authorizer{pol}
+	}
+	waiting := map[string]string{}
+	for _, w := range set.Pending() {
+		if w.Port != 0 {
+			waiting[portKey(w.Name, w.Port)] = w.String()
+		}
+	}
+	var ports []*port
+	for _, l := range set.Listeners {
+		host := "" // LoadBalancer and NodePort: every interface
+		if l.Spec.ServiceType == config.ServiceClusterIP {
+			host = "127.0.0.1"
+		}
+		for _, lp := range l.Spec.Ports {
+			key := portKey(l.Metadata.Name, lp.Port)
+			number := lp.Port
+			if n, ok := cfg.PortMap[lp.Port]; ok {
+				number = n
+			}
+			p := &port{
+				listener: l.Metadata.Name, number: lp.Port,
+				addr:  net.JoinHostPort(host, strconv.Itoa(number)),
+				ws:    lp.Protocol == config.ProtocolWebSockets,
+				bport: broker.Port{Name: key},
+			}
+			if def && l.Metadata.Name == defaultLoopbackListener && lp.Port == config.DefaultLoopbackPort {
+				switch cfg.Loopback {
+				case "off":
+					continue
+				case "":
+				default:
+					p.addr = cfg.Loopback
+				}
+			}
+			if lp.AuthenticationRef != "" {
+				if a := authns[lp.AuthenticationRef]; a != nil {
+					p.bport.Authenticator = a
+				}
+			}
+			if lp.AuthorizationRef != "" {
+				if a, ok := authzs[lp.AuthorizationRef]; ok {
+					p.bport.Authorizer = a
+				}
+			}
+			if t := lp.TLS; t != nil {
+				p.cert = new(serverCert)
+				p.tls = serverTLS(p.cert, cas[lp.AuthenticationRef])
+				switch t.Mode {
+				case config.TLSManual:
+					c, err := manualCert(set, t.Manual.SecretRef)
+					switch {
+					case err != nil:
+						add(err)
+					case c == nil:
+						p.waiting = waiting[key]
+						if p.waiting == "" {
+							p.waiting = fmt.Sprintf("BrokerListener/%s: port %d: Server certificate %s not found. Awaiting creation of secret.", l.Metadata.Name, lp.Port, t.Manual.SecretRef)
+						}
+					default:
+						p.cert.p.Store(c)
+					}
+				case config.TLSAutomatic:
+					issuer := ""
+					if c := t.CertManagerCertificateSpec; c != nil {
+						issuer = c.IssuerRef.Kind + "/" + c.IssuerRef.Name
+					}
+					p.waiting = fmt.Sprintf("BrokerListener/%s: port %d: Awaiting certificate issuance from %s (tls.mode Automatic is not implemented yet).", l.Metadata.Name, lp.Port, issuer)
+				}
+			}
+			ports = append(ports, p)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return ports, nil
+}
+
+// listen binds p's address and wraps the listener in TLS and WebSockets
+// as configured.
+func (p *port) listen(log *slog.Logger) (net.Listener, error) {
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		return nil, fmt.Errorf("appliance: %s: listen %s: %w", p.bport.Name, p.addr, err)
+	}
+	if p.tls != nil {
+		ln = tls.NewListener(ln, p.tls)
+	}
+	if p.ws {
+		ln = wsnet.Listen(ln, log.With("port", p.bport.Name))
+	}
+	return ln, nil
+}
