@@ -51,6 +51,9 @@ type Config struct {
 	// Started, if set, is called with the running appliance once it
 	// serves (after Ready).
 	Started func(*Appliance)
+	// Reload, when it delivers, makes the appliance re-read and apply its
+	// configuration (main sends SIGHUP here).
+	Reload <-chan os.Signal
 }
 
 // ShutdownTimeout bounds a clean shutdown (gokrazy kills after 100 s).
@@ -89,31 +92,23 @@ func Run(ctx context.Context, cfg Config) error {
 		Limits: brokerLimits(set.Broker(), cfg.Limits),
 		Logger: log.With("subsystem", "broker"),
 	})
-	a := new(Appliance)
-	type serving struct {
-		ln net.Listener
-		p  *broker.Port
-	}
-	var lns []serving
-	fail := func(err error) error {
-		for _, s := range lns {
-			s.ln.Close()
-		}
+	g, gctx := errgroup.WithContext(ctx)
+	a := &Appliance{cfg: &cfg, log: log, srv: srv, g: g, live: map[string]*livePort{}}
+	a.reloadMu.Lock()
+	err = a.apply(ports)
+	a.reloadMu.Unlock()
+	if err != nil {
 		return err
+	}
+	var addrs []net.Addr
+	for _, st := range a.Status().Ports {
+		if st.Serving {
+			addrs = append(addrs, st.Addr)
+		}
 	}
 	bound := map[string]bool{}
 	for _, p := range ports {
-		st := PortStatus{Listener: p.listener, Port: p.number, Message: p.waiting}
-		if p.waiting == "" {
-			ln, err := p.listen(log)
-			if err != nil {
-				return fail(err)
-			}
-			lns = append(lns, serving{ln, &p.bport})
-			bound[p.addr] = true
-			st.Serving, st.Addr = true, ln.Addr()
-		}
-		a.status.Ports = append(a.status.Ports, st)
+		bound[p.addr] = true
 	}
 	for _, addr := range cfg.Listen {
 		if bound[addr] && !strings.HasSuffix(addr, ":0") {
@@ -121,28 +116,18 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			return fail(fmt.Errorf("appliance: listen %s: %w", addr, err))
+			srv.Close()
+			return fmt.Errorf("appliance: listen %s: %w", addr, err)
 		}
-		lns = append(lns, serving{ln, &broker.Port{Name: ln.Addr().String()}})
-	}
-
-	g, gctx := errgroup.WithContext(ctx)
-	var addrs []net.Addr
-	for _, s := range lns {
-		addrs = append(addrs, s.ln.Addr())
-		log.Info("serving MQTT", "addr", s.ln.Addr().String(), "port", s.p.Name,
-			"auth", authName(s.p))
+		addrs = append(addrs, ln.Addr())
+		log.Info("serving MQTT", "addr", ln.Addr().String(), "port", "-listen", "auth", "anonymous")
+		p := &broker.Port{Name: ln.Addr().String()}
 		g.Go(func() error {
-			if err := srv.ServePort(s.ln, s.p); !errors.Is(err, broker.ErrServerClosed) {
-				return fmt.Errorf("appliance: serve %s: %w", s.ln.Addr(), err)
+			if err := srv.ServePort(ln, p); !errors.Is(err, broker.ErrServerClosed) {
+				return fmt.Errorf("appliance: serve %s: %w", ln.Addr(), err)
 			}
 			return nil
 		})
-	}
-	for _, st := range a.status.Ports {
-		if !st.Serving {
-			log.Warn("port not served", "port", portKey(st.Listener, st.Port), "status", st.Message)
-		}
 	}
 	if cfg.Ready != nil {
 		cfg.Ready(addrs)
@@ -151,13 +136,42 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Started(a)
 	}
 	g.Go(func() error {
-		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
-		defer cancel()
-		log.Info("shutting down")
-		return srv.Shutdown(sctx)
+		for {
+			select {
+			case <-gctx.Done():
+				sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+				defer cancel()
+				log.Info("shutting down")
+				return srv.Shutdown(sctx)
+			case <-cfg.Reload:
+				if err := a.Reload(); err != nil {
+					log.Error("reload rejected: the running configuration stays", "err", err)
+				}
+			}
+		}
 	})
 	return g.Wait()
+}
+
+// Reload re-reads the configuration (-config, or the embedded default)
+// and applies it without a restart. A configuration that does not load,
+// validate or bind changes nothing and is returned as the error.
+func (a *Appliance) Reload() error {
+	set, err := loadConfig(a.cfg.ConfigPath)
+	if err != nil {
+		return err
+	}
+	ports, err := buildPorts(set, a.cfg, a.cfg.ConfigPath == "", a.log)
+	if err != nil {
+		return fmt.Errorf("appliance: configuration %s rejected:\n%w", configName(a.cfg.ConfigPath), err)
+	}
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	if err := a.apply(ports); err != nil {
+		return err
+	}
+	a.log.Info("configuration applied", "config", configName(a.cfg.ConfigPath))
+	return nil
 }
 
 // loadConfig reads and validates the -config resources, or returns the
@@ -181,15 +195,4 @@ func configName(path string) string {
 		return "(embedded default)"
 	}
 	return path
-}
-
-func authName(p *broker.Port) string {
-	switch {
-	case p.Authenticator == nil:
-		return "anonymous"
-	case p.Authorizer == nil:
-		return "authenticated"
-	default:
-		return "authenticated+authorized"
-	}
 }

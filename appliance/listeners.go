@@ -23,6 +23,10 @@ type port struct {
 	cert     *serverCert // nil without TLS
 	bport    broker.Port
 	waiting  string // why the port is not served; "" if it is
+	// Fingerprints of what the port's authentication and authorization
+	// are built from: a reload that changes them disconnects the port's
+	// clients so they reconnect under the new rules.
+	authnFP, authzFP string
 }
 
 // defaultLoopbackListener is the embedded default's ClusterIp listener,
@@ -106,11 +110,13 @@ func buildPorts(set *config.Set, cfg *Config, def bool, log *slog.Logger) ([]*po
 				if a := authns[lp.AuthenticationRef]; a != nil {
 					p.bport.Authenticator = a
 				}
+				p.authnFP = authnFingerprint(set, lp.AuthenticationRef)
 			}
 			if lp.AuthorizationRef != "" {
 				if a, ok := authzs[lp.AuthorizationRef]; ok {
 					p.bport.Authorizer = a
 				}
+				p.authzFP = fingerprint(set.Authorization(lp.AuthorizationRef))
 			}
 			if t := lp.TLS; t != nil {
 				p.cert = new(serverCert)
@@ -148,13 +154,13 @@ func buildPorts(set *config.Set, cfg *Config, def bool, log *slog.Logger) ([]*po
 
 // listen binds p's address and wraps the listener in TLS and WebSockets
 // as configured.
-func (p *port) listen(log *slog.Logger) (net.Listener, error) {
+func (p *port) listen(tc *tls.Config, log *slog.Logger) (net.Listener, error) {
 	ln, err := net.Listen("tcp", p.addr)
 	if err != nil {
 		return nil, fmt.Errorf("appliance: %s: listen %s: %w", p.bport.Name, p.addr, err)
 	}
-	if p.tls != nil {
-		ln = tls.NewListener(ln, p.tls)
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
 	}
 	if p.ws {
 		ln = wsnet.Listen(ln, log.With("port", p.bport.Name))

@@ -1,13 +1,26 @@
 package appliance
 
 import (
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"edgebroker/broker"
 )
 
 // Appliance is a running appliance, as Config.Started hands it over.
 type Appliance struct {
+	cfg *Config
+	log *slog.Logger
+	srv *broker.Server
+	g   *errgroup.Group
+
+	reloadMu sync.Mutex           // one apply at a time
+	live     map[string]*livePort // by "listener/port"; guarded by reloadMu
+
 	mu     sync.Mutex
 	status Status
 }

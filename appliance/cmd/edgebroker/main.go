@@ -38,6 +38,9 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP) // re-read -config and apply it
+	cfg.Reload = hup
 	if err := appliance.Run(ctx, cfg); err != nil {
 		log.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,7 +53,10 @@ func runBinary(t *testing.T, args ...string) (addr string, cmd *exec.Cmd, exited
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
+				select { // the first port; never block the binary's stderr
+				case found <- m[1]:
+				default:
+				}
 			}
 		}
 		exited <- cmd.Wait()
@@ -213,4 +217,54 @@ func splitHostPort(t *testing.T, addr string) (string, string) {
 		t.Fatalf("bad address %q", addr)
 	}
 	return m[1], m[2]
+}
+
+// TestSIGHUPReloads: SIGHUP re-reads -config; a port added to the file
+// starts answering without a restart.
+func TestSIGHUPReloads(t *testing.T) {
+	p1, p2 := freePort(t), freePort(t)
+	dir := t.TempDir()
+	write := func(ports ...int) {
+		y := "apiVersion: mqttbroker.iotoperations.azure.com/v1\nkind: BrokerListener\nmetadata:\n  name: local\nspec:\n  serviceType: ClusterIp\n  ports:\n"
+		for _, p := range ports {
+			y += fmt.Sprintf("  - port: %d\n", p)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "listener.yaml"), []byte(y), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(p1)
+	_, cmd, _ := runBinary(t, "-config", dir)
+	addr2 := fmt.Sprintf("127.0.0.1:%d", p2)
+	if c, err := net.Dial("tcp", addr2); err == nil {
+		c.Close()
+		t.Fatalf("port %d answers before it is configured", p2)
+	}
+	write(p1, p2)
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr2)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("port %d not served 10 s after SIGHUP: %v", p2, err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling a port: there is no event to await
+	}
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
