@@ -266,4 +266,3 @@ func authnFingerprint(set *config.Set, name string) string {
 	}
 	return fingerprint(rs...)
 }
-

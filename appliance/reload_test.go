@@ -86,7 +86,7 @@ spec:
 func watchLost(t *testing.T, addr, id string) (mqtt.Client, chan struct{}) {
 	t.Helper()
 	lost := make(chan struct{}, 1)
-	o := mqtt.NewClientOptions().AddBroker("tcp://"+addr).SetClientID(id).SetUsername("alice").SetPassword("pw").
+	o := mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id).SetUsername("alice").SetPassword("pw").
 		SetAutoReconnect(false).SetConnectTimeout(wait).
 		SetConnectionLostHandler(func(mqtt.Client, error) { lost <- struct{}{} })
 	return pahoClient(t, o), lost
@@ -185,7 +185,7 @@ spec:
 	if got := handshakeCN(t, tlsAddr, tc); got != "first" {
 		t.Errorf("server certificate %q, want first", got)
 	}
-	o := mqtt.NewClientOptions().AddBroker("ssl://"+tlsAddr).SetClientID("tls").SetTLSConfig(tc).SetAutoReconnect(false)
+	o := mqtt.NewClientOptions().AddBroker("ssl://" + tlsAddr).SetClientID("tls").SetTLSConfig(tc).SetAutoReconnect(false)
 	lostTLS := make(chan struct{}, 1)
 	o.SetConnectionLostHandler(func(mqtt.Client, error) { lostTLS <- struct{}{} })
 	pahoClient(t, o)
@@ -242,4 +242,3 @@ func writeFile(t *testing.T, dir, name, body string) {
 		t.Fatal(err)
 	}
 }
-
