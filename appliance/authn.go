@@ -87,8 +87,11 @@ func newAuthenticator(set *config.Set, ba *config.BrokerAuthentication, log *slo
 			}
 			a.methods = append(a.methods, &passwordMethod{pw: pw, attrs: u.UserAttributes})
 		case config.MethodCustom:
-			log.Warn("Custom authentication is not supported yet: the method is skipped as not relevant",
-				"authentication", ba.Metadata.Name)
+			cm, err := newCustomMethod(set, ba, m.CustomSettings, log)
+			if err != nil {
+				return nil, nil, err
+			}
+			a.methods = append(a.methods, cm)
 		}
 	}
 	return a, cas, nil

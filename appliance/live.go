@@ -258,6 +258,16 @@ func authnFingerprint(set *config.Set, name string) string {
 				rs = append(rs, cm)
 			}
 		}
+		if cs := m.CustomSettings; cs != nil {
+			if cm := set.ConfigMap(cs.CACertConfigMap); cm != nil {
+				rs = append(rs, cm)
+			}
+			if cs.Auth != nil {
+				if sec := set.Secret(cs.Auth.X509.SecretRef); sec != nil {
+					rs = append(rs, sec)
+				}
+			}
+		}
 		if u := m.UsernamePasswordSettings; u != nil {
 			if sec := set.Secret(u.PasswordFileSecretRef); sec != nil {
 				rs = append(rs, sec)
