@@ -32,8 +32,8 @@ func (c *sinkConn) SetWriteDeadline(time.Time) error {
 	return nil
 }
 
-// fakeClient attaches a connected client with a sink socket and its
-// writer goroutine, bypassing the reader.
+// fakeClient attaches a connected client with a sink socket, bypassing
+// the reader. Its writer goroutine starts with the CONNACK (signal).
 func fakeClient(t testing.TB, s *Server, id string, v byte) *conn {
 	t.Helper()
 	nc := newSinkConn()
@@ -41,8 +41,6 @@ func fakeClient(t testing.TB, s *Server, id string, v byte) *conn {
 	c.version = v
 	c.client = &Client{ID: id, Version: v}
 	c.pending = &pendingConnect{recvMax: 65535, problem: true, expiry: 0xFFFFFFFF}
-	s.connWG.Add(1)
-	go c.writeLoop()
 	if err := c.authDone(); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"edgebroker/broker/packet"
@@ -37,36 +39,44 @@ type conn struct {
 	problem   bool   // 5.0 Request Problem Information (default true)
 	aliasMax  uint16 // client's Topic Alias Maximum (server → client)
 
-	// Reader-owned.
-	rbuf       []byte
+	// Reader-owned. The rarely sent control packets (SUBSCRIBE,
+	// UNSUBSCRIBE, DISCONNECT, AUTH) are decoded into values on the
+	// stack, so that an idle connection does not carry them.
+	rbuf       []byte // nil while a raw reader waits with nothing buffered
+	bigSeen    bool   // the current batch held a packet larger than rbufSize
+	started    bool   // the CONNECT deadline is set
+	kaSet      bool   // the read deadline follows the keep-alive
+	restack    bool   // continue on a fresh goroutine before waiting (see readLoop)
 	connected  bool
 	authStep   int
 	authCode   packet.Code
 	pending    *pendingConnect // between CONNECT and the end of enhanced auth
 	in         packet.Publish
 	ack        packet.Ack
-	sub        packet.Subscribe
-	unsub      packet.Unsubscribe
-	disc       packet.Disconnect
-	auth       packet.Auth
 	rsc        scratch // routing from the reader
 	aliasesIn  [][]byte
 	credTimer  *time.Timer
 	willSent   bool
 	normalExit bool // DISCONNECT 0x00 received: discard the will
 
+	// Plain TCP: the reader waits for readability without a buffer.
+	raw    syscall.RawConn
+	rawFn  func(fd uintptr) bool // c.rawRead, bound once
+	rw, rn int                   // rawRead's offset into rbuf and result
+	rerr   error
+
 	// Guarded by sess.mu.
 	aliasesOut map[string]uint16
 
 	// Guarded by wmu.
 	wmu     sync.Mutex
-	out     []byte
+	out     []byte // nil while the writer is parked
 	spare   []byte
 	closing bool
-	wake    chan struct{}
-	wsc     scratch // routing from the writer (refilling the window)
-	ackOut  packet.Ack
-	done    chan struct{} // closed when the writer has exited
+	wdone   bool          // the writer has exited for good
+	writing atomic.Bool   // a writer goroutine runs (or has finished); set under wmu
+	wake    chan struct{} // wakes the writer
+	done    chan struct{} // closed when the writer has exited for good
 }
 
 func newConn(s *Server, nc net.Conn, p *Port) *conn {
@@ -78,16 +88,33 @@ func newConn(s *Server, nc net.Conn, p *Port) *conn {
 		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		if raw, err := tc.SyscallConn(); err == nil {
+			c.raw, c.rawFn = raw, c.rawRead
+		}
+	}
 	return c
 }
 
 // errClosed ends the read loop without telling the client anything more.
 var errClosed = errors.New("broker: connection closed")
 
+// errRestack ends a read loop that continues on a fresh goroutine.
+var errRestack = errors.New("broker: continue on a fresh stack")
+
+// readLoop runs the reader. A goroutine blocked in the network poller
+// cannot shrink its stack below 4 KiB (the runtime keeps a reserve), so
+// after the rare packets whose handling grows the stack (CONNECT,
+// SUBSCRIBE, ...) the reader continues on a new goroutine with a
+// minimal stack before it waits again.
 func (c *conn) readLoop() {
-	defer c.srv.connWG.Done()
 	err := c.read()
+	if err == errRestack {
+		go c.readLoop()
+		return
+	}
 	c.finish(err)
+	c.srv.connWG.Done()
 }
 
 // read frames packets from the socket into rbuf and handles them. A
@@ -95,11 +122,14 @@ func (c *conn) readLoop() {
 // buffer grows for it.
 func (c *conn) read() error {
 	s := c.srv
-	c.rbuf = make([]byte, 2048)
+	if c.raw == nil && c.rbuf == nil {
+		c.rbuf = make([]byte, rbufSize)
+	}
+	if !c.started {
+		c.started = true
+		c.nc.SetReadDeadline(s.now().Add(s.lim.ConnectTimeout))
+	}
 	r, w := 0, 0
-	deadline := s.now().Add(s.lim.ConnectTimeout)
-	c.nc.SetReadDeadline(deadline)
-	kaSet := false // the read deadline follows the keep-alive
 	for {
 		// Handle every complete packet in rbuf[r:w].
 		for r < w {
@@ -113,6 +143,9 @@ func (c *conn) read() error {
 			total := n + h.Remaining
 			if uint32(total) > s.lim.MaxPacketSize { // [MQTT-3.2.2-15]
 				return packet.PacketTooLarge
+			}
+			if total > rbufSize {
+				c.bigSeen = true
 			}
 			if w-r < total {
 				if total > len(c.rbuf) {
@@ -130,24 +163,26 @@ func (c *conn) read() error {
 		}
 		if r == w {
 			r, w = 0, 0
-			if len(c.rbuf) > 64<<10 { // give back a buffer grown for one large packet
-				c.rbuf = make([]byte, 2048)
-			}
+			c.shrinkRbuf()
 		} else if w == len(c.rbuf) {
 			w = copy(c.rbuf, c.rbuf[r:w])
 			r = 0
 		}
-		if c.connected && (c.keepAlive > 0 || !kaSet) {
+		if c.connected && (c.keepAlive > 0 || !c.kaSet) {
 			// Keep-alive 0 turns the keep-alive mechanism off: the deadline
 			// that guarded the CONNECT is cleared once.
 			var d time.Time
 			if c.keepAlive > 0 {
 				d = s.now().Add(c.keepAlive * 3 / 2) // [MQTT-3.1.2-22]
 			}
-			kaSet = true
+			c.kaSet = true
 			c.setReadDeadline(d)
 		}
-		nr, err := c.nc.Read(c.rbuf[w:])
+		if r == w && c.restack {
+			c.restack = false
+			return errRestack
+		}
+		nr, err := c.fill(w)
 		w += nr
 		if err != nil {
 			if nr > 0 {
@@ -164,6 +199,9 @@ func (c *conn) read() error {
 
 // handle dispatches one packet. body aliases the read buffer.
 func (c *conn) handle(h packet.FixedHeader, body []byte) error {
+	if h.Type != packet.PUBLISH && h.Type != packet.PINGREQ && (h.Type < packet.PUBACK || h.Type > packet.PUBCOMP) {
+		c.restack = true
+	}
 	if !c.connected && c.pending == nil {
 		if h.Type != packet.CONNECT {
 			return errClosed // [MQTT-3.1.0-1]
@@ -183,15 +221,9 @@ func (c *conn) handle(h packet.FixedHeader, body []byte) error {
 		}
 		return c.handleAck(&c.ack)
 	case packet.SUBSCRIBE:
-		if err := c.sub.Decode(v, h.Flags, body); err != nil {
-			return err
-		}
-		return c.handleSubscribe(&c.sub)
+		return c.decodeSubscribe(h.Flags, body)
 	case packet.UNSUBSCRIBE:
-		if err := c.unsub.Decode(v, h.Flags, body); err != nil {
-			return err
-		}
-		return c.handleUnsubscribe(&c.unsub)
+		return c.decodeUnsubscribe(h.Flags, body)
 	case packet.PINGREQ:
 		if len(body) != 0 {
 			return packet.MalformedPacket
@@ -202,18 +234,12 @@ func (c *conn) handle(h packet.FixedHeader, body []byte) error {
 		c.signal()
 		return nil
 	case packet.DISCONNECT:
-		if err := c.disc.Decode(v, h.Flags, body); err != nil {
-			return err
-		}
-		return c.handleDisconnect(&c.disc)
+		return c.decodeDisconnect(h.Flags, body)
 	case packet.AUTH:
 		if v != packet.V5 {
 			return packet.ProtocolError
 		}
-		if err := c.auth.Decode(v, h.Flags, body); err != nil {
-			return err
-		}
-		return c.handleAuth(&c.auth)
+		return c.decodeAuth(h.Flags, body)
 	case packet.CONNECT:
 		return packet.ProtocolError // [MQTT-3.1.0-2]
 	default:
@@ -277,56 +303,111 @@ func (c *conn) setReadDeadline(d time.Time) {
 	c.wmu.Unlock()
 }
 
-// signal wakes the writer.
+// signal wakes the writer, starting it if it is parked.
 func (c *conn) signal() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
+	if !c.writing.Load() {
+		c.startWriter()
+	}
+}
+
+// startWriter starts the writer goroutine unless one runs or the writer
+// has finished. A goroutine starts only when a parked (idle) connection
+// gets something to send; while traffic flows the writer stays.
+func (c *conn) startWriter() {
+	c.wmu.Lock()
+	start := !c.writing.Load() && !c.wdone
+	if start {
+		c.writing.Store(true)
+	}
+	c.wmu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
 }
 
 // writeLoop flushes out in batches: everything buffered while the previous
-// write was in progress goes in one syscall.
+// write was in progress goes in one syscall. After writerIdle without a
+// wake-up it parks (exits, dropping its buffers); signal starts it again.
 func (c *conn) writeLoop() {
-	defer c.srv.connWG.Done()
-	defer close(c.done)
-	// Once everything is flushed, unblock a reader waiting for data. (A
-	// WebSocket conn closes on an expired deadline, so not earlier.)
-	defer c.nc.SetReadDeadline(time.Unix(1, 0))
-	for range c.wake {
-		c.wmu.Lock()
-		buf := c.out
-		c.out, c.spare = c.spare[:0], nil
-		closing := c.closing
-		sess := c.sess // set by attach under wmu, maybe while we run (5.0 AUTH)
-		c.wmu.Unlock()
-		if len(buf) > 0 {
-			c.nc.SetWriteDeadline(c.srv.now().Add(c.srv.lim.WriteTimeout))
-			n, err := c.nc.Write(buf)
-			c.srv.Stats.BytesSent.Add(uint64(n))
-			if err != nil {
-				c.wmu.Lock()
-				c.closing = true
-				c.wmu.Unlock()
+	idle := time.NewTimer(c.srv.writerIdle)
+	defer idle.Stop()
+	busy := true
+	for ok := c.flush(); ok; {
+		select {
+		case <-c.wake:
+			busy = true
+			ok = c.flush()
+		case <-idle.C:
+			if !busy && c.park() {
 				return
 			}
-		}
-		c.wmu.Lock()
-		if cap(buf) <= 64<<10 {
-			c.spare = buf[:0]
-		}
-		more := len(c.out) > 0
-		c.wmu.Unlock()
-		if closing && !more {
-			return
-		}
-		if sess != nil && !closing {
-			sess.refill(c)
-		}
-		if more {
-			c.signal()
+			busy = false
+			idle.Reset(c.srv.writerIdle)
 		}
 	}
+	c.wmu.Lock()
+	c.wdone = true // writing stays set: nothing starts a writer again
+	c.wmu.Unlock()
+	// Once everything is flushed, unblock a reader waiting for data. (A
+	// WebSocket conn closes on an expired deadline, so not earlier.)
+	c.nc.SetReadDeadline(time.Unix(1, 0))
+	close(c.done)
+}
+
+// flush writes what is buffered and refills the session's window. It
+// returns false when the writer is done: the connection is closing and
+// everything is flushed, or the socket failed.
+func (c *conn) flush() bool {
+	c.wmu.Lock()
+	buf := c.out
+	c.out, c.spare = c.spare[:0], nil
+	closing := c.closing
+	sess := c.sess // set by attach under wmu, maybe while we run (5.0 AUTH)
+	c.wmu.Unlock()
+	if len(buf) > 0 {
+		c.nc.SetWriteDeadline(c.srv.now().Add(c.srv.lim.WriteTimeout))
+		n, err := c.nc.Write(buf)
+		c.srv.Stats.BytesSent.Add(uint64(n))
+		if err != nil {
+			c.wmu.Lock()
+			c.closing = true
+			c.wmu.Unlock()
+			return false
+		}
+	}
+	c.wmu.Lock()
+	if cap(buf) <= 64<<10 {
+		c.spare = buf[:0]
+	}
+	more := len(c.out) > 0
+	c.wmu.Unlock()
+	if closing && !more {
+		return false
+	}
+	if sess != nil && !closing {
+		sess.refill(c)
+	}
+	if more {
+		c.signal()
+	}
+	return true
+}
+
+// park stops the writer of an idle connection and drops its buffers. It
+// fails when something was buffered meanwhile or the connection closes.
+func (c *conn) park() bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if len(c.out) > 0 || c.closing {
+		return false
+	}
+	c.out, c.spare = nil, nil
+	c.writing.Store(false)
+	return true
 }
 
 // pendingBytes reports how much is buffered for the socket.
@@ -336,13 +417,11 @@ func (c *conn) pendingBytes() int {
 	return len(c.out)
 }
 
-// writePacket appends an encoded packet built by enc.
+// writeAck appends an acknowledgement.
 func (c *conn) writeAck(t packet.Type, pid uint16, code packet.Code) {
-	c.wmu.Lock()
-	a := &c.ackOut
-	a.Type, a.PacketID, a.Code = t, pid, code
-	a.Props.Reset()
+	a := packet.Ack{Type: t, PacketID: pid, Code: code}
 	c.addReason(&a.Props, code)
+	c.wmu.Lock()
 	c.out = a.Append(c.out, c.version)
 	c.wmu.Unlock()
 	c.signal()

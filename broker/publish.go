@@ -263,7 +263,11 @@ func (ss *session) drop() {
 func (ss *session) refill(c *conn) {
 	now := ss.srv.now()
 	ss.mu.Lock()
-	ss.refillLocked(c, &c.wsc, now)
+	if ss.queue.len() > 0 {
+		sc := ss.srv.scratchPool.Get().(*scratch)
+		ss.refillLocked(c, sc, now)
+		ss.srv.scratchPool.Put(sc)
+	}
 	ss.mu.Unlock()
 }
 

@@ -134,7 +134,12 @@ type Server struct {
 	retMu    sync.RWMutex
 	retained *topic.Retained[*Message]
 
-	scratchPool sync.Pool // *scratch for in-process publishers
+	scratchPool sync.Pool // *scratch for in-process publishers and writers refilling
+	rbufs       sync.Pool // *[rbufSize]byte read buffers of waiting readers
+
+	// writerIdle is how long a connection's writer goroutine waits
+	// without work before it parks (1–2 intervals).
+	writerIdle time.Duration
 }
 
 // New returns a Server configured by cfg.
@@ -158,6 +163,8 @@ func New(cfg Config) *Server {
 	s.tlim = topic.Limits{MaxLength: s.lim.MaxTopicLength, MaxLevels: s.lim.MaxTopicLevels}
 	s.subs.Prefer = func(ss *session) bool { return ss.online.Load() }
 	s.scratchPool.New = func() any { return new(scratch) }
+	s.rbufs.New = func() any { return new([rbufSize]byte) }
+	s.writerIdle = time.Second
 	return s
 }
 
@@ -220,10 +227,9 @@ func (s *Server) startConn(nc net.Conn, p *Port) bool {
 	}
 	c := newConn(s, nc, p)
 	s.conns[c] = struct{}{}
-	s.connWG.Add(2)
+	s.connWG.Add(1) // the reader; it waits for the writer in finish
 	s.mu.Unlock()
 	go c.readLoop()
-	go c.writeLoop()
 	return true
 }
 

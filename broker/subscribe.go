@@ -5,6 +5,42 @@ import (
 	"edgebroker/broker/topic"
 )
 
+// decodeSubscribe decodes a SUBSCRIBE and handles it.
+func (c *conn) decodeSubscribe(flags byte, body []byte) error {
+	var sp packet.Subscribe
+	if err := sp.Decode(c.version, flags, body); err != nil {
+		return err
+	}
+	return c.handleSubscribe(&sp)
+}
+
+// decodeUnsubscribe decodes an UNSUBSCRIBE and handles it.
+func (c *conn) decodeUnsubscribe(flags byte, body []byte) error {
+	var up packet.Unsubscribe
+	if err := up.Decode(c.version, flags, body); err != nil {
+		return err
+	}
+	return c.handleUnsubscribe(&up)
+}
+
+// decodeDisconnect decodes a DISCONNECT and handles it.
+func (c *conn) decodeDisconnect(flags byte, body []byte) error {
+	var d packet.Disconnect
+	if err := d.Decode(c.version, flags, body); err != nil {
+		return err
+	}
+	return c.handleDisconnect(&d)
+}
+
+// decodeAuth decodes a 5.0 AUTH and handles it.
+func (c *conn) decodeAuth(flags byte, body []byte) error {
+	var a packet.Auth
+	if err := a.Decode(c.version, flags, body); err != nil {
+		return err
+	}
+	return c.handleAuth(&a)
+}
+
 // handleSubscribe processes a SUBSCRIBE: SUBACK first, then the retained
 // messages each new subscription asks for.
 func (c *conn) handleSubscribe(sp *packet.Subscribe) error {

@@ -1,0 +1,76 @@
+package broker
+
+import (
+	"io"
+	"net"
+
+	"golang.org/x/sys/unix"
+)
+
+// rbufSize is the read buffer a connection starts with; larger packets
+// grow it for as long as they keep coming.
+const rbufSize = 2048
+
+// fill reads more bytes into rbuf[w:]. On a plain TCP socket the read is
+// done on the raw file descriptor so that, with nothing buffered, the read
+// buffer goes back to the pool while the reader waits: an idle connection
+// holds none.
+func (c *conn) fill(w int) (int, error) {
+	if c.raw == nil {
+		return c.nc.Read(c.rbuf[w:])
+	}
+	c.rw, c.rn, c.rerr = w, 0, nil
+	if err := c.raw.Read(c.rawFn); err != nil {
+		return 0, err
+	}
+	return c.rn, c.rerr
+}
+
+// rawRead is the syscall.RawConn callback of fill: it returns false to wait
+// for readability, giving back an empty read buffer first.
+func (c *conn) rawRead(fd uintptr) bool {
+	if c.rbuf == nil {
+		c.rbuf = c.srv.rbufs.Get().(*[rbufSize]byte)[:]
+	}
+	for {
+		n, err := unix.Read(int(fd), c.rbuf[c.rw:])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			if c.rw == 0 {
+				c.releaseRbuf()
+			}
+			return false
+		case err != nil:
+			c.rerr = &net.OpError{Op: "read", Net: "tcp", Err: err}
+		case n == 0:
+			c.rerr = io.EOF
+		default:
+			c.rn = n
+		}
+		return true
+	}
+}
+
+// releaseRbuf returns an empty read buffer of the standard size to the
+// pool; a grown one is dropped.
+func (c *conn) releaseRbuf() {
+	if len(c.rbuf) == rbufSize {
+		c.srv.rbufs.Put((*[rbufSize]byte)(c.rbuf))
+	}
+	c.rbuf = nil
+}
+
+// shrinkRbuf runs when every buffered packet is handled. It drops a buffer
+// grown for large packets unless the batch just handled needed it, and
+// always one grown past 64 KiB.
+func (c *conn) shrinkRbuf() {
+	if len(c.rbuf) > rbufSize && (!c.bigSeen || len(c.rbuf) > 64<<10) {
+		c.rbuf = nil
+		if c.raw == nil {
+			c.rbuf = make([]byte, rbufSize)
+		}
+	}
+	c.bigSeen = false
+}
