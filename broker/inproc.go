@@ -66,7 +66,7 @@ func (s *Server) SendTo(clientID string, p *packet.Publish) bool {
 	sc := s.scratchPool.Get().(*scratch)
 	m := newMessage(p, s.now(), nil)
 	d := delivery{msg: m, qos: p.QoS}
-	ss.deliver(&d, sc)
+	ss.deliver(&d, sc, s.now())
 	m.release()
 	s.scratchPool.Put(sc)
 	return true

@@ -135,6 +135,7 @@ func (s *Server) route(m *Message, origin *session, sc *scratch) int {
 	s.subMu.RLock()
 	sc.matches = s.subs.Match(m.Topic, sc.matches[:0])
 	s.subMu.RUnlock()
+	now := s.now() // once per message, not per subscriber
 	ms := sc.matches
 	if len(ms) > 1 {
 		slices.SortFunc(ms, func(a, b topic.Sub[*session, subOpts]) int {
@@ -156,7 +157,7 @@ func (s *Server) route(m *Message, origin *session, sc *scratch) int {
 				// A shared subscription is its own delivery.
 				one := delivery{msg: m, qos: min(o.qos, m.QoS), retain: o.retainAsPub && m.Retain}
 				one.addID(o.id)
-				ss.deliver(&one, sc)
+				ss.deliver(&one, sc, now)
 				n++
 				continue
 			}
@@ -173,7 +174,7 @@ func (s *Server) route(m *Message, origin *session, sc *scratch) int {
 			found = true
 		}
 		if found {
-			ss.deliver(&d, sc)
+			ss.deliver(&d, sc, now)
 			n++
 		}
 		i = j
@@ -190,12 +191,11 @@ func b2i(b bool) int {
 }
 
 // deliver sends d to the session's connection, queues it, or drops it.
-func (ss *session) deliver(d *delivery, sc *scratch) {
+func (ss *session) deliver(d *delivery, sc *scratch, now time.Time) {
 	if ss.handler != nil {
 		ss.handler(d.msg)
 		return
 	}
-	now := ss.srv.now()
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.dead {

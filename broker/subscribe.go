@@ -137,7 +137,7 @@ func (c *conn) sendRetained(filter []byte, o subOpts) {
 	for i, m := range sc.ret {
 		d := delivery{msg: m, qos: min(o.qos, m.QoS), retain: true}
 		d.addID(o.id)
-		c.sess.deliver(&d, sc)
+		c.sess.deliver(&d, sc, s.now())
 		m.release()
 		sc.ret[i] = nil
 	}
