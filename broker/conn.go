@@ -265,6 +265,9 @@ func (c *conn) finish(err error) {
 	}
 	if c.connected {
 		c.srv.Stats.Connections.Add(-1)
+		if f := c.srv.onDisconnect; f != nil {
+			f(c.client)
+		}
 	}
 	c.srv.removeConn(c)
 	c.srv.log.Debug("connection closed", "remote", c.nc.RemoteAddr(), "err", err)

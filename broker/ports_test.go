@@ -80,3 +80,35 @@ func TestCredentialExpiryCloses(t *testing.T) {
 		t.Errorf("closed after %v, before the credential expired", d)
 	}
 }
+
+// TestOnDisconnect: the hook hears about every connected client that
+// goes, once, whatever the reason.
+func TestOnDisconnect(t *testing.T) {
+	gone := make(chan string, 4)
+	s, addr := startServer(t, broker.Config{OnDisconnect: func(c *broker.Client) { gone <- c.ID }}, nil)
+	a := dialRaw(t, addr, packet.V5)
+	a.connect(&packet.Connect{ClientID: []byte("a"), CleanStart: true})
+	a.send(&packet.Disconnect{})
+	b := dialRaw(t, addr, packet.V311)
+	b.connect(&packet.Connect{ClientID: []byte("b"), CleanStart: true})
+	s.Disconnect("b", packet.AdministrativeAction)
+	never := dialRaw(t, addr, packet.V311) // closes before CONNECT: not a client
+	never.nc.Close()
+	got := map[string]bool{}
+	for range 2 {
+		select {
+		case id := <-gone:
+			got[id] = true
+		case <-time.After(waitTime):
+			t.Fatalf("OnDisconnect calls: %v", got)
+		}
+	}
+	if !got["a"] || !got["b"] {
+		t.Errorf("OnDisconnect for %v, want a and b", got)
+	}
+	select {
+	case id := <-gone:
+		t.Errorf("extra OnDisconnect for %q", id)
+	case <-time.After(200 * time.Millisecond):
+	}
+}

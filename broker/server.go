@@ -34,6 +34,11 @@ type Config struct {
 	Limits Limits
 	Logger *slog.Logger     // nil: discard
 	Now    func() time.Time // nil: time.Now
+	// OnDisconnect, if set, is called once after a connection that
+	// completed CONNECT has ended (any reason, takeover included), on that
+	// connection's goroutine. The state store drops the client's KEYNOTIFY
+	// registrations here.
+	OnDisconnect func(c *Client)
 }
 
 // Client is what hooks learn about a client. The broker fills it at
@@ -112,10 +117,11 @@ type Stats struct {
 
 // Server is an MQTT broker.
 type Server struct {
-	lim  Limits
-	log  *slog.Logger
-	now  func() time.Time
-	tlim topic.Limits
+	lim          Limits
+	log          *slog.Logger
+	onDisconnect func(*Client)
+	now          func() time.Time
+	tlim         topic.Limits
 
 	Stats Stats
 
@@ -145,14 +151,15 @@ type Server struct {
 // New returns a Server configured by cfg.
 func New(cfg Config) *Server {
 	s := &Server{
-		lim:       cfg.Limits.withDefaults(),
-		log:       cfg.Logger,
-		now:       cfg.Now,
-		sessions:  make(map[string]*session),
-		conns:     make(map[*conn]struct{}),
-		listeners: make(map[net.Listener]struct{}),
-		subs:      topic.NewTree[*session, subOpts](),
-		retained:  new(topic.Retained[*Message]),
+		lim:          cfg.Limits.withDefaults(),
+		onDisconnect: cfg.OnDisconnect,
+		log:          cfg.Logger,
+		now:          cfg.Now,
+		sessions:     make(map[string]*session),
+		conns:        make(map[*conn]struct{}),
+		listeners:    make(map[net.Listener]struct{}),
+		subs:         topic.NewTree[*session, subOpts](),
+		retained:     new(topic.Retained[*Message]),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
