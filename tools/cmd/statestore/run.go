@@ -1,0 +1,576 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	protoerrors "github.com/Azure/iot-operations-sdks/go/protocol/errors"
+	"github.com/Azure/iot-operations-sdks/go/protocol/hlc"
+	"github.com/Azure/iot-operations-sdks/go/services/statestore"
+
+	"edgebroker/tools/ssclient"
+)
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitMiss    = 1 // get: no such key; set: skipped by -nx/-nex
+	exitServer  = 2 // the state store answered with an error
+	exitFailure = 3 // connection, TLS, authentication, timeout, ...
+	exitUsage   = 64
+)
+
+const usageText = `usage: statestore [flags] get KEY
+       statestore [flags] set KEY VALUE [-nx | -nex] [-px DURATION] [-ft HLC] [-persist]
+       statestore [flags] del KEY [-ft HLC]
+       statestore [flags] vdel KEY VALUE [-ft HLC]
+       statestore [flags] watch [-count N] KEY...
+flags:
+`
+
+// options are the global flags.
+type options struct {
+	host, username, password              string
+	passwordSet                           bool
+	port                                  uint
+	caFile, certFile, keyFile, serverName string
+	useTLS, insecure                      bool
+	clientID                              string
+	timeout                               time.Duration
+	binary                                string
+	verbose, debug                        bool
+}
+
+// cli is one invocation.
+type cli struct {
+	opts           options
+	stdout, stderr io.Writer
+}
+
+// run is the whole command: it parses args (without the program name),
+// talks to the broker and returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c := &cli{stdout: stdout, stderr: stderr}
+	o := &c.opts
+	fs := flag.NewFlagSet("statestore", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usageText)
+		fs.PrintDefaults()
+	}
+	for _, n := range []string{"h", "host"} {
+		fs.StringVar(&o.host, n, "127.0.0.1", "broker host")
+	}
+	for _, n := range []string{"p", "port"} {
+		fs.UintVar(&o.port, n, 0, "broker port (default 1883, or 8883 with TLS)")
+	}
+	for _, n := range []string{"u", "username"} {
+		fs.StringVar(&o.username, n, "", "MQTT user name")
+	}
+	for _, n := range []string{"P", "password"} {
+		fs.Func(n, "MQTT password", func(s string) error {
+			o.password, o.passwordSet = s, true
+			return nil
+		})
+	}
+	fs.BoolVar(&o.useTLS, "tls", false, "connect with TLS, verifying the broker against the system roots")
+	fs.StringVar(&o.caFile, "cafile", "", "PEM CA `file` to verify the broker with (implies -tls)")
+	fs.StringVar(&o.certFile, "cert", "", "PEM client certificate `file` (implies -tls; needs -key)")
+	fs.StringVar(&o.keyFile, "key", "", "PEM client key `file` (implies -tls; needs -cert)")
+	fs.BoolVar(&o.insecure, "insecure", false, "do not verify the broker's certificate (implies -tls)")
+	fs.StringVar(&o.serverName, "servername", "", "TLS server `name` (default: the host)")
+	fs.StringVar(&o.clientID, "id", "", "MQTT client identifier (default: statestore-<random hex>)")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "connection and per-request timeout")
+	fs.StringVar(&o.binary, "binary", "", "`encoding` of KEY/VALUE arguments and printed keys/values: hex or base64 (default: text)")
+	fs.BoolVar(&o.verbose, "v", false, "print the version (HLC) the store returned on stderr")
+	fs.BoolVar(&o.debug, "debug", false, "log the SDK's MQTT traffic to stderr")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	switch o.binary {
+	case "", "hex", "base64":
+	default:
+		return c.usage("-binary %q: want hex or base64", o.binary)
+	}
+	if o.timeout <= 0 {
+		return c.usage("-timeout must be positive")
+	}
+	if o.port > 65535 {
+		return c.usage("-port %d out of range", o.port)
+	}
+	if (o.certFile == "") != (o.keyFile == "") {
+		return c.usage("-cert and -key go together")
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	cmd, rest := rest[0], rest[1:]
+	switch cmd {
+	case "get":
+		return c.get(ctx, rest)
+	case "set":
+		return c.set(ctx, rest)
+	case "del":
+		return c.del(ctx, rest)
+	case "vdel":
+		return c.vdel(ctx, rest)
+	case "watch":
+		return c.watch(ctx, rest)
+	default:
+		return c.usage("unknown command %q (want get, set, del, vdel or watch)", cmd)
+	}
+}
+
+func (c *cli) usage(format string, args ...any) int {
+	fmt.Fprintf(c.stderr, "statestore: "+format+"\n", args...)
+	fmt.Fprintln(c.stderr, "run statestore -help for usage")
+	return exitUsage
+}
+
+// fail prints err for operation op and returns the exit status that fits
+// it: exitServer for the state store's own errors, exitFailure otherwise.
+func (c *cli) fail(op string, err error) int {
+	var svc statestore.ServiceError
+	var remote *protoerrors.Remote
+	switch {
+	case errors.As(err, &svc):
+		fmt.Fprintf(c.stderr, "statestore: %s: server error: %s\n", op, string(svc))
+		return exitServer
+	case errors.As(err, &remote):
+		fmt.Fprintf(c.stderr, "statestore: %s: server error: %s (%s)\n", op, remote.Message, remote.Kind)
+		return exitServer
+	}
+	if _, ok := protoerrors.IsKind[protoerrors.Timeout](err); ok {
+		fmt.Fprintf(c.stderr, "statestore: %s: no answer within %v (is the state store running?)\n", op, c.opts.timeout)
+		return exitFailure
+	}
+	fmt.Fprintf(c.stderr, "statestore: %s: %v\n", op, err)
+	return exitFailure
+}
+
+// cmdFlags parses a command's arguments, allowing its flags before,
+// between and after the positional arguments ("set k v -nx"); "--" ends
+// the flags, for values that start with "-".
+func (c *cli) cmdFlags(fs *flag.FlagSet, args []string) ([]string, bool) {
+	fs.SetOutput(c.stderr)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, false
+		}
+		consumed := args[:len(args)-fs.NArg()]
+		args = fs.Args()
+		if len(consumed) > 0 && consumed[len(consumed)-1] == "--" {
+			return append(pos, args...), true
+		}
+		if len(args) == 0 {
+			return pos, true
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// decode turns a KEY or VALUE argument into bytes per -binary.
+func (c *cli) decode(what, s string) ([]byte, error) {
+	switch c.opts.binary {
+	case "hex":
+		b, err := hex.DecodeString(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s %q is not hex: %v", what, s, err)
+		}
+		return b, nil
+	case "base64":
+		b, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s %q is not base64: %v", what, s, err)
+		}
+		return b, nil
+	}
+	return []byte(s), nil
+}
+
+// encode formats a key or value for printing per -binary.
+func (c *cli) encode(b []byte) string {
+	switch c.opts.binary {
+	case "hex":
+		return hex.EncodeToString(b)
+	case "base64":
+		return base64.StdEncoding.EncodeToString(b)
+	}
+	return string(b)
+}
+
+// args decodes exactly n positional arguments named names.
+func (c *cli) args(cmd string, pos []string, names ...string) ([][]byte, bool) {
+	if len(pos) != len(names) {
+		c.usage("%s wants %s, got %d arguments", cmd, strings.Join(names, " "), len(pos))
+		return nil, false
+	}
+	out := make([][]byte, len(pos))
+	for i, s := range pos {
+		b, err := c.decode(names[i], s)
+		if err != nil {
+			c.usage("%s: %v", cmd, err)
+			return nil, false
+		}
+		out[i] = b
+	}
+	if len(out[0]) == 0 {
+		c.usage("%s: KEY must not be empty", cmd)
+		return nil, false
+	}
+	return out, true
+}
+
+// fencing registers -ft on fs.
+func fencing(fs *flag.FlagSet, ft *hlc.HybridLogicalClock) {
+	fs.Func("ft", "fencing token (`HLC` wall:counter:node) guarding the key", func(s string) error {
+		v, err := hlc.New().Parse("ft", s)
+		if err != nil {
+			return err
+		}
+		*ft = v
+		return nil
+	})
+}
+
+// dial connects per the global flags.
+func (c *cli) dial(ctx context.Context) (*ssclient.Client, int) {
+	o := &c.opts
+	cfg := ssclient.Config{
+		Host:           o.host,
+		Port:           uint16(o.port),
+		ClientID:       o.clientID,
+		Username:       o.username,
+		ConnectTimeout: o.timeout,
+	}
+	if o.passwordSet {
+		cfg.Password = []byte(o.password)
+	}
+	if o.debug {
+		cfg.Logger = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	if o.useTLS || o.caFile != "" || o.certFile != "" || o.insecure {
+		t := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.insecure, ServerName: o.serverName}
+		if o.caFile != "" {
+			pem, err := os.ReadFile(o.caFile)
+			if err != nil {
+				fmt.Fprintf(c.stderr, "statestore: -cafile: %v\n", err)
+				return nil, exitFailure
+			}
+			t.RootCAs = x509.NewCertPool()
+			if !t.RootCAs.AppendCertsFromPEM(pem) {
+				fmt.Fprintf(c.stderr, "statestore: -cafile %s: no PEM certificates\n", o.caFile)
+				return nil, exitFailure
+			}
+		}
+		if o.certFile != "" {
+			cert, err := tls.LoadX509KeyPair(o.certFile, o.keyFile)
+			if err != nil {
+				fmt.Fprintf(c.stderr, "statestore: -cert/-key: %v\n", err)
+				return nil, exitFailure
+			}
+			t.Certificates = []tls.Certificate{cert}
+		}
+		cfg.TLS = t
+		if cfg.Port == 0 {
+			cfg.Port = 8883
+		}
+	}
+	if cfg.Port == 0 {
+		cfg.Port = 1883
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	cl, err := ssclient.Dial(ctx, cfg)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			fmt.Fprintf(c.stderr, "statestore: connecting to %s:%d: no CONNACK within %v\n", cfg.Host, cfg.Port, o.timeout)
+			return nil, exitFailure
+		}
+		fmt.Fprintf(c.stderr, "statestore: %v\n", err)
+		return nil, exitFailure
+	}
+	return cl, exitOK
+}
+
+func (c *cli) version(v hlc.HybridLogicalClock) {
+	if c.opts.verbose && !v.IsZero() {
+		fmt.Fprintf(c.stderr, "version %s\n", v)
+	}
+}
+
+func (c *cli) get(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("get", flag.ContinueOnError)
+	pos, ok := c.cmdFlags(fs, args)
+	if !ok {
+		return exitUsage
+	}
+	a, ok := c.args("get", pos, "KEY")
+	if !ok {
+		return exitUsage
+	}
+	cl, code := c.dial(ctx)
+	if cl == nil {
+		return code
+	}
+	defer cl.Close()
+	res, err := cl.Store.Get(ctx, a[0], statestore.WithTimeout(c.opts.timeout))
+	if err != nil {
+		return c.fail("get", err)
+	}
+	if res.Value == nil { // $-1; an empty value is non-nil
+		fmt.Fprintln(c.stderr, "statestore: get: not found")
+		return exitMiss
+	}
+	c.version(res.Version)
+	fmt.Fprintln(c.stdout, c.encode(res.Value))
+	return exitOK
+}
+
+func (c *cli) set(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("set", flag.ContinueOnError)
+	nx := fs.Bool("nx", false, "set only if the key does not exist")
+	nex := fs.Bool("nex", false, "set only if the key does not exist or already has this value")
+	px := fs.String("px", "", "expire the key after `DURATION` (Go duration, or milliseconds)")
+	persist := fs.Bool("persist", false, "ask the store to persist the key to disk (aio-persistence)")
+	var ft hlc.HybridLogicalClock
+	fencing(fs, &ft)
+	pos, ok := c.cmdFlags(fs, args)
+	if !ok {
+		return exitUsage
+	}
+	a, ok := c.args("set", pos, "KEY", "VALUE")
+	if !ok {
+		return exitUsage
+	}
+	opts := []statestore.SetOption{statestore.WithTimeout(c.opts.timeout)}
+	switch {
+	case *nx && *nex:
+		return c.usage("set: -nx and -nex exclude each other")
+	case *nx:
+		opts = append(opts, statestore.NotExists)
+	case *nex:
+		opts = append(opts, statestore.NotExistsOrEqual)
+	}
+	if *px != "" {
+		d, err := parseExpiry(*px)
+		if err != nil {
+			return c.usage("set: -px %q: %v", *px, err)
+		}
+		opts = append(opts, statestore.WithExpiry(d))
+	}
+	if !ft.IsZero() {
+		opts = append(opts, statestore.WithFencingToken(ft))
+	}
+	if *persist {
+		opts = append(opts, statestore.WithPersist(true))
+	}
+	cl, code := c.dial(ctx)
+	if cl == nil {
+		return code
+	}
+	defer cl.Close()
+	res, err := cl.Store.Set(ctx, a[0], a[1], opts...)
+	if err != nil {
+		return c.fail("set", err)
+	}
+	c.version(res.Version)
+	if !res.Value {
+		fmt.Fprintln(c.stdout, "skipped")
+		return exitMiss
+	}
+	fmt.Fprintln(c.stdout, "OK")
+	return exitOK
+}
+
+// parseExpiry reads a -px value: a Go duration or whole milliseconds. The
+// protocol has millisecond precision, so the result must be at least 1ms.
+func parseExpiry(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		ms, err2 := strconv.ParseInt(s, 10, 64)
+		if err2 != nil {
+			return 0, errors.New("want a duration like 1500ms or 10s, or milliseconds")
+		}
+		d = time.Duration(ms) * time.Millisecond
+	}
+	if d < time.Millisecond {
+		return 0, errors.New("must be at least 1ms")
+	}
+	return d, nil
+}
+
+func (c *cli) del(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("del", flag.ContinueOnError)
+	var ft hlc.HybridLogicalClock
+	fencing(fs, &ft)
+	pos, ok := c.cmdFlags(fs, args)
+	if !ok {
+		return exitUsage
+	}
+	a, ok := c.args("del", pos, "KEY")
+	if !ok {
+		return exitUsage
+	}
+	opts := []statestore.DelOption{statestore.WithTimeout(c.opts.timeout)}
+	if !ft.IsZero() {
+		opts = append(opts, statestore.WithFencingToken(ft))
+	}
+	cl, code := c.dial(ctx)
+	if cl == nil {
+		return code
+	}
+	defer cl.Close()
+	res, err := cl.Store.Del(ctx, a[0], opts...)
+	if err != nil {
+		return c.fail("del", err)
+	}
+	c.version(res.Version)
+	fmt.Fprintln(c.stdout, res.Value)
+	return exitOK
+}
+
+func (c *cli) vdel(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("vdel", flag.ContinueOnError)
+	var ft hlc.HybridLogicalClock
+	fencing(fs, &ft)
+	pos, ok := c.cmdFlags(fs, args)
+	if !ok {
+		return exitUsage
+	}
+	a, ok := c.args("vdel", pos, "KEY", "VALUE")
+	if !ok {
+		return exitUsage
+	}
+	opts := []statestore.VDelOption{statestore.WithTimeout(c.opts.timeout)}
+	if !ft.IsZero() {
+		opts = append(opts, statestore.WithFencingToken(ft))
+	}
+	cl, code := c.dial(ctx)
+	if cl == nil {
+		return code
+	}
+	defer cl.Close()
+	res, err := cl.Store.VDel(ctx, a[0], a[1], opts...)
+	if err != nil {
+		return c.fail("vdel", err)
+	}
+	c.version(res.Version)
+	fmt.Fprintln(c.stdout, res.Value)
+	return exitOK
+}
+
+func (c *cli) watch(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("watch", flag.ContinueOnError)
+	count := fs.Int("count", 0, "exit after `N` notifications (0: run until interrupted)")
+	pos, ok := c.cmdFlags(fs, args)
+	if !ok {
+		return exitUsage
+	}
+	if len(pos) == 0 {
+		return c.usage("watch wants at least one KEY")
+	}
+	var keys [][]byte
+	seen := map[string]bool{}
+	for _, s := range pos {
+		k, err := c.decode("KEY", s)
+		if err != nil {
+			return c.usage("watch: %v", err)
+		}
+		if len(k) == 0 {
+			return c.usage("watch: KEY must not be empty")
+		}
+		if !seen[string(k)] {
+			seen[string(k)] = true
+			keys = append(keys, k)
+		}
+	}
+	cl, code := c.dial(ctx)
+	if cl == nil {
+		return code
+	}
+	defer cl.Close()
+
+	// Merge the per-key channels; the forwarders end when their channel
+	// is closed by its stop function.
+	type event = statestore.Notify[[]byte, []byte]
+	events := make(chan event)
+	var wg sync.WaitGroup
+	var stops []func()
+	quit := make(chan struct{})
+	defer func() {
+		close(quit)
+		for _, stop := range stops {
+			stop()
+		}
+		wg.Wait()
+	}()
+	var registered [][]byte
+	defer func() {
+		// KEYNOTIFY STOP, best effort: the registrations end with the
+		// session anyway.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.timeout)
+		defer cancel()
+		for _, k := range registered {
+			cl.Store.KeyNotifyStop(sctx, k, statestore.WithTimeout(c.opts.timeout))
+		}
+	}()
+	for _, k := range keys {
+		ch, stop := cl.Store.Notify(k)
+		stops = append(stops, stop)
+		wg.Go(func() {
+			for n := range ch {
+				select {
+				case events <- n:
+				case <-quit:
+				}
+			}
+		})
+		if err := cl.Store.KeyNotify(ctx, k, statestore.WithTimeout(c.opts.timeout)); err != nil {
+			if ctx.Err() != nil {
+				return exitOK
+			}
+			return c.fail("watch "+c.encode(k), err)
+		}
+		registered = append(registered, k)
+	}
+
+	for n := 0; *count == 0 || n < *count; n++ {
+		select {
+		case <-ctx.Done():
+			return exitOK
+		case err := <-cl.Fatal():
+			fmt.Fprintf(c.stderr, "statestore: watch: connection lost: %v\n", err)
+			return exitFailure
+		case ev := <-events:
+			switch ev.Operation {
+			case "SET":
+				fmt.Fprintf(c.stdout, "SET %s %s\n", c.encode(ev.Key), c.encode(ev.Value))
+			default:
+				fmt.Fprintf(c.stdout, "%s %s\n", ev.Operation, c.encode(ev.Key))
+			}
+			c.version(ev.Version)
+		}
+	}
+	return exitOK
+}
