@@ -1,6 +1,9 @@
 // Package certs manages the appliance's TLS server certificates: it checks
-// and loads certificate chains from Secrets (Manual mode) and will issue
-// and renew them (Automatic mode).
+// and loads certificate chains from Secrets (Manual mode), and issues,
+// persists and renews them (Automatic mode) through an Issuer (SelfSigned,
+// CA, SecretCA; ACME later) and a Manager that keeps one directory per
+// Secret (tls.crt, tls.key, ca.crt) and swaps renewed certificates into a
+// Holder without touching established connections.
 package certs
 
 import (
