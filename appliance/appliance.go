@@ -63,7 +63,8 @@ const ShutdownTimeout = 10 * time.Second
 // subsystem fails. A configuration that does not load, validate or apply
 // (a bad server chain, password file or policy) makes Run return every
 // problem, each naming file:line, before anything is served. Shutdown
-// order: stop listeners, disconnect clients, drain sessions.
+// order: stop listeners, disconnect clients, drain sessions, close the
+// state store.
 func Run(ctx context.Context, cfg Config) error {
 	log := cfg.Logger
 	if log == nil {
@@ -83,17 +84,39 @@ func Run(ctx context.Context, cfg Config) error {
 	if !def && cfg.Loopback != "" && cfg.Loopback != DefaultLoopback {
 		log.Info("-loopback applies only to the embedded default; ignored with -config", "loopback", cfg.Loopback)
 	}
-	ports, err := buildPorts(set, &cfg, def, log)
+	certMgr := newCertManager(cfg.DataDir, log)
+	ports, err := buildPorts(set, &cfg, def, certMgr, log)
 	if err != nil {
 		return fmt.Errorf("appliance: configuration %s rejected:\n%w", configName(cfg.ConfigPath), err)
 	}
 
+	// The state store opens first and closes (flushes) last, after the
+	// broker has stopped: the deferred close runs once g.Wait returned.
+	ss, err := openStateStore(cfg.DataDir, log.With("subsystem", "statestore"))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := ss.close(); err != nil {
+			log.Error("state store close", "err", err)
+		}
+	}()
 	srv := broker.New(broker.Config{
-		Limits: brokerLimits(set.Broker(), cfg.Limits),
-		Logger: log.With("subsystem", "broker"),
+		Limits:       brokerLimits(set.Broker(), cfg.Limits),
+		Logger:       log.With("subsystem", "broker"),
+		OnDisconnect: ss.clientGone,
 	})
 	g, gctx := errgroup.WithContext(ctx)
-	a := &Appliance{cfg: &cfg, log: log, srv: srv, g: g, live: map[string]*livePort{}}
+	a := &Appliance{cfg: &cfg, log: log, srv: srv, g: g, live: map[string]*livePort{}, certs: certMgr}
+	g.Go(func() error { // renews certificates until shutdown
+		if err := certMgr.Run(gctx); err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("appliance: certificates: %w", err)
+		}
+		return nil
+	})
+	if err := ss.attach(srv, a.authorizeKey, log.With("subsystem", "statestore")); err != nil {
+		return err
+	}
 	a.reloadMu.Lock()
 	err = a.apply(ports)
 	a.reloadMu.Unlock()
@@ -161,7 +184,7 @@ func (a *Appliance) Reload() error {
 	if err != nil {
 		return err
 	}
-	ports, err := buildPorts(set, a.cfg, a.cfg.ConfigPath == "", a.log)
+	ports, err := buildPorts(set, a.cfg, a.cfg.ConfigPath == "", a.certs, a.log)
 	if err != nil {
 		return fmt.Errorf("appliance: configuration %s rejected:\n%w", configName(a.cfg.ConfigPath), err)
 	}

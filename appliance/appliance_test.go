@@ -23,6 +23,7 @@ func start(t *testing.T) (addrs []net.Addr, stop func() (error, time.Duration)) 
 		done <- appliance.Run(ctx, appliance.Config{
 			DataDir:  filepath.Join(t.TempDir(), "data"),
 			Loopback: "127.0.0.1:0",
+			PortMap:  map[int]int{18883: 0},
 			Listen:   []string{"127.0.0.1:0"},
 			Ready:    func(a []net.Addr) { ready <- a },
 		})
@@ -49,8 +50,8 @@ func start(t *testing.T) (addrs []net.Addr, stop func() (error, time.Duration)) 
 
 func TestServesEveryPortAndShutsDown(t *testing.T) {
 	addrs, stop := start(t)
-	if got, want := len(addrs), 2; got != want {
-		t.Fatalf("listeners: got %d, want %d (loopback default + -listen)", got, want)
+	if got, want := len(addrs), 3; got != want {
+		t.Fatalf("listeners: got %d, want %d (the default's TLS port and loopback port, and -listen)", got, want)
 	}
 	lost := make(chan error, 1)
 	got := make(chan string, 1)
@@ -58,14 +59,14 @@ func TestServesEveryPortAndShutsDown(t *testing.T) {
 		return mqtt.NewClientOptions().AddBroker("tcp://" + a.String()).SetClientID(id).
 			SetAutoReconnect(false).SetConnectTimeout(5 * time.Second)
 	}
-	sub := mqtt.NewClient(opts("sub", addrs[0]).SetConnectionLostHandler(func(_ mqtt.Client, err error) { lost <- err }))
+	sub := mqtt.NewClient(opts("sub", addrs[1]).SetConnectionLostHandler(func(_ mqtt.Client, err error) { lost <- err }))
 	if tok := sub.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("connect: %v", tok.Error())
 	}
 	if tok := sub.Subscribe("a/#", 1, func(_ mqtt.Client, m mqtt.Message) { got <- string(m.Payload()) }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("subscribe: %v", tok.Error())
 	}
-	pub := mqtt.NewClient(opts("pub", addrs[1]))
+	pub := mqtt.NewClient(opts("pub", addrs[2]))
 	if tok := pub.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("connect: %v", tok.Error())
 	}
@@ -93,7 +94,7 @@ func TestServesEveryPortAndShutsDown(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Error("client was not disconnected by shutdown")
 	}
-	if _, err := net.DialTimeout("tcp", addrs[0].String(), time.Second); err == nil {
+	if _, err := net.DialTimeout("tcp", addrs[1].String(), time.Second); err == nil {
 		t.Error("listener still accepts after shutdown")
 	}
 }

@@ -292,36 +292,71 @@ spec:
 	}
 }
 
-// TestEmbeddedDefaultAwaitsIssuance: without -config the Automatic port
-// 18883 waits for issuance (not implemented yet) and 1883 is served.
-func TestEmbeddedDefaultAwaitsIssuance(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	started := make(chan *appliance.Appliance, 1)
-	errc := make(chan error, 1)
-	go func() {
-		errc <- appliance.Run(ctx, appliance.Config{DataDir: t.TempDir(), Loopback: "127.0.0.1:0", Logger: testLogger(t),
-			Started: func(a *appliance.Appliance) { started <- a }})
-	}()
-	var a *appliance.Appliance
-	select {
-	case a = <-started:
-	case err := <-errc:
-		t.Fatalf("Run: %v", err)
-	case <-time.After(wait):
-		t.Fatal("not started")
+// TestEmbeddedDefaultServesTLS: without -config the default listener's
+// port 18883 is served with TLS from the on-device quick-start CA, whose
+// certificate is exported as DATA/ca.crt; authentication is required.
+// A restart keeps the same CA.
+func TestEmbeddedDefaultServesTLS(t *testing.T) {
+	data := t.TempDir()
+	run := func() (*appliance.Appliance, context.CancelFunc, chan error) {
+		ctx, cancel := context.WithCancel(context.Background())
+		started := make(chan *appliance.Appliance, 1)
+		errc := make(chan error, 1)
+		go func() {
+			errc <- appliance.Run(ctx, appliance.Config{DataDir: data, Loopback: "127.0.0.1:0", Logger: testLogger(t),
+				PortMap: map[int]int{18883: 0}, Started: func(a *appliance.Appliance) { started <- a }})
+		}()
+		select {
+		case a := <-started:
+			return a, cancel, errc
+		case err := <-errc:
+			t.Fatalf("Run: %v", err)
+		case <-time.After(wait):
+			t.Fatal("not started")
+		}
+		return nil, cancel, errc
 	}
+	a, cancel, errc := run()
 	if addr := served(t, a, "loopback", 1883); !addr.IP.IsLoopback() {
 		t.Errorf("loopback port bound to %v", addr)
 	}
-	st, _ := a.Status().Port("default", 18883)
-	if st.Serving || !strings.Contains(st.Message, "Awaiting certificate issuance") {
-		t.Errorf("default/18883: %+v", st)
+	tlsAddr := served(t, a, "default", 18883)
+	caPEM, err := os.ReadFile(filepath.Join(data, appliance.CAFile))
+	if err != nil {
+		t.Fatalf("exported CA: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		t.Fatal("ca.crt holds no certificate")
+	}
+	for _, name := range []string{"localhost", "127.0.0.1"} {
+		c, err := tls.Dial("tcp", "127.0.0.1:"+portOf(tlsAddr), &tls.Config{RootCAs: pool, ServerName: name})
+		if err != nil {
+			t.Fatalf("TLS handshake as %q verified with ca.crt: %v", name, err)
+		}
+		c.Close()
+	}
+	// Authentication required: an anonymous client is refused.
+	cl := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("ssl://localhost:" + portOf(tlsAddr)).SetClientID("anon").SetProtocolVersion(4).
+		SetTLSConfig(&tls.Config{RootCAs: pool}).SetAutoReconnect(false).SetConnectTimeout(wait))
+	tok := cl.Connect()
+	tok.WaitTimeout(wait)
+	if rc := tok.(*mqtt.ConnectToken).ReturnCode(); rc != 5 {
+		t.Errorf("anonymous client on 18883: CONNACK %d, want 5 (not authorized)", rc)
 	}
 	cancel()
 	if err := <-errc; err != nil {
 		t.Errorf("Run: %v", err)
 	}
+
+	// Restart: the same CA, so clients keep trusting the device.
+	_, cancel, errc = run()
+	again, err := os.ReadFile(filepath.Join(data, appliance.CAFile))
+	if err != nil || string(again) != string(caPEM) {
+		t.Errorf("ca.crt changed across a restart (err %v)", err)
+	}
+	cancel()
+	<-errc
 }
 
 // TestPasswordFile: users from a file written by the real

@@ -11,6 +11,7 @@ import (
 	"edgebroker/appliance/config"
 	"edgebroker/broker"
 	"edgebroker/broker/wsnet"
+	"edgebroker/provisioning/certs"
 )
 
 // port is one configured BrokerListener port as the appliance runs it.
@@ -42,7 +43,10 @@ func portKey(listener string, number int) string {
 // Validate cannot: server chains (certs.ParseChain), client CA bundles,
 // password files and authorization policies; every problem is returned
 // at once as config.Errors.
-func buildPorts(set *config.Set, cfg *Config, def bool, log *slog.Logger) ([]*port, error) {
+func buildPorts(set *config.Set, cfg *Config, def bool, m *certs.Manager, log *slog.Logger) ([]*port, error) {
+	for name, err := range ensureCertificates(set, m) {
+		log.Warn("certificate not issued yet", "certificate", name, "err", err)
+	}
 	var errs config.Errors
 	add := func(err error) {
 		switch e := err.(type) {
@@ -136,11 +140,7 @@ func buildPorts(set *config.Set, cfg *Config, def bool, log *slog.Logger) ([]*po
 						p.cert.p.Store(c)
 					}
 				case config.TLSAutomatic:
-					issuer := ""
-					if c := t.CertManagerCertificateSpec; c != nil {
-						issuer = c.IssuerRef.Kind + "/" + c.IssuerRef.Name
-					}
-					p.waiting = fmt.Sprintf("BrokerListener/%s: port %d: Awaiting certificate issuance from %s (tls.mode Automatic is not implemented yet).", l.Metadata.Name, lp.Port, issuer)
+					p.waiting = automaticTLS(set, m, p, t.CertManagerCertificateSpec, cfg.DataDir)
 				}
 			}
 			ports = append(ports, p)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"sync/atomic"
 
@@ -166,6 +167,8 @@ func (a *Appliance) apply(ports []*port) error {
 		a.live[b.p.bport.Name] = b.lp
 		a.serve(b.lp)
 	}
+	snapshot := maps.Clone(a.live)
+	a.ports.Store(&snapshot)
 	a.setStatus(ports)
 	return nil
 }

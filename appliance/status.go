@@ -5,10 +5,12 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 
 	"edgebroker/broker"
+	"edgebroker/provisioning/certs"
 )
 
 // Appliance is a running appliance, as Config.Started hands it over.
@@ -18,8 +20,13 @@ type Appliance struct {
 	srv *broker.Server
 	g   *errgroup.Group
 
+	certs *certs.Manager // Automatic TLS: issues, persists and renews server certificates
+
 	reloadMu sync.Mutex           // one apply at a time
 	live     map[string]*livePort // by "listener/port"; guarded by reloadMu
+	// ports is a copy of live for lock-free lookups by port name (the
+	// state store's key authorization), replaced by every apply.
+	ports atomic.Pointer[map[string]*livePort]
 
 	mu     sync.Mutex
 	status Status

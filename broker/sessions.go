@@ -60,12 +60,13 @@ func (s *Server) attach(c *conn, p *pendingConnect) {
 	c.aliasesOut = nil
 	c.writeConnack(present, packet.Success, p)
 	now := s.now()
-	for i := range ss.inflight { // [MQTT-4.4.0-1]: resend in order, DUP set
+	for i := 0; i < len(ss.inflight); i++ { // [MQTT-4.4.0-1]: resend in order, DUP set
 		f := &ss.inflight[i]
 		if f.state == awaitComp {
 			c.writeAck(packet.PUBREL, f.pid, packet.Success)
 		} else if !c.writePublish(&f.d, f.pid, true, &c.rsc, now) {
-			ss.removeInflight(i)
+			ss.removeInflight(i) // shifts the rest down: look at i again
+			i--
 			ss.drop()
 		}
 	}

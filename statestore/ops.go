@@ -85,27 +85,41 @@ func (s *Store) Get(key []byte) ([]byte, HLC, error) {
 
 // Del deletes key, returning 1, or 0 if it was absent.
 func (s *Store) Del(key []byte, fencing *HLC) (int, error) {
-	return s.del(opDel, key, nil, fencing)
+	n, _, err := s.del(opDel, key, nil, fencing)
+	return n, err
 }
 
 // VDel deletes key if its value equals value: it returns 1 if deleted, 0
 // if absent and -1 if the value differs.
 func (s *Store) VDel(key, value []byte, fencing *HLC) (int, error) {
+	n, _, err := s.del(opVDel, key, bytes.Clone(value), fencing)
+	return n, err
+}
+
+// DelVersion is Del that also returns the version of the key it found
+// (the zero HLC if it was absent); the protocol sends it as __ts.
+func (s *Store) DelVersion(key []byte, fencing *HLC) (int, HLC, error) {
+	return s.del(opDel, key, nil, fencing)
+}
+
+// VDelVersion is VDel that also returns the version of the key it found
+// (the zero HLC if it was absent), deleted or not.
+func (s *Store) VDelVersion(key, value []byte, fencing *HLC) (int, HLC, error) {
 	return s.del(opVDel, key, bytes.Clone(value), fencing)
 }
 
-func (s *Store) del(kind opKind, key, value []byte, fencing *HLC) (int, error) {
+func (s *Store) del(kind opKind, key, value []byte, fencing *HLC) (int, HLC, error) {
 	if len(key) == 0 {
-		return 0, ErrEmptyKey
+		return 0, HLC{}, ErrEmptyKey
 	}
 	if fencing != nil {
 		if err := s.clock.CheckFuture(*fencing, ErrFencingFuture); err != nil {
-			return 0, err
+			return 0, HLC{}, err
 		}
 	}
 	o := &op{kind: kind, key: string(key), value: value, fencing: fencing}
 	err := s.submit(o)
-	return o.n, err
+	return o.n, o.version, err
 }
 
 // applier evaluates operations inside the batch transaction. Counter

@@ -5,10 +5,12 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"log"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -27,9 +29,21 @@ func main() {
 	flag.StringVar(&cfg.ConfigPath, "config", "", "YAML resources (file or folder) that replace the embedded default; errors are printed with file:line and exit non-zero")
 	flag.Var(&listen, "listen", "add a plain, anonymous MQTT port (host:port); repeatable")
 	flag.StringVar(&cfg.Loopback, "loopback", appliance.DefaultLoopback, `address of the embedded default's device-local plain MQTT port ("off" to disable); ignored with -config`)
+	portMap := map[int]int{}
+	flag.Func("port-map", "bind a configured port elsewhere: FROM=TO (TO 0 = any free port); repeatable", func(v string) error {
+		from, to, ok := strings.Cut(v, "=")
+		f, err1 := strconv.Atoi(from)
+		t, err2 := strconv.Atoi(to)
+		if !ok || err1 != nil || err2 != nil || f < 1 || f > 65535 || t < 0 || t > 65535 {
+			return fmt.Errorf("want FROM=TO port numbers, got %q", v)
+		}
+		portMap[f] = t
+		return nil
+	})
 	verbose := flag.Bool("v", false, "debug logging")
 	flag.Parse()
 	cfg.Listen = listen
+	cfg.PortMap = portMap
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug

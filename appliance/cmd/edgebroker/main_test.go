@@ -37,7 +37,7 @@ func runBinary(t *testing.T, args ...string) (addr string, cmd *exec.Cmd, exited
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	args = append([]string{"-data", filepath.Join(t.TempDir(), "data"), "-loopback", "off", "-listen", "127.0.0.1:0"}, args...)
+	args = append([]string{"-data", filepath.Join(t.TempDir(), "data"), "-loopback", "off", "-port-map", "18883=0", "-listen", "127.0.0.1:0"}, args...)
 	cmd = exec.Command(bin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -49,7 +49,7 @@ func runBinary(t *testing.T, args ...string) (addr string, cmd *exec.Cmd, exited
 	exited = make(chan error, 1)
 	found := make(chan string, 1)
 	go func() {
-		re := regexp.MustCompile(`serving MQTT" addr=(\S+)`)
+		re := regexp.MustCompile(`serving MQTT" addr=(\S+) port=-listen`)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			if m := re.FindStringSubmatch(sc.Text()); m != nil {

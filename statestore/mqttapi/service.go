@@ -1,0 +1,476 @@
+// Package mqttapi serves a statestore.Store over MQTT 5 with the Azure IoT
+// Operations state store protocol: RESP-encoded requests published to
+// RequestTopic, responses to each request's Response Topic, and KEYNOTIFY
+// notifications delivered straight to the registering client's session.
+package mqttapi
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"edgebroker/broker"
+	"edgebroker/broker/packet"
+	"edgebroker/statestore"
+)
+
+// Topics of the protocol (§1, §6).
+const (
+	RequestTopic = "statestore/v1/FA9AE35F-2F64-47CD-9BFF-08E2B32A0FE8/command/invoke"
+	// ReservedPrefix starts the notification topics; a request whose
+	// response topic starts with it gets its client disconnected.
+	ReservedPrefix = "clients/statestore/v1/FA9AE35F-2F64-47CD-9BFF-08E2B32A0FE8"
+	// ProtocolVersion is sent as __protVer.
+	ProtocolVersion = "1.0"
+)
+
+// User property names.
+const (
+	propStatus   = "__stat"
+	propTS       = "__ts"
+	propFencing  = "__ft"
+	propProtVer  = "__protVer"
+	propSourceID = "__srcId"
+	contentType  = "application/octet-stream"
+)
+
+// InvalidResponseTopicCode is the DISCONNECT reason code a client gets for
+// a request with a forbidden response topic.
+const InvalidResponseTopicCode = packet.ProtocolError
+
+// Options configures a Service.
+type Options struct {
+	// Authorize reports whether client c may read (write false: GET,
+	// KEYNOTIFY) or write (SET, DEL, VDEL) key. nil allows everything.
+	// It is not consulted for in-process requests (c nil).
+	Authorize func(c *broker.Client, write bool, key []byte) bool
+	Logger    *slog.Logger
+}
+
+// Service answers state store requests. Create it with New, feed it the
+// store's change events through OnChange, and call ClientGone from
+// broker.Config.OnDisconnect.
+type Service struct {
+	srv   *broker.Server
+	store *statestore.Store
+	opts  Options
+	log   *slog.Logger
+
+	unsub func()
+
+	mu      sync.Mutex
+	watch   map[string]map[string]*broker.Client // key → clientID → registering connection
+	clients map[string]map[string]struct{}       // clientID → keys
+	queue   []statestore.Event
+	wake    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+	started bool
+}
+
+// New returns a Service for store on srv; Start subscribes it.
+func New(srv *broker.Server, store *statestore.Store, opts Options) *Service {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{
+		srv: srv, store: store, opts: opts, log: log,
+		watch:   map[string]map[string]*broker.Client{},
+		clients: map[string]map[string]struct{}{},
+		wake:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+}
+
+// Start subscribes to RequestTopic and starts the notification sender.
+func (s *Service) Start() error {
+	unsub, err := s.srv.Subscribe(RequestTopic, 1, s.handle)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.unsub, s.started = unsub, true
+	s.mu.Unlock()
+	go s.notifyLoop()
+	return nil
+}
+
+// Stop unsubscribes and stops the notification sender. Pending
+// notifications are dropped.
+func (s *Service) Stop() {
+	s.mu.Lock()
+	started := s.started
+	s.started = false
+	unsub := s.unsub
+	s.mu.Unlock()
+	if !started {
+		return
+	}
+	unsub()
+	close(s.stop)
+	<-s.done
+}
+
+// OnChange queues a change event for KEYNOTIFY watchers. It is meant for
+// statestore.Options.OnChange: it only appends to a queue, so the store's
+// committer never waits for the broker.
+func (s *Service) OnChange(ev statestore.Event) {
+	s.mu.Lock()
+	if len(s.watch[string(ev.Key)]) == 0 || !s.started {
+		s.mu.Unlock()
+		return
+	}
+	s.queue = append(s.queue, ev)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// ClientGone drops the KEYNOTIFY registrations made over connection c
+// (broker.Config.OnDisconnect). Registrations made by a newer connection
+// with the same client ID (a takeover) stay.
+func (s *Service) ClientGone(c *broker.Client) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.clients[c.ID] {
+		if w := s.watch[k]; w[c.ID] == c {
+			delete(w, c.ID)
+			delete(s.clients[c.ID], k)
+			if len(w) == 0 {
+				delete(s.watch, k)
+			}
+		}
+	}
+	if len(s.clients[c.ID]) == 0 {
+		delete(s.clients, c.ID)
+	}
+}
+
+func (s *Service) notifyLoop() {
+	defer close(s.done)
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.wake:
+		}
+		s.mu.Lock()
+		evs := s.queue
+		s.queue = nil
+		s.mu.Unlock()
+		for _, ev := range evs {
+			s.notify(ev)
+		}
+	}
+}
+
+// notify sends ev to every client watching its key (§6).
+func (s *Service) notify(ev statestore.Event) {
+	s.mu.Lock()
+	var ids []string
+	for id := range s.watch[string(ev.Key)] {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	payload := notifyDelete
+	if ev.Kind == statestore.EventSet {
+		payload = notifySet(ev.Value)
+	}
+	keyHex := strings.ToUpper(hex.EncodeToString(ev.Key))
+	for _, id := range ids {
+		p := &packet.Publish{
+			QoS:     1,
+			Topic:   []byte(ReservedPrefix + "/" + strings.ToUpper(hex.EncodeToString([]byte(id))) + "/command/notify/" + keyHex),
+			Payload: payload,
+		}
+		p.Props.Set(packet.PropContentType)
+		p.Props.ContentType = []byte(contentType)
+		p.Props.User = []packet.UserProperty{
+			userProp(propTS, ev.Version.String()),
+			userProp(propProtVer, ProtocolVersion),
+			userProp(propSourceID, "StateStore"),
+		}
+		if !s.srv.SendTo(id, p) {
+			s.log.Debug("notification target gone", "client", id)
+		}
+	}
+}
+
+func userProp(k, v string) packet.UserProperty {
+	return packet.UserProperty{Key: []byte(k), Value: []byte(v)}
+}
+
+func userValue(m *broker.Message, key string) (string, bool) {
+	for _, u := range m.Props.User {
+		if string(u.Key) == key {
+			return string(u.Value), true
+		}
+	}
+	return "", false
+}
+
+// response is what a request produces.
+type response struct {
+	payload []byte
+	version statestore.HLC // zero: no __ts
+}
+
+func errResp(text string) response { return response{payload: errPayload(text)} }
+
+// handle runs on the publisher's goroutine for every request.
+func (s *Service) handle(m *broker.Message) {
+	c := m.Sender
+	rt := m.Props.ResponseTopic
+	if !m.Props.Has(packet.PropResponseTopic) || len(rt) == 0 || !m.Props.Has(packet.PropCorrelationData) {
+		s.log.Debug("state store request without response topic or correlation data dropped", "client", clientID(c))
+		return
+	}
+	if string(rt) == RequestTopic || bytes.HasPrefix(rt, []byte(ReservedPrefix)) {
+		s.log.Warn("state store request with an invalid response topic: disconnecting", "client", clientID(c), "responseTopic", string(rt))
+		if c != nil {
+			s.srv.Disconnect(c.ID, InvalidResponseTopicCode)
+		}
+		return
+	}
+	if m.QoS != 1 || c != nil && c.Version != packet.V5 {
+		s.log.Debug("state store request not MQTT 5 QoS 1 dropped", "client", clientID(c), "qos", m.QoS)
+		return
+	}
+	r := s.execute(c, m)
+	p := &packet.Publish{QoS: 1, Topic: bytes.Clone(rt), Payload: r.payload}
+	p.Props.Set(packet.PropCorrelationData)
+	p.Props.CorrelationData = bytes.Clone(m.Props.CorrelationData)
+	p.Props.Set(packet.PropContentType)
+	p.Props.ContentType = []byte(contentType)
+	p.Props.User = []packet.UserProperty{userProp(propStatus, "200"), userProp(propProtVer, ProtocolVersion)}
+	if !r.version.IsZero() {
+		p.Props.User = append(p.Props.User, userProp(propTS, r.version.String()))
+	}
+	if err := s.srv.Publish(p); err != nil {
+		s.log.Warn("state store response not sent", "client", clientID(c), "err", err)
+	}
+}
+
+func clientID(c *broker.Client) string {
+	if c == nil {
+		return "(in-process)"
+	}
+	return c.ID
+}
+
+// execute parses and runs one request.
+func (s *Service) execute(c *broker.Client, m *broker.Message) response {
+	args, err := parseArray(m.Payload)
+	if err != nil {
+		return errResp("syntax error")
+	}
+	verb := strings.ToUpper(string(args[0]))
+	var write bool
+	switch verb {
+	case "SET":
+		if len(args) < 3 {
+			return errResp("wrong number of arguments")
+		}
+		write = true
+	case "GET":
+		if len(args) != 2 {
+			return errResp("wrong number of arguments")
+		}
+	case "DEL":
+		if len(args) != 2 {
+			return errResp("wrong number of arguments")
+		}
+		write = true
+	case "VDEL":
+		if len(args) != 3 {
+			return errResp("wrong number of arguments")
+		}
+		write = true
+	case "KEYNOTIFY":
+		if len(args) != 2 && len(args) != 3 {
+			return errResp("wrong number of arguments")
+		}
+	default:
+		return errResp("unknown command")
+	}
+	key := args[1]
+	if len(key) == 0 {
+		return errResp("the key length is zero")
+	}
+	var opt statestore.SetOptions
+	if verb == "SET" {
+		if opt, err = parseSetOptions(args[3:]); err != nil {
+			return errResp("syntax error")
+		}
+	}
+	if verb == "KEYNOTIFY" && len(args) == 3 && !strings.EqualFold(string(args[2]), "STOP") {
+		return errResp("syntax error")
+	}
+	if c != nil && s.opts.Authorize != nil && !s.opts.Authorize(c, write, key) {
+		return errResp("not authorized")
+	}
+
+	// Timestamps (§1, §2, §5).
+	ts, hasTS := userValue(m, propTS)
+	var reqTS statestore.HLC
+	if hasTS {
+		if reqTS, err = statestore.ParseHLC(ts); err != nil {
+			return errResp("malformed timestamp")
+		}
+	} else if verb == "SET" {
+		return errResp("missing timestamp")
+	}
+	var fencing *statestore.HLC
+	if ft, ok := userValue(m, propFencing); ok && verb != "GET" && verb != "KEYNOTIFY" {
+		h, err := statestore.ParseHLC(ft)
+		if err != nil {
+			return errResp("malformed timestamp")
+		}
+		fencing = &h
+	}
+	if hasTS && verb != "SET" {
+		// SET merges __ts inside the store; the others only advance the
+		// clock (and reject a timestamp from the future).
+		if _, err := s.store.Clock().Update(reqTS); err != nil {
+			return s.storeErr(c, err)
+		}
+	}
+
+	switch verb {
+	case "SET":
+		opt.Timestamp, opt.Fencing = reqTS, fencing
+		res, err := s.store.Set(key, args[2], opt)
+		if err != nil {
+			return s.storeErr(c, err)
+		}
+		if !res.Applied {
+			return response{payload: respSkipped, version: res.Version}
+		}
+		return response{payload: respOK, version: res.Version}
+	case "GET":
+		v, ver, err := s.store.Get(key)
+		if errors.Is(err, statestore.ErrNotFound) {
+			return response{payload: respNil}
+		}
+		if err != nil {
+			return s.storeErr(c, err)
+		}
+		return response{payload: appendBulk(nil, v), version: ver}
+	case "DEL", "VDEL":
+		var n int
+		var ver statestore.HLC
+		if verb == "DEL" {
+			n, ver, err = s.store.DelVersion(key, fencing)
+		} else {
+			n, ver, err = s.store.VDelVersion(key, args[2], fencing)
+		}
+		if err != nil {
+			return s.storeErr(c, err)
+		}
+		return response{payload: appendInt(nil, n), version: ver}
+	default: // KEYNOTIFY
+		if c == nil {
+			return errResp("not authorized")
+		}
+		if len(args) == 3 {
+			if !s.unregister(c, key) {
+				return response{payload: respZero}
+			}
+			return response{payload: respOK}
+		}
+		s.register(c, key)
+		return response{payload: respOK}
+	}
+}
+
+// parseSetOptions parses SET's [NX|NEX] [PX ms].
+func parseSetOptions(args [][]byte) (statestore.SetOptions, error) {
+	var opt statestore.SetOptions
+	var cond, px bool
+	for i := 0; i < len(args); i++ {
+		switch strings.ToUpper(string(args[i])) {
+		case "NX", "NEX":
+			if cond {
+				return opt, errSyntax
+			}
+			cond = true
+			opt.Condition = statestore.NX
+			if len(args[i]) == 3 {
+				opt.Condition = statestore.NEX
+			}
+		case "PX":
+			if px || i+1 >= len(args) {
+				return opt, errSyntax
+			}
+			px = true
+			i++
+			ms, err := strconv.ParseInt(string(args[i]), 10, 64)
+			if err != nil || ms <= 0 || ms > int64(time.Duration(1<<63-1)/time.Millisecond) {
+				return opt, errSyntax
+			}
+			opt.PX = time.Duration(ms) * time.Millisecond
+		default:
+			return opt, errSyntax
+		}
+	}
+	return opt, nil
+}
+
+// storeErr maps a store error to its -ERR payload. Errors outside the
+// protocol's list are logged and reported with their message.
+func (s *Service) storeErr(c *broker.Client, err error) response {
+	if text, ok := statestore.ProtocolText(err); ok {
+		return errResp(text)
+	}
+	s.log.Error("state store request failed", "client", clientID(c), "err", err)
+	return errResp("internal error")
+}
+
+func (s *Service) register(c *broker.Client, key []byte) {
+	k := string(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.watch[k]
+	if w == nil {
+		w = map[string]*broker.Client{}
+		s.watch[k] = w
+	}
+	w[c.ID] = c
+	ks := s.clients[c.ID]
+	if ks == nil {
+		ks = map[string]struct{}{}
+		s.clients[c.ID] = ks
+	}
+	ks[k] = struct{}{}
+}
+
+func (s *Service) unregister(c *broker.Client, key []byte) bool {
+	k := string(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.watch[k]
+	if _, ok := w[c.ID]; !ok {
+		return false
+	}
+	delete(w, c.ID)
+	if len(w) == 0 {
+		delete(s.watch, k)
+	}
+	delete(s.clients[c.ID], k)
+	if len(s.clients[c.ID]) == 0 {
+		delete(s.clients, c.ID)
+	}
+	return true
+}
