@@ -3,6 +3,9 @@ module edgebroker
 go 1.26.0
 
 require (
+	github.com/Azure/iot-operations-sdks/go/mqtt v0.4.2
+	github.com/Azure/iot-operations-sdks/go/protocol v0.4.3
+	github.com/Azure/iot-operations-sdks/go/services v0.4.1
 	github.com/coder/websocket v1.8.15
 	github.com/eclipse/paho.golang v0.23.0
 	github.com/eclipse/paho.mqtt.golang v1.5.1
@@ -16,9 +19,6 @@ require (
 
 require (
 	github.com/Azure/iot-operations-sdks/go/internal v0.3.1 // indirect
-	github.com/Azure/iot-operations-sdks/go/mqtt v0.4.2 // indirect
-	github.com/Azure/iot-operations-sdks/go/protocol v0.4.3 // indirect
-	github.com/Azure/iot-operations-sdks/go/services v0.4.1 // indirect
 	github.com/VividCortex/ewma v1.2.0 // indirect
 	github.com/cheggaaa/pb/v3 v3.1.7 // indirect
 	github.com/clipperhouse/uax29/v2 v2.7.0 // indirect
