@@ -24,10 +24,12 @@ type stateStore struct {
 	svc   atomic.Pointer[mqttapi.Service]
 }
 
-func openStateStore(dataDir string, log *slog.Logger) (*stateStore, error) {
+func openStateStore(dataDir string, maxKeys int, maxBytes int64, log *slog.Logger) (*stateStore, error) {
 	ss := new(stateStore)
 	st, err := statestore.Open(filepath.Join(dataDir, StateStoreDir), statestore.Options{
-		Logger: log,
+		Logger:   log,
+		MaxKeys:  maxKeys,
+		MaxBytes: maxBytes,
 		OnChange: func(ev statestore.Event) {
 			if svc := ss.svc.Load(); svc != nil {
 				svc.OnChange(ev)

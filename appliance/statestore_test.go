@@ -236,3 +236,45 @@ func ssResp(args ...string) string {
 	}
 	return b.String()
 }
+
+// TestStateStoreQuota: spec.appliance.stateStoreMaxKeys bounds the store;
+// a SET beyond it gets the protocol's quota error and stores nothing.
+func TestStateStoreQuota(t *testing.T) {
+	dir := writeConfig(t, map[string]string{"config.yaml": `apiVersion: mqttbroker.iotoperations.azure.com/v1
+kind: BrokerListener
+metadata:
+  name: local
+spec:
+  serviceType: ClusterIp
+  ports:
+  - port: 1883
+---
+apiVersion: mqttbroker.iotoperations.azure.com/v1
+kind: Broker
+metadata:
+  name: default
+spec:
+  appliance:
+    stateStoreMaxKeys: 2
+`})
+	a := runConfig(t, dir, 1883)
+	conn, err := net.Dial("tcp", served(t, a, "local", 1883).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := ssDial(t, conn, "quota")
+	for _, k := range []string{"k1", "k2"} {
+		if got := cl.call(t, ssResp("SET", k, "v")); got != "+OK\r\n" {
+			t.Fatalf("SET %s: %q", k, got)
+		}
+	}
+	if got, want := cl.call(t, ssResp("SET", "k3", "v")), "-ERR the quota has been exceeded\r\n"; got != want {
+		t.Errorf("SET beyond the quota: %q, want %q", got, want)
+	}
+	if got := cl.call(t, ssResp("GET", "k3")); got != "$-1\r\n" {
+		t.Errorf("GET of the refused key: %q", got)
+	}
+	if got := cl.call(t, ssResp("SET", "k1", "replaced")); got != "+OK\r\n" {
+		t.Errorf("replacing a key at the quota: %q", got)
+	}
+}

@@ -56,6 +56,31 @@ type ApplianceLimits struct {
 	QueueQoS0         *bool    `json:"queueQos0,omitempty" yaml:"queueQos0,omitempty"`                 // also queue QoS 0 for offline sessions
 	ConnectTimeout    Duration `json:"connectTimeout,omitempty" yaml:"connectTimeout,omitempty"`       // socket accepted to CONNECT
 	WriteTimeout      Duration `json:"writeTimeout,omitempty" yaml:"writeTimeout,omitempty"`           // a stalled write closes the connection
+	// State store quotas: a SET beyond them gets "-ERR the quota has been
+	// exceeded". Defaults: DefaultStateStoreMaxKeys, DefaultStateStoreMaxBytes.
+	StateStoreMaxKeys  *int `json:"stateStoreMaxKeys,omitempty" yaml:"stateStoreMaxKeys,omitempty"`
+	StateStoreMaxBytes *int `json:"stateStoreMaxBytes,omitempty" yaml:"stateStoreMaxBytes,omitempty"` // keys + values
+}
+
+// State store quotas when spec.appliance sets none: sized for a gateway's
+// data partition and memory (buntdb keeps every key in memory).
+const (
+	DefaultStateStoreMaxKeys  = 100000
+	DefaultStateStoreMaxBytes = 64 << 20
+)
+
+// StateStoreQuota returns the state store's key and byte quotas.
+func (s *Set) StateStoreQuota() (keys int, bytes int64) {
+	keys, bytes = DefaultStateStoreMaxKeys, DefaultStateStoreMaxBytes
+	if b := s.Broker(); b != nil && b.Spec.Appliance != nil {
+		if v := b.Spec.Appliance.StateStoreMaxKeys; v != nil {
+			keys = *v
+		}
+		if v := b.Spec.Appliance.StateStoreMaxBytes; v != nil {
+			bytes = int64(*v)
+		}
+	}
+	return keys, bytes
 }
 
 func (b *Broker) setDefaults() {
@@ -93,6 +118,8 @@ func (b *Broker) validate(_ *Set, rp *report) {
 		b.limit(rp, p+"maxTopicLevels", a.MaxTopicLevels, 1, 65535)
 		b.limit(rp, p+"maxTopicAliases", a.MaxTopicAliases, 0, 65535)
 		b.limit(rp, p+"maxClientIdLength", a.MaxClientIDLength, 1, 65535)
+		b.limit(rp, p+"stateStoreMaxKeys", a.StateStoreMaxKeys, 1, 1<<31-1)
+		b.limit(rp, p+"stateStoreMaxBytes", a.StateStoreMaxBytes, 1024, 1<<31-1)
 		for _, d := range []struct {
 			path string
 			v    Duration
