@@ -161,3 +161,10 @@ func BenchmarkFanout(b *testing.B) {
 		}
 	}
 }
+
+// pendingBytes reports how much is buffered for the socket.
+func (c *conn) pendingBytes() int {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return len(c.out)
+}

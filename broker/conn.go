@@ -413,13 +413,6 @@ func (c *conn) park() bool {
 	return true
 }
 
-// pendingBytes reports how much is buffered for the socket.
-func (c *conn) pendingBytes() int {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	return len(c.out)
-}
-
 // writeAck appends an acknowledgement.
 func (c *conn) writeAck(t packet.Type, pid uint16, code packet.Code) {
 	a := packet.Ack{Type: t, PacketID: pid, Code: code}

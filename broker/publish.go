@@ -205,33 +205,40 @@ func (ss *session) deliver(d *delivery, sc *scratch, now time.Time) {
 	lim := &ss.srv.lim
 	if d.qos == 0 {
 		switch {
-		case c != nil && c.pendingBytes() < lim.MaxPendingBytes:
-			if !c.writePublish(d, 0, false, sc, now) {
+		case c != nil:
+			// A slow consumer loses QoS 0 messages, never blocks the publisher.
+			if c.writePublish(d, 0, false, sc, now, lim.MaxPendingBytes) != written {
 				ss.drop()
 			}
-		case c == nil && lim.QueueQoS0:
+		case lim.QueueQoS0:
 			ss.enqueue(d)
 		default:
-			ss.drop() // a slow consumer loses QoS 0 messages, never blocks the publisher
+			ss.drop()
 		}
 		return
 	}
-	if c != nil && ss.queue.len() == 0 && len(ss.inflight) < c.window && c.pendingBytes() < lim.MaxPendingBytes {
-		ss.sendInflight(c, *d, sc, now)
+	if c != nil && ss.queue.len() == 0 && len(ss.inflight) < c.window {
+		if ss.sendInflight(c, *d, sc, now, lim.MaxPendingBytes) == bufferFull {
+			ss.enqueue(d)
+		}
 		return
 	}
 	ss.enqueue(d)
 }
 
 // sendInflight assigns a packet identifier and sends a QoS 1/2 delivery.
-func (ss *session) sendInflight(c *conn, d delivery, sc *scratch, now time.Time) {
+// An unsendable one is dropped; on bufferFull the caller keeps it queued.
+func (ss *session) sendInflight(c *conn, d delivery, sc *scratch, now time.Time, limit int) writeResult {
 	pid := ss.allocPID()
-	if !c.writePublish(&d, pid, false, sc, now) {
+	r := c.writePublish(&d, pid, false, sc, now, limit)
+	switch r {
+	case written:
+		d.msg.retain()
+		ss.inflight = append(ss.inflight, inflight{pid: pid, d: d})
+	case unsendable:
 		ss.drop() // too large for the client, or expired
-		return
 	}
-	d.msg.retain()
-	ss.inflight = append(ss.inflight, inflight{pid: pid, d: d})
+	return r
 }
 
 // enqueue keeps a reference to d's message in the session queue, applying
@@ -273,35 +280,45 @@ func (ss *session) refill(c *conn) {
 
 func (ss *session) refillLocked(c *conn, sc *scratch, now time.Time) {
 	lim := &ss.srv.lim
-	for ss.c == c && ss.queue.len() > 0 && c.pendingBytes() < lim.MaxPendingBytes {
-		if ss.queue.buf[ss.queue.head].qos > 0 && len(ss.inflight) >= c.window {
+	for ss.c == c && ss.queue.len() > 0 {
+		d := ss.queue.buf[ss.queue.head] // popped only once it left the queue
+		if d.qos > 0 && len(ss.inflight) >= c.window {
 			return
 		}
-		d, _ := ss.queue.pop()
-		if _, ok := d.msg.remaining(now); !ok {
-			d.msg.release()
-			ss.drop() // expired while queued [MQTT-3.3.2-5]
-			continue
-		}
+		var r writeResult
 		if d.qos == 0 {
-			if !c.writePublish(&d, 0, false, sc, now) {
-				ss.drop()
+			if r = c.writePublish(&d, 0, false, sc, now, lim.MaxPendingBytes); r == unsendable {
+				ss.drop() // expired while queued [MQTT-3.3.2-5], or too large
 			}
 		} else {
-			ss.sendInflight(c, d, sc, now)
+			r = ss.sendInflight(c, d, sc, now, lim.MaxPendingBytes)
 		}
+		if r == bufferFull {
+			return // the writer refills once the socket drained
+		}
+		ss.queue.pop()
 		d.msg.release()
 	}
 }
 
-// writePublish encodes d for the connection. It returns false when the
-// message cannot be sent: expired, or larger than the client accepts
-// [MQTT-3.1.2-24]. Callers hold the session lock.
-func (c *conn) writePublish(d *delivery, pid uint16, dup bool, sc *scratch, now time.Time) bool {
+// writeResult is what writePublish did with a delivery.
+type writeResult uint8
+
+const (
+	written    writeResult = iota
+	unsendable             // expired, or larger than the client accepts: drop it
+	bufferFull             // the socket buffer holds limit bytes already: queue or drop it
+)
+
+// writePublish encodes d for the connection unless it is expired, larger
+// than the client accepts [MQTT-3.1.2-24], or limit > 0 bytes already
+// wait for the socket. The buffer check and the append share one lock.
+// Callers hold the session lock.
+func (c *conn) writePublish(d *delivery, pid uint16, dup bool, sc *scratch, now time.Time, limit int) writeResult {
 	m := d.msg
 	rem, ok := m.remaining(now)
 	if !ok {
-		return false
+		return unsendable
 	}
 	p := &sc.pub
 	p.Dup, p.QoS, p.Retain, p.PacketID = dup, d.qos, d.retain, pid
@@ -318,19 +335,29 @@ func (c *conn) writePublish(d *delivery, pid uint16, dup bool, sc *scratch, now 
 			c.applyAlias(p)
 		}
 	}
-	size := p.Size(c.version)
-	if c.maxOut > 0 && uint32(size) > c.maxOut {
-		if len(p.Topic) > 0 && p.Props.Has(packet.PropTopicAlias) {
-			delete(c.aliasesOut, string(p.Topic)) // the client never learns it
-		}
-		return false
+	if c.maxOut > 0 && uint32(p.Size(c.version)) > c.maxOut {
+		c.forgetAlias(p)
+		return unsendable
 	}
 	c.wmu.Lock()
+	if limit > 0 && len(c.out) >= limit {
+		c.wmu.Unlock()
+		c.forgetAlias(p)
+		return bufferFull
+	}
 	c.out = p.Append(c.out, c.version)
 	c.wmu.Unlock()
 	c.signal()
 	c.srv.Stats.MessagesSent.Add(1)
-	return true
+	return written
+}
+
+// forgetAlias undoes an alias applyAlias just assigned for a PUBLISH
+// that is not sent: the client never learns it.
+func (c *conn) forgetAlias(p *packet.Publish) {
+	if len(p.Topic) > 0 && p.Props.Has(packet.PropTopicAlias) {
+		delete(c.aliasesOut, string(p.Topic))
+	}
 }
 
 // applyAlias uses or assigns a server-to-client topic alias.

@@ -64,7 +64,7 @@ func (s *Server) attach(c *conn, p *pendingConnect) {
 		f := &ss.inflight[i]
 		if f.state == awaitComp {
 			c.writeAck(packet.PUBREL, f.pid, packet.Success)
-		} else if !c.writePublish(&f.d, f.pid, true, &c.rsc, now) {
+		} else if c.writePublish(&f.d, f.pid, true, &c.rsc, now, 0) != written {
 			ss.removeInflight(i) // shifts the rest down: look at i again
 			i--
 			ss.drop()
