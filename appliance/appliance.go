@@ -51,6 +51,9 @@ type Config struct {
 	// Started, if set, is called with the running appliance once it
 	// serves (after Ready).
 	Started func(*Appliance)
+	// StatusAddr is where the status endpoint (HTML, JSON, ca.crt,
+	// Prometheus metrics) listens; "" serves none.
+	StatusAddr string
 	// Reload, when it delivers, makes the appliance re-read and apply its
 	// configuration (main sends SIGHUP here).
 	Reload <-chan os.Signal
@@ -108,7 +111,7 @@ func Run(ctx context.Context, cfg Config) error {
 		OnDisconnect: ss.clientGone,
 	})
 	g, gctx := errgroup.WithContext(ctx)
-	a := &Appliance{cfg: &cfg, log: log, srv: srv, g: g, live: map[string]*livePort{}, certs: certMgr}
+	a := &Appliance{cfg: &cfg, log: log, srv: srv, g: g, ss: ss, live: map[string]*livePort{}, certs: certMgr}
 	g.Go(func() error { // renews certificates until shutdown
 		if err := certMgr.Run(gctx); err != nil && !errors.Is(err, context.Canceled) {
 			return fmt.Errorf("appliance: certificates: %w", err)
@@ -152,6 +155,12 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 			return nil
 		})
+	}
+	if cfg.StatusAddr != "" {
+		if a.statusAddr, err = a.serveStatus(gctx, cfg.StatusAddr); err != nil {
+			srv.Close()
+			return err
+		}
 	}
 	if cfg.Ready != nil {
 		cfg.Ready(addrs)

@@ -101,10 +101,7 @@ func ensureCertificate(set *config.Set, m *certs.Manager, c *config.Certificate)
 // issued (or loaded) now and renewed by the Manager, and handshakes read
 // it from the Manager's holder. It returns why the port must wait, or "".
 func automaticTLS(set *config.Set, m *certs.Manager, p *port, cs *config.CertManagerCertificateSpec, dataDir string) string {
-	secret := cs.SecretName
-	if secret == "" {
-		secret = fmt.Sprintf("%s-%d", p.listener, p.number)
-	}
+	secret := automaticSecret(p, cs)
 	wait := func(err error) string {
 		return fmt.Sprintf("BrokerListener/%s: port %d: Awaiting certificate %s from %s/%s: %v", p.listener, p.number, secret, cs.IssuerRef.Kind, cs.IssuerRef.Name, err)
 	}
@@ -130,6 +127,15 @@ func automaticTLS(set *config.Set, m *certs.Manager, p *port, cs *config.CertMan
 		}
 	}
 	return ""
+}
+
+// automaticSecret is the Secret an Automatic port's certificate is
+// stored in: secretName, or "LISTENER-PORT".
+func automaticSecret(p *port, cs *config.CertManagerCertificateSpec) string {
+	if cs.SecretName != "" {
+		return cs.SecretName
+	}
+	return fmt.Sprintf("%s-%d", p.listener, p.number)
 }
 
 // deviceNames are the names every Automatic certificate carries besides

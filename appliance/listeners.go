@@ -24,6 +24,7 @@ type port struct {
 	cert     *serverCert // nil without TLS
 	bport    broker.Port
 	waiting  string // why the port is not served; "" if it is
+	certInfo *CertStatus // for status: where the server certificate comes from; nil without TLS
 	// Fingerprints of what the port's authentication and authorization
 	// are built from: a reload that changes them disconnects the port's
 	// clients so they reconnect under the new rules.
@@ -128,6 +129,10 @@ func buildPorts(set *config.Set, cfg *Config, def bool, m *certs.Manager, log *s
 				switch t.Mode {
 				case config.TLSManual:
 					c, err := manualCert(set, t.Manual.SecretRef)
+					p.certInfo = &CertStatus{Mode: string(config.TLSManual), Secret: t.Manual.SecretRef}
+					if c != nil {
+						p.certInfo.Issuer, p.certInfo.NotAfter = c.Leaf.Issuer.String(), c.Leaf.NotAfter
+					}
 					switch {
 					case err != nil:
 						add(err)
@@ -140,6 +145,7 @@ func buildPorts(set *config.Set, cfg *Config, def bool, m *certs.Manager, log *s
 						p.cert.p.Store(c)
 					}
 				case config.TLSAutomatic:
+					p.certInfo = &CertStatus{Mode: string(config.TLSAutomatic), Secret: automaticSecret(p, t.CertManagerCertificateSpec)}
 					p.waiting = automaticTLS(set, m, p, t.CertManagerCertificateSpec, cfg.DataDir)
 				}
 			}

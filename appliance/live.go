@@ -219,7 +219,7 @@ func (a *Appliance) stop(lp *livePort) {
 func (a *Appliance) setStatus(ports []*port) {
 	var st Status
 	for _, p := range ports {
-		ps := PortStatus{Listener: p.listener, Port: p.number, Message: p.waiting}
+		ps := PortStatus{Listener: p.listener, Port: p.number, Message: p.waiting, TLS: p.certInfo}
 		if lp := a.live[p.bport.Name]; lp != nil && p.waiting == "" {
 			ps.Serving, ps.Addr = true, lp.ln.Addr()
 		} else if ps.Message == "" {

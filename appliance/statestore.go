@@ -20,12 +20,14 @@ const StateStoreDir = "statestore"
 // once that is attached) and closed, which flushes it, after the broker
 // stopped.
 type stateStore struct {
-	store *statestore.Store
-	svc   atomic.Pointer[mqttapi.Service]
+	store    *statestore.Store
+	svc      atomic.Pointer[mqttapi.Service]
+	maxKeys  int   // quota; 0: none
+	maxBytes int64 // quota; 0: none
 }
 
 func openStateStore(dataDir string, maxKeys int, maxBytes int64, log *slog.Logger) (*stateStore, error) {
-	ss := new(stateStore)
+	ss := &stateStore{maxKeys: maxKeys, maxBytes: maxBytes}
 	st, err := statestore.Open(filepath.Join(dataDir, StateStoreDir), statestore.Options{
 		Logger:   log,
 		MaxKeys:  maxKeys,

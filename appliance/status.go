@@ -1,11 +1,16 @@
 package appliance
 
 import (
+	"encoding/json"
+	"fmt"
 	"log/slog"
+	"maps"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -19,6 +24,7 @@ type Appliance struct {
 	log *slog.Logger
 	srv *broker.Server
 	g   *errgroup.Group
+	ss  *stateStore
 
 	certs *certs.Manager // Automatic TLS: issues, persists and renews server certificates
 
@@ -28,32 +34,108 @@ type Appliance struct {
 	// state store's key authorization), replaced by every apply.
 	ports atomic.Pointer[map[string]*livePort]
 
+	statusAddr net.Addr // of the status endpoint; nil without one
+
 	mu     sync.Mutex
 	status Status
 }
 
-// Status is what the appliance reports about its configuration.
+// StatusAddr returns the bound address of the status endpoint, or nil.
+func (a *Appliance) StatusAddr() net.Addr { return a.statusAddr }
+
+// Status is what the appliance reports about itself: the status
+// endpoint serves it as JSON.
 type Status struct {
-	Ports []PortStatus // every configured BrokerListener port, in configuration order
+	Ports []PortStatus `json:"ports"` // every configured BrokerListener port, in configuration order
+	// Certificates are the certificates the device issues and renews
+	// (Certificate resources and Automatic TLS ports), by Secret name.
+	Certificates []CertStatus    `json:"certificates"`
+	StateStore   StateStoreUsage `json:"stateStore"`
+	Clients      int64           `json:"clients"` // connected MQTT clients
 }
 
 // PortStatus is one configured port.
 type PortStatus struct {
-	Listener string   // BrokerListener name
-	Port     int      // configured port number
-	Serving  bool     // accepting connections
-	Addr     net.Addr // bound address while serving
+	Listener string   `json:"listener"` // BrokerListener name
+	Port     int      `json:"port"`     // configured port number
+	Serving  bool     `json:"serving"`  // accepting connections
+	Addr     net.Addr `json:"-"`        // bound address while serving
 	// Message says why a port is not served, e.g. "BrokerListener/tls:
 	// port 8885: Server certificate server-cert not found. Awaiting
 	// creation of secret."
-	Message string
+	Message string     `json:"message,omitempty"`
+	TLS     *CertStatus `json:"tls,omitempty"` // nil for a plain port
 }
 
-// Status returns a copy of the appliance's current status.
+// MarshalJSON adds the bound address as a string.
+func (p PortStatus) MarshalJSON() ([]byte, error) {
+	type plain PortStatus
+	var addr string
+	if p.Addr != nil {
+		addr = p.Addr.String()
+	}
+	return json.Marshal(struct {
+		plain
+		Addr string `json:"addr,omitempty"`
+	}{plain(p), addr})
+}
+
+// CertStatus is a server or CA certificate's state.
+type CertStatus struct {
+	Mode        string    `json:"mode,omitempty"` // of a port: Manual or Automatic
+	Secret      string    `json:"secret"`         // where it is stored
+	Issuer      string    `json:"issuer"`         // e.g. "ca test-ca", "selfSigned", "acme https://…"; for Manual, the certificate's issuer
+	NotAfter    time.Time `json:"notAfter,omitzero"`
+	NextRenewal time.Time `json:"nextRenewal,omitzero"` // Automatic only
+	LastError   string    `json:"lastError,omitempty"`  // of the last issuance attempt
+}
+
+// StateStoreUsage is the state store's size against its quotas (0: none).
+type StateStoreUsage struct {
+	Keys     int   `json:"keys"`
+	Bytes    int64 `json:"bytes"`
+	MaxKeys  int   `json:"maxKeys,omitempty"`
+	MaxBytes int64 `json:"maxBytes,omitempty"`
+}
+
+// Status returns the appliance's current status.
 func (a *Appliance) Status() Status {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	return Status{Ports: append([]PortStatus(nil), a.status.Ports...)}
+	st := a.status
+	st.Ports = slices.Clone(st.Ports)
+	a.mu.Unlock()
+	for i, p := range st.Ports {
+		if p.TLS != nil && p.TLS.Mode == "Automatic" {
+			c := a.certStatus(p.TLS.Secret)
+			c.Mode = p.TLS.Mode
+			st.Ports[i].TLS = &c
+		}
+	}
+	names := a.certs.Statuses()
+	for _, name := range slices.Sorted(maps.Keys(names)) {
+		st.Certificates = append(st.Certificates, a.certStatus(name))
+	}
+	if a.ss != nil {
+		st.StateStore.Keys, st.StateStore.Bytes = a.ss.store.Usage()
+		st.StateStore.MaxKeys, st.StateStore.MaxBytes = a.ss.maxKeys, a.ss.maxBytes
+	}
+	st.Clients = a.srv.Stats.Connections.Load()
+	return st
+}
+
+// certStatus reports a certificate the Manager holds.
+func (a *Appliance) certStatus(secret string) CertStatus {
+	cs := CertStatus{Secret: secret}
+	s, ok := a.certs.Status(secret)
+	if !ok {
+		cs.LastError = "not managed"
+		return cs
+	}
+	cs.Issuer, cs.NotAfter, cs.NextRenewal = s.Issuer, s.NotAfter, s.NextRenewal
+	if s.LastError != nil {
+		cs.LastError = s.LastError.Error()
+	}
+	return cs
 }
 
 // Port returns the status of a configured port.
@@ -66,15 +148,35 @@ func (s Status) Port(listener string, port int) (PortStatus, bool) {
 	return PortStatus{}, false
 }
 
-// String returns one line per port.
+// String returns one line per port, then one per certificate.
 func (s Status) String() string {
 	var b strings.Builder
 	for _, p := range s.Ports {
 		b.WriteString(portKey(p.Listener, p.Port))
 		if p.Serving {
 			b.WriteString(": serving on " + p.Addr.String())
+			if p.Message != "" {
+				b.WriteString(" (" + p.Message + ")")
+			}
 		} else {
 			b.WriteString(": not served: " + p.Message)
+		}
+		if c := p.TLS; c != nil {
+			fmt.Fprintf(&b, "; TLS %s from %s", c.Mode, c.Issuer)
+			if !c.NotAfter.IsZero() {
+				fmt.Fprintf(&b, ", valid until %s", c.NotAfter.UTC().Format(time.RFC3339))
+			}
+			if c.LastError != "" {
+				b.WriteString(", last error: " + c.LastError)
+			}
+		}
+		b.WriteByte('\n')
+	}
+	for _, c := range s.Certificates {
+		fmt.Fprintf(&b, "certificate %s: %s, not after %s, next renewal %s", c.Secret, c.Issuer,
+			c.NotAfter.UTC().Format(time.RFC3339), c.NextRenewal.UTC().Format(time.RFC3339))
+		if c.LastError != "" {
+			b.WriteString(", last error: " + c.LastError)
 		}
 		b.WriteByte('\n')
 	}

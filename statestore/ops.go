@@ -271,6 +271,8 @@ func (a *applier) commitCounters() {
 	s := a.s
 	s.nkeys += a.dkeys
 	s.nbytes += a.dbytes
+	s.usedKeys.Store(int64(s.nkeys))
+	s.usedBytes.Store(s.nbytes)
 	for k, d := range a.dlines {
 		if d == 0 {
 			delete(s.deadlines, k)

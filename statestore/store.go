@@ -40,6 +40,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidwall/buntdb"
@@ -128,7 +129,9 @@ type Store struct {
 	nkeys     int
 	nbytes    int64
 	deadlines map[string]int64
-	batches   int
+	// usedKeys and usedBytes mirror nkeys and nbytes for Usage.
+	usedKeys, usedBytes atomic.Int64
+	batches             int
 
 	recovered    bool
 	recoveryNote string
@@ -279,8 +282,16 @@ func (s *Store) rebuildIndex() error {
 			}
 			return true
 		})
+		s.usedKeys.Store(int64(s.nkeys))
+		s.usedBytes.Store(s.nbytes)
 		return err
 	})
+}
+
+// Usage returns how many keys the store holds and the bytes of their keys
+// and values, as of the last durable commit (the figures quotas apply to).
+func (s *Store) Usage() (keys int, bytes int64) {
+	return int(s.usedKeys.Load()), s.usedBytes.Load()
 }
 
 // Recovered reports whether Open had to repair the database file, and

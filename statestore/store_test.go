@@ -230,6 +230,9 @@ func TestQuota(t *testing.T) {
 		t.Fatal("Del b failed")
 	}
 	mustSet(t, s, "c", "1", SetOptions{})
+	if k, b := s.Usage(); k != 2 || b != 11 {
+		t.Errorf("Usage: %d keys, %d bytes; want 2 keys (a, c), 11 bytes", k, b)
+	}
 }
 
 func TestExpiryPersistsAcrossReopen(t *testing.T) {

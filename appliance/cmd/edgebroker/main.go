@@ -40,6 +40,7 @@ func main() {
 		portMap[f] = t
 		return nil
 	})
+	flag.StringVar(&cfg.StatusAddr, "status", "", `serve the status page, status.json, ca.crt and Prometheus /metrics over HTTP on this address (e.g. ":8080"); "" for none`)
 	verbose := flag.Bool("v", false, "debug logging")
 	flag.Parse()
 	cfg.Listen = listen

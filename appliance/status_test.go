@@ -1,0 +1,116 @@
+package appliance_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"edgebroker/appliance"
+)
+
+// TestStatusEndpoint: the embedded default's status over HTTP: each port
+// with its certificate's issuer, expiry and next renewal, the managed
+// certificates, the CA certificate clients need, and metrics.
+func TestStatusEndpoint(t *testing.T) {
+	data := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	started := make(chan *appliance.Appliance, 1)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- appliance.Run(ctx, appliance.Config{DataDir: data, Loopback: "127.0.0.1:0", Logger: testLogger(t),
+			PortMap: map[int]int{18883: 0}, StatusAddr: "127.0.0.1:0", Started: func(a *appliance.Appliance) { started <- a }})
+	}()
+	var a *appliance.Appliance
+	select {
+	case a = <-started:
+	case err := <-errc:
+		t.Fatalf("Run: %v", err)
+	case <-time.After(wait):
+		t.Fatal("not started")
+	}
+	base := "http://" + a.StatusAddr().String()
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+
+	code, body := get("/status.json")
+	if code != 200 {
+		t.Fatalf("/status.json: %d %s", code, body)
+	}
+	var st struct {
+		Ports []struct {
+			Listener, Addr string
+			Port           int
+			Serving        bool
+			TLS            *struct {
+				Mode, Secret, Issuer string
+				NotAfter, NextRenewal time.Time
+				LastError             string
+			}
+		}
+		Certificates []struct{ Secret, Issuer string }
+	}
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatalf("status.json: %v\n%s", err, body)
+	}
+	var sawTLS bool
+	for _, p := range st.Ports {
+		if !p.Serving || p.Addr == "" {
+			t.Errorf("%s/%d not serving: %s", p.Listener, p.Port, body)
+		}
+		if p.Listener == "default" {
+			sawTLS = true
+			c := p.TLS
+			if c == nil || c.Mode != "Automatic" || c.Secret != "default-18883-server-cert" || c.Issuer != "ca quickstart-root-ca" || c.LastError != "" {
+				t.Fatalf("default/18883 TLS status: %+v", c)
+			}
+			if d := time.Until(c.NotAfter); d < 89*24*time.Hour || d > 91*24*time.Hour {
+				t.Errorf("notAfter %v: want the default's 90 days", c.NotAfter)
+			}
+			if d := c.NotAfter.Sub(c.NextRenewal); d < 29*24*time.Hour || d > 31*24*time.Hour {
+				t.Errorf("next renewal %v: want renewBefore 720h before notAfter %v", c.NextRenewal, c.NotAfter)
+			}
+		}
+	}
+	if !sawTLS {
+		t.Errorf("no default listener in %s", body)
+	}
+	var secrets []string
+	for _, c := range st.Certificates {
+		secrets = append(secrets, c.Secret)
+	}
+	if got := strings.Join(secrets, ","); got != "default-18883-server-cert,quickstart-root-ca" {
+		t.Errorf("certificates: %s", got)
+	}
+
+	code, body = get("/ca.crt")
+	want, err := os.ReadFile(filepath.Join(data, appliance.CAFile))
+	if code != 200 || err != nil || body != string(want) {
+		t.Errorf("/ca.crt: %d, %d bytes; want DATA/ca.crt (%d bytes, err %v)", code, len(body), len(want), err)
+	}
+	if code, body = get("/metrics"); code != 200 || !strings.Contains(body, `edgebroker_port_serving{listener="default",port="18883"} 1`) ||
+		!strings.Contains(body, `edgebroker_certificate_not_after_seconds{secret="quickstart-root-ca"}`) {
+		t.Errorf("/metrics: %d\n%s", code, body)
+	}
+	if code, body = get("/"); code != 200 || !strings.Contains(body, "ca quickstart-root-ca") || !strings.Contains(body, "default-18883-server-cert") {
+		t.Errorf("status page: %d\n%s", code, body)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}
