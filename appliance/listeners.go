@@ -23,7 +23,7 @@ type port struct {
 	tls      *tls.Config
 	cert     *serverCert // nil without TLS
 	bport    broker.Port
-	waiting  string // why the port is not served; "" if it is
+	waiting  string      // why the port is not served; "" if it is
 	certInfo *CertStatus // for status: where the server certificate comes from; nil without TLS
 	// Fingerprints of what the port's authentication and authorization
 	// are built from: a reload that changes them disconnects the port's

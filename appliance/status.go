@@ -63,7 +63,7 @@ type PortStatus struct {
 	// Message says why a port is not served, e.g. "BrokerListener/tls:
 	// port 8885: Server certificate server-cert not found. Awaiting
 	// creation of secret."
-	Message string     `json:"message,omitempty"`
+	Message string      `json:"message,omitempty"`
 	TLS     *CertStatus `json:"tls,omitempty"` // nil for a plain port
 }
 

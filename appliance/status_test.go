@@ -57,7 +57,7 @@ func TestStatusEndpoint(t *testing.T) {
 			Port           int
 			Serving        bool
 			TLS            *struct {
-				Mode, Secret, Issuer string
+				Mode, Secret, Issuer  string
 				NotAfter, NextRenewal time.Time
 				LastError             string
 			}
