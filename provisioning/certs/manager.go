@@ -57,6 +57,12 @@ type Manager struct {
 	Logger   *slog.Logger     // default slog.Default()
 	RetryMin time.Duration    // first retry after a failed issuance; default 10s
 	RetryMax time.Duration    // cap of the doubling backoff; default 1h
+	// Issued, if set, is called (without locks held) after a certificate
+	// was issued and stored, by Ensure or by a renewal in Run. It must
+	// not block.
+	Issued func(name string)
+	// IssueTimeout bounds each issuance Run makes; default 5 minutes.
+	IssueTimeout time.Duration
 
 	mu    sync.Mutex
 	certs map[string]*managed
@@ -159,6 +165,44 @@ func (m *Manager) Ensure(ctx context.Context, name string, spec Spec, issuer Iss
 	return mc.holder.Load(), nil
 }
 
+// Schedule makes name managed with spec and issuer like Ensure, but never
+// issues in the caller: for issuers that take long or need the caller to
+// serve first (ACME answers its challenges on the port the certificate is
+// for). A stored certificate that is valid, matches and is not yet due
+// is loaded and returned; otherwise Run issues one at once and retries
+// with backoff, and Schedule returns the stored certificate while it has
+// not expired, or nil. Issued reports when a certificate arrives.
+func (m *Manager) Schedule(name string, spec Spec, issuer Issuer) (*tls.Certificate, error) {
+	spec, err := spec.normalize(name)
+	if err != nil {
+		return nil, err
+	}
+	mc := m.entry(name)
+	mc.issueMu.Lock()
+	defer mc.issueMu.Unlock()
+	m.mu.Lock()
+	mc.spec, mc.issuer, mc.failures = spec, issuer, 0
+	mc.status = Status{Issuer: issuer.Name()}
+	m.mu.Unlock()
+	defer m.kick()
+
+	now := m.now()
+	stored, err := loadSecret(m.SecretDir(name))
+	if err != nil || !now.Before(stored.Leaf.NotAfter) {
+		m.mu.Lock()
+		mc.status.NextRenewal = now // due: Run issues it
+		m.mu.Unlock()
+		return nil, nil
+	}
+	mc.holder.p.Store(stored)
+	next := spec.renewAt(stored.Leaf)
+	if !spec.matches(stored.Leaf) || !issuedBy(issuer, stored) {
+		next = now
+	}
+	m.setStatus(mc, stored.Leaf, next, nil)
+	return stored, nil
+}
+
 func issuedBy(is Issuer, c *tls.Certificate) bool {
 	chk, ok := is.(IssuedByChecker)
 	if !ok {
@@ -198,6 +242,9 @@ func (m *Manager) issue(ctx context.Context, name string, mc *managed) error {
 	m.mu.Unlock()
 	m.setStatus(mc, c.Leaf, spec.renewAt(c.Leaf), nil)
 	m.log().Info("certificate issued", "secret", name, "issuer", issuer.Name(), "notAfter", c.Leaf.NotAfter)
+	if m.Issued != nil {
+		m.Issued(name)
+	}
 	return nil
 }
 
@@ -242,6 +289,14 @@ func (m *Manager) issueOnce(ctx context.Context, name string, spec Spec, issuer 
 		return nil, err
 	}
 	return tlsCert(chain, key), nil
+}
+
+// issueTimeout bounds one issuance by Run.
+func (m *Manager) issueTimeout() time.Duration {
+	if m.IssueTimeout > 0 {
+		return m.IssueTimeout
+	}
+	return 5 * time.Minute
 }
 
 func (m *Manager) backoff(failures int) time.Duration {
@@ -368,6 +423,8 @@ func (m *Manager) renew(ctx context.Context, name string) {
 	due := m.certs[name] == mc && !mc.status.NextRenewal.After(m.now())
 	m.mu.Unlock()
 	if due { // not renewed by a concurrent Ensure meanwhile
+		ctx, cancel := context.WithTimeout(ctx, m.issueTimeout())
+		defer cancel()
 		m.issue(ctx, name, mc)
 	}
 }

@@ -235,3 +235,44 @@ func TestEnsureNotReadyThenRun(t *testing.T) {
 		cancel()
 	})
 }
+
+// TestScheduleIssuesInRun: Schedule returns at once without issuing; Run
+// issues, retries a failure with backoff, and Issued reports the result.
+// A restart with the stored certificate issues nothing.
+func TestScheduleIssuesInRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		issued := make(chan string, 4)
+		dir := t.TempDir()
+		m := &Manager{Dir: dir, RetryMin: time.Minute, Issued: func(name string) { issued <- name }}
+		is := new(flaky)
+		is.fail.Store(true)
+		spec := Spec{DNSNames: []string{"a"}, Duration: 3 * time.Hour, RenewBefore: time.Hour}
+		c, err := m.Schedule("srv", spec, is)
+		if c != nil || err != nil {
+			t.Fatalf("Schedule without a stored certificate: %v, %v; want nil, nil", c, err)
+		}
+		if is.calls.Load() != 0 {
+			t.Fatal("Schedule issued in the caller")
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go m.Run(ctx)
+		synctest.Wait()
+		if st, _ := m.Status("srv"); !errors.Is(st.LastError, errFlaky) || len(issued) != 0 {
+			t.Fatalf("after a failed first attempt: %+v, issued %d", st, len(issued))
+		}
+		is.fail.Store(false)
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if got := <-issued; got != "srv" || m.Holder("srv").Load() == nil {
+			t.Fatalf("Issued(%q), holder %v", got, m.Holder("srv").Load())
+		}
+		cancel()
+
+		m2 := &Manager{Dir: dir, Issued: func(name string) { issued <- name }}
+		n := is.calls.Load()
+		if c, err := m2.Schedule("srv", spec, is); c == nil || err != nil || is.calls.Load() != n {
+			t.Errorf("Schedule after a restart: %v, %v, %d issuances; want the stored certificate", c, err, is.calls.Load()-n)
+		}
+	})
+}
