@@ -111,7 +111,9 @@ func Run(ctx context.Context, cfg Config) error {
 		OnDisconnect: ss.clientGone,
 	})
 	g, gctx := errgroup.WithContext(ctx)
-	a := &Appliance{cfg: &cfg, log: log, srv: srv, g: g, ss: ss, live: map[string]*livePort{}, certs: certMgr}
+	a := &Appliance{cfg: &cfg, log: log, srv: srv, g: g, ss: ss, live: map[string]*livePort{}, certs: certMgr,
+		set: set, refreshc: make(chan struct{}, 1)}
+	certMgr.Issued = func(string) { a.kickRefresh() }
 	g.Go(func() error { // renews certificates until shutdown
 		if err := certMgr.Run(gctx); err != nil && !errors.Is(err, context.Canceled) {
 			return fmt.Errorf("appliance: certificates: %w", err)
@@ -180,6 +182,8 @@ func Run(ctx context.Context, cfg Config) error {
 				if err := a.Reload(); err != nil {
 					log.Error("reload rejected: the running configuration stays", "err", err)
 				}
+			case <-a.refreshc:
+				a.refresh()
 			}
 		}
 	})
@@ -203,8 +207,39 @@ func (a *Appliance) Reload() error {
 	if err := a.apply(ports); err != nil {
 		return err
 	}
+	a.set = set
 	a.log.Info("configuration applied", "config", configName(a.cfg.ConfigPath))
 	return nil
+}
+
+// kickRefresh asks for a refresh without blocking.
+func (a *Appliance) kickRefresh() {
+	select {
+	case a.refreshc <- struct{}{}:
+	default:
+	}
+}
+
+// refresh re-applies the running configuration when a port waits for a
+// certificate, after the Manager issued one: the port comes up without a
+// reload.
+func (a *Appliance) refresh() {
+	waiting := false
+	for _, p := range a.Status().Ports {
+		waiting = waiting || !p.Serving
+	}
+	if !waiting {
+		return
+	}
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	ports, err := buildPorts(a.set, a.cfg, a.cfg.ConfigPath == "", a.certs, a.log)
+	if err == nil {
+		err = a.apply(ports)
+	}
+	if err != nil {
+		a.log.Error("bringing up waiting ports", "err", err)
+	}
 }
 
 // loadConfig reads and validates the -config resources, or returns the

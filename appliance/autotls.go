@@ -54,6 +54,25 @@ func issuerFor(set *config.Set, m *certs.Manager, ref config.IssuerRef) (certs.I
 	}
 }
 
+// caHint explains a ca issuer whose Secret nothing in the configuration
+// provides (it may still exist on the device from an earlier one).
+func caHint(set *config.Set, ref config.IssuerRef) string {
+	kind := ref.Kind
+	if kind == "" {
+		kind = "Issuer"
+	}
+	is := set.Issuer(kind, ref.Name)
+	if is == nil || is.Spec.CA == nil || set.Secret(is.Spec.CA.SecretName) != nil {
+		return ""
+	}
+	for _, c := range set.Certificates {
+		if c.Spec.SecretName == is.Spec.CA.SecretName {
+			return ""
+		}
+	}
+	return fmt.Sprintf(" (no Secret or Certificate in the configuration provides %s)", is.Spec.CA.SecretName)
+}
+
 // ensureCertificates issues or loads every Certificate resource, issuers'
 // CAs before the certificates they sign. It returns a problem per
 // Certificate that cannot be issued yet.
@@ -103,7 +122,7 @@ func ensureCertificate(set *config.Set, m *certs.Manager, c *config.Certificate)
 func automaticTLS(set *config.Set, m *certs.Manager, p *port, cs *config.CertManagerCertificateSpec, dataDir string) string {
 	secret := automaticSecret(p, cs)
 	wait := func(err error) string {
-		return fmt.Sprintf("BrokerListener/%s: port %d: Awaiting certificate %s from %s/%s: %v", p.listener, p.number, secret, cs.IssuerRef.Kind, cs.IssuerRef.Name, err)
+		return fmt.Sprintf("BrokerListener/%s: port %d: Awaiting certificate %s from %s/%s: %v%s", p.listener, p.number, secret, cs.IssuerRef.Kind, cs.IssuerRef.Name, err, caHint(set, cs.IssuerRef))
 	}
 	is, err := issuerFor(set, m, cs.IssuerRef)
 	if err != nil {

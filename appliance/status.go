@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"edgebroker/appliance/config"
 	"edgebroker/broker"
 	"edgebroker/provisioning/certs"
 )
@@ -33,6 +34,9 @@ type Appliance struct {
 	// ports is a copy of live for lock-free lookups by port name (the
 	// state store's key authorization), replaced by every apply.
 	ports atomic.Pointer[map[string]*livePort]
+
+	set      *config.Set   // the configuration applied last; guarded by reloadMu
+	refreshc chan struct{} // a certificate arrived: bring up waiting ports
 
 	statusAddr net.Addr // of the status endpoint; nil without one
 
@@ -138,6 +142,14 @@ func (a *Appliance) certStatus(secret string) CertStatus {
 	return cs
 }
 
+// when formats a status time; the zero time is "none".
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "none"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
 // Port returns the status of a configured port.
 func (s Status) Port(listener string, port int) (PortStatus, bool) {
 	for _, p := range s.Ports {
@@ -164,7 +176,7 @@ func (s Status) String() string {
 		if c := p.TLS; c != nil {
 			fmt.Fprintf(&b, "; TLS %s from %s", c.Mode, c.Issuer)
 			if !c.NotAfter.IsZero() {
-				fmt.Fprintf(&b, ", valid until %s", c.NotAfter.UTC().Format(time.RFC3339))
+				fmt.Fprintf(&b, ", valid until %s", when(c.NotAfter))
 			}
 			if c.LastError != "" {
 				b.WriteString(", last error: " + c.LastError)
@@ -173,8 +185,7 @@ func (s Status) String() string {
 		b.WriteByte('\n')
 	}
 	for _, c := range s.Certificates {
-		fmt.Fprintf(&b, "certificate %s: %s, not after %s, next renewal %s", c.Secret, c.Issuer,
-			c.NotAfter.UTC().Format(time.RFC3339), c.NextRenewal.UTC().Format(time.RFC3339))
+		fmt.Fprintf(&b, "certificate %s: %s, not after %s, next attempt %s", c.Secret, c.Issuer, when(c.NotAfter), when(c.NextRenewal))
 		if c.LastError != "" {
 			b.WriteString(", last error: " + c.LastError)
 		}

@@ -120,10 +120,19 @@ func (s SecretCA) load() (*CA, error) {
 		}
 	}
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("certs: CA secret %s not found: %w (%w)", s.SecretName, ErrNotReady, err)
+		return nil, missingCA{s.SecretName, err}
 	}
-	return nil, fmt.Errorf("certs: CA secret %s: %w", s.SecretName, err)
+	return nil, fmt.Errorf("CA Secret %s: %w", s.SecretName, err)
 }
+
+// missingCA is the error of a SecretCA whose Secret does not exist yet.
+type missingCA struct {
+	name string
+	err  error
+}
+
+func (e missingCA) Error() string   { return "CA Secret " + e.name + " does not exist yet" }
+func (e missingCA) Unwrap() []error { return []error{ErrNotReady, e.err} }
 
 // Issue implements Issuer.
 func (s SecretCA) Issue(ctx context.Context, req *Request) (*Issued, error) {

@@ -227,7 +227,7 @@ func (m *Manager) issue(ctx context.Context, name string, mc *managed) error {
 	m.mu.Unlock()
 	c, err := m.issueOnce(ctx, name, spec, issuer)
 	if err != nil {
-		err = fmt.Errorf("certs: issue %s with %s: %w", name, issuer.Name(), err)
+		err = fmt.Errorf("%s: %w", issuer.Name(), err)
 		m.mu.Lock()
 		mc.failures++
 		mc.status.LastError = err
