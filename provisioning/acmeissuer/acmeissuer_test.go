@@ -183,6 +183,48 @@ func TestIssue(t *testing.T) {
 	}
 }
 
+// TestValidationFails: when the CA cannot validate (the answer is not
+// served), Issue fails naming the identifier, the challenge and the CA's
+// problem, withdraws the answer and deactivates the authorization.
+func TestValidationFails(t *testing.T) {
+	e := needPebble(t)
+	unserved := new(Challenges) // not mounted on any listener
+	is := newIssuer(t, e, e.ca, func(c *Config) { c.HTTP01, c.TLSALPN01, c.Challenges = true, false, unserved })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := is.Issue(ctx, &certs.Request{DNSNames: []string{"unserved.edge.test"}, Key: newKey(t), Duration: time.Hour})
+	t.Logf("Issue: %v", err)
+	const want = "acme: http-01 challenge for dns:unserved.edge.test failed: authorization invalid; http-01: "
+	if err == nil || !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("Issue: got %v, want %q… naming the 404", err, want)
+	}
+	if len(unserved.http) != 0 {
+		t.Errorf("answer not withdrawn after the failure")
+	}
+}
+
+// TestAuthorizationReused: with a CA that reuses valid authorizations,
+// the next order for the same names needs no challenge.
+func TestAuthorizationReused(t *testing.T) {
+	e := needPebble(t)
+	p, err := e.startPebble(t.TempDir(), pebbleConfig{AuthzReuse: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.cleanup()
+	is := newIssuer(t, e, p, nil)
+	req := func() *certs.Request {
+		return &certs.Request{DNSNames: []string{"reuse.edge.test"}, IPs: []net.IP{loopback}, Key: newKey(t), Duration: time.Hour}
+	}
+	issue(t, is, req())
+	alpn0 := e.alpnHits.Load()
+	r := req()
+	verify(t, p, issue(t, is, r), r.Key, r.DNSNames, r.IPs)
+	if d := e.alpnHits.Load() - alpn0; d != 0 {
+		t.Errorf("%d challenge answers served for reused authorizations, want 0", d)
+	}
+}
+
 // TestIssueCommonName: the common name is ordered too, first, and
 // Pebble's default profile (configured like Let's Encrypt's classic one)
 // puts it in the subject.
@@ -367,6 +409,7 @@ func TestUnreachable(t *testing.T) {
 			defer cancel()
 			start := time.Now()
 			_, err = is.Issue(ctx, &certs.Request{DNSNames: []string{"a.edge.test"}, Key: newKey(t), Duration: time.Hour})
+			t.Logf("Issue: %v", err)
 			if took := time.Since(start); took > 5*time.Second {
 				t.Errorf("Issue took %v", took)
 			}
@@ -377,55 +420,77 @@ func TestUnreachable(t *testing.T) {
 	}
 }
 
-// TestRenewal runs a certificate through certs.Manager: Ensure issues
-// it, a second Ensure keeps it, and when it is due Run renews it with a
-// new certificate from Pebble.
+// TestRenewal runs a certificate through certs.Manager as the appliance
+// does for ACME: Schedule, then Run issues it; after a restart the stored
+// certificate is kept; when it is due, Run renews it with a new one.
 func TestRenewal(t *testing.T) {
 	e := needPebble(t)
 	// Pebble picks a random profile for orders without one.
 	is := newIssuer(t, e, e.ca, func(c *Config) { c.Profile = "default" })
-	var offset atomic.Int64 // the Manager's clock runs ahead by this
-	renewed := make(chan struct{}, 1)
-	var renewing atomic.Bool
-	m := &certs.Manager{
-		Dir: t.TempDir(),
-		Now: func() time.Time { return time.Now().Add(time.Duration(offset.Load())) },
-		Logger: slog.New(hookHandler{slog.NewTextHandler(&tWriter{t: t}, nil), func(r slog.Record) {
-			if r.Message == "certificate issued" && renewing.Load() {
+	dir := t.TempDir()
+	var offset atomic.Int64 // the Managers' clock runs ahead by this
+	issued := make(chan string, 4)
+	newManager := func() *certs.Manager {
+		return &certs.Manager{
+			Dir:    dir,
+			Now:    func() time.Time { return time.Now().Add(time.Duration(offset.Load())) },
+			Logger: testLogger(t, nil),
+			Issued: func(name string) {
 				offset.Store(0) // back to now before Run looks for due certificates again
-				renewed <- struct{}{}
-			}
-		}}),
+				select {
+				case issued <- name:
+				default:
+				}
+			},
+		}
 	}
-	spec := certs.Spec{DNSNames: []string{"renew.edge.test"}, IPs: []net.IP{loopback}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c1, err := m.Ensure(ctx, "mqtt", spec, is)
-	if err != nil {
-		t.Fatalf("Ensure: %v", err)
+	// run runs m until a certificate was issued.
+	run := func(m *certs.Manager) *tls.Certificate {
+		t.Helper()
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- m.Run(runCtx) }()
+		defer func() { stop(); <-done }()
+		select {
+		case <-issued:
+		case <-ctx.Done():
+			st, _ := m.Status("mqtt")
+			t.Fatalf("nothing issued within 30 s; status %+v", st)
+		}
+		return m.Holder("mqtt").Load()
 	}
-	c2, err := m.Ensure(ctx, "mqtt", spec, is)
-	if err != nil {
-		t.Fatalf("Ensure again: %v", err)
+	spec := certs.Spec{DNSNames: []string{"renew.edge.test"}, IPs: []net.IP{loopback}}
+
+	m := newManager()
+	if c, err := m.Schedule("mqtt", spec, is); c != nil || err != nil {
+		t.Fatalf("Schedule with nothing stored: %v, %v; want nil, nil", c, err)
+	}
+	c1 := run(m)
+	verify(t, e.ca, &certs.Issued{Chain: c1.Certificate, CA: c1.Certificate[len(c1.Certificate)-1], NotAfter: c1.Leaf.NotAfter},
+		c1.PrivateKey.(crypto.Signer), spec.DNSNames, spec.IPs)
+
+	// A restart keeps the stored certificate: the ACME leaf matches the spec.
+	m = newManager()
+	c2, err := m.Schedule("mqtt", spec, is)
+	if err != nil || c2 == nil {
+		t.Fatalf("Schedule after restart: %v, %v", c2, err)
 	}
 	if c2.Leaf.SerialNumber.Cmp(c1.Leaf.SerialNumber) != 0 {
-		t.Errorf("second Ensure reissued a certificate that is not due (does the ACME leaf match the spec?)")
+		t.Errorf("restart did not load the stored certificate")
+	}
+	st, _ := m.Status("mqtt")
+	if !st.NextRenewal.After(time.Now().Add(time.Hour)) {
+		t.Fatalf("stored ACME certificate is due at once (NextRenewal %v): does the leaf match the spec?", st.NextRenewal)
 	}
 
-	st, _ := m.Status("mqtt")
+	// Due: Schedule marks it, Run renews it.
 	offset.Store(int64(time.Until(st.NextRenewal) + time.Hour))
-	renewing.Store(true)
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- m.Run(runCtx) }()
-	select {
-	case <-renewed:
-	case <-ctx.Done():
-		t.Fatal("no renewal within 30 s")
+	if c, err := m.Schedule("mqtt", spec, is); c == nil || err != nil {
+		t.Fatalf("Schedule when due: %v, %v; want the stored certificate", c, err)
 	}
-	stop()
-	<-done
-	c3 := m.Holder("mqtt").Load()
+	c3 := run(m)
 	if c3.Leaf.SerialNumber.Cmp(c1.Leaf.SerialNumber) == 0 {
 		t.Fatal("renewal kept the old certificate")
 	}
@@ -449,25 +514,6 @@ func TestRenewal(t *testing.T) {
 	if st, _ := m.Status("mqtt"); st.LastError != nil {
 		t.Errorf("Status.LastError: %v", st.LastError)
 	}
-}
-
-// hookHandler calls hook for each record before passing it on.
-type hookHandler struct {
-	slog.Handler
-	hook func(slog.Record)
-}
-
-func (h hookHandler) Handle(ctx context.Context, r slog.Record) error {
-	h.hook(r)
-	return h.Handler.Handle(ctx, r)
-}
-
-func (h hookHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return hookHandler{h.Handler.WithAttrs(as), h.hook}
-}
-
-func (h hookHandler) WithGroup(name string) slog.Handler {
-	return hookHandler{h.Handler.WithGroup(name), h.hook}
 }
 
 // TestMQTTPortHandshakes: on a TLS port configured like the MQTT port,

@@ -130,14 +130,13 @@ func setup(tmp string) (e *pebbleEnv, stops []func(), err error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	for _, cmd := range []string{"pebble", "pebble-challtestsrv"} {
-		out, err := exec.CommandContext(ctx, "go", "build", "-C", mod, "-o", filepath.Join(e.bin, cmd),
-			"github.com/letsencrypt/pebble/v2/cmd/"+cmd).CombinedOutput()
-		if err != nil {
-			return nil, nil, fmt.Errorf("go build %s in %s: %v\n%s", cmd, mod, err, out)
-		}
+	// One go build links both binaries in parallel into e.bin.
+	out, err := exec.CommandContext(ctx, "go", "build", "-C", mod, "-o", e.bin+string(filepath.Separator),
+		"github.com/letsencrypt/pebble/v2/cmd/pebble", "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv").CombinedOutput()
+	if err != nil {
+		return nil, nil, fmt.Errorf("go build -C %s pebble pebble-challtestsrv: %v\n%s", mod, err, out)
 	}
-	out, err := exec.CommandContext(ctx, "go", "list", "-C", mod, "-m", "-f", "{{.Dir}}", "github.com/letsencrypt/pebble/v2").Output()
+	out, err = exec.CommandContext(ctx, "go", "list", "-C", mod, "-m", "-f", "{{.Dir}}", "github.com/letsencrypt/pebble/v2").Output()
 	if err != nil {
 		return nil, nil, fmt.Errorf("go list pebble module in %s: %v", mod, err)
 	}
@@ -303,7 +302,8 @@ func (e *pebbleEnv) startDNS(logFile string) (stop func(), err error) {
 
 // pebbleConfig holds the knobs tests change.
 type pebbleConfig struct {
-	EABKeys map[string]string // keyID → base64url HMAC key; non-empty: EAB required
+	EABKeys    map[string]string // keyID → base64url HMAC key; non-empty: EAB required
+	AuthzReuse int               // percentage of valid authorizations reused in new orders
 }
 
 // startPebble starts a Pebble with its state in dir and waits for its
@@ -358,7 +358,8 @@ func (e *pebbleEnv) startPebble(dir string, pc pebbleConfig) (*pebble, error) {
 	cmd.Env = append(os.Environ(),
 		"PEBBLE_VA_NOSLEEP=1",      // validate at once
 		"PEBBLE_WFE_NONCEREJECT=0", // no random badNonce (each costs a 1 s client backoff)
-		"PEBBLE_AUTHZREUSE=0",      // every order is validated, so each test sees its solver work
+		// By default every order is validated, so each test sees its solver work.
+		"PEBBLE_AUTHZREUSE="+strconv.Itoa(pc.AuthzReuse),
 	)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
