@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -251,6 +252,18 @@ func loadConfig(path string) (*config.Set, error) {
 	set, err := config.LoadPath(path)
 	if err == nil {
 		err = set.Validate()
+		var es config.Errors
+		if errors.As(err, &es) { // name files as LoadPath does
+			base := path
+			if fi, serr := os.Stat(path); serr == nil && !fi.IsDir() {
+				base = filepath.Dir(path)
+			}
+			for _, e := range es {
+				if e.File != "" && !filepath.IsAbs(e.File) {
+					e.File = filepath.Join(base, filepath.FromSlash(e.File))
+				}
+			}
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("appliance: configuration %s rejected:\n%w", path, err)
