@@ -142,6 +142,9 @@ func (o *opener) special(name string, max int64) ([]byte, error) {
 	case err == io.EOF:
 		return nil, fmt.Errorf("%w: the archive ends before %s", ErrTruncated, name)
 	}
+	if err != nil && o.cr.n < 512 {
+		return nil, fmt.Errorf("%w: %d bytes, shorter than an archive header", ErrFormat, o.cr.n)
+	}
 	if err != nil {
 		return nil, err
 	}
