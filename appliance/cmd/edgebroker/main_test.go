@@ -159,7 +159,7 @@ func TestBadConfigExitsNonZero(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	out, err := exec.Command(bin, "-data", t.TempDir(), "-loopback", "off", "-listen", "bad address").CombinedOutput()
+	out, err := exec.Command(bin, "-data", t.TempDir(), "-loopback", "off", "-port-map", "18883=0", "-listen", "bad address").CombinedOutput()
 	if err == nil {
 		t.Fatalf("exit 0 with a bad -listen; output:\n%s", out)
 	}
