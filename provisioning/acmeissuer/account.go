@@ -33,6 +33,12 @@ func loadOrCreateKey(path string) (key crypto.Signer, created bool, err error) {
 		if err != nil {
 			return nil, false, fmt.Errorf("acme: account key %s: %w", path, err)
 		}
+		// A key file readable by others (copied in by hand) is tightened.
+		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(path, 0o600); err != nil {
+				return nil, false, fmt.Errorf("acme: account key: %w", err)
+			}
+		}
 		return key, false, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {

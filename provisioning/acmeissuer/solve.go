@@ -39,8 +39,8 @@ func (is *Issuer) authorize(ctx context.Context, c *acme.Client, order *acme.Ord
 		for _, f := range withdraw {
 			f()
 		}
-		if err != nil {
-			is.deactivate(c, waiting)
+		if err != nil && ctx.Err() == nil {
+			is.deactivate(ctx, c, waiting)
 		}
 	}()
 	for _, u := range order.AuthzURLs {
@@ -174,17 +174,18 @@ func problems(z *acme.Authorization) string {
 	return b.String()
 }
 
-// deactivate gives up the authorizations in waiting (best effort, with
-// its own short deadline: the issuance context may be done already).
-func (is *Issuer) deactivate(c *acme.Client, waiting []accepted) {
+// deactivate gives up the authorizations in waiting, best effort and
+// briefly. (When the issuance context is done, e.g. at shutdown, they
+// are left to expire at the CA.)
+func (is *Issuer) deactivate(ctx context.Context, c *acme.Client, waiting []accepted) {
 	if len(waiting) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	for _, a := range waiting {
 		if err := c.RevokeAuthorization(ctx, a.url); err != nil {
-			is.log.Debug("acme: deactivate authorization", "identifier", a.id, "err", err)
+			is.log.Debug("acme authorization not deactivated", "identifier", a.id, "err", err)
 		}
 	}
 }

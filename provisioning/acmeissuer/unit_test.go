@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
 	"net/http"
@@ -231,5 +232,82 @@ func TestAccountKeyFile(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Dir(fresh)); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("key directory: %v %v, want mode 0700", fi.Mode(), err)
+	}
+
+	// A key file readable by others is tightened to 0600.
+	if err := os.Chmod(fresh, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := loadOrCreateKey(fresh); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(fresh); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("key file: %v %v, want mode 0600", fi.Mode(), err)
+	}
+}
+
+func TestIssuedBy(t *testing.T) {
+	is, err := New(Config{Server: "https://acme.example/dir", AccountKeyFile: "k", HTTP01: true, Challenges: new(Challenges)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := selfSignedCert("a.edge.test")
+	leaf, err := x509.ParseCertificate(self.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if is.IssuedBy([]*x509.Certificate{leaf}) {
+		t.Error("IssuedBy(self-signed leaf) = true; a Secret switched from selfSigned to ACME would keep it")
+	}
+	if is.IssuedBy([]*x509.Certificate{leaf, leaf}) {
+		t.Error("IssuedBy(self-signed leaf, itself) = true")
+	}
+	// A CA-issued chain passes: TestRenewal's restart keeps Pebble's.
+}
+
+// TestStandaloneTLSConfig: the config for a listener that only answers
+// tls-alpn-01 serves pending challenges and refuses everything else.
+func TestStandaloneTLSConfig(t *testing.T) {
+	var c Challenges
+	client := &acme.Client{Key: newKey(t)}
+	cert, err := client.TLSALPN01ChallengeCert("tok", "x.edge.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.addTLSALPN01("x.edge.test", &cert)()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", c.TLSConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { conn.(*tls.Conn).Handshake(); conn.Close() }()
+		}
+	}()
+	for _, tt := range []struct {
+		sni    string
+		protos []string
+		ok     bool
+	}{
+		{"x.edge.test", []string{ALPNProto}, true},
+		{"y.edge.test", []string{ALPNProto}, false},
+		{"x.edge.test", []string{"mqtt"}, false},
+		{"x.edge.test", nil, false},
+	} {
+		conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{ServerName: tt.sni, NextProtos: tt.protos, InsecureSkipVerify: true})
+		if (err == nil) != tt.ok {
+			t.Errorf("%s %v: handshake error %v, want success %v", tt.sni, tt.protos, err, tt.ok)
+		}
+		if err == nil {
+			if got := conn.ConnectionState().NegotiatedProtocol; got != ALPNProto {
+				t.Errorf("%s: protocol %q", tt.sni, got)
+			}
+			conn.Close()
+		}
 	}
 }
