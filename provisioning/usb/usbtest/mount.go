@@ -188,6 +188,11 @@ func (f imageFS) Open(name string) (fs.File, error) {
 		if err != nil {
 			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 		}
+		for i, e := range entries {
+			if e.IsDir() {
+				entries[i] = dirEntry{e}
+			}
+		}
 		return &dirFile{info: info, entries: entries}, nil
 	}
 	file, err := m.fsys.OpenFile(real, 0)
@@ -201,8 +206,30 @@ func (m *medium) stat(real string) (fs.FileInfo, error) {
 	if real == "." {
 		return rootInfo{}, nil
 	}
-	return m.fsys.Stat(real)
+	info, err := m.fsys.Stat(real)
+	if err != nil {
+		return nil, err
+	}
+	if info.IsDir() && !info.Mode().IsDir() {
+		info = dirInfo{info} // go-diskfs leaves fs.ModeDir out of Mode()
+	}
+	return info, nil
 }
+
+type dirInfo struct{ fs.FileInfo }
+
+type dirEntry struct{ fs.DirEntry }
+
+func (d dirEntry) Type() fs.FileMode { return fs.ModeDir }
+func (d dirEntry) Info() (fs.FileInfo, error) {
+	info, err := d.DirEntry.Info()
+	if err != nil {
+		return nil, err
+	}
+	return dirInfo{info}, nil
+}
+
+func (d dirInfo) Mode() fs.FileMode { return d.FileInfo.Mode() | fs.ModeDir }
 
 // imageFile reads a file, never asking go-diskfs for bytes past the end
 // (go-diskfs v1.9.4 can return stale bytes from the last cluster then).

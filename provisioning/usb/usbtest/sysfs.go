@@ -145,9 +145,9 @@ func RemoveDisk(t testing.TB, root, name string) {
 }
 
 // AddStick puts the image at img into the fake tree at root as USB disk
-// name ("sda"), with the partitions of the image's partition table, and
-// returns a Mounter entry for it: use Mounter{Images: map[string]string{
-// name: img}}.
+// name ("sda"), with the partitions of the image's partition table. Mount
+// what usb.Scan then finds with Mounter{Images: map[string]string{name:
+// img}}.
 func AddStick(t testing.TB, root, name, img string) {
 	t.Helper()
 	d, err := diskfs.Open(img, diskfs.WithOpenMode(diskfs.ReadOnly), diskfs.WithSectorSize(diskfs.SectorSize512))
