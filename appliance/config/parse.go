@@ -55,7 +55,8 @@ var ignoredMeta = []string{
 
 // LoadPath loads the configuration in path: one YAML file, or a folder
 // whose *.yaml and *.yml files (in subfolders too, hidden ones skipped) are
-// read in lexical order. Error messages name files as path/name.
+// read in lexical order, and whose secrets folder holds Secrets as files
+// (see SecretsDir). Error messages name files as path/name.
 func LoadPath(p string) (*Set, error) {
 	fi, err := os.Stat(p)
 	if err != nil {
@@ -93,7 +94,7 @@ func Load(fsys fs.FS, paths ...string) (*Set, error) {
 			}
 			hidden := name != p && strings.HasPrefix(d.Name(), ".")
 			switch {
-			case d.IsDir() && hidden:
+			case d.IsDir() && (hidden || isSecretsDir(p, name)):
 				return fs.SkipDir
 			case d.IsDir() || hidden:
 				return nil
@@ -120,6 +121,9 @@ func Load(fsys fs.FS, paths ...string) (*Set, error) {
 		if errors.As(err, &es) {
 			rp.errs = append(rp.errs, es...)
 		}
+	}
+	for _, p := range paths {
+		loadSecretsDir(fsys, p, s, &rp)
 	}
 	if len(s.All()) == 0 && len(rp.errs) == 0 {
 		rp.errs = append(rp.errs, &Error{File: strings.Join(paths, ", "), Msg: "no configuration documents found"})
