@@ -54,13 +54,21 @@ func (s *Store) history() ([]Result, error) {
 	return h, nil
 }
 
-// record appends res to history.json, keeping the last HistoryLen. A
-// damaged history is started afresh rather than blocking installs.
+// maxReasons bounds the reasons history.json keeps per attempt.
+const maxReasons = 100
+
+// record appends res to history.json, keeping the last HistoryLen attempts
+// and the first maxReasons reasons of each. A damaged history is started
+// afresh rather than blocking installs.
 func (s *Store) record(res Result) error {
 	h, _ := s.history()
 	n := s.HistoryLen
 	if n <= 0 {
 		n = DefaultHistory
+	}
+	if len(res.Reasons) > maxReasons {
+		more := len(res.Reasons) - maxReasons
+		res.Reasons = append(res.Reasons[:maxReasons:maxReasons], fmt.Sprintf("... and %d more", more))
 	}
 	h = append(h, res)
 	h = h[max(0, len(h)-n):]

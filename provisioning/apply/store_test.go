@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -97,6 +99,13 @@ func validate(fsys fs.FS) error {
 	if _, err := fs.Stat(fsys, "invalid"); err == nil {
 		return errors.Join(errors.New("invalid:1: BrokerListener/x: spec.ports[0].port: required"),
 			errors.New("invalid:3: Secret/y: data[tls.crt]: no PEM CERTIFICATE"))
+	}
+	if _, err := fs.Stat(fsys, "many"); err == nil {
+		var errs []error
+		for i := range 150 {
+			errs = append(errs, fmt.Errorf("many:%d: problem", i+1))
+		}
+		return errors.Join(errs...)
 	}
 	b, err := fs.ReadFile(fsys, "port")
 	if err != nil {
@@ -321,10 +330,25 @@ func TestRejections(t *testing.T) {
 			}
 		})
 	}
+	// A stick pulled mid-read: the read fails, nothing changes.
+	before := snapshot(t, s.Dir)
+	res := s.Install(context.Background(), io.MultiReader(bytes.NewReader(good[:len(good)/2]), errReader{syscall.EIO}))
+	if res.Applied || !errors.Is(res.Err, syscall.EIO) {
+		t.Errorf("Install from a pulled stick: %+v", res)
+	}
+	if diff := diffSnap(before, snapshot(t, s.Dir)); diff != "" {
+		t.Errorf("the store changed:\n%s", diff)
+	}
 	// Every reason of an invalid configuration, one each.
-	res := install(t, s, mk(t, keyA, 6, map[string]string{"invalid": "x"}))
+	res = install(t, s, mk(t, keyA, 6, map[string]string{"invalid": "x"}))
 	if len(res.Reasons) != 2 || !strings.HasPrefix(res.Reasons[1], "invalid:3: Secret/y") {
 		t.Errorf("Reasons: %q, want both problems", res.Reasons)
+	}
+	// The history keeps the first 100 reasons of an attempt.
+	res = install(t, s, mk(t, keyA, 6, map[string]string{"many": "x"}))
+	h := s.History()
+	if got := h[len(h)-1].Reasons; len(res.Reasons) != 150 || len(got) != 101 || got[100] != "... and 50 more" {
+		t.Errorf("Reasons: %d in the result, %d in the history ending %q", len(res.Reasons), len(got), got[len(got)-1])
 	}
 	// History persists across a restart and is bounded.
 	s2 := &Store{Dir: s.Dir, Trust: s.Trust, Now: s.Now, HistoryLen: 3}
@@ -474,3 +498,7 @@ func diffSnap(a, b map[string]string) string {
 	slices.Sort(out)
 	return strings.Join(out, "\n")
 }
+
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }

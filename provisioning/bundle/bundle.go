@@ -120,7 +120,8 @@ func (d *Device) String() string {
 	return s
 }
 
-// Limits bound what Open accepts.
+// Limits bound what Open accepts (and what Pack writes). A zero field
+// means its DefaultLimits value.
 type Limits struct {
 	MaxTotal    int64 // sum of all file sizes
 	MaxFiles    int   // number of files
@@ -131,6 +132,21 @@ type Limits struct {
 // 512 files of at most 4 MiB each.
 func DefaultLimits() Limits {
 	return Limits{MaxTotal: 16 << 20, MaxFiles: 512, MaxFileSize: 4 << 20}
+}
+
+// orDefault returns l with each zero (or negative) field set from DefaultLimits.
+func (l Limits) orDefault() Limits {
+	d := DefaultLimits()
+	if l.MaxTotal <= 0 {
+		l.MaxTotal = d.MaxTotal
+	}
+	if l.MaxFiles <= 0 {
+		l.MaxFiles = d.MaxFiles
+	}
+	if l.MaxFileSize <= 0 {
+		l.MaxFileSize = d.MaxFileSize
+	}
+	return l
 }
 
 // maxManifest bounds manifest.json.

@@ -36,11 +36,10 @@ func (b *Bundle) FS() fs.FS { return b.files }
 // files as regular files with the listed sizes and hashes, and that it is
 // complete. It reads at most about lim.MaxTotal bytes plus archive overhead,
 // rejecting an oversize file from its header without reading it. Open does
-// not check the signature: call Verify. A zero lim means DefaultLimits.
+// not check the signature: call Verify. Zero fields of lim take their
+// DefaultLimits values.
 func Open(r io.Reader, lim Limits) (*Bundle, error) {
-	if lim == (Limits{}) {
-		lim = DefaultLimits()
-	}
+	lim = lim.orDefault()
 	// Archive overhead: a header, a possible PAX header and padding per entry.
 	maxStream := lim.MaxTotal + maxManifest + 64 + int64(2*lim.MaxFiles+8)*4096
 	cr := &countReader{r: io.LimitReader(r, maxStream+1)}

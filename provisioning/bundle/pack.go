@@ -24,7 +24,7 @@ type PackOptions struct {
 	Device  *Device            // nil: any device
 	Enrol   []ed25519.PublicKey
 	Retire  []ed25519.PublicKey
-	Limits  Limits // zero: DefaultLimits
+	Limits  Limits // zero fields: DefaultLimits
 }
 
 // Pack writes a signed bundle of every regular file in fsys to w and
@@ -32,10 +32,7 @@ type PackOptions struct {
 // left out; a symbolic link or other special file is an error, as is a
 // folder that exceeds the limits Open would apply.
 func Pack(w io.Writer, fsys fs.FS, opts PackOptions) (*Manifest, error) {
-	lim := opts.Limits
-	if lim == (Limits{}) {
-		lim = DefaultLimits()
-	}
+	lim := opts.Limits.orDefault()
 	if opts.Created.IsZero() {
 		opts.Created = time.Now()
 	}
