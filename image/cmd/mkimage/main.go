@@ -1,0 +1,136 @@
+// Command mkimage builds edgebroker firmware images and pushes updates to
+// running devices.
+//
+//	mkimage [build flags] -o bin/edgebroker-rpi.img
+//	mkimage -target qemu -o bin/edgebroker-qemu.img
+//	mkimage update -device 127.0.0.1:8080 -password-file pw.txt bin/edgebroker-qemu.img
+//
+// See image/README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"edgebroker/image/build"
+)
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, " ") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+func main() {
+	log.SetFlags(0)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "update" {
+		err = updateMain(ctx, os.Args[2:])
+	} else {
+		err = buildMain(ctx, os.Args[1:])
+	}
+	if err != nil {
+		log.Fatal("mkimage: ", err)
+	}
+}
+
+func buildMain(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("mkimage", flag.ExitOnError)
+	var c build.Config
+	var flags, env, files listFlag
+	target := fs.String("target", "rpi", `"rpi" (Raspberry Pi 3/4/Zero 2 W, kernel.rpi) or "qemu" (QEMU virt, kernel.arm64)`)
+	out := fs.String("o", "", "image file to write (default bin/edgebroker-<target>.img)")
+	fs.StringVar(&c.MainDir, "main", ".", "root of the edgebroker module")
+	fs.StringVar(&c.CacheDir, "cache", defaultCache(), `cache directory for file systems keyed by their inputs ("" for none)`)
+	fs.StringVar(&c.Hostname, "hostname", "edgebroker", "device hostname (also picks the disk signature)")
+	pwFile := fs.String("password-file", "", "file holding the password of gokrazy's web/update interface (user gokrazy); created with a random password if missing (default <cache>/gokr-pw.txt)")
+	fs.IntVar(&c.HTTPPort, "http-port", 80, "port of gokrazy's web/update interface")
+	fs.Var(&flags, "flag", "extra edgebroker flag, e.g. -flag=-listen -flag=0.0.0.0:1883; repeatable")
+	fs.Var(&env, "env", "extra edgebroker environment KEY=value; repeatable")
+	fs.Var(&files, "file", "extra root file /path/in/image=host-file; repeatable")
+	fs.StringVar(&c.SerialConsole, "serial", "", `kernel serial console ("off" for none; default serial0,115200 on the Pi, ttyAMA0,115200 on QEMU)`)
+	epoch := fs.String("epoch", os.Getenv("SOURCE_DATE_EPOCH"), "time stamp of every file, in Unix seconds (default $SOURCE_DATE_EPOCH, else the commit time of HEAD)")
+	fs.Int64Var(&c.Size, "size", build.DefaultSize, "image size in bytes")
+	fs.Parse(args)
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	c.Target = build.Target(*target)
+	c.Flags, c.Env = flags, env
+	if *out == "" {
+		*out = filepath.Join("bin", "edgebroker-"+*target+".img")
+	}
+	if *pwFile == "" {
+		dir := c.CacheDir
+		if dir == "" {
+			dir = "."
+		}
+		*pwFile = filepath.Join(dir, "gokr-pw.txt")
+	}
+	pw, err := ensurePassword(*pwFile)
+	if err != nil {
+		return err
+	}
+	c.Password = pw
+	for _, f := range files {
+		dst, src, ok := strings.Cut(f, "=")
+		if !ok {
+			return fmt.Errorf("-file %q: want /path/in/image=host-file", f)
+		}
+		b, err := os.ReadFile(src)
+		if err != nil {
+			return err
+		}
+		if c.Files == nil {
+			c.Files = map[string][]byte{}
+		}
+		c.Files[dst] = b
+	}
+	if c.Epoch, err = parseEpoch(ctx, *epoch, c.MainDir); err != nil {
+		return err
+	}
+	c.Progress = os.Stderr
+	start := time.Now()
+	res, err := build.Build(ctx, c, *out)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s: sha256 %s (%.1fs); update password in %s\n", res.Path, res.SHA256, time.Since(start).Seconds(), *pwFile)
+	return nil
+}
+
+// parseEpoch reads Unix seconds, or takes the commit time of HEAD in dir,
+// or the Unix epoch outside a git checkout.
+func parseEpoch(ctx context.Context, s, dir string) (time.Time, error) {
+	if s == "" {
+		s = commitTime(ctx, dir)
+	}
+	if s == "" {
+		return time.Unix(0, 0), nil
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n < 0 {
+		return time.Time{}, fmt.Errorf("epoch %q: want Unix seconds", s)
+	}
+	return time.Unix(n, 0), nil
+}
+
+func defaultCache() string {
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "edgebroker-image")
+	}
+	return ""
+}
+
+var errNoPassword = errors.New("empty password file")
