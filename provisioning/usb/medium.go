@@ -39,13 +39,17 @@ type Medium interface {
 // ErrTooLarge is returned by ReadFile for a file longer than its limit.
 var ErrTooLarge = errors.New("file too large")
 
-// ReadFile reads a whole file from m, refusing (with an error wrapping
-// ErrTooLarge) one longer than max bytes, without reading more than max+1
-// bytes of it whatever its directory entry claims. Other errors (the stick
-// was pulled: an I/O error) are returned as they are, wrapped with the name.
+// ReadFile reads a whole file from m. It refuses a name that is not a
+// valid fs.FS path ("../x", "/x"), and a file longer than max bytes (with
+// an error wrapping ErrTooLarge) without reading more than max+1 bytes of
+// it, whatever its directory entry claims. Other errors (an I/O error when
+// the stick was pulled) are returned wrapped with the name.
 func ReadFile(m Medium, name string, max int64) ([]byte, error) {
 	if max < 0 {
 		return nil, fmt.Errorf("usb: read %s: negative limit %d", name, max)
+	}
+	if !fs.ValidPath(name) {
+		return nil, fmt.Errorf("usb: read %s: invalid path: %w", name, fs.ErrInvalid)
 	}
 	max = min(max, math.MaxInt64-1)
 	f, err := m.FS().Open(name)

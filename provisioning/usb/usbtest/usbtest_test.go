@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"edgebroker/provisioning/usb"
 	"edgebroker/provisioning/usb/usbtest"
@@ -307,5 +308,47 @@ func fsck(t *testing.T, img string) {
 	}
 	if !strings.Contains(string(out), "32 bit entries") {
 		t.Errorf("fsck.vfat: not a FAT32 file system:\n%s", out)
+	}
+}
+
+// TestWatchStick is the device's path end to end: the watcher sees a
+// stick arrive in the fake tree, the Mounter mounts what it reports, the
+// bundle is read, and unplugging is reported.
+func TestWatchStick(t *testing.T) {
+	img := usbtest.NewFAT32Image(t, files)
+	root := t.TempDir()
+	usbtest.AddDisk(t, root, usbtest.Disk{Name: "mmcblk0", Bus: usbtest.MMC, Sectors: 1 << 20, Partitions: []int64{1 << 19}})
+	none := make(chan usb.Uevent)
+	close(none)
+	events := (&usb.Watcher{Root: root, Interval: 10 * time.Millisecond, Uevents: none}).Watch(t.Context())
+	usbtest.AddStick(t, root, "sda", img)
+	var ev usb.Event
+	select {
+	case ev = <-events:
+	case <-time.After(5 * time.Second):
+		t.Fatal("stick not reported within 5 s")
+	}
+	if ev.Op != usb.Add || ev.Device.Name != "sda1" {
+		t.Fatalf("event: %v %+v, want add sda1", ev.Op, ev.Device)
+	}
+	mounter := &usbtest.Mounter{Images: map[string]string{"sda": img}}
+	m, err := mounter.Mount(ev.Device)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := usb.ReadFile(m, "bundle.ebb", 1<<20); err != nil || !bytes.Equal(got, files["bundle.ebb"]) {
+		t.Errorf("ReadFile(bundle.ebb): %d bytes, %v", len(got), err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	usbtest.RemoveDisk(t, root, "sda")
+	select {
+	case ev = <-events:
+	case <-time.After(5 * time.Second):
+		t.Fatal("removal not reported within 5 s")
+	}
+	if ev.Op != usb.Remove || ev.Device.Name != "sda1" {
+		t.Fatalf("event: %v %+v, want remove sda1", ev.Op, ev.Device)
 	}
 }
