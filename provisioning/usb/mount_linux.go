@@ -42,7 +42,7 @@ func (k KernelMounter) Mount(dev Device) (Medium, error) {
 	if err != nil {
 		return nil, fmt.Errorf("usb: mount %s: %w", dev.Name, err)
 	}
-	var errs []string
+	var errs []error
 	for _, t := range FSTypes {
 		err := unix.Mount(dev.DevPath, dir, t.Type, mountFlags, t.Options)
 		if err == nil {
@@ -53,10 +53,10 @@ func (k KernelMounter) Mount(dev Device) (Medium, error) {
 			}
 			return m, nil
 		}
-		errs = append(errs, t.Type+": "+err.Error())
+		errs = append(errs, fmt.Errorf("%s: %w", t.Type, err))
 	}
 	os.Remove(dir)
-	return nil, fmt.Errorf("usb: mount %s: no usable file system (%s)", dev.DevPath, strings.Join(errs, "; "))
+	return nil, fmt.Errorf("usb: mount %s: no usable file system: %w", dev.DevPath, joined(errs))
 }
 
 type kernelMedium struct {
@@ -148,3 +148,16 @@ func (m *kernelMedium) unmount() error {
 	}
 	return os.Remove(filepath.Clean(m.dir))
 }
+
+// joined is errors.Join on one line: "vfat: ...; exfat: ...; ext4: ...".
+type joined []error
+
+func (j joined) Error() string {
+	s := make([]string, len(j))
+	for i, e := range j {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "; ")
+}
+
+func (j joined) Unwrap() []error { return j }

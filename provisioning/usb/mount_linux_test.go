@@ -57,9 +57,13 @@ func TestKernelMounter(t *testing.T) {
 	dir := filepath.Join(tmp, "mnt")
 	dev := usb.Device{Name: filepath.Base(loop), DevPath: loop, Disk: filepath.Base(loop)}
 	m, err := usb.KernelMounter{Dir: dir}.Mount(dev)
+	if errors.Is(err, syscall.EPERM) {
+		t.Skipf("not allowed to mount here (a container without CAP_SYS_ADMIN?): %v", err)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
+
 	closed := false
 	defer func() {
 		if !closed {
@@ -114,6 +118,44 @@ func TestKernelMounter(t *testing.T) {
 	out, err = exec.Command("debugfs", "-R", "cat /report.txt", img).Output()
 	if err != nil || !bytes.Equal(out, report) {
 		t.Errorf("debugfs cat /report.txt: %q, %v; want %q", out, err, report)
+	}
+}
+
+// TestKernelMounterNoFS: a device without a file system fails with every
+// type tried named in the error, and leaves no mount point behind.
+func TestKernelMounterNoFS(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mount(2) needs root")
+	}
+	if _, err := exec.LookPath("losetup"); err != nil {
+		t.Skipf("losetup not installed: %v", err)
+	}
+	img := filepath.Join(t.TempDir(), "zeros.img")
+	if err := os.WriteFile(img, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("losetup", "--find", "--show", img).Output()
+	if err != nil {
+		t.Skipf("losetup: %v (no loop devices here?)", err)
+	}
+	loop := strings.TrimSpace(string(out))
+	t.Cleanup(func() { exec.Command("losetup", "--detach", loop).Run() })
+	dir := filepath.Join(t.TempDir(), "mnt")
+	m, err := usb.KernelMounter{Dir: dir}.Mount(usb.Device{Name: "zeros", DevPath: loop})
+	if err == nil {
+		m.Close()
+		t.Fatal("Mount of zeros: no error")
+	}
+	if errors.Is(err, syscall.EPERM) {
+		t.Skipf("not allowed to mount here: %v", err)
+	}
+	for _, want := range []string{"no usable file system", "vfat: ", "exfat: ", "ext4: ", loop} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("mount points left in %s: %v", dir, left)
 	}
 }
 
