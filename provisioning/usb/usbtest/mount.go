@@ -231,8 +231,10 @@ func (d dirEntry) Info() (fs.FileInfo, error) {
 
 func (d dirInfo) Mode() fs.FileMode { return d.FileInfo.Mode() | fs.ModeDir }
 
-// imageFile reads a file, never asking go-diskfs for bytes past the end
-// (go-diskfs v1.9.4 can return stale bytes from the last cluster then).
+// imageFile reads a file, never asking go-diskfs for bytes past the end:
+// go-diskfs v1.9.4 returns the rest of the last cluster as file content
+// when a read starts mid-cluster and asks for more than is left (700-byte
+// reads of a 1000-byte file give 1024 bytes).
 type imageFile struct {
 	m    *medium
 	name string

@@ -352,3 +352,30 @@ func TestWatchStick(t *testing.T) {
 		t.Fatalf("event: %v %+v, want remove sda1", ev.Op, ev.Device)
 	}
 }
+
+// TestReadsStopAtEOF: 700-byte reads of a 1000-byte file give exactly the
+// file (go-diskfs alone gives 1024 bytes: the rest of the last cluster).
+func TestReadsStopAtEOF(t *testing.T) {
+	want := bytes.Repeat([]byte("0123456789"), 100)
+	m := mount(t, usbtest.NewFAT32Image(t, map[string][]byte{"b": want}))
+	f, err := m.FS().Open("b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 700)
+	var got []byte
+	for range 10 {
+		n, err := f.Read(buf)
+		got = append(got, buf[:n]...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("700-byte reads: got %d bytes, want the %d of the file", len(got), len(want))
+	}
+}
