@@ -37,11 +37,9 @@ const (
 // path. Files are written in sorted order, so images are reproducible
 // apart from timestamps.
 //
-// The Linux kernel and mtools read these images as they are, and
-// fsck.vfat finds no fault in an image of non-empty files in the root
-// directory (a bundle and a report). Two go-diskfs v1.9.4 quirks make
-// fsck.vfat complain otherwise: an empty file keeps one cluster, and a
-// subdirectory's ".." entry names cluster 2 instead of 0 for the root.
+// go-diskfs writes the files; two of its quirks that fsck.vfat would
+// flag (a cluster kept by an empty file, ".." naming cluster 2 for the
+// root) are corrected on disk afterwards, so fsck.vfat finds nothing.
 func NewFAT32Image(t testing.TB, files map[string][]byte) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "stick.img")
@@ -89,7 +87,7 @@ func writeImage(p string, files map[string][]byte) error {
 			return err
 		}
 	}
-	return nil
+	return fixup(fsys)
 }
 
 // writeFAT creates or replaces one file on a go-diskfs file system.

@@ -69,7 +69,7 @@ func (m *Mounter) Mount(dev usb.Device) (usb.Medium, error) {
 	m.mounted++
 	m.total++
 	m.mu.Unlock()
-	var med usb.Medium = &medium{mounter: m, disk: d, fsys: fsys}
+	var med usb.Medium = &medium{mounter: m, disk: d, part: dev.Partition, fsys: fsys}
 	if m.PullAfter > 0 {
 		med = PullAfter(med, m.PullAfter)
 	}
@@ -82,6 +82,7 @@ type medium struct {
 	mounter *Mounter
 	mu      sync.Mutex // go-diskfs is not safe for concurrent use
 	disk    *disk.Disk
+	part    int
 	fsys    filesystem.FileSystem
 	closed  bool
 }
@@ -110,12 +111,30 @@ func (m *medium) WriteFile(name string, data []byte) error {
 	// own spelling, as the kernel does.
 	if real, err := m.lookup(path.Join(dir, base)); err == nil {
 		name = real
+		// An empty file has no cluster (see fixup), and go-diskfs cannot
+		// grow such a file: replace it. (Its Remove frees no clusters, so
+		// non-empty files are truncated in place instead.)
+		if info, err := m.fsys.Stat(real); err == nil && info.Size() == 0 {
+			if err := m.fsys.Remove(real); err != nil {
+				return fmt.Errorf("usbtest: write %s: %w", name, err)
+			}
+		}
 	} else {
 		name = path.Join(dir, base)
 	}
 	if err := writeFAT(m.fsys, name, data); err != nil {
 		return fmt.Errorf("usbtest: write %s: %w", name, err)
 	}
+	// Correct go-diskfs's on-disk quirks, then reread the file system so
+	// its in-memory state matches the disk again.
+	if err := fixup(m.fsys); err != nil {
+		return fmt.Errorf("usbtest: write %s: fixup: %w", name, err)
+	}
+	fsys, err := m.disk.GetFilesystem(m.part)
+	if err != nil {
+		return fmt.Errorf("usbtest: write %s: reread: %w", name, err)
+	}
+	m.fsys = fsys
 	return nil
 }
 

@@ -100,9 +100,12 @@ func TestImageTools(t *testing.T) {
 		}
 	})
 	t.Run("fsck.vfat", func(t *testing.T) {
-		// Only root files, not empty: see NewFAT32Image for go-diskfs's
-		// quirks in the other cases.
-		fsck(t, usbtest.NewFAT32Image(t, map[string][]byte{"bundle.ebb": files["bundle.ebb"], "README.txt": files["README.txt"]}))
+		fsck(t, img) // a subdirectory and an empty file included
+		nested := usbtest.NewFAT32Image(t, map[string][]byte{"a/b/c/deep.txt": []byte("deep"), "a/b/empty": nil, "a/x": []byte("x")})
+		fsck(t, nested)
+		if got := run(t, "mtype", "-i", nested+"@@1M", "::/a/b/c/deep.txt"); got != "deep" {
+			t.Errorf("mtype a/b/c/deep.txt: %q", got)
+		}
 	})
 }
 
@@ -153,19 +156,26 @@ func TestWriteFile(t *testing.T) {
 	if got := run(t, "mtype", "-i", img+"@@1M", "::/ca.pem"); got != string(files["certs/ca.crt"]) {
 		t.Errorf("mtype ca.pem: got %q", got)
 	}
+	fsck(t, img)
 
 	// Writing a report into a stick that holds just a bundle (the real
-	// case) leaves a file system fsck.vfat finds nothing wrong with.
+	// case), then emptying it, leaves a file system fsck.vfat accepts.
 	m = mount(t, rootOnly)
-	for _, data := range [][]byte{long, short} {
+	for _, data := range [][]byte{long, short, nil, short} {
 		if err := m.WriteFile("edgebroker-report.txt", data); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := m.WriteFile("empty-report.txt", nil); err != nil {
+		t.Fatal(err)
 	}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
 	fsck(t, rootOnly)
+	if got := run(t, "mtype", "-i", rootOnly+"@@1M", "::/edgebroker-report.txt"); got != string(short) {
+		t.Errorf("mtype report: got %q, want %q", got, short)
+	}
 
 	m2 := mount(t, img)
 	if got, err := usb.ReadFile(m2, "edgebroker-report.txt", 1<<20); err != nil || !bytes.Equal(got, short) {
