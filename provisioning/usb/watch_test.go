@@ -73,6 +73,7 @@ func TestWatchUevents(t *testing.T) {
 		uevents := make(chan usb.Uevent)
 		w := &usb.Watcher{Root: root, Interval: time.Hour, Debounce: 300 * time.Millisecond, Uevents: uevents}
 		ch := w.Watch(t.Context())
+		synctest.Wait() // the initial scan is done and found nothing
 
 		start := time.Now()
 		usbtest.AddDisk(t, root, stick)
