@@ -321,3 +321,8 @@ func checkChain(der [][]byte, key crypto.Signer) (*certs.Issued, error) {
 	}
 	return &certs.Issued{Chain: der, CA: top, NotAfter: chain[0].NotAfter}, nil
 }
+
+// ChoosesLifetime implements certs.LifetimeChooser: the ACME CA (or the
+// order's profile) decides how long certificates live, so Spec.Duration
+// does not make a stored certificate stale.
+func (is *Issuer) ChoosesLifetime() {}

@@ -151,7 +151,7 @@ func (m *Manager) Ensure(ctx context.Context, name string, spec Spec, issuer Iss
 	if err == nil && now.Before(stored.Leaf.NotAfter) {
 		mc.holder.p.Store(stored)
 		m.setStatus(mc, stored.Leaf, now, nil)
-		if now.Before(spec.renewAt(stored.Leaf)) && spec.matches(stored.Leaf) && issuedBy(issuer, stored) {
+		if now.Before(spec.renewAt(stored.Leaf)) && spec.matches(stored.Leaf, issuer) && issuedBy(issuer, stored) {
 			m.setStatus(mc, stored.Leaf, spec.renewAt(stored.Leaf), nil)
 			return stored, nil
 		}
@@ -196,7 +196,7 @@ func (m *Manager) Schedule(name string, spec Spec, issuer Issuer) (*tls.Certific
 	}
 	mc.holder.p.Store(stored)
 	next := spec.renewAt(stored.Leaf)
-	if !spec.matches(stored.Leaf) || !issuedBy(issuer, stored) {
+	if !spec.matches(stored.Leaf, issuer) || !issuedBy(issuer, stored) {
 		next = now
 	}
 	m.setStatus(mc, stored.Leaf, next, nil)

@@ -276,3 +276,34 @@ func TestScheduleIssuesInRun(t *testing.T) {
 		}
 	})
 }
+
+// acmeLike issues as an ACME CA does: no CommonName (it is a SAN) and a
+// lifetime of its own choosing.
+type acmeLike struct {
+	SelfSigned
+	calls atomic.Int32
+}
+
+func (a *acmeLike) ChoosesLifetime() {}
+
+func (a *acmeLike) Issue(ctx context.Context, req *Request) (*Issued, error) {
+	a.calls.Add(1)
+	r := *req
+	r.CommonName, r.Duration = "", 6*24*time.Hour
+	return a.SelfSigned.Issue(ctx, &r)
+}
+
+// TestStoredACMECertificateKept: a certificate without a CommonName and
+// with the CA's lifetime still matches its Spec after a restart, so the
+// device does not reissue (and burn an ACME CA's rate limits) at every
+// start.
+func TestStoredACMECertificateKept(t *testing.T) {
+	dir := t.TempDir()
+	is := new(acmeLike)
+	spec := Spec{DNSNames: []string{"gw.example"}, Duration: 90 * 24 * time.Hour, RenewBefore: 2 * 24 * time.Hour}
+	ensure(t, &Manager{Dir: dir}, "srv", spec, is)
+	ensure(t, &Manager{Dir: dir}, "srv", spec, is)
+	if n := is.calls.Load(); n != 1 {
+		t.Errorf("%d issuances for two starts, want 1", n)
+	}
+}

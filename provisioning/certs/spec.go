@@ -81,13 +81,25 @@ func (s Spec) normalize(name string) (Spec, error) {
 // matches reports whether leaf was issued for s (s normalized). A leaf
 // with a shorter lifetime than s.Duration matches (a CA caps its leaves'
 // lifetime to its own); a longer one does not.
-func (s Spec) matches(leaf *x509.Certificate) bool {
-	return leaf.Subject.CommonName == s.CommonName &&
+func (s Spec) matches(leaf *x509.Certificate, is Issuer) bool {
+	cn := leaf.Subject.CommonName == s.CommonName ||
+		// ACME CAs may leave the CommonName out; it is one of the SANs.
+		leaf.Subject.CommonName == "" && (slices.Contains(leaf.DNSNames, s.CommonName) ||
+			slices.ContainsFunc(leaf.IPAddresses, func(ip net.IP) bool { return ip.String() == s.CommonName }))
+	_, fixed := is.(LifetimeChooser)
+	return cn &&
 		sameSet(leaf.DNSNames, s.DNSNames, func(a, b string) bool { return a == b }) &&
 		sameSet(leaf.IPAddresses, s.IPs, net.IP.Equal) &&
 		leaf.IsCA == s.IsCA &&
 		s.Key.Matches(leaf.PublicKey) &&
-		leaf.NotAfter.Sub(leaf.NotBefore) <= s.Duration
+		(fixed || leaf.NotAfter.Sub(leaf.NotBefore) <= s.Duration)
+}
+
+// LifetimeChooser is an optional Issuer capability: the issuer (an ACME
+// CA) chooses certificates' lifetimes itself, so a stored certificate
+// whose lifetime differs from Spec.Duration still matches.
+type LifetimeChooser interface {
+	ChoosesLifetime()
 }
 
 func sameSet[T any](a, b []T, eq func(T, T) bool) bool {

@@ -176,14 +176,16 @@ func (c *Client) ID() string { return c.mc.ID() }
 // words it.
 func (c *Client) Fatal() <-chan error { return c.fatal }
 
-// Close stops the state store client and disconnects, ending the MQTT
-// session.
+// Close disconnects, ending the MQTT session, and stops the state store
+// client. It returns at once even when the broker is gone (the SDK's
+// Close would wait for a connection to unsubscribe, so the session client
+// stops first).
 func (c *Client) Close() error {
 	c.once.Do(func() {
+		c.mc.Stop()
 		if c.Store != nil {
 			c.Store.Close()
 		}
-		c.mc.Stop()
 	})
 	return nil
 }
