@@ -51,6 +51,7 @@ var rules = []rule{
 		bad: anyOf(under("image"), under("tools"), path("testing/..."), path("github.com/stretchr/testify/..."))},
 	{name: "only appliance and board import gokrazy", from: all(inModule, not(anyOf(under("appliance"), under("board"), under("image"), under("tools")))),
 		tests: true, bad: path("github.com/gokrazy/gokrazy/...")},
+	{name: "go-diskfs is host/test-only", from: path(firmware), deep: true, bad: path("github.com/diskfs/go-diskfs/...")},
 }
 
 // pkg is the part of `go list -json` output the rules need.
