@@ -52,6 +52,10 @@ type Config struct {
 	// Started, if set, is called with the running appliance once it
 	// serves (after Ready).
 	Started func(*Appliance)
+	// ACMEHTTPAddr is where ACME http-01 challenges are answered, bound
+	// the first time an ACME issuer with an http01 solver needs it: ""
+	// means ":80" (where CAs validate), "off" none.
+	ACMEHTTPAddr string
 	// StatusAddr is where the status endpoint (HTML, JSON, ca.crt,
 	// Prometheus metrics) listens; "" serves none.
 	StatusAddr string
@@ -88,8 +92,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if !def && cfg.Loopback != "" && cfg.Loopback != DefaultLoopback {
 		log.Info("-loopback applies only to the embedded default; ignored with -config", "loopback", cfg.Loopback)
 	}
-	certMgr := newCertManager(cfg.DataDir, log)
-	ports, err := buildPorts(set, &cfg, def, certMgr, log)
+	iss := newIssuers(cfg.DataDir, log)
+	certMgr := iss.m
+	if cfg.ACMEHTTPAddr != "off" {
+		iss.http01 = acmeHTTP01(ctx, cfg.ACMEHTTPAddr, iss, log)
+	}
+	ports, err := buildPorts(set, &cfg, def, iss, log)
 	if err != nil {
 		return fmt.Errorf("appliance: configuration %s rejected:\n%w", configName(cfg.ConfigPath), err)
 	}
@@ -112,7 +120,7 @@ func Run(ctx context.Context, cfg Config) error {
 		OnDisconnect: ss.clientGone,
 	})
 	g, gctx := errgroup.WithContext(ctx)
-	a := &Appliance{cfg: &cfg, log: log, srv: srv, g: g, ss: ss, live: map[string]*livePort{}, certs: certMgr,
+	a := &Appliance{cfg: &cfg, log: log, srv: srv, g: g, ss: ss, live: map[string]*livePort{}, certs: certMgr, iss: iss,
 		set: set, refreshc: make(chan struct{}, 1)}
 	certMgr.Issued = func(string) { a.kickRefresh() }
 	g.Go(func() error { // renews certificates until shutdown
@@ -199,7 +207,7 @@ func (a *Appliance) Reload() error {
 	if err != nil {
 		return err
 	}
-	ports, err := buildPorts(set, a.cfg, a.cfg.ConfigPath == "", a.certs, a.log)
+	ports, err := buildPorts(set, a.cfg, a.cfg.ConfigPath == "", a.iss, a.log)
 	if err != nil {
 		return fmt.Errorf("appliance: configuration %s rejected:\n%w", configName(a.cfg.ConfigPath), err)
 	}
@@ -234,7 +242,7 @@ func (a *Appliance) refresh() {
 	}
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
-	ports, err := buildPorts(a.set, a.cfg, a.cfg.ConfigPath == "", a.certs, a.log)
+	ports, err := buildPorts(a.set, a.cfg, a.cfg.ConfigPath == "", a.iss, a.log)
 	if err == nil {
 		err = a.apply(ports)
 	}

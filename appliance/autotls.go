@@ -1,16 +1,23 @@
 package appliance
 
 import (
+	"bytes"
 	"context"
-	"errors"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
+	"golang.org/x/crypto/acme"
+
 	"edgebroker/appliance/config"
+	"edgebroker/provisioning/acmeissuer"
 	"edgebroker/provisioning/atomicfile"
 	"edgebroker/provisioning/certs"
 )
@@ -22,15 +29,30 @@ const CAFile = "ca.crt"
 // issueTimeout bounds issuing one certificate on the device.
 const issueTimeout = time.Minute
 
-func newCertManager(dataDir string, log *slog.Logger) *certs.Manager {
-	return &certs.Manager{Dir: filepath.Join(dataDir, "certs"), Logger: log.With("subsystem", "certs")}
+// issuers is what the appliance issues certificates with: the Manager
+// that stores and renews them, and the ACME challenge answers shared by
+// every TLS port and the http-01 port.
+type issuers struct {
+	m          *certs.Manager
+	challenges *acmeissuer.Challenges
+	log        *slog.Logger
+	// http01 binds the http-01 port the first time an ACME issuer needs
+	// it; nil when the appliance serves none.
+	http01 func() error
 }
 
-// errACME: ACME issuers arrive later (issue 6).
-var errACME = errors.New("ACME issuers are not supported yet")
+func newIssuers(dataDir string, log *slog.Logger) *issuers {
+	log = log.With("subsystem", "certs")
+	return &issuers{
+		m:          &certs.Manager{Dir: filepath.Join(dataDir, "certs"), Logger: log},
+		challenges: new(acmeissuer.Challenges),
+		log:        log,
+	}
+}
 
 // issuerFor maps a cert-manager issuerRef onto an issuer of the device.
-func issuerFor(set *config.Set, m *certs.Manager, ref config.IssuerRef) (certs.Issuer, error) {
+func (iss *issuers) issuerFor(set *config.Set, ref config.IssuerRef) (certs.Issuer, error) {
+	m := iss.m
 	kind := ref.Kind
 	if kind == "" {
 		kind = "Issuer"
@@ -50,8 +72,87 @@ func issuerFor(set *config.Set, m *certs.Manager, ref config.IssuerRef) (certs.I
 		}
 		return m.SecretCA(name), nil // a CA a Certificate (isCA) writes
 	default:
-		return nil, errACME
+		return iss.acme(set, is)
 	}
+}
+
+// isACME reports whether ref names an ACME issuer.
+func isACME(set *config.Set, ref config.IssuerRef) bool {
+	kind := ref.Kind
+	if kind == "" {
+		kind = "Issuer"
+	}
+	is := set.Issuer(kind, ref.Name)
+	return is != nil && is.Spec.ACME != nil
+}
+
+// acme builds an ACME issuer. Its account key lives like cert-manager's,
+// in the Secret privateKeySecretRef (key tls.key) on the data partition:
+// created on first use, or taken from a Secret the configuration brings.
+func (iss *issuers) acme(set *config.Set, is *config.Issuer) (certs.Issuer, error) {
+	a := is.Spec.ACME
+	keyName := a.PrivateKeySecretRef.Key
+	if keyName == "" {
+		keyName = "tls.key"
+	}
+	keyFile := filepath.Join(iss.m.SecretDir(a.PrivateKeySecretRef.Name), keyName)
+	if sec := set.Secret(a.PrivateKeySecretRef.Name); sec != nil {
+		if b, ok := sec.Bytes(keyName); ok {
+			if old, err := os.ReadFile(keyFile); err != nil || !bytes.Equal(old, b) {
+				if err := os.MkdirAll(filepath.Dir(keyFile), 0o700); err != nil {
+					return nil, err
+				}
+				if err := atomicfile.WriteFile(keyFile, b, 0o600); err != nil {
+					return nil, fmt.Errorf("ACME account key: %w", err)
+				}
+			}
+		}
+	}
+	cfg := acmeissuer.Config{
+		Server: a.Server, Email: a.Email, AccountKeyFile: keyFile, SkipTLSVerify: a.SkipTLSVerify,
+		Challenges: iss.challenges, Logger: iss.log.With("issuer", is.Ref()),
+	}
+	if a.CABundle != "" {
+		b, err := base64.StdEncoding.DecodeString(a.CABundle)
+		if err != nil {
+			return nil, fmt.Errorf("%s: spec.acme.caBundle: %w", is.Ref(), err)
+		}
+		cfg.CABundle = b
+	}
+	if eab := a.ExternalAccountBinding; eab != nil {
+		var key []byte
+		if sec := set.Secret(eab.KeySecretRef.Name); sec != nil {
+			key, _ = sec.Bytes(eab.KeySecretRef.Key)
+		}
+		// cert-manager: the Secret holds the HMAC key base64url-encoded.
+		hmac, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(strings.TrimSpace(string(key)), "="))
+		if err != nil {
+			return nil, fmt.Errorf("%s: spec.acme.externalAccountBinding.keySecretRef: the key is not base64url: %w", is.Ref(), err)
+		}
+		cfg.EAB = &acme.ExternalAccountBinding{KID: eab.KeyID, Key: hmac}
+	}
+	for _, sv := range a.Solvers {
+		cfg.HTTP01 = cfg.HTTP01 || sv.HTTP01 != nil
+		cfg.TLSALPN01 = cfg.TLSALPN01 || sv.TLSALPN01 != nil
+	}
+	if !cfg.HTTP01 && !cfg.TLSALPN01 {
+		cfg.TLSALPN01 = true // answered on the TLS port itself
+	}
+	if cfg.HTTP01 {
+		if iss.http01 == nil {
+			cfg.HTTP01 = false
+			if !cfg.TLSALPN01 {
+				return nil, fmt.Errorf("%s: its http01 solver needs the http-01 port, which this appliance does not serve (-acme-http)", is.Ref())
+			}
+		} else if err := iss.http01(); err != nil {
+			if !cfg.TLSALPN01 {
+				return nil, fmt.Errorf("%s: http01 solver: %w", is.Ref(), err)
+			}
+			iss.log.Warn("http-01 port unavailable; answering tls-alpn-01 only", "issuer", is.Ref(), "err", err)
+			cfg.HTTP01 = false
+		}
+	}
+	return acmeissuer.New(cfg)
 }
 
 // caHint explains a ca issuer whose Secret nothing in the configuration
@@ -76,13 +177,13 @@ func caHint(set *config.Set, ref config.IssuerRef) string {
 // ensureCertificates issues or loads every Certificate resource, issuers'
 // CAs before the certificates they sign. It returns a problem per
 // Certificate that cannot be issued yet.
-func ensureCertificates(set *config.Set, m *certs.Manager) map[string]error {
+func (iss *issuers) ensureCertificates(set *config.Set) map[string]error {
 	pending := map[string]error{}
 	todo := append([]*config.Certificate(nil), set.Certificates...)
 	for len(todo) > 0 {
 		var later []*config.Certificate
 		for _, c := range todo {
-			if err := ensureCertificate(set, m, c); err != nil {
+			if err := iss.ensureCertificate(set, c); err != nil {
 				pending[c.Metadata.Name] = err
 				later = append(later, c)
 			} else {
@@ -97,8 +198,8 @@ func ensureCertificates(set *config.Set, m *certs.Manager) map[string]error {
 	return pending
 }
 
-func ensureCertificate(set *config.Set, m *certs.Manager, c *config.Certificate) error {
-	is, err := issuerFor(set, m, c.Spec.IssuerRef)
+func (iss *issuers) ensureCertificate(set *config.Set, c *config.Certificate) error {
+	is, err := iss.issuerFor(set, c.Spec.IssuerRef)
 	if err != nil {
 		return err
 	}
@@ -110,21 +211,30 @@ func ensureCertificate(set *config.Set, m *certs.Manager, c *config.Certificate)
 		Key:            certs.KeySpec{Algorithm: c.Spec.PrivateKey.Algorithm, Size: c.Spec.PrivateKey.Size},
 		RotationPolicy: c.Spec.PrivateKey.RotationPolicy,
 	}
+	if isACME(set, c.Spec.IssuerRef) { // issued in the background
+		_, err = iss.m.Schedule(c.Spec.SecretName, spec, is)
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), issueTimeout)
 	defer cancel()
-	_, err = m.Ensure(ctx, c.Spec.SecretName, spec, is)
+	_, err = iss.m.Ensure(ctx, c.Spec.SecretName, spec, is)
 	return err
 }
 
 // automaticTLS prepares a tls.mode Automatic port: its certificate is
 // issued (or loaded) now and renewed by the Manager, and handshakes read
 // it from the Manager's holder. It returns why the port must wait, or "".
-func automaticTLS(set *config.Set, m *certs.Manager, p *port, cs *config.CertManagerCertificateSpec, dataDir string) string {
+//
+// A port whose issuer is ACME is served at once, before its certificate
+// exists: the CA validates tls-alpn-01 on that very port. Until the
+// certificate arrives its handshakes fail, and status says why.
+func (iss *issuers) automaticTLS(set *config.Set, p *port, cs *config.CertManagerCertificateSpec) string {
+	m := iss.m
 	secret := automaticSecret(p, cs)
 	wait := func(err error) string {
 		return fmt.Sprintf("BrokerListener/%s: port %d: Awaiting certificate %s from %s/%s: %v%s", p.listener, p.number, secret, cs.IssuerRef.Kind, cs.IssuerRef.Name, err, caHint(set, cs.IssuerRef))
 	}
-	is, err := issuerFor(set, m, cs.IssuerRef)
+	is, err := iss.issuerFor(set, cs.IssuerRef)
 	if err != nil {
 		return wait(err)
 	}
@@ -133,7 +243,18 @@ func automaticTLS(set *config.Set, m *certs.Manager, p *port, cs *config.CertMan
 	spec := certs.Spec{
 		DNSNames: cs.SAN.DNS, IPs: parseIPs(cs.SAN.IP), Duration: d, RenewBefore: rb,
 		Key: certs.KeySpec{Algorithm: cs.PrivateKey.Algorithm}, RotationPolicy: cs.PrivateKey.RotationPolicy,
-	}.WithNames(deviceNames())
+	}
+	if isACME(set, cs.IssuerRef) {
+		// A public CA validates only the names configured: not localhost or
+		// the device's LAN addresses. Its roots are the clients' own, so no
+		// ca.crt is exported.
+		if _, err := m.Schedule(secret, spec, is); err != nil {
+			return wait(err)
+		}
+		p.tls.GetCertificate = m.Holder(secret).GetCertificate
+		return ""
+	}
+	spec = spec.WithNames(deviceNames())
 	ctx, cancel := context.WithTimeout(context.Background(), issueTimeout)
 	defer cancel()
 	if _, err := m.Ensure(ctx, secret, spec, is); err != nil {
@@ -141,11 +262,31 @@ func automaticTLS(set *config.Set, m *certs.Manager, p *port, cs *config.CertMan
 	}
 	p.tls.GetCertificate = m.Holder(secret).GetCertificate
 	if ca, err := os.ReadFile(filepath.Join(m.SecretDir(secret), "ca.crt")); err == nil {
-		if err := atomicfile.WriteFile(filepath.Join(dataDir, CAFile), ca, 0o644); err != nil {
-			return wait(fmt.Errorf("exporting %s: %w", CAFile, err))
-		}
+		p.caPEM = ca
 	}
 	return ""
+}
+
+// exportCAs writes the CA certificates of the Automatic ports' on-device
+// issuers to DATA/ca.crt, each once, for clients (mosquitto_pub --cafile).
+func exportCAs(ports []*port, dataDir string) error {
+	var all []byte
+	for _, p := range ports {
+		if len(p.caPEM) > 0 && !bytes.Contains(all, p.caPEM) {
+			all = append(all, p.caPEM...)
+		}
+	}
+	if len(all) == 0 {
+		return nil
+	}
+	path := filepath.Join(dataDir, CAFile)
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, all) {
+		return nil
+	}
+	if err := atomicfile.WriteFile(path, all, 0o644); err != nil {
+		return fmt.Errorf("appliance: exporting %s: %w", CAFile, err)
+	}
+	return nil
 }
 
 // automaticSecret is the Secret an Automatic port's certificate is
@@ -184,4 +325,35 @@ func parseIPs(ss []string) []net.IP {
 		}
 	}
 	return ips
+}
+
+// acmeHTTP01 returns a function that binds the http-01 port once and
+// serves the ACME challenge answers on it until ctx ends. A bind failure
+// is returned (and retried at the next call).
+func acmeHTTP01(ctx context.Context, addr string, iss *issuers, log *slog.Logger) func() error {
+	if addr == "" {
+		addr = ":80"
+	}
+	var mu sync.Mutex
+	bound := false
+	return func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if bound {
+			return nil
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("http-01 port: %w", err)
+		}
+		bound = true
+		hs := &http.Server{Handler: iss.challenges, ReadHeaderTimeout: 10 * time.Second}
+		go hs.Serve(ln)
+		go func() {
+			<-ctx.Done()
+			hs.Close()
+		}()
+		log.Info("serving ACME http-01 challenges", "addr", ln.Addr().String())
+		return nil
+	}
 }

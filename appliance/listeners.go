@@ -11,7 +11,6 @@ import (
 	"edgebroker/appliance/config"
 	"edgebroker/broker"
 	"edgebroker/broker/wsnet"
-	"edgebroker/provisioning/certs"
 )
 
 // port is one configured BrokerListener port as the appliance runs it.
@@ -25,6 +24,7 @@ type port struct {
 	bport    broker.Port
 	waiting  string      // why the port is not served; "" if it is
 	certInfo *CertStatus // for status: where the server certificate comes from; nil without TLS
+	caPEM    []byte      // the on-device CA clients need for this port (Automatic TLS), exported as ca.crt
 	// Fingerprints of what the port's authentication and authorization
 	// are built from: a reload that changes them disconnects the port's
 	// clients so they reconnect under the new rules.
@@ -44,8 +44,8 @@ func portKey(listener string, number int) string {
 // Validate cannot: server chains (certs.ParseChain), client CA bundles,
 // password files and authorization policies; every problem is returned
 // at once as config.Errors.
-func buildPorts(set *config.Set, cfg *Config, def bool, m *certs.Manager, log *slog.Logger) ([]*port, error) {
-	for name, err := range ensureCertificates(set, m) {
+func buildPorts(set *config.Set, cfg *Config, def bool, iss *issuers, log *slog.Logger) ([]*port, error) {
+	for name, err := range iss.ensureCertificates(set) {
 		log.Warn("certificate not issued yet", "certificate", name, "err", err)
 	}
 	var errs config.Errors
@@ -146,7 +146,7 @@ func buildPorts(set *config.Set, cfg *Config, def bool, m *certs.Manager, log *s
 					}
 				case config.TLSAutomatic:
 					p.certInfo = &CertStatus{Mode: string(config.TLSAutomatic), Secret: automaticSecret(p, t.CertManagerCertificateSpec)}
-					p.waiting = automaticTLS(set, m, p, t.CertManagerCertificateSpec, cfg.DataDir)
+					p.waiting = iss.automaticTLS(set, p, t.CertManagerCertificateSpec)
 				}
 			}
 			ports = append(ports, p)
@@ -154,6 +154,9 @@ func buildPorts(set *config.Set, cfg *Config, def bool, m *certs.Manager, log *s
 	}
 	if len(errs) > 0 {
 		return nil, errs
+	}
+	if err := exportCAs(ports, cfg.DataDir); err != nil {
+		return nil, err
 	}
 	return ports, nil
 }

@@ -14,6 +14,7 @@ import (
 	"edgebroker/appliance/config"
 	"edgebroker/broker"
 	"edgebroker/broker/packet"
+	"edgebroker/provisioning/acmeissuer"
 )
 
 // livePort is a configured port while the appliance serves it. It lives
@@ -182,7 +183,10 @@ func (a *Appliance) newLivePort(p *port) (*livePort, error) {
 	if lp.tlsOn {
 		tc = &tls.Config{
 			MinVersion: tls.VersionTLS12,
-			GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+				if c := a.iss.challenges.TLSALPN01(hello); c != nil { // an ACME CA validating tls-alpn-01
+					return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{*c}, NextProtos: []string{acmeissuer.ALPNProto}}, nil
+				}
 				return lp.tlsCfg.Load(), nil
 			},
 		}

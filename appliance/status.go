@@ -28,6 +28,7 @@ type Appliance struct {
 	ss  *stateStore
 
 	certs *certs.Manager // Automatic TLS: issues, persists and renews server certificates
+	iss   *issuers       // certs, and the ACME challenge answers
 
 	reloadMu sync.Mutex           // one apply at a time
 	live     map[string]*livePort // by "listener/port"; guarded by reloadMu
@@ -113,6 +114,13 @@ func (a *Appliance) Status() Status {
 			c := a.certStatus(p.TLS.Secret)
 			c.Mode = p.TLS.Mode
 			st.Ports[i].TLS = &c
+			if p.Serving && c.NotAfter.IsZero() { // ACME: served while the certificate is issued
+				msg := "Awaiting certificate " + c.Secret + " from " + c.Issuer + ": handshakes fail until it is issued"
+				if c.LastError != "" {
+					msg += "; last attempt: " + c.LastError
+				}
+				st.Ports[i].Message = msg
+			}
 		}
 	}
 	names := a.certs.Statuses()

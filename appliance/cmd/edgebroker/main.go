@@ -41,6 +41,7 @@ func main() {
 		return nil
 	})
 	flag.StringVar(&cfg.StatusAddr, "status", "", `serve the status page, status.json, ca.crt and Prometheus /metrics over HTTP on this address (e.g. ":8080"); "" for none`)
+	flag.StringVar(&cfg.ACMEHTTPAddr, "acme-http", ":80", `where ACME http-01 challenges are answered when an ACME issuer has an http01 solver ("off" for nowhere)`)
 	verbose := flag.Bool("v", false, "debug logging")
 	flag.Parse()
 	cfg.Listen = listen
