@@ -33,6 +33,9 @@ func Build(ctx context.Context, c Config, out string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkTools(); err != nil {
+		return nil, err
+	}
 	tmp, err := os.MkdirTemp("", "edgebroker-image-")
 	if err != nil {
 		return nil, err

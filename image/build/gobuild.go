@@ -169,6 +169,33 @@ func moduleDirs(ctx context.Context, pinsDir string, mods ...string) (map[string
 	return dirs, nil
 }
 
+// hostTools are the programs Build runs, with the Debian packages that
+// hold them.
+var hostTools = [][2]string{
+	{"go", "golang"},
+	{"mkfs.fat", "dosfstools"},
+	{"mcopy", "mtools"},
+	{"mmd", "mtools"},
+	{"mksquashfs", "squashfs-tools"},
+	{"mkfs.ext4", "e2fsprogs"},
+}
+
+// checkTools reports all missing host tools at once.
+func checkTools() error {
+	var missing, pkgs []string
+	for _, t := range hostTools {
+		if _, err := exec.LookPath(t[0]); err != nil {
+			missing = append(missing, t[0])
+			pkgs = append(pkgs, t[1])
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("build: missing host tools %s (Debian packages: %s; tools/setup-test-deps installs them)",
+			strings.Join(missing, ", "), strings.Join(pkgs, " "))
+	}
+	return nil
+}
+
 // run runs a command; its output goes into the error when it fails.
 func run(ctx context.Context, dir string, env []string, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -32,7 +33,12 @@ const (
 	bootWait = 120 * time.Second
 )
 
+// mainDir is the edgebroker module the image is built from:
+// EDGEBROKER_IMAGE_MAIN (e.g. a `git archive` export), else this checkout.
 func mainDir() string {
+	if d := os.Getenv("EDGEBROKER_IMAGE_MAIN"); d != "" {
+		return d
+	}
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
@@ -68,13 +74,14 @@ func (w testWriter) Write(b []byte) (int, error) {
 
 // boot starts the VM and waits until edgebroker answers MQTT through the
 // forwarded port. The serial log is printed when the test fails.
-func boot(t *testing.T, img, log string) *qemu.VM {
+func boot(t *testing.T, img, log, usbStick string) *qemu.VM {
 	t.Helper()
 	vm, err := qemu.Start(context.Background(), qemu.Options{
-		Image:   img,
-		Forward: map[int]int{1883: 0, 80: 0},
-		Log:     log,
-		Timeout: 10 * time.Minute,
+		Image:    img,
+		Forward:  map[int]int{1883: 0, 80: 0},
+		USBStick: usbStick,
+		Log:      log,
+		Timeout:  10 * time.Minute,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +139,7 @@ func TestQEMU(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 
-	vm := boot(t, img, filepath.Join(dir, "boot1.log"))
+	vm := boot(t, img, filepath.Join(dir, "boot1.log"), "")
 	pubSub(t, vm.Addr(1883))
 	ssSet(t, ctx, vm.Addr(1883), "qemu-key", "kept across reboots")
 	dev := &update.Device{BaseURL: "http://" + vm.Addr(80), Password: password}
@@ -145,7 +152,7 @@ func TestQEMU(t *testing.T) {
 	if err := vm.Wait(150 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	vm = boot(t, img, filepath.Join(dir, "boot2.log"))
+	vm = boot(t, img, filepath.Join(dir, "boot2.log"), "")
 	ssGet(t, ctx, vm.Addr(1883), "qemu-key", "kept across reboots")
 
 	// Update to image B over gokrazy's HTTP protocol; it boots from p3.
@@ -165,11 +172,42 @@ func TestQEMU(t *testing.T) {
 	if cl := cmdline(t, img); !strings.Contains(cl, "root="+build.RootPARTUUID(build.DiskSignature("edgebroker-qemu"), 3)) {
 		t.Fatalf("after the update, cmdline.txt = %q; want root on partition 3", cl)
 	}
-	vm = boot(t, img, filepath.Join(dir, "boot3.log"))
+	// This boot also has a USB stick: the kernel must see it as a disk.
+	stick := filepath.Join(dir, "stick.img")
+	if err := os.WriteFile(stick, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(stick, 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	vm = boot(t, img, filepath.Join(dir, "boot3.log"), stick)
+	waitLog(t, vm, regexp.MustCompile(`\[sd[a-z]\] Attached SCSI (removable )?disk`), 30*time.Second)
 	dev = &update.Device{BaseURL: "http://" + vm.Addr(80), Password: password}
 	wantBuilt(t, ctx, dev, epochB)
 	ssGet(t, ctx, vm.Addr(1883), "qemu-key", "kept across reboots")
 	pubSub(t, vm.Addr(1883))
+}
+
+// waitLog waits until the serial console shows a line matching re.
+func waitLog(t *testing.T, vm *qemu.VM, re *regexp.Regexp, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		b, _ := os.ReadFile(vm.Log)
+		if re.Match(b) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serial console shows no %q within %v", re, d)
+		}
+		select {
+		case <-vm.Done():
+			t.Fatalf("QEMU exited while waiting for %q: %v", re, vm.Err())
+		case <-tick.C:
+		}
+	}
 }
 
 // pubSub subscribes and publishes through the broker in the VM.

@@ -4,6 +4,7 @@
 //	mkimage [build flags] -o bin/edgebroker-rpi.img
 //	mkimage -target qemu -o bin/edgebroker-qemu.img
 //	mkimage update -device 127.0.0.1:8080 -password-file pw.txt bin/edgebroker-qemu.img
+//	mkimage qemu [-forward 1883:11883] [-usb stick.img] bin/edgebroker-qemu.img
 //
 // See image/README.md.
 package main
@@ -35,9 +36,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	var err error
-	if len(os.Args) > 1 && os.Args[1] == "update" {
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == "update":
 		err = updateMain(ctx, os.Args[2:])
-	} else {
+	case len(os.Args) > 1 && os.Args[1] == "qemu":
+		err = qemuMain(ctx, os.Args[2:])
+	default:
 		err = buildMain(ctx, os.Args[1:])
 	}
 	if err != nil {
