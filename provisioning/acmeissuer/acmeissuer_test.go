@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/crypto/acme"
 
+	"edgebroker/provisioning/acmeissuer/pebbletest"
 	"edgebroker/provisioning/certs"
 )
 
@@ -48,15 +49,15 @@ func (w *tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// newIssuer returns an issuer for p with an account key in a new
+// newIssuer returns an issuer for e's Pebble with an account key in a new
 // directory, changed by mod.
-func newIssuer(t *testing.T, e *pebbleEnv, p *pebble, mod func(*Config)) *Issuer {
+func newIssuer(t *testing.T, e *pebbleEnv, mod func(*Config)) *Issuer {
 	t.Helper()
 	cfg := Config{
-		Server:         p.dirURL,
+		Server:         e.ca.DirectoryURL,
 		Email:          "ops@edge.test",
 		AccountKeyFile: filepath.Join(t.TempDir(), "acme", "account.key"),
-		CABundle:       e.minica,
+		CABundle:       e.ca.CABundlePEM,
 		TLSALPN01:      true,
 		Challenges:     e.challenges,
 		Logger:         testLogger(t, nil),
@@ -93,7 +94,7 @@ func issue(t *testing.T, is *Issuer, req *certs.Request) *certs.Issued {
 
 // verify checks that iss chains to Pebble's issuing root, is for key and
 // is valid for exactly names and ips; it returns the leaf.
-func verify(t *testing.T, p *pebble, iss *certs.Issued, key crypto.Signer, names []string, ips []net.IP) *x509.Certificate {
+func verify(t *testing.T, p *pebbletest.Pebble, iss *certs.Issued, key crypto.Signer, names []string, ips []net.IP) *x509.Certificate {
 	t.Helper()
 	var chain []*x509.Certificate
 	for i, der := range iss.Chain {
@@ -111,7 +112,7 @@ func verify(t *testing.T, p *pebble, iss *certs.Issued, key crypto.Signer, names
 	for _, c := range chain[1:] {
 		inter.AddCert(c)
 	}
-	roots, err := p.roots()
+	roots, err := p.Roots()
 	if err != nil {
 		t.Fatalf("Pebble roots: %v", err)
 	}
@@ -153,7 +154,7 @@ func (e *pebbleEnv) pending() int {
 // each solver against Pebble, which validates on the ports where the
 // test serves Challenges.
 func TestIssue(t *testing.T) {
-	e := needPebble(t)
+	e := needPebble(t, pebbletest.Options{})
 	for _, tt := range []struct {
 		name              string
 		http01, tlsalpn01 bool
@@ -167,7 +168,7 @@ func TestIssue(t *testing.T) {
 		{"IP only via tls-alpn-01", false, true, nil, []net.IP{loopback}, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			is := newIssuer(t, e, e.ca, func(c *Config) { c.HTTP01, c.TLSALPN01 = tt.http01, tt.tlsalpn01 })
+			is := newIssuer(t, e, func(c *Config) { c.HTTP01, c.TLSALPN01 = tt.http01, tt.tlsalpn01 })
 			key := newKey(t)
 			http0, alpn0 := e.httpHits.Load(), e.alpnHits.Load()
 			iss := issue(t, is, &certs.Request{DNSNames: tt.names, IPs: tt.ips, Key: key, Duration: time.Hour})
@@ -187,9 +188,9 @@ func TestIssue(t *testing.T) {
 // served), Issue fails naming the identifier, the challenge and the CA's
 // problem, withdraws the answer and deactivates the authorization.
 func TestValidationFails(t *testing.T) {
-	e := needPebble(t)
+	e := needPebble(t, pebbletest.Options{})
 	unserved := new(Challenges) // not mounted on any listener
-	is := newIssuer(t, e, e.ca, func(c *Config) { c.HTTP01, c.TLSALPN01, c.Challenges = true, false, unserved })
+	is := newIssuer(t, e, func(c *Config) { c.HTTP01, c.TLSALPN01, c.Challenges = true, false, unserved })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, err := is.Issue(ctx, &certs.Request{DNSNames: []string{"unserved.edge.test"}, Key: newKey(t), Duration: time.Hour})
@@ -206,20 +207,15 @@ func TestValidationFails(t *testing.T) {
 // TestAuthorizationReused: with a CA that reuses valid authorizations,
 // the next order for the same names needs no challenge.
 func TestAuthorizationReused(t *testing.T) {
-	e := needPebble(t)
-	p, err := e.startPebble(t.TempDir(), pebbleConfig{AuthzReuse: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.cleanup()
-	is := newIssuer(t, e, p, nil)
+	e := needPebble(t, pebbletest.Options{AuthzReuse: 100})
+	is := newIssuer(t, e, nil)
 	req := func() *certs.Request {
 		return &certs.Request{DNSNames: []string{"reuse.edge.test"}, IPs: []net.IP{loopback}, Key: newKey(t), Duration: time.Hour}
 	}
 	issue(t, is, req())
 	alpn0 := e.alpnHits.Load()
 	r := req()
-	verify(t, p, issue(t, is, r), r.Key, r.DNSNames, r.IPs)
+	verify(t, e.ca, issue(t, is, r), r.Key, r.DNSNames, r.IPs)
 	if d := e.alpnHits.Load() - alpn0; d != 0 {
 		t.Errorf("%d challenge answers served for reused authorizations, want 0", d)
 	}
@@ -229,8 +225,8 @@ func TestAuthorizationReused(t *testing.T) {
 // Pebble's default profile (configured like Let's Encrypt's classic one)
 // puts it in the subject.
 func TestIssueCommonName(t *testing.T) {
-	e := needPebble(t)
-	is := newIssuer(t, e, e.ca, func(c *Config) { c.Profile = "default" })
+	e := needPebble(t, pebbletest.Options{})
+	is := newIssuer(t, e, func(c *Config) { c.Profile = "default" })
 	key := newKey(t)
 	iss := issue(t, is, &certs.Request{CommonName: "cn.edge.test", DNSNames: []string{"san.edge.test"}, Key: key, Duration: time.Hour})
 	leaf := verify(t, e.ca, iss, key, []string{"san.edge.test", "cn.edge.test"}, nil)
@@ -242,10 +238,10 @@ func TestIssueCommonName(t *testing.T) {
 // TestAccountPersisted: the account key is created with mode 0600 and a
 // second issuer on the same file (a restart) uses the same account.
 func TestAccountPersisted(t *testing.T) {
-	e := needPebble(t)
+	e := needPebble(t, pebbletest.Options{})
 	keyFile := filepath.Join(t.TempDir(), "acme", "account.key")
 	withFile := func(f string) func(*Config) { return func(c *Config) { c.AccountKeyFile = f } }
-	is1 := newIssuer(t, e, e.ca, withFile(keyFile))
+	is1 := newIssuer(t, e, withFile(keyFile))
 	if is1.AccountURL() != "" {
 		t.Errorf("AccountURL before the first Issue: %q, want none", is1.AccountURL())
 	}
@@ -263,7 +259,7 @@ func TestAccountPersisted(t *testing.T) {
 	}
 	key1, _ := os.ReadFile(keyFile)
 
-	is2 := newIssuer(t, e, e.ca, withFile(keyFile))
+	is2 := newIssuer(t, e, withFile(keyFile))
 	key := newKey(t)
 	iss := issue(t, is2, &certs.Request{DNSNames: []string{"b.edge.test"}, Key: key, Duration: time.Hour})
 	verify(t, e.ca, iss, key, []string{"b.edge.test"}, nil)
@@ -275,7 +271,7 @@ func TestAccountPersisted(t *testing.T) {
 	}
 
 	// Another key file is another account: the check above can fail.
-	is3 := newIssuer(t, e, e.ca, nil)
+	is3 := newIssuer(t, e, nil)
 	if _, err := is3.account(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -287,10 +283,10 @@ func TestAccountPersisted(t *testing.T) {
 // TestAccountKeyNotLogged: logs name the account and the order, never
 // key material.
 func TestAccountKeyNotLogged(t *testing.T) {
-	e := needPebble(t)
+	e := needPebble(t, pebbletest.Options{})
 	var logs lockedBuffer
 	keyFile := filepath.Join(t.TempDir(), "account.key")
-	is := newIssuer(t, e, e.ca, func(c *Config) { c.AccountKeyFile = keyFile; c.Logger = testLogger(t, &logs) })
+	is := newIssuer(t, e, func(c *Config) { c.AccountKeyFile = keyFile; c.Logger = testLogger(t, &logs) })
 	key := newKey(t)
 	issue(t, is, &certs.Request{DNSNames: []string{"logs.edge.test"}, Key: key, Duration: time.Hour})
 	acct, err := os.ReadFile(keyFile)
@@ -318,8 +314,8 @@ func TestAccountKeyNotLogged(t *testing.T) {
 // TestProfile orders with the shortlived profile: Pebble applies its
 // validity; an unknown profile fails with a message naming it.
 func TestProfile(t *testing.T) {
-	e := needPebble(t)
-	is := newIssuer(t, e, e.ca, func(c *Config) { c.Profile = "shortlived" })
+	e := needPebble(t, pebbletest.Options{})
+	is := newIssuer(t, e, func(c *Config) { c.Profile = "shortlived" })
 	key := newKey(t)
 	iss := issue(t, is, &certs.Request{DNSNames: []string{"short.edge.test"}, Key: key, Duration: time.Hour})
 	leaf := verify(t, e.ca, iss, key, []string{"short.edge.test"}, nil)
@@ -327,7 +323,7 @@ func TestProfile(t *testing.T) {
 		t.Errorf("lifetime %v, want the shortlived profile's %v", got, shortlivedValidity)
 	}
 
-	bad := newIssuer(t, e, e.ca, func(c *Config) { c.Profile = "no-such-profile" })
+	bad := newIssuer(t, e, func(c *Config) { c.Profile = "no-such-profile" })
 	_, err := bad.Issue(context.Background(), &certs.Request{DNSNames: []string{"x.edge.test"}, Key: key, Duration: time.Hour})
 	if err == nil || !strings.Contains(err.Error(), "no-such-profile") || !strings.HasPrefix(err.Error(), "acme: new order") {
 		t.Errorf("unknown profile: got %v, want an order error naming it", err)
@@ -336,13 +332,9 @@ func TestProfile(t *testing.T) {
 
 // TestExternalAccountBinding registers with a Pebble that requires EAB.
 func TestExternalAccountBinding(t *testing.T) {
-	e := needPebble(t)
 	mac := []byte("0123456789abcdef0123456789abcdef")
-	p, err := e.startPebble(t.TempDir(), pebbleConfig{EABKeys: map[string]string{"kid-1": base64.RawURLEncoding.EncodeToString(mac)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.cleanup()
+	e := needPebble(t, pebbletest.Options{EAB: map[string]string{"kid-1": base64.RawURLEncoding.EncodeToString(mac)}})
+	dirURL := e.ca.DirectoryURL
 
 	for _, tt := range []struct {
 		name    string
@@ -350,11 +342,11 @@ func TestExternalAccountBinding(t *testing.T) {
 		wantErr string
 	}{
 		{"bound", &acme.ExternalAccountBinding{KID: "kid-1", Key: mac}, ""},
-		{"missing", nil, "acme: register account at " + p.dirURL},
-		{"wrong key", &acme.ExternalAccountBinding{KID: "kid-1", Key: []byte("another key of thirty-two bytes!")}, "acme: register account at " + p.dirURL},
+		{"missing", nil, "acme: register account at " + dirURL},
+		{"wrong key", &acme.ExternalAccountBinding{KID: "kid-1", Key: []byte("another key of thirty-two bytes!")}, "acme: register account at " + dirURL},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			is := newIssuer(t, e, p, func(c *Config) { c.EAB = tt.eab })
+			is := newIssuer(t, e, func(c *Config) { c.EAB = tt.eab })
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			_, err := is.account(ctx)
@@ -368,11 +360,7 @@ func TestExternalAccountBinding(t *testing.T) {
 // TestUnreachable: a server that refuses connections fails at once with
 // the step and URL named; one that never answers fails when ctx ends.
 func TestUnreachable(t *testing.T) {
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := "https://127.0.0.1:" + itoa(port) + "/dir"
+	refused := "https://127.0.0.1:" + itoa(pebbletest.FreePort(t)) + "/dir"
 
 	silent, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -424,9 +412,9 @@ func TestUnreachable(t *testing.T) {
 // does for ACME: Schedule, then Run issues it; after a restart the stored
 // certificate is kept; when it is due, Run renews it with a new one.
 func TestRenewal(t *testing.T) {
-	e := needPebble(t)
+	e := needPebble(t, pebbletest.Options{})
 	// Pebble picks a random profile for orders without one.
-	is := newIssuer(t, e, e.ca, func(c *Config) { c.Profile = "default" })
+	is := newIssuer(t, e, func(c *Config) { c.Profile = "default" })
 	dir := t.TempDir()
 	var offset atomic.Int64 // the Managers' clock runs ahead by this
 	issued := make(chan string, 4)
