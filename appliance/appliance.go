@@ -5,6 +5,7 @@ package appliance
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,9 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"edgebroker/board"
+	"edgebroker/board/led"
 
 	"edgebroker/appliance/config"
 	"edgebroker/broker"
@@ -56,6 +60,15 @@ type Config struct {
 	// the first time an ACME issuer with an http01 solver needs it: ""
 	// means ":80" (where CAs validate), "off" none.
 	ACMEHTTPAddr string
+	// USB, if set, applies bundles from USB sticks as they are plugged in.
+	USB *USBConfig
+	// Trust are the public keys bundles must be signed by (baked into the
+	// image); bundles may enrol more and retire some.
+	Trust []ed25519.PublicKey
+	// BoardRoot is where the board's /proc and /sys are ("" means "/"):
+	// its identity (bundles' device selectors) and status LED.
+	BoardRoot string
+	StatusLED string // the status LED's name under /sys/class/leds; "": ACT or led0
 	// StatusAddr is where the status endpoint (HTML, JSON, ca.crt,
 	// Prometheus metrics) listens; "" serves none.
 	StatusAddr string
@@ -83,6 +96,17 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("appliance: %w", err)
+	}
+	boardRoot := cfg.BoardRoot
+	if boardRoot == "" {
+		boardRoot = "/"
+	}
+	id := board.Identify(boardRoot)
+	var a *Appliance // the provisioning store's hooks reach it once it exists
+	prov := newProvisioning(cfg.DataDir, cfg.Trust, id, func(dir string) error { return a.applyPath(dir) })
+	if dir, ok := prov.Current(); ok && cfg.ConfigPath == "" {
+		log.Info("running the configuration of the last bundle applied", "serial", prov.LastSerial(), "dir", dir)
+		cfg.ConfigPath = dir
 	}
 	set, err := loadConfig(cfg.ConfigPath)
 	if err != nil {
@@ -120,8 +144,8 @@ func Run(ctx context.Context, cfg Config) error {
 		OnDisconnect: ss.clientGone,
 	})
 	g, gctx := errgroup.WithContext(ctx)
-	a := &Appliance{cfg: &cfg, log: log, srv: srv, g: g, ss: ss, live: map[string]*livePort{}, certs: certMgr, iss: iss,
-		set: set, refreshc: make(chan struct{}, 1)}
+	a = &Appliance{cfg: &cfg, log: log, srv: srv, g: g, ss: ss, live: map[string]*livePort{}, certs: certMgr, iss: iss,
+		set: set, refreshc: make(chan struct{}, 1), prov: prov, id: id}
 	certMgr.Issued = func(string) { a.kickRefresh() }
 	g.Go(func() error { // renews certificates until shutdown
 		if err := certMgr.Run(gctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -173,6 +197,11 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 	}
+	if cfg.USB != nil {
+		status := led.Open(boardRoot, cfg.StatusLED)
+		defer status.Close()
+		g.Go(func() error { return a.watchUSB(gctx, cfg.USB, id, status) })
+	}
 	if cfg.Ready != nil {
 		cfg.Ready(addrs)
 	}
@@ -203,6 +232,8 @@ func Run(ctx context.Context, cfg Config) error {
 // and applies it without a restart. A configuration that does not load,
 // validate or bind changes nothing and is returned as the error.
 func (a *Appliance) Reload() error {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
 	set, err := loadConfig(a.cfg.ConfigPath)
 	if err != nil {
 		return err
@@ -211,12 +242,11 @@ func (a *Appliance) Reload() error {
 	if err != nil {
 		return fmt.Errorf("appliance: configuration %s rejected:\n%w", configName(a.cfg.ConfigPath), err)
 	}
-	a.reloadMu.Lock()
-	defer a.reloadMu.Unlock()
 	if err := a.apply(ports); err != nil {
 		return err
 	}
 	a.set = set
+	a.iss.prune(set, ports)
 	a.log.Info("configuration applied", "config", configName(a.cfg.ConfigPath))
 	return nil
 }

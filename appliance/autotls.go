@@ -267,6 +267,26 @@ func (iss *issuers) automaticTLS(set *config.Set, p *port, cs *config.CertManage
 	return ""
 }
 
+// prune stops renewing certificates the configuration no longer uses
+// (their files stay, so a configuration that comes back reuses them).
+func (iss *issuers) prune(set *config.Set, ports []*port) {
+	keep := map[string]bool{}
+	for _, c := range set.Certificates {
+		keep[c.Spec.SecretName] = true
+	}
+	for _, p := range ports {
+		if p.certInfo != nil && p.certInfo.Mode == config.TLSAutomatic {
+			keep[p.certInfo.Secret] = true
+		}
+	}
+	for name := range iss.m.Statuses() {
+		if !keep[name] {
+			iss.m.Remove(name)
+			iss.log.Info("certificate no longer used: not renewed", "secret", name)
+		}
+	}
+}
+
 // exportCAs writes the CA certificates of the Automatic ports' on-device
 // issuers to DATA/ca.crt, each once, for clients (mosquitto_pub --cafile).
 func exportCAs(ports []*port, dataDir string) error {

@@ -15,7 +15,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"edgebroker/appliance/config"
+	"edgebroker/board"
 	"edgebroker/broker"
+	"edgebroker/provisioning/apply"
 	"edgebroker/provisioning/certs"
 )
 
@@ -39,6 +41,9 @@ type Appliance struct {
 	set      *config.Set   // the configuration applied last; guarded by reloadMu
 	refreshc chan struct{} // a certificate arrived: bring up waiting ports
 
+	prov *apply.Store   // provisioning: applied bundles, their serial and history
+	id   board.Identity // this board, for bundles and reports
+
 	statusAddr net.Addr // of the status endpoint; nil without one
 
 	mu     sync.Mutex
@@ -57,6 +62,13 @@ type Status struct {
 	Certificates []CertStatus    `json:"certificates"`
 	StateStore   StateStoreUsage `json:"stateStore"`
 	Clients      int64           `json:"clients"` // connected MQTT clients
+	Provisioning Provisioning    `json:"provisioning"`
+}
+
+// Provisioning is the state of bundle provisioning.
+type Provisioning struct {
+	Serial  uint64         `json:"serial"`  // of the bundle in force; 0: none applied yet
+	History []apply.Result `json:"history"` // the latest attempts, newest first
 }
 
 // PortStatus is one configured port.
@@ -132,6 +144,12 @@ func (a *Appliance) Status() Status {
 		st.StateStore.MaxKeys, st.StateStore.MaxBytes = a.ss.maxKeys, a.ss.maxBytes
 	}
 	st.Clients = a.srv.Stats.Connections.Load()
+	if a.prov != nil {
+		st.Provisioning.Serial = a.prov.LastSerial()
+		h := a.prov.History()
+		slices.Reverse(h)
+		st.Provisioning.History = h[:min(len(h), 10)]
+	}
 	return st
 }
 

@@ -57,6 +57,17 @@ func (s *Store) history() ([]Result, error) {
 // maxReasons bounds the reasons history.json keeps per attempt.
 const maxReasons = 100
 
+// Record adds an attempt that ended before Install could read the bundle
+// (a stick pulled mid-read) to the history.
+func (s *Store) Record(res Result) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if res.Time.IsZero() {
+		res.Time = s.now()
+	}
+	return s.record(res)
+}
+
 // record appends res to history.json, keeping the last HistoryLen attempts
 // and the first maxReasons reasons of each. A damaged history is started
 // afresh rather than blocking installs.

@@ -4,6 +4,9 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/pem"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -15,12 +18,54 @@ import (
 	"syscall"
 
 	"edgebroker/appliance"
+	"edgebroker/provisioning/bundle"
 )
 
 type listFlag []string
 
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+const bundleName = bundle.FileName
+
+// readKeys reads the public keys in a file: PEM blocks, or base64 keys one
+// per line (blank lines and # comments skipped).
+func readKeys(path string) ([]ed25519.PublicKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var keys []ed25519.PublicKey
+	if strings.Contains(string(data), "-----BEGIN") {
+		for {
+			blk, rest := pem.Decode(data)
+			if blk == nil {
+				break
+			}
+			k, err := bundle.ParsePublicKey(pem.EncodeToMemory(blk))
+			if err != nil {
+				return nil, err
+			}
+			keys, data = append(keys, k), rest
+		}
+	} else {
+		for i, line := range strings.Split(string(data), "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			k, err := bundle.ParsePublicKey([]byte(line))
+			if err != nil {
+				return nil, fmt.Errorf("line %d: %w", i+1, err)
+			}
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("no public key in the file")
+	}
+	return keys, nil
+}
 
 func main() {
 	var cfg appliance.Config
@@ -42,10 +87,28 @@ func main() {
 	})
 	flag.StringVar(&cfg.StatusAddr, "status", "", `serve the status page, status.json, ca.crt and Prometheus /metrics over HTTP on this address (e.g. ":8080"); "" for none`)
 	flag.StringVar(&cfg.ACMEHTTPAddr, "acme-http", ":80", `where ACME http-01 challenges are answered when an ACME issuer has an http01 solver ("off" for nowhere)`)
+	var trust listFlag
+	flag.Var(&trust, "trust", "a file of public keys (PEM, or base64 one per line, as edgebundle keygen writes) that bundles must be signed by; repeatable")
+	useUSB := flag.Bool("usb", false, "apply bundles ("+bundleName+") from USB sticks as they are plugged in, and write a report back to the stick")
 	verbose := flag.Bool("v", false, "debug logging")
 	flag.Parse()
 	cfg.Listen = listen
 	cfg.PortMap = portMap
+	for _, f := range trust {
+		keys, err := readKeys(f)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "edgebroker: -trust %s: %v\n", f, err)
+			os.Exit(2)
+		}
+		cfg.Trust = append(cfg.Trust, keys...)
+	}
+	if *useUSB {
+		cfg.USB = new(appliance.USBConfig)
+		if len(cfg.Trust) == 0 {
+			fmt.Fprintln(os.Stderr, "edgebroker: -usb needs -trust: without trusted keys every bundle is rejected")
+			os.Exit(2)
+		}
+	}
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug

@@ -1,0 +1,249 @@
+package appliance
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"edgebroker/appliance/config"
+	"edgebroker/board"
+	"edgebroker/board/led"
+	"edgebroker/provisioning/apply"
+	"edgebroker/provisioning/bundle"
+	"edgebroker/provisioning/usb"
+)
+
+// ProvisioningDir is the provisioning store's folder under Config.DataDir:
+// the applied configurations (current and previous), the serial, the
+// enrolled keys and the history of attempts.
+const ProvisioningDir = "provisioning"
+
+// Files the appliance writes back to a stick that carried a bundle.
+const (
+	ReportFile     = "edgebroker-report.txt"  // for people
+	ReportJSONFile = "edgebroker-report.json" // for programs
+	ReportCAFile   = "edgebroker-ca.crt"      // the CA certificates clients need (DATA/ca.crt)
+)
+
+// USBConfig turns on provisioning from USB sticks (SPEC §7).
+type USBConfig struct {
+	Root     string            // where /sys and /dev are; "" means "/"
+	Mounter  usb.Mounter       // nil: the kernel's, mounting below /tmp/edgebroker-usb
+	Uevents  <-chan usb.Uevent // nil: the kernel's uevent socket (tests inject their own)
+	Interval time.Duration     // polling period; 0: usb.DefaultInterval
+}
+
+// Report is what the appliance writes back to the stick (as JSON, and as
+// text for people).
+type Report struct {
+	Device  board.Identity `json:"device"`
+	Result  apply.Result   `json:"result"`
+	Status  Status         `json:"status"`  // listeners and certificates after the attempt
+	Running string         `json:"running"` // the configuration the gateway runs now
+}
+
+// newProvisioning opens the provisioning store. The configuration a
+// bundle brings is validated like -config and applied through the same
+// live reload; a bundle whose configuration cannot come up (a port that
+// cannot bind) is rolled back.
+func newProvisioning(dataDir string, trust []ed25519.PublicKey, id board.Identity, applyPath func(dir string) error) *apply.Store {
+	return &apply.Store{
+		Dir:    filepath.Join(dataDir, ProvisioningDir),
+		Trust:  trust,
+		Device: bundle.Device{Serial: id.Serial, Model: id.Model},
+		Validate: func(fsys fs.FS) error {
+			set, err := config.Load(fsys)
+			if err != nil {
+				return err
+			}
+			return set.Validate()
+		},
+		Apply: func(ctx context.Context, dir string) error { return applyPath(dir) },
+	}
+}
+
+// applyPath makes the configuration in path the running one, as a reload
+// does; from then on SIGHUP re-reads path.
+func (a *Appliance) applyPath(path string) error {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	set, err := loadConfig(path)
+	if err != nil {
+		return err
+	}
+	ports, err := buildPorts(set, a.cfg, false, a.iss, a.log)
+	if err != nil {
+		return fmt.Errorf("appliance: configuration %s rejected:\n%w", path, err)
+	}
+	if err := a.apply(ports); err != nil {
+		return err
+	}
+	a.set = set
+	a.iss.prune(set, ports)
+	a.cfg.ConfigPath = path
+	a.log.Info("configuration applied", "config", path)
+	return nil
+}
+
+// Install applies a bundle (read whole from data) and returns the result,
+// as plugging in a stick with it does.
+func (a *Appliance) Install(ctx context.Context, data []byte) apply.Result {
+	res := a.prov.Install(ctx, bytes.NewReader(data))
+	if res.Applied {
+		a.log.Info("bundle applied", "serial", res.Serial, "key", res.KeyID)
+	} else {
+		a.log.Warn("bundle rejected", "serial", res.Serial, "rolledBack", res.RolledBack, "reasons", strings.Join(res.Reasons, "; "))
+	}
+	return res
+}
+
+// watchUSB applies the bundle of every stick plugged in, until ctx ends.
+func (a *Appliance) watchUSB(ctx context.Context, uc *USBConfig, id board.Identity, status *led.LED) error {
+	root := uc.Root
+	if root == "" {
+		root = "/"
+	}
+	m := uc.Mounter
+	if m == nil {
+		m = usb.KernelMounter{Dir: "/tmp/edgebroker-usb"}
+	}
+	w := &usb.Watcher{Root: root, Interval: uc.Interval, Uevents: uc.Uevents, Logger: a.log.With("subsystem", "usb")}
+	done := map[string]bool{} // disks handled since they were plugged in
+	for ev := range w.Watch(ctx) {
+		d := ev.Device
+		if ev.Op == usb.Remove {
+			if d.Partition == 0 || !stillPresent(root, d.Disk) {
+				delete(done, d.Disk)
+			}
+			continue
+		}
+		if done[d.Disk] {
+			continue
+		}
+		if a.fromStick(ctx, m, d, id, status) {
+			done[d.Disk] = true
+		}
+	}
+	return nil
+}
+
+func stillPresent(root, disk string) bool {
+	_, err := os.Stat(filepath.Join(root, "sys", "block", disk))
+	return err == nil
+}
+
+// fromStick looks for a bundle on one partition and applies it. It
+// reports whether the partition had one.
+func (a *Appliance) fromStick(ctx context.Context, m usb.Mounter, d usb.Device, id board.Identity, status *led.LED) bool {
+	log := a.log.With("subsystem", "usb", "device", d.DevPath)
+	med, err := m.Mount(d)
+	if err != nil {
+		log.Info("stick not readable; skipped", "err", err)
+		return false
+	}
+	defer func() {
+		if err := med.Close(); err != nil {
+			log.Warn("unmount", "err", err)
+		}
+	}()
+	if _, err := fs.Stat(med.FS(), bundle.FileName); err != nil {
+		log.Info("no bundle on this stick", "want", bundle.FileName)
+		return false
+	}
+	status.Show(ctx, led.Working)
+	lim := bundle.DefaultLimits()
+	var res apply.Result
+	data, err := usb.ReadFile(med, bundle.FileName, lim.MaxTotal+lim.MaxTotal/4) // room for the archive's headers
+	if err != nil {
+		// Pulled mid-read, or too large: nothing was applied.
+		res = apply.Result{Time: time.Now(), Reasons: []string{"reading " + bundle.FileName + ": " + err.Error()}, Err: err}
+		if errors.Is(err, usb.ErrTooLarge) {
+			res.Err = fmt.Errorf("%w: %v", bundle.ErrOversize, err)
+		}
+		a.log.Warn("bundle not read", "err", err)
+		if err := a.prov.Record(res); err != nil {
+			a.log.Warn("provisioning history", "err", err)
+		}
+	} else {
+		res = a.Install(ctx, data)
+	}
+	if res.Applied {
+		status.Show(ctx, led.Success)
+	} else {
+		status.Show(ctx, led.Failure)
+	}
+	a.writeReport(med, id, res, log)
+	return true
+}
+
+// writeReport writes the outcome back to the stick.
+func (a *Appliance) writeReport(med usb.Medium, id board.Identity, res apply.Result, log *slog.Logger) {
+	rep := Report{Device: id, Result: res, Status: a.Status(), Running: a.running()}
+	js, _ := json.MarshalIndent(rep, "", "  ")
+	files := map[string][]byte{ReportJSONFile: append(js, '\n'), ReportFile: []byte(rep.String())}
+	if ca, err := os.ReadFile(filepath.Join(a.cfg.DataDir, CAFile)); err == nil {
+		files[ReportCAFile] = ca
+	}
+	for _, name := range []string{ReportCAFile, ReportJSONFile, ReportFile} {
+		if b, ok := files[name]; ok {
+			if err := med.WriteFile(name, b); err != nil {
+				log.Warn("report not written to the stick", "file", name, "err", err)
+				return
+			}
+		}
+	}
+}
+
+// running names the configuration in force.
+func (a *Appliance) running() string {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	if a.cfg.ConfigPath == "" {
+		return "the embedded default"
+	}
+	if dir, ok := a.prov.Current(); ok && dir == a.cfg.ConfigPath {
+		return fmt.Sprintf("bundle serial %d", a.prov.LastSerial())
+	}
+	return a.cfg.ConfigPath
+}
+
+// String is the report for people.
+func (r Report) String() string {
+	var b strings.Builder
+	res := r.Result
+	fmt.Fprintf(&b, "edgebroker provisioning report, %s\n", res.Time.UTC().Format(time.RFC3339))
+	fmt.Fprintf(&b, "device: %s, serial %s, host name %s\n\n", orUnknown(r.Device.Model), orUnknown(r.Device.Serial), orUnknown(r.Device.Hostname))
+	switch {
+	case res.Applied:
+		fmt.Fprintf(&b, "APPLIED: bundle serial %d (signed by key %s)\n", res.Serial, res.KeyID)
+	case res.RolledBack:
+		fmt.Fprintf(&b, "ROLLED BACK: bundle serial %d was applied but could not come up; the previous configuration is back\n", res.Serial)
+	default:
+		fmt.Fprintf(&b, "REJECTED: nothing was changed\n")
+	}
+	for _, why := range res.Reasons {
+		fmt.Fprintf(&b, "  - %s\n", why)
+	}
+	fmt.Fprintf(&b, "\nrunning: %s\n\nlisteners:\n", r.Running)
+	for _, line := range strings.Split(strings.TrimRight(r.Status.String(), "\n"), "\n") {
+		fmt.Fprintf(&b, "  %s\n", line)
+	}
+	fmt.Fprintf(&b, "\nClients of Automatic TLS ports trust %s (also served by the status page as /ca.crt).\n", ReportCAFile)
+	return b.String()
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}

@@ -1,0 +1,278 @@
+package appliance_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"net"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"edgebroker/appliance"
+	"edgebroker/provisioning/bundle"
+	"edgebroker/provisioning/usb"
+	"edgebroker/provisioning/usb/usbtest"
+	"edgebroker/tools/ssclient"
+)
+
+// siteListener is a bundle's configuration: one plain loopback port.
+func siteListener(port int) string {
+	return fmt.Sprintf(`apiVersion: mqttbroker.iotoperations.azure.com/v1
+kind: BrokerListener
+metadata:
+  name: site
+spec:
+  serviceType: ClusterIp
+  ports:
+  - port: %d
+    protocol: Mqtt
+`, port)
+}
+
+// packBundle signs files (path → content) as a bundle.
+func packBundle(t *testing.T, key ed25519.PrivateKey, serial uint64, files map[string]string, mod func(*bundle.PackOptions)) []byte {
+	t.Helper()
+	fsys := fstest.MapFS{}
+	for name, body := range files {
+		fsys[name] = &fstest.MapFile{Data: []byte(body), Mode: 0o644}
+	}
+	opts := bundle.PackOptions{Key: key, Serial: serial, Expires: time.Now().Add(24 * time.Hour)}
+	if mod != nil {
+		mod(&opts)
+	}
+	var b bytes.Buffer
+	if _, err := bundle.Pack(&b, fsys, opts); err != nil {
+		t.Fatalf("pack: %v", err)
+	}
+	return b.Bytes()
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// answers reports whether an MQTT client can connect on 127.0.0.1:port.
+func answers(port int) bool {
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://127.0.0.1:" + strconv.Itoa(port)).SetClientID("probe").
+		SetAutoReconnect(false).SetConnectTimeout(3 * time.Second))
+	tok := c.Connect()
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		return false
+	}
+	c.Disconnect(0)
+	return true
+}
+
+// switchMounter lets a test change how the next stick reads.
+type switchMounter struct {
+	m atomic.Pointer[usbtest.Mounter]
+}
+
+func (s *switchMounter) Mount(d usb.Device) (usb.Medium, error) { return s.m.Load().Mount(d) }
+
+// eventually polls cond for up to 20 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestProvisioningFromUSB: a stick with a signed bundle (a real FAT32
+// image, read through the detection interface) changes what the broker
+// serves and gets a report; bad bundles are rejected with their reason
+// while the running configuration and the state store stay as they were;
+// a bundle whose port cannot bind is rolled back; a pulled stick changes
+// nothing; after a restart the gateway runs the last bundle applied.
+func TestProvisioningFromUSB(t *testing.T) {
+	key, err := bundle.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := key.Public().(ed25519.PublicKey)
+	sysRoot, data := t.TempDir(), t.TempDir()
+	mounter := new(switchMounter)
+	mounter.m.Store(&usbtest.Mounter{Images: map[string]string{}})
+	run := func() (*appliance.Appliance, int, func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		started := make(chan *appliance.Appliance, 1)
+		ready := make(chan []net.Addr, 1)
+		errc := make(chan error, 1)
+		go func() {
+			errc <- appliance.Run(ctx, appliance.Config{
+				DataDir: data, Loopback: "off", PortMap: map[int]int{18883: 0}, Listen: []string{"127.0.0.1:0"},
+				Logger: testLogger(t), Trust: []ed25519.PublicKey{pub}, BoardRoot: t.TempDir(),
+				USB:     &appliance.USBConfig{Root: sysRoot, Mounter: mounter, Uevents: make(chan usb.Uevent), Interval: 20 * time.Millisecond},
+				Started: func(a *appliance.Appliance) { started <- a }, Ready: func(a []net.Addr) { ready <- a },
+			})
+		}()
+		select {
+		case a := <-started:
+			addrs := <-ready
+			return a, addrs[len(addrs)-1].(*net.TCPAddr).Port, func() {
+				cancel()
+				if err := <-errc; err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			}
+		case err := <-errc:
+			t.Fatalf("Run: %v", err)
+		case <-time.After(wait):
+			t.Fatal("not started")
+		}
+		return nil, 0, nil
+	}
+	a, anon, stop := run()
+	defer func() { stop() }()
+
+	// A state store key that no bundle may lose.
+	ctx, cancelCtx := context.WithTimeout(context.Background(), time.Minute)
+	defer cancelCtx()
+	ss, err := ssclient.Dial(ctx, ssclient.Config{Host: "127.0.0.1", Port: uint16(anon)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ss.Store.Set(ctx, []byte("site/keep"), []byte("me")); err != nil {
+		t.Fatal(err)
+	}
+	ss.Close()
+	keyKept := func() {
+		t.Helper()
+		ss, err := ssclient.Dial(ctx, ssclient.Config{Host: "127.0.0.1", Port: uint16(anon)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ss.Close()
+		res, err := ss.Store.Get(ctx, []byte("site/keep"))
+		if err != nil || string(res.Value) != "me" {
+			t.Fatalf("state store key after bundles: %q, %v", res.Value, err)
+		}
+	}
+
+	// Plug in a stick whose bundle adds port p1.
+	p1 := freePort(t)
+	stick := func(name string, files map[string][]byte) string {
+		img := usbtest.NewFAT32Image(t, files)
+		m := mounter.m.Load()
+		m.Images[name] = img
+		usbtest.AddStick(t, sysRoot, name, img)
+		return img
+	}
+	history := func() int { return len(a.Status().Provisioning.History) }
+	good := packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(p1)}, nil)
+	img := stick("sda", map[string][]byte{bundle.FileName: good})
+	eventually(t, "bundle 1 applied", func() bool { return a.Status().Provisioning.Serial == 1 })
+	if !answers(p1) {
+		t.Fatalf("the bundle's port %d does not answer; status:\n%s", p1, a.Status())
+	}
+	if c := a.Status().Certificates; len(c) != 0 {
+		t.Errorf("certificates of the replaced default still managed: %+v", c)
+	}
+	readStick := func(img, name string) string {
+		t.Helper()
+		var out []byte
+		eventually(t, name+" on the stick", func() bool {
+			m := &usbtest.Mounter{Images: map[string]string{"sdz": img}}
+			med, err := m.Mount(usb.Device{Name: "sdz1", Disk: "sdz", Partition: 1})
+			if err != nil {
+				return false
+			}
+			defer med.Close()
+			out, err = fs.ReadFile(med.FS(), name)
+			return err == nil
+		})
+		return string(out)
+	}
+	if rep := readStick(img, appliance.ReportFile); !strings.Contains(rep, "APPLIED: bundle serial 1") || !strings.Contains(rep, fmt.Sprintf("site/%d: serving", p1)) {
+		t.Errorf("report on the stick:\n%s", rep)
+	}
+	var rep appliance.Report
+	if err := json.Unmarshal([]byte(readStick(img, appliance.ReportJSONFile)), &rep); err != nil || !rep.Result.Applied {
+		t.Errorf("JSON report: %+v, %v", rep.Result, err)
+	}
+	usbtest.RemoveDisk(t, sysRoot, "sda")
+
+	// A stick with a bundle signed by an unknown key.
+	other, _ := bundle.GenerateKey()
+	img = stick("sdb", map[string][]byte{bundle.FileName: packBundle(t, other, 2, map[string]string{"site.yaml": siteListener(freePort(t))}, nil)})
+	eventually(t, "untrusted bundle handled", func() bool { return history() == 2 })
+	if rep := readStick(img, appliance.ReportFile); !strings.Contains(rep, "REJECTED") || !strings.Contains(rep, "untrusted key") {
+		t.Errorf("report for an untrusted bundle:\n%s", rep)
+	}
+	usbtest.RemoveDisk(t, sysRoot, "sdb")
+
+	// A stick pulled while the bundle is read.
+	mounter.m.Store(&usbtest.Mounter{Images: map[string]string{}, PullAfter: 512})
+	stick("sdc", map[string][]byte{bundle.FileName: packBundle(t, key, 2, map[string]string{"site.yaml": siteListener(freePort(t))}, nil)})
+	eventually(t, "pulled stick handled", func() bool { return history() == 3 })
+	if h := a.Status().Provisioning.History[0]; h.Applied || !strings.Contains(strings.Join(h.Reasons, ""), "input/output error") || a.Status().Provisioning.Serial != 1 {
+		t.Errorf("pulled stick: %+v, serial %d", h, a.Status().Provisioning.Serial)
+	}
+	usbtest.RemoveDisk(t, sysRoot, "sdc")
+
+	// Bad bundles straight through Install: each with its reason.
+	big := strings.Repeat("x", 5<<20)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	for _, tt := range []struct {
+		name, want string
+		data       []byte
+		rolledBack bool
+	}{
+		{"replayed serial", "serial 1", packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(freePort(t))}, nil), false},
+		{"expired", "expired", packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(freePort(t))}, func(o *bundle.PackOptions) {
+			o.Created, o.Expires = time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour)
+		}), false},
+		{"unknown kind", "Frobnicator", packBundle(t, key, 3, map[string]string{"site.yaml": "apiVersion: v1\nkind: Frobnicator\nmetadata:\n  name: x\n"}, nil), false},
+		{"invalid field", "spec.ports[0].port", packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(70000)}, nil), false},
+		{"truncated", "truncated", good[:len(good)-700], false},
+		{"oversize", "too large: secrets/big/blob", packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(freePort(t)), "secrets/big/blob": big}, func(o *bundle.PackOptions) {
+			o.Limits = bundle.Limits{MaxTotal: 64 << 20, MaxFileSize: 64 << 20}
+		}), false},
+		{"port cannot bind: rolled back", "could not come up", packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(taken.Addr().(*net.TCPAddr).Port)}, nil), true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			res := a.Install(ctx, tt.data)
+			if res.Applied || res.RolledBack != tt.rolledBack || !strings.Contains(strings.Join(res.Reasons, "\n"), tt.want) {
+				t.Errorf("Install: applied %v, rolled back %v, reasons:\n%s\nwant %q", res.Applied, res.RolledBack, strings.Join(res.Reasons, "\n"), tt.want)
+			}
+			if st := a.Status(); st.Provisioning.Serial != 1 {
+				t.Errorf("serial now %d, want 1", st.Provisioning.Serial)
+			}
+			if !answers(p1) {
+				t.Errorf("bundle 1's port stopped answering; status:\n%s", a.Status())
+			}
+		})
+	}
+	keyKept()
+
+	// A restart runs the last bundle applied.
+	stop()
+	a, anon, stop = run()
+	if !answers(p1) {
+		t.Fatalf("after a restart, bundle 1's port does not answer; status:\n%s", a.Status())
+	}
+	keyKept()
+}
