@@ -83,9 +83,20 @@ const ShutdownTimeout = 10 * time.Second
 // Run starts the appliance and blocks until ctx is cancelled or a
 // subsystem fails. A configuration that does not load, validate or apply
 // (a bad server chain, password file or policy) makes Run return every
-// problem, each naming file:line, before anything is served. Shutdown
-// order: stop listeners, disconnect clients, drain sessions, close the
-// state store.
+// problem, each naming file:line, before anything is served.
+//
+// Start order: the data directory; the board's identity and the
+// provisioning store (whose last bundle is the configuration unless
+// -config names one); the configuration; certificates (issued or loaded);
+// the state store; the broker and its ports; -listen ports; the status
+// endpoint; the watchdog; the USB watcher. All run in one errgroup: the
+// first to fail stops the others, and Run returns its error (a wedged
+// subsystem, found by the watchdog, so gokrazy restarts the process).
+//
+// Shutdown order, when ctx ends: the USB watcher, status endpoint,
+// watchdog and certificate renewal stop; the broker closes its listeners
+// and disconnects every client (within ShutdownTimeout); then the state
+// store flushes and closes.
 func Run(ctx context.Context, cfg Config) error {
 	log := cfg.Logger
 	if log == nil {
@@ -197,6 +208,12 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 	}
+	wd, err := newWatchdog(srv, ss, log)
+	if err != nil {
+		srv.Close()
+		return err
+	}
+	g.Go(func() error { return wd.Run(gctx) }) // a wedged subsystem ends Run with an error: gokrazy restarts us
 	if cfg.USB != nil {
 		status := led.Open(boardRoot, cfg.StatusLED)
 		defer status.Close()
