@@ -148,7 +148,7 @@ func Build(ctx context.Context, c Config, out string) (*Result, error) {
 
 	// 6. Its hash.
 	if err := p.step("sha256", func() (string, error) {
-		res.SHA256, err = fileSHA256(out)
+		res.SHA256, err = sparseSHA256(out)
 		return res.SHA256, err
 	}); err != nil {
 		return nil, err
@@ -248,6 +248,54 @@ func fileSHA256(path string) (string, error) {
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Linux lseek whence values that find data and holes in sparse files.
+const (
+	seekData = 3
+	seekHole = 4
+)
+
+// sparseSHA256 hashes a sparse file, reading only its data: holes are
+// hashed as zeros from memory.
+func sparseSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	zeros := make([]byte, 1<<20)
+	hashZeros := func(n int64) {
+		for n > 0 {
+			m := min(n, int64(len(zeros)))
+			h.Write(zeros[:m])
+			n -= m
+		}
+	}
+	for off := int64(0); off < st.Size(); {
+		data, err := f.Seek(off, seekData)
+		if err != nil { // ENXIO: only a hole is left
+			data = st.Size()
+		}
+		hashZeros(data - off)
+		if data >= st.Size() {
+			break
+		}
+		hole, err := f.Seek(data, seekHole)
+		if err != nil {
+			return "", err
+		}
+		if _, err := io.Copy(h, io.NewSectionReader(f, data, hole-data)); err != nil {
+			return "", err
+		}
+		off = hole
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -3,6 +3,7 @@ package build
 import (
 	"go/parser"
 	"go/token"
+	"os"
 	"strings"
 	"testing"
 )
@@ -119,4 +120,41 @@ func TestLayout(t *testing.T) {
 	if end := l.Start[PartPerm] + l.Size[PartPerm]; end != DefaultSize {
 		t.Errorf("perm ends at %d; want %d", end, DefaultSize)
 	}
+}
+
+func TestSparseSHA256(t *testing.T) {
+	path := t.TempDir() + "/sparse"
+	if err := createSized(path, 5<<20+123); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("data at 1 MiB"), 1<<20)
+	f.WriteAt([]byte("data at the end"), 5<<20+100)
+	f.Close()
+	got, err := sparseSHA256(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := fileSHA256(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("sparseSHA256 = %s; want %s (as read)", got, want)
+	}
+	empty := t.TempDir() + "/empty"
+	createSized(empty, 3<<20)
+	if got, want := must(sparseSHA256(empty)), must(fileSHA256(empty)); got != want {
+		t.Errorf("all-hole file: %s; want %s", got, want)
+	}
+}
+
+func must(s string, err error) string {
+	if err != nil {
+		panic(err)
+	}
+	return s
 }

@@ -76,31 +76,47 @@ func writeMBR(f *os.File, size int64, sig uint32) error {
 	return err
 }
 
-// writeSparse copies the file src into f at off, seeking over all-zero
-// blocks so that the image stays sparse.
+// writeSparse copies the file src into f at off, reading only src's data
+// (not its holes) and seeking over all-zero blocks, so that the image stays
+// sparse. It returns the size of src.
 func writeSparse(f *os.File, off int64, src string) (int64, error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return 0, err
 	}
 	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return 0, err
+	}
 	buf := make([]byte, 1<<16)
-	var n int64
-	for {
-		m, err := io.ReadFull(in, buf)
-		if m > 0 && !isZero(buf[:m]) {
-			if _, err := f.WriteAt(buf[:m], off+n); err != nil {
-				return n, err
+	for pos := int64(0); pos < st.Size(); {
+		data, err := in.Seek(pos, seekData)
+		if err != nil { // ENXIO: only a hole is left
+			break
+		}
+		hole, err := in.Seek(data, seekHole)
+		if err != nil {
+			return 0, err
+		}
+		for p := data; p < hole; {
+			m, err := in.ReadAt(buf[:min(int64(len(buf)), hole-p)], p)
+			if m > 0 && !isZero(buf[:m]) {
+				if _, err := f.WriteAt(buf[:m], off+p); err != nil {
+					return 0, err
+				}
+			}
+			p += int64(m)
+			if err != nil && err != io.EOF {
+				return 0, err
+			}
+			if m == 0 {
+				break
 			}
 		}
-		n += int64(m)
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return n, nil
-		}
-		if err != nil {
-			return n, err
-		}
+		pos = hole
 	}
+	return st.Size(), nil
 }
 
 // assemble writes the image to out: size bytes, partition table, then the
