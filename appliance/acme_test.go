@@ -165,3 +165,45 @@ spec:
 		c.Close()
 	}
 }
+
+// TestACMETLSALPNPort: with -acme-tls, a CA validating tls-alpn-01 on
+// its own port (443 in real life) is answered there, while the MQTT TLS
+// port lives elsewhere.
+func TestACMETLSALPNPort(t *testing.T) {
+	alpn := pebbletest.FreePort(t)
+	pb := pebbletest.Start(t, pebbletest.Options{TLSPort: alpn})
+	dir := writeConfig(t, map[string]string{
+		"issuer.yaml": acmeIssuer("le", pb.DirectoryURL, pb.CABundlePEM, "tlsAlpn01"),
+		"listener.yaml": `apiVersion: mqttbroker.iotoperations.azure.com/v1
+kind: BrokerListener
+metadata:
+  name: public
+spec:
+  serviceType: LoadBalancer
+  ports:
+` + acmePort(8883, "le", "dns: [gw.example.test]"),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	started := make(chan *appliance.Appliance, 1)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- appliance.Run(ctx, appliance.Config{DataDir: t.TempDir(), ConfigPath: dir, Logger: testLogger(t),
+			PortMap: map[int]int{8883: 0}, ACMEHTTPAddr: "off", ACMETLSAddr: fmt.Sprintf("127.0.0.1:%d", alpn),
+			Started: func(a *appliance.Appliance) { started <- a }})
+	}()
+	var a *appliance.Appliance
+	select {
+	case a = <-started:
+	case err := <-errc:
+		t.Fatalf("Run: %v", err)
+	}
+	eventually(t, "certificate issued through the tls-alpn-01 port", func() bool {
+		st, _ := a.Status().Port("public", 8883)
+		return st.TLS != nil && !st.TLS.NotAfter.IsZero()
+	})
+	cancel()
+	if err := <-errc; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ package appliance
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -69,6 +70,10 @@ type Config struct {
 	// its identity (bundles' device selectors) and status LED.
 	BoardRoot string
 	StatusLED string // the status LED's name under /sys/class/leds; "": ACT or led0
+	// ACMETLSAddr, if set (":443"), is an extra port answering only ACME
+	// tls-alpn-01 challenges, for CAs that validate on 443 while the MQTT
+	// TLS ports answer on their own.
+	ACMETLSAddr string
 	// StatusAddr is where the status endpoint (HTML, JSON, ca.crt,
 	// Prometheus metrics) listens; "" serves none.
 	StatusAddr string
@@ -207,6 +212,15 @@ func Run(ctx context.Context, cfg Config) error {
 			srv.Close()
 			return err
 		}
+	}
+	if cfg.ACMETLSAddr != "" {
+		ln, err := tls.Listen("tcp", cfg.ACMETLSAddr, iss.challenges.TLSConfig())
+		if err != nil {
+			srv.Close()
+			return fmt.Errorf("appliance: -acme-tls: %w", err)
+		}
+		log.Info("serving ACME tls-alpn-01 challenges", "addr", ln.Addr().String())
+		g.Go(func() error { return serveALPN(gctx, ln) })
 	}
 	wd, err := newWatchdog(srv, ss, log)
 	if err != nil {

@@ -3,6 +3,7 @@ package appliance
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"fmt"
 	"log/slog"
@@ -345,6 +346,29 @@ func parseIPs(ss []string) []net.IP {
 		}
 	}
 	return ips
+}
+
+// serveALPN completes the TLS handshakes of a tls-alpn-01 port (the
+// challenge certificate is all the CA needs) until ctx ends.
+func serveALPN(ctx context.Context, ln net.Listener) error {
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("appliance: -acme-tls: %w", err)
+		}
+		go func() {
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			c.(*tls.Conn).Handshake()
+		}()
+	}
 }
 
 // acmeHTTP01 returns a function that binds the http-01 port once and

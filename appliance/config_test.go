@@ -344,6 +344,31 @@ func TestEmbeddedDefaultServesTLS(t *testing.T) {
 	if rc := tok.(*mqtt.ConnectToken).ReturnCode(); rc != 5 {
 		t.Errorf("anonymous client on 18883: CONNACK %d, want 5 (not authorized)", rc)
 	}
+
+	// The seed's mosquitto_pub command against the quick-start port: the
+	// TLS handshake verifies with ca.crt (the CONNACK that follows refuses
+	// the anonymous client), and fails with another CA.
+	t.Run("mosquitto_pub", func(t *testing.T) {
+		bin := needTool(t, "mosquitto_pub")
+		other := filepath.Join(t.TempDir(), "other.crt")
+		root, _ := seedTLS()
+		if err := os.WriteFile(other, root.CertPEM(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, tt := range []struct{ cafile, want string }{
+			{"ca.crt", "received CONNACK (135)"},
+			{other, "certificate verify failed"},
+		} {
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			cmd := exec.CommandContext(ctx, bin, "-d", "-h", "localhost", "-p", portOf(tlsAddr), "-V", "mqttv5", "-i", "test", "-t", "test", "-m", "test", "--cafile", tt.cafile)
+			cmd.Dir = data
+			out, _ := cmd.CombinedOutput()
+			cancel()
+			if !strings.Contains(string(out), tt.want) {
+				t.Errorf("mosquitto_pub --cafile %s: want %q in:\n%s", tt.cafile, tt.want, out)
+			}
+		}
+	})
 	cancel()
 	if err := <-errc; err != nil {
 		t.Errorf("Run: %v", err)

@@ -90,6 +90,7 @@ func main() {
 	var trust listFlag
 	flag.Var(&trust, "trust", "a file of public keys (PEM, or base64 one per line, as edgebundle keygen writes) that bundles must be signed by; repeatable")
 	useUSB := flag.Bool("usb", false, "apply bundles ("+bundleName+") from USB sticks as they are plugged in, and write a report back to the stick")
+	flag.StringVar(&cfg.ACMETLSAddr, "acme-tls", "", `an extra port (e.g. ":443") answering only ACME tls-alpn-01 challenges; "" for none (MQTT TLS ports answer them anyway)`)
 	verbose := flag.Bool("v", false, "debug logging")
 	flag.Parse()
 	cfg.Listen = listen
