@@ -5,8 +5,8 @@ package appliance
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/ed25519"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
