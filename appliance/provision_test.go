@@ -1,11 +1,13 @@
 package appliance_test
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"strconv"
@@ -76,6 +78,37 @@ func answers(port int) bool {
 	}
 	c.Disconnect(0)
 	return true
+}
+
+// rewriteTar rewrites every entry of a bundle through f.
+func rewriteTar(t *testing.T, data []byte, f func(name string, body []byte) (string, []byte)) []byte {
+	t.Helper()
+	tr := tar.NewReader(bytes.NewReader(data))
+	var out bytes.Buffer
+	tw := tar.NewWriter(&out)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Name, body = f(h.Name, body)
+		h.Size = int64(len(body))
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(body)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
 }
 
 // switchMounter lets a test change how the next stick reads.
@@ -251,12 +284,28 @@ func TestProvisioningFromUSB(t *testing.T) {
 		{"oversize", "too large: secrets/big/blob", packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(freePort(t)), "secrets/big/blob": big}, func(o *bundle.PackOptions) {
 			o.Limits = bundle.Limits{MaxTotal: 64 << 20, MaxFileSize: 64 << 20}
 		}), false},
+		{"bad signature", "signature", rewriteTar(t, packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(freePort(t))}, nil), func(name string, body []byte) (string, []byte) {
+			if name == "manifest.sig" {
+				body = bytes.Clone(body)
+				body[0] ^= 1
+			}
+			return name, body
+		}), false},
+		{"path traversal", "unsafe path: \"../../etc/passwd\"", rewriteTar(t, packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(freePort(t))}, nil), func(name string, body []byte) (string, []byte) {
+			if strings.HasSuffix(name, "site.yaml") {
+				name = "config/../../etc/passwd"
+			}
+			return name, body
+		}), false},
+		{"for another device", "device", packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(freePort(t))}, func(o *bundle.PackOptions) {
+			o.Device = &bundle.Device{Serial: "10000000deadbeef"}
+		}), false},
 		{"port cannot bind: rolled back", "could not come up", packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(taken.Addr().(*net.TCPAddr).Port)}, nil), true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			res := a.Install(ctx, tt.data)
 			if res.Applied || res.RolledBack != tt.rolledBack || !strings.Contains(strings.Join(res.Reasons, "\n"), tt.want) {
-				t.Errorf("Install: applied %v, rolled back %v, reasons:\n%s\nwant %q", res.Applied, res.RolledBack, strings.Join(res.Reasons, "\n"), tt.want)
+				t.Errorf("Install: applied %v, rolled back %v, err %v, reasons:\n%s\nwant %q", res.Applied, res.RolledBack, res.Err, strings.Join(res.Reasons, "\n"), tt.want)
 			}
 			if st := a.Status(); st.Provisioning.Serial != 1 {
 				t.Errorf("serial now %d, want 1", st.Provisioning.Serial)
