@@ -18,7 +18,7 @@ import (
 // healthEvery is how often the subsystems are probed; three failures in a
 // row (or a probe that does not return) make the appliance exit non-zero,
 // so gokrazy restarts it.
-const healthEvery = 10 * time.Second
+var healthEvery = 10 * time.Second
 
 // newWatchdog probes the broker (a message through its router) and the
 // state store (a read), the subsystems whose wedging would go unnoticed.

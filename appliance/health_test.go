@@ -1,0 +1,52 @@
+package appliance
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"edgebroker/board/watchdog"
+	"edgebroker/broker"
+)
+
+// TestWatchdogFindsWedgedStore: the appliance's watchdog ends with an
+// error naming the state store once the store stops answering (closed
+// here), which makes Run, and the process, exit non-zero.
+func TestWatchdogFindsWedgedStore(t *testing.T) {
+	defer func(d time.Duration) { healthEvery = d }(healthEvery)
+	healthEvery = 20 * time.Millisecond
+	log := slog.New(slog.NewTextHandler(t.Output(), nil))
+	srv := broker.New(broker.Config{Logger: log})
+	defer srv.Close()
+	ss, err := openStateStore(t.TempDir(), 0, 0, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wd, err := newWatchdog(srv, ss, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- wd.Run(ctx) }()
+	time.Sleep(100 * time.Millisecond) // a few healthy rounds: no error
+	select {
+	case err := <-done:
+		t.Fatalf("healthy appliance: watchdog ended: %v", err)
+	default:
+	}
+	ss.close()
+	var we *watchdog.WedgedError
+	select {
+	case err := <-done:
+		if !errors.As(err, &we) || we.Subsystem != "statestore" {
+			t.Fatalf("watchdog: %v, want a WedgedError naming statestore", err)
+		}
+		t.Logf("as logged: %v", err)
+	case <-ctx.Done():
+		t.Fatal("watchdog did not notice the closed store")
+	}
+}
