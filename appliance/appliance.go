@@ -74,6 +74,9 @@ type Config struct {
 	// tls-alpn-01 challenges, for CAs that validate on 443 while the MQTT
 	// TLS ports answer on their own.
 	ACMETLSAddr string
+	// SysInterval is how often the $SYS/broker statistics are published;
+	// 0: DefaultSysInterval.
+	SysInterval time.Duration
 	// StatusAddr is where the status endpoint (HTML, JSON, ca.crt,
 	// Prometheus metrics) listens; "" serves none.
 	StatusAddr string
@@ -222,6 +225,8 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Info("serving ACME tls-alpn-01 challenges", "addr", ln.Addr().String())
 		g.Go(func() error { return serveALPN(gctx, ln) })
 	}
+	started := time.Now()
+	g.Go(func() error { return publishSys(gctx, srv, cfg.SysInterval, started) })
 	wd, err := newWatchdog(srv, ss, log)
 	if err != nil {
 		srv.Close()

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"edgebroker/appliance"
 )
@@ -112,5 +115,45 @@ func TestStatusEndpoint(t *testing.T) {
 	cancel()
 	if err := <-errc; err != nil {
 		t.Errorf("Run: %v", err)
+	}
+}
+
+// TestSysTopics: mosquitto's $SYS/broker statistics, retained, for a
+// client that subscribes to them.
+func TestSysTopics(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan []net.Addr, 1)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- appliance.Run(ctx, appliance.Config{DataDir: t.TempDir(), Loopback: "127.0.0.1:0", Logger: testLogger(t),
+			PortMap: map[int]int{18883: 0}, SysInterval: 50 * time.Millisecond, Ready: func(a []net.Addr) { ready <- a }})
+	}()
+	var addrs []net.Addr
+	select {
+	case addrs = <-ready:
+	case err := <-errc:
+		t.Fatalf("Run: %v", err)
+	}
+	url := "tcp://" + addrs[1].String()
+	sub := pahoClient(t, mqtt.NewClientOptions().AddBroker(url).SetClientID("dash"))
+	defer sub.Disconnect(0)
+	got := make(chan string, 100)
+	done(t, "subscribe", sub.Subscribe("$SYS/broker/#", 0, func(_ mqtt.Client, m mqtt.Message) {
+		got <- m.Topic() + " " + string(m.Payload())
+	}))
+	seen := map[string]string{}
+	deadline := time.After(wait)
+	for seen["$SYS/broker/clients/connected"] != "1" || seen["$SYS/broker/version"] == "" || seen["$SYS/broker/uptime"] == "" {
+		select {
+		case m := <-got:
+			topic, value, _ := strings.Cut(m, " ")
+			seen[topic] = value
+		case <-deadline:
+			t.Fatalf("$SYS topics seen: %v", seen)
+		}
+	}
+	if !strings.HasPrefix(seen["$SYS/broker/version"], "edgebroker ") || !strings.HasSuffix(seen["$SYS/broker/uptime"], " seconds") {
+		t.Errorf("$SYS values: %v", seen)
 	}
 }
