@@ -75,6 +75,9 @@ func mustBuild(t *testing.T, c Config, out string) *Result {
 // the same bytes and that independent tools accept the partition table and
 // file systems.
 func TestRPiImage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds three 2 GiB images (-short)")
+	}
 	needTools(t, "mkfs.fat", "mcopy", "mksquashfs", "mkfs.ext4", "sfdisk", "fsck.vfat", "unsquashfs", "e2fsck", "mtype")
 	dir := t.TempDir()
 	c := testConfig(t, TargetRPi)
@@ -197,6 +200,9 @@ func TestRPiImage(t *testing.T) {
 
 // TestQEMUImage builds the QEMU variant: kernel.arm64 and no Pi firmware.
 func TestQEMUImage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a 2 GiB image (-short)")
+	}
 	needTools(t, "mkfs.fat", "mcopy", "mksquashfs", "mkfs.ext4", "fsck.vfat", "mtype")
 	dir := t.TempDir()
 	c := testConfig(t, TargetQEMU)
