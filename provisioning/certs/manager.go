@@ -133,28 +133,14 @@ func (m *Manager) Holder(name string) *Holder { return &m.entry(name).holder }
 // certificate that has not expired is kept and returned (Status has the
 // error); without one, Ensure returns the error. Either way Run retries.
 func (m *Manager) Ensure(ctx context.Context, name string, spec Spec, issuer Issuer) (*tls.Certificate, error) {
-	spec, err := spec.normalize(name)
+	mc, stored, current, err := m.adopt(name, spec, issuer)
 	if err != nil {
 		return nil, err
 	}
-	mc := m.entry(name)
-	mc.issueMu.Lock()
 	defer mc.issueMu.Unlock()
-	m.mu.Lock()
-	mc.spec, mc.issuer, mc.failures = spec, issuer, 0
-	mc.status = Status{Issuer: issuer.Name()}
-	m.mu.Unlock()
 	defer m.kick()
-
-	now := m.now()
-	stored, err := loadSecret(m.SecretDir(name))
-	if err == nil && now.Before(stored.Leaf.NotAfter) {
-		mc.holder.p.Store(stored)
-		m.setStatus(mc, stored.Leaf, now, nil)
-		if now.Before(spec.renewAt(stored.Leaf)) && spec.matches(stored.Leaf, issuer) && issuedBy(issuer, stored) {
-			m.setStatus(mc, stored.Leaf, spec.renewAt(stored.Leaf), nil)
-			return stored, nil
-		}
+	if current {
+		return stored, nil
 	}
 	if err := m.issue(ctx, name, mc); err != nil {
 		if c := mc.holder.Load(); c != nil {
@@ -173,34 +159,48 @@ func (m *Manager) Ensure(ctx context.Context, name string, spec Spec, issuer Iss
 // with backoff, and Schedule returns the stored certificate while it has
 // not expired, or nil. Issued reports when a certificate arrives.
 func (m *Manager) Schedule(name string, spec Spec, issuer Issuer) (*tls.Certificate, error) {
-	spec, err := spec.normalize(name)
+	mc, stored, _, err := m.adopt(name, spec, issuer)
 	if err != nil {
 		return nil, err
 	}
-	mc := m.entry(name)
+	mc.issueMu.Unlock()
+	m.kick()
+	return stored, nil
+}
+
+// adopt makes name managed with spec and issuer and loads its stored
+// certificate into the holder while it has not expired. current says the
+// stored certificate matches spec and issuer and is not yet due; if not,
+// it is due now (status NextRenewal). On success the caller holds
+// mc.issueMu and must unlock it.
+func (m *Manager) adopt(name string, spec Spec, issuer Issuer) (mc *managed, stored *tls.Certificate, current bool, err error) {
+	spec, err = spec.normalize(name)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	mc = m.entry(name)
 	mc.issueMu.Lock()
-	defer mc.issueMu.Unlock()
 	m.mu.Lock()
 	mc.spec, mc.issuer, mc.failures = spec, issuer, 0
 	mc.status = Status{Issuer: issuer.Name()}
 	m.mu.Unlock()
-	defer m.kick()
 
 	now := m.now()
-	stored, err := loadSecret(m.SecretDir(name))
+	stored, err = loadSecret(m.SecretDir(name))
 	if err != nil || !now.Before(stored.Leaf.NotAfter) {
 		m.mu.Lock()
-		mc.status.NextRenewal = now // due: Run issues it
+		mc.status.NextRenewal = now
 		m.mu.Unlock()
-		return nil, nil
+		return mc, nil, false, nil
 	}
 	mc.holder.p.Store(stored)
-	next := spec.renewAt(stored.Leaf)
-	if !spec.matches(stored.Leaf, issuer) || !issuedBy(issuer, stored) {
-		next = now
+	current = now.Before(spec.renewAt(stored.Leaf)) && spec.matches(stored.Leaf, issuer) && issuedBy(issuer, stored)
+	next := now
+	if current {
+		next = spec.renewAt(stored.Leaf)
 	}
 	m.setStatus(mc, stored.Leaf, next, nil)
-	return stored, nil
+	return mc, stored, current, nil
 }
 
 func issuedBy(is Issuer, c *tls.Certificate) bool {
