@@ -88,40 +88,7 @@ func tryRunConfig(t *testing.T, dir string, ports ...int) (*appliance.Appliance,
 	for _, p := range ports {
 		pm[p] = 0
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	started := make(chan *appliance.Appliance, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- appliance.Run(ctx, appliance.Config{
-			DataDir:    filepath.Join(t.TempDir(), "data"),
-			ConfigPath: dir,
-			PortMap:    pm,
-			Logger:     testLogger(t),
-			Started:    func(a *appliance.Appliance) { started <- a },
-		})
-	}()
-	select {
-	case a := <-started:
-		t.Cleanup(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			case <-time.After(appliance.ShutdownTimeout + 5*time.Second):
-				t.Error("Run did not return after cancel")
-			}
-		})
-		return a, nil
-	case err := <-done:
-		cancel()
-		return nil, err
-	case <-time.After(wait):
-		cancel()
-		t.Fatal("appliance did not start")
-		return nil, nil
-	}
+	return runAt(t, dir, filepath.Join(t.TempDir(), "data"), pm)
 }
 
 // served returns the bound address of a served port.
