@@ -1,13 +1,11 @@
 package appliance_test
 
 import (
-	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
@@ -77,29 +75,10 @@ spec:
 	})
 	data := t.TempDir()
 	run := func() (*appliance.Appliance, func()) {
-		ctx, cancel := context.WithCancel(context.Background())
-		started := make(chan *appliance.Appliance, 1)
-		errc := make(chan error, 1)
-		go func() {
-			errc <- appliance.Run(ctx, appliance.Config{DataDir: data, ConfigPath: dir, Logger: testLogger(t),
-				PortMap:      map[int]int{8883: alpnPort, 8884: httpPort, 8885: 0},
-				ACMEHTTPAddr: fmt.Sprintf("127.0.0.1:%d", http01Listen),
-				Started:      func(a *appliance.Appliance) { started <- a }})
-		}()
-		select {
-		case a := <-started:
-			return a, func() {
-				cancel()
-				if err := <-errc; err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			}
-		case err := <-errc:
-			t.Fatalf("Run: %v", err)
-		case <-time.After(wait):
-			t.Fatal("not started")
-		}
-		return nil, nil
+		a, _, stop := launch(t, appliance.Config{DataDir: data, ConfigPath: dir,
+			PortMap:      map[int]int{8883: alpnPort, 8884: httpPort, 8885: 0},
+			ACMEHTTPAddr: fmt.Sprintf("127.0.0.1:%d", http01Listen)})
+		return a, stop
 	}
 	a, stop := run()
 	issued := func(listener string, port int) bool {
@@ -183,27 +162,11 @@ spec:
   ports:
 ` + acmePort(8883, "le", "dns: [gw.example.test]"),
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	started := make(chan *appliance.Appliance, 1)
-	errc := make(chan error, 1)
-	go func() {
-		errc <- appliance.Run(ctx, appliance.Config{DataDir: t.TempDir(), ConfigPath: dir, Logger: testLogger(t),
-			PortMap: map[int]int{8883: 0}, ACMEHTTPAddr: "off", ACMETLSAddr: fmt.Sprintf("127.0.0.1:%d", alpn),
-			Started: func(a *appliance.Appliance) { started <- a }})
-	}()
-	var a *appliance.Appliance
-	select {
-	case a = <-started:
-	case err := <-errc:
-		t.Fatalf("Run: %v", err)
-	}
+	a, _, stop := launch(t, appliance.Config{DataDir: t.TempDir(), ConfigPath: dir,
+		PortMap: map[int]int{8883: 0}, ACMEHTTPAddr: "off", ACMETLSAddr: fmt.Sprintf("127.0.0.1:%d", alpn)})
+	defer stop()
 	eventually(t, "certificate issued through the tls-alpn-01 port", func() bool {
 		st, _ := a.Status().Port("public", 8883)
 		return st.TLS != nil && !st.TLS.NotAfter.IsZero()
 	})
-	cancel()
-	if err := <-errc; err != nil {
-		t.Errorf("Run: %v", err)
-	}
 }

@@ -299,3 +299,42 @@ func TestWaitingPortComesUp(t *testing.T) {
 	}
 	c.Close()
 }
+
+// launch runs the appliance with cfg (its Started and Ready are set here)
+// and returns it, the addresses Ready reported, and a stop function that
+// cancels Run and checks its result. A Run that fails to start fails the
+// test.
+func launch(t *testing.T, cfg appliance.Config) (*appliance.Appliance, []net.Addr, func()) {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan *appliance.Appliance, 1)
+	ready := make(chan []net.Addr, 1)
+	errc := make(chan error, 1)
+	cfg.Started = func(a *appliance.Appliance) { started <- a }
+	cfg.Ready = func(a []net.Addr) { ready <- a }
+	go func() { errc <- appliance.Run(ctx, cfg) }()
+	select {
+	case a := <-started:
+		stopped := false
+		return a, <-ready, func() {
+			if stopped {
+				return
+			}
+			stopped = true
+			cancel()
+			if err := <-errc; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}
+	case err := <-errc:
+		cancel()
+		t.Fatalf("Run: %v", err)
+	case <-time.After(wait):
+		cancel()
+		t.Fatal("appliance did not start")
+	}
+	return nil, nil, nil
+}

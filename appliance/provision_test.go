@@ -146,33 +146,12 @@ func TestProvisioningFromUSB(t *testing.T) {
 	mounter := new(switchMounter)
 	mounter.m.Store(&usbtest.Mounter{Images: map[string]string{}})
 	run := func() (*appliance.Appliance, int, func()) {
-		ctx, cancel := context.WithCancel(context.Background())
-		started := make(chan *appliance.Appliance, 1)
-		ready := make(chan []net.Addr, 1)
-		errc := make(chan error, 1)
-		go func() {
-			errc <- appliance.Run(ctx, appliance.Config{
-				DataDir: data, Loopback: "off", PortMap: map[int]int{18883: 0}, Listen: []string{"127.0.0.1:0"},
-				Logger: testLogger(t), Trust: []ed25519.PublicKey{pub}, BoardRoot: t.TempDir(),
-				USB:     &appliance.USBConfig{Root: sysRoot, Mounter: mounter, Uevents: make(chan usb.Uevent), Interval: 20 * time.Millisecond},
-				Started: func(a *appliance.Appliance) { started <- a }, Ready: func(a []net.Addr) { ready <- a },
-			})
-		}()
-		select {
-		case a := <-started:
-			addrs := <-ready
-			return a, addrs[len(addrs)-1].(*net.TCPAddr).Port, func() {
-				cancel()
-				if err := <-errc; err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			}
-		case err := <-errc:
-			t.Fatalf("Run: %v", err)
-		case <-time.After(wait):
-			t.Fatal("not started")
-		}
-		return nil, 0, nil
+		a, addrs, stop := launch(t, appliance.Config{
+			DataDir: data, Loopback: "off", PortMap: map[int]int{18883: 0}, Listen: []string{"127.0.0.1:0"},
+			Trust: []ed25519.PublicKey{pub}, BoardRoot: t.TempDir(),
+			USB: &appliance.USBConfig{Root: sysRoot, Mounter: mounter, Uevents: make(chan usb.Uevent), Interval: 20 * time.Millisecond},
+		})
+		return a, addrs[len(addrs)-1].(*net.TCPAddr).Port, stop
 	}
 	a, anon, stop := run()
 	defer func() { stop() }()

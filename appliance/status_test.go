@@ -1,10 +1,8 @@
 package appliance_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,22 +20,8 @@ import (
 // certificates, the CA certificate clients need, and metrics.
 func TestStatusEndpoint(t *testing.T) {
 	data := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	started := make(chan *appliance.Appliance, 1)
-	errc := make(chan error, 1)
-	go func() {
-		errc <- appliance.Run(ctx, appliance.Config{DataDir: data, Loopback: "127.0.0.1:0", Logger: testLogger(t),
-			PortMap: map[int]int{18883: 0}, StatusAddr: "127.0.0.1:0", Started: func(a *appliance.Appliance) { started <- a }})
-	}()
-	var a *appliance.Appliance
-	select {
-	case a = <-started:
-	case err := <-errc:
-		t.Fatalf("Run: %v", err)
-	case <-time.After(wait):
-		t.Fatal("not started")
-	}
+	a, _, stop := launch(t, appliance.Config{DataDir: data, Loopback: "127.0.0.1:0", PortMap: map[int]int{18883: 0}, StatusAddr: "127.0.0.1:0"})
+	defer stop()
 	base := "http://" + a.StatusAddr().String()
 	get := func(path string) (int, string) {
 		t.Helper()
@@ -112,29 +96,13 @@ func TestStatusEndpoint(t *testing.T) {
 	if code, body = get("/"); code != 200 || !strings.Contains(body, "ca quickstart-root-ca") || !strings.Contains(body, "default-18883-server-cert") {
 		t.Errorf("status page: %d\n%s", code, body)
 	}
-	cancel()
-	if err := <-errc; err != nil {
-		t.Errorf("Run: %v", err)
-	}
 }
 
 // TestSysTopics: mosquitto's $SYS/broker statistics, retained, for a
 // client that subscribes to them.
 func TestSysTopics(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan []net.Addr, 1)
-	errc := make(chan error, 1)
-	go func() {
-		errc <- appliance.Run(ctx, appliance.Config{DataDir: t.TempDir(), Loopback: "127.0.0.1:0", Logger: testLogger(t),
-			PortMap: map[int]int{18883: 0}, SysInterval: 50 * time.Millisecond, Ready: func(a []net.Addr) { ready <- a }})
-	}()
-	var addrs []net.Addr
-	select {
-	case addrs = <-ready:
-	case err := <-errc:
-		t.Fatalf("Run: %v", err)
-	}
+	_, addrs, stop := launch(t, appliance.Config{DataDir: t.TempDir(), Loopback: "127.0.0.1:0", PortMap: map[int]int{18883: 0}, SysInterval: 50 * time.Millisecond})
+	defer stop()
 	url := "tcp://" + addrs[1].String()
 	sub := pahoClient(t, mqtt.NewClientOptions().AddBroker(url).SetClientID("dash"))
 	defer sub.Disconnect(0)
