@@ -16,10 +16,11 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) $(PKG)
 
 # Serves the embedded default configuration, including plain MQTT on
-# 127.0.0.1:1883, with state under $(DATA). Extra flags: make run ARGS='-listen :1884'.
+# 127.0.0.1:1883, with state under $(DATA) and the status page on
+# http://127.0.0.1:8080/. Extra flags: make run ARGS='-listen :1884'.
 run: build
 	mkdir -p $(DATA)
-	$(BIN) -data $(DATA) $(ARGS)
+	$(BIN) -data $(DATA) -status 127.0.0.1:8080 $(ARGS)
 
 test:
 	./tools/setup-test-deps
