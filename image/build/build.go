@@ -71,7 +71,7 @@ func Build(ctx context.Context, c Config, out string) (*Result, error) {
 	}
 	services = append(services, service{
 		Path: "/user/edgebroker",
-		Args: append([]string{"-data", "/perm/edgebroker"}, c.Flags...),
+		Args: c.edgebrokerArgs(),
 		Env:  c.Env,
 	})
 	programs["/gokrazy/init"] = filepath.Join(bin, "init")

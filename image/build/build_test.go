@@ -38,15 +38,16 @@ func needTools(t *testing.T, tools ...string) {
 
 func testConfig(t *testing.T, target Target) Config {
 	return Config{
-		Target:   target,
-		MainDir:  mainDir(t),
-		Hostname: "edgebroker-test",
-		Password: "test-password",
-		HTTPPort: 8080,
-		Flags:    []string{"-listen", "0.0.0.0:1883"},
-		Env:      []string{"EDGEBROKER_TEST=1"},
-		Files:    map[string][]byte{"/etc/edgebroker/trusted.pub": []byte("key\n")},
-		Epoch:    time.Unix(1700000000, 0),
+		Target:      target,
+		MainDir:     mainDir(t),
+		Hostname:    "edgebroker-test",
+		Password:    "test-password",
+		HTTPPort:    8080,
+		Flags:       []string{"-listen", "0.0.0.0:1883"},
+		Env:         []string{"EDGEBROKER_TEST=1"},
+		Files:       map[string][]byte{"/etc/edgebroker/trusted.pub": []byte("key\n")},
+		TrustedKeys: [][]byte{[]byte("provisioning key\n")},
+		Epoch:       time.Unix(1700000000, 0),
 	}
 }
 
@@ -162,7 +163,7 @@ func TestRPiImage(t *testing.T) {
 			}
 			e.Close()
 		}
-		for f, want := range map[string]string{"etc/hostname": "edgebroker-test", "etc/gokr-pw.txt": "test-password", "etc/http-port.txt": "8080", "etc/edgebroker/trusted.pub": "key\n"} {
+		for f, want := range map[string]string{"etc/hostname": "edgebroker-test", "etc/gokr-pw.txt": "test-password", "etc/http-port.txt": "8080", "etc/edgebroker/trusted.pub": "key\n", "etc/edgebroker/trusted-keys-0.pub": "provisioning key\n"} {
 			if b, err := os.ReadFile(filepath.Join(x, f)); err != nil || string(b) != want {
 				t.Errorf("%s = %q, %v; want %q", f, b, err, want)
 			}
@@ -172,7 +173,7 @@ func TestRPiImage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, want := range []string{"/user/edgebroker", "/perm/edgebroker", "0.0.0.0:1883", "EDGEBROKER_TEST=1"} {
+		for _, want := range []string{"/user/edgebroker", "/perm/edgebroker", "0.0.0.0:1883", "EDGEBROKER_TEST=1", "/etc/edgebroker/trusted-keys-0.pub", "-usb"} {
 			if !bytes.Contains(initBin, []byte(want)) {
 				t.Errorf("/gokrazy/init does not contain %q", want)
 			}

@@ -73,6 +73,11 @@ type Config struct {
 	Flags []string
 	// Env is extra environment for edgebroker (KEY=value).
 	Env []string
+	// TrustedKeys are files of provisioning public keys (as edgebroker's
+	// -trust reads them). Each is installed as
+	// /etc/edgebroker/trusted-keys-<n>.pub and passed with -trust, and
+	// edgebroker gets -usb: it applies signed bundles from USB sticks.
+	TrustedKeys [][]byte
 	// Files are extra root file system files: absolute path in the image →
 	// contents (e.g. the trusted provisioning keys). Mode 0444.
 	Files map[string][]byte
@@ -168,8 +173,29 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
+// trustedKeysPrefix starts the paths of Config.TrustedKeys in the image.
+const trustedKeysPrefix = "/etc/edgebroker/trusted-keys-"
+
+// trustedKeyPath is where Config.TrustedKeys[i] is installed.
+func trustedKeyPath(i int) string { return fmt.Sprintf("%s%d.pub", trustedKeysPrefix, i) }
+
+// edgebrokerArgs are the flags /gokrazy/init starts edgebroker with.
+func (c Config) edgebrokerArgs() []string {
+	args := []string{"-data", "/perm/edgebroker"}
+	for i := range c.TrustedKeys {
+		args = append(args, "-trust", trustedKeyPath(i))
+	}
+	if len(c.TrustedKeys) > 0 {
+		args = append(args, "-usb")
+	}
+	return append(args, c.Flags...)
+}
+
 // reserved reports whether the builder writes p itself.
 func reserved(p string) bool {
+	if strings.HasPrefix(p, trustedKeysPrefix) {
+		return true
+	}
 	return slices.Contains([]string{
 		"/gokrazy", "/user", "/etc/hostname", "/etc/gokr-pw.txt",
 		"/etc/http-port.txt", "/etc/ssl/certs/ca-certificates.crt",

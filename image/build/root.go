@@ -41,6 +41,12 @@ func stageRoot(c Config, dir string, programs map[string]string, kernelDir strin
 		"/etc/http-port.txt":                 {[]byte(strconv.Itoa(c.HTTPPort)), 0o444},
 		"/etc/ssl/certs/ca-certificates.crt": {caCerts, 0o444},
 	}
+	for i, b := range c.TrustedKeys {
+		files[trustedKeyPath(i)] = struct {
+			data []byte
+			mode os.FileMode
+		}{b, 0o444}
+	}
 	for p, b := range c.Files {
 		files[p] = struct {
 			data []byte

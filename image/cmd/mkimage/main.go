@@ -52,7 +52,7 @@ func main() {
 func buildMain(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("mkimage", flag.ExitOnError)
 	var c build.Config
-	var flags, env, files listFlag
+	var flags, env, files, trust listFlag
 	target := fs.String("target", "rpi", `"rpi" (Raspberry Pi 3/4/Zero 2 W, kernel.rpi) or "qemu" (QEMU virt, kernel.arm64)`)
 	out := fs.String("o", "", "image file to write (default bin/edgebroker-<target>.img)")
 	fs.StringVar(&c.MainDir, "main", ".", "root of the edgebroker module")
@@ -62,6 +62,7 @@ func buildMain(ctx context.Context, args []string) error {
 	fs.IntVar(&c.HTTPPort, "http-port", 80, "port of gokrazy's web/update interface")
 	fs.Var(&flags, "flag", "extra edgebroker flag, e.g. -flag=-listen -flag=0.0.0.0:1883; repeatable")
 	fs.Var(&env, "env", "extra edgebroker environment KEY=value; repeatable")
+	fs.Var(&trust, "trust", "file of provisioning public keys (as edgebroker -trust reads them): installed in the image, passed with -trust, and edgebroker gets -usb; repeatable")
 	fs.Var(&files, "file", "extra root file /path/in/image=host-file; repeatable")
 	fs.StringVar(&c.SerialConsole, "serial", "", `kernel serial console ("off" for none; default serial0,115200 on the Pi, ttyAMA0,115200 on QEMU)`)
 	epoch := fs.String("epoch", os.Getenv("SOURCE_DATE_EPOCH"), "time stamp of every file, in Unix seconds (default $SOURCE_DATE_EPOCH, else the commit time of HEAD)")
@@ -87,6 +88,13 @@ func buildMain(ctx context.Context, args []string) error {
 		return err
 	}
 	c.Password = pw
+	for _, f := range trust {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		c.TrustedKeys = append(c.TrustedKeys, b)
+	}
 	for _, f := range files {
 		dst, src, ok := strings.Cut(f, "=")
 		if !ok {
