@@ -110,13 +110,12 @@ func Build(ctx context.Context, c Config, out string) (*Result, error) {
 		cached = err == nil
 	}
 	layout := LayoutFor(c.Size)
-	var boot []bootFile
 	if err := p.step("file systems: boot (FAT16), root (SquashFS), /perm (ext4)", func() (string, error) {
 		if cached {
 			s, err := sizes(fsDir, "boot.fat", "root.squashfs", "perm.ext4")
 			return "cached " + s, err
 		}
-		return makeFileSystems(ctx, c, dirs, programs, tmp, fsDir, layout.Size[PartPerm], &boot)
+		return makeFileSystems(ctx, c, dirs, programs, tmp, fsDir, layout.Size[PartPerm])
 	}); err != nil {
 		return nil, err
 	}
@@ -158,7 +157,7 @@ func Build(ctx context.Context, c Config, out string) (*Result, error) {
 
 // makeFileSystems writes boot.fat, root.squashfs and perm.ext4 into fsDir
 // (via a temporary directory renamed into place, marked with a "done" file).
-func makeFileSystems(ctx context.Context, c Config, dirs, programs map[string]string, tmp, fsDir string, permSize int64, boot *[]bootFile) (string, error) {
+func makeFileSystems(ctx context.Context, c Config, dirs, programs map[string]string, tmp, fsDir string, permSize int64) (string, error) {
 	work := filepath.Join(tmp, "fs-work")
 	gen := filepath.Join(tmp, "boot-gen")
 	rootDir := filepath.Join(tmp, "root")
@@ -171,7 +170,6 @@ func makeFileSystems(ctx context.Context, c Config, dirs, programs map[string]st
 	if err != nil {
 		return "", err
 	}
-	*boot = files
 	if err := makeBootFS(ctx, c, files, filepath.Join(work, "boot.fat")); err != nil {
 		return "", err
 	}

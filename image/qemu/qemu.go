@@ -184,7 +184,11 @@ func (vm *VM) Stop() error {
 // bootFiles copies /vmlinuz out of the image's boot partition and reads
 // /cmdline.txt, as a bootloader would.
 func bootFiles(ctx context.Context, image, tmp string) (kernel, cmdline string, err error) {
-	l := build.LayoutFor(mustSize(image))
+	st, err := os.Stat(image)
+	if err != nil {
+		return "", "", fmt.Errorf("qemu: %w", err)
+	}
+	l := build.LayoutFor(st.Size())
 	fat := fmt.Sprintf("%s@@%d", image, l.Start[build.PartBoot])
 	kernel = filepath.Join(tmp, "vmlinuz")
 	if err := mtools(ctx, "mcopy", "-n", "-i", fat, "::/vmlinuz", kernel); err != nil {
@@ -201,14 +205,6 @@ func bootFiles(ctx context.Context, image, tmp string) (kernel, cmdline string, 
 		return "", "", fmt.Errorf("qemu: cmdline.txt of %s has no root=: %q", image, cmdline)
 	}
 	return kernel, cmdline, nil
-}
-
-func mustSize(path string) int64 {
-	st, err := os.Stat(path)
-	if err != nil {
-		return 0
-	}
-	return st.Size()
 }
 
 func mtools(ctx context.Context, name string, args ...string) error {

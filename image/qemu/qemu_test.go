@@ -313,3 +313,13 @@ func cmdline(t *testing.T, img string) string {
 	}
 	return string(out)
 }
+
+func TestStartErrors(t *testing.T) {
+	if _, err := qemu.Start(context.Background(), qemu.Options{Image: "x.img"}); err == nil || !strings.Contains(err.Error(), "required") {
+		t.Errorf("no log: %v", err)
+	}
+	_, err := qemu.Start(context.Background(), qemu.Options{Image: filepath.Join(t.TempDir(), "missing.img"), Log: filepath.Join(t.TempDir(), "log")})
+	if err == nil || !strings.Contains(err.Error(), "missing.img") {
+		t.Errorf("missing image: %v", err)
+	}
+}
