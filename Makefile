@@ -8,7 +8,7 @@ FUZZTIME ?= 30s
 PKG      := ./appliance/cmd/edgebroker
 BIN      := bin/edgebroker
 
-.PHONY: all build run test race bench lint fuzz build-arm64 clean
+.PHONY: all build run test race bench lint fuzz build-arm64 clean image qemu-image qemu-test
 
 all: lint build test
 
@@ -55,6 +55,26 @@ fuzz:
 # The firmware target: checks that the appliance cross-builds for arm64.
 build-arm64:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -o $(BIN)-linux-arm64 $(PKG)
+
+# Firmware images (image/README.md). File systems are cached in IMAGE_CACHE,
+# Go builds in Go's build cache. Extra mkimage flags, for example the keys
+# provisioning bundles must be signed by:
+#   make image IMAGE_ARGS='-trust site.pub'
+IMAGE_CACHE ?= $(HOME)/.cache/edgebroker-image
+IMAGE_ARGS  ?=
+
+image:
+	$(GO) run ./image/cmd/mkimage -target rpi -o bin/edgebroker-rpi.img -cache $(IMAGE_CACHE) $(IMAGE_ARGS)
+
+qemu-image:
+	$(GO) run ./image/cmd/mkimage -target qemu -o bin/edgebroker-qemu.img -cache $(IMAGE_CACHE) $(IMAGE_ARGS)
+
+# Boots the QEMU image and checks it from the host: MQTT, a USB stick with a
+# signed bundle, state across a reboot, an update over gokrazy's HTTP
+# protocol (a few minutes).
+qemu-test:
+	./tools/setup-test-deps
+	EDGEBROKER_QEMU_TEST=1 EDGEBROKER_IMAGE_CACHE=$(IMAGE_CACHE) $(GO) test -count=1 -timeout 30m -v -run '^TestQEMU$$' ./image/qemu/
 
 clean:
 	rm -rf bin tmp
