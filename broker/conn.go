@@ -21,6 +21,34 @@ type scratch struct {
 	ret     []*Message
 }
 
+// handling is what a reader needs only while it handles packets: the
+// decoded PUBLISH and acknowledgement and the routing scratch. It is
+// pooled, so an idle connection does not carry it.
+type handling struct {
+	in  packet.Publish
+	ack packet.Ack
+	sc  scratch
+}
+
+// handling returns the reader's handling values, taking them from the
+// pool when the reader has none.
+func (c *conn) handling() *handling {
+	if c.hs == nil {
+		c.hs = c.srv.handlings.Get().(*handling)
+	}
+	return c.hs
+}
+
+// releaseHandling gives the handling values back to the pool; the reader
+// calls it when everything buffered is handled and it waits.
+func (c *conn) releaseHandling() {
+	if h := c.hs; h != nil {
+		h.in.Topic, h.in.Payload = nil, nil // do not keep a read buffer reachable
+		c.hs = nil
+		c.srv.handlings.Put(h)
+	}
+}
+
 // conn is one network connection. The reader goroutine owns the fields in
 // the first group; the writer goroutine flushes out.
 type conn struct {
@@ -51,9 +79,7 @@ type conn struct {
 	authStep   int
 	authCode   packet.Code
 	pending    *pendingConnect // between CONNECT and the end of enhanced auth
-	in         packet.Publish
-	ack        packet.Ack
-	rsc        scratch // routing from the reader
+	hs         *handling // while packets are handled; pooled
 	aliasesIn  [][]byte
 	credTimer  *time.Timer
 	willSent   bool
@@ -164,6 +190,9 @@ func (c *conn) read() error {
 		if r == w {
 			r, w = 0, 0
 			c.shrinkRbuf()
+			if c.raw == nil {
+				c.releaseHandling() // rawRead does when nothing arrived
+			}
 		} else if w == len(c.rbuf) {
 			w = copy(c.rbuf, c.rbuf[r:w])
 			r = 0
@@ -216,10 +245,11 @@ func (c *conn) handle(h packet.FixedHeader, body []byte) error {
 	case packet.PUBLISH:
 		return c.handlePublish(h.Flags, body)
 	case packet.PUBACK, packet.PUBREC, packet.PUBREL, packet.PUBCOMP:
-		if err := c.ack.Decode(h.Type, v, h.Flags, body); err != nil {
+		a := &c.handling().ack
+		if err := a.Decode(h.Type, v, h.Flags, body); err != nil {
 			return err
 		}
-		return c.handleAck(&c.ack)
+		return c.handleAck(a)
 	case packet.SUBSCRIBE:
 		return c.decodeSubscribe(h.Flags, body)
 	case packet.UNSUBSCRIBE:

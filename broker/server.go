@@ -142,6 +142,7 @@ type Server struct {
 
 	scratchPool sync.Pool // *scratch for in-process publishers and writers refilling
 	rbufs       sync.Pool // *[rbufSize]byte read buffers of waiting readers
+	handlings   sync.Pool // *handling of readers handling packets
 
 	// writerIdle is how long a connection's writer goroutine waits
 	// without work before it parks (1–2 intervals).
@@ -171,6 +172,7 @@ func New(cfg Config) *Server {
 	s.subs.Prefer = func(ss *session) bool { return ss.online.Load() }
 	s.scratchPool.New = func() any { return new(scratch) }
 	s.rbufs.New = func() any { return new([rbufSize]byte) }
+	s.handlings.New = func() any { return new(handling) }
 	s.writerIdle = time.Second
 	return s
 }

@@ -127,7 +127,7 @@ func (c *conn) subscribe(f *packet.Subscription, id uint32) (code packet.Code, e
 // retain flag set [MQTT-3.3.1-8].
 func (c *conn) sendRetained(filter []byte, o subOpts) {
 	s := c.srv
-	sc := &c.rsc
+	sc := &c.handling().sc
 	s.retMu.RLock()
 	s.retained.Match(filter, func(_ []byte, m *Message) bool {
 		sc.ret = append(sc.ret, m.retain())
