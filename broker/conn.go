@@ -79,7 +79,7 @@ type conn struct {
 	authStep   int
 	authCode   packet.Code
 	pending    *pendingConnect // between CONNECT and the end of enhanced auth
-	hs         *handling // while packets are handled; pooled
+	hs         *handling       // while packets are handled; pooled
 	aliasesIn  [][]byte
 	credTimer  *time.Timer
 	willSent   bool
