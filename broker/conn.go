@@ -91,6 +91,16 @@ type conn struct {
 	rw, rn int                   // rawRead's offset into rbuf and result
 	rerr   error
 
+	// Parking in the reactor (reactor.go). The reader that owns the
+	// connection sets shard, pfd, added, idleSet and noPark.
+	parked   atomic.Bool  // parked: no reader owns the connection
+	kaExpire atomic.Int64 // a parked connection's keep-alive expiry (Unix ns); 0: none
+	shard    *shard
+	pfd      int32 // file descriptor registered in shard
+	added    bool  // pfd is in the shard's epoll instance
+	idleSet  bool  // the read deadline is readerIdle: it parks the reader
+	noPark   bool  // parking failed: keep the reader
+
 	// Guarded by sess.mu.
 	aliasesOut map[string]uint16
 
@@ -133,12 +143,29 @@ var errRestack = errors.New("broker: continue on a fresh stack")
 // after the rare packets whose handling grows the stack (CONNECT,
 // SUBSCRIBE, ...) the reader continues on a new goroutine with a
 // minimal stack before it waits again.
+//
+// A plain TCP reader parks its connection in the reactor instead (see
+// reactor.go): after those packets, and after readerIdle without input.
 func (c *conn) readLoop() {
-	err := c.read()
-	if err == errRestack {
-		go c.readLoop()
+	for {
+		err := c.read()
+		switch err {
+		case errRestack:
+			go c.readLoop()
+			return
+		case errPark, errParkIdle:
+			if c.srv.park(c, err == errParkIdle) {
+				return
+			}
+			continue // parking failed: read on
+		}
+		c.end(err)
 		return
 	}
+}
+
+// end finishes the connection for its reader.
+func (c *conn) end(err error) {
 	c.finish(err)
 	c.srv.connWG.Done()
 }
@@ -197,19 +224,15 @@ func (c *conn) read() error {
 			w = copy(c.rbuf, c.rbuf[r:w])
 			r = 0
 		}
-		if c.connected && (c.keepAlive > 0 || !c.kaSet) {
-			// Keep-alive 0 turns the keep-alive mechanism off: the deadline
-			// that guarded the CONNECT is cleared once.
-			var d time.Time
-			if c.keepAlive > 0 {
-				d = s.now().Add(c.keepAlive * 3 / 2) // [MQTT-3.1.2-22]
-			}
-			c.kaSet = true
-			c.setReadDeadline(d)
-		}
 		if r == w && c.restack {
 			c.restack = false
+			if c.canPark() {
+				return errPark
+			}
 			return errRestack
+		}
+		if c.connected {
+			c.armDeadline(r == w)
 		}
 		nr, err := c.fill(w)
 		w += nr
@@ -219,11 +242,43 @@ func (c *conn) read() error {
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() && c.connected {
+				if c.idleSet && !c.isClosing() {
+					return errParkIdle
+				}
 				return packet.KeepAliveTimeout
 			}
 			return errClosed
 		}
 	}
+}
+
+// armDeadline sets a connected client's read deadline: its keep-alive, or
+// readerIdle when nothing is buffered and the reader may park (it parks
+// when the deadline expires). Keep-alive 0 turns the keep-alive mechanism
+// off: the deadline that guarded the CONNECT is cleared once.
+func (c *conn) armDeadline(empty bool) {
+	s := c.srv
+	ka := c.keepAlive * 3 / 2 // [MQTT-3.1.2-22]
+	if empty && c.canPark() && (ka == 0 || s.readerIdle < ka) {
+		c.idleSet, c.kaSet = true, false
+		c.setReadDeadline(s.now().Add(s.readerIdle))
+		return
+	}
+	if ka > 0 || !c.kaSet {
+		var d time.Time
+		if ka > 0 {
+			d = s.now().Add(ka)
+		}
+		c.idleSet, c.kaSet = false, true
+		c.setReadDeadline(d)
+	}
+}
+
+// isClosing reports whether closeWith ran.
+func (c *conn) isClosing() bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.closing
 }
 
 // handle dispatches one packet. body aliases the read buffer.
@@ -289,6 +344,7 @@ func (c *conn) finish(err error) {
 		c.credTimer.Stop()
 	}
 	<-c.done
+	c.unpark()
 	c.nc.Close()
 	if c.sess != nil {
 		c.srv.detach(c)
@@ -389,6 +445,7 @@ func (c *conn) writeLoop() {
 	// WebSocket conn closes on an expired deadline, so not earlier.)
 	c.nc.SetReadDeadline(time.Unix(1, 0))
 	close(c.done)
+	c.kick() // a parked reader has no deadline to notice it
 }
 
 // flush writes what is buffered and refills the session's window. It

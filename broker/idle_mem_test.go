@@ -132,6 +132,9 @@ func rawIdleClient(addr *net.TCPAddr, i int) (int, error) {
 	var rb [9]byte
 	for got := 0; got < len(rb); {
 		k, err := unix.Read(fd, rb[got:])
+		if err == unix.EINTR { // the runtime's preemption signal
+			continue
+		}
 		if err != nil || k == 0 {
 			unix.Close(fd)
 			return -1, fmt.Errorf("reading CONNACK/SUBACK after %d bytes: %v", got, err)
