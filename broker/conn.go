@@ -91,6 +91,8 @@ type conn struct {
 	rw, rn int                   // rawRead's offset into rbuf and result
 	rerr   error
 
+	replyPending bool // the reader appended replies to send (reply.go)
+
 	// Parking in the reactor (reactor.go). The reader that owns the
 	// connection sets shard, pfd, added, idleSet and noPark.
 	parked   atomic.Bool  // parked: no reader owns the connection
@@ -112,7 +114,7 @@ type conn struct {
 	wdone   bool          // the writer has exited for good
 	writing atomic.Bool   // a writer goroutine runs (or has finished); set under wmu
 	wake    chan struct{} // wakes the writer
-	done    chan struct{} // closed when the writer has exited for good
+	done    chan struct{} // made when closing is set; closed when the writer has exited for good
 }
 
 func newConn(s *Server, nc net.Conn, p *Port) *conn {
@@ -122,7 +124,6 @@ func newConn(s *Server, nc net.Conn, p *Port) *conn {
 		port:    p,
 		problem: true,
 		wake:    make(chan struct{}, 1),
-		done:    make(chan struct{}),
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		if raw, err := tc.SyscallConn(); err == nil {
@@ -224,6 +225,7 @@ func (c *conn) read() error {
 			w = copy(c.rbuf, c.rbuf[r:w])
 			r = 0
 		}
+		c.flushReplies()
 		if r == w && c.restack {
 			c.restack = false
 			if c.canPark() {
@@ -316,7 +318,7 @@ func (c *conn) handle(h packet.FixedHeader, body []byte) error {
 		c.wmu.Lock()
 		c.out = packet.AppendPingresp(c.out)
 		c.wmu.Unlock()
-		c.signal()
+		c.replied()
 		return nil
 	case packet.DISCONNECT:
 		return c.decodeDisconnect(h.Flags, body)
@@ -368,7 +370,7 @@ func (c *conn) closeWith(code packet.Code, reason string) {
 		c.wmu.Unlock()
 		return
 	}
-	c.closing = true
+	c.setClosingLocked()
 	if code >= 0x80 && c.version == packet.V5 && c.connected {
 		d := packet.Disconnect{Code: code}
 		if reason != "" {
@@ -379,6 +381,14 @@ func (c *conn) closeWith(code packet.Code, reason string) {
 	}
 	c.wmu.Unlock()
 	c.signal() // the writer flushes, then wakes the reader as it exits
+}
+
+// setClosingLocked marks the connection closing. Callers hold wmu.
+func (c *conn) setClosingLocked() {
+	if !c.closing {
+		c.closing = true
+		c.done = make(chan struct{}) // only now: an idle connection holds none
+	}
 }
 
 // setReadDeadline moves the read deadline unless the connection is closing:
@@ -464,7 +474,7 @@ func (c *conn) flush() bool {
 		c.srv.Stats.BytesSent.Add(uint64(n))
 		if err != nil {
 			c.wmu.Lock()
-			c.closing = true
+			c.setClosingLocked()
 			c.wmu.Unlock()
 			return false
 		}
@@ -497,17 +507,18 @@ func (c *conn) park() bool {
 	}
 	c.out, c.spare = nil, nil
 	c.writing.Store(false)
+	c.nc.SetWriteDeadline(noDeadline) // the reader may write replies itself (flushReplies)
 	return true
 }
 
-// writeAck appends an acknowledgement.
+// writeAck appends an acknowledgement; the reader calls it.
 func (c *conn) writeAck(t packet.Type, pid uint16, code packet.Code) {
 	a := packet.Ack{Type: t, PacketID: pid, Code: code}
 	c.addReason(&a.Props, code)
 	c.wmu.Lock()
 	c.out = a.Append(c.out, c.version)
 	c.wmu.Unlock()
-	c.signal()
+	c.replied()
 }
 
 // tlsState returns the TLS connection state of a *tls.Conn, or of any

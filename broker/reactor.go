@@ -199,12 +199,9 @@ func (c *conn) kick() {
 
 // writerExited reports whether the writer has exited for good.
 func (c *conn) writerExited() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.wdone
 }
 
 // park hands the connection to the reactor. The caller owns c; after
@@ -214,6 +211,7 @@ func (c *conn) writerExited() bool {
 func (s *Server) park(c *conn, idle bool) bool {
 	c.releaseRbuf()
 	c.releaseHandling()
+	c.dropIdleOut()
 	sh := c.shard
 	if sh == nil {
 		s.mu.Lock()
@@ -258,7 +256,7 @@ func (s *Server) park(c *conn, idle bool) bool {
 	}
 	c.added = true
 	// From here on another goroutine may own c: only locals and the
-	// read-only raw and done are used.
+	// read-only raw and the locked wdone are used.
 	raw := c.raw
 	c.parked.Store(true)
 	var cerr error

@@ -83,7 +83,7 @@ func (c *conn) handleSubscribe(sp *packet.Subscribe) error {
 	c.wmu.Lock()
 	c.out = ack.Append(c.out, c.version)
 	c.wmu.Unlock()
-	c.signal()
+	c.replied()
 	for _, w := range want {
 		c.sendRetained(w.filter, w.opts)
 	}
@@ -168,7 +168,7 @@ func (c *conn) handleUnsubscribe(up *packet.Unsubscribe) error {
 	c.wmu.Lock()
 	c.out = ack.Append(c.out, c.version)
 	c.wmu.Unlock()
-	c.signal()
+	c.replied()
 	return nil
 }
 
