@@ -511,14 +511,16 @@ func (c *conn) park() bool {
 	return true
 }
 
-// writeAck appends an acknowledgement; the reader calls it.
+// writeAck appends an acknowledgement. It wakes the writer at once, like
+// a delivery: under a stream of QoS 1/2 messages the writer batches the
+// acknowledgements of several reads into one write.
 func (c *conn) writeAck(t packet.Type, pid uint16, code packet.Code) {
 	a := packet.Ack{Type: t, PacketID: pid, Code: code}
 	c.addReason(&a.Props, code)
 	c.wmu.Lock()
 	c.out = a.Append(c.out, c.version)
 	c.wmu.Unlock()
-	c.replied()
+	c.signal()
 }
 
 // tlsState returns the TLS connection state of a *tls.Conn, or of any

@@ -140,9 +140,12 @@ func (sh *shard) scan() {
 	var next int64
 	sh.mu.Lock()
 	for _, c := range sh.conns {
-		exp := c.kaExpire.Load()
-		if exp == 0 || !c.parked.Load() {
-			continue // no keep-alive, or its reader watches it
+		if !c.parked.Load() {
+			continue // its reader watches the keep-alive
+		}
+		exp := c.kaExpire.Load() // stored before parked
+		if exp == 0 {
+			continue
 		}
 		if exp <= now {
 			expired = append(expired, c)
