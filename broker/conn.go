@@ -158,7 +158,8 @@ func (c *conn) readLoop() {
 			if c.srv.park(c, err == errParkIdle) {
 				return
 			}
-			continue // parking failed: read on
+			c.noPark = true // the reactor is closed or failed, or c is closing: read on
+			continue
 		}
 		c.end(err)
 		return
