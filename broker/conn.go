@@ -21,6 +21,34 @@ type scratch struct {
 	ret     []*Message
 }
 
+// handling is what a reader needs only while it handles packets: the
+// decoded PUBLISH and acknowledgement and the routing scratch. It is
+// pooled, so an idle connection does not carry it.
+type handling struct {
+	in  packet.Publish
+	ack packet.Ack
+	sc  scratch
+}
+
+// handling returns the reader's handling values, taking them from the
+// pool when the reader has none.
+func (c *conn) handling() *handling {
+	if c.hs == nil {
+		c.hs = c.srv.handlings.Get().(*handling)
+	}
+	return c.hs
+}
+
+// releaseHandling gives the handling values back to the pool; the reader
+// calls it when everything buffered is handled and it waits.
+func (c *conn) releaseHandling() {
+	if h := c.hs; h != nil {
+		h.in.Topic, h.in.Payload = nil, nil // do not keep a read buffer reachable
+		c.hs = nil
+		c.srv.handlings.Put(h)
+	}
+}
+
 // conn is one network connection. The reader goroutine owns the fields in
 // the first group; the writer goroutine flushes out.
 type conn struct {
@@ -51,9 +79,7 @@ type conn struct {
 	authStep   int
 	authCode   packet.Code
 	pending    *pendingConnect // between CONNECT and the end of enhanced auth
-	in         packet.Publish
-	ack        packet.Ack
-	rsc        scratch // routing from the reader
+	hs         *handling       // while packets are handled; pooled
 	aliasesIn  [][]byte
 	credTimer  *time.Timer
 	willSent   bool
@@ -64,6 +90,18 @@ type conn struct {
 	rawFn  func(fd uintptr) bool // c.rawRead, bound once
 	rw, rn int                   // rawRead's offset into rbuf and result
 	rerr   error
+
+	replyPending bool // the reader appended replies to send (reply.go)
+
+	// Parking in the reactor (reactor.go). The reader that owns the
+	// connection sets shard, pfd, added, idleSet and noPark.
+	parked   atomic.Bool  // parked: no reader owns the connection
+	kaExpire atomic.Int64 // a parked connection's keep-alive expiry (Unix ns); 0: none
+	shard    *shard
+	pfd      int32 // file descriptor registered in shard
+	added    bool  // pfd is in the shard's epoll instance
+	idleSet  bool  // the read deadline is readerIdle: it parks the reader
+	noPark   bool  // parking failed: keep the reader
 
 	// Guarded by sess.mu.
 	aliasesOut map[string]uint16
@@ -76,7 +114,7 @@ type conn struct {
 	wdone   bool          // the writer has exited for good
 	writing atomic.Bool   // a writer goroutine runs (or has finished); set under wmu
 	wake    chan struct{} // wakes the writer
-	done    chan struct{} // closed when the writer has exited for good
+	done    chan struct{} // made when closing is set; closed when the writer has exited for good
 }
 
 func newConn(s *Server, nc net.Conn, p *Port) *conn {
@@ -86,7 +124,6 @@ func newConn(s *Server, nc net.Conn, p *Port) *conn {
 		port:    p,
 		problem: true,
 		wake:    make(chan struct{}, 1),
-		done:    make(chan struct{}),
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		if raw, err := tc.SyscallConn(); err == nil {
@@ -107,12 +144,30 @@ var errRestack = errors.New("broker: continue on a fresh stack")
 // after the rare packets whose handling grows the stack (CONNECT,
 // SUBSCRIBE, ...) the reader continues on a new goroutine with a
 // minimal stack before it waits again.
+//
+// A plain TCP reader parks its connection in the reactor instead (see
+// reactor.go): after those packets, and after readerIdle without input.
 func (c *conn) readLoop() {
-	err := c.read()
-	if err == errRestack {
-		go c.readLoop()
+	for {
+		err := c.read()
+		switch err {
+		case errRestack:
+			go c.readLoop()
+			return
+		case errPark, errParkIdle:
+			if c.srv.park(c, err == errParkIdle) {
+				return
+			}
+			c.noPark = true // the reactor is closed or failed, or c is closing: read on
+			continue
+		}
+		c.end(err)
 		return
 	}
+}
+
+// end finishes the connection for its reader.
+func (c *conn) end(err error) {
 	c.finish(err)
 	c.srv.connWG.Done()
 }
@@ -164,23 +219,23 @@ func (c *conn) read() error {
 		if r == w {
 			r, w = 0, 0
 			c.shrinkRbuf()
+			if c.raw == nil {
+				c.releaseHandling() // rawRead does when nothing arrived
+			}
 		} else if w == len(c.rbuf) {
 			w = copy(c.rbuf, c.rbuf[r:w])
 			r = 0
 		}
-		if c.connected && (c.keepAlive > 0 || !c.kaSet) {
-			// Keep-alive 0 turns the keep-alive mechanism off: the deadline
-			// that guarded the CONNECT is cleared once.
-			var d time.Time
-			if c.keepAlive > 0 {
-				d = s.now().Add(c.keepAlive * 3 / 2) // [MQTT-3.1.2-22]
-			}
-			c.kaSet = true
-			c.setReadDeadline(d)
-		}
+		c.flushReplies()
 		if r == w && c.restack {
 			c.restack = false
+			if c.canPark() {
+				return errPark
+			}
 			return errRestack
+		}
+		if c.connected {
+			c.armDeadline(r == w)
 		}
 		nr, err := c.fill(w)
 		w += nr
@@ -190,11 +245,43 @@ func (c *conn) read() error {
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() && c.connected {
+				if c.idleSet && !c.isClosing() {
+					return errParkIdle
+				}
 				return packet.KeepAliveTimeout
 			}
 			return errClosed
 		}
 	}
+}
+
+// armDeadline sets a connected client's read deadline: its keep-alive, or
+// readerIdle when nothing is buffered and the reader may park (it parks
+// when the deadline expires). Keep-alive 0 turns the keep-alive mechanism
+// off: the deadline that guarded the CONNECT is cleared once.
+func (c *conn) armDeadline(empty bool) {
+	s := c.srv
+	ka := c.keepAlive * 3 / 2 // [MQTT-3.1.2-22]
+	if empty && c.canPark() && (ka == 0 || s.readerIdle < ka) {
+		c.idleSet, c.kaSet = true, false
+		c.setReadDeadline(s.now().Add(s.readerIdle))
+		return
+	}
+	if ka > 0 || !c.kaSet {
+		var d time.Time
+		if ka > 0 {
+			d = s.now().Add(ka)
+		}
+		c.idleSet, c.kaSet = false, true
+		c.setReadDeadline(d)
+	}
+}
+
+// isClosing reports whether closeWith ran.
+func (c *conn) isClosing() bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.closing
 }
 
 // handle dispatches one packet. body aliases the read buffer.
@@ -216,10 +303,11 @@ func (c *conn) handle(h packet.FixedHeader, body []byte) error {
 	case packet.PUBLISH:
 		return c.handlePublish(h.Flags, body)
 	case packet.PUBACK, packet.PUBREC, packet.PUBREL, packet.PUBCOMP:
-		if err := c.ack.Decode(h.Type, v, h.Flags, body); err != nil {
+		a := &c.handling().ack
+		if err := a.Decode(h.Type, v, h.Flags, body); err != nil {
 			return err
 		}
-		return c.handleAck(&c.ack)
+		return c.handleAck(a)
 	case packet.SUBSCRIBE:
 		return c.decodeSubscribe(h.Flags, body)
 	case packet.UNSUBSCRIBE:
@@ -231,7 +319,7 @@ func (c *conn) handle(h packet.FixedHeader, body []byte) error {
 		c.wmu.Lock()
 		c.out = packet.AppendPingresp(c.out)
 		c.wmu.Unlock()
-		c.signal()
+		c.replied()
 		return nil
 	case packet.DISCONNECT:
 		return c.decodeDisconnect(h.Flags, body)
@@ -259,6 +347,7 @@ func (c *conn) finish(err error) {
 		c.credTimer.Stop()
 	}
 	<-c.done
+	c.unpark()
 	c.nc.Close()
 	if c.sess != nil {
 		c.srv.detach(c)
@@ -282,7 +371,7 @@ func (c *conn) closeWith(code packet.Code, reason string) {
 		c.wmu.Unlock()
 		return
 	}
-	c.closing = true
+	c.setClosingLocked()
 	if code >= 0x80 && c.version == packet.V5 && c.connected {
 		d := packet.Disconnect{Code: code}
 		if reason != "" {
@@ -293,6 +382,14 @@ func (c *conn) closeWith(code packet.Code, reason string) {
 	}
 	c.wmu.Unlock()
 	c.signal() // the writer flushes, then wakes the reader as it exits
+}
+
+// setClosingLocked marks the connection closing. Callers hold wmu.
+func (c *conn) setClosingLocked() {
+	if !c.closing {
+		c.closing = true
+		c.done = make(chan struct{}) // only now: an idle connection holds none
+	}
 }
 
 // setReadDeadline moves the read deadline unless the connection is closing:
@@ -359,6 +456,7 @@ func (c *conn) writeLoop() {
 	// WebSocket conn closes on an expired deadline, so not earlier.)
 	c.nc.SetReadDeadline(time.Unix(1, 0))
 	close(c.done)
+	c.kick() // a parked reader has no deadline to notice it
 }
 
 // flush writes what is buffered and refills the session's window. It
@@ -377,7 +475,7 @@ func (c *conn) flush() bool {
 		c.srv.Stats.BytesSent.Add(uint64(n))
 		if err != nil {
 			c.wmu.Lock()
-			c.closing = true
+			c.setClosingLocked()
 			c.wmu.Unlock()
 			return false
 		}
@@ -410,10 +508,13 @@ func (c *conn) park() bool {
 	}
 	c.out, c.spare = nil, nil
 	c.writing.Store(false)
+	c.nc.SetWriteDeadline(noDeadline) // the reader may write replies itself (flushReplies)
 	return true
 }
 
-// writeAck appends an acknowledgement.
+// writeAck appends an acknowledgement. It wakes the writer at once, like
+// a delivery: under a stream of QoS 1/2 messages the writer batches the
+// acknowledgements of several reads into one write.
 func (c *conn) writeAck(t packet.Type, pid uint16, code packet.Code) {
 	a := packet.Ack{Type: t, PacketID: pid, Code: code}
 	c.addReason(&a.Props, code)

@@ -144,7 +144,7 @@ func (c *conn) authenticate(a *packet.Auth, cp *packet.Connect) bool {
 		c.wmu.Lock()
 		c.out = out.Append(c.out, c.version)
 		c.wmu.Unlock()
-		c.signal()
+		c.replied()
 		return true
 	}
 	if res.Code == packet.ContinueAuthentication {
@@ -255,7 +255,7 @@ func (c *conn) writeConnack(present bool, code packet.Code, p *pendingConnect) {
 	c.wmu.Lock()
 	c.out = ack.Append(c.out, c.version)
 	c.wmu.Unlock()
-	c.signal()
+	c.replied()
 }
 
 func (c *conn) writeRaw(b []byte) {

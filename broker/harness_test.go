@@ -199,6 +199,17 @@ func (r *rawClient) subscribe(pid uint16, subs ...packet.Subscription) []packet.
 	return a.Codes
 }
 
+// sync does a PINGREQ round trip: when it returns, the broker has handled
+// everything sent before (a QoS 0 PUBLISH has no acknowledgement to wait
+// for).
+func (r *rawClient) sync() {
+	r.t.Helper()
+	r.write(packet.AppendPingreq(nil))
+	if h, _ := r.read(); h.Type != packet.PINGRESP {
+		r.t.Fatalf("got packet type %d, want PINGRESP", h.Type)
+	}
+}
+
 // expectSilence requires that nothing arrives within d.
 func (r *rawClient) expectSilence(d time.Duration) {
 	r.t.Helper()

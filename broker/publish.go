@@ -12,7 +12,7 @@ import (
 
 // handlePublish processes a PUBLISH from the client.
 func (c *conn) handlePublish(flags byte, body []byte) error {
-	p := &c.in
+	p := &c.handling().in
 	if err := p.Decode(c.version, flags, body); err != nil {
 		return err
 	}
@@ -54,7 +54,7 @@ func (c *conn) handlePublish(flags byte, body []byte) error {
 		code = packet.NotAuthorized // 3.1.1 cannot say so: the message is dropped
 	default:
 		m := newMessage(p, s.now(), c.client)
-		if s.publish(m, sess, &c.rsc) == 0 && c.version == packet.V5 {
+		if s.publish(m, sess, &c.handling().sc) == 0 && c.version == packet.V5 {
 			code = packet.NoMatchingSubscribers
 		}
 		m.release()
@@ -420,6 +420,6 @@ func (c *conn) handleAck(a *packet.Ack) error {
 	default:
 		return packet.ProtocolError
 	}
-	ss.refillLocked(c, &c.rsc, now)
+	ss.refillLocked(c, &c.handling().sc, now)
 	return nil
 }

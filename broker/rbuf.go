@@ -40,6 +40,7 @@ func (c *conn) rawRead(fd uintptr) bool {
 		case err == unix.EAGAIN:
 			if c.rw == 0 {
 				c.releaseRbuf()
+				c.releaseHandling()
 			}
 			return false
 		case err != nil:

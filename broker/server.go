@@ -39,6 +39,10 @@ type Config struct {
 	// connection's goroutine. The state store drops the client's KEYNOTIFY
 	// registrations here.
 	OnDisconnect func(c *Client)
+	// DisableReactor keeps one reader goroutine per plain TCP connection.
+	// By default a connection idle for a second (or just after a control
+	// packet) waits in an epoll reactor without a goroutine.
+	DisableReactor bool
 }
 
 // Client is what hooks learn about a client. The broker fills it at
@@ -142,6 +146,14 @@ type Server struct {
 
 	scratchPool sync.Pool // *scratch for in-process publishers and writers refilling
 	rbufs       sync.Pool // *[rbufSize]byte read buffers of waiting readers
+	handlings   sync.Pool // *handling of readers handling packets
+
+	// readerIdle is how long a plain TCP reader waits without input
+	// before it parks the connection in the reactor.
+	readerIdle time.Duration
+	noReactor  bool
+	reactor    *reactor // started by the first park; guarded by mu
+	reactorErr error    // the reactor could not start
 
 	// writerIdle is how long a connection's writer goroutine waits
 	// without work before it parks (1–2 intervals).
@@ -171,7 +183,10 @@ func New(cfg Config) *Server {
 	s.subs.Prefer = func(ss *session) bool { return ss.online.Load() }
 	s.scratchPool.New = func() any { return new(scratch) }
 	s.rbufs.New = func() any { return new([rbufSize]byte) }
+	s.handlings.New = func() any { return new(handling) }
 	s.writerIdle = time.Second
+	s.readerIdle = time.Second
+	s.noReactor = cfg.DisableReactor
 	return s
 }
 
@@ -258,10 +273,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() { s.connWG.Wait(); close(done) }()
 	select {
 	case <-done:
+		s.closeReactor()
 		return nil
 	case <-ctx.Done():
 		for _, c := range conns {
 			c.nc.Close()
+			c.kick()
 		}
 		return ctx.Err()
 	}
@@ -271,9 +288,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() error {
 	for _, c := range s.stop() {
 		c.nc.Close()
+		c.kick() // a parked connection has no reader to notice
 	}
 	s.connWG.Wait()
+	s.closeReactor()
 	return nil
+}
+
+// closeReactor stops the reactor once every connection has ended.
+func (s *Server) closeReactor() {
+	s.mu.Lock()
+	r := s.reactor
+	s.reactor, s.reactorErr = nil, ErrServerClosed
+	s.mu.Unlock()
+	if r != nil {
+		r.close()
+	}
 }
 
 // stop marks the server closed, closes the listeners and returns the

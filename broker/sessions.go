@@ -64,13 +64,13 @@ func (s *Server) attach(c *conn, p *pendingConnect) {
 		f := &ss.inflight[i]
 		if f.state == awaitComp {
 			c.writeAck(packet.PUBREL, f.pid, packet.Success)
-		} else if c.writePublish(&f.d, f.pid, true, &c.rsc, now, 0) != written {
+		} else if c.writePublish(&f.d, f.pid, true, &c.handling().sc, now, 0) != written {
 			ss.removeInflight(i) // shifts the rest down: look at i again
 			i--
 			ss.drop()
 		}
 	}
-	ss.refillLocked(c, &c.rsc, now)
+	ss.refillLocked(c, &c.handling().sc, now)
 	ss.mu.Unlock()
 	for _, w := range wills {
 		s.publishWill(w, ss)

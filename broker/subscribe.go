@@ -83,7 +83,7 @@ func (c *conn) handleSubscribe(sp *packet.Subscribe) error {
 	c.wmu.Lock()
 	c.out = ack.Append(c.out, c.version)
 	c.wmu.Unlock()
-	c.signal()
+	c.replied()
 	for _, w := range want {
 		c.sendRetained(w.filter, w.opts)
 	}
@@ -127,7 +127,7 @@ func (c *conn) subscribe(f *packet.Subscription, id uint32) (code packet.Code, e
 // retain flag set [MQTT-3.3.1-8].
 func (c *conn) sendRetained(filter []byte, o subOpts) {
 	s := c.srv
-	sc := &c.rsc
+	sc := &c.handling().sc
 	s.retMu.RLock()
 	s.retained.Match(filter, func(_ []byte, m *Message) bool {
 		sc.ret = append(sc.ret, m.retain())
@@ -168,7 +168,7 @@ func (c *conn) handleUnsubscribe(up *packet.Unsubscribe) error {
 	c.wmu.Lock()
 	c.out = ack.Append(c.out, c.version)
 	c.wmu.Unlock()
-	c.signal()
+	c.replied()
 	return nil
 }
 

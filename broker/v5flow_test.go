@@ -286,6 +286,7 @@ func TestV5MessageExpiryRetained(t *testing.T) {
 		}
 		p.send(pp)
 	}
+	p.sync() // stored before anyone subscribes
 	// Before expiry both are sent; the expiring one with its remaining time.
 	c, _ := v5Dial(t, addr, v5Connect("c1", true))
 	c.v5Sub(1, packet.Subscription{Filter: []byte("r/expiring"), QoS: 0}, 0)

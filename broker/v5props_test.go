@@ -162,6 +162,7 @@ func TestV5RetainHandling(t *testing.T) {
 	_, addr := startServer(t, broker.Config{}, nil)
 	p, _ := v5Dial(t, addr, v5Connect("p", true))
 	p.send(&packet.Publish{Topic: []byte("r"), Retain: true, Payload: []byte("kept")})
+	p.sync() // stored before anyone subscribes
 	for _, tt := range []struct {
 		rh   byte
 		want []bool // retained message sent on the first and second SUBSCRIBE
