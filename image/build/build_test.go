@@ -43,6 +43,7 @@ func testConfig(t *testing.T, target Target) Config {
 		Hostname:    "edgebroker-test",
 		Password:    "test-password",
 		HTTPPort:    8080,
+		StatusAddr:  "127.0.0.1:9100",
 		Flags:       []string{"-listen", "0.0.0.0:1883"},
 		Env:         []string{"EDGEBROKER_TEST=1"},
 		Files:       map[string][]byte{"/etc/edgebroker/trusted.pub": []byte("key\n")},
@@ -173,7 +174,7 @@ func TestRPiImage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, want := range []string{"/user/edgebroker", "/perm/edgebroker", "0.0.0.0:1883", "EDGEBROKER_TEST=1", "/etc/edgebroker/trusted-keys-0.pub", "-usb"} {
+		for _, want := range []string{"/user/edgebroker", "/perm/edgebroker", "0.0.0.0:1883", "EDGEBROKER_TEST=1", "/etc/edgebroker/trusted-keys-0.pub", "-usb", "127.0.0.1:9100"} {
 			if !bytes.Contains(initBin, []byte(want)) {
 				t.Errorf("/gokrazy/init does not contain %q", want)
 			}

@@ -18,8 +18,10 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"net"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -69,7 +71,13 @@ type Config struct {
 	// HTTPPort is the port of gokrazy's web and update interface
 	// (/etc/http-port.txt); 0 means 80.
 	HTTPPort int
-	// Flags are extra edgebroker flags, appended to "-data /perm/edgebroker".
+	// StatusAddr is edgebroker's -status address: its status page,
+	// status.json, ca.crt and Prometheus /metrics over HTTP. "" means
+	// DefaultStatusAddr (":8080"); "off" serves none. Its port must differ
+	// from HTTPPort (gokrazy's own web interface).
+	StatusAddr string
+	// Flags are extra edgebroker flags, appended to "-data /perm/edgebroker"
+	// and the flags the fields above make.
 	Flags []string
 	// Env is extra environment for edgebroker (KEY=value).
 	Env []string
@@ -132,6 +140,19 @@ func (c Config) withDefaults() (Config, error) {
 	if c.HTTPPort < 1 || c.HTTPPort > 65535 {
 		return c, fmt.Errorf("build: HTTPPort %d out of range", c.HTTPPort)
 	}
+	if c.StatusAddr == "" {
+		c.StatusAddr = DefaultStatusAddr
+	}
+	if c.StatusAddr != "off" {
+		_, port, err := net.SplitHostPort(c.StatusAddr)
+		n, perr := strconv.Atoi(port)
+		switch {
+		case err != nil || perr != nil || n < 1 || n > 65535:
+			return c, fmt.Errorf("build: StatusAddr %q: want host:port or :port (or \"off\")", c.StatusAddr)
+		case n == c.HTTPPort:
+			return c, fmt.Errorf("build: StatusAddr %q: port %d is gokrazy's web interface (HTTPPort)", c.StatusAddr, n)
+		}
+	}
 	for _, e := range c.Env {
 		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
 			return c, fmt.Errorf("build: environment entry %q: want KEY=value", e)
@@ -173,6 +194,10 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
+// DefaultStatusAddr is where edgebroker serves its status page in an image
+// unless Config.StatusAddr says otherwise: every interface, port 8080.
+const DefaultStatusAddr = ":8080"
+
 // trustedKeysPrefix starts the paths of Config.TrustedKeys in the image.
 const trustedKeysPrefix = "/etc/edgebroker/trusted-keys-"
 
@@ -182,6 +207,9 @@ func trustedKeyPath(i int) string { return fmt.Sprintf("%s%d.pub", trustedKeysPr
 // edgebrokerArgs are the flags /gokrazy/init starts edgebroker with.
 func (c Config) edgebrokerArgs() []string {
 	args := []string{"-data", "/perm/edgebroker"}
+	if c.StatusAddr != "" && c.StatusAddr != "off" {
+		args = append(args, "-status", c.StatusAddr)
+	}
 	for i := range c.TrustedKeys {
 		args = append(args, "-trust", trustedKeyPath(i))
 	}

@@ -1,9 +1,14 @@
 package qemu_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/json"
 	"fmt"
+	"html"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,13 +18,17 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"edgebroker/appliance"
 	"edgebroker/image/build"
 	"edgebroker/image/qemu"
 	"edgebroker/image/update"
+	"edgebroker/provisioning/bundle"
+	"edgebroker/provisioning/usb/usbtest"
 	"edgebroker/tools/ssclient"
 )
 
@@ -31,6 +40,14 @@ const (
 	envCache = "EDGEBROKER_IMAGE_CACHE"
 	password = "qemu-test-password"
 	bootWait = 120 * time.Second
+
+	// Guest ports: the plain port of -listen, gokrazy's web interface,
+	// edgebroker's status page (the image's default -status :8080), and
+	// the port the USB bundle adds.
+	mqttPort   = 1883
+	httpPort   = 80
+	statusPort = 8080
+	bundlePort = 2883
 )
 
 // mainDir is the edgebroker module the image is built from:
@@ -43,15 +60,19 @@ func mainDir() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-func buildImage(t *testing.T, out string, epoch int64) *build.Result {
+// buildImage builds a QEMU image whose edgebroker trusts the provisioning
+// public key trusted (so it runs with -trust … -usb) and serves its status
+// page on the default :8080.
+func buildImage(t *testing.T, out string, epoch int64, trusted ed25519.PublicKey) *build.Result {
 	t.Helper()
 	start := time.Now()
 	res, err := build.Build(context.Background(), build.Config{
-		Target:   build.TargetQEMU,
-		MainDir:  mainDir(),
-		CacheDir: os.Getenv(envCache),
-		Hostname: "edgebroker-qemu",
-		Password: password,
+		Target:      build.TargetQEMU,
+		MainDir:     mainDir(),
+		CacheDir:    os.Getenv(envCache),
+		Hostname:    "edgebroker-qemu",
+		Password:    password,
+		TrustedKeys: [][]byte{bundle.MarshalPublicKey(trusted)},
 		// A plain anonymous MQTT port on every interface, for the test
 		// (instead of the default loopback port, which has the same number).
 		Flags:    []string{"-listen", "0.0.0.0:1883", "-loopback", "off"},
@@ -73,12 +94,14 @@ func (w testWriter) Write(b []byte) (int, error) {
 }
 
 // boot starts the VM and waits until edgebroker answers MQTT through the
-// forwarded port. The serial log is printed when the test fails.
+// forwarded port. When the test fails, edgebroker's recent log (from
+// gokrazy's web interface, while the VM runs) and the serial console are
+// printed.
 func boot(t *testing.T, img, log, usbStick string) *qemu.VM {
 	t.Helper()
 	vm, err := qemu.Start(context.Background(), qemu.Options{
 		Image:    img,
-		Forward:  map[int]int{1883: 0, 80: 0},
+		Forward:  map[int]int{mqttPort: 0, httpPort: 0, statusPort: 0, bundlePort: 0},
 		USBStick: usbStick,
 		Log:      log,
 		Timeout:  10 * time.Minute,
@@ -87,6 +110,13 @@ func boot(t *testing.T, img, log, usbStick string) *qemu.VM {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		if t.Failed() {
+			select {
+			case <-vm.Done():
+			default:
+				t.Logf("edgebroker's log (gokrazy /status?path=/user/edgebroker):\n%s", serviceLog(vm.Addr(httpPort)))
+			}
+		}
 		vm.Stop()
 		if t.Failed() {
 			b, _ := os.ReadFile(log)
@@ -94,26 +124,56 @@ func boot(t *testing.T, img, log, usbStick string) *qemu.VM {
 		}
 	})
 	start := time.Now()
-	deadline := start.Add(bootWait)
+	waitMQTT(t, vm, mqttPort, bootWait)
+	t.Logf("MQTT answers %v after starting QEMU (pid %d)", time.Since(start).Round(time.Millisecond), vm.PID())
+	return vm
+}
+
+// waitMQTT waits up to d until an MQTT client connects through the host
+// port forwarded to guest port p.
+func waitMQTT(t *testing.T, vm *qemu.VM, p int, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for {
-		c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + vm.Addr(1883)).
+		c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + vm.Addr(p)).
 			SetClientID("probe").SetConnectTimeout(3 * time.Second).SetAutoReconnect(false))
 		tok := c.Connect()
 		if tok.WaitTimeout(5*time.Second) && tok.Error() == nil {
 			c.Disconnect(0)
-			break
+			return
 		}
 		select {
 		case <-vm.Done():
-			t.Fatalf("QEMU exited during boot: %v", vm.Err())
+			t.Fatalf("QEMU exited while waiting for MQTT on guest port %d: %v", p, vm.Err())
 		case <-time.After(time.Second):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no MQTT on %s within %v of starting QEMU", vm.Addr(1883), bootWait)
+			t.Fatalf("no MQTT on guest port %d (%s) within %v", p, vm.Addr(p), d)
 		}
 	}
-	t.Logf("MQTT answers %v after starting QEMU (pid %d)", time.Since(start).Round(time.Millisecond), vm.PID())
-	return vm
+}
+
+// serviceLog is the last lines edgebroker wrote, as gokrazy's status page
+// for the service shows them (tags stripped), or why they are unavailable.
+func serviceLog(addr string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/status?path=/user/edgebroker", nil)
+	req.SetBasicAuth("gokrazy", password)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	text := html.UnescapeString(regexp.MustCompile(`<[^>]*>`).ReplaceAllString(string(b), ""))
+	var lines []string
+	for _, l := range strings.Split(text, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return string(tail([]byte(strings.Join(lines, "\n")), 8<<10))
 }
 
 func tail(b []byte, n int) []byte {
@@ -123,26 +183,53 @@ func tail(b []byte, n int) []byte {
 	return b
 }
 
+// TestQEMU boots the image and checks it from the host: MQTT through a
+// forwarded port; a USB stick with a bundle signed by the image's trusted
+// key adds a port (the kernel mounts the stick's FAT32) and gets its report;
+// the status page lists both; after a reboot, without the stick, the
+// bundle's configuration and a state store key are still there; an update
+// over gokrazy's HTTP protocol boots from the other root partition and
+// keeps them.
 func TestQEMU(t *testing.T) {
 	if os.Getenv(envRun) != "1" {
 		t.Skipf("boots images under QEMU for minutes: set %s=1 (make qemu-test)", envRun)
 	}
-	for _, tool := range []string{"qemu-system-aarch64", "timeout", "mtype", "mcopy", "mkfs.fat", "mksquashfs", "mkfs.ext4"} {
+	for _, tool := range []string{"qemu-system-aarch64", "timeout", "mtype", "mcopy", "mkfs.fat", "mksquashfs", "mkfs.ext4", "fsck.vfat"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s not found: run tools/setup-test-deps", tool)
 		}
 	}
 	dir := t.TempDir()
+	key, err := bundle.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	trusted := key.Public().(ed25519.PublicKey)
 	img := filepath.Join(dir, "a.img")
 	const epochA, epochB = 1700000000, 1700086400
-	buildImage(t, img, epochA)
+	buildImage(t, img, epochA, trusted)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 
-	vm := boot(t, img, filepath.Join(dir, "boot1.log"), "")
-	pubSub(t, vm.Addr(1883))
-	ssSet(t, ctx, vm.Addr(1883), "qemu-key", "kept across reboots")
-	dev := &update.Device{BaseURL: "http://" + vm.Addr(80), Password: password}
+	// First boot, with a stick holding a bundle signed by the trusted key
+	// that adds a plain MQTT port on every interface.
+	stick := usbtest.NewFAT32Image(t, map[string][]byte{
+		bundle.FileName: packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(bundlePort)}),
+	})
+	vm := boot(t, img, filepath.Join(dir, "boot1.log"), stick)
+	pubSub(t, vm.Addr(mqttPort))
+	start := time.Now()
+	waitMQTT(t, vm, bundlePort, 60*time.Second)
+	t.Logf("the bundle's port %d answers %v after the default port", bundlePort, time.Since(start).Round(time.Millisecond))
+	pubSub(t, vm.Addr(bundlePort))
+	wantStatus(t, ctx, vm.Addr(statusPort))
+	// The report is written after the bundle is applied: wait for it
+	// before the reboot (which ends edgebroker), reading the image
+	// without writing.
+	waitReport(t, vm, stick, 30*time.Second)
+	fatMessages(t, vm.Log)
+	ssSet(t, ctx, vm.Addr(mqttPort), "qemu-key", "kept across reboots")
+	dev := &update.Device{BaseURL: "http://" + vm.Addr(httpPort), Password: password}
 	wantBuilt(t, ctx, dev, epochA)
 
 	// Reboot through gokrazy: SIGTERM to edgebroker, /perm unmounted.
@@ -152,17 +239,25 @@ func TestQEMU(t *testing.T) {
 	if err := vm.Wait(150 * time.Second); err != nil {
 		t.Fatal(err)
 	}
+	// What the gateway wrote back to the stick, now that QEMU has let go
+	// of it.
+	wantReport(t, stick)
+
+	// Second boot, without the stick: the bundle's configuration and the
+	// state store key are still there.
 	vm = boot(t, img, filepath.Join(dir, "boot2.log"), "")
-	ssGet(t, ctx, vm.Addr(1883), "qemu-key", "kept across reboots")
+	ssGet(t, ctx, vm.Addr(mqttPort), "qemu-key", "kept across reboots")
+	waitMQTT(t, vm, bundlePort, 30*time.Second)
+	pubSub(t, vm.Addr(bundlePort))
 
 	// Update to image B over gokrazy's HTTP protocol; it boots from p3.
 	imgB := filepath.Join(dir, "b.img")
-	buildImage(t, imgB, epochB)
+	buildImage(t, imgB, epochB, trusted)
 	parts, err := update.ReadImage(imgB)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev = &update.Device{BaseURL: "http://" + vm.Addr(80), Password: password}
+	dev = &update.Device{BaseURL: "http://" + vm.Addr(httpPort), Password: password}
 	if err := update.Push(ctx, dev, parts, true, testWriter{t}); err != nil {
 		t.Fatal(err)
 	}
@@ -172,20 +267,195 @@ func TestQEMU(t *testing.T) {
 	if cl := cmdline(t, img); !strings.Contains(cl, "root="+build.RootPARTUUID(build.DiskSignature("edgebroker-qemu"), 3)) {
 		t.Fatalf("after the update, cmdline.txt = %q; want root on partition 3", cl)
 	}
-	// This boot also has a USB stick: the kernel must see it as a disk.
-	stick := filepath.Join(dir, "stick.img")
-	if err := os.WriteFile(stick, nil, 0o644); err != nil {
+	// This boot has a blank stick (no partition table): the kernel sees it
+	// as a disk, and edgebroker skips it.
+	blank := filepath.Join(dir, "blank.img")
+	if err := os.WriteFile(blank, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Truncate(stick, 64<<20); err != nil {
+	if err := os.Truncate(blank, 64<<20); err != nil {
 		t.Fatal(err)
 	}
-	vm = boot(t, img, filepath.Join(dir, "boot3.log"), stick)
+	vm = boot(t, img, filepath.Join(dir, "boot3.log"), blank)
 	waitLog(t, vm, regexp.MustCompile(`\[sd[a-z]\] Attached SCSI (removable )?disk`), 30*time.Second)
-	dev = &update.Device{BaseURL: "http://" + vm.Addr(80), Password: password}
+	dev = &update.Device{BaseURL: "http://" + vm.Addr(httpPort), Password: password}
 	wantBuilt(t, ctx, dev, epochB)
-	ssGet(t, ctx, vm.Addr(1883), "qemu-key", "kept across reboots")
-	pubSub(t, vm.Addr(1883))
+	ssGet(t, ctx, vm.Addr(mqttPort), "qemu-key", "kept across reboots")
+	pubSub(t, vm.Addr(mqttPort))
+	waitMQTT(t, vm, bundlePort, 30*time.Second)
+}
+
+// siteListener is the bundle's configuration: one plain MQTT port on every
+// interface (LoadBalancer), so that QEMU's port forward reaches it.
+func siteListener(port int) string {
+	return fmt.Sprintf(`apiVersion: mqttbroker.iotoperations.azure.com/v1
+kind: BrokerListener
+metadata:
+  name: site
+spec:
+  serviceType: LoadBalancer
+  ports:
+  - port: %d
+    protocol: Mqtt
+`, port)
+}
+
+// packBundle signs files (path → content) as a bundle with the given
+// serial, valid for a day.
+func packBundle(t *testing.T, key ed25519.PrivateKey, serial uint64, files map[string]string) []byte {
+	t.Helper()
+	fsys := fstest.MapFS{}
+	for name, body := range files {
+		fsys[name] = &fstest.MapFile{Data: []byte(body), Mode: 0o644}
+	}
+	var b bytes.Buffer
+	if _, err := bundle.Pack(&b, fsys, bundle.PackOptions{Key: key, Serial: serial, Expires: time.Now().Add(24 * time.Hour)}); err != nil {
+		t.Fatalf("pack: %v", err)
+	}
+	return b.Bytes()
+}
+
+// wantStatus reads edgebroker's status.json once: it lists the bundle's
+// listener serving and bundle serial 1 applied.
+func wantStatus(t *testing.T, ctx context.Context, addr string) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/status.json", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("status page: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var st appliance.Status
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /status.json: %s\n%s", resp.Status, b)
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatalf("status.json: %v\n%s", err, b)
+	}
+	serving := false
+	for _, p := range st.Ports {
+		serving = serving || p.Listener == "site" && p.Port == bundlePort && p.Serving
+	}
+	h := st.Provisioning.History
+	if !serving || st.Provisioning.Serial != 1 || len(h) == 0 || !h[0].Applied || h[0].Serial != 1 || h[0].KeyID == "" {
+		t.Fatalf("status.json: want listener site port %d serving and bundle serial 1 applied; got\n%s", bundlePort, b)
+	}
+}
+
+// stickFile reads name from the first partition of the stick image, in
+// user space and without writing.
+func stickFile(img, name string) ([]byte, error) {
+	med, err := new(usbtest.Mounter).Mount(usbtest.ImageDevice(img))
+	if err != nil {
+		return nil, err
+	}
+	defer med.Close()
+	return fs.ReadFile(med.FS(), name)
+}
+
+// waitReport waits until the stick image (attached to the running VM)
+// holds a report naming the applied bundle. The guest writes it, syncs and
+// unmounts; reads in between may see a half-written directory, so errors
+// are retried until d has passed.
+func waitReport(t *testing.T, vm *qemu.VM, img string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var last string
+	for {
+		b, err := stickFile(img, appliance.ReportFile)
+		if err == nil && bytes.Contains(b, []byte("APPLIED")) {
+			return
+		}
+		last = fmt.Sprintf("%v %q", err, b)
+		if time.Now().After(deadline) {
+			t.Fatalf("no report on the stick within %v: %s", d, last)
+		}
+		select {
+		case <-vm.Done():
+			t.Fatalf("QEMU exited while waiting for the report: %v", vm.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// wantReport checks what the gateway wrote to the stick, after QEMU has
+// exited: the report (text and JSON) and the CA certificates, on a FAT32
+// file system fsck.vfat finds clean; the bundle is still there.
+func wantReport(t *testing.T, img string) {
+	t.Helper()
+	txt, err := stickFile(img, appliance.ReportFile)
+	if err != nil {
+		t.Fatalf("report on the stick: %v", err)
+	}
+	t.Logf("%s on the stick:\n%s", appliance.ReportFile, txt)
+	for _, want := range []string{"APPLIED: bundle serial 1", fmt.Sprintf("site/%d: serving", bundlePort), "running: bundle serial 1"} {
+		if !bytes.Contains(txt, []byte(want)) {
+			t.Errorf("%s lacks %q", appliance.ReportFile, want)
+		}
+	}
+	js, err := stickFile(img, appliance.ReportJSONFile)
+	var rep appliance.Report
+	if err == nil {
+		err = json.Unmarshal(js, &rep)
+	}
+	if err != nil || !rep.Result.Applied || rep.Result.Serial != 1 {
+		t.Errorf("%s: applied %v, serial %d, %v", appliance.ReportJSONFile, rep.Result.Applied, rep.Result.Serial, err)
+	}
+	if ca, err := stickFile(img, appliance.ReportCAFile); err != nil || !bytes.Contains(ca, []byte("BEGIN CERTIFICATE")) {
+		t.Errorf("%s: %v %.60q", appliance.ReportCAFile, err, ca)
+	}
+	if _, err := stickFile(img, bundle.FileName); err != nil {
+		t.Errorf("the bundle is gone from the stick: %v", err)
+	}
+	fsckStick(t, img)
+}
+
+// fsckStick checks the stick's FAT32 read-only: the guest's kernel wrote it
+// and must have left it clean (fsck.vfat has no offset option, so the
+// partition is copied out first).
+func fsckStick(t *testing.T, img string) {
+	t.Helper()
+	src, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	part := filepath.Join(t.TempDir(), "stick-part1.img")
+	dst, err := os.Create(part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.Copy(dst, io.NewSectionReader(src, usbtest.PartitionStart*512, usbtest.ImageSize-usbtest.PartitionStart*512))
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("fsck.vfat", "-n", part).CombinedOutput(); err != nil {
+		t.Errorf("fsck.vfat -n on the stick after the gateway wrote to it: %v\n%s", err, out)
+	}
+}
+
+// fatMessages fails the test on the kernel's FAT errors in the serial
+// console (a mount option the kernel lacks, a corrupt file system) and
+// logs its other messages about the stick.
+func fatMessages(t *testing.T, log string) {
+	t.Helper()
+	b, _ := os.ReadFile(log)
+	stick := regexp.MustCompile(`FAT-fs|vfat|\bsd[a-z]|usb-storage`)
+	for _, l := range strings.Split(string(b), "\n") {
+		if !stick.MatchString(l) {
+			continue
+		}
+		l = strings.TrimSpace(l)
+		if strings.Contains(strings.ToLower(l), "error") || strings.Contains(l, "Unrecognized") || strings.Contains(l, "corrupt") {
+			t.Errorf("serial console: %s", l)
+		} else {
+			t.Logf("serial console: %s", l)
+		}
+	}
 }
 
 // waitLog waits until the serial console shows a line matching re.

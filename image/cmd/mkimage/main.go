@@ -60,6 +60,7 @@ func buildMain(ctx context.Context, args []string) error {
 	fs.StringVar(&c.Hostname, "hostname", "edgebroker", "device hostname (also picks the disk signature)")
 	pwFile := fs.String("password-file", "", "file holding the password of gokrazy's web/update interface (user gokrazy); created with a random password if missing (default <cache>/gokr-pw.txt)")
 	fs.IntVar(&c.HTTPPort, "http-port", 80, "port of gokrazy's web/update interface")
+	fs.StringVar(&c.StatusAddr, "status", build.DefaultStatusAddr, `edgebroker's status page, status.json, ca.crt and /metrics ("off" for none); not on -http-port`)
 	fs.Var(&flags, "flag", "extra edgebroker flag, e.g. -flag=-listen -flag=0.0.0.0:1883; repeatable")
 	fs.Var(&env, "env", "extra edgebroker environment KEY=value; repeatable")
 	fs.Var(&trust, "trust", "file of provisioning public keys (as edgebroker -trust reads them): installed in the image, passed with -trust, and edgebroker gets -usb; repeatable")

@@ -17,7 +17,7 @@ import (
 func qemuMain(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("mkimage qemu", flag.ExitOnError)
 	var forwards listFlag
-	fs.Var(&forwards, "forward", "GUEST:HOST forwards 127.0.0.1:HOST to the guest's TCP port GUEST; repeatable (default 80:8080 and 1883:11883)")
+	fs.Var(&forwards, "forward", "GUEST:HOST forwards 127.0.0.1:HOST to the guest's TCP port GUEST; repeatable (default 80:8080, 8080:18080 and 1883:11883: gokrazy, edgebroker's status page, MQTT)")
 	usb := fs.String("usb", "", "raw image to attach as a USB stick")
 	log := fs.String("log", "qemu-serial.log", "file receiving the serial console")
 	timeout := fs.Duration("timeout", time.Hour, "stop QEMU after this long")
@@ -31,7 +31,7 @@ func qemuMain(ctx context.Context, args []string) error {
 		os.Exit(2)
 	}
 	if len(forwards) == 0 {
-		forwards = listFlag{"80:8080", "1883:11883"}
+		forwards = listFlag{"80:8080", "8080:18080", "1883:11883"}
 	}
 	fwd := map[int]int{}
 	for _, f := range forwards {
