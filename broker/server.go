@@ -39,6 +39,9 @@ type Config struct {
 	// connection's goroutine. The state store drops the client's KEYNOTIFY
 	// registrations here.
 	OnDisconnect func(c *Client)
+	// Persister, if set, is told about every change to retained messages
+	// and persistent sessions, so they survive a restart (see Restore).
+	Persister Persister
 }
 
 // Client is what hooks learn about a client. The broker fills it at
@@ -122,6 +125,7 @@ type Server struct {
 	onDisconnect func(*Client)
 	now          func() time.Time
 	tlim         topic.Limits
+	persist      Persister
 
 	Stats Stats
 
@@ -153,6 +157,7 @@ func New(cfg Config) *Server {
 	s := &Server{
 		lim:          cfg.Limits.withDefaults(),
 		onDisconnect: cfg.OnDisconnect,
+		persist:      cfg.Persister,
 		log:          cfg.Logger,
 		now:          cfg.Now,
 		sessions:     make(map[string]*session),
@@ -248,7 +253,8 @@ func (s *Server) removeConn(c *conn) {
 
 // Shutdown stops accepting, tells every client the server is going away
 // (5.0: DISCONNECT 0x8B), and waits until every connection has closed or
-// ctx is done.
+// ctx is done. Then it reports every session, with its queued and
+// in-flight messages, to the Persister.
 func (s *Server) Shutdown(ctx context.Context) error {
 	conns := s.stop()
 	for _, c := range conns {
@@ -256,6 +262,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() { s.connWG.Wait(); close(done) }()
+	defer s.persistAll()
 	select {
 	case <-done:
 		return nil
@@ -267,12 +274,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// Close closes every listener and connection at once.
+// Close closes every listener and connection at once, then reports every
+// session as Shutdown does.
 func (s *Server) Close() error {
 	for _, c := range s.stop() {
 		c.nc.Close()
 	}
 	s.connWG.Wait()
+	s.persistAll()
 	return nil
 }
 
