@@ -20,6 +20,9 @@ import (
 // It owns the values it is given: the broker neither keeps nor changes
 // them.
 //
+// Retained messages under $SYS/ (the broker's statistics, published
+// again after a start) are not reported.
+//
 // Routing a non-retained message never calls the Persister: a session's
 // queued and in-flight messages are reported only by Shutdown and Close,
 // after the last connection ended (see StoredSession).
@@ -137,6 +140,9 @@ func storedMessage(m *Message) StoredMessage {
 	}
 	return sm
 }
+
+// isSys reports whether topic is under $SYS/.
+func isSys(topic []byte) bool { return len(topic) >= 5 && string(topic[:5]) == "$SYS/" }
 
 // travelling are the presence-flagged properties a message keeps.
 var travelling = [...]byte{packet.PropPayloadFormat, packet.PropContentType, packet.PropResponseTopic, packet.PropCorrelationData}

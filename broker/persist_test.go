@@ -132,7 +132,7 @@ func retainedPub(topic, payload string, qos byte, pid uint16) *packet.Publish {
 
 // TestPersistRetained: setting, replacing and deleting a retained message
 // is reported, with the properties that travel and the expiry; a plain
-// publish and deleting what is not there are not.
+// publish, deleting what is not there and $SYS/ topics are not.
 func TestPersistRetained(t *testing.T) {
 	p := newMemPersister()
 	_, addr := startPersisting(t, p, false)
@@ -172,6 +172,8 @@ func TestPersistRetained(t *testing.T) {
 	c.send(retainedPub("a/none", "", 1, 4)) // deletes nothing
 	c.expectAck(packet.PUBACK)
 	c.send(retainedPub("a/b", "", 1, 5))
+	c.expectAck(packet.PUBACK)
+	c.send(retainedPub("$SYS/broker/uptime", "1 seconds", 1, 6)) // the broker's own statistics
 	c.expectAck(packet.PUBACK)
 	if diff := cmp.Diff([]string{"R a/b", "R a/b", "R- a/b"}, p.takeCalls()); diff != "" {
 		t.Errorf("calls (-want +got):\n%s", diff)

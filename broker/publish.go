@@ -117,7 +117,8 @@ func (s *Server) storeRetained(m *Message) {
 	var old *Message
 	var had bool
 	var sm *StoredMessage
-	if s.persist != nil && len(m.Payload) > 0 {
+	persist := s.persist != nil && !isSys(m.Topic)
+	if persist && len(m.Payload) > 0 {
 		sm = new(StoredMessage)
 		*sm = storedMessage(m) // copied before taking the lock
 	}
@@ -127,7 +128,7 @@ func (s *Server) storeRetained(m *Message) {
 	} else {
 		old, had = s.retained.Set(m.Topic, m.retain())
 	}
-	if s.persist != nil && (sm != nil || had) {
+	if persist && (sm != nil || had) {
 		// Under retMu: the Persister sees changes in the index's order.
 		s.persist.RetainedChanged(string(m.Topic), sm)
 	}
