@@ -361,6 +361,11 @@ func (s *Server) restoreSession(st *StoredSession, now time.Time) error {
 	s.mu.Unlock()
 	ss.mu.Lock()
 	ss.persisted = true
+	if st.Disconnected.IsZero() {
+		// Online when saved: its expiry counts from now, and keeps
+		// counting from now if the broker stops again uncleanly.
+		ss.persistLocked(true)
+	}
 	if ss.expiry != neverExpires {
 		left := ss.disconnected.Add(time.Duration(ss.expiry) * time.Second).Sub(now)
 		ss.expTimer = time.AfterFunc(left, func() { s.expire(ss) })

@@ -382,15 +382,18 @@ func TestRestoreExpiry(t *testing.T) {
 				{QoS: 1, Message: msg("q", "stale", now.Add(-time.Millisecond))},
 				{QoS: 1, Message: msg("q", "fresh", now.Add(20*time.Second))},
 			}},
-		{ID: "online", Expiry: 1, Subscriptions: sub}, // online when saved: a full second from the restart
+		{ID: "online", Expiry: 2, Subscriptions: sub}, // online when saved: its whole expiry from the restart
 	} {
 		p.sessions[s.ID] = &s
 	}
 	_, addr := startPersisting(t, p, true)
 	calls := p.takeCalls()
 	slices.Sort(calls)
-	if diff := cmp.Diff([]string{"R- r/dead", "S- gone"}, calls); diff != "" {
+	if diff := cmp.Diff([]string{"R- r/dead", "S online", "S- gone"}, calls); diff != "" {
 		t.Errorf("Restore calls (-want +got):\n%s", diff)
+	}
+	if s := p.session("online"); s == nil || s.Disconnected.Before(now) {
+		t.Errorf("session online when saved: restored as %+v, want Disconnected from the restart", s)
 	}
 
 	c, _ := v5Dial(t, addr, v5Connect("c", true))
@@ -424,7 +427,7 @@ func TestRestoreExpiry(t *testing.T) {
 			}
 		}
 	}
-	// "online" restarted with its whole second: gone only after it.
+	// "online" got its whole expiry from the restart, then ends.
 	v5Eventually(t, "restored session expiry", func() bool { return p.session("online") == nil })
 }
 
