@@ -234,13 +234,12 @@ func (s *Store) run() {
 func (s *Store) flush() {
 	s.mu.Lock()
 	pending := s.pending
-	if len(pending) > 0 {
-		s.pending = make(map[string]change, len(pending))
-	}
-	s.mu.Unlock()
 	if len(pending) == 0 {
+		s.mu.Unlock()
 		return
 	}
+	s.pending = make(map[string]change, len(pending))
+	s.mu.Unlock()
 	now := s.opts.Now()
 	ws := make([]statestore.Write, 0, min(len(pending), maxBatch))
 	for k, c := range pending {

@@ -2,8 +2,10 @@ package brokerstate
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -226,5 +228,36 @@ func TestBrokerRestart(t *testing.T) {
 	}
 	if b.Retained() != 1 || !b.SendTo("c", &packet.Publish{Topic: []byte("q")}) {
 		t.Errorf("after restart: %d retained, session c present %v", b.Retained(), b.SendTo("c", &packet.Publish{Topic: []byte("q")}))
+	}
+}
+
+// TestConcurrentChanges: changes recorded while the writer flushes are
+// neither lost nor reordered: each key ends with its last change.
+func TestConcurrentChanges(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, Options{FlushInterval: time.Millisecond, MaxPending: 8})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 500 {
+				id := fmt.Sprintf("g%d-%d", g, i%10)
+				s.SessionChanged(id, &broker.StoredSession{ID: id, Expiry: uint32(i + 1)})
+			}
+		})
+	}
+	wg.Wait()
+	closeStore(t, s)
+	s = open(t, dir, Options{})
+	defer closeStore(t, s)
+	_, ss := load(t, s)
+	if len(ss) != 40 {
+		t.Fatalf("%d sessions, want 40", len(ss))
+	}
+	for _, x := range ss {
+		var g, k int
+		fmt.Sscanf(x.ID, "g%d-%d", &g, &k)
+		if want := uint32(490 + k + 1); x.Expiry != want {
+			t.Errorf("%s: expiry %d, want %d (its last change)", x.ID, x.Expiry, want)
+		}
 	}
 }
