@@ -34,14 +34,14 @@ type Config struct {
 	Limits Limits
 	Logger *slog.Logger     // nil: discard
 	Now    func() time.Time // nil: time.Now
+	// Persister, if set, is told about every change to retained messages
+	// and persistent sessions, so they survive a restart (see Restore).
+	Persister Persister
 	// OnDisconnect, if set, is called once after a connection that
 	// completed CONNECT has ended (any reason, takeover included), on that
 	// connection's goroutine. The state store drops the client's KEYNOTIFY
 	// registrations here.
 	OnDisconnect func(c *Client)
-	// Persister, if set, is told about every change to retained messages
-	// and persistent sessions, so they survive a restart (see Restore).
-	Persister Persister
 }
 
 // Client is what hooks learn about a client. The broker fills it at
@@ -256,13 +256,13 @@ func (s *Server) removeConn(c *conn) {
 // ctx is done. Then it reports every session, with its queued and
 // in-flight messages, to the Persister.
 func (s *Server) Shutdown(ctx context.Context) error {
+	defer s.persistAll()
 	conns := s.stop()
 	for _, c := range conns {
 		c.closeWith(packet.ServerShuttingDown, "")
 	}
 	done := make(chan struct{})
 	go func() { s.connWG.Wait(); close(done) }()
-	defer s.persistAll()
 	select {
 	case <-done:
 		return nil
@@ -277,11 +277,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Close closes every listener and connection at once, then reports every
 // session as Shutdown does.
 func (s *Server) Close() error {
+	defer s.persistAll() // once the connections ended
 	for _, c := range s.stop() {
 		c.nc.Close()
 	}
 	s.connWG.Wait()
-	s.persistAll()
 	return nil
 }
 
