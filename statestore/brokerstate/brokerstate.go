@@ -12,16 +12,25 @@
 //
 // # What a power cut loses
 //
-// Changes reported in the last FlushInterval (plus the time of the write
-// and fsync in progress) before the cut: a retained message set, replaced
-// or deleted then, and session changes then (a new session, a subscribe or
-// unsubscribe, a disconnect time). Queued and in-flight messages of
-// sessions are saved only at a clean shutdown (broker Shutdown, then
-// Close), so a power cut loses all of them — and after a restart from
-// a clean shutdown the saved queue stays until the session's client
-// reconnects. A session online at the cut comes back with its whole
-// expiry counted from the restart. A cut never leaves a half-written
-// record: the statestore repairs a torn tail at the next Open.
+//   - Every change reported in the last FlushInterval (100 ms by default)
+//     before the cut, plus those of a batch whose write and fsync had not
+//     finished: a retained message set, replaced or deleted then comes
+//     back as it was before; a session created, resumed, subscribed or
+//     unsubscribed then comes back as it was before (or not at all, if it
+//     is new); a session that ended then comes back (and expires, or is
+//     resumed, as usual).
+//   - Every message queued or in flight for a session since the last
+//     clean shutdown: they are saved only by a clean shutdown (broker
+//     Shutdown or Close, then Close here). A queue saved then stays on
+//     disk until the client reconnects, so a cut before that loses
+//     nothing of it; a cut within FlushInterval after the reconnection
+//     can deliver those messages a second time after the restart (QoS 1
+//     and 2 alike).
+//   - Delayed will messages (never saved). A session online at the cut
+//     comes back offline with its whole expiry counted from the restart.
+//
+// A cut never leaves a half-written record: each key is either its old or
+// its new value, and the statestore truncates a torn tail at the next Open.
 package brokerstate
 
 import (
