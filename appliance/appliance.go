@@ -96,15 +96,17 @@ const ShutdownTimeout = 10 * time.Second
 // Start order: the data directory; the board's identity and the
 // provisioning store (whose last bundle is the configuration unless
 // -config names one); the configuration; certificates (issued or loaded);
-// the state store; the broker and its ports; -listen ports; the status
-// endpoint; the watchdog; the USB watcher. All run in one errgroup: the
+// the state store; the broker state (retained messages and persistent
+// sessions, restored into the broker); the broker and its ports; -listen
+// ports; the status endpoint; the watchdog; the USB watcher. All run in one errgroup: the
 // first to fail stops the others, and Run returns its error (a wedged
 // subsystem, found by the watchdog, so gokrazy restarts the process).
 //
 // Shutdown order, when ctx ends: the USB watcher, status endpoint,
 // watchdog and certificate renewal stop; the broker closes its listeners
-// and disconnects every client (within ShutdownTimeout); then the state
-// store flushes and closes.
+// and disconnects every client (within ShutdownTimeout) and saves every
+// session with its queued messages; then the broker state (retained
+// messages, sessions) and the state store flush and close.
 func Run(ctx context.Context, cfg Config) error {
 	log := cfg.Logger
 	if log == nil {
@@ -157,11 +159,20 @@ func Run(ctx context.Context, cfg Config) error {
 			log.Error("state store close", "err", err)
 		}
 	}()
+	// Retained messages and persistent sessions: loaded before the broker
+	// serves, closed (flushed) after it stopped and before the state store.
+	bs, err := openBrokerState(cfg.DataDir, log.With("subsystem", "brokerstate"))
+	if err != nil {
+		return err
+	}
+	defer bs.close()
 	srv := broker.New(broker.Config{
 		Limits:       brokerLimits(set.Broker(), cfg.Limits),
 		Logger:       log.With("subsystem", "broker"),
 		OnDisconnect: ss.clientGone,
+		Persister:    bs.store,
 	})
+	bs.restore(srv)
 	g, gctx := errgroup.WithContext(ctx)
 	a = &Appliance{cfg: &cfg, log: log, srv: srv, g: g, ss: ss, live: map[string]*livePort{}, certs: certMgr, iss: iss,
 		set: set, refreshc: make(chan struct{}, 1), prov: prov, id: id}

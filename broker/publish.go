@@ -116,11 +116,21 @@ func (s *Server) publish(m *Message, origin *session, sc *scratch) int {
 func (s *Server) storeRetained(m *Message) {
 	var old *Message
 	var had bool
+	var sm *StoredMessage
+	persist := s.persist != nil && !isSys(m.Topic)
+	if persist && len(m.Payload) > 0 {
+		sm = new(StoredMessage)
+		*sm = storedMessage(m) // copied before taking the lock
+	}
 	s.retMu.Lock()
 	if len(m.Payload) == 0 {
 		old, had = s.retained.Delete(m.Topic)
 	} else {
 		old, had = s.retained.Set(m.Topic, m.retain())
+	}
+	if persist && (sm != nil || had) {
+		// Under retMu: the Persister sees changes in the index's order.
+		s.persist.RetainedChanged(string(m.Topic), sm)
 	}
 	s.retMu.Unlock()
 	if had {

@@ -34,6 +34,9 @@ type Config struct {
 	Limits Limits
 	Logger *slog.Logger     // nil: discard
 	Now    func() time.Time // nil: time.Now
+	// Persister, if set, is told about every change to retained messages
+	// and persistent sessions, so they survive a restart (see Restore).
+	Persister Persister
 	// OnDisconnect, if set, is called once after a connection that
 	// completed CONNECT has ended (any reason, takeover included), on that
 	// connection's goroutine. The state store drops the client's KEYNOTIFY
@@ -126,6 +129,7 @@ type Server struct {
 	onDisconnect func(*Client)
 	now          func() time.Time
 	tlim         topic.Limits
+	persist      Persister
 
 	Stats Stats
 
@@ -165,6 +169,7 @@ func New(cfg Config) *Server {
 	s := &Server{
 		lim:          cfg.Limits.withDefaults(),
 		onDisconnect: cfg.OnDisconnect,
+		persist:      cfg.Persister,
 		log:          cfg.Logger,
 		now:          cfg.Now,
 		sessions:     make(map[string]*session),
@@ -263,8 +268,10 @@ func (s *Server) removeConn(c *conn) {
 
 // Shutdown stops accepting, tells every client the server is going away
 // (5.0: DISCONNECT 0x8B), and waits until every connection has closed or
-// ctx is done.
+// ctx is done. Then it reports every session, with its queued and
+// in-flight messages, to the Persister.
 func (s *Server) Shutdown(ctx context.Context) error {
+	defer s.persistAll()
 	conns := s.stop()
 	for _, c := range conns {
 		c.closeWith(packet.ServerShuttingDown, "")
@@ -284,8 +291,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// Close closes every listener and connection at once.
+// Close closes every listener and connection at once, then reports every
+// session as Shutdown does.
 func (s *Server) Close() error {
+	defer s.persistAll() // once the connections ended
 	for _, c := range s.stop() {
 		c.nc.Close()
 		c.kick() // a parked connection has no reader to notice

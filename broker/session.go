@@ -85,6 +85,9 @@ type session struct {
 	willTimer *time.Timer
 	dropped   uint64 // messages dropped for this session: queue full, too large, expired
 
+	persisted    bool      // the Persister holds a snapshot of this session
+	disconnected time.Time // when it went offline; zero while online
+
 	// handler, when set, makes this an in-process subscriber: deliveries
 	// call it instead of going to a connection.
 	handler func(*Message)

@@ -50,6 +50,8 @@ func (s *Server) attach(c *conn, p *pendingConnect) {
 	s.mu.Unlock()
 
 	ss.expiry = p.expiry
+	ss.disconnected = time.Time{}
+	ss.persistLocked(false)
 	ss.will = p.will
 	ss.c = c
 	ss.online.Store(true)
@@ -112,6 +114,10 @@ func (s *Server) detach(c *conn) {
 		d := time.Duration(ss.expiry) * time.Second
 		ss.expTimer = time.AfterFunc(d, func() { s.expire(ss) })
 	}
+	if ss.expiry != 0 {
+		ss.disconnected = s.now()
+		ss.persistLocked(false)
+	}
 	ss.mu.Unlock()
 	s.mu.Unlock()
 	if now != nil {
@@ -157,6 +163,7 @@ func (s *Server) expire(ss *session) {
 // in-flight messages go. Callers hold s.mu and ss.mu.
 func (s *Server) endSessionLocked(ss *session) {
 	ss.dead = true
+	ss.persistLocked(false)
 	if s.sessions[ss.id] == ss {
 		delete(s.sessions, ss.id)
 	}

@@ -54,6 +54,7 @@ func (c *conn) handleSubscribe(sp *packet.Subscribe) error {
 		opts   subOpts
 	}
 	var want []wantRetained
+	changed := false
 	for i := range sp.Filters {
 		f := &sp.Filters[i]
 		code, existed, err := c.subscribe(f, id)
@@ -67,12 +68,16 @@ func (c *conn) handleSubscribe(sp *packet.Subscribe) error {
 		if code >= 0x80 {
 			continue
 		}
+		changed = true
 		if _, _, shared := topic.ParseShared(f.Filter); shared {
 			continue // no retained messages for shared subscriptions [MQTT-3.8.4-?]
 		}
 		if f.RetainHandling == 0 || f.RetainHandling == 1 && !existed {
 			want = append(want, wantRetained{f.Filter, subOpts{qos: f.QoS, id: id}})
 		}
+	}
+	if changed {
+		c.sess.persistChanged()
 	}
 	for _, code := range ack.Codes { // the first refusal explains itself
 		if code >= 0x80 {
@@ -149,6 +154,7 @@ func (c *conn) handleUnsubscribe(up *packet.Unsubscribe) error {
 	s := c.srv
 	ss := c.sess
 	ack := packet.Unsuback{PacketID: up.PacketID}
+	changed := false
 	for _, f := range up.Filters {
 		ss.mu.Lock()
 		_, ok := ss.subs[string(f)]
@@ -163,7 +169,11 @@ func (c *conn) handleUnsubscribe(up *packet.Unsubscribe) error {
 		if !ok {
 			code = packet.NoSubscriptionExisted
 		}
+		changed = changed || ok
 		ack.Codes = append(ack.Codes, code)
+	}
+	if changed {
+		ss.persistChanged()
 	}
 	c.wmu.Lock()
 	c.out = ack.Append(c.out, c.version)

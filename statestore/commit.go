@@ -18,6 +18,7 @@ const (
 	opVDel
 	opExpire  // delete keys whose deadline passed
 	opCompact // rewrite the file
+	opGroup   // the writes of a Batch, committed together
 )
 
 type op struct {
@@ -26,6 +27,7 @@ type op struct {
 	value   []byte
 	set     SetOptions
 	fencing *HLC
+	group   []*op // opGroup: its writes
 
 	// results, valid after done is closed
 	done    chan struct{}
@@ -93,18 +95,18 @@ func (s *Store) commitLoop() {
 			for {
 				select {
 				case o := <-s.queue:
-					s.runBatch(append(batch[:0], o))
+					s.runBatch(o.appendTo(batch[:0]))
 				default:
 					return
 				}
 			}
 		}
-		batch = append(batch[:0], first)
+		batch = first.appendTo(batch[:0])
 	fill:
 		for len(batch) < maxBatch {
 			select {
 			case o := <-s.queue:
-				batch = append(batch, o)
+				batch = o.appendTo(batch)
 			default:
 				break fill
 			}

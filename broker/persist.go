@@ -1,0 +1,448 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"edgebroker/broker/packet"
+)
+
+// Persister receives the changes to what must survive a restart: retained
+// messages and sessions with a session expiry. Config.Persister is nil
+// by default, and then nothing survives.
+//
+// The broker calls it with its own locks held, in the order the changes
+// happened, so that the last call for a topic or client identifier is
+// always the current state. A Persister must therefore be quick: record
+// the change (a map insert under its own mutex) and write it out from its
+// own goroutine; it must not block on I/O and must not call the Server.
+// It owns the values it is given: the broker neither keeps nor changes
+// them.
+//
+// Retained messages under $SYS/ (the broker's statistics, published
+// again after a start) are not reported.
+//
+// Routing a non-retained message never calls the Persister: a session's
+// queued and in-flight messages are reported only by Shutdown and Close,
+// after the last connection ended (see StoredSession).
+type Persister interface {
+	// RetainedChanged reports the retained message now stored for topic;
+	// m is nil when it was deleted.
+	RetainedChanged(topic string, m *StoredMessage)
+	// SessionChanged reports the state of the session of client id; s is
+	// nil when the session ended (or no longer has an expiry).
+	SessionChanged(id string, s *StoredSession)
+}
+
+// StoredMessage is an application message as it is saved: a retained
+// message, or one queued or in flight for a session.
+type StoredMessage struct {
+	Topic   []byte
+	Payload []byte
+	QoS     byte
+	// Props holds the 5.0 properties that travel with a message: payload
+	// format, content type, response topic and correlation data (each
+	// marked present in Props.Present) and user properties. Others are
+	// not saved.
+	Props packet.Properties
+	// Expires is when the message expires (its Message Expiry Interval
+	// counted from its arrival); zero means never.
+	Expires time.Time
+}
+
+// StoredSubscription is one subscription of a saved session.
+type StoredSubscription struct {
+	Filter            string
+	QoS               byte
+	NoLocal           bool
+	RetainAsPublished bool
+	RetainHandling    byte
+	ID                uint32 // subscription identifier; 0: none
+}
+
+// StoredDelivery is a message on its way to a saved session.
+type StoredDelivery struct {
+	// PacketID is the packet identifier of a message in flight; 0 for a
+	// queued message.
+	PacketID uint16
+	// Released marks an outgoing QoS 2 message past PUBREC: its PUBREL
+	// was sent and PUBCOMP has not arrived. Message is then empty.
+	Released bool
+	QoS      byte     // the granted QoS the message is sent with
+	Retain   bool     // the retain flag it is sent with
+	SubIDs   []uint32 // the matching subscription identifiers
+	Message  StoredMessage
+}
+
+// StoredSession is a session as it is saved.
+//
+// The broker reports a session when it is created or resumed, when its
+// subscriptions change and when it goes offline; those reports carry
+// Subscriptions only. Shutdown and Close report every session once more
+// with its in-flight and queued messages and the inbound QoS 2 packet
+// identifiers awaiting PUBREL, so a clean restart keeps them; an unclean
+// one (a power cut) loses those messages.
+type StoredSession struct {
+	ID     string
+	Expiry uint32 // session expiry interval in seconds; 0xFFFFFFFF never
+	// Disconnected is when the session went offline; zero if it was
+	// online when saved (Restore then counts the expiry from its own
+	// time).
+	Disconnected  time.Time
+	Subscriptions []StoredSubscription
+	Inflight      []StoredDelivery // in send order
+	Queue         []StoredDelivery // oldest first
+	InboundQoS2   []uint16         // packet identifiers of QoS 2 messages received, PUBREL not yet
+}
+
+// maxSavedQueue bounds the bytes of queued messages (topics and
+// payloads) that Shutdown saves per session; the newest beyond it are
+// not saved.
+const maxSavedQueue = 16 << 20
+
+// storedMessage copies m into a StoredMessage.
+func storedMessage(m *Message) StoredMessage {
+	sm := StoredMessage{QoS: m.QoS}
+	pr := &m.Props
+	n := len(m.Topic) + len(m.Payload) + len(pr.ContentType) + len(pr.ResponseTopic) + len(pr.CorrelationData)
+	for _, u := range pr.User {
+		n += len(u.Key) + len(u.Value)
+	}
+	b := make([]byte, 0, n)
+	keep := func(s []byte) []byte {
+		if len(s) == 0 {
+			return nil
+		}
+		start := len(b)
+		b = append(b, s...)
+		return b[start:len(b):len(b)]
+	}
+	sm.Topic = keep(m.Topic)
+	sm.Payload = keep(m.Payload)
+	for _, id := range travelling {
+		if pr.Has(id) {
+			sm.Props.Set(id)
+		}
+	}
+	sm.Props.PayloadFormat = pr.PayloadFormat
+	sm.Props.ContentType = keep(pr.ContentType)
+	sm.Props.ResponseTopic = keep(pr.ResponseTopic)
+	sm.Props.CorrelationData = keep(pr.CorrelationData)
+	if len(pr.User) > 0 {
+		sm.Props.User = make([]packet.UserProperty, len(pr.User))
+		for i, u := range pr.User {
+			sm.Props.User[i] = packet.UserProperty{Key: keep(u.Key), Value: keep(u.Value)}
+		}
+	}
+	if m.Expiry > 0 {
+		sm.Expires = time.Unix(0, m.Received).Add(time.Duration(m.Expiry) * time.Second)
+	}
+	return sm
+}
+
+// isSys reports whether topic is under $SYS/.
+func isSys(topic []byte) bool { return len(topic) >= 5 && string(topic[:5]) == "$SYS/" }
+
+// travelling are the presence-flagged properties a message keeps.
+var travelling = [...]byte{packet.PropPayloadFormat, packet.PropContentType, packet.PropResponseTopic, packet.PropCorrelationData}
+
+// restoreMessage makes a pooled Message of sm, or returns nil if it has
+// expired at now. Its expiry keeps counting down from sm.Expires.
+func restoreMessage(sm *StoredMessage, retain bool, now time.Time) *Message {
+	var expiry uint32
+	if !sm.Expires.IsZero() {
+		left := sm.Expires.Sub(now)
+		if left <= 0 {
+			return nil
+		}
+		secs := (left + time.Second - 1) / time.Second // rounded up
+		expiry = uint32(min(secs, 0xFFFFFFFF))
+	}
+	p := packet.Publish{Topic: sm.Topic, Payload: sm.Payload, QoS: sm.QoS, Retain: retain}
+	for _, id := range travelling {
+		if sm.Props.Has(id) {
+			p.Props.Set(id)
+		}
+	}
+	p.Props.PayloadFormat = sm.Props.PayloadFormat
+	p.Props.ContentType = sm.Props.ContentType
+	p.Props.ResponseTopic = sm.Props.ResponseTopic
+	p.Props.CorrelationData = sm.Props.CorrelationData
+	p.Props.User = sm.Props.User
+	m := newMessage(&p, now, nil)
+	if expiry > 0 {
+		// Received is set so that the interval left runs out at Expires.
+		m.Expiry = expiry
+		m.Received = sm.Expires.UnixNano() - int64(expiry)*int64(time.Second)
+	}
+	return m
+}
+
+// persistLocked reports the session's state to the Persister: a snapshot
+// while it has an expiry, nil once it ended or lost its expiry. full adds
+// its messages. Callers hold ss.mu.
+func (ss *session) persistLocked(full bool) {
+	p := ss.srv.persist
+	if p == nil || ss.handler != nil {
+		return
+	}
+	if ss.dead || ss.expiry == 0 {
+		if ss.persisted {
+			ss.persisted = false
+			p.SessionChanged(ss.id, nil)
+		}
+		return
+	}
+	ss.persisted = true
+	p.SessionChanged(ss.id, ss.snapshotLocked(full))
+}
+
+// persistChanged is persistLocked(false) taking the lock.
+func (ss *session) persistChanged() {
+	if ss.srv.persist == nil {
+		return
+	}
+	ss.mu.Lock()
+	ss.persistLocked(false)
+	ss.mu.Unlock()
+}
+
+func (ss *session) snapshotLocked(full bool) *StoredSession {
+	st := &StoredSession{ID: ss.id, Expiry: ss.expiry, Disconnected: ss.disconnected}
+	if len(ss.subs) > 0 {
+		st.Subscriptions = make([]StoredSubscription, 0, len(ss.subs))
+	}
+	for f, o := range ss.subs {
+		st.Subscriptions = append(st.Subscriptions, StoredSubscription{Filter: f, QoS: o.qos, NoLocal: o.noLocal,
+			RetainAsPublished: o.retainAsPub, RetainHandling: o.retainHandling, ID: o.id})
+	}
+	if !full {
+		return st
+	}
+	for i := range ss.inflight {
+		f := &ss.inflight[i]
+		if f.state == awaitComp {
+			st.Inflight = append(st.Inflight, StoredDelivery{PacketID: f.pid, Released: true, QoS: 2})
+			continue
+		}
+		st.Inflight = append(st.Inflight, storedDelivery(&f.d, f.pid))
+	}
+	budget := maxSavedQueue
+	for i := range ss.queue.size {
+		d := &ss.queue.buf[(ss.queue.head+i)%len(ss.queue.buf)]
+		if budget -= len(d.msg.Topic) + len(d.msg.Payload); budget < 0 {
+			break
+		}
+		st.Queue = append(st.Queue, storedDelivery(d, 0))
+	}
+	if len(ss.inQoS2) > 0 {
+		st.InboundQoS2 = append([]uint16(nil), ss.inQoS2...)
+	}
+	return st
+}
+
+func storedDelivery(d *delivery, pid uint16) StoredDelivery {
+	sd := StoredDelivery{PacketID: pid, QoS: d.qos, Retain: d.retain, Message: storedMessage(d.msg)}
+	if d.nids > 0 || len(d.more) > 0 {
+		sd.SubIDs = d.appendIDs(nil)
+	}
+	return sd
+}
+
+// persistAll reports every session with its messages; Shutdown and Close
+// call it once the connections ended.
+func (s *Server) persistAll() {
+	if s.persist == nil {
+		return
+	}
+	s.mu.Lock()
+	all := make([]*session, 0, len(s.sessions))
+	for _, ss := range s.sessions {
+		all = append(all, ss)
+	}
+	s.mu.Unlock()
+	for _, ss := range all {
+		ss.mu.Lock()
+		ss.persistLocked(true)
+		ss.mu.Unlock()
+	}
+}
+
+// Restore loads what a Persister saved before a restart. Call it once,
+// before the server serves. Retained messages and queued messages whose
+// expiry passed are dropped, the others keep counting down; a session
+// whose expiry passed while the broker was down is not restored (one
+// that was online when saved gets its whole expiry from now). Restored
+// sessions are offline: a client reconnecting without clean start finds
+// its subscriptions (session present), and messages published in the
+// meantime are queued for it. What is dropped is reported to the
+// Persister as deleted.
+//
+// Entries that are not valid (a bad topic or filter, QoS above 2) are
+// skipped and listed in the error; everything else is restored.
+func (s *Server) Restore(retained []StoredMessage, sessions []StoredSession) error {
+	s.mu.Lock()
+	busy := s.closed || len(s.conns) > 0 || len(s.sessions) > 0
+	s.mu.Unlock()
+	if busy {
+		return errors.New("broker: Restore after the server started")
+	}
+	now := s.now()
+	var errs []error
+	for i := range retained {
+		if err := s.restoreRetained(&retained[i], now); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for i := range sessions {
+		if err := s.restoreSession(&sessions[i], now); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) forgetRetained(topic []byte) {
+	if s.persist != nil {
+		s.persist.RetainedChanged(string(topic), nil)
+	}
+}
+
+func (s *Server) restoreRetained(sm *StoredMessage, now time.Time) error {
+	if err := s.checkStored(sm); err != nil {
+		s.forgetRetained(sm.Topic)
+		return fmt.Errorf("broker: retained message %q: %w", sm.Topic, err)
+	}
+	m := restoreMessage(sm, true, now)
+	if m == nil || len(m.Payload) == 0 {
+		if m != nil {
+			m.release()
+		}
+		s.forgetRetained(sm.Topic)
+		return nil
+	}
+	s.retMu.Lock()
+	old, had := s.retained.Set(m.Topic, m)
+	s.retMu.Unlock()
+	if had {
+		old.release()
+	}
+	return nil
+}
+
+func (s *Server) checkStored(sm *StoredMessage) error {
+	if sm.QoS > 2 {
+		return fmt.Errorf("QoS %d", sm.QoS)
+	}
+	return s.tlim.ValidName(sm.Topic)
+}
+
+func (s *Server) restoreSession(st *StoredSession, now time.Time) error {
+	ss, err := s.newRestored(st, now)
+	if err != nil || ss == nil {
+		if s.persist != nil {
+			s.persist.SessionChanged(st.ID, nil)
+		}
+		return err
+	}
+	for f, o := range ss.subs {
+		s.subMu.Lock()
+		s.subs.Subscribe([]byte(f), ss, o)
+		s.subMu.Unlock()
+	}
+	s.mu.Lock()
+	if old := s.sessions[ss.id]; old != nil { // a duplicate: the last wins
+		old.mu.Lock()
+		s.endSessionLocked(old)
+		old.mu.Unlock()
+	}
+	s.sessions[ss.id] = ss
+	s.mu.Unlock()
+	ss.mu.Lock()
+	ss.persisted = true
+	if st.Disconnected.IsZero() {
+		// Online when saved: its expiry counts from now, and keeps
+		// counting from now if the broker stops again uncleanly.
+		ss.persistLocked(true)
+	}
+	if ss.expiry != neverExpires {
+		left := ss.disconnected.Add(time.Duration(ss.expiry) * time.Second).Sub(now)
+		ss.expTimer = time.AfterFunc(left, func() { s.expire(ss) })
+	}
+	ss.mu.Unlock()
+	return nil
+}
+
+// newRestored builds the offline session st describes, or returns nil if
+// its expiry passed.
+func (s *Server) newRestored(st *StoredSession, now time.Time) (*session, error) {
+	if st.ID == "" || len(st.ID) > s.lim.MaxClientIDLength {
+		return nil, fmt.Errorf("broker: session %q: bad client identifier", st.ID)
+	}
+	if st.Expiry == 0 {
+		return nil, nil
+	}
+	disc := st.Disconnected
+	if disc.IsZero() || disc.After(now) {
+		disc = now
+	}
+	if st.Expiry != neverExpires && !disc.Add(time.Duration(st.Expiry)*time.Second).After(now) {
+		return nil, nil
+	}
+	s.mu.Lock()
+	s.seq++
+	ss := &session{srv: s, id: st.ID, seq: s.seq, subs: make(map[string]subOpts, len(st.Subscriptions)),
+		expiry: st.Expiry, disconnected: disc}
+	s.mu.Unlock()
+	for _, sub := range st.Subscriptions {
+		if err := s.tlim.ValidFilter([]byte(sub.Filter)); err != nil || sub.QoS > 2 || sub.RetainHandling > 2 {
+			return nil, fmt.Errorf("broker: session %q: bad subscription %q", st.ID, sub.Filter)
+		}
+		ss.subs[sub.Filter] = subOpts{qos: sub.QoS, noLocal: sub.NoLocal, retainAsPub: sub.RetainAsPublished,
+			retainHandling: sub.RetainHandling, id: sub.ID}
+	}
+	for i := range st.Inflight {
+		sd := &st.Inflight[i]
+		if sd.PacketID == 0 || ss.findInflight(sd.PacketID) >= 0 {
+			continue
+		}
+		if sd.Released {
+			ss.inflight = append(ss.inflight, inflight{pid: sd.PacketID, state: awaitComp, d: delivery{qos: 2}})
+			continue
+		}
+		if d, ok := s.restoreDelivery(sd, now); ok {
+			ss.inflight = append(ss.inflight, inflight{pid: sd.PacketID, d: d})
+		}
+	}
+	for i := range st.Queue {
+		if d, ok := s.restoreDelivery(&st.Queue[i], now); ok {
+			if !ss.queue.push(d, s.lim.MaxQueued) {
+				d.msg.release()
+			}
+		}
+	}
+	for _, pid := range st.InboundQoS2 {
+		if pid != 0 && !ss.hasInQoS2(pid) && len(ss.inQoS2) < int(s.lim.MaxInflight) {
+			ss.inQoS2 = append(ss.inQoS2, pid)
+		}
+	}
+	return ss, nil
+}
+
+// restoreDelivery rebuilds a queued or in-flight message; false if it is
+// not valid or has expired.
+func (s *Server) restoreDelivery(sd *StoredDelivery, now time.Time) (delivery, bool) {
+	if sd.QoS > 2 || s.checkStored(&sd.Message) != nil {
+		return delivery{}, false
+	}
+	m := restoreMessage(&sd.Message, false, now)
+	if m == nil {
+		return delivery{}, false
+	}
+	d := delivery{msg: m, qos: sd.QoS, retain: sd.Retain}
+	for _, id := range sd.SubIDs {
+		d.addID(id)
+	}
+	return d, true
+}
