@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"edgebroker/provisioning/atomicfile"
+	"edgebroker/provisioning/certs"
 )
 
 // maxKeyFileSize bounds the account key file read at startup.
@@ -29,7 +30,7 @@ const maxKeyFileSize = 64 << 10
 func loadOrCreateKey(path string) (key crypto.Signer, created bool, err error) {
 	data, err := readBounded(path)
 	if err == nil {
-		key, err := parseKey(data)
+		key, err := certs.ParseKey(data)
 		if err != nil {
 			return nil, false, fmt.Errorf("acme: account key %s: %w", path, err)
 		}
@@ -79,38 +80,6 @@ func readBounded(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return data, nil
-}
-
-// parseKey decodes the first private key PEM block of data. Errors never
-// include key material.
-func parseKey(data []byte) (crypto.Signer, error) {
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			return nil, errors.New("no PEM private key")
-		}
-		var k any
-		var err error
-		switch b.Type {
-		case "PRIVATE KEY":
-			k, err = x509.ParsePKCS8PrivateKey(b.Bytes)
-		case "EC PRIVATE KEY":
-			k, err = x509.ParseECPrivateKey(b.Bytes)
-		case "RSA PRIVATE KEY":
-			k, err = x509.ParsePKCS1PrivateKey(b.Bytes)
-		default:
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s block: %w", b.Type, err)
-		}
-		s, ok := k.(crypto.Signer)
-		if !ok {
-			return nil, fmt.Errorf("unsupported key type %T", k)
-		}
-		return s, nil
-	}
 }
 
 // httpClient builds the client for the ACME server's API: it trusts

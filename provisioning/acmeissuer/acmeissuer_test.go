@@ -293,7 +293,7 @@ func TestAccountKeyNotLogged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	acctKey, err := parseKey(acct)
+	acctKey, err := certs.ParseKey(acct)
 	if err != nil {
 		t.Fatal(err)
 	}
