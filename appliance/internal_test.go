@@ -21,6 +21,7 @@ spec:
   advanced:
     clients:
       maxSessionExpirySeconds: 86400
+      maxMessageExpirySeconds: 3600
       maxPacketSizeBytes: 65536
       maxReceiveMaximum: 64
       maxKeepAliveSeconds: 300
@@ -39,7 +40,7 @@ spec:
 	base := broker.Limits{MaxSubscriptions: 7, WriteTimeout: time.Second}
 	got := brokerLimits(rs[0].(*config.Broker), base)
 	want := broker.Limits{
-		MaxSessionExpiry: 86400, MaxPacketSize: 65536, MaxInflight: 64, MaxKeepAlive: 300,
+		MaxSessionExpiry: 86400, MaxMessageExpiry: 3600, MaxPacketSize: 65536, MaxInflight: 64, MaxKeepAlive: 300,
 		MaxQueued: 100, DropPolicy: broker.DropNewest, MaxConnections: 500, MaxTopicLevels: 8,
 		QueueQoS0: true, ConnectTimeout: 5 * time.Second, MaxSubscriptions: 7, WriteTimeout: time.Second,
 	}

@@ -6,8 +6,7 @@ import (
 )
 
 // brokerLimits applies a Broker resource's limits (spec.advanced.clients
-// and spec.appliance) on top of base; unset fields keep base. AIO's
-// maxMessageExpirySeconds has no broker counterpart yet and is ignored.
+// and spec.appliance) on top of base; unset fields keep base.
 func brokerLimits(b *config.Broker, base broker.Limits) broker.Limits {
 	l := base
 	if b == nil {
@@ -16,6 +15,7 @@ func brokerLimits(b *config.Broker, base broker.Limits) broker.Limits {
 	if a := b.Spec.Advanced; a != nil && a.Clients != nil {
 		c := a.Clients
 		setUint(&l.MaxSessionExpiry, c.MaxSessionExpirySeconds)
+		setUint(&l.MaxMessageExpiry, c.MaxMessageExpirySeconds)
 		setUint(&l.MaxPacketSize, c.MaxPacketSizeBytes)
 		setUint(&l.MaxInflight, c.MaxReceiveMaximum)
 		setUint(&l.MaxKeepAlive, c.MaxKeepAliveSeconds)

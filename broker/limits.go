@@ -16,17 +16,21 @@ const (
 // Limits bounds what one client may cost. The zero value of a field means
 // its default (see DefaultLimits).
 type Limits struct {
-	MaxConnections    int           // concurrent network connections
-	MaxPacketSize     uint32        // largest packet accepted (and announced in 5.0 CONNACK)
-	MaxInflight       uint16        // unacknowledged QoS 1/2 messages per direction (our Receive Maximum)
-	MaxQueued         int           // messages queued per session while offline or the window is full
-	MaxPendingBytes   int           // encoded bytes buffered for one connection's socket
-	MaxSubscriptions  int           // subscriptions per session
-	MaxTopicLength    int           // bytes in a topic name or filter
-	MaxTopicLevels    int           // levels in a topic name or filter
-	MaxTopicAliases   uint16        // topic aliases a 5.0 client may use towards us
-	MaxKeepAlive      uint16        // cap on the client's keep-alive, in seconds (Server Keep Alive)
-	MaxSessionExpiry  uint32        // cap on a 5.0 session expiry interval, in seconds
+	MaxConnections   int    // concurrent network connections
+	MaxPacketSize    uint32 // largest packet accepted (and announced in 5.0 CONNACK)
+	MaxInflight      uint16 // unacknowledged QoS 1/2 messages per direction (our Receive Maximum)
+	MaxQueued        int    // messages queued per session while offline or the window is full
+	MaxPendingBytes  int    // encoded bytes buffered for one connection's socket
+	MaxSubscriptions int    // subscriptions per session
+	MaxTopicLength   int    // bytes in a topic name or filter
+	MaxTopicLevels   int    // levels in a topic name or filter
+	MaxTopicAliases  uint16 // topic aliases a 5.0 client may use towards us
+	MaxKeepAlive     uint16 // cap on the client's keep-alive, in seconds (Server Keep Alive)
+	MaxSessionExpiry uint32 // cap on a 5.0 session expiry interval, in seconds
+	// MaxMessageExpiry caps the expiry interval of messages clients
+	// publish (wills included), in seconds; a message without one gets it,
+	// so nothing is retained or queued longer. 0: no cap.
+	MaxMessageExpiry  uint32
 	MaxClientIDLength int           // bytes in a client identifier
 	QueueQoS0         bool          // also queue QoS 0 messages for offline persistent sessions
 	DropPolicy        DropPolicy    // which message a full queue drops

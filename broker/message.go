@@ -34,6 +34,13 @@ type Message struct {
 
 var messagePool = sync.Pool{New: func() any { return new(Message) }}
 
+// capExpiry applies Limits.MaxMessageExpiry to a client's message.
+func (s *Server) capExpiry(m *Message) {
+	if max := s.lim.MaxMessageExpiry; max > 0 && (m.Expiry == 0 || m.Expiry > max) {
+		m.Expiry = max
+	}
+}
+
 // newMessage copies p into a pooled Message with one reference.
 func newMessage(p *packet.Publish, now time.Time, sender *Client) *Message {
 	m := messagePool.Get().(*Message)

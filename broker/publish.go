@@ -54,6 +54,7 @@ func (c *conn) handlePublish(flags byte, body []byte) error {
 		code = packet.NotAuthorized // 3.1.1 cannot say so: the message is dropped
 	default:
 		m := newMessage(p, s.now(), c.client)
+		s.capExpiry(m)
 		if s.publish(m, sess, &c.handling().sc) == 0 && c.version == packet.V5 {
 			code = packet.NoMatchingSubscribers
 		}

@@ -182,6 +182,7 @@ func (s *Server) publishWill(w *will, from *session) {
 	// from the CONNECT that carried it (§3.1.3.2.4). Nothing else holds
 	// the message yet.
 	w.msg.Received = s.now().UnixNano()
+	s.capExpiry(w.msg)
 	sc := s.scratchPool.Get().(*scratch)
 	s.publish(w.msg, from, sc)
 	s.scratchPool.Put(sc)

@@ -301,3 +301,39 @@ func TestV5MessageExpiryRetained(t *testing.T) {
 	}
 	c.expectSilence(100 * time.Millisecond)
 }
+
+// TestMaxMessageExpiry: Limits.MaxMessageExpiry (AIO's
+// maxMessageExpirySeconds) caps a message's expiry interval and gives one
+// to messages without: a retained message then expires with the cap.
+func TestMaxMessageExpiry(t *testing.T) {
+	var clk v5Clock
+	lim := broker.DefaultLimits()
+	lim.MaxMessageExpiry = 5
+	_, addr := startServer(t, broker.Config{Now: clk.now, Limits: lim}, nil)
+	p, _ := v5Dial(t, addr, v5Connect("p", true))
+	for _, m := range []struct {
+		topic  string
+		expiry uint32 // 0: none
+	}{{"r/long", 600}, {"r/none", 0}, {"r/short", 2}} {
+		pp := &packet.Publish{Topic: []byte(m.topic), Retain: true, Payload: []byte(m.topic)}
+		if m.expiry > 0 {
+			pp.Props.Set(packet.PropMessageExpiry)
+			pp.Props.MessageExpiry = m.expiry
+		}
+		p.send(pp)
+	}
+	p.sync()
+	c, _ := v5Dial(t, addr, v5Connect("c1", true))
+	c.v5Sub(1, packet.Subscription{Filter: []byte("r/#"), QoS: 0}, 0)
+	want := map[string]uint32{"r/long": 5, "r/none": 5, "r/short": 2}
+	for range 3 {
+		m := c.expectPublish()
+		if got := m.Props.MessageExpiry; !m.Props.Has(packet.PropMessageExpiry) || got != want[string(m.Topic)] {
+			t.Errorf("%s: Message Expiry Interval %d, want %d", m.Topic, got, want[string(m.Topic)])
+		}
+	}
+	clk.advance(6 * time.Second)
+	c, _ = v5Dial(t, addr, v5Connect("c2", true))
+	c.v5Sub(1, packet.Subscription{Filter: []byte("r/#"), QoS: 0}, 0)
+	c.expectSilence(100 * time.Millisecond) // every retained message expired with the cap
+}
