@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -111,6 +112,18 @@ func rewriteTar(t *testing.T, data []byte, f func(name string, body []byte) (str
 	return out.Bytes()
 }
 
+// get fetches a URL's body.
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
 // switchMounter lets a test change how the next stick reads.
 type switchMounter struct {
 	m atomic.Pointer[usbtest.Mounter]
@@ -148,7 +161,7 @@ func TestProvisioningFromUSB(t *testing.T) {
 	run := func() (*appliance.Appliance, int, func()) {
 		a, addrs, stop := launch(t, appliance.Config{
 			DataDir: data, Loopback: "off", PortMap: map[int]int{18883: 0}, Listen: []string{"127.0.0.1:0"},
-			Trust: []ed25519.PublicKey{pub}, BoardRoot: t.TempDir(),
+			Trust: []ed25519.PublicKey{pub}, BoardRoot: t.TempDir(), StatusAddr: "127.0.0.1:0",
 			USB: &appliance.USBConfig{Root: sysRoot, Mounter: mounter, Uevents: make(chan usb.Uevent), Interval: 20 * time.Millisecond},
 		})
 		return a, addrs[len(addrs)-1].(*net.TCPAddr).Port, stop
@@ -195,6 +208,12 @@ func TestProvisioningFromUSB(t *testing.T) {
 	eventually(t, "bundle 1 applied", func() bool { return a.Status().Provisioning.Serial == 1 })
 	if !answers(p1) {
 		t.Fatalf("the bundle's port %d does not answer; status:\n%s", p1, a.Status())
+	}
+	if h := a.Status().Provisioning.History; len(h) != 1 || !h[0].Applied || h[0].Serial != 1 {
+		t.Errorf("provisioning history in status: %+v", h)
+	}
+	if page := get(t, "http://"+a.StatusAddr().String()+"/"); !strings.Contains(page, "Bundle serial 1 is in force.") || !strings.Contains(page, "<td>applied</td>") {
+		t.Errorf("status page after bundle 1:\n%s", page)
 	}
 	if c := a.Status().Certificates; len(c) != 0 {
 		t.Errorf("certificates of the replaced default still managed: %+v", c)

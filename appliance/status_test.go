@@ -93,7 +93,7 @@ func TestStatusEndpoint(t *testing.T) {
 		!strings.Contains(body, `edgebroker_certificate_not_after_seconds{secret="quickstart-root-ca"}`) {
 		t.Errorf("/metrics: %d\n%s", code, body)
 	}
-	if code, body = get("/"); code != 200 || !strings.Contains(body, "ca quickstart-root-ca") || !strings.Contains(body, "default-18883-server-cert") {
+	if code, body = get("/"); code != 200 || !strings.Contains(body, "ca quickstart-root-ca") || !strings.Contains(body, "default-18883-server-cert") || !strings.Contains(body, "No bundle applied yet.") {
 		t.Errorf("status page: %d\n%s", code, body)
 	}
 }

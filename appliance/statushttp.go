@@ -99,6 +99,11 @@ var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 <table><tr><th>secret</th><th>issuer</th><th>valid until</th><th>next renewal</th><th>last error</th></tr>
 {{range .Certificates}}<tr><td>{{.Secret}}</td><td>{{.Issuer}}</td><td>{{time .NotAfter}}</td><td>{{time .NextRenewal}}</td><td class="bad">{{.LastError}}</td></tr>
 {{end}}</table>
+<h2>Provisioning</h2>
+<p>{{if .Provisioning.Serial}}Bundle serial {{.Provisioning.Serial}} is in force.{{else}}No bundle applied yet.{{end}}</p>
+{{with .Provisioning.History}}<table><tr><th>time</th><th>serial</th><th>outcome</th><th>reasons</th></tr>
+{{range .}}<tr><td>{{time .Time}}</td><td>{{.Serial}}</td><td{{if not .Applied}} class="bad"{{end}}>{{if .Applied}}applied{{else if .RolledBack}}rolled back{{else}}rejected{{end}}</td><td>{{range .Reasons}}{{.}}<br>{{end}}</td></tr>
+{{end}}</table>{{end}}
 <h2>State store</h2>
 <p>{{.StateStore.Keys}} keys, {{.StateStore.Bytes}} bytes{{if .StateStore.MaxKeys}} (quota {{.StateStore.MaxKeys}} keys, {{.StateStore.MaxBytes}} bytes){{end}}.</p>
 </body></html>
