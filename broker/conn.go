@@ -79,6 +79,7 @@ type conn struct {
 	authStep   int
 	authCode   packet.Code
 	pending    *pendingConnect // between CONNECT and the end of enhanced auth
+	authMethod string          // the CONNECT's 5.0 Authentication Method, for re-authentication
 	hs         *handling       // while packets are handled; pooled
 	aliasesIn  [][]byte
 	credTimer  *time.Timer

@@ -173,15 +173,11 @@ func (c *conn) authDone() error {
 			p.will = nil
 		}
 	}
-	c.pending = nil
+	c.pending, c.authMethod = nil, p.method
 	c.keepAlive = time.Duration(p.keepAlive) * time.Second
 	c.maxOut, c.aliasMax, c.problem = p.maxPacket, p.aliasMax, p.problem
 	c.window = int(min(p.recvMax, c.srv.lim.MaxInflight))
-	if !p.credExpiry.IsZero() {
-		// As AIO does, an expired credential (a client certificate's
-		// notAfter, say) closes the connection without a DISCONNECT.
-		c.credTimer = time.AfterFunc(p.credExpiry.Sub(c.srv.now()), func() { c.closeWith(0, "") })
-	}
+	c.setCredExpiry(p.credExpiry)
 	c.srv.Stats.Connections.Add(1)
 	c.srv.attach(c, p)
 	return nil
@@ -191,11 +187,7 @@ func (c *conn) authDone() error {
 // connected client.
 func (c *conn) handleAuth(a *packet.Auth) error {
 	if c.pending == nil {
-		// Re-authentication [MQTT-4.12.1]: same method, verdict applies.
-		if a.Code != packet.ReAuthenticate {
-			return packet.ProtocolError
-		}
-		return packet.ImplementationSpecificError
+		return c.reauthenticate(a)
 	}
 	if a.Code != packet.ContinueAuthentication || string(a.Props.AuthMethod) != c.pending.method {
 		return c.refuse(packet.ProtocolError) // [MQTT-4.12.0-4]
@@ -204,6 +196,67 @@ func (c *conn) handleAuth(a *packet.Auth) error {
 		return nil
 	}
 	return c.authDone()
+}
+
+// setCredExpiry (re)arms the credential expiry: as AIO does, an expired
+// credential (a client certificate's notAfter, a custom server's expiry)
+// closes the connection without a DISCONNECT. A zero t never expires.
+func (c *conn) setCredExpiry(t time.Time) {
+	if c.credTimer != nil {
+		c.credTimer.Stop()
+		c.credTimer = nil
+	}
+	if !t.IsZero() {
+		c.credTimer = time.AfterFunc(t.Sub(c.srv.now()), func() { c.closeWith(0, "") })
+	}
+}
+
+// reauthenticate handles a connected 5.0 client's AUTH [MQTT-4.12.1]: 0x19
+// starts a re-authentication (0x18 continues one) with the CONNECT's
+// method; the Authenticator sees Step > 0 and a copy of the Client, which
+// cannot change after the CONNACK. Success answers AUTH 0x00 and replaces
+// the credential expiry; Continue answers AUTH 0x18 (another step, or,
+// as AIO does, a transient failure the client may retry) and the
+// connection stays; any other code ends it with DISCONNECT 0x87 (or 0x80,
+// 0x83, 0x89 as given). Another method than the CONNECT's is a protocol
+// error (DISCONNECT 0x82).
+func (c *conn) reauthenticate(a *packet.Auth) error {
+	if c.authMethod == "" || (a.Code != packet.ReAuthenticate && a.Code != packet.ContinueAuthentication) {
+		return packet.ProtocolError // [MQTT-4.12.1-1]: only after enhanced authentication
+	}
+	au := c.port.Authenticator
+	if string(a.Props.AuthMethod) != c.authMethod || au == nil {
+		// [MQTT-4.12.1-1]. 0x8C Bad authentication method is not a
+		// DISCONNECT reason code.
+		return packet.ProtocolError
+	}
+	req := AuthRequest{Method: c.authMethod, Data: a.Props.AuthData, Step: c.authStep}
+	c.authStep++
+	cl := *c.client
+	res := au.Authenticate(&cl, &req)
+	switch res.Code {
+	case packet.Success:
+		c.setCredExpiry(res.Expiry)
+	case packet.ContinueAuthentication:
+	case packet.UnspecifiedError, packet.ImplementationSpecificError, packet.ServerBusy:
+		return res.Code
+	default:
+		// CONNACK-only codes (0x86 Bad user name or password, ...) are
+		// not DISCONNECT reason codes.
+		return packet.NotAuthorized
+	}
+	out := packet.Auth{Code: res.Code}
+	out.Props.Set(packet.PropAuthMethod)
+	out.Props.AuthMethod = []byte(c.authMethod)
+	if res.AuthData != nil {
+		out.Props.Set(packet.PropAuthData)
+		out.Props.AuthData = res.AuthData
+	}
+	c.wmu.Lock()
+	c.out = out.Append(c.out, c.version)
+	c.wmu.Unlock()
+	c.replied()
+	return nil
 }
 
 // refuse sends a failing CONNACK and ends the connection.
