@@ -24,23 +24,76 @@ type authMethod interface {
 	authenticate(c *broker.Client, r *broker.AuthRequest) (res broker.AuthResult, relevant bool)
 }
 
+// reauthMethod is a method that can also take a 5.0 enhanced
+// authentication method at CONNECT and re-authenticate a connected
+// client (AUTH 0x19). relevant false means the method could not decide
+// (its server is unreachable): a transient failure.
+type reauthMethod interface {
+	authMethod
+	reauthenticate(c *broker.Client, r *broker.AuthRequest) (res broker.AuthResult, relevant bool)
+}
+
 var _ broker.Authenticator = (*authenticator)(nil)
 
 // Authenticate implements broker.Authenticator. A method that finds the
 // credentials relevant but invalid does not end the search; if no method
-// admits the client, the first such refusal is the answer, or Not
-// authorized when no method found the credentials relevant.
+// admits the client, the first such refusal is the answer, or, when no
+// method found the credentials relevant, Not authorized — Bad
+// authentication method for a 5.0 enhanced authentication method that
+// none of the port's methods takes (only Custom does).
+//
+// Steps after the CONNECT (r.Step > 0) are re-authentications of a
+// connected client (the Custom method never continues an exchange at
+// CONNECT): only the methods that re-authenticate are asked; if none of
+// them could decide, the answer is Continue authentication (AIO: AUTH
+// 0x18, the client may retry later).
 func (a *authenticator) Authenticate(c *broker.Client, r *broker.AuthRequest) broker.AuthResult {
-	if r.Method != "" {
-		// No enhanced authentication methods on the appliance yet.
-		return broker.AuthResult{Code: packet.BadAuthenticationMethod}
+	if r.Step > 0 {
+		return a.reauthenticate(c, r)
 	}
 	refusal := broker.AuthResult{Code: packet.NotAuthorized}
+	if r.Method != "" && !a.enhanced() {
+		refusal.Code = packet.BadAuthenticationMethod
+	}
 	refused := false
 	for _, m := range a.methods {
 		res, relevant := m.authenticate(c, r)
 		switch {
 		case !relevant:
+		case res.Code == packet.Success:
+			return res
+		case !refused:
+			refusal, refused = res, true
+		}
+	}
+	return refusal
+}
+
+// enhanced reports whether a method of the port takes 5.0 enhanced
+// authentication.
+func (a *authenticator) enhanced() bool {
+	for _, m := range a.methods {
+		if _, ok := m.(reauthMethod); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *authenticator) reauthenticate(c *broker.Client, r *broker.AuthRequest) broker.AuthResult {
+	refusal := broker.AuthResult{Code: packet.NotAuthorized}
+	refused := false
+	for _, m := range a.methods {
+		rm, ok := m.(reauthMethod)
+		if !ok {
+			continue
+		}
+		res, relevant := rm.reauthenticate(c, r)
+		switch {
+		case !relevant:
+			if !refused {
+				refusal.Code = packet.ContinueAuthentication
+			}
 		case res.Code == packet.Success:
 			return res
 		case !refused:
@@ -121,7 +174,7 @@ func (m *x509Method) authenticate(c *broker.Client, _ *broker.AuthRequest) (brok
 }
 
 // passwordMethod checks the CONNECT's username and password against a
-// password file. Attributes come from the file's third field, then from
+// password file; a CONNECT with a 5.0 Authentication Method is not for it. Attributes come from the file's third field, then from
 // usernamePasswordSettings.userAttributes, which win on a shared name.
 type passwordMethod struct {
 	pw    *auth.Passwords
@@ -129,7 +182,7 @@ type passwordMethod struct {
 }
 
 func (m *passwordMethod) authenticate(c *broker.Client, r *broker.AuthRequest) (broker.AuthResult, bool) {
-	if len(r.Username) == 0 {
+	if len(r.Username) == 0 || r.Method != "" {
 		return broker.AuthResult{}, false
 	}
 	user := string(r.Username)

@@ -28,18 +28,22 @@ const customAPIVersion = "0.5.0"
 // customTimeout bounds one call to the authentication server.
 const customTimeout = 10 * time.Second
 
-// customMethod forwards a CONNECT's credentials to an HTTPS
-// authentication server, as AIO's Custom method does: 200 admits the
-// client with attributes and an optional credential expiry, 403 refuses
-// it with the reason code the server names. A server that cannot be
-// reached, or answers otherwise, makes the method not relevant, so the
-// next method is tried.
+// customMethod forwards a CONNECT's credentials (with a 5.0 enhanced
+// authentication method and data) and a connected 5.0 client's
+// re-authentication to an HTTPS authentication server, as AIO's Custom
+// method does: 200 admits the client with attributes and an optional
+// credential expiry, 403 refuses it with the reason code the server
+// names. A server that cannot be reached, or answers otherwise, makes the
+// method not relevant, so the next method is tried (at re-authentication:
+// a transient failure).
 type customMethod struct {
 	endpoint string
 	headers  map[string]string
 	client   *http.Client
 	log      *slog.Logger
 }
+
+var _ reauthMethod = (*customMethod)(nil)
 
 // newCustomMethod builds the HTTPS client: the server is verified against
 // caCertConfigMap (or the system roots), and the broker presents the
@@ -88,12 +92,20 @@ func newCustomMethod(set *config.Set, ba *config.BrokerAuthentication, cs *confi
 	}, nil
 }
 
-// customConnect is the ConnectRequest body.
-type customConnect struct {
-	Type     string `json:"type"`
-	Username string `json:"username,omitempty"`
-	Password string `json:"password,omitempty"` // base64
-	Certs    string `json:"certs,omitempty"`    // PEM chain from the TLS handshake
+// customRequest is the request body: API 0.5.0's ConnectRequest (type
+// "connect") or AuthRequest (type "auth", a 5.0 AUTH packet). The API
+// defines no fields for 5.0 enhanced authentication, which AIO leaves to
+// the server ("set the method and data as the custom authentication
+// server requires"): edgebroker adds authenticationMethod and
+// authenticationData (base64) to both; the schemas allow additional
+// properties, and a server that does not know them ignores them.
+type customRequest struct {
+	Type       string `json:"type"`
+	Username   string `json:"username,omitempty"`
+	Password   string `json:"password,omitempty"` // base64
+	Certs      string `json:"certs,omitempty"`    // PEM chain from the TLS handshake
+	AuthMethod string `json:"authenticationMethod,omitempty"`
+	AuthData   string `json:"authenticationData,omitempty"` // base64
 }
 
 // customPass is the AuthPassResponse body.
@@ -108,10 +120,17 @@ type customFail struct {
 	Message string `json:"message"`
 }
 
+// authenticate asks the server about a CONNECT, with its enhanced
+// authentication method and data when it has them. API 0.5.0 has no
+// answer that continues an exchange, so it is one step: admitted or
+// refused.
 func (m *customMethod) authenticate(c *broker.Client, r *broker.AuthRequest) (broker.AuthResult, bool) {
-	req := customConnect{Type: "connect", Username: string(r.Username)}
+	req := customRequest{Type: "connect", Username: string(r.Username), AuthMethod: r.Method}
 	if r.HasPassword {
 		req.Password = base64.StdEncoding.EncodeToString(r.Password)
+	}
+	if r.Method != "" && len(r.Data) > 0 {
+		req.AuthData = base64.StdEncoding.EncodeToString(r.Data)
 	}
 	if c.TLS != nil {
 		var b bytes.Buffer
@@ -120,12 +139,35 @@ func (m *customMethod) authenticate(c *broker.Client, r *broker.AuthRequest) (br
 		}
 		req.Certs = b.String()
 	}
+	res, attrs, ok := m.ask(c, &req)
+	if ok && res.Code == packet.Success {
+		c.Username, c.Attributes = string(r.Username), attrs
+	}
+	return res, ok
+}
+
+// reauthenticate asks the server about a connected client's AUTH
+// (re-authentication). Its answer replaces the credential expiry; the
+// client's attributes stay those of the CONNECT (they are fixed once
+// connected). false: the server could not be asked (a transient failure).
+func (m *customMethod) reauthenticate(c *broker.Client, r *broker.AuthRequest) (broker.AuthResult, bool) {
+	req := customRequest{Type: "auth", AuthMethod: r.Method}
+	if len(r.Data) > 0 {
+		req.AuthData = base64.StdEncoding.EncodeToString(r.Data)
+	}
+	res, _, ok := m.ask(c, &req)
+	return res, ok
+}
+
+// ask posts one request. ok is false when the server cannot be reached
+// or answers outside the API: the method has no verdict.
+func (m *customMethod) ask(c *broker.Client, req *customRequest) (res broker.AuthResult, attrs map[string]string, ok bool) {
 	body, _ := json.Marshal(req)
 	ctx, cancel := context.WithTimeout(context.Background(), customTimeout)
 	defer cancel()
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, m.endpoint, bytes.NewReader(body))
 	if err != nil {
-		return broker.AuthResult{}, false
+		return broker.AuthResult{}, nil, false
 	}
 	hr.Header.Set("Content-Type", "application/json")
 	for k, v := range m.headers {
@@ -133,8 +175,8 @@ func (m *customMethod) authenticate(c *broker.Client, r *broker.AuthRequest) (br
 	}
 	resp, err := m.client.Do(hr)
 	if err != nil {
-		m.log.Warn("custom authentication server unreachable: method not relevant", "endpoint", m.endpoint, "err", err)
-		return broker.AuthResult{}, false
+		m.log.Warn("custom authentication server unreachable: no verdict", "endpoint", m.endpoint, "type", req.Type, "err", err)
+		return broker.AuthResult{}, nil, false
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
@@ -142,15 +184,15 @@ func (m *customMethod) authenticate(c *broker.Client, r *broker.AuthRequest) (br
 	case http.StatusOK:
 		var pass customPass
 		if err := json.Unmarshal(data, &pass); err != nil {
-			m.log.Warn("custom authentication: bad 200 body: method not relevant", "err", err)
-			return broker.AuthResult{}, false
+			m.log.Warn("custom authentication: bad 200 body: no verdict", "err", err)
+			return broker.AuthResult{}, nil, false
 		}
 		res := broker.AuthResult{Code: packet.Success}
 		if pass.Expiry != "" {
 			t, err := time.Parse(time.RFC3339, pass.Expiry)
 			if err != nil {
-				m.log.Warn("custom authentication: bad expiry: method not relevant", "expiry", pass.Expiry)
-				return broker.AuthResult{}, false
+				m.log.Warn("custom authentication: bad expiry: no verdict", "expiry", pass.Expiry)
+				return broker.AuthResult{}, nil, false
 			}
 			res.Expiry = t
 		}
@@ -162,8 +204,7 @@ func (m *customMethod) authenticate(c *broker.Client, r *broker.AuthRequest) (br
 				attrs[k] = fmt.Sprint(v)
 			}
 		}
-		c.Username, c.Attributes = string(r.Username), attrs
-		return res, true
+		return res, attrs, true
 	case http.StatusForbidden:
 		var fail customFail
 		json.Unmarshal(data, &fail)
@@ -171,10 +212,10 @@ func (m *customMethod) authenticate(c *broker.Client, r *broker.AuthRequest) (br
 		if fail.Reason < 0x80 || fail.Reason > 0xff {
 			code = packet.NotAuthorized
 		}
-		m.log.Info("custom authentication refused", "client", c.ID, "reason", fmt.Sprintf("%#x", byte(code)), "message", fail.Message)
-		return broker.AuthResult{Code: code}, true
+		m.log.Info("custom authentication refused", "client", c.ID, "type", req.Type, "reason", fmt.Sprintf("%#x", byte(code)), "message", fail.Message)
+		return broker.AuthResult{Code: code}, nil, true
 	default:
-		m.log.Warn("custom authentication: unexpected answer: method not relevant", "status", resp.StatusCode, "body", string(data))
-		return broker.AuthResult{}, false
+		m.log.Warn("custom authentication: unexpected answer: no verdict", "status", resp.StatusCode, "body", string(data))
+		return broker.AuthResult{}, nil, false
 	}
 }

@@ -20,10 +20,8 @@ import (
 // loopback HTTPS.
 func authServer(t *testing.T) (url string, root *certstest.Cert, calls chan map[string]string) {
 	t.Helper()
-	root = certstest.Root("auth-root", certstest.EC256)
-	leaf := root.Server("auth-server", nil, []net.IP{net.IPv4(127, 0, 0, 1)}, certstest.EC256)
 	calls = make(chan map[string]string, 16)
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv, root := startAuthServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var body map[string]string
 		json.NewDecoder(r.Body).Decode(&body)
 		body["api-version"], body["x-site"] = r.URL.Query().Get("api-version"), r.Header.Get("X-Site")
@@ -42,10 +40,20 @@ func authServer(t *testing.T) (url string, root *certstest.Cert, calls chan map[
 			w.WriteHeader(http.StatusInternalServerError)
 		}
 	}))
+	return srv.URL + "/auth", root, calls
+}
+
+// startAuthServer serves h on loopback HTTPS with a certificate from a
+// fresh root.
+func startAuthServer(t *testing.T, h http.Handler) (*httptest.Server, *certstest.Cert) {
+	t.Helper()
+	root := certstest.Root("auth-root", certstest.EC256)
+	leaf := root.Server("auth-server", nil, []net.IP{net.IPv4(127, 0, 0, 1)}, certstest.EC256)
+	srv := httptest.NewUnstartedServer(h)
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{leaf.Cert.Raw}, PrivateKey: leaf.Key}}}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	return srv.URL + "/auth", root, calls
+	return srv, root
 }
 
 // TestCustomAuthentication: the Custom method asks the HTTPS server; its

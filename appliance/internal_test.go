@@ -95,7 +95,7 @@ func TestAuthenticatorOrder(t *testing.T) {
 		{"first relevant valid", []authMethod{skip, ok, bad}, "", packet.Success},
 		{"invalid then valid", []authMethod{bad, ok}, "", packet.Success},
 		{"only invalid", []authMethod{skip, bad}, "", packet.BadUsernameOrPassword},
-		{"enhanced auth", []authMethod{ok}, "K8S-SAT", packet.BadAuthenticationMethod},
+		{"enhanced auth no method takes", []authMethod{skip}, "K8S-SAT", packet.BadAuthenticationMethod},
 	} {
 		a := &authenticator{methods: tc.methods}
 		if got := a.Authenticate(&broker.Client{}, &broker.AuthRequest{Method: tc.method}).Code; got != tc.want {
