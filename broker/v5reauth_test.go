@@ -11,8 +11,9 @@ import (
 // tokenAuth admits anyone without enhanced authentication, and the
 // enhanced method "token": the CONNECT's data "t1"
 // for 400ms; on re-authentication (Step > 0) "t2" for 1.5s, "down" is a
-// transient failure (0x18), anything else 0x87. It renames the Client it
-// is given, which must not reach the connected client.
+// transient failure (0x18), anything else 0x87. At re-authentication it
+// renames the Client it is given, which must not reach the connected
+// client (fixed since the CONNACK).
 type tokenAuth struct{}
 
 func (tokenAuth) Authenticate(c *broker.Client, r *broker.AuthRequest) broker.AuthResult {
@@ -23,7 +24,9 @@ func (tokenAuth) Authenticate(c *broker.Client, r *broker.AuthRequest) broker.Au
 	default:
 		return broker.AuthResult{Code: packet.BadAuthenticationMethod}
 	}
-	c.Username = "renamed"
+	if r.Step > 0 {
+		c.Username = "renamed"
+	}
 	switch {
 	case r.Step == 0 && string(r.Data) == "t1":
 		return broker.AuthResult{Code: packet.Success, Expiry: time.Now().Add(400 * time.Millisecond)}
@@ -77,7 +80,9 @@ func tokenClient(t *testing.T, addr string) *rawClient {
 // connection outlives the old expiry and closes, without DISCONNECT, at
 // the new one.
 func TestV5Reauthenticate(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, &broker.Port{Name: "auth", Authenticator: tokenAuth{}})
+	gone := make(chan string, 1)
+	_, addr := startServer(t, broker.Config{OnDisconnect: func(c *broker.Client) { gone <- c.Username }},
+		&broker.Port{Name: "auth", Authenticator: tokenAuth{}})
 	c := tokenClient(t, addr)
 	t0 := time.Now()
 	c.send(reauth(packet.ReAuthenticate, "token", "t2"))
@@ -90,6 +95,14 @@ func TestV5Reauthenticate(t *testing.T) {
 	}
 	if d := time.Since(t0); d < time.Second {
 		t.Errorf("closed %v after re-authenticating: the old expiry (400ms) still applied, want the new one (1.5s)", d)
+	}
+	select {
+	case u := <-gone:
+		if u != "" {
+			t.Errorf("the re-authentication changed the connected client's username to %q", u)
+		}
+	case <-time.After(waitTime):
+		t.Error("OnDisconnect not called")
 	}
 }
 
