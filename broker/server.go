@@ -84,7 +84,10 @@ type AuthRequest struct {
 	Step        int    // 0 for the CONNECT, then 1, 2, ... for AUTH packets
 }
 
-// Authenticator decides who may connect on a port.
+// Authenticator decides who may connect on a port. Steps after the
+// CONNECT (Step > 0) may be a connected 5.0 client's re-authentication
+// (AUTH 0x19); the Client is then a copy, so the connected client's
+// identity and attributes do not change.
 type Authenticator interface {
 	Authenticate(c *Client, r *AuthRequest) AuthResult
 }
