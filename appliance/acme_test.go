@@ -81,11 +81,11 @@ spec:
 		return a, stop
 	}
 	a, stop := run()
-	issued := func(listener string, port int) bool {
+	issued := func(port int) bool {
 		st, _ := a.Status().Port("public", port)
 		return st.TLS != nil && !st.TLS.NotAfter.IsZero()
 	}
-	eventually(t, "ACME certificates issued", func() bool { return issued("", 8883) && issued("", 8884) })
+	eventually(t, "ACME certificates issued", func() bool { return issued(8883) && issued(8884) })
 
 	serials := map[string]string{}
 	for _, tt := range []struct {

@@ -174,7 +174,7 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	bs.restore(srv)
 	g, gctx := errgroup.WithContext(ctx)
-	a = &Appliance{cfg: &cfg, log: log, srv: srv, g: g, ss: ss, live: map[string]*livePort{}, certs: certMgr, iss: iss,
+	a = &Appliance{cfg: &cfg, log: log, srv: srv, g: g, ss: ss, live: map[string]*livePort{}, iss: iss,
 		set: set, refreshc: make(chan struct{}, 1), prov: prov, id: id}
 	certMgr.Issued = func(string) { a.kickRefresh() }
 	g.Go(func() error { // renews certificates until shutdown

@@ -28,7 +28,8 @@ func newWatchdog(srv *broker.Server, ss *stateStore, log *slog.Logger) (*watchdo
 	rand.Read(nonce[:])
 	topic := "$edgebroker/health/" + hex.EncodeToString(nonce[:])
 	got := make(chan string, 1)
-	unsubscribe, err := srv.Subscribe(topic, 0, func(m *broker.Message) {
+	// Subscribed for the broker's lifetime: never unsubscribed.
+	_, err := srv.Subscribe(topic, 0, func(m *broker.Message) {
 		select {
 		case got <- string(m.Payload):
 		default:
@@ -37,7 +38,6 @@ func newWatchdog(srv *broker.Server, ss *stateStore, log *slog.Logger) (*watchdo
 	if err != nil {
 		return nil, fmt.Errorf("appliance: watchdog: %w", err)
 	}
-	_ = unsubscribe // lives as long as the broker
 	n := 0
 	w.Register("broker", healthEvery, func(ctx context.Context) error {
 		n++

@@ -32,11 +32,21 @@ func TestWatchdogFindsWedgedStore(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- wd.Run(ctx) }()
-	time.Sleep(100 * time.Millisecond) // a few healthy rounds: no error
-	select {
-	case err := <-done:
-		t.Fatalf("healthy appliance: watchdog ended: %v", err)
-	default:
+	// Both probes pass at least once before the store goes.
+	for healthy := 0; healthy < 2; {
+		healthy = 0
+		for _, st := range wd.Status() {
+			if !st.Last.IsZero() && st.LastErr == "" {
+				healthy++
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("healthy appliance: watchdog ended: %v", err)
+		case <-ctx.Done():
+			t.Fatal("probes never passed")
+		case <-time.After(healthEvery):
+		}
 	}
 	ss.close()
 	var we *watchdog.WedgedError

@@ -18,7 +18,6 @@ import (
 	"edgebroker/board"
 	"edgebroker/broker"
 	"edgebroker/provisioning/apply"
-	"edgebroker/provisioning/certs"
 )
 
 // Appliance is a running appliance, as Config.Started hands it over.
@@ -29,8 +28,7 @@ type Appliance struct {
 	g   *errgroup.Group
 	ss  *stateStore
 
-	certs *certs.Manager // Automatic TLS: issues, persists and renews server certificates
-	iss   *issuers       // certs, and the ACME challenge answers
+	iss *issuers // Automatic TLS: the certificate Manager and the ACME challenge answers
 
 	reloadMu sync.Mutex           // one apply at a time
 	live     map[string]*livePort // by "listener/port"; guarded by reloadMu
@@ -135,7 +133,7 @@ func (a *Appliance) Status() Status {
 			}
 		}
 	}
-	names := a.certs.Statuses()
+	names := a.iss.m.Statuses()
 	for _, name := range slices.Sorted(maps.Keys(names)) {
 		st.Certificates = append(st.Certificates, a.certStatus(name))
 	}
@@ -156,7 +154,7 @@ func (a *Appliance) Status() Status {
 // certStatus reports a certificate the Manager holds.
 func (a *Appliance) certStatus(secret string) CertStatus {
 	cs := CertStatus{Secret: secret}
-	s, ok := a.certs.Status(secret)
+	s, ok := a.iss.m.Status(secret)
 	if !ok {
 		cs.LastError = "not managed"
 		return cs

@@ -76,12 +76,7 @@ func (a *Appliance) serveStatus(ctx context.Context, addr string) (net.Addr, err
 }
 
 var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
-	"time": func(t time.Time) string {
-		if t.IsZero() {
-			return "—"
-		}
-		return t.UTC().Format(time.RFC3339)
-	},
+	"time": when,
 }).Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><title>edgebroker</title>
 <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}.bad{color:#b00}</style>
