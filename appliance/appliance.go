@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -310,10 +311,9 @@ func (a *Appliance) kickRefresh() {
 // certificate, after the Manager issued one: the port comes up without a
 // reload.
 func (a *Appliance) refresh() {
-	waiting := false
-	for _, p := range a.Status().Ports {
-		waiting = waiting || !p.Serving
-	}
+	a.mu.Lock()
+	waiting := slices.ContainsFunc(a.status.Ports, func(p PortStatus) bool { return !p.Serving })
+	a.mu.Unlock()
 	if !waiting {
 		return
 	}
