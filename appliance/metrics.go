@@ -3,6 +3,8 @@ package appliance
 import (
 	"fmt"
 	"io"
+
+	"edgebroker/broker/seclog"
 )
 
 // writeMetrics writes the appliance's figures in the Prometheus text
@@ -21,6 +23,11 @@ func (a *Appliance) writeMetrics(w io.Writer) {
 	metric("edgebroker_bytes_sent_total", "counter", "Bytes sent to clients.", s.BytesSent.Load())
 	metric("edgebroker_statestore_keys", "gauge", "Keys in the state store.", st.StateStore.Keys)
 	metric("edgebroker_statestore_bytes", "gauge", "Bytes of keys and values in the state store.", st.StateStore.Bytes)
+	fmt.Fprintf(w, "# HELP edgebroker_security_events_total Security events (failed authentication, denials, refusals by a limit), by kind.\n# TYPE edgebroker_security_events_total counter\n")
+	sec := a.srv.Security()
+	for e := seclog.Event(0); e < seclog.NumEvents; e++ {
+		fmt.Fprintf(w, "edgebroker_security_events_total{event=%q} %d\n", e.String(), sec.Count(e))
+	}
 	fmt.Fprintf(w, "# HELP edgebroker_port_serving Whether a configured port accepts connections.\n# TYPE edgebroker_port_serving gauge\n")
 	for _, p := range st.Ports {
 		v := 0

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"edgebroker/broker/packet"
+	"edgebroker/broker/seclog"
 	"edgebroker/broker/topic"
 )
 
@@ -46,6 +47,10 @@ type Config struct {
 	// By default a connection idle for a second (or just after a control
 	// packet) waits in an epoll reactor without a goroutine.
 	DisableReactor bool
+	// Security counts and logs security events (failed authentication,
+	// denied publishes and subscribes, refusals by a limit). nil: a Log
+	// on Logger.
+	Security *seclog.Log
 }
 
 // Client is what hooks learn about a client. The broker fills it at
@@ -133,6 +138,7 @@ type Server struct {
 	now          func() time.Time
 	tlim         topic.Limits
 	persist      Persister
+	sec          *seclog.Log // security events; set by New, read-only
 
 	Stats Stats
 
@@ -186,6 +192,9 @@ func New(cfg Config) *Server {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.sec = cfg.Security; s.sec == nil {
+		s.sec = seclog.New(s.log, s.now)
 	}
 	s.tlim = topic.Limits{MaxLength: s.lim.MaxTopicLength, MaxLevels: s.lim.MaxTopicLevels}
 	s.subs.Prefer = func(ss *session) bool { return ss.online.Load() }
@@ -241,6 +250,10 @@ func (s *Server) ServePort(ln net.Listener, p *Port) error {
 		}
 	}
 }
+
+// Security returns the server's security event log (its counters feed
+// /metrics).
+func (s *Server) Security() *seclog.Log { return s.sec }
 
 func (s *Server) isClosed() bool {
 	s.mu.Lock()
