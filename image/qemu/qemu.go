@@ -112,7 +112,10 @@ func Start(ctx context.Context, o Options) (*VM, error) {
 		"-no-reboot",
 		"-kernel", kernel, "-append", cmdline,
 		"-drive", "file=" + o.Image + ",format=raw,if=virtio",
-		"-netdev", netdev, "-device", "virtio-net-pci,netdev=net0",
+		// romfile= : the kernel is booted directly, so the NIC needs no
+		// option ROM; without it QEMU looks for efi-virtio.rom (Debian's
+		// ipxe-qemu, only a recommends) and will not start.
+		"-netdev", netdev, "-device", "virtio-net-pci,netdev=net0,romfile=",
 		"-device", "i6300esb",
 	}
 	if o.USBStick != "" {
