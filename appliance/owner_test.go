@@ -107,7 +107,7 @@ func tenantConfig(t *testing.T, confDir, dataDir string, log io.Writer) applianc
 // messages, subscribed or arriving for a resumed session, go to the
 // returned channel.
 func v3user(user, pass, id string, addr net.Addr, clean bool, msgs chan<- v3got) *mqtt.ClientOptions {
-	return mqtt.NewClientOptions().AddBroker("tcp://"+addr.String()).SetClientID(id).SetUsername(user).SetPassword(pass).
+	return mqtt.NewClientOptions().AddBroker("tcp://" + addr.String()).SetClientID(id).SetUsername(user).SetPassword(pass).
 		SetCleanSession(clean).SetProtocolVersion(4).SetOrderMatters(true).
 		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
 			if msgs != nil {
