@@ -162,7 +162,7 @@ func (c *conn) authDone() error {
 	if c.authCode != packet.Success {
 		c.srv.sec.Event(seclog.AuthFailed, "authentication failed", "client", c.client.ID,
 			"username", c.client.Username, "port", c.port.Name, "remote", remoteString(c.nc),
-			"reason", c.authCode.Error(), "code", int(c.authCode))
+			"reason", c.authCode.Error())
 		return c.refuse(c.authCode)
 	}
 	c.client.Principal = principalOf(c.port, p.principal)
@@ -219,7 +219,7 @@ func (c *conn) refuseTakeover(owner string) error {
 }
 
 // remoteString is the connection's remote address for logs.
-func remoteString(nc interface{ RemoteAddr() net.Addr }) string {
+func remoteString(nc net.Conn) string {
 	if a := nc.RemoteAddr(); a != nil {
 		return a.String()
 	}
@@ -285,7 +285,7 @@ func (c *conn) reauthenticate(a *packet.Auth) error {
 		return c.writeAuth(res)
 	}
 	c.srv.sec.Event(seclog.AuthFailed, "re-authentication failed", "principal", c.client.Principal,
-		"client", c.client.ID, "port", c.port.Name, "remote", remoteString(c.nc), "reason", res.Code.Error(), "code", int(res.Code))
+		"client", c.client.ID, "port", c.port.Name, "remote", remoteString(c.nc), "reason", res.Code.Error())
 	switch res.Code {
 	case packet.UnspecifiedError, packet.ImplementationSpecificError, packet.ServerBusy:
 		return res.Code

@@ -31,7 +31,10 @@ func (s *Server) attach(c *conn, p *pendingConnect) (owner string, ok bool) {
 			s.mu.Unlock()
 			return owner, false
 		}
-		old.owner = c.client.Principal
+		if old.owner == "" {
+			s.log.Info("session saved without an owner claimed", "client", c.client.ID, "principal", c.client.Principal)
+			old.owner = c.client.Principal
+		}
 		if oc := old.c; oc != nil {
 			old.c = nil
 			old.online.Store(false)
