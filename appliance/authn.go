@@ -152,7 +152,7 @@ func newAuthenticator(set *config.Set, ba *config.BrokerAuthentication, log *slo
 
 // x509Method admits clients whose certificate the TLS handshake verified
 // against the trusted client CAs. The username is the leaf's CN, the
-// principal its subject and issuer, the attributes come from the first
+// principal its subject, the attributes come from the first
 // certificate in the chain whose subject has an authorizationAttributes
 // entry, and the connection ends when the leaf expires.
 type x509Method struct {
@@ -203,7 +203,10 @@ func (m *passwordMethod) authenticate(c *broker.Client, r *broker.AuthRequest) (
 }
 
 // x509Principal is the principal of a verified client certificate: its
-// subject, with its issuer so that two CAs cannot name the same one.
+// subject, as the authorization attributes identify certificates. Every
+// CA the port trusts vouches for the subjects it issues, so a renewed
+// certificate, or one from a new CA of the same trust, is the same
+// principal.
 func x509Principal(leaf *x509.Certificate) string {
-	return "x509:" + leaf.Subject.String() + " issuer:" + leaf.Issuer.String()
+	return "x509:" + leaf.Subject.String()
 }

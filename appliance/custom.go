@@ -150,8 +150,7 @@ func (m *customMethod) authenticate(c *broker.Client, r *broker.AuthRequest) (br
 // customPrincipal is who a custom server admitted: what it was shown.
 // The request carries the username and the client's certificates (not
 // the client identifier), so the principal is "custom:user:" and the
-// username, else "custom:x509:" and the leaf certificate's subject and
-// issuer, else "custom:port:" and the port: the server vouched for no
+// username, else "custom:x509:" and the leaf certificate's subject, else "custom:port:" and the port: the server vouched for no
 // identity, and the port's such clients share their sessions as on an
 // anonymous port.
 func customPrincipal(c *broker.Client, r *broker.AuthRequest) string {

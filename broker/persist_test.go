@@ -471,7 +471,7 @@ var roundTripMessages = []broker.StoredMessage{
 var roundTripSessions = []broker.StoredSession{
 	{ID: "c", Expiry: 0xFFFFFFFF},
 	{
-		ID: "sensor-7", Owner: "x509:CN=sensor-7 issuer:CN=ca", Expiry: 3600, Disconnected: time.Unix(1700000000, 5),
+		ID: "sensor-7", Owner: "x509:CN=sensor-7,O=plant", Expiry: 3600, Disconnected: time.Unix(1700000000, 5),
 		Subscriptions: []broker.StoredSubscription{
 			{Filter: "a/+", QoS: 2, NoLocal: true, RetainAsPublished: true, RetainHandling: 2, ID: 268435455},
 			{Filter: "$share/g/#", QoS: 1},
