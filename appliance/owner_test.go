@@ -24,7 +24,7 @@ import (
 
 // tenants is a password port where alice and bob (password "pw") each
 // publish and subscribe under their own name, and carol may publish to
-// bob.
+// bob; dave (no rule) may not connect.
 func tenants() map[string]string {
 	return map[string]string{
 		"listener.yaml": `apiVersion: mqttbroker.iotoperations.azure.com/v1
@@ -48,6 +48,7 @@ stringData:
     alice:%[1]s
     bob:%[1]s
     carol:%[1]s
+    dave:%[1]s
 ---
 apiVersion: mqttbroker.iotoperations.azure.com/v1
 kind: BrokerAuthentication
@@ -251,10 +252,10 @@ func TestSessionBelongsToPrincipal(t *testing.T) {
 	}
 }
 
-// TestSecurityEventsLogged: a wrong password, a refused client, a denied
-// publish, a denied will and a denied subscribe each produce a Warn line
-// (without -v) with the remote address, and a count in /metrics; the
-// password never appears in the log.
+// TestSecurityEventsLogged: a wrong password, a client not authorized to
+// connect, a denied publish, a denied will and a denied subscribe each
+// produce a Warn line (without -v) with the remote address, and a count
+// in /metrics; neither the password nor a payload appears in the log.
 func TestSecurityEventsLogged(t *testing.T) {
 	var logs syncBuffer
 	a, addrs, stop := launch(t, tenantConfig(t, writeConfig(t, tenants()), t.TempDir(), &logs))
@@ -263,6 +264,9 @@ func TestSecurityEventsLogged(t *testing.T) {
 
 	if _, err := pahoConnect(v3user("alice", "not-the-password-x7", "alice", addr, true, nil)); err == nil {
 		t.Fatal("wrong password accepted")
+	}
+	if _, err := pahoConnect(v3user("dave", "pw", "dave", addr, true, nil)); !errors.Is(err, packets.ErrorRefusedNotAuthorised) {
+		t.Fatalf("dave without a rule: %v, want %v", err, packets.ErrorRefusedNotAuthorised)
 	}
 	alice := pahoClient(t, v3user("alice", "pw", "alice", addr, true, nil).SetWill("bob/will", "gone", 1, false))
 	defer alice.Disconnect(0)
@@ -273,7 +277,7 @@ func TestSecurityEventsLogged(t *testing.T) {
 	}
 	done(t, "publish", alice.Publish("bob/x", 1, false, "secret payload"))
 
-	want := map[string]uint64{"auth_failed": 1, "publish_denied": 2, "subscribe_denied": 1}
+	want := map[string]uint64{"auth_failed": 1, "connect_denied": 1, "publish_denied": 2, "subscribe_denied": 1}
 	for ev, n := range want {
 		if got := metric(t, a, ev); got != n {
 			t.Errorf("%s counted %d, want %d", ev, got, n)
@@ -282,6 +286,7 @@ func TestSecurityEventsLogged(t *testing.T) {
 	out := logs.String()
 	for _, line := range []string{
 		`level=WARN msg="authentication failed" subsystem=broker event=auth_failed client=alice username=alice port=local/1883 remote=127.0.0.1:`,
+		`level=WARN msg="connection not authorized" subsystem=broker event=connect_denied principal=user:dave client=dave port=local/1883 remote=127.0.0.1:`,
 		`level=WARN msg="will not authorized: dropped" subsystem=broker event=publish_denied principal=user:alice client=alice topic=bob/will remote=127.0.0.1:`,
 		`level=WARN msg="subscription not authorized" subsystem=broker event=subscribe_denied principal=user:alice client=alice filter=bob/# remote=127.0.0.1:`,
 		`level=WARN msg="publish not authorized: dropped" subsystem=broker event=publish_denied principal=user:alice client=alice topic=bob/x remote=127.0.0.1:`,
