@@ -214,7 +214,9 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		addrs = append(addrs, ln.Addr())
 		log.Info("serving MQTT", "addr", ln.Addr().String(), "port", "-listen", "auth", "anonymous")
-		p := &broker.Port{Name: ln.Addr().String()}
+		// Named after the flag, not the bound address: sessions of its
+		// clients belong to "anonymous:" and the name, across restarts.
+		p := &broker.Port{Name: "-listen " + addr}
 		g.Go(func() error {
 			if err := srv.ServePort(ln, p); !errors.Is(err, broker.ErrServerClosed) {
 				return fmt.Errorf("appliance: serve %s: %w", ln.Addr(), err)

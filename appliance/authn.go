@@ -152,9 +152,9 @@ func newAuthenticator(set *config.Set, ba *config.BrokerAuthentication, log *slo
 
 // x509Method admits clients whose certificate the TLS handshake verified
 // against the trusted client CAs. The username is the leaf's CN, the
-// attributes come from the first certificate in the chain whose subject
-// has an authorizationAttributes entry, and the connection ends when the
-// leaf expires.
+// principal its subject, the attributes come from the first
+// certificate in the chain whose subject has an authorizationAttributes
+// entry, and the connection ends when the leaf expires.
 type x509Method struct {
 	attrs []auth.SubjectAttributes
 }
@@ -170,12 +170,14 @@ func (m *x509Method) authenticate(c *broker.Client, _ *broker.AuthRequest) (brok
 	leaf := chain[0]
 	c.Username = auth.CNUsername(leaf)
 	c.Attributes = auth.X509Attributes(chain, m.attrs)
-	return broker.AuthResult{Code: packet.Success, Expiry: leaf.NotAfter}, true
+	return broker.AuthResult{Code: packet.Success, Expiry: leaf.NotAfter, Principal: x509Principal(leaf)}, true
 }
 
 // passwordMethod checks the CONNECT's username and password against a
-// password file; a CONNECT with a 5.0 Authentication Method is not for it. Attributes come from the file's third field, then from
-// usernamePasswordSettings.userAttributes, which win on a shared name.
+// password file; a CONNECT with a 5.0 Authentication Method is not for
+// it. The principal is "user:" and the username. Attributes come from
+// the file's third field, then from usernamePasswordSettings.userAttributes,
+// which win on a shared name.
 type passwordMethod struct {
 	pw    *auth.Passwords
 	attrs map[string]map[string]string
@@ -197,5 +199,14 @@ func (m *passwordMethod) authenticate(c *broker.Client, r *broker.AuthRequest) (
 		maps.Copy(attrs, extra)
 	}
 	c.Username, c.Attributes = user, attrs
-	return broker.AuthResult{Code: packet.Success}, true
+	return broker.AuthResult{Code: packet.Success, Principal: "user:" + user}, true
+}
+
+// x509Principal is the principal of a verified client certificate: its
+// subject, as the authorization attributes identify certificates. Every
+// CA the port trusts vouches for the subjects it issues, so a renewed
+// certificate, or one from a new CA of the same trust, is the same
+// principal.
+func x509Principal(leaf *x509.Certificate) string {
+	return "x509:" + leaf.Subject.String()
 }

@@ -142,8 +142,25 @@ func (m *customMethod) authenticate(c *broker.Client, r *broker.AuthRequest) (br
 	res, attrs, ok := m.ask(c, &req)
 	if ok && res.Code == packet.Success {
 		c.Username, c.Attributes = string(r.Username), attrs
+		res.Principal = customPrincipal(c, r)
 	}
 	return res, ok
+}
+
+// customPrincipal is who a custom server admitted: what it was shown.
+// The request carries the username and the client's certificates (not
+// the client identifier), so the principal is "custom:user:" and the
+// username, else "custom:x509:" and the leaf certificate's subject, else "custom:port:" and the port: the server vouched for no
+// identity, and the port's such clients share their sessions as on an
+// anonymous port.
+func customPrincipal(c *broker.Client, r *broker.AuthRequest) string {
+	switch {
+	case len(r.Username) > 0:
+		return "custom:user:" + string(r.Username)
+	case c.TLS != nil && len(c.TLS.PeerCertificates) > 0:
+		return "custom:" + x509Principal(c.TLS.PeerCertificates[0])
+	}
+	return "custom:port:" + c.Port
 }
 
 // reauthenticate asks the server about a connected client's AUTH

@@ -3,10 +3,12 @@ package broker
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"time"
 	"unicode/utf8"
 
 	"edgebroker/broker/packet"
+	"edgebroker/broker/seclog"
 )
 
 // pendingConnect is a CONNECT's outcome, copied out of the read buffer so
@@ -25,6 +27,7 @@ type pendingConnect struct {
 	will         *will
 	method       string
 	authData     []byte // the Authenticator's last Authentication Data
+	principal    string // the Authenticator's last AuthResult.Principal
 	credExpiry   time.Time
 }
 
@@ -132,7 +135,7 @@ func (c *conn) authenticate(a *packet.Auth, cp *packet.Connect) bool {
 		return false
 	}
 	res := au.Authenticate(c.client, &req)
-	c.authCode, p.credExpiry, p.authData = res.Code, res.Expiry, res.AuthData
+	c.authCode, p.credExpiry, p.authData, p.principal = res.Code, res.Expiry, res.AuthData, res.Principal
 	if res.Code == packet.ContinueAuthentication && p.method != "" && c.version == packet.V5 {
 		out := packet.Auth{Code: packet.ContinueAuthentication}
 		out.Props.Set(packet.PropAuthMethod)
@@ -157,10 +160,16 @@ func (c *conn) authenticate(a *packet.Auth, cp *packet.Connect) bool {
 func (c *conn) authDone() error {
 	p := c.pending
 	if c.authCode != packet.Success {
+		c.srv.sec.Event(seclog.AuthFailed, "authentication failed", "client", c.client.ID,
+			"username", c.client.Username, "port", c.port.Name, "remote", remoteString(c.nc),
+			"reason", c.authCode.Error())
 		return c.refuse(c.authCode)
 	}
+	c.client.Principal = principalOf(c.port, p.principal)
 	if az := c.port.Authorizer; az != nil {
 		if c.perms = az.Authorize(c.client); c.perms == nil {
+			c.srv.sec.Event(seclog.ConnectDenied, "connection not authorized", "principal", c.client.Principal,
+				"client", c.client.ID, "port", c.port.Name, "remote", remoteString(c.nc))
 			return c.refuse(packet.NotAuthorized)
 		}
 	}
@@ -169,6 +178,8 @@ func (c *conn) authDone() error {
 	}
 	if w := p.will; w != nil {
 		if c.perms != nil && !c.perms.AllowPublish(w.msg.Topic) {
+			c.srv.sec.Event(seclog.PublishDenied, "will not authorized: dropped", "principal", c.client.Principal,
+				"client", c.client.ID, "topic", string(w.msg.Topic), "remote", remoteString(c.nc))
 			w.msg.release() // a will the client may not publish is dropped
 			p.will = nil
 		}
@@ -177,10 +188,42 @@ func (c *conn) authDone() error {
 	c.keepAlive = time.Duration(p.keepAlive) * time.Second
 	c.maxOut, c.aliasMax, c.problem = p.maxPacket, p.aliasMax, p.problem
 	c.window = int(min(p.recvMax, c.srv.lim.MaxInflight))
-	c.setCredExpiry(p.credExpiry)
 	c.srv.Stats.Connections.Add(1)
-	c.srv.attach(c, p)
+	if owner, ok := c.srv.attach(c, p); !ok {
+		c.srv.Stats.Connections.Add(-1)
+		c.pending = p
+		return c.refuseTakeover(owner)
+	}
+	c.setCredExpiry(p.credExpiry)
 	return nil
+}
+
+// principalOf is who a client that passed authentication on port is:
+// what its Authenticator verified or, when it named nobody (an anonymous
+// port), the port itself.
+func principalOf(port *Port, verified string) string {
+	if port.Authenticator == nil || verified == "" {
+		return "anonymous:" + port.Name
+	}
+	return verified
+}
+
+// refuseTakeover refuses a CONNECT for a client identifier whose session
+// belongs to another principal (3.1.1: CONNACK 5, 5.0: 0x87). The owner's
+// connection and session are not touched.
+func (c *conn) refuseTakeover(owner string) error {
+	c.srv.sec.Event(seclog.TakeoverRefused, "session belongs to another principal: connection refused",
+		"principal", c.client.Principal, "client", c.client.ID, "owner", owner, "port", c.port.Name,
+		"remote", remoteString(c.nc))
+	return c.refuse(packet.NotAuthorized)
+}
+
+// remoteString is the connection's remote address for logs.
+func remoteString(nc net.Conn) string {
+	if a := nc.RemoteAddr(); a != nil {
+		return a.String()
+	}
+	return ""
 }
 
 // handleAuth continues 5.0 enhanced authentication, or re-authenticates a
@@ -237,7 +280,13 @@ func (c *conn) reauthenticate(a *packet.Auth) error {
 	switch res.Code {
 	case packet.Success:
 		c.setCredExpiry(res.Expiry)
+		return c.writeAuth(res)
 	case packet.ContinueAuthentication:
+		return c.writeAuth(res)
+	}
+	c.srv.sec.Event(seclog.AuthFailed, "re-authentication failed", "principal", c.client.Principal,
+		"client", c.client.ID, "port", c.port.Name, "remote", remoteString(c.nc), "reason", res.Code.Error())
+	switch res.Code {
 	case packet.UnspecifiedError, packet.ImplementationSpecificError, packet.ServerBusy:
 		return res.Code
 	default:
@@ -245,6 +294,10 @@ func (c *conn) reauthenticate(a *packet.Auth) error {
 		// not DISCONNECT reason codes.
 		return packet.NotAuthorized
 	}
+}
+
+// writeAuth answers a re-authentication step with AUTH res.Code.
+func (c *conn) writeAuth(res AuthResult) error {
 	out := packet.Auth{Code: res.Code}
 	out.Props.Set(packet.PropAuthMethod)
 	out.Props.AuthMethod = []byte(c.authMethod)

@@ -84,7 +84,11 @@ type StoredDelivery struct {
 // identifiers awaiting PUBREL, so a clean restart keeps them; an unclean
 // one (a power cut) loses those messages.
 type StoredSession struct {
-	ID     string
+	ID string
+	// Owner is the principal the session belongs to (Client.Principal).
+	// Empty in records saved before sessions had owners: the first
+	// principal to connect with ID after the restart claims the session.
+	Owner  string
 	Expiry uint32 // session expiry interval in seconds; 0xFFFFFFFF never
 	// Disconnected is when the session went offline; zero if it was
 	// online when saved (Restore then counts the expiry from its own
@@ -95,11 +99,6 @@ type StoredSession struct {
 	Queue         []StoredDelivery // oldest first
 	InboundQoS2   []uint16         // packet identifiers of QoS 2 messages received, PUBREL not yet
 }
-
-// maxSavedQueue bounds the bytes of queued messages (topics and
-// payloads) that Shutdown saves per session; the newest beyond it are
-// not saved.
-const maxSavedQueue = 16 << 20
 
 // storedMessage copies m into a StoredMessage.
 func storedMessage(m *Message) StoredMessage {
@@ -181,8 +180,19 @@ func restoreMessage(sm *StoredMessage, retain bool, now time.Time) *Message {
 
 // persistLocked reports the session's state to the Persister: a snapshot
 // while it has an expiry, nil once it ended or lost its expiry. full adds
-// its messages. Callers hold ss.mu.
+// its messages. After the final save (persistAll) it reports nothing:
+// a connection that ends late, after Shutdown gave up waiting, must not
+// overwrite the saved queue with a snapshot without messages. Callers
+// hold ss.mu.
 func (ss *session) persistLocked(full bool) {
+	if ss.srv.finalSaved.Load() {
+		return
+	}
+	ss.saveLocked(full)
+}
+
+// saveLocked is persistLocked without the final-save check.
+func (ss *session) saveLocked(full bool) {
 	p := ss.srv.persist
 	if p == nil || ss.handler != nil {
 		return
@@ -209,7 +219,7 @@ func (ss *session) persistChanged() {
 }
 
 func (ss *session) snapshotLocked(full bool) *StoredSession {
-	st := &StoredSession{ID: ss.id, Expiry: ss.expiry, Disconnected: ss.disconnected}
+	st := &StoredSession{ID: ss.id, Owner: ss.owner, Expiry: ss.expiry, Disconnected: ss.disconnected}
 	if len(ss.subs) > 0 {
 		st.Subscriptions = make([]StoredSubscription, 0, len(ss.subs))
 	}
@@ -228,12 +238,14 @@ func (ss *session) snapshotLocked(full bool) *StoredSession {
 		}
 		st.Inflight = append(st.Inflight, storedDelivery(&f.d, f.pid))
 	}
-	budget := maxSavedQueue
+	// Every queued message is saved: the queue is bounded in memory by
+	// the session's limits, and what it holds must survive a clean
+	// restart.
+	if ss.queue.size > 0 {
+		st.Queue = make([]StoredDelivery, 0, ss.queue.size)
+	}
 	for i := range ss.queue.size {
 		d := &ss.queue.buf[(ss.queue.head+i)%len(ss.queue.buf)]
-		if budget -= len(d.msg.Topic) + len(d.msg.Payload); budget < 0 {
-			break
-		}
 		st.Queue = append(st.Queue, storedDelivery(d, 0))
 	}
 	if len(ss.inQoS2) > 0 {
@@ -250,10 +262,13 @@ func storedDelivery(d *delivery, pid uint16) StoredDelivery {
 	return sd
 }
 
-// persistAll reports every session with its messages; Shutdown and Close
-// call it once the connections ended.
+// persistAll reports every session with its messages, once; Shutdown
+// and Close call it once the connections ended, or Shutdown's context
+// expired. It is the last word: nothing is reported after it (see
+// persistLocked), and a session's save is taken under its lock, so a
+// late change to it either precedes the save or is not reported.
 func (s *Server) persistAll() {
-	if s.persist == nil {
+	if s.persist == nil || !s.finalSaved.CompareAndSwap(false, true) {
 		return
 	}
 	s.mu.Lock()
@@ -264,7 +279,7 @@ func (s *Server) persistAll() {
 	s.mu.Unlock()
 	for _, ss := range all {
 		ss.mu.Lock()
-		ss.persistLocked(true)
+		ss.saveLocked(true)
 		ss.mu.Unlock()
 	}
 }
@@ -392,7 +407,7 @@ func (s *Server) newRestored(st *StoredSession, now time.Time) (*session, error)
 	}
 	s.mu.Lock()
 	s.seq++
-	ss := &session{srv: s, id: st.ID, seq: s.seq, subs: make(map[string]subOpts, len(st.Subscriptions)),
+	ss := &session{srv: s, id: st.ID, owner: st.Owner, seq: s.seq, subs: make(map[string]subOpts, len(st.Subscriptions)),
 		expiry: st.Expiry, disconnected: disc}
 	s.mu.Unlock()
 	for _, sub := range st.Subscriptions {

@@ -296,6 +296,7 @@ func TestPersistRestart(t *testing.T) {
 	v5, _ := v5Dial(t, addr, v5Expiry(v5Connect("v5", true), 3600))
 	v5.v5SubID(1, 9, packet.Subscription{Filter: []byte("q/+"), QoS: 2})
 	v3.v3disconnect()
+	v3waitConns(t, s1, 2) // v3 detached (its socket closes first): what follows is queued
 
 	pub.v5Pub("q/1", 2, 2, "queued")
 	pub.expectAck(packet.PUBREC)
@@ -471,7 +472,7 @@ var roundTripMessages = []broker.StoredMessage{
 var roundTripSessions = []broker.StoredSession{
 	{ID: "c", Expiry: 0xFFFFFFFF},
 	{
-		ID: "sensor-7", Expiry: 3600, Disconnected: time.Unix(1700000000, 5),
+		ID: "sensor-7", Owner: "x509:CN=sensor-7,O=plant", Expiry: 3600, Disconnected: time.Unix(1700000000, 5),
 		Subscriptions: []broker.StoredSubscription{
 			{Filter: "a/+", QoS: 2, NoLocal: true, RetainAsPublished: true, RetainHandling: 2, ID: 268435455},
 			{Filter: "$share/g/#", QoS: 1},

@@ -17,7 +17,7 @@ import (
 //	          present), [payload format], [content type], [response
 //	          topic], [correlation data], n user properties × (key,
 //	          value), expires (Unix ns, 0: never)
-//	session:  version=1, id, expiry, disconnected (Unix ns, 0: zero),
+//	session:  version=2, id, owner, expiry, disconnected (Unix ns, 0: zero),
 //	          n × subscription (filter, QoS, options: bit 0 no local,
 //	          bit 1 retain as published, bits 2-3 retain handling, id),
 //	          n × in-flight delivery, n × queued delivery, n × inbound
@@ -25,7 +25,12 @@ import (
 //	delivery: packet id, flags (bit 0 released, bit 1 retain), QoS,
 //	          n × subscription identifier, message without its version
 //	          byte unless released
-const storedVersion = 1
+//
+// A session record of version 1 has no owner; it decodes with Owner "".
+const (
+	storedVersion  = 1 // of messages
+	sessionVersion = 2 // of sessions; 1 is still read
+)
 
 // errStored is wrapped by every decoding error.
 var errStored = errors.New("broker: bad saved record")
@@ -80,8 +85,9 @@ func (s *StoredSession) MarshalBinary() ([]byte, error) { return s.AppendBinary(
 
 // AppendBinary appends the encoding of s to b (encoding.BinaryAppender).
 func (s *StoredSession) AppendBinary(b []byte) ([]byte, error) {
-	b = append(b, storedVersion)
+	b = append(b, sessionVersion)
 	b = appendBytes(b, []byte(s.ID))
+	b = appendBytes(b, []byte(s.Owner))
 	b = binary.AppendUvarint(b, uint64(s.Expiry))
 	b = binary.AppendUvarint(b, unixNano(s.Disconnected))
 	b = binary.AppendUvarint(b, uint64(len(s.Subscriptions)))
@@ -133,9 +139,15 @@ func (sd *StoredDelivery) appendTo(b []byte) []byte {
 // UnmarshalBinary decodes what MarshalBinary encoded. s does not alias b.
 func (s *StoredSession) UnmarshalBinary(b []byte) error {
 	d := decoder{b: append([]byte(nil), b...)}
-	d.version()
+	v := d.byte()
+	if d.err == nil && v != 1 && v != sessionVersion {
+		d.fail("session version %d", v)
+	}
 	*s = StoredSession{}
 	s.ID = string(d.bytes())
+	if v >= 2 {
+		s.Owner = string(d.bytes())
+	}
 	s.Expiry = d.u32()
 	s.Disconnected = d.time()
 	if n := d.count(4); n > 0 {

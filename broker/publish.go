@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"edgebroker/broker/packet"
+	"edgebroker/broker/seclog"
 	"edgebroker/broker/topic"
 )
 
@@ -51,7 +52,13 @@ func (c *conn) handlePublish(flags byte, body []byte) error {
 		}
 		code = packet.PayloadFormatInvalid // [MQTT-3.3.2-4]: may answer with 0x99
 	case c.perms != nil && !c.perms.AllowPublish(p.Topic):
-		code = packet.NotAuthorized // 3.1.1 cannot say so: the message is dropped
+		// 3.1.1 cannot say so: the message is dropped. Counted, and
+		// logged unless the rate limit suppresses it (no allocation then).
+		code = packet.NotAuthorized
+		if s.sec.Allow(seclog.PublishDenied) {
+			s.sec.Log(seclog.PublishDenied, "publish not authorized: dropped", "principal", c.client.Principal,
+				"client", c.client.ID, "topic", string(p.Topic), "remote", remoteString(c.nc))
+		}
 	default:
 		m := newMessage(p, s.now(), c.client)
 		s.capExpiry(m)

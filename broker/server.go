@@ -57,8 +57,13 @@ type Config struct {
 // CONNECT; an Authenticator may set Username (when it verified one) and
 // Attributes. It must not be changed after the CONNACK.
 type Client struct {
-	ID         string
-	Username   string
+	ID       string
+	Username string
+	// Principal is who the client proved to be: AuthResult.Principal, or
+	// on a port without an Authenticator "anonymous:" and the port name.
+	// Set by the broker once authentication succeeded; the session of ID
+	// belongs to it.
+	Principal  string
 	Attributes map[string]string
 	Version    byte   // packet.V31, V311 or V5
 	Port       string // Port.Name
@@ -76,6 +81,14 @@ type AuthResult struct {
 	AuthData []byte
 	// Expiry, when set, ends the connection when the credential expires.
 	Expiry time.Time
+	// Principal names the identity the method verified (for example
+	// "x509:" and the certificate's subject, "user:" and a password-file
+	// user). Sessions belong to it: a CONNECT by another principal for a
+	// client identifier whose session it owns is refused. Empty on
+	// success: the port's anonymous principal, "anonymous:" and the
+	// port's name (every such client of the port is one principal; the
+	// CONNECT's username is not proof of anything).
+	Principal string
 }
 
 // AuthRequest is one authentication step: the CONNECT's credentials, or
@@ -139,6 +152,7 @@ type Server struct {
 	tlim         topic.Limits
 	persist      Persister
 	sec          *seclog.Log // security events; set by New, read-only
+	finalSaved   atomic.Bool // persistAll ran: the Persister hears of no session again
 
 	Stats Stats
 
@@ -209,9 +223,11 @@ func New(cfg Config) *Server {
 
 // Serve accepts connections on ln with anonymous access until the server
 // is shut down. It always returns a non-nil error; after Shutdown or Close
-// that is ErrServerClosed.
+// that is ErrServerClosed. Its port is named "default" whatever ln's
+// address, so that its clients stay one principal ("anonymous:default")
+// across restarts on another address.
 func (s *Server) Serve(ln net.Listener) error {
-	return s.ServePort(ln, &Port{Name: ln.Addr().String()})
+	return s.ServePort(ln, &Port{Name: "default"})
 }
 
 // ServePort is Serve with the port's authentication and authorization.

@@ -66,8 +66,13 @@ type will struct {
 // when the client asked for a persistent session. Fields below mu are
 // guarded by it; lock order is Server.mu → session.mu → conn.wmu.
 type session struct {
-	srv    *Server
-	id     string
+	srv *Server
+	id  string
+	// owner is the principal the session belongs to (Client.Principal),
+	// set when it is created; "" only for a session restored from a
+	// record saved before sessions had owners, until a principal claims
+	// it (attach, under Server.mu and mu).
+	owner  string
 	seq    uint64      // orders sessions when merging overlapping matches
 	online atomic.Bool // a connection is attached (read without mu by shared-subscription routing)
 

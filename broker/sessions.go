@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"edgebroker/broker/packet"
+	"edgebroker/broker/seclog"
+	"edgebroker/broker/topic"
 )
 
 const neverExpires = 0xFFFFFFFF
@@ -11,12 +13,28 @@ const neverExpires = 0xFFFFFFFF
 // attach binds a connection that passed CONNECT to its session: it takes
 // over a connected session [MQTT-3.1.4-3], resumes or discards stored
 // state, writes the CONNACK and resends what was in flight.
-func (s *Server) attach(c *conn, p *pendingConnect) {
+//
+// A session (online or offline) belongs to the principal that created
+// it: for another principal attach changes nothing and returns the
+// owner and false. A session restored from a record without an owner is
+// claimed by the first principal that connects with its identifier.
+func (s *Server) attach(c *conn, p *pendingConnect) (owner string, ok bool) {
 	var wills []*will
+	var dropped []string
 	s.mu.Lock()
 	old := s.sessions[c.client.ID]
 	if old != nil {
 		old.mu.Lock()
+		if old.owner != "" && old.owner != c.client.Principal {
+			owner = old.owner
+			old.mu.Unlock()
+			s.mu.Unlock()
+			return owner, false
+		}
+		if old.owner == "" {
+			s.log.Info("session saved without an owner claimed", "client", c.client.ID, "principal", c.client.Principal)
+			old.owner = c.client.Principal
+		}
 		if oc := old.c; oc != nil {
 			old.c = nil
 			old.online.Store(false)
@@ -43,12 +61,15 @@ func (s *Server) attach(c *conn, p *pendingConnect) {
 	present := ss != nil
 	if ss == nil {
 		s.seq++
-		ss = &session{srv: s, id: c.client.ID, seq: s.seq, subs: make(map[string]subOpts)}
+		ss = &session{srv: s, id: c.client.ID, owner: c.client.Principal, seq: s.seq, subs: make(map[string]subOpts)}
 		s.sessions[ss.id] = ss
 		ss.mu.Lock()
 	}
 	s.mu.Unlock()
 
+	if present && c.perms != nil {
+		dropped = s.dropDeniedSubsLocked(ss, c.perms)
+	}
 	ss.expiry = p.expiry
 	ss.disconnected = time.Time{}
 	ss.persistLocked(false)
@@ -77,6 +98,30 @@ func (s *Server) attach(c *conn, p *pendingConnect) {
 	for _, w := range wills {
 		s.publishWill(w, ss)
 	}
+	for _, f := range dropped {
+		s.sec.Event(seclog.SubscribeDenied, "inherited subscription no longer allowed: removed",
+			"principal", c.client.Principal, "client", c.client.ID, "filter", f, "remote", remoteString(c.nc))
+	}
+	return "", true
+}
+
+// dropDeniedSubsLocked removes the subscriptions of a resumed session
+// that perms no longer allow (the policy changed while it was offline)
+// and returns their filters. Callers hold ss.mu.
+func (s *Server) dropDeniedSubsLocked(ss *session, perms Permissions) []string {
+	var dropped []string
+	for f := range ss.subs {
+		_, inner, _ := topic.ParseShared([]byte(f))
+		if perms.AllowSubscribe(inner) {
+			continue
+		}
+		delete(ss.subs, f)
+		s.subMu.Lock()
+		s.subs.Unsubscribe([]byte(f), ss)
+		s.subMu.Unlock()
+		dropped = append(dropped, f)
+	}
+	return dropped
 }
 
 // detach unbinds a closed connection from its session. The will is

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"edgebroker/broker/packet"
+	"edgebroker/broker/seclog"
 	"edgebroker/broker/topic"
 )
 
@@ -107,6 +108,8 @@ func (c *conn) subscribe(f *packet.Subscription, id uint32) (code packet.Code, e
 		return 0, false, packet.ProtocolError // [MQTT-3.8.3-4]
 	}
 	if c.perms != nil && !c.perms.AllowSubscribe(inner) {
+		s.sec.Event(seclog.SubscribeDenied, "subscription not authorized", "principal", c.client.Principal,
+			"client", c.client.ID, "filter", string(f.Filter), "remote", remoteString(c.nc))
 		return packet.NotAuthorized, false, nil
 	}
 	o := subOpts{qos: f.QoS, noLocal: f.NoLocal, retainAsPub: f.RetainAsPublished, retainHandling: f.RetainHandling, id: id}

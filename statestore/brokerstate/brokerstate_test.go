@@ -78,7 +78,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 	s.RetainedChanged("a/plain", msg("a/plain", "x"))
 	s.RetainedChanged("a/gone", msg("a/gone", "x"))
 	s.RetainedChanged("a/gone", nil)
-	sess := &broker.StoredSession{ID: "c1", Expiry: 3600, Disconnected: time.Unix(1700000000, 0),
+	sess := &broker.StoredSession{ID: "c1", Owner: "user:alice", Expiry: 3600, Disconnected: time.Unix(1700000000, 0),
 		Subscriptions: []broker.StoredSubscription{{Filter: "a/#", QoS: 1, ID: 3}},
 		Queue:         []broker.StoredDelivery{{QoS: 1, Message: *msg("a/x", "queued")}}}
 	s.SessionChanged("c1", sess)

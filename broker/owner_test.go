@@ -1,0 +1,299 @@
+package broker_test
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"edgebroker/broker"
+	"edgebroker/broker/packet"
+	"edgebroker/broker/seclog"
+)
+
+// passAuth admits a user whose password is "pw-" and the username, as the
+// principal "user:" and the username.
+type passAuth struct{}
+
+func (passAuth) Authenticate(c *broker.Client, r *broker.AuthRequest) broker.AuthResult {
+	u := string(r.Username)
+	if u == "" || !r.HasPassword || string(r.Password) != "pw-"+u {
+		return broker.AuthResult{Code: packet.BadUsernameOrPassword}
+	}
+	c.Username = u
+	return broker.AuthResult{Code: packet.Success, Principal: "user:" + u}
+}
+
+// userConnect is a CONNECT by user with client id; a persistent one (clean
+// false) has a session expiry of an hour in 5.0.
+func userConnect(v byte, user, id string, clean bool) *packet.Connect {
+	cp := &packet.Connect{ClientID: []byte(id), CleanStart: clean, KeepAlive: 60,
+		UsernameFlag: true, Username: []byte(user), PasswordFlag: true, Password: []byte("pw-" + user)}
+	if v == packet.V5 && !clean {
+		v5Expiry(cp, 3600)
+	}
+	return cp
+}
+
+// dialUser connects user with client id and requires success.
+func dialUser(t *testing.T, addr string, v byte, user, id string, clean bool) (*rawClient, *packet.Connack) {
+	t.Helper()
+	r := dialRaw(t, addr, v)
+	ack := r.connect(userConnect(v, user, id, clean))
+	if ack.Code != 0 {
+		t.Fatalf("CONNACK for %s as %q: code %#x", user, id, byte(ack.Code))
+	}
+	return r, ack
+}
+
+// pubAcked publishes at QoS 1 and waits for the PUBACK: the broker has
+// routed the message.
+func pubAcked(r *rawClient, pid uint16, topic, payload string) {
+	r.t.Helper()
+	r.send(&packet.Publish{Topic: []byte(topic), Payload: []byte(payload), QoS: 1, PacketID: pid})
+	r.expectAck(packet.PUBACK)
+}
+
+// expectMsg requires the next packet to be a PUBLISH of payload on topic
+// and acknowledges it.
+func expectMsg(r *rawClient, topic, payload string) {
+	r.t.Helper()
+	p := r.expectPublish()
+	if string(p.Topic) != topic || string(p.Payload) != payload {
+		r.t.Fatalf("got %q on %q, want %q on %q", p.Payload, p.Topic, payload, topic)
+	}
+	if p.QoS > 0 {
+		r.send(&packet.Ack{Type: packet.PUBACK, PacketID: p.PacketID})
+	}
+}
+
+// TestTakeoverByOtherPrincipalRefused: alice cannot connect with the
+// client id of bob's session, online or offline (3.1.1: CONNACK 5, 5.0:
+// 0x87, no session present); bob keeps his connection, does not lose his
+// will, receives his live messages and, after going offline, his queued
+// ones. The refusal is counted and logged without the password. Bob
+// himself still takes over his own session.
+func TestTakeoverByOtherPrincipalRefused(t *testing.T) {
+	for _, v := range []byte{packet.V311, packet.V5} {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
+			var logs syncBuffer
+			sec := seclog.New(slog.New(slog.NewTextHandler(&logs, nil)), nil)
+			s, addr := startServer(t, broker.Config{Security: sec}, &broker.Port{Name: "pw", Authenticator: passAuth{}})
+			refused := byte(packet.NotAuthorized)
+			if v != packet.V5 {
+				refused = 5
+			}
+			tryAlice := func() {
+				t.Helper()
+				a := dialRaw(t, addr, v)
+				ack := a.connect(userConnect(v, "alice", "dev", false))
+				if byte(ack.Code) != refused || ack.SessionPresent {
+					t.Fatalf("alice as bob's client id: CONNACK code %#x present %v, want %#x", byte(ack.Code), ack.SessionPresent, refused)
+				}
+				a.expectClosed()
+			}
+
+			bobCP := userConnect(v, "bob", "dev", false)
+			bobCP.WillFlag, bobCP.WillTopic, bobCP.WillPayload = true, []byte("will/dev"), []byte("bob gone")
+			bob := dialRaw(t, addr, v)
+			if ack := bob.connect(bobCP); ack.Code != 0 {
+				t.Fatalf("bob: CONNACK %#x", byte(ack.Code))
+			}
+			if codes := bob.subscribe(1, packet.Subscription{Filter: []byte("bob/#"), QoS: 1}); codes[0] != 1 {
+				t.Fatalf("bob's SUBACK %v", codes)
+			}
+			carol, _ := dialUser(t, addr, v, "carol", "carol", true)
+			carol.subscribe(1, packet.Subscription{Filter: []byte("will/#"), QoS: 1})
+
+			tryAlice() // bob online
+			pubAcked(carol, 1, "bob/live", "for bob")
+			expectMsg(bob, "bob/live", "for bob")
+			// Had bob's will fired, it would reach carol before her marker.
+			pubAcked(bob, 2, "will/marker", "m")
+			expectMsg(carol, "will/marker", "m")
+
+			bob.send(&packet.Disconnect{})
+			bob.expectClosed()
+			v3waitConns(t, s, 1)
+			pubAcked(carol, 3, "bob/queued", "kept for bob")
+			tryAlice() // bob offline
+
+			bob, ack := dialUser(t, addr, v, "bob", "dev", false)
+			if !ack.SessionPresent {
+				t.Fatal("bob's session not present after alice's attempts")
+			}
+			expectMsg(bob, "bob/queued", "kept for bob")
+			bob.sync() // the PUBACK is handled
+
+			// The owner still takes over his own session.
+			bob2, ack := dialUser(t, addr, v, "bob", "dev", false)
+			if !ack.SessionPresent {
+				t.Error("bob's takeover: session not present")
+			}
+			if code := bob.expectClosed(); v == packet.V5 && code != int(packet.SessionTakenOver) {
+				t.Errorf("bob's old connection: DISCONNECT %#x, want 0x8E", code)
+			}
+			pubAcked(carol, 4, "bob/after", "x")
+			expectMsg(bob2, "bob/after", "x")
+
+			if n := s.Security().Count(seclog.TakeoverRefused); n != 2 {
+				t.Errorf("takeover_refused counted %d, want 2", n)
+			}
+			out := logs.String()
+			if !strings.Contains(out, "event=takeover_refused") || !strings.Contains(out, "principal=user:alice") ||
+				!strings.Contains(out, "client=dev") || !strings.Contains(out, "remote=127.0.0.1:") {
+				t.Errorf("log lacks the refused takeover:\n%s", out)
+			}
+			if strings.Contains(out, "pw-alice") {
+				t.Errorf("log shows a password:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestSessionOwnerPersisted: the owner is saved with the session and
+// restored, so after a restart alice still cannot take bob's session.
+// A session saved before sessions had owners is claimed by the first
+// principal that connects with its id.
+func TestSessionOwnerPersisted(t *testing.T) {
+	p := newMemPersister()
+	s1 := broker.New(broker.Config{Persister: p})
+	addr := servePort(t, s1, &broker.Port{Name: "pw", Authenticator: passAuth{}})
+	bob, _ := dialUser(t, addr, packet.V311, "bob", "dev", false)
+	bob.subscribe(1, packet.Subscription{Filter: []byte("bob/#"), QoS: 1})
+	shutdown(t, s1)
+	if st := p.session("dev"); st == nil || st.Owner != "user:bob" {
+		t.Fatalf("saved session %+v, want owner user:bob", st)
+	}
+
+	// A record from before owners: no owner.
+	p.SessionChanged("old", &broker.StoredSession{ID: "old", Expiry: 3600})
+	s2 := broker.New(broker.Config{Persister: p})
+	t.Cleanup(func() { s2.Close() })
+	rs, ss := p.contents()
+	if err := s2.Restore(rs, ss); err != nil {
+		t.Fatal(err)
+	}
+	addr = servePort(t, s2, &broker.Port{Name: "pw", Authenticator: passAuth{}})
+	a := dialRaw(t, addr, packet.V5)
+	if ack := a.connect(userConnect(packet.V5, "alice", "dev", false)); ack.Code != packet.NotAuthorized {
+		t.Fatalf("alice after restart: CONNACK %#x, want 0x87", byte(ack.Code))
+	}
+	carol, _ := dialUser(t, addr, packet.V311, "carol", "carol", true)
+	pubAcked(carol, 1, "bob/1", "after restart")
+	bob, ack := dialUser(t, addr, packet.V311, "bob", "dev", false)
+	if !ack.SessionPresent {
+		t.Fatal("bob's session not present after restart")
+	}
+	expectMsg(bob, "bob/1", "after restart")
+
+	if _, ack := dialUser(t, addr, packet.V311, "alice", "old", false); !ack.SessionPresent {
+		t.Error("alice did not resume the session without an owner")
+	}
+	b := dialRaw(t, addr, packet.V311)
+	if ack := b.connect(userConnect(packet.V311, "bob", "old", false)); ack.Code != 5 {
+		t.Errorf("bob for the session alice claimed: CONNACK %d, want 5", ack.Code)
+	}
+}
+
+// switchPolicy allows subscribing to everything except, once deny is set,
+// filters starting with "b/".
+type switchPolicy struct{ deny *atomic.Bool }
+
+func (p switchPolicy) Authorize(*broker.Client) broker.Permissions { return p }
+func (p switchPolicy) AllowPublish([]byte) bool                    { return true }
+func (p switchPolicy) AllowSubscribe(f []byte) bool {
+	return !p.deny.Load() || !bytes.HasPrefix(f, []byte("b/"))
+}
+
+// TestResumeDropsDeniedSubscriptions: a resumed session keeps only the
+// subscriptions today's policy allows; the others are removed (no more
+// messages, not saved again) and logged.
+func TestResumeDropsDeniedSubscriptions(t *testing.T) {
+	var deny atomic.Bool
+	var logs syncBuffer
+	p := newMemPersister()
+	s := broker.New(broker.Config{Persister: p, Security: seclog.New(slog.New(slog.NewTextHandler(&logs, nil)), nil)})
+	t.Cleanup(func() { s.Close() })
+	addr := servePort(t, s, &broker.Port{Name: "pw", Authenticator: passAuth{}, Authorizer: switchPolicy{&deny}})
+	bob, _ := dialUser(t, addr, packet.V5, "bob", "dev", false)
+	bob.subscribe(1, packet.Subscription{Filter: []byte("a/#"), QoS: 1}, packet.Subscription{Filter: []byte("b/#"), QoS: 1},
+		packet.Subscription{Filter: []byte("$share/g/b/x"), QoS: 1})
+	bob.send(&packet.Disconnect{})
+	bob.expectClosed()
+	v3waitConns(t, s, 0)
+
+	deny.Store(true)
+	bob, ack := dialUser(t, addr, packet.V5, "bob", "dev", false)
+	if !ack.SessionPresent {
+		t.Fatal("session not present")
+	}
+	if st := p.session("dev"); st == nil || len(st.Subscriptions) != 1 || st.Subscriptions[0].Filter != "a/#" {
+		t.Errorf("saved after resume: %+v, want only a/#", st)
+	}
+	carol, _ := dialUser(t, addr, packet.V5, "carol", "carol", true)
+	pubAcked(carol, 1, "b/x", "denied now")
+	pubAcked(carol, 2, "a/1", "allowed")
+	expectMsg(bob, "a/1", "allowed") // b/x would have come first
+	if n := s.Security().Count(seclog.SubscribeDenied); n != 2 {
+		t.Errorf("subscribe_denied counted %d, want 2", n)
+	}
+	for _, f := range []string{"filter=b/#", "filter=$share/g/b/x"} {
+		if !strings.Contains(logs.String(), f) {
+			t.Errorf("log lacks %s:\n%s", f, logs.String())
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestStoredSessionVersion1: a session record saved before sessions had
+// owners (version 1: no owner after the id) still loads, with no owner.
+func TestStoredSessionVersion1(t *testing.T) {
+	want := roundTripSessions[1]
+	want.Owner = ""
+	v2, err := want.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Version 2 is version 1 with the owner after the id: here the
+	// empty string, one zero byte.
+	idEnd := 1 + 1 + len(want.ID)
+	if v2[0] != 2 || v2[idEnd] != 0 {
+		t.Fatalf("unexpected encoding % x", v2[:idEnd+1])
+	}
+	v1 := append([]byte{1}, v2[1:idEnd]...)
+	v1 = append(v1, v2[idEnd+1:]...)
+	var got broker.StoredSession
+	if err := got.UnmarshalBinary(v1); err != nil {
+		t.Fatalf("decode version 1: %v", err)
+	}
+	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("version 1 record (-want +got):\n%s", diff)
+	}
+	if err := got.UnmarshalBinary(append([]byte{3}, v2[1:]...)); err == nil {
+		t.Error("version 3 decoded")
+	}
+}
