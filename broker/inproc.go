@@ -156,6 +156,20 @@ func (s *Server) Disconnect(clientID string, code packet.Code) bool {
 	return true
 }
 
+// DisconnectSession closes the connection ref names; a 5.0 client is told
+// code. Unlike Disconnect it never reaches a later connection with the
+// same client ID. It reports whether the connection was still attached.
+func (s *Server) DisconnectSession(ref SessionRef, code packet.Code) bool {
+	if ref.ss == nil || ref.c == nil {
+		return false
+	}
+	ref.ss.mu.Lock()
+	attached := ref.ss.c == ref.c
+	ref.ss.mu.Unlock()
+	ref.c.closeWith(code, "")
+	return attached
+}
+
 // DisconnectPort closes every connection accepted through port p (5.0
 // clients are told code), for example when its authorization policy
 // changed: clients reconnect under the new one. It returns how many

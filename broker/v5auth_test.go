@@ -331,7 +331,9 @@ func TestV5SendToSessionInstance(t *testing.T) {
 		Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}})
 	pers.pub(&paho.Publish{Topic: "whoami", QoS: 1})
 	ref = recvClient(t, who).Session
-	if !s.SendTo(ref, note(2)) {
+	n2 := note(2)
+	n2.QoS = 0 // nothing in flight to resend on resumption
+	if !s.SendTo(ref, n2) {
 		t.Fatal("SendTo through a live ref reported false")
 	}
 	if m := pers.expectMessage(); string(m.Payload) != "n2" {
@@ -357,6 +359,19 @@ func TestV5SendToSessionInstance(t *testing.T) {
 		t.Error("SendTo through the old connection's ref reported true for the resumed session")
 	}
 	resumed.expectNoMessage(100 * time.Millisecond) // neither n3 (offline) nor n4
+
+	// DisconnectSession, likewise, closes only the connection it names.
+	if s.DisconnectSession(ref, packet.AdministrativeAction) {
+		t.Error("DisconnectSession through the old connection's ref reported true")
+	}
+	resumed.pub(&paho.Publish{Topic: "whoami", QoS: 1}) // still connected: answered
+	now := recvClient(t, who).Session
+	if !s.DisconnectSession(now, packet.AdministrativeAction) {
+		t.Error("DisconnectSession through the live ref reported false")
+	}
+	if got, want := resumed.expectDisconnect().ReasonCode, byte(packet.AdministrativeAction); got != want {
+		t.Errorf("DISCONNECT reason %#x, want %#x", got, want)
+	}
 }
 
 // TestV5PublishAs: PublishAs applies the client's Permissions and never

@@ -271,7 +271,7 @@ func (s *Service) handle(m *broker.Message) {
 	if string(rt) == RequestTopic || bytes.HasPrefix(rt, []byte(ReservedPrefix)) {
 		s.log.Warn("state store request with an invalid response topic: disconnecting", "client", clientID(c), "responseTopic", string(rt))
 		if c != nil {
-			s.srv.Disconnect(c.ID, InvalidResponseTopicCode)
+			s.srv.DisconnectSession(c.Session, InvalidResponseTopicCode)
 		}
 		return
 	}
