@@ -123,4 +123,14 @@ func TestRecordOwnerRoundTrip(t *testing.T) {
 	if _, err := decodeRecord(b[:len(b)-2]); !errors.Is(err, ErrCorruptRecord) {
 		t.Errorf("truncated owner: %v, want ErrCorruptRecord", err)
 	}
+	// A record written before owners existed (format 1) has none.
+	v1 := (&record{Version: HLC{Wall: 1, Node: "n"}, Fencing: HLC{Wall: 2, Node: "f"}, Value: []byte("old")}).append(nil)
+	v1[0] = recordFormatV1
+	if r, err := decodeRecord(v1); err != nil || r.Owner != "" || string(r.Value) != "old" || r.Fencing.Wall != 2 {
+		t.Errorf("format 1 record: %+v, %v", r, err)
+	}
+	b[0] = recordFormatV1
+	if _, err := decodeRecord(b); !errors.Is(err, ErrCorruptRecord) {
+		t.Errorf("format 1 record with an owner: %v, want ErrCorruptRecord", err)
+	}
 }

@@ -9,11 +9,12 @@ import (
 // TTLs have whole-second precision, so the PX deadline (absolute Unix ms) is
 // part of the record and expiry is done by the store itself.
 //
-// Encoding: format byte (1), flags byte, [deadline int64 BE], version HLC,
+// Encoding: format byte (2), flags byte, [deadline int64 BE], version HLC,
 // [fencing HLC], [owner: uvarint length, bytes], value bytes. An HLC is
 // wall int64 BE, counter uint64 BE, uvarint node length, node bytes.
-// Records written before owners existed have no owner flag: their keys
-// have no owner.
+// Format 1 records (written before owners existed) are read too: they
+// have no owner. Format 2 makes an older build refuse to open the store
+// rather than read an owner as part of a value.
 type record struct {
 	Deadline int64 // Unix ms; 0 means no expiry
 	Version  HLC
@@ -23,10 +24,11 @@ type record struct {
 }
 
 const (
-	recordFormat = 1
-	flagDeadline = 1 << 0
-	flagFencing  = 1 << 1
-	flagOwner    = 1 << 2
+	recordFormat   = 2
+	recordFormatV1 = 1 // no owner
+	flagDeadline   = 1 << 0
+	flagFencing    = 1 << 1
+	flagOwner      = 1 << 2
 )
 
 func (r *record) expired(nowMillis int64) bool {
@@ -69,10 +71,13 @@ func appendHLC(b []byte, h HLC) []byte {
 // decodeRecord parses b. The returned Value aliases b.
 func decodeRecord(b []byte) (record, error) {
 	var r record
-	if len(b) < 2 || b[0] != recordFormat {
+	if len(b) < 2 || b[0] != recordFormat && b[0] != recordFormatV1 {
 		return r, fmt.Errorf("%w: bad header", ErrCorruptRecord)
 	}
 	flags := b[1]
+	if b[0] == recordFormatV1 && flags&flagOwner != 0 {
+		return r, fmt.Errorf("%w: owner in a format 1 record", ErrCorruptRecord)
+	}
 	b = b[2:]
 	if flags&flagDeadline != 0 {
 		if len(b) < 8 {
