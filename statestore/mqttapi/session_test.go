@@ -90,3 +90,17 @@ func TestResponseTopicRefused(t *testing.T) {
 		t.Errorf("%d response_topic_refused events, want 1", got)
 	}
 }
+
+// TestQuotaRefusalCounted: a SET refused by a quota answers the protocol's
+// error and is counted as limit_statestore.
+func TestQuotaRefusalCounted(t *testing.T) {
+	e := newEnv(t) // MaxBytes 4096
+	c := e.dial(t, "filler")
+	big := make([]byte, 5000)
+	if got := string(c.call(resp("SET", "big", string(big)), "__ts", hlcNow(0)).Payload); got != "-ERR the quota has been exceeded\r\n" {
+		t.Fatalf("SET beyond the quota: %q", got)
+	}
+	if got := e.srv.Security().Count(seclog.LimitStateStore); got != 1 {
+		t.Errorf("%d limit_statestore events, want 1", got)
+	}
+}
