@@ -150,8 +150,8 @@ func Run(ctx context.Context, cfg Config) error {
 
 	// The state store opens first and closes (flushes) last, after the
 	// broker has stopped: the deferred close runs once g.Wait returned.
-	maxKeys, maxBytes := set.StateStoreQuota() // quotas apply at start, as broker limits do
-	ss, err := openStateStore(cfg.DataDir, maxKeys, maxBytes, log.With("subsystem", "statestore"))
+	// Quotas apply at start, as broker limits do.
+	ss, err := openStateStore(cfg.DataDir, set.StateStoreQuota(), log.With("subsystem", "statestore"))
 	if err != nil {
 		return err
 	}

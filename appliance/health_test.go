@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"edgebroker/appliance/config"
 	"edgebroker/board/watchdog"
 	"edgebroker/broker"
 )
@@ -20,7 +21,7 @@ func TestWatchdogFindsWedgedStore(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(t.Output(), nil))
 	srv := broker.New(broker.Config{Logger: log})
 	defer srv.Close()
-	ss, err := openStateStore(t.TempDir(), 0, 0, log)
+	ss, err := openStateStore(t.TempDir(), config.StateStoreQuota{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 
+	"edgebroker/appliance/config"
 	"edgebroker/broker"
 	"edgebroker/broker/auth"
 	"edgebroker/statestore"
@@ -20,18 +21,22 @@ const StateStoreDir = "statestore"
 // once that is attached) and closed, which flushes it, after the broker
 // stopped.
 type stateStore struct {
-	store    *statestore.Store
-	svc      atomic.Pointer[mqttapi.Service]
-	maxKeys  int   // quota; 0: none
-	maxBytes int64 // quota; 0: none
+	store *statestore.Store
+	svc   atomic.Pointer[mqttapi.Service]
+	quota config.StateStoreQuota // 0 fields: no limit; set by openStateStore
 }
 
-func openStateStore(dataDir string, maxKeys int, maxBytes int64, log *slog.Logger) (*stateStore, error) {
-	ss := &stateStore{maxKeys: maxKeys, maxBytes: maxBytes}
+// openStateStore opens the store with quota; a zero quota limits nothing.
+// The per-principal quotas apply to each client's principal (see
+// mqttapi).
+func openStateStore(dataDir string, quota config.StateStoreQuota, log *slog.Logger) (*stateStore, error) {
+	ss := &stateStore{quota: quota}
 	st, err := statestore.Open(filepath.Join(dataDir, StateStoreDir), statestore.Options{
-		Logger:   log,
-		MaxKeys:  maxKeys,
-		MaxBytes: maxBytes,
+		Logger:           log,
+		MaxKeys:          quota.MaxKeys,
+		MaxBytes:         quota.MaxBytes,
+		MaxKeysPerOwner:  quota.MaxKeysPerPrincipal,
+		MaxBytesPerOwner: quota.MaxBytesPerPrincipal,
 		OnChange: func(ev statestore.Event) {
 			if svc := ss.svc.Load(); svc != nil {
 				svc.OnChange(ev)

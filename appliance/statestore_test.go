@@ -25,8 +25,9 @@ const seedBinaryKey = "xxxxxxxxxxxxxxxxxxxx"
 // appliance. A client of building 17 / contoso (X.509 attributes) may
 // read the Pattern keys and read and write the Binary key; everything
 // else is answered "-ERR not authorized". The rule also grants the
-// broker resources the protocol needs (publishing requests, subscribing
-// to the response topic), which the seed does not list.
+// broker resources the protocol needs (publishing requests, publishing
+// and subscribing to the response topic: the store publishes a response
+// as the requester), which the seed does not list.
 func TestStateStoreSeed001(t *testing.T) {
 	serverRoot, leaf := seedTLS()
 	clientRoot := certstest.Root("Contoso Root CA Cert", certstest.EC256)
@@ -96,6 +97,7 @@ spec:
         topics:
         - "sensors/{principal.attributes.building}/{principal.clientId}/telemetry/*"
         - "` + mqttapi.RequestTopic + `"
+        - "clients/{principal.clientId}/#"
       - method: Subscribe
         topics:
         - "commands/{principal.attributes.organization}"
@@ -237,8 +239,9 @@ func ssResp(args ...string) string {
 	return b.String()
 }
 
-// TestStateStoreQuota: spec.appliance.stateStoreMaxKeys bounds the store;
-// a SET beyond it gets the protocol's quota error and stores nothing.
+// TestStateStoreQuota: spec.appliance.stateStoreMaxKeys bounds the store
+// (here with a per-principal quota as large as the total); a SET beyond it
+// gets the protocol's quota error and stores nothing.
 func TestStateStoreQuota(t *testing.T) {
 	dir := writeConfig(t, map[string]string{"config.yaml": `apiVersion: mqttbroker.iotoperations.azure.com/v1
 kind: BrokerListener
@@ -256,6 +259,7 @@ metadata:
 spec:
   appliance:
     stateStoreMaxKeys: 2
+    stateStoreMaxKeysPerPrincipal: 2
 `})
 	a := runConfig(t, dir, 1883)
 	conn, err := net.Dial("tcp", served(t, a, "local", 1883).String())

@@ -111,6 +111,9 @@ type StateStoreUsage struct {
 	Bytes    int64 `json:"bytes"`
 	MaxKeys  int   `json:"maxKeys,omitempty"`
 	MaxBytes int64 `json:"maxBytes,omitempty"`
+	// What one principal may hold.
+	MaxKeysPerPrincipal  int   `json:"maxKeysPerPrincipal,omitempty"`
+	MaxBytesPerPrincipal int64 `json:"maxBytesPerPrincipal,omitempty"`
 }
 
 // Status returns the appliance's current status.
@@ -139,7 +142,9 @@ func (a *Appliance) Status() Status {
 	}
 	if a.ss != nil {
 		st.StateStore.Keys, st.StateStore.Bytes = a.ss.store.Usage()
-		st.StateStore.MaxKeys, st.StateStore.MaxBytes = a.ss.maxKeys, a.ss.maxBytes
+		q := a.ss.quota
+		st.StateStore.MaxKeys, st.StateStore.MaxBytes = q.MaxKeys, q.MaxBytes
+		st.StateStore.MaxKeysPerPrincipal, st.StateStore.MaxBytesPerPrincipal = q.MaxKeysPerPrincipal, q.MaxBytesPerPrincipal
 	}
 	st.Clients = a.srv.Stats.Connections.Load()
 	if a.prov != nil {

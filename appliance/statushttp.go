@@ -100,6 +100,6 @@ var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 {{range .}}<tr><td>{{time .Time}}</td><td>{{.Serial}}</td><td{{if not .Applied}} class="bad"{{end}}>{{if .Applied}}applied{{else if .RolledBack}}rolled back{{else}}rejected{{end}}</td><td>{{range .Reasons}}{{.}}<br>{{end}}</td></tr>
 {{end}}</table>{{end}}
 <h2>State store</h2>
-<p>{{.StateStore.Keys}} keys, {{.StateStore.Bytes}} bytes{{if .StateStore.MaxKeys}} (quota {{.StateStore.MaxKeys}} keys, {{.StateStore.MaxBytes}} bytes){{end}}.</p>
+<p>{{.StateStore.Keys}} keys, {{.StateStore.Bytes}} bytes{{if .StateStore.MaxKeys}} (quota {{.StateStore.MaxKeys}} keys, {{.StateStore.MaxBytes}} bytes; per principal {{.StateStore.MaxKeysPerPrincipal}} keys, {{.StateStore.MaxBytesPerPrincipal}} bytes){{end}}.</p>
 </body></html>
 `))

@@ -1,10 +1,15 @@
 package broker
 
 import (
+	"errors"
 	"fmt"
 
 	"edgebroker/broker/packet"
 )
+
+// ErrNotAuthorized is returned by PublishAs (and CheckPublishAs) for a
+// topic the client may not publish on.
+var ErrNotAuthorized = errors.New("broker: not authorized")
 
 // Publish routes a message from inside the appliance through the same
 // routing as client messages (retained included). No authorization
@@ -13,11 +18,44 @@ func (s *Server) Publish(p *packet.Publish) error {
 	if err := s.tlim.ValidName(p.Topic); err != nil {
 		return fmt.Errorf("broker: publish %q: %w", p.Topic, err)
 	}
+	return s.publishFrom(p, nil)
+}
+
+// PublishAs routes a message the broker publishes on client c's behalf
+// (a state store response to the request's Response Topic, ...). It is
+// authorized as c's own PUBLISH: see CheckPublishAs. The message is routed
+// as the broker's, not as coming from c's session: c's No Local
+// subscriptions still receive it. p is copied; the caller keeps it.
+func (s *Server) PublishAs(c *Client, p *packet.Publish) error {
+	if err := s.CheckPublishAs(c, p.Topic); err != nil {
+		return err
+	}
+	return s.publishFrom(p, c)
+}
+
+// CheckPublishAs reports whether PublishAs(c, ...) may publish on topic:
+// nil if c's Permissions allow it (nil Permissions allow everything),
+// an error wrapping ErrNotAuthorized if they do not or topic starts with
+// '$' (topics of the broker, never published on a client's behalf), or
+// the topic's validation error.
+func (s *Server) CheckPublishAs(c *Client, topic []byte) error {
+	if err := s.tlim.ValidName(topic); err != nil {
+		return fmt.Errorf("broker: publish as %q on %q: %w", c.ID, topic, err)
+	}
+	if topic[0] == '$' || c.Permissions != nil && !c.Permissions.AllowPublish(topic) {
+		return fmt.Errorf("broker: publish as %q on %q: %w", c.ID, topic, ErrNotAuthorized)
+	}
+	return nil
+}
+
+// publishFrom routes p; sender is the Message's Sender. The topic is
+// valid.
+func (s *Server) publishFrom(p *packet.Publish, sender *Client) error {
 	if p.QoS > 2 {
 		return fmt.Errorf("broker: publish %q: QoS %d", p.Topic, p.QoS)
 	}
 	sc := s.scratchPool.Get().(*scratch)
-	m := newMessage(p, s.now(), nil)
+	m := newMessage(p, s.now(), sender)
 	s.publish(m, nil, sc)
 	m.release()
 	s.scratchPool.Put(sc)
@@ -53,23 +91,50 @@ func (s *Server) Subscribe(filter string, qos byte, fn func(*Message)) (unsubscr
 	}, nil
 }
 
-// SendTo delivers a message straight to one client's session, whether or
-// not it subscribed (the state store's KEYNOTIFY notifications). It
-// reports whether the session exists.
-func (s *Server) SendTo(clientID string, p *packet.Publish) bool {
-	s.mu.Lock()
-	ss := s.sessions[clientID]
-	s.mu.Unlock()
-	if ss == nil {
+// SessionRef names one connection's attachment to one session instance
+// (Client.Session). It is not a client identifier: a later connection
+// with the same client ID — a new clean session, or the same session
+// resumed — is another SessionRef. The zero SessionRef names nothing.
+type SessionRef struct {
+	ss *session
+	c  *conn
+}
+
+// SendTo delivers a message straight to the session ref names, whether
+// or not it subscribed (the state store's KEYNOTIFY notifications). It
+// delivers only while ref's connection is still attached to that session
+// and the session still holds its client ID: never to a later connection
+// or session with the same ID, and it queues nothing for an offline
+// session. It reports whether it delivered (or queued behind messages
+// already queued for that connection).
+func (s *Server) SendTo(ref SessionRef, p *packet.Publish) bool {
+	ss := ref.ss
+	if ss == nil || ref.c == nil {
 		return false
 	}
 	sc := s.scratchPool.Get().(*scratch)
-	m := newMessage(p, s.now(), nil)
+	now := s.now()
+	m := newMessage(p, now, nil)
 	d := delivery{msg: m, qos: p.QoS}
-	ss.deliver(&d, sc, s.now())
+	ss.mu.Lock()
+	// Attach and takeover clear ss.c, ending a session marks it dead:
+	// both under ss.mu.
+	ok := !ss.dead && ss.c == ref.c
+	if ok {
+		ss.deliverLocked(&d, sc, now)
+	}
+	ss.mu.Unlock()
 	m.release()
 	s.scratchPool.Put(sc)
-	return true
+	return ok
+}
+
+// HasSession reports whether the server holds a session, online or
+// offline, for clientID.
+func (s *Server) HasSession(clientID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[clientID] != nil
 }
 
 // Disconnect closes the named client's connection; a 5.0 client is told
@@ -89,6 +154,20 @@ func (s *Server) Disconnect(clientID string, code packet.Code) bool {
 	}
 	c.closeWith(code, "")
 	return true
+}
+
+// DisconnectSession closes the connection ref names; a 5.0 client is told
+// code. Unlike Disconnect it never reaches a later connection with the
+// same client ID. It reports whether the connection was still attached.
+func (s *Server) DisconnectSession(ref SessionRef, code packet.Code) bool {
+	if ref.ss == nil || ref.c == nil {
+		return false
+	}
+	ref.ss.mu.Lock()
+	attached := ref.ss.c == ref.c
+	ref.ss.mu.Unlock()
+	ref.c.closeWith(code, "")
+	return attached
 }
 
 // DisconnectPort closes every connection accepted through port p (5.0

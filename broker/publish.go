@@ -215,7 +215,12 @@ func (ss *session) deliver(d *delivery, sc *scratch, now time.Time) {
 		return
 	}
 	ss.mu.Lock()
-	defer ss.mu.Unlock()
+	ss.deliverLocked(d, sc, now)
+	ss.mu.Unlock()
+}
+
+// deliverLocked is deliver for a connection's session. Callers hold mu.
+func (ss *session) deliverLocked(d *delivery, sc *scratch, now time.Time) {
 	if ss.dead {
 		return
 	}

@@ -69,6 +69,11 @@ type Client struct {
 	Port       string // Port.Name
 	Remote     net.Addr
 	TLS        *tls.ConnectionState // nil on plain TCP
+	// Permissions are what the client may do (nil: everything), and
+	// Session names the session instance its connection is attached to.
+	// The broker sets both before the CONNACK (PublishAs, SendTo).
+	Permissions Permissions
+	Session     SessionRef
 }
 
 // AuthResult is an Authenticator's verdict.

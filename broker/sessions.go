@@ -80,6 +80,7 @@ func (s *Server) attach(c *conn, p *pendingConnect) (owner string, ok bool) {
 	c.sess = ss
 	c.connected = true
 	c.wmu.Unlock()
+	c.client.Permissions, c.client.Session = c.perms, SessionRef{ss: ss, c: c}
 	c.aliasesOut = nil
 	c.writeConnack(present, packet.Success, p)
 	now := s.now()

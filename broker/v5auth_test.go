@@ -2,6 +2,8 @@ package broker_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -237,6 +239,35 @@ func TestV5InprocSubscribe(t *testing.T) {
 	}
 }
 
+// senderOf returns the Client that publishes on topic next, as an
+// in-process subscriber sees it.
+func senderOf(t *testing.T, s *broker.Server, topic string) <-chan *broker.Client {
+	t.Helper()
+	ch := make(chan *broker.Client, 1)
+	unsub, err := s.Subscribe(topic, 0, func(m *broker.Message) {
+		select {
+		case ch <- m.Sender:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(unsub)
+	return ch
+}
+
+func recvClient(t *testing.T, ch <-chan *broker.Client) *broker.Client {
+	t.Helper()
+	select {
+	case c := <-ch:
+		return c
+	case <-time.After(waitTime):
+		t.Fatal("no sender seen")
+		return nil
+	}
+}
+
 // TestV5InprocPublishAndSendTo: Server.Publish reaches a subscribed 5.0
 // client; Server.SendTo reaches a client that never subscribed.
 func TestV5InprocPublishAndSendTo(t *testing.T) {
@@ -244,6 +275,9 @@ func TestV5InprocPublishAndSendTo(t *testing.T) {
 	sub, _ := v5Paho(t, addr, &paho.Connect{ClientID: "sub", CleanStart: true, KeepAlive: 30})
 	sub.sub(paho.SubscribeOptions{Topic: "news", QoS: 1}, 0)
 	lone, _ := v5Paho(t, addr, &paho.Connect{ClientID: "lone", CleanStart: true, KeepAlive: 30})
+	who := senderOf(t, s, "whoami")
+	lone.pub(&paho.Publish{Topic: "whoami", QoS: 1})
+	loneClient := recvClient(t, who)
 
 	p := &packet.Publish{Topic: []byte("news"), QoS: 1, Payload: []byte("hello")}
 	p.Props.Set(packet.PropContentType)
@@ -255,14 +289,124 @@ func TestV5InprocPublishAndSendTo(t *testing.T) {
 		t.Errorf("got %q %q content type %q", m.Topic, m.Payload, m.Properties.ContentType)
 	}
 
-	if !s.SendTo("lone", &packet.Publish{Topic: []byte("notify/lone"), QoS: 1, Payload: []byte("direct")}) {
+	if !s.SendTo(loneClient.Session, &packet.Publish{Topic: []byte("notify/lone"), QoS: 1, Payload: []byte("direct")}) {
 		t.Fatal("SendTo: no session for lone")
 	}
 	if m := lone.expectMessage(); m.Topic != "notify/lone" || string(m.Payload) != "direct" {
 		t.Errorf("got %q %q", m.Topic, m.Payload)
 	}
 	sub.expectNoMessage(50 * time.Millisecond)
-	if s.SendTo("missing", &packet.Publish{Topic: []byte("x")}) {
-		t.Error("SendTo an unknown client reported true")
+	if s.SendTo(broker.SessionRef{}, &packet.Publish{Topic: []byte("x")}) {
+		t.Error("SendTo the zero SessionRef reported true")
 	}
 }
+
+// TestV5SendToSessionInstance: a SessionRef names one connection's
+// session, not its client ID. After that client disconnects, SendTo
+// through its ref reaches neither a new clean session with the same ID
+// nor the same persistent session resumed by a new connection, and queues
+// nothing while the session is offline.
+func TestV5SendToSessionInstance(t *testing.T) {
+	gone := make(chan string, 4)
+	s, addr := startServer(t, broker.Config{OnDisconnect: func(c *broker.Client) { gone <- c.ID }}, nil)
+	who := senderOf(t, s, "whoami")
+	note := func(i int) *packet.Publish {
+		return &packet.Publish{Topic: []byte("notify/x"), QoS: 1, Payload: []byte(fmt.Sprint("n", i))}
+	}
+
+	// A clean session, replaced by a new clean session.
+	first, _ := v5Paho(t, addr, &paho.Connect{ClientID: "same", CleanStart: true, KeepAlive: 30})
+	first.pub(&paho.Publish{Topic: "whoami", QoS: 1})
+	ref := recvClient(t, who).Session
+	first.Disconnect(&paho.Disconnect{})
+	second, _ := v5Paho(t, addr, &paho.Connect{ClientID: "same", CleanStart: true, KeepAlive: 30})
+	if s.SendTo(ref, note(1)) {
+		t.Error("SendTo through the first connection's ref reported true for the new clean session")
+	}
+	second.expectNoMessage(100 * time.Millisecond)
+
+	// A persistent session, resumed by a new connection.
+	expiry := uint32(300)
+	pers, _ := v5Paho(t, addr, &paho.Connect{ClientID: "pers", CleanStart: true, KeepAlive: 30,
+		Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}})
+	pers.pub(&paho.Publish{Topic: "whoami", QoS: 1})
+	ref = recvClient(t, who).Session
+	n2 := note(2)
+	n2.QoS = 0 // nothing in flight to resend on resumption
+	if !s.SendTo(ref, n2) {
+		t.Fatal("SendTo through a live ref reported false")
+	}
+	if m := pers.expectMessage(); string(m.Payload) != "n2" {
+		t.Errorf("got %q", m.Payload)
+	}
+	pers.Disconnect(&paho.Disconnect{})
+	for id := ""; id != "pers"; {
+		select {
+		case id = <-gone:
+		case <-time.After(waitTime):
+			t.Fatal("pers did not disconnect")
+		}
+	}
+	if s.SendTo(ref, note(3)) {
+		t.Error("SendTo reported true for an offline session")
+	}
+	resumed, ack := v5Paho(t, addr, &paho.Connect{ClientID: "pers", CleanStart: false, KeepAlive: 30,
+		Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}})
+	if !ack.SessionPresent {
+		t.Fatal("persistent session not resumed")
+	}
+	if s.SendTo(ref, note(4)) {
+		t.Error("SendTo through the old connection's ref reported true for the resumed session")
+	}
+	resumed.expectNoMessage(100 * time.Millisecond) // neither n3 (offline) nor n4
+
+	// DisconnectSession, likewise, closes only the connection it names.
+	if s.DisconnectSession(ref, packet.AdministrativeAction) {
+		t.Error("DisconnectSession through the old connection's ref reported true")
+	}
+	resumed.pub(&paho.Publish{Topic: "whoami", QoS: 1}) // still connected: answered
+	now := recvClient(t, who).Session
+	if !s.DisconnectSession(now, packet.AdministrativeAction) {
+		t.Error("DisconnectSession through the live ref reported false")
+	}
+	if got, want := resumed.expectDisconnect().ReasonCode, byte(packet.AdministrativeAction); got != want {
+		t.Errorf("DISCONNECT reason %#x, want %#x", got, want)
+	}
+}
+
+// TestV5PublishAs: PublishAs applies the client's Permissions and never
+// publishes on a '$' topic; an allowed message reaches a No Local
+// subscription of that same client.
+func TestV5PublishAs(t *testing.T) {
+	s, addr := startServer(t, broker.Config{}, &broker.Port{Name: "p", Authorizer: prefixAuthz{"allowed/"}})
+	who := senderOf(t, s, "allowed/whoami")
+	c, _ := v5Paho(t, addr, &paho.Connect{ClientID: "asker", CleanStart: true, KeepAlive: 30})
+	c.sub(paho.SubscribeOptions{Topic: "#", QoS: 1, NoLocal: true}, 0)
+	c.pub(&paho.Publish{Topic: "allowed/whoami", QoS: 1})
+	cl := recvClient(t, who)
+	c.expectNoMessage(50 * time.Millisecond) // No Local: its own whoami
+
+	for _, topic := range []string{"denied/x", "$SYS/x", "$edgebroker/x"} {
+		err := s.PublishAs(cl, &packet.Publish{Topic: []byte(topic), QoS: 1, Payload: []byte("no")})
+		if !errors.Is(err, broker.ErrNotAuthorized) {
+			t.Errorf("PublishAs on %q: %v, want ErrNotAuthorized", topic, err)
+		}
+	}
+	if err := s.PublishAs(cl, &packet.Publish{Topic: []byte("allowed/resp"), QoS: 1, Payload: []byte("yes")}); err != nil {
+		t.Fatal(err)
+	}
+	if m := c.expectMessage(); m.Topic != "allowed/resp" || string(m.Payload) != "yes" {
+		t.Errorf("got %q %q", m.Topic, m.Payload)
+	}
+	c.expectNoMessage(50 * time.Millisecond)
+}
+
+// prefixAuthz allows publishing under one prefix and subscribing to
+// anything.
+type prefixAuthz struct{ prefix string }
+
+func (a prefixAuthz) Authorize(*broker.Client) broker.Permissions { return a }
+func (a prefixAuthz) AllowPublish(topic []byte) bool {
+	return len(topic) >= len(a.prefix) && string(topic[:len(a.prefix)]) == a.prefix
+}
+func (prefixAuthz) AllowSubscribe([]byte) bool { return true }

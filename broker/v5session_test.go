@@ -138,7 +138,13 @@ func TestV5AssignedClientID(t *testing.T) {
 		t.Fatal("CONNACK without Assigned Client Identifier")
 	}
 	c.sub(paho.SubscribeOptions{Topic: "t", QoS: 1}, 0)
-	if !s.SendTo(id, &packet.Publish{Topic: []byte("direct"), QoS: 1, Payload: []byte("x")}) {
+	who := senderOf(t, s, "whoami")
+	c.pub(&paho.Publish{Topic: "whoami", QoS: 1})
+	cl := recvClient(t, who)
+	if cl.ID != id {
+		t.Errorf("Client.ID %q, want the assigned %q", cl.ID, id)
+	}
+	if !s.HasSession(id) || !s.SendTo(cl.Session, &packet.Publish{Topic: []byte("direct"), QoS: 1, Payload: []byte("x")}) {
 		t.Fatalf("no session under the assigned id %q", id)
 	}
 	if m := c.expectMessage(); m.Topic != "direct" {

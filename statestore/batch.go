@@ -66,13 +66,17 @@ func (o *op) appendTo(batch []*op) []*op {
 }
 
 // Each calls fn with every live key and its value, in key order, until
-// fn returns false. It is meant for loading at start: it may include the
-// writes of a batch whose fsync is under way. fn must not call the Store;
-// key and value are its own.
+// fn returns false. It is meant for loading at start: fn may see the
+// writes of a batch whose fsync is under way; Each then waits for that
+// fsync, and if it failed returns the failure (an error wrapping
+// ErrFailed): discard what fn got then. fn must not call the Store; key
+// and value are its own.
 func (s *Store) Each(fn func(key, value []byte) bool) error {
+	if err := s.failure(); err != nil {
+		return err
+	}
 	now := s.opts.Now().UnixMilli()
 	s.dbmu.RLock()
-	defer s.dbmu.RUnlock()
 	var derr error
 	err := s.db.View(func(tx *buntdb.Tx) error {
 		return tx.Ascend("", func(k, v string) bool {
@@ -87,7 +91,11 @@ func (s *Store) Each(fn func(key, value []byte) bool) error {
 			return fn([]byte(k), r.Value)
 		})
 	})
-	switch {
+	s.dbmu.RUnlock()
+	s.inflight.waitAll()
+	switch ferr := s.failure(); {
+	case ferr != nil:
+		return ferr
 	case derr != nil:
 		return derr
 	case errors.Is(err, buntdb.ErrDatabaseClosed):

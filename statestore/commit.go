@@ -69,6 +69,16 @@ func (in *inflightSet) wait(key string) {
 	}
 }
 
+// waitAll blocks until the batch awaiting fsync, if any, is done.
+func (in *inflightSet) waitAll() {
+	in.mu.Lock()
+	done := in.done
+	in.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+}
+
 // submit queues o and waits for its result.
 func (s *Store) submit(o *op) error {
 	o.done = make(chan struct{})
@@ -118,8 +128,8 @@ func (s *Store) commitLoop() {
 // runBatch applies ops in one transaction, fsyncs once, then completes the
 // ops and delivers their events.
 func (s *Store) runBatch(batch []*op) {
-	if s.failErr != nil {
-		finish(batch, s.failErr)
+	if err := s.failure(); err != nil {
+		finish(batch, err)
 		return
 	}
 	var writes []*op
@@ -167,16 +177,20 @@ func (s *Store) runBatch(batch []*op) {
 		err = fmt.Errorf("statestore: commit: %w", err)
 	case a.changes > 0:
 		if err = s.sync.Sync(); err != nil {
-			err = fmt.Errorf("statestore: fsync: %w", err)
-			s.failErr = err
+			// Before inflight.end: readers waiting for this batch
+			// see the failure, never its writes.
+			err = s.fail(fmt.Errorf("statestore: fsync: %w", err))
 		}
 	}
 	s.dbmu.RUnlock()
 	s.inflight.end()
 	if err != nil {
-		// The in-memory counters may be off after a failed transaction.
-		if rerr := s.rebuildIndex(); rerr != nil {
-			s.failErr = rerr
+		// The in-memory counters may be off after a failed transaction
+		// (buntdb rolled it back).
+		if s.failure() == nil {
+			if rerr := s.rebuildIndex(); rerr != nil {
+				s.fail(rerr)
+			}
 		}
 		finish(writes, err)
 		return

@@ -44,7 +44,7 @@ func (s *Store) compact() error {
 		os.Remove(tmp)
 		// The old file is intact: reopen it.
 		if oerr := s.openDB(); oerr != nil {
-			s.failErr = oerr
+			s.fail(oerr)
 		}
 		return fmt.Errorf("statestore: compact: %w", err)
 	}
@@ -52,13 +52,13 @@ func (s *Store) compact() error {
 		// The rename may not be durable: after a crash the old file
 		// could come back without the writes made to the new one.
 		// Refuse further writes rather than acknowledge them.
-		s.failErr = err
+		s.fail(err)
 	}
 	if err := s.openDB(); err != nil {
-		s.failErr = err
+		s.fail(err)
 	}
-	if s.failErr != nil {
-		return s.failErr
+	if err := s.failure(); err != nil {
+		return err
 	}
 	s.log.Info("statestore: compacted", "keys", s.nkeys)
 	return nil

@@ -1,6 +1,9 @@
 package statestore
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors. The text after "statestore: " of the protocol errors is
 // the exact string the AIO SDK expects after "-ERR " (§4); use ProtocolText.
@@ -16,6 +19,11 @@ var (
 	ErrQuotaExceeded      = errors.New("statestore: the quota has been exceeded")
 	ErrMalformedTimestamp = errors.New("statestore: malformed timestamp")
 	ErrCorruptRecord      = errors.New("statestore: corrupt value record")
+	// ErrFailed: a write could not be made durable (fsync failed); the
+	// store refuses reads and writes until it is opened again.
+	ErrFailed = errors.New("statestore: failed, reopen the store")
+	// ErrOwnerQuotaExceeded is ErrQuotaExceeded for an owner's quota.
+	ErrOwnerQuotaExceeded = fmt.Errorf("%w for its owner", ErrQuotaExceeded)
 )
 
 // ProtocolText returns the text to send after "-ERR " for one of the

@@ -28,6 +28,9 @@ type SetOptions struct {
 	Fencing *HLC
 	// Timestamp is the request's __ts; the zero HLC means none was sent.
 	Timestamp HLC
+	// Owner is who writes (the principal), charged for the key (see
+	// Quotas); "" for none.
+	Owner string
 }
 
 // SetResult is the outcome of Set. Version is the new version if Applied,
@@ -53,8 +56,12 @@ func (s *Store) Set(key, value []byte, opt SetOptions) (SetResult, error) {
 }
 
 // Get returns key's value and version, or ErrNotFound. It never returns a
-// value that is not yet durable.
+// value that is not yet durable, nor any value once the store failed (an
+// error wrapping ErrFailed).
 func (s *Store) Get(key []byte) ([]byte, HLC, error) {
+	if err := s.failure(); err != nil {
+		return nil, HLC{}, err
+	}
 	k := string(key)
 	s.dbmu.RLock()
 	var v string
@@ -73,6 +80,9 @@ func (s *Store) Get(key []byte) ([]byte, HLC, error) {
 		return nil, HLC{}, fmt.Errorf("statestore: get: %w", err)
 	}
 	s.inflight.wait(k)
+	if err := s.failure(); err != nil {
+		return nil, HLC{}, err // v may be a write whose fsync failed
+	}
 	r, err := decodeRecord([]byte(v))
 	if err != nil {
 		return nil, HLC{}, err
@@ -133,6 +143,7 @@ type applier struct {
 	dkeys  int
 	dbytes int64
 	dlines map[string]int64 // deadline changes; 0 removes
+	downer map[string]usage // per-owner changes
 	// changes counts records written; a batch without any needs no
 	// fsync, as everything it read was made durable by earlier batches.
 	changes int
@@ -167,6 +178,7 @@ func (a *applier) remove(key string, r record) {
 	a.changes++
 	a.dkeys--
 	a.dbytes -= int64(len(key) + len(r.Value))
+	a.charge(r.Owner, -1, -int64(len(key)+len(r.Value)))
 	a.setDeadline(key, 0)
 	a.events = append(a.events, Event{Key: []byte(key), Kind: EventDelete, Version: a.s.clock.Now()})
 }
@@ -176,6 +188,42 @@ func (a *applier) setDeadline(key string, d int64) {
 		a.dlines = make(map[string]int64)
 	}
 	a.dlines[key] = d
+}
+
+// charge records a change of owner's usage.
+func (a *applier) charge(owner string, keys int, bytes int64) {
+	if owner == "" {
+		return
+	}
+	if a.downer == nil {
+		a.downer = make(map[string]usage)
+	}
+	u := a.downer[owner]
+	a.downer[owner] = usage{keys: u.keys + keys, bytes: u.bytes + bytes}
+}
+
+// ownerUsage is owner's usage including the batch so far.
+func (a *applier) ownerUsage(owner string) usage {
+	u, d := a.s.owners[owner], a.downer[owner]
+	return usage{keys: u.keys + d.keys, bytes: u.bytes + d.bytes}
+}
+
+// overOwnerQuota reports whether o's owner would exceed its quota by
+// writing o's value over cur.
+func (a *applier) overOwnerQuota(o *op, cur record, exists bool) bool {
+	maxKeys, maxBytes := a.s.opts.MaxKeysPerOwner, a.s.opts.MaxBytesPerOwner
+	owner := o.set.Owner
+	if owner == "" || maxKeys <= 0 && maxBytes <= 0 {
+		return false
+	}
+	// The owner gains the whole key, unless it already owns it.
+	dk, db := 1, int64(len(o.key)+len(o.value))
+	if exists && cur.Owner == owner {
+		dk, db = 0, int64(len(o.value)-len(cur.Value))
+	}
+	u := a.ownerUsage(owner)
+	return maxKeys > 0 && dk > 0 && u.keys+dk > maxKeys ||
+		maxBytes > 0 && db > 0 && u.bytes+db > maxBytes
 }
 
 func (a *applier) expire(key string) { a.load(key) }
@@ -225,12 +273,16 @@ func (a *applier) set(o *op) {
 		o.err = ErrQuotaExceeded
 		return
 	}
+	if a.overOwnerQuota(o, cur, exists) {
+		o.err = ErrOwnerQuotaExceeded
+		return
+	}
 	if o.set.Timestamp.IsZero() {
 		o.version = a.s.clock.Now()
 	} else if o.version, o.err = a.s.clock.Update(o.set.Timestamp); o.err != nil {
 		return
 	}
-	r := record{Version: o.version, Fencing: cur.Fencing, Value: o.value}
+	r := record{Version: o.version, Fencing: cur.Fencing, Owner: o.set.Owner, Value: o.value}
 	if o.fencing != nil && o.fencing.Compare(r.Fencing) > 0 {
 		r.Fencing = *o.fencing
 	}
@@ -244,6 +296,10 @@ func (a *applier) set(o *op) {
 	a.changes++
 	a.dkeys += dk
 	a.dbytes += db
+	if exists {
+		a.charge(cur.Owner, -1, -int64(len(o.key)+len(cur.Value)))
+	}
+	a.charge(r.Owner, 1, int64(len(o.key)+len(r.Value)))
 	a.setDeadline(o.key, r.Deadline)
 	o.applied = true
 	a.events = append(a.events, Event{Key: []byte(o.key), Kind: EventSet, Value: o.value, Version: o.version})
@@ -280,4 +336,19 @@ func (a *applier) commitCounters() {
 			s.deadlines[k] = d
 		}
 	}
+	if len(a.downer) == 0 {
+		return
+	}
+	s.ownersMu.Lock()
+	for o, d := range a.downer {
+		u := s.owners[o]
+		u.keys += d.keys
+		u.bytes += d.bytes
+		if u.keys <= 0 {
+			delete(s.owners, o)
+		} else {
+			s.owners[o] = u
+		}
+	}
+	s.ownersMu.Unlock()
 }

@@ -17,11 +17,31 @@
 // descriptor is read-only; Linux allows fsync on it). A write is
 // acknowledged (and its change event delivered) only after that fsync
 // returned nil. If fsync fails the store fails closed: the failing batch and
-// every later write return the error, because the page cache state is then
-// unknown (fsyncgate).
+// every later write, and every later read (Get, Each), return an error
+// wrapping ErrFailed, because buntdb's memory then holds writes that may
+// never reach the disk and the page cache state is unknown (fsyncgate).
+// Rolling the writes back in memory would need writing to the same file;
+// reopening would read the same page cache. The store stays failed until
+// it is closed and opened again (the appliance's watchdog reads it, so a
+// failed store restarts the appliance); what Open then reads is the truth,
+// with or without the writes that were never acknowledged, as after a
+// crash.
 //
 // Readers never observe a value that is not yet durable: a Get of a key in
-// the batch being synced waits for the fsync.
+// the batch being synced waits for the fsync, and returns the failure if it
+// failed.
+//
+// # Quotas
+//
+// MaxKeys and MaxBytes bound the whole store; MaxKeysPerOwner and
+// MaxBytesPerOwner bound each owner (SetOptions.Owner: for the MQTT
+// service, the principal). A key is charged to the owner that wrote its
+// current value, which is stored in its record (so usage survives
+// restarts: Open recomputes it): overwriting another owner's key moves
+// the whole key to the writer's account, and a delete frees its owner's
+// share, whoever deletes it. Keys written without an owner (in-process
+// writes, Batch, records from before owners were stored) count only
+// toward the totals.
 //
 // Compaction (Compact) does not use buntdb's Shrink, which renames its
 // temporary file without fsyncing it: a crash right after the rename can
@@ -61,6 +81,11 @@ type Options struct {
 	// 0 means unlimited. Writes beyond them fail with ErrQuotaExceeded.
 	MaxKeys  int
 	MaxBytes int64
+	// MaxKeysPerOwner and MaxBytesPerOwner limit what one owner holds
+	// (see Quotas); 0 means unlimited. Writes beyond them fail with
+	// ErrOwnerQuotaExceeded, which is also an ErrQuotaExceeded.
+	MaxKeysPerOwner  int
+	MaxBytesPerOwner int64
 	// OnChange is called after a change is durable, in commit order, on
 	// the committer goroutine, before the writer's Set/Del/VDel returns.
 	// It must not block for long and must not call Set, Del, VDel, Sweep
@@ -75,6 +100,18 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives recovery and compaction messages; nil discards.
 	Logger *slog.Logger
+
+	// wrapSync, if set, wraps the file the store fsyncs (tests inject
+	// fsync failures).
+	wrapSync func(*os.File) syncFile
+}
+
+// syncFile is the handle the committer fsyncs: an *os.File opened
+// read-only on the database file.
+type syncFile interface {
+	Sync() error
+	Stat() (os.FileInfo, error)
+	Close() error
 }
 
 // EventKind says what happened to a key.
@@ -113,17 +150,19 @@ type Store struct {
 
 	lock *os.File // flock holder
 
-	dbmu sync.RWMutex // guards db and syncf (exclusive while compacting)
+	dbmu sync.RWMutex // guards db and sync (exclusive while compacting)
 	db   *buntdb.DB
-	sync *os.File
+	sync syncFile
 
 	queue    chan *op
 	stop     chan struct{}
 	done     chan struct{}
 	closeMu  sync.RWMutex
 	closed   bool
-	failErr  error // set by the committer when fsync failed
 	inflight inflightSet
+	// failed is set (once) by the committer, or Close, when a write could
+	// not be made durable: every later write and read returns it.
+	failed atomic.Pointer[error]
 
 	// owned by the committer goroutine
 	nkeys     int
@@ -132,6 +171,10 @@ type Store struct {
 	// usedKeys and usedBytes mirror nkeys and nbytes for Usage.
 	usedKeys, usedBytes atomic.Int64
 	batches             int
+	// owners is each owner's usage. The committer writes it under
+	// ownersMu and reads it without; OwnerUsage reads under ownersMu.
+	owners   map[string]usage
+	ownersMu sync.RWMutex
 
 	recovered    bool
 	recoveryNote string
@@ -163,6 +206,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 		deadlines: make(map[string]int64),
+		owners:    make(map[string]usage),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -242,6 +286,9 @@ func (s *Store) openDB() error {
 		return fmt.Errorf("statestore: %w", err)
 	}
 	s.db, s.sync = db, f
+	if s.opts.wrapSync != nil {
+		s.sync = s.opts.wrapSync(f)
+	}
 	return nil
 }
 
@@ -262,6 +309,12 @@ func (s *Store) closeDB(cause error) error {
 func (s *Store) rebuildIndex() error {
 	s.nkeys, s.nbytes = 0, 0
 	clear(s.deadlines)
+	owners := make(map[string]usage)
+	defer func() {
+		s.ownersMu.Lock()
+		s.owners = owners
+		s.ownersMu.Unlock()
+	}()
 	var newest HLC
 	defer func() { s.clock.observe(newest) }()
 	return s.db.View(func(tx *buntdb.Tx) error {
@@ -277,6 +330,10 @@ func (s *Store) rebuildIndex() error {
 			}
 			s.nkeys++
 			s.nbytes += int64(len(k) + len(r.Value))
+			if r.Owner != "" {
+				u := owners[r.Owner]
+				owners[r.Owner] = usage{keys: u.keys + 1, bytes: u.bytes + int64(len(k)+len(r.Value))}
+			}
 			if r.Deadline != 0 {
 				s.deadlines[k] = r.Deadline
 			}
@@ -292,6 +349,37 @@ func (s *Store) rebuildIndex() error {
 // and values, as of the last durable commit (the figures quotas apply to).
 func (s *Store) Usage() (keys int, bytes int64) {
 	return int(s.usedKeys.Load()), s.usedBytes.Load()
+}
+
+// OwnerUsage returns how many keys owner holds and the bytes of their keys
+// and values, as of the last durable commit.
+func (s *Store) OwnerUsage(owner string) (keys int, bytes int64) {
+	s.ownersMu.RLock()
+	u := s.owners[owner]
+	s.ownersMu.RUnlock()
+	return u.keys, u.bytes
+}
+
+// usage is what one owner holds.
+type usage struct {
+	keys  int
+	bytes int64
+}
+
+// failure returns the error that failed the store, or nil.
+func (s *Store) failure() error {
+	if p := s.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// fail marks the store failed by cause (the first cause stays) and
+// returns the failure.
+func (s *Store) fail(cause error) error {
+	err := fmt.Errorf("%w: %w", ErrFailed, cause)
+	s.failed.CompareAndSwap(nil, &err)
+	return s.failure()
 }
 
 // Recovered reports whether Open had to repair the database file, and
@@ -314,7 +402,7 @@ func (s *Store) Close() error {
 	s.closeMu.Unlock()
 	<-s.done
 	var err error
-	if s.failErr == nil && s.needCompact(1) {
+	if s.failure() == nil && s.needCompact(1) {
 		err = s.compact()
 	}
 	s.dbmu.Lock()

@@ -57,30 +57,57 @@ type ApplianceLimits struct {
 	ConnectTimeout    Duration `json:"connectTimeout,omitempty" yaml:"connectTimeout,omitempty"`       // socket accepted to CONNECT
 	WriteTimeout      Duration `json:"writeTimeout,omitempty" yaml:"writeTimeout,omitempty"`           // a stalled write closes the connection
 	// State store quotas: a SET beyond them gets "-ERR the quota has been
-	// exceeded". Defaults: DefaultStateStoreMaxKeys, DefaultStateStoreMaxBytes.
-	StateStoreMaxKeys  *int `json:"stateStoreMaxKeys,omitempty" yaml:"stateStoreMaxKeys,omitempty"`
-	StateStoreMaxBytes *int `json:"stateStoreMaxBytes,omitempty" yaml:"stateStoreMaxBytes,omitempty"` // keys + values
+	// exceeded". The totals bound the whole store, the per-principal ones
+	// what one principal holds (the keys whose current value it wrote).
+	// Defaults: DefaultStateStoreMaxKeys, DefaultStateStoreMaxBytes, and
+	// a DefaultStateStorePrincipalShare of the totals.
+	StateStoreMaxKeys              *int `json:"stateStoreMaxKeys,omitempty" yaml:"stateStoreMaxKeys,omitempty"`
+	StateStoreMaxBytes             *int `json:"stateStoreMaxBytes,omitempty" yaml:"stateStoreMaxBytes,omitempty"` // keys + values
+	StateStoreMaxKeysPerPrincipal  *int `json:"stateStoreMaxKeysPerPrincipal,omitempty" yaml:"stateStoreMaxKeysPerPrincipal,omitempty"`
+	StateStoreMaxBytesPerPrincipal *int `json:"stateStoreMaxBytesPerPrincipal,omitempty" yaml:"stateStoreMaxBytesPerPrincipal,omitempty"` // keys + values
 }
 
 // State store quotas when spec.appliance sets none: sized for a gateway's
-// data partition and memory (buntdb keeps every key in memory).
+// data partition and memory (buntdb keeps every key in memory). Each
+// principal may hold 1/DefaultStateStorePrincipalShare of the totals, so
+// that one principal cannot fill the store for the others.
 const (
-	DefaultStateStoreMaxKeys  = 100000
-	DefaultStateStoreMaxBytes = 64 << 20
+	DefaultStateStoreMaxKeys        = 100000
+	DefaultStateStoreMaxBytes       = 64 << 20
+	DefaultStateStorePrincipalShare = 4
 )
 
-// StateStoreQuota returns the state store's key and byte quotas.
-func (s *Set) StateStoreQuota() (keys int, bytes int64) {
-	keys, bytes = DefaultStateStoreMaxKeys, DefaultStateStoreMaxBytes
-	if b := s.Broker(); b != nil && b.Spec.Appliance != nil {
-		if v := b.Spec.Appliance.StateStoreMaxKeys; v != nil {
-			keys = *v
-		}
-		if v := b.Spec.Appliance.StateStoreMaxBytes; v != nil {
-			bytes = int64(*v)
-		}
+// StateStoreQuota is the state store's quotas: totals and per principal.
+type StateStoreQuota struct {
+	MaxKeys              int
+	MaxBytes             int64
+	MaxKeysPerPrincipal  int
+	MaxBytesPerPrincipal int64
+}
+
+// StateStoreQuota returns the state store's quotas. A per-principal quota
+// not set is the total's share (at least 1 key, 1 KiB).
+func (s *Set) StateStoreQuota() StateStoreQuota {
+	q := StateStoreQuota{MaxKeys: DefaultStateStoreMaxKeys, MaxBytes: DefaultStateStoreMaxBytes}
+	var a *ApplianceLimits
+	if b := s.Broker(); b != nil {
+		a = b.Spec.Appliance
 	}
-	return keys, bytes
+	if a != nil && a.StateStoreMaxKeys != nil {
+		q.MaxKeys = *a.StateStoreMaxKeys
+	}
+	if a != nil && a.StateStoreMaxBytes != nil {
+		q.MaxBytes = int64(*a.StateStoreMaxBytes)
+	}
+	q.MaxKeysPerPrincipal = max(q.MaxKeys/DefaultStateStorePrincipalShare, 1)
+	q.MaxBytesPerPrincipal = max(q.MaxBytes/DefaultStateStorePrincipalShare, 1024)
+	if a != nil && a.StateStoreMaxKeysPerPrincipal != nil {
+		q.MaxKeysPerPrincipal = *a.StateStoreMaxKeysPerPrincipal
+	}
+	if a != nil && a.StateStoreMaxBytesPerPrincipal != nil {
+		q.MaxBytesPerPrincipal = int64(*a.StateStoreMaxBytesPerPrincipal)
+	}
+	return q
 }
 
 func (b *Broker) setDefaults() {
@@ -120,6 +147,8 @@ func (b *Broker) validate(_ *Set, rp *report) {
 		b.limit(rp, p+"maxClientIdLength", a.MaxClientIDLength, 1, 65535)
 		b.limit(rp, p+"stateStoreMaxKeys", a.StateStoreMaxKeys, 1, 1<<31-1)
 		b.limit(rp, p+"stateStoreMaxBytes", a.StateStoreMaxBytes, 1024, 1<<31-1)
+		b.limit(rp, p+"stateStoreMaxKeysPerPrincipal", a.StateStoreMaxKeysPerPrincipal, 1, deref(a.StateStoreMaxKeys, DefaultStateStoreMaxKeys))
+		b.limit(rp, p+"stateStoreMaxBytesPerPrincipal", a.StateStoreMaxBytesPerPrincipal, 1024, deref(a.StateStoreMaxBytes, DefaultStateStoreMaxBytes))
 		for _, d := range []struct {
 			path string
 			v    Duration
@@ -131,6 +160,14 @@ func (b *Broker) validate(_ *Set, rp *report) {
 			}
 		}
 	}
+}
+
+// deref returns *v, or def when v is nil.
+func deref(v *int, def int) int {
+	if v == nil {
+		return def
+	}
+	return *v
 }
 
 func (b *Broker) limit(rp *report, path string, v *int, lo, hi int) {

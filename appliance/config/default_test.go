@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"testing/fstest"
 )
 
 func TestDefaultValidates(t *testing.T) {
@@ -54,5 +55,37 @@ func TestDefaultErrorsNameTheEmbeddedFile(t *testing.T) {
 	err := s.Validate()
 	if err == nil || !strings.Contains(err.Error(), "default.yaml:") || !strings.Contains(err.Error(), "spec.ports[0].port: 70000") {
 		t.Errorf("got %v", err)
+	}
+}
+
+// TestStateStoreQuotaDefaults: per-principal quotas default to a share of
+// the totals, and each can be set.
+func TestStateStoreQuotaDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		spec string
+		want StateStoreQuota
+	}{
+		{"no Broker", "", StateStoreQuota{DefaultStateStoreMaxKeys, DefaultStateStoreMaxBytes,
+			DefaultStateStoreMaxKeys / DefaultStateStorePrincipalShare, DefaultStateStoreMaxBytes / DefaultStateStorePrincipalShare}},
+		{"totals set", "    stateStoreMaxKeys: 100\n    stateStoreMaxBytes: 8192\n", StateStoreQuota{100, 8192, 25, 2048}},
+		{"small totals", "    stateStoreMaxKeys: 2\n    stateStoreMaxBytes: 1024\n", StateStoreQuota{2, 1024, 1, 1024}},
+		{"per principal set", "    stateStoreMaxKeysPerPrincipal: 7\n    stateStoreMaxBytesPerPrincipal: 4096\n",
+			StateStoreQuota{DefaultStateStoreMaxKeys, DefaultStateStoreMaxBytes, 7, 4096}},
+	} {
+		set := new(Set)
+		if tc.spec != "" {
+			doc := "apiVersion: mqttbroker.iotoperations.azure.com/v1\nkind: Broker\nmetadata: {name: default}\nspec:\n  appliance:\n" + tc.spec
+			var err error
+			if set, err = Load(fstest.MapFS{"t.yaml": {Data: []byte(doc)}}); err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			if err := set.Validate(); err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+		}
+		if got := set.StateStoreQuota(); got != tc.want {
+			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
+		}
 	}
 }

@@ -33,6 +33,13 @@ type env struct {
 // neither readable nor writable.
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvHooked(t, nil)
+}
+
+// newEnvHooked is newEnv with gone called in broker.Config.OnDisconnect
+// before the service drops the client's registrations.
+func newEnvHooked(t *testing.T, gone func(*broker.Client)) *env {
+	t.Helper()
 	var svcp atomic.Pointer[mqttapi.Service]
 	st, err := statestore.Open(t.TempDir(), statestore.Options{
 		MaxBytes:      4096,
@@ -47,6 +54,9 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	srv := broker.New(broker.Config{OnDisconnect: func(c *broker.Client) {
+		if gone != nil {
+			gone(c)
+		}
 		if s := svcp.Load(); s != nil {
 			s.ClientGone(c)
 		}

@@ -2,6 +2,33 @@
 // Operations state store protocol: RESP-encoded requests published to
 // RequestTopic, responses to each request's Response Topic, and KEYNOTIFY
 // notifications delivered straight to the registering client's session.
+//
+// # What a client can make the broker do
+//
+// A response is published as the requesting client's own PUBLISH would
+// be (broker.Server.PublishAs): its Response Topic must be one the client
+// may publish on, and never a '$' topic. A request with a response topic
+// refused so is not executed, answers nothing, and is logged and counted
+// (seclog.ResponseTopicRefused); the client stays connected (a client
+// with a mistaken policy keeps working for its other requests). The two
+// response topics the protocol calls invalid (the request topic, and the
+// notification prefix) disconnect the client, as AIO does.
+//
+// A KEYNOTIFY registration belongs to the connection that made it, on
+// its session instance (broker.Client.Session): notifications go only to
+// that connection's session (broker.Server.SendTo), never to a later
+// connection with the same client ID, and nothing is queued while it is
+// offline. The registration ends with the connection (ClientGone); a
+// reconnecting client registers again, as the SDKs do. Notifications are
+// not routed by topic, so no other client can receive them; they are not
+// authorized as the watcher's PUBLISH (AIO policies do not grant the
+// notification topic), the watcher's read permission on the key was
+// checked at KEYNOTIFY.
+//
+// Writes are charged to the writing client's principal: the store's
+// per-owner quotas (statestore.Options.MaxKeysPerOwner, ...) apply per
+// principal, and a refusal by any quota is counted
+// (seclog.LimitStateStore).
 package mqttapi
 
 import (
@@ -16,6 +43,7 @@ import (
 
 	"edgebroker/broker"
 	"edgebroker/broker/packet"
+	"edgebroker/broker/seclog"
 	"edgebroker/statestore"
 )
 
@@ -63,7 +91,10 @@ type Service struct {
 
 	unsub func()
 
-	mu      sync.Mutex
+	mu sync.Mutex
+	// watch holds the KEYNOTIFY registrations: one per client ID and key,
+	// made by the connection whose Client it holds (a later connection
+	// with the same ID replaces it).
 	watch   map[string]map[string]*broker.Client // key → clientID → registering connection
 	clients map[string]map[string]struct{}       // clientID → keys
 	queue   []statestore.Event
@@ -173,15 +204,15 @@ func (s *Service) notifyLoop() {
 	}
 }
 
-// notify sends ev to every client watching its key (§6).
+// notify sends ev to every connection watching its key (§6).
 func (s *Service) notify(ev statestore.Event) {
 	s.mu.Lock()
-	var ids []string
-	for id := range s.watch[string(ev.Key)] {
-		ids = append(ids, id)
+	var watchers []*broker.Client
+	for _, c := range s.watch[string(ev.Key)] {
+		watchers = append(watchers, c)
 	}
 	s.mu.Unlock()
-	if len(ids) == 0 {
+	if len(watchers) == 0 {
 		return
 	}
 	payload := notifyDelete
@@ -189,10 +220,10 @@ func (s *Service) notify(ev statestore.Event) {
 		payload = notifySet(ev.Value)
 	}
 	keyHex := strings.ToUpper(hex.EncodeToString(ev.Key))
-	for _, id := range ids {
+	for _, c := range watchers {
 		p := &packet.Publish{
 			QoS:     1,
-			Topic:   []byte(ReservedPrefix + "/" + strings.ToUpper(hex.EncodeToString([]byte(id))) + "/command/notify/" + keyHex),
+			Topic:   []byte(ReservedPrefix + "/" + strings.ToUpper(hex.EncodeToString([]byte(c.ID))) + "/command/notify/" + keyHex),
 			Payload: payload,
 		}
 		p.Props.Set(packet.PropContentType)
@@ -202,8 +233,8 @@ func (s *Service) notify(ev statestore.Event) {
 			userProp(propProtVer, ProtocolVersion),
 			userProp(propSourceID, "StateStore"),
 		}
-		if !s.srv.SendTo(id, p) {
-			s.log.Debug("notification target gone", "client", id)
+		if !s.srv.SendTo(c.Session, p) {
+			s.log.Debug("notification target gone", "client", c.ID)
 		}
 	}
 }
@@ -240,13 +271,22 @@ func (s *Service) handle(m *broker.Message) {
 	if string(rt) == RequestTopic || bytes.HasPrefix(rt, []byte(ReservedPrefix)) {
 		s.log.Warn("state store request with an invalid response topic: disconnecting", "client", clientID(c), "responseTopic", string(rt))
 		if c != nil {
-			s.srv.Disconnect(c.ID, InvalidResponseTopicCode)
+			s.srv.DisconnectSession(c.Session, InvalidResponseTopicCode)
 		}
 		return
 	}
 	if m.QoS != 1 || c != nil && c.Version != packet.V5 {
 		s.log.Debug("state store request not MQTT 5 QoS 1 dropped", "client", clientID(c), "qos", m.QoS)
 		return
+	}
+	if c != nil {
+		if err := s.srv.CheckPublishAs(c, rt); err != nil {
+			if sec := s.srv.Security(); sec.Allow(seclog.ResponseTopicRefused) {
+				sec.Log(seclog.ResponseTopicRefused, "state store request dropped: the client may not publish on its response topic",
+					"principal", principal(c), "client", c.ID, "remote", c.Remote, "topic", string(rt), "reason", err)
+			}
+			return
+		}
 	}
 	r := s.execute(c, m)
 	p := &packet.Publish{QoS: 1, Topic: bytes.Clone(rt), Payload: r.payload}
@@ -258,9 +298,28 @@ func (s *Service) handle(m *broker.Message) {
 	if !r.version.IsZero() {
 		p.Props.User = append(p.Props.User, userProp(propTS, r.version.String()))
 	}
-	if err := s.srv.Publish(p); err != nil {
+	var err error
+	if c != nil {
+		err = s.srv.PublishAs(c, p)
+	} else {
+		err = s.srv.Publish(p)
+	}
+	if err != nil {
 		s.log.Warn("state store response not sent", "client", clientID(c), "err", err)
 	}
+}
+
+// principal is who a client's writes are charged to and its security
+// events name.
+//
+// TODO(merge): use c.Principal (the verified identity, branch own);
+// until then the user name, which on an anonymous port is the client's
+// unverified claim.
+func principal(c *broker.Client) string {
+	if c.Username != "" {
+		return c.Username
+	}
+	return "anonymous:" + c.Port
 }
 
 func clientID(c *broker.Client) string {
@@ -351,6 +410,9 @@ func (s *Service) execute(c *broker.Client, m *broker.Message) response {
 	switch verb {
 	case "SET":
 		opt.Timestamp, opt.Fencing = reqTS, fencing
+		if c != nil {
+			opt.Owner = principal(c)
+		}
 		res, err := s.store.Set(key, args[2], opt)
 		if err != nil {
 			return s.storeErr(c, err)
@@ -431,6 +493,16 @@ func parseSetOptions(args [][]byte) (statestore.SetOptions, error) {
 // storeErr maps a store error to its -ERR payload. Errors outside the
 // protocol's list are logged and reported with their message.
 func (s *Service) storeErr(c *broker.Client, err error) response {
+	if errors.Is(err, statestore.ErrQuotaExceeded) && c != nil {
+		quota := "total"
+		if errors.Is(err, statestore.ErrOwnerQuotaExceeded) {
+			quota = "principal"
+		}
+		if sec := s.srv.Security(); sec.Allow(seclog.LimitStateStore) {
+			sec.Log(seclog.LimitStateStore, "state store SET refused: quota exceeded",
+				"principal", principal(c), "client", c.ID, "remote", c.Remote, "quota", quota)
+		}
+	}
 	if text, ok := statestore.ProtocolText(err); ok {
 		return errResp(text)
 	}

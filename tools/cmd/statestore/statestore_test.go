@@ -41,10 +41,12 @@ type fakeStore struct {
 	srv  *broker.Server
 	addr *net.TCPAddr
 
-	mu      sync.Mutex
-	data    map[string][]byte
-	watch   map[string]map[string]bool // key -> client IDs
-	counter int
+	mu    sync.Mutex
+	data  map[string][]byte
+	watch map[string]map[string]bool // key -> client IDs
+	// sessions holds each requester's session, for notifications.
+	sessions map[string]broker.SessionRef // client ID -> session
+	counter  int
 	// watched receives the key of every KEYNOTIFY registration.
 	watched chan string
 }
@@ -59,12 +61,13 @@ func startFake(t *testing.T, tc *tls.Config, port *broker.Port) *fakeStore {
 		t.Fatal(err)
 	}
 	f := &fakeStore{
-		t:       t,
-		srv:     srv,
-		addr:    ln.Addr().(*net.TCPAddr),
-		data:    map[string][]byte{},
-		watch:   map[string]map[string]bool{},
-		watched: make(chan string, 16),
+		t:        t,
+		srv:      srv,
+		addr:     ln.Addr().(*net.TCPAddr),
+		data:     map[string][]byte{},
+		watch:    map[string]map[string]bool{},
+		sessions: map[string]broker.SessionRef{},
+		watched:  make(chan string, 16),
 	}
 	if tc != nil {
 		ln = tls.NewListener(ln, tc)
@@ -121,6 +124,11 @@ func (f *fakeStore) onRequest(m *broker.Message) {
 		return
 	}
 	r.args = args
+	if m.Sender != nil {
+		f.mu.Lock()
+		f.sessions[r.clientID] = m.Sender.Session
+		f.mu.Unlock()
+	}
 	if m.QoS != 1 || r.responseTopic == "" || len(r.correlationData) != 16 || r.ts == "" {
 		f.t.Errorf("fake: request QoS %d, response topic %q, correlation %x, __ts %q", m.QoS, r.responseTopic, r.correlationData, r.ts)
 		return
@@ -280,7 +288,10 @@ func (f *fakeStore) notify(clientID, key string, payload []byte, ts string) {
 	p.Props.User = append(p.Props.User,
 		packet.UserProperty{Key: []byte("__ts"), Value: []byte(ts)},
 		packet.UserProperty{Key: []byte("__protVer"), Value: []byte("1.0")})
-	if !f.srv.SendTo(clientID, p) {
+	f.mu.Lock()
+	ref := f.sessions[clientID]
+	f.mu.Unlock()
+	if !f.srv.SendTo(ref, p) {
 		f.t.Errorf("fake: notify %s: no session", clientID)
 	}
 }
