@@ -25,9 +25,9 @@ const seedBinaryKey = "xxxxxxxxxxxxxxxxxxxx"
 // appliance. A client of building 17 / contoso (X.509 attributes) may
 // read the Pattern keys and read and write the Binary key; everything
 // else is answered "-ERR not authorized". The rule also grants the
-// broker resources the protocol needs (publishing requests, publishing
-// and subscribing to the response topic: the store publishes a response
-// as the requester), which the seed does not list.
+// broker resources the protocol needs (publishing requests, subscribing
+// to the response topic), which the seed does not list. Responses to the
+// requester's own clients/ID/... namespace need no Publish grant.
 func TestStateStoreSeed001(t *testing.T) {
 	serverRoot, leaf := seedTLS()
 	clientRoot := certstest.Root("Contoso Root CA Cert", certstest.EC256)
@@ -97,7 +97,6 @@ spec:
         topics:
         - "sensors/{principal.attributes.building}/{principal.clientId}/telemetry/*"
         - "` + mqttapi.RequestTopic + `"
-        - "clients/{principal.clientId}/#"
       - method: Subscribe
         topics:
         - "commands/{principal.attributes.organization}"

@@ -279,7 +279,8 @@ func (s *Service) handle(m *broker.Message) {
 		s.log.Debug("state store request not MQTT 5 QoS 1 dropped", "client", clientID(c), "qos", m.QoS)
 		return
 	}
-	if c != nil {
+	own := c != nil && inOwnNamespace(c, rt)
+	if c != nil && !own {
 		if err := s.srv.CheckPublishAs(c, rt); err != nil {
 			if sec := s.srv.Security(); sec.Allow(seclog.ResponseTopicRefused) {
 				sec.Log(seclog.ResponseTopicRefused, "state store request dropped: the client may not publish on its response topic",
@@ -299,7 +300,7 @@ func (s *Service) handle(m *broker.Message) {
 		p.Props.User = append(p.Props.User, userProp(propTS, r.version.String()))
 	}
 	var err error
-	if c != nil {
+	if c != nil && !own {
 		err = s.srv.PublishAs(c, p)
 	} else {
 		err = s.srv.Publish(p)
@@ -309,15 +310,31 @@ func (s *Service) handle(m *broker.Message) {
 	}
 }
 
-// principal is who a client's writes are charged to and its security
-// events name.
-//
-// TODO(merge): use c.Principal (the verified identity, branch own);
-// until then the user name, which on an anonymous port is the client's
-// unverified claim.
+// inOwnNamespace reports whether topic lies in the requester's own
+// namespace, "clients/ID/" with the client id as is or in upper-case hex
+// (the AIO SDKs' response topics: clients/HEX(ID)/statestore/v1/...).
+// Responses there need no Publish grant, so AIO policies written for a
+// cluster (which grant only the request topic and the subscription) keep
+// working; any other response topic is authorized as the client's own
+// PUBLISH. A client id cannot be borrowed while its owner has a session,
+// so this namespace reaches only the requester.
+func inOwnNamespace(c *broker.Client, topic []byte) bool {
+	rest, ok := bytes.CutPrefix(topic, []byte("clients/"))
+	if !ok {
+		return false
+	}
+	seg, _, ok := bytes.Cut(rest, []byte("/"))
+	if !ok || len(seg) == 0 {
+		return false
+	}
+	return string(seg) == c.ID || string(seg) == strings.ToUpper(hex.EncodeToString([]byte(c.ID)))
+}
+
+// principal is whose quota a client's writes count against: the identity
+// its authentication method verified (on an anonymous port, the port).
 func principal(c *broker.Client) string {
-	if c.Username != "" {
-		return c.Username
+	if c.Principal != "" {
+		return c.Principal
 	}
 	return "anonymous:" + c.Port
 }
