@@ -439,3 +439,34 @@ func TestInvalidRequests(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 }
+
+// TestKeyNotifyLimit: one client watches at most MaxWatchesPerClient keys;
+// the next KEYNOTIFY gets the quota error, a repeat of a watched key and
+// a STOP still work, and another client has its own allowance.
+func TestKeyNotifyLimit(t *testing.T) {
+	e := newEnv(t)
+	w := e.dial(t, "watcher")
+	now := func() []string { return []string{"__ts", hlcNow(0)} }
+	for i := range mqttapi.MaxWatchesPerClient {
+		if got := string(w.call(resp("KEYNOTIFY", fmt.Sprintf("k%d", i)), now()...).Payload); got != "+OK\r\n" {
+			t.Fatalf("KEYNOTIFY %d: %q", i, got)
+		}
+	}
+	const quota = "-ERR the quota has been exceeded\r\n"
+	if got := string(w.call(resp("KEYNOTIFY", "one-too-many"), now()...).Payload); got != quota {
+		t.Errorf("KEYNOTIFY beyond the limit: got %q, want %q", got, quota)
+	}
+	if got := string(w.call(resp("KEYNOTIFY", "k7"), now()...).Payload); got != "+OK\r\n" {
+		t.Errorf("KEYNOTIFY of a watched key at the limit: got %q", got)
+	}
+	if got := string(w.call(resp("KEYNOTIFY", "k7", "STOP"), now()...).Payload); got != "+OK\r\n" {
+		t.Errorf("KEYNOTIFY STOP: got %q", got)
+	}
+	if got := string(w.call(resp("KEYNOTIFY", "one-too-many"), now()...).Payload); got != "+OK\r\n" {
+		t.Errorf("KEYNOTIFY after a STOP freed a place: got %q", got)
+	}
+	o := e.dial(t, "other")
+	if got := string(o.call(resp("KEYNOTIFY", "k1"), now()...).Payload); got != "+OK\r\n" {
+		t.Errorf("another client's KEYNOTIFY: got %q", got)
+	}
+}

@@ -67,6 +67,15 @@ const (
 	contentType  = "application/octet-stream"
 )
 
+// Limits of the KEYNOTIFY machinery: keys one client (by client id) may
+// watch at once (a KEYNOTIFY beyond gets "-ERR the quota has been
+// exceeded"), and bytes of change events waiting for the notifier (beyond
+// it, events are dropped, counted and logged).
+const (
+	MaxWatchesPerClient = 1024
+	MaxNotifyQueueBytes = 16 << 20
+)
+
 // InvalidResponseTopicCode is the DISCONNECT reason code a client gets for
 // a request with a forbidden response topic.
 const InvalidResponseTopicCode = packet.ProtocolError
@@ -98,6 +107,9 @@ type Service struct {
 	watch   map[string]map[string]*broker.Client // key → clientID → registering connection
 	clients map[string]map[string]struct{}       // clientID → keys
 	queue   []statestore.Event
+	// queueBytes is the keys and values in queue, at most
+	// MaxNotifyQueueBytes.
+	queueBytes int
 	wake    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
@@ -158,6 +170,14 @@ func (s *Service) OnChange(ev statestore.Event) {
 		s.mu.Unlock()
 		return
 	}
+	n := len(ev.Key) + len(ev.Value)
+	if s.queueBytes+n > MaxNotifyQueueBytes {
+		s.mu.Unlock()
+		s.srv.Security().Event(seclog.LimitQueue, "KEYNOTIFY notification dropped: the notification queue is full",
+			"key_bytes", len(ev.Key), "max_bytes", MaxNotifyQueueBytes)
+		return
+	}
+	s.queueBytes += n
 	s.queue = append(s.queue, ev)
 	s.mu.Unlock()
 	select {
@@ -196,7 +216,7 @@ func (s *Service) notifyLoop() {
 		}
 		s.mu.Lock()
 		evs := s.queue
-		s.queue = nil
+		s.queue, s.queueBytes = nil, 0
 		s.mu.Unlock()
 		for _, ev := range evs {
 			s.notify(ev)
@@ -469,7 +489,11 @@ func (s *Service) execute(c *broker.Client, m *broker.Message) response {
 			}
 			return response{payload: respOK}
 		}
-		s.register(c, key)
+		if !s.register(c, key) {
+			s.srv.Security().Event(seclog.LimitStateStore, "KEYNOTIFY refused: too many registrations for one client",
+				"principal", principal(c), "client", c.ID, "remote", c.Remote, "max", MaxWatchesPerClient)
+			return errResp("the quota has been exceeded")
+		}
 		return response{payload: respOK}
 	}
 }
@@ -527,10 +551,17 @@ func (s *Service) storeErr(c *broker.Client, err error) response {
 	return errResp("internal error")
 }
 
-func (s *Service) register(c *broker.Client, key []byte) {
+// register records c's KEYNOTIFY on key; false when c already watches
+// MaxWatchesPerClient other keys.
+func (s *Service) register(c *broker.Client, key []byte) bool {
 	k := string(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if ks := s.clients[c.ID]; len(ks) >= MaxWatchesPerClient {
+		if _, again := ks[k]; !again {
+			return false
+		}
+	}
 	w := s.watch[k]
 	if w == nil {
 		w = map[string]*broker.Client{}
@@ -543,6 +574,7 @@ func (s *Service) register(c *broker.Client, key []byte) {
 		s.clients[c.ID] = ks
 	}
 	ks[k] = struct{}{}
+	return true
 }
 
 func (s *Service) unregister(c *broker.Client, key []byte) bool {
