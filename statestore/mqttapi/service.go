@@ -110,10 +110,10 @@ type Service struct {
 	// queueBytes is the keys and values in queue, at most
 	// MaxNotifyQueueBytes.
 	queueBytes int
-	wake    chan struct{}
-	stop    chan struct{}
-	done    chan struct{}
-	started bool
+	wake       chan struct{}
+	stop       chan struct{}
+	done       chan struct{}
+	started    bool
 }
 
 // New returns a Service for store on srv; Start subscribes it.
