@@ -38,19 +38,10 @@ lint:
 	if [ -n "$$files" ]; then echo "gofmt: these files need formatting (run gofmt -w):"; echo "$$files"; exit 1; fi
 	$(GO) vet ./...
 
-# Runs every Fuzz target in the module for $(FUZZTIME) each
-# (go test -fuzz accepts one target per run).
+# Runs every Fuzz target in the module for $(FUZZTIME) each, one at a
+# time (tools/fuzz-all; go test -fuzz accepts one target per run).
 fuzz:
-	@set -e; n=0; \
-	for f in $$(grep -rlE --include='*_test.go' --exclude-dir=.git --exclude-dir=tmp '^func Fuzz[A-Za-z0-9_]*\(' .); do \
-		dir=$$(dirname "$$f"); \
-		for t in $$(sed -nE 's/^func (Fuzz[A-Za-z0-9_]*)\(.*/\1/p' "$$f"); do \
-			echo "== $$dir $$t ($(FUZZTIME))"; \
-			$(GO) test -run='^$$' -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s "$$dir"; \
-			n=$$((n+1)); \
-		done; \
-	done; \
-	echo "fuzz: $$n targets run"
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./tools/fuzz-all
 
 # The firmware target: checks that the appliance cross-builds for arm64.
 build-arm64:

@@ -231,7 +231,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	if cfg.ACMETLSAddr != "" {
-		ln, err := tls.Listen("tcp", cfg.ACMETLSAddr, iss.challenges.TLSConfig())
+		ln, err := tls.Listen("tcp", cfg.ACMETLSAddr, serverPolicy(iss.challenges.TLSConfig()))
 		if err != nil {
 			srv.Close()
 			return fmt.Errorf("appliance: -acme-tls: %w", err)

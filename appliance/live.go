@@ -181,15 +181,14 @@ func (a *Appliance) newLivePort(p *port) (*livePort, error) {
 	lp.update(p)
 	var tc *tls.Config
 	if lp.tlsOn {
-		tc = &tls.Config{
-			MinVersion: tls.VersionTLS12,
+		tc = serverPolicy(&tls.Config{
 			GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 				if c := a.iss.challenges.TLSALPN01(hello); c != nil { // an ACME CA validating tls-alpn-01
-					return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{*c}, NextProtos: []string{acmeissuer.ALPNProto}}, nil
+					return serverPolicy(&tls.Config{Certificates: []tls.Certificate{*c}, NextProtos: []string{acmeissuer.ALPNProto}}), nil
 				}
 				return lp.tlsCfg.Load(), nil
 			},
-		}
+		})
 	}
 	ln, err := p.listen(tc, a.log)
 	if err != nil {

@@ -92,11 +92,34 @@ func clientCAs(cm *config.ConfigMap) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// serverTLS returns the tls.Config of a port: TLS 1.2 or later, the
+// tls12Suites are the TLS 1.2 cipher suites the appliance serves: ECDHE
+// with an AEAD (AES-GCM or ChaCha20-Poly1305), no CBC, SHA-1 or RSA key
+// exchange. TLS 1.3 suites are not configurable in crypto/tls and are all
+// AEAD.
+var tls12Suites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// serverPolicy sets the protocol versions and cipher suites of every
+// tls.Config the appliance serves (MQTT ports, the tls-alpn-01 answers
+// on them and on the ACME TLS port) and returns tc: TLS 1.2 with
+// tls12Suites, or TLS 1.3.
+func serverPolicy(tc *tls.Config) *tls.Config {
+	tc.MinVersion = tls.VersionTLS12
+	tc.CipherSuites = tls12Suites
+	return tc
+}
+
+// serverTLS returns the tls.Config of a port: serverPolicy, the
 // certificate from holder, and client certificates verified against
 // cas when the port's authentication has an X509 method.
 func serverTLS(holder *serverCert, cas *x509.CertPool) *tls.Config {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: holder.get}
+	tc := serverPolicy(&tls.Config{GetCertificate: holder.get})
 	if cas != nil {
 		tc.ClientAuth = tls.VerifyClientCertIfGiven
 		tc.ClientCAs = cas

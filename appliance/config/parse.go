@@ -20,9 +20,6 @@ import (
 	"github.com/goccy/go-yaml/parser"
 )
 
-// MaxFileSize bounds one configuration file.
-const MaxFileSize = 4 << 20
-
 // kindInfo says which apiVersions serve a kind and how to make one.
 type kindInfo struct {
 	apiVersions []string
@@ -155,12 +152,36 @@ func readFile(fsys fs.FS, name string) ([]byte, error) {
 // Parse parses the YAML documents in data (separated by "---"; empty
 // documents are skipped). name is used in error messages. Every document
 // must be a known kind with a served apiVersion and only known fields.
-// Defaults are filled in. All errors are returned, as Errors.
+// Defaults are filled in. All errors are returned, as Errors. A file past
+// one of the limits (MaxFileSize, MaxDepth, ...) is rejected before any of
+// it is parsed.
 func Parse(name string, data []byte) ([]Resource, error) {
 	var rp report
 	var out []Resource
-	for _, d := range splitDocuments(data) {
-		f, err := parser.ParseBytes(d.data, 0)
+	if len(data) > MaxFileSize {
+		rp.errs = append(rp.errs, &Error{File: name, Msg: fmt.Sprintf("larger than %d bytes", MaxFileSize)})
+		return nil, rp.err()
+	}
+	if n, line := countTokens(data, MaxTokens); n > MaxTokens {
+		rp.errs = append(rp.errs, &Error{File: name, Line: line, Msg: fmt.Sprintf("more than %d YAML tokens (keys, values, punctuation)", MaxTokens)})
+		return nil, rp.err()
+	}
+	docs := splitDocuments(data)
+	if len(docs) > MaxDocuments {
+		rp.errs = append(rp.errs, &Error{File: name, Line: docs[MaxDocuments].offset + 1,
+			Msg: fmt.Sprintf("more than %d documents", MaxDocuments)})
+		return nil, rp.err()
+	}
+	var st scanState
+	for _, d := range docs {
+		tokens, err := scanDocument(d.data, &st)
+		var le *limitError
+		if errors.As(err, &le) {
+			// Past a limit, later documents are not read either.
+			rp.errs = append(rp.errs, &Error{File: name, Line: le.line + d.offset, Msg: le.msg})
+			break
+		}
+		f, err := parser.Parse(tokens, 0)
 		if err != nil {
 			rp.errs = append(rp.errs, yamlError(name, d.offset, nil, err))
 			continue

@@ -142,7 +142,7 @@ func TestSecretsDirErrors(t *testing.T) {
 		}, "secrets: must be a folder of Secret folders", ""},
 		{"oversize file", fstest.MapFS{
 			"secrets/x/big": {Data: make([]byte, MaxFileSize+1)},
-		}, "secrets/x/big: Secret/x: larger than 4194304 bytes", ""},
+		}, "secrets/x/big: Secret/x: larger than 1048576 bytes", ""},
 		{"invalid key", fstest.MapFS{
 			"secrets/x/bad key": {Data: []byte("v")},
 		}, "", `secrets/x: Secret/x: data[bad key]: "bad key" is not a valid key`},

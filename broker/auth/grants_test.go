@@ -186,3 +186,35 @@ func BenchmarkAllowSubscribe(b *testing.B) {
 		g.AllowSubscribe(filter)
 	}
 }
+
+// TestKeyTokenNotUTF8 checks that a token value that is not UTF-8 (a
+// username with a byte 0xff, found by FuzzCompile) grants no key, where it
+// used to make a malformed glob inside "[...]", and that UTF-8 values
+// still match literally.
+func TestKeyTokenNotUTF8(t *testing.T) {
+	rules := []Rule{{
+		Principals: Principals{Usernames: []string{"{principal.username}"}},
+		Broker:     []BrokerResource{{Method: Connect}},
+		StateStore: []StateStoreResource{{Method: ReadWrite, KeyType: Pattern,
+			Keys: []string{"k[{principal.username}]", "users/{principal.username}/*"}}},
+	}}
+	pol := mustCompile(t, rules)
+	g := pol.For(&Principal{ClientID: "c", Username: "\xff"})
+	for _, k := range g.keys {
+		t.Errorf("key grant %q for a username that is not UTF-8", k.key)
+	}
+	if g.AllowKey(ReadWrite, []byte("users/\xff/x")) || g.AllowKey(ReadWrite, []byte("k\xff")) {
+		t.Error("a key allowed for a username that is not UTF-8")
+	}
+	g = pol.For(&Principal{ClientID: "c", Username: "é*"})
+	for _, k := range g.keys {
+		if err := validGlob(k.key); err != nil {
+			t.Errorf("key grant %q: %v", k.key, err)
+		}
+	}
+	for key, want := range map[string]bool{"ké": true, "k*": true, "kx": false, "users/é*/a": true, "users/éx/a": false} {
+		if got := g.AllowKey(ReadWrite, []byte(key)); got != want {
+			t.Errorf("AllowKey(%q) = %v, want %v", key, got, want)
+		}
+	}
+}

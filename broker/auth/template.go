@@ -155,8 +155,13 @@ func topicLevel(v string) (string, bool) {
 
 // globLiteral escapes v so that a glob pattern matches it literally, even
 // inside a character class: every ASCII byte other than a letter or digit
-// gets a backslash in front.
+// gets a backslash in front. A value that is not UTF-8 is refused: a
+// character class cannot hold a byte that is not a character, escaped or
+// not, so no pattern would be well-formed.
 func globLiteral(v string) (string, bool) {
+	if !utf8.ValidString(v) {
+		return "", false
+	}
 	var b strings.Builder
 	for i := 0; i < len(v); i++ {
 		c := v[i]

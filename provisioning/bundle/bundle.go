@@ -39,6 +39,12 @@ const (
 	configDir    = "config/"
 )
 
+// MaxSerial is the largest serial a bundle may carry, 2^53: every JSON
+// tool reads it exactly (a float64 holds every integer up to it), and a
+// device that applied it has room left for more serials, where one at
+// 2^64-1 would refuse every later bundle as a replay.
+const MaxSerial = 1 << 53
+
 // ClockSkew is how far before its creation time a bundle is still accepted,
 // for a device whose clock runs a little behind the host's.
 const ClockSkew = 10 * time.Minute
@@ -68,7 +74,7 @@ var (
 // the signature covers.
 type Manifest struct {
 	Format  int       `json:"format"`
-	Serial  uint64    `json:"serial"` // must exceed the last serial the device applied
+	Serial  uint64    `json:"serial"` // 1..MaxSerial; must exceed the last serial the device applied
 	Created time.Time `json:"created"`
 	Expires time.Time `json:"expires"`
 	Device  *Device   `json:"device,omitempty"` // nil: any device

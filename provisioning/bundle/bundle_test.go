@@ -8,8 +8,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
+	"math"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -191,6 +194,12 @@ func TestOpenRejects(t *testing.T) {
 		{"total too large", craft(t, key, manifest(entry{name: "config/x", data: make([]byte, 50)}, entry{name: "config/y", data: make([]byte, 51)})), Limits{MaxTotal: 100, MaxFiles: 2, MaxFileSize: 100}, ErrOversize, "more than 100 bytes"},
 		{"entry larger than listed", craft(t, key, manifest(fileA), entry{name: fileA.name, data: fileA.data, size: 1 << 40}), Limits{}, ErrOversize, "a.yaml is 1099511627776 bytes"},
 		{"bad sha256", craft(t, key, with(func(m *Manifest) { m.Files[0].SHA256 = "zz" }), fileA, fileB), Limits{}, ErrFormat, "SHA-256"},
+		{"serial 2^64-1", craft(t, key, with(func(m *Manifest) { m.Serial = math.MaxUint64 }), fileA, fileB), Limits{}, ErrFormat, "serial 18446744073709551615 is above 9007199254740992 (2^53)"},
+		{"serial 2^53+1", craft(t, key, with(func(m *Manifest) { m.Serial = MaxSerial + 1 }), fileA, fileB), Limits{}, ErrFormat, "serial 9007199254740993 is above"},
+		{"a byte after the end", append(slices.Clip(good), 'x'), Limits{}, ErrFormat, fmt.Sprintf("a byte 0x78 at offset %d", len(good))},
+		{"a byte after zeros", append(append(slices.Clip(good), make([]byte, 100)...), 1), Limits{}, ErrFormat, fmt.Sprintf("a byte 0x01 at offset %d", len(good)+100)},
+		{"a second archive", append(slices.Clip(good), good...), Limits{}, ErrFormat, "data after the archive's end marker"},
+		{"zeros past the record", append(slices.Clip(good), make([]byte, padTo(len(good), recordSize)+1)...), Limits{}, ErrFormat, "after the archive's end marker and its padding"},
 		{"enrol and retire one key", craft(t, key, with(func(m *Manifest) {
 			m.Enrol = []ed25519.PublicKey{pub(testKey(2))}
 			m.Retire = m.Enrol
@@ -242,13 +251,14 @@ func TestOpenBounded(t *testing.T) {
 	m := manifest(entry{name: "config/z", data: make([]byte, 1<<20)})
 	start := craft(t, key, m, entry{name: "config/z", data: nil, size: 1 << 20})
 	r = &endless{prefix: start}
-	b, err := Open(r, lim)
-	// The file is all zeros, as listed; then the "end marker" is zeros too:
-	// the archive is valid and Open stops reading there.
-	if err != nil {
-		t.Fatalf("Open over an endless stream of zeros: %v", err)
+	_, err := Open(r, lim)
+	// The file is all zeros, as listed; then the "end marker" is zeros too,
+	// and the record's padding; the zeros after that are data after the
+	// archive's end, read no further than one byte.
+	if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "after the archive's end marker and its padding") {
+		t.Fatalf("Open over an endless stream of zeros: %v, want data after the end", err)
 	}
-	if len(b.Manifest().Files) != 1 || r.n > 2<<20 {
+	if r.n > 2<<20 {
 		t.Errorf("read %d bytes; want at most about the limit", r.n)
 	}
 }
@@ -271,6 +281,8 @@ func TestVerifyRejects(t *testing.T) {
 	}
 	now := t0.Add(30 * time.Minute)
 	dev := &Device{Serial: "abc", Model: "Raspberry Pi 5"}
+	huge := open(manifest(fileA))
+	huge.m.Serial = math.MaxUint64 // as if Open had let it through
 	tampered := open(manifest(fileA))
 	tampered.raw = bytes.Replace(tampered.raw, []byte(`"serial":5`), []byte(`"serial":9`), 1)
 	for _, tt := range []struct {
@@ -297,6 +309,7 @@ func TestVerifyRejects(t *testing.T) {
 			m.Enrol = []ed25519.PublicKey{pub(other)}
 			m.Retire = []ed25519.PublicKey{pub(key)}
 		})), trust, 4, now, nil, ""},
+		{"serial above 2^53", huge, trust, 4, now, []error{ErrFormat}, "serial 18446744073709551615 is above 9007199254740992"},
 		{"every reason", open(manifest(fileA)), trust, 9, t0.Add(2 * time.Hour), []error{ErrReplay, ErrExpired}, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -332,6 +345,8 @@ func TestPackRejects(t *testing.T) {
 	}{
 		{"no key", folder, func(o *PackOptions) { o.Key = nil }, "no ed25519 signing key"},
 		{"serial 0", folder, func(o *PackOptions) { o.Serial = 0 }, "serial must be at least 1"},
+		{"serial 2^64-1", folder, func(o *PackOptions) { o.Serial = math.MaxUint64 }, "serial 18446744073709551615 is above 9007199254740992 (2^53)"},
+		{"serial 2^53+1", folder, func(o *PackOptions) { o.Serial = MaxSerial + 1 }, "serial 9007199254740993 is above"},
 		{"expired", folder, func(o *PackOptions) { o.Expires = t0 }, "is not after creation"},
 		{"empty", fstest.MapFS{".hidden": {}}, nil, "no files to pack"},
 		{"symlink", fstest.MapFS{"a": {Mode: fs.ModeSymlink, Data: []byte("/etc")}}, nil, "a is a symbolic link"},
@@ -433,3 +448,24 @@ func craftManifest(t testing.TB, key ed25519.PrivateKey) []byte {
 }
 
 func roundUp(n int) int { return (n + 511) / 512 * 512 }
+
+// padTo returns how many bytes pad n to a multiple of size.
+func padTo(n, size int) int { return (size - n%size) % size }
+
+// TestOpenPadding: zeros that pad the archive to a whole tar record, as tar
+// writers add them, are not data after the end; a serial of exactly 2^53
+// is accepted.
+func TestOpenPadding(t *testing.T) {
+	o := opts(MaxSerial)
+	data := pack(t, folder, o)
+	for _, pad := range []int{0, 512, padTo(len(data), recordSize)} {
+		padded := append(slices.Clip(data), make([]byte, pad)...)
+		b, err := Open(bytes.NewReader(padded), Limits{})
+		if err != nil {
+			t.Fatalf("Open with %d bytes of zero padding: %v", pad, err)
+		}
+		if b.Manifest().Serial != MaxSerial {
+			t.Errorf("serial %d, want %d", b.Manifest().Serial, uint64(MaxSerial))
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"slices"
 	"strings"
 )
 
@@ -88,6 +89,9 @@ func (o *opener) read() error {
 			if o.cr.n-before < 1024 {
 				return fmt.Errorf("%w: the archive ends without its end marker", ErrTruncated)
 			}
+			if err := o.trailer(); err != nil {
+				return err
+			}
 			break
 		}
 		if err != nil {
@@ -101,6 +105,30 @@ func (o *opener) read() error {
 		if _, ok := o.b.files.files[f.Path]; !ok {
 			return fmt.Errorf("%w: %s", ErrMissing, f.Path)
 		}
+	}
+	return nil
+}
+
+// recordSize is the unit tar writers pad an archive to (20 blocks).
+const recordSize = 10240
+
+// trailer checks what follows the end marker: at most the zeros that pad
+// the archive to a whole record, then the end of the file. A bundle with
+// anything else appended (data a signature check would never see) is
+// rejected.
+func (o *opener) trailer() error {
+	end := o.cr.n
+	pad := (recordSize - end%recordSize) % recordSize
+	buf := make([]byte, pad+1)
+	n, err := io.ReadFull(o.cr, buf)
+	if err != nil && err != io.EOF && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return o.readErr(err)
+	}
+	if i := slices.IndexFunc(buf[:n], func(c byte) bool { return c != 0 }); i >= 0 {
+		return fmt.Errorf("%w: data after the archive's end marker (a byte 0x%02x at offset %d)", ErrFormat, buf[i], end+int64(i))
+	}
+	if int64(n) > pad {
+		return fmt.Errorf("%w: data after the archive's end marker and its padding (offset %d)", ErrFormat, end+pad)
 	}
 	return nil
 }
@@ -265,6 +293,8 @@ func (m *Manifest) check(lim Limits) error {
 		return fmt.Errorf("%w: %d (this device reads format %d)", ErrVersion, m.Format, FormatVersion)
 	case m.Serial == 0:
 		return fmt.Errorf("%w: serial 0 (serials start at 1)", ErrFormat)
+	case m.Serial > MaxSerial:
+		return fmt.Errorf("%w: serial %d is above %d (2^53), the largest a bundle may carry", ErrFormat, m.Serial, uint64(MaxSerial))
 	case m.Created.IsZero() || !m.Expires.After(m.Created):
 		return fmt.Errorf("%w: expires %v is not after created %v", ErrFormat, m.Expires, m.Created)
 	case len(m.KeyID) != 16 || !isHex(m.KeyID):

@@ -18,7 +18,7 @@ import (
 // PackOptions say how Pack signs a bundle.
 type PackOptions struct {
 	Key     ed25519.PrivateKey // the signing key (required)
-	Serial  uint64             // required, > 0; must exceed the last serial the device applied
+	Serial  uint64             // required, 1..MaxSerial; must exceed the last serial the device applied
 	Created time.Time          // zero: now
 	Expires time.Time          // required, after Created
 	Device  *Device            // nil: any device
@@ -41,6 +41,8 @@ func Pack(w io.Writer, fsys fs.FS, opts PackOptions) (*Manifest, error) {
 		return nil, errors.New("bundle: pack: no ed25519 signing key")
 	case opts.Serial == 0:
 		return nil, errors.New("bundle: pack: serial must be at least 1")
+	case opts.Serial > MaxSerial:
+		return nil, fmt.Errorf("bundle: pack: serial %d is above %d (2^53), the largest a device accepts", opts.Serial, uint64(MaxSerial))
 	case !opts.Expires.After(opts.Created):
 		return nil, fmt.Errorf("bundle: pack: expiry %s is not after creation %s", opts.Expires.Format(time.RFC3339), opts.Created.Format(time.RFC3339))
 	}

@@ -24,6 +24,9 @@ func (b *Bundle) Verify(trust TrustSet, lastSerial uint64, now time.Time, dev *D
 		return fmt.Errorf("%w: the manifest does not match its signature by key %s", ErrSignature, m.KeyID)
 	}
 	var errs []error
+	if m.Serial > MaxSerial { // Open refuses it too
+		errs = append(errs, fmt.Errorf("%w: serial %d is above %d (2^53), the largest a bundle may carry", ErrFormat, m.Serial, uint64(MaxSerial)))
+	}
 	if m.Serial <= lastSerial {
 		errs = append(errs, fmt.Errorf("%w: serial %d is not above %d, the last one applied", ErrReplay, m.Serial, lastSerial))
 	}

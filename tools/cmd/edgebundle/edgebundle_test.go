@@ -123,6 +123,13 @@ func TestEdgebundle(t *testing.T) {
 		t.Error("pack wrote a bundle of an invalid folder")
 	}
 
+	// pack refuses serials a gateway would refuse.
+	expect(t, 2, "-serial 18446744073709551615 is above 9007199254740992 (2^53)", "pack", "-key", k1+".key", "-serial", "18446744073709551615", "-o", badOut, cfg)
+	expect(t, 2, "-serial 9007199254740993 is above", "pack", "-key", k1+".key", "-serial", "9007199254740993", "-o", badOut, cfg)
+	if _, err := os.Stat(badOut); err == nil {
+		t.Error("pack wrote a bundle with a serial above 2^53")
+	}
+
 	// pack, inspect, verify, lint a bundle.
 	b1 := filepath.Join(dir, "one.bundle")
 	expect(t, 0, "serial 7, 3 files", "pack", "-key", k1+".key", "-serial", "7", "-enrol", k2+".pub", "-device-model", "Raspberry Pi 5", "-o", b1, cfg)

@@ -167,7 +167,7 @@ func (c *cmd) keygen(args []string) error {
 func (c *cmd) pack(args []string) error {
 	fl := flag.NewFlagSet("pack", flag.ContinueOnError)
 	keyFile := fl.String("key", "", "signing key (from keygen)")
-	serial := fl.Uint64("serial", 0, "bundle serial; must exceed the last one the gateway applied")
+	serial := fl.Uint64("serial", 0, "bundle serial, 1 to 2^53; must exceed the last one the gateway applied")
 	expires := fl.Duration("expires", 720*time.Hour, "validity from now")
 	devSerial := fl.String("device-serial", "", "only for the gateway with this board serial")
 	devModel := fl.String("device-model", "", "only for gateways of this board model")
@@ -184,6 +184,8 @@ func (c *cmd) pack(args []string) error {
 		return fmt.Errorf("%w: -key is required", errUsage)
 	case *serial == 0:
 		return fmt.Errorf("%w: -serial N (N >= 1) is required", errUsage)
+	case *serial > bundle.MaxSerial:
+		return fmt.Errorf("%w: -serial %d is above %d (2^53), the largest a gateway accepts", errUsage, *serial, uint64(bundle.MaxSerial))
 	}
 	keyPEM, err := os.ReadFile(*keyFile)
 	if err != nil {
