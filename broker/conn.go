@@ -19,6 +19,7 @@ type scratch struct {
 	ids     []uint32
 	matches []topic.Sub[*session, subOpts]
 	ret     []*Message
+	full    int // route: sessions whose queue limits dropped the message
 }
 
 // handling is what a reader needs only while it handles packets: the
@@ -76,6 +77,7 @@ type conn struct {
 	kaSet      bool   // the read deadline follows the keep-alive
 	restack    bool   // continue on a fresh goroutine before waiting (see readLoop)
 	connected  bool
+	counted    bool // counted in Server.connecting (CONNECT not finished)
 	authStep   int
 	authCode   packet.Code
 	pending    *pendingConnect // between CONNECT and the end of enhanced auth
@@ -199,6 +201,9 @@ func (c *conn) read() error {
 			total := n + h.Remaining
 			if uint32(total) > s.lim.MaxPacketSize { // [MQTT-3.2.2-15]
 				return packet.PacketTooLarge
+			}
+			if !c.connected && total > s.lim.MaxConnectSize {
+				return c.connectTooLarge(c.rbuf[r+n:w], total)
 			}
 			if total > rbufSize {
 				c.bigSeen = true
@@ -350,6 +355,7 @@ func (c *conn) finish(err error) {
 	<-c.done
 	c.unpark()
 	c.nc.Close()
+	c.connectDone()
 	if c.sess != nil {
 		c.srv.detach(c)
 	}

@@ -167,6 +167,9 @@ func (c *conn) authDone() error {
 	if c.srv.Stats.Connections.Load() >= int64(c.srv.lim.MaxConnections) {
 		return c.refuse(packet.QuotaExceeded)
 	}
+	if p.expiry > 0 && !c.srv.sessionRoom(c.client.ID) {
+		return c.refuseSession()
+	}
 	if w := p.will; w != nil {
 		if c.perms != nil && !c.perms.AllowPublish(w.msg.Topic) {
 			w.msg.release() // a will the client may not publish is dropped
@@ -179,6 +182,7 @@ func (c *conn) authDone() error {
 	c.window = int(min(p.recvMax, c.srv.lim.MaxInflight))
 	c.setCredExpiry(p.credExpiry)
 	c.srv.Stats.Connections.Add(1)
+	c.connectDone()
 	c.srv.attach(c, p)
 	return nil
 }

@@ -18,9 +18,12 @@ func (s *Server) Publish(p *packet.Publish) error {
 	}
 	sc := s.scratchPool.Get().(*scratch)
 	m := newMessage(p, s.now(), nil)
-	s.publish(m, nil, sc)
+	n := s.publish(m, nil, sc)
 	m.release()
 	s.scratchPool.Put(sc)
+	if n < 0 {
+		return fmt.Errorf("broker: publish %q: retained: %w", p.Topic, ErrOverBudget)
+	}
 	return nil
 }
 
