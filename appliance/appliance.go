@@ -168,7 +168,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer bs.close()
 	srv := broker.New(broker.Config{
-		Limits:       brokerLimits(set.Broker(), cfg.Limits),
+		Limits:       withMemoryBudget(brokerLimits(set.Broker(), cfg.Limits), set.Broker(), cfg.BoardRoot, log),
 		Logger:       log.With("subsystem", "broker"),
 		OnDisconnect: ss.clientGone,
 		Persister:    bs.store,
