@@ -3,8 +3,10 @@ package broker_test
 import (
 	"bytes"
 	"errors"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"edgebroker/broker"
 	"edgebroker/broker/packet"
@@ -262,4 +264,50 @@ func TestBudgetUnauthenticatedSockets(t *testing.T) {
 	silent2.nc.Close()
 	v3waitFor(t, "the silent socket to go", func() bool { return broker.Connecting(s) == 0 })
 	v3dial(t, addr, "c3", true)
+}
+
+// Restore loads stored state only within the limits; what is left out
+// stays stored (the Persister is not told to delete it) and the error
+// says how much, wrapping ErrOverBudget.
+func TestRestoreWithinBudget(t *testing.T) {
+	p := newMemPersister()
+	s := broker.New(broker.Config{Persister: p, Limits: broker.Limits{MaxRetained: 3, MaxSessions: 2, MaxQueuedBytes: 2500}})
+	var retained []broker.StoredMessage
+	for i := range 5 {
+		retained = append(retained, broker.StoredMessage{Topic: []byte("r/" + string(rune('a'+i))), Payload: []byte("x"), QoS: 1})
+	}
+	var queue []broker.StoredDelivery
+	for range 4 {
+		queue = append(queue, broker.StoredDelivery{QoS: 1, Message: broker.StoredMessage{Topic: []byte("q"), Payload: bytes.Repeat([]byte("p"), 1000), QoS: 1}})
+	}
+	now := time.Now()
+	sessions := []broker.StoredSession{
+		{ID: "s1", Expiry: 600, Disconnected: now, Queue: queue},
+		{ID: "s2", Expiry: 600, Disconnected: now},
+		{ID: "s3", Expiry: 600, Disconnected: now},
+	}
+	err := s.Restore(retained, sessions)
+	if !errors.Is(err, broker.ErrOverBudget) || !strings.Contains(err.Error(), "2 retained messages, 1 sessions, 2 queued messages") {
+		t.Errorf("Restore: %v", err)
+	}
+	if n := s.Retained(); n != 3 {
+		t.Errorf("%d retained messages restored, want 3", n)
+	}
+	if calls := p.takeCalls(); len(calls) != 0 {
+		t.Errorf("the Persister was told %v; nothing stored may be deleted", calls)
+	}
+	if got := broker.QueuedBytes(s); got != 2*1001 {
+		t.Errorf("%d bytes queued, want two messages", got)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Close() })
+	// The session limit holds after the restore: s3 was not loaded.
+	c := dialRaw(t, ln.Addr().String(), packet.V5)
+	if ack := c.connect(v5Expiry(v5Connect("s4", true), 600)); ack.Code != packet.QuotaExceeded {
+		t.Errorf("a new session after the restore: CONNACK %#x, want 0x97", byte(ack.Code))
+	}
 }
