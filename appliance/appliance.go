@@ -51,6 +51,11 @@ type Config struct {
 	// Limits are the broker's limits; a Broker resource in the
 	// configuration overrides the fields it sets.
 	Limits broker.Limits
+	// MemoryLimit sets the Go runtime's soft memory limit to the memory
+	// budget (unless GOMEMLIMIT is set): the collector then works harder
+	// instead of letting the heap reach twice what is live. For the
+	// binary; tests that run appliances in-process leave it off.
+	MemoryLimit bool
 	// Ready, if set, is called with the bound listener addresses once the
 	// appliance serves: configured ports in configuration order, then
 	// Listen.
@@ -167,8 +172,12 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer bs.close()
+	lim := withMemoryBudget(brokerLimits(set.Broker(), cfg.Limits), set.Broker(), cfg.BoardRoot, log)
+	if cfg.MemoryLimit {
+		setMemoryLimit(lim.MemoryBudget, log)
+	}
 	srv := broker.New(broker.Config{
-		Limits:       withMemoryBudget(brokerLimits(set.Broker(), cfg.Limits), set.Broker(), cfg.BoardRoot, log),
+		Limits:       lim,
 		Logger:       log.With("subsystem", "broker"),
 		OnDisconnect: ss.clientGone,
 		Persister:    bs.store,

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 
 	"edgebroker/appliance/config"
@@ -133,4 +134,15 @@ func memTotal(root string) (int64, error) {
 		return 0, fmt.Errorf("appliance: meminfo: %w", err)
 	}
 	return 0, fmt.Errorf("appliance: meminfo: no MemTotal line")
+}
+
+// setMemoryLimit makes the budget the Go runtime's soft memory limit,
+// unless GOMEMLIMIT set one.
+func setMemoryLimit(budget int64, log *slog.Logger) {
+	if v := os.Getenv("GOMEMLIMIT"); v != "" {
+		log.Info("memory limit from GOMEMLIMIT", "GOMEMLIMIT", v)
+		return
+	}
+	debug.SetMemoryLimit(budget)
+	log.Info("memory limit", "bytes", budget)
 }

@@ -128,6 +128,16 @@ func (s *Server) storeRetained(m *Message) bool {
 	var had bool
 	var sm *StoredMessage
 	persist := s.persist != nil && !isSys(m.Topic)
+	if len(m.Payload) > 0 && !isSys(m.Topic) {
+		// Checked again below; this saves a copy of what is refused.
+		s.retMu.RLock()
+		room := s.retainRoomLocked(m)
+		s.retMu.RUnlock()
+		if !room {
+			s.refuseRetained(m)
+			return false
+		}
+	}
 	if persist && len(m.Payload) > 0 {
 		sm = new(StoredMessage)
 		*sm = storedMessage(m) // copied before taking the lock
