@@ -155,6 +155,12 @@ func Run(ctx context.Context, cfg Config) error {
 
 	// The state store opens first and closes (flushes) last, after the
 	// broker has stopped: the deferred close runs once g.Wait returned.
+	// The budget's soft limit applies before the stores load: it keeps
+	// their start-up garbage in check too.
+	lim := withMemoryBudget(brokerLimits(set.Broker(), cfg.Limits), set.Broker(), cfg.BoardRoot, log)
+	if cfg.MemoryLimit {
+		setMemoryLimit(lim.MemoryBudget, log)
+	}
 	maxKeys, maxBytes := set.StateStoreQuota() // quotas apply at start, as broker limits do
 	ss, err := openStateStore(cfg.DataDir, maxKeys, maxBytes, log.With("subsystem", "statestore"))
 	if err != nil {
@@ -172,10 +178,6 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer bs.close()
-	lim := withMemoryBudget(brokerLimits(set.Broker(), cfg.Limits), set.Broker(), cfg.BoardRoot, log)
-	if cfg.MemoryLimit {
-		setMemoryLimit(lim.MemoryBudget, log)
-	}
 	srv := broker.New(broker.Config{
 		Limits:       lim,
 		Logger:       log.With("subsystem", "broker"),
