@@ -91,8 +91,9 @@ const DefaultMaxConnectSize = 64 << 10
 //   - retained messages: b/8 bytes, and one per 8 KiB of b (the index
 //     costs about 1 KiB per topic);
 //   - queued messages: b/8 bytes for all sessions, b/32 for one;
-//   - sessions with an expiry: one per 128 KiB of b (a saved session and
-//     its subscriptions, about 30 KiB each in both copies);
+//   - sessions with an expiry: one per 128 KiB of b (a session and its
+//     saved copy cost a few KiB with a few subscriptions; with 100
+//     subscriptions each, 2,048 sessions measured 171 MiB of RSS);
 //   - connections: one per 256 KiB of b (goroutines, buffers and the
 //     session of a busy client);
 //   - clients that have not finished CONNECT: b/16 bytes, that is
