@@ -107,6 +107,7 @@ func TestBudgetQueueBytes(t *testing.T) {
 		sub.v5Sub(1, packet.Subscription{Filter: []byte(id + "/#"), QoS: 1}, 1)
 		sub.send(&packet.Disconnect{})
 		sub.expectClosed()
+		v3waitConns(t, s, 0) // detached: offline
 	}
 	p, _ := v5Dial(t, addr, v5Connect("pub", true))
 	kb := bytes.Repeat([]byte("k"), 1000)
@@ -158,11 +159,12 @@ func codeBytes(cs []packet.Code) []byte {
 
 // With DropOldest, a full queue (by bytes) gives up its oldest messages.
 func TestBudgetQueueBytesDropOldest(t *testing.T) {
-	_, addr := startServer(t, broker.Config{Limits: broker.Limits{MaxQueuedBytes: 2500}}, nil)
+	s, addr := startServer(t, broker.Config{Limits: broker.Limits{MaxQueuedBytes: 2500}}, nil)
 	sub, _ := v5Dial(t, addr, v5Expiry(v5Connect("a", true), 600))
 	sub.v5Sub(1, packet.Subscription{Filter: []byte("a/#"), QoS: 1}, 1)
 	sub.send(&packet.Disconnect{})
 	sub.expectClosed()
+	v3waitConns(t, s, 0) // detached: offline
 	p, _ := v5Dial(t, addr, v5Connect("pub", true))
 	for i := range 4 {
 		if c := p.pubAck("a/t", false, uint16(1+i), []byte(strings.Repeat(string(rune('0'+i)), 1000))); c != packet.Success {
