@@ -28,7 +28,7 @@ func (r *rawClient) pubAck(topic string, retain bool, pid uint16, payload []byte
 func TestLimitsForBudget(t *testing.T) {
 	l := broker.LimitsForBudget(256 << 20)
 	if l.MaxRetainedBytes != 32<<20 || l.MaxRetained != 32768 || l.MaxQueuedBytes != 8<<20 ||
-		l.MaxTotalQueuedBytes != 32<<20 || l.MaxSessions != 2048 || l.MaxConnections != 1024 ||
+		l.MaxTotalQueuedBytes != 32<<20 || l.MaxSessions != 1024 || l.MaxConnections != 1024 ||
 		l.MaxConnectSize != 64<<10 || l.MaxConnecting != 256 {
 		t.Errorf("LimitsForBudget(256 MiB) = %+v", l)
 	}

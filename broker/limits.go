@@ -91,9 +91,9 @@ const DefaultMaxConnectSize = 64 << 10
 //   - retained messages: b/8 bytes, and one per 8 KiB of b (the index
 //     costs about 1 KiB per topic);
 //   - queued messages: b/8 bytes for all sessions, b/32 for one;
-//   - sessions with an expiry: one per 128 KiB of b (a session and its
-//     saved copy cost a few KiB with a few subscriptions; with 100
-//     subscriptions each, 2,048 sessions measured 171 MiB of RSS);
+//   - sessions with an expiry: one per 256 KiB of b (a session and its
+//     saved copy cost a few KiB with a few subscriptions, but with 100
+//     subscriptions each 2,048 sessions measured 171 MiB of RSS);
 //   - connections: one per 256 KiB of b (goroutines, buffers and the
 //     session of a busy client);
 //   - clients that have not finished CONNECT: b/16 bytes, that is
@@ -101,7 +101,7 @@ const DefaultMaxConnectSize = 64 << 10
 //     budget) each.
 //
 // With the default budget of a 1 GB device (256 MiB): 32 MiB and 32,768
-// retained messages, 32 MiB queued (8 MiB per session), 2,048 sessions,
+// retained messages, 32 MiB queued (8 MiB per session), 1,024 sessions,
 // 1,024 connections of which 256 may be unauthenticated.
 func LimitsForBudget(b int64) Limits {
 	b = max(b, 16<<20)
@@ -112,7 +112,7 @@ func LimitsForBudget(b int64) Limits {
 		MaxRetainedBytes:    b / 8,
 		MaxQueuedBytes:      b / 32,
 		MaxTotalQueuedBytes: b / 8,
-		MaxSessions:         int(min(b/(128<<10), 1<<31-1)),
+		MaxSessions:         int(min(b/(256<<10), 1<<31-1)),
 		MaxConnections:      int(min(b/(256<<10), 1<<31-1)),
 		MaxConnectSize:      connect,
 		MaxConnecting:       int(min(b/16/int64(connect), 1<<31-1)),
