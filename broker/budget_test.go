@@ -287,6 +287,7 @@ func TestRestoreWithinBudget(t *testing.T) {
 		{ID: "s1", Expiry: 600, Disconnected: now, Queue: queue},
 		{ID: "s2", Expiry: 600, Disconnected: now},
 		{ID: "s3", Expiry: 600, Disconnected: now},
+		{ID: "gone", Expiry: 60, Disconnected: now.Add(-time.Hour)}, // expired: deleted, not skipped
 	}
 	err := s.Restore(retained, sessions)
 	if !errors.Is(err, broker.ErrOverBudget) || !strings.Contains(err.Error(), "2 retained messages, 1 sessions, 2 queued messages") {
@@ -295,8 +296,8 @@ func TestRestoreWithinBudget(t *testing.T) {
 	if n := s.Retained(); n != 3 {
 		t.Errorf("%d retained messages restored, want 3", n)
 	}
-	if calls := p.takeCalls(); len(calls) != 0 {
-		t.Errorf("the Persister was told %v; nothing stored may be deleted", calls)
+	if calls := p.takeCalls(); len(calls) != 1 || calls[0] != "S- gone" {
+		t.Errorf("the Persister was told %v; only the expired session may be deleted", calls)
 	}
 	if got := broker.QueuedBytes(s); got != 2*1001 {
 		t.Errorf("%d bytes queued, want two messages", got)

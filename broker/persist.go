@@ -349,8 +349,8 @@ func (r *Restorer) Retained(sm *StoredMessage) error {
 
 // Session restores one session; an error if it is not valid.
 func (r *Restorer) Session(st *StoredSession) error {
-	if st.Expiry != 0 && r.s.nPersist.Load() >= int64(r.s.lim.MaxSessions) {
-		r.SkippedSessions++
+	if st.Expiry != 0 && r.s.nPersist.Load() >= int64(r.s.lim.MaxSessions) && !expired(st, r.now) {
+		r.SkippedSessions++ // an expired one is deleted below, as usual
 		return nil
 	}
 	skipped, err := r.s.restoreSession(st, r.now)
@@ -465,15 +465,12 @@ func (s *Server) newRestored(st *StoredSession, now time.Time) (*session, int, e
 	if st.ID == "" || len(st.ID) > s.lim.MaxClientIDLength {
 		return nil, 0, fmt.Errorf("broker: session %q: bad client identifier", st.ID)
 	}
-	if st.Expiry == 0 {
+	if st.Expiry == 0 || expired(st, now) {
 		return nil, 0, nil
 	}
 	disc := st.Disconnected
 	if disc.IsZero() || disc.After(now) {
 		disc = now
-	}
-	if st.Expiry != neverExpires && !disc.Add(time.Duration(st.Expiry)*time.Second).After(now) {
-		return nil, 0, nil
 	}
 	s.mu.Lock()
 	s.seq++
@@ -523,6 +520,16 @@ func (s *Server) newRestored(st *StoredSession, now time.Time) (*session, int, e
 		}
 	}
 	return ss, skipped, nil
+}
+
+// expired reports whether a saved session's expiry passed at now (one
+// saved while online counts from now).
+func expired(st *StoredSession, now time.Time) bool {
+	disc := st.Disconnected
+	if disc.IsZero() || disc.After(now) {
+		disc = now
+	}
+	return st.Expiry != neverExpires && !disc.Add(time.Duration(st.Expiry)*time.Second).After(now)
 }
 
 // restoreDelivery rebuilds a queued or in-flight message; false if it is
