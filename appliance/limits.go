@@ -62,6 +62,7 @@ func brokerLimits(b *config.Broker, base broker.Limits) broker.Limits {
 		setInt(&l.MaxSessions, a.MaxSessions)
 		setInt(&l.MaxConnectSize, a.MaxConnectSize)
 		setInt(&l.MaxConnecting, a.MaxConnecting)
+		setInt64(&l.MaxReadBuffers, a.MaxReadBuffers)
 	}
 	return l
 }

@@ -206,3 +206,40 @@ func (c *conn) refuseSession() error {
 	}
 	return c.refuse(packet.QuotaExceeded)
 }
+
+// reserveRbuf counts a read buffer of size bytes, replacing what the
+// current one counted; false when MaxReadBuffers leaves no room.
+func (c *conn) reserveRbuf(size int) bool {
+	s := c.srv
+	delta := int64(size) - c.rbufRes
+	if s.bigReads.Add(delta) > s.lim.MaxReadBuffers {
+		s.bigReads.Add(-delta)
+		return false
+	}
+	c.rbufRes = int64(size)
+	return true
+}
+
+// unreserveRbuf stops counting a grown read buffer that was dropped.
+func (c *conn) unreserveRbuf() {
+	if c.rbufRes != 0 {
+		c.srv.bigReads.Add(-c.rbufRes)
+		c.rbufRes = 0
+	}
+}
+
+// readBudgetFull ends a connection whose packet of size bytes finds no
+// room in MaxReadBuffers.
+func (c *conn) readBudgetFull(size int) error {
+	s := c.srv
+	if s.sec.Allow(seclog.LimitConnections) {
+		id := ""
+		if c.client != nil {
+			id = c.client.ID
+		}
+		s.sec.Log(seclog.LimitConnections, "broker: connection closed: no room to buffer its packet",
+			"client_id", id, "remote", c.nc.RemoteAddr().String(), "size", size,
+			"buffered", s.bigReads.Load(), "max_read_buffers", s.lim.MaxReadBuffers)
+	}
+	return packet.QuotaExceeded
+}

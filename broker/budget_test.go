@@ -29,7 +29,7 @@ func TestLimitsForBudget(t *testing.T) {
 	l := broker.LimitsForBudget(256 << 20)
 	if l.MaxRetainedBytes != 32<<20 || l.MaxRetained != 32768 || l.MaxQueuedBytes != 8<<20 ||
 		l.MaxTotalQueuedBytes != 32<<20 || l.MaxSessions != 1024 || l.MaxConnections != 1024 ||
-		l.MaxConnectSize != 64<<10 || l.MaxConnecting != 256 {
+		l.MaxConnectSize != 64<<10 || l.MaxConnecting != 256 || l.MaxReadBuffers != 32<<20 {
 		t.Errorf("LimitsForBudget(256 MiB) = %+v", l)
 	}
 	small := broker.LimitsForBudget(1) // raised to 16 MiB
@@ -313,4 +313,38 @@ func TestRestoreWithinBudget(t *testing.T) {
 	if ack := c.connect(v5Expiry(v5Connect("s4", true), 600)); ack.Code != packet.QuotaExceeded {
 		t.Errorf("a new session after the restore: CONNACK %#x, want 0x97", byte(ack.Code))
 	}
+}
+
+// Read buffers grown for large packets in progress are bounded in all:
+// a packet that finds no room closes its connection (5.0: DISCONNECT
+// 0x97); once the buffers are dropped there is room again.
+func TestBudgetReadBuffers(t *testing.T) {
+	s, addr := startServer(t, broker.Config{Limits: broker.Limits{MaxReadBuffers: 100 << 10}}, nil)
+	big := func(n int) []byte {
+		return (&packet.Publish{Topic: []byte("t"), QoS: 1, PacketID: 1, Payload: bytes.Repeat([]byte("b"), n)}).Append(nil, packet.V5)
+	}
+	a, _ := v5Dial(t, addr, v5Connect("a", true))
+	pa := big(80 << 10)
+	a.write(pa[:len(pa)/2]) // holds an 80 KiB buffer
+	v3waitFor(t, "a's read buffer", func() bool { return broker.ReadBuffers(s) >= 80<<10 })
+	b, _ := v5Dial(t, addr, v5Connect("b", true))
+	pb := big(60 << 10)
+	b.write(pb[:1024])
+	if code := b.expectClosed(); code != int(packet.QuotaExceeded) {
+		t.Errorf("second large packet: DISCONNECT %#x, want 0x97", code)
+	}
+	if n := s.Security().Count(seclog.LimitConnections); n != 1 {
+		t.Errorf("%d limit_connections events, want 1", n)
+	}
+	a.write(pa[len(pa)/2:])
+	if ack := a.expectAck(packet.PUBACK); ack.Code >= 0x80 {
+		t.Errorf("first large packet: PUBACK %#x", byte(ack.Code))
+	}
+	c, _ := v5Dial(t, addr, v5Connect("c", true))
+	if code := c.pubAck("t", false, 1, bytes.Repeat([]byte("c"), 60<<10)); code >= 0x80 {
+		t.Errorf("a large packet after the first finished: PUBACK %#x", byte(code))
+	}
+	a.nc.Close()
+	c.nc.Close()
+	v3waitFor(t, "every grown buffer to be given back", func() bool { return broker.ReadBuffers(s) == 0 })
 }

@@ -73,6 +73,7 @@ type conn struct {
 	// stack, so that an idle connection does not carry them.
 	rbuf       []byte // nil while a raw reader waits with nothing buffered
 	bigSeen    bool   // the current batch held a packet larger than rbufSize
+	rbufRes    int64  // bytes of a grown rbuf counted in Server.bigReads
 	started    bool   // the CONNECT deadline is set
 	kaSet      bool   // the read deadline follows the keep-alive
 	restack    bool   // continue on a fresh goroutine before waiting (see readLoop)
@@ -210,7 +211,11 @@ func (c *conn) read() error {
 			}
 			if w-r < total {
 				if total > len(c.rbuf) {
-					nb := make([]byte, max(total, 2*len(c.rbuf)))
+					size := max(total, 2*len(c.rbuf))
+					if !c.reserveRbuf(size) {
+						return c.readBudgetFull(total)
+					}
+					nb := make([]byte, size)
 					w = copy(nb, c.rbuf[r:w])
 					c.rbuf, r = nb, 0
 				}
@@ -356,6 +361,7 @@ func (c *conn) finish(err error) {
 	c.unpark()
 	c.nc.Close()
 	c.connectDone()
+	c.unreserveRbuf()
 	if c.sess != nil {
 		c.srv.detach(c)
 	}

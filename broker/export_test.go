@@ -27,3 +27,6 @@ func Connecting(s *Server) int64 { return s.connecting.Load() }
 
 // QueuedBytes is the bytes queued for every session.
 func QueuedBytes(s *Server) int64 { return s.queuedBytes.Load() }
+
+// ReadBuffers is the bytes of read buffers grown for large packets.
+func ReadBuffers(s *Server) int64 { return s.bigReads.Load() }

@@ -65,6 +65,11 @@ type Limits struct {
 	// on the fixed header, before the body is read. Larger: 5.0 CONNACK
 	// 0x95 Packet too large, 3.1.1 the socket is closed.
 	MaxConnectSize int
+	// MaxReadBuffers bounds the bytes of read buffers grown beyond the
+	// standard 2 KiB for packets in progress, all connections together
+	// (each may need up to MaxPacketSize). A connection whose packet
+	// finds no room is closed (5.0: DISCONNECT 0x97 Quota exceeded).
+	MaxReadBuffers int64
 	// MaxConnecting bounds the sockets that have not finished CONNECT.
 	// They also count toward MaxConnections: a socket accepted beyond
 	// either limit is closed at once.
@@ -95,7 +100,8 @@ const DefaultMaxConnectSize = 64 << 10
 //     saved copy cost a few KiB with a few subscriptions, but with 100
 //     subscriptions each 2,048 sessions measured 171 MiB of RSS);
 //   - connections: one per 256 KiB of b (goroutines, buffers and the
-//     session of a busy client);
+//     session of a busy client), and b/8 for the read buffers of large
+//     packets in progress (each up to MaxPacketSize);
 //   - clients that have not finished CONNECT: b/16 bytes, that is
 //     MaxConnecting sockets of MaxConnectSize (64 KiB, less on a small
 //     budget) each.
@@ -114,6 +120,7 @@ func LimitsForBudget(b int64) Limits {
 		MaxTotalQueuedBytes: b / 8,
 		MaxSessions:         int(min(b/(256<<10), 1<<31-1)),
 		MaxConnections:      int(min(b/(256<<10), 1<<31-1)),
+		MaxReadBuffers:      b / 8,
 		MaxConnectSize:      connect,
 		MaxConnecting:       int(min(b/16/int64(connect), 1<<31-1)),
 	}
@@ -157,6 +164,7 @@ func withBudget(l Limits, b int64) Limits {
 	set64(&l.MaxRetainedBytes, d.MaxRetainedBytes)
 	set64(&l.MaxQueuedBytes, d.MaxQueuedBytes)
 	set64(&l.MaxTotalQueuedBytes, d.MaxTotalQueuedBytes)
+	set64(&l.MaxReadBuffers, d.MaxReadBuffers)
 	set(&l.MaxSessions, d.MaxSessions)
 	set(&l.MaxConnections, d.MaxConnections)
 	set(&l.MaxConnectSize, d.MaxConnectSize)

@@ -162,6 +162,7 @@ type Server struct {
 	connecting  atomic.Int64 // accepted sockets that have not finished CONNECT; owned by startConn/connectDone
 	queuedBytes atomic.Int64 // bytes queued for every session; owned by session.pushQueued/popQueued
 	nPersist    atomic.Int64 // sessions with an expiry; owned by session.setExpiry/endSessionLocked
+	bigReads    atomic.Int64 // bytes of read buffers grown for large packets; owned by conn.reserveRbuf/unreserveRbuf
 
 	scratchPool sync.Pool // *scratch for in-process publishers and writers refilling
 	rbufs       sync.Pool // *[rbufSize]byte read buffers of waiting readers

@@ -73,6 +73,7 @@ type ApplianceLimits struct {
 	MaxSessions         *int `json:"maxSessions,omitempty" yaml:"maxSessions,omitempty"`                 // sessions with an expiry
 	MaxConnectSize      *int `json:"maxConnectSize,omitempty" yaml:"maxConnectSize,omitempty"`           // CONNECT bytes before authentication
 	MaxConnecting       *int `json:"maxConnecting,omitempty" yaml:"maxConnecting,omitempty"`             // sockets that have not finished CONNECT
+	MaxReadBuffers      *int `json:"maxReadBuffers,omitempty" yaml:"maxReadBuffers,omitempty"`           // bytes of read buffers for large packets, all connections
 	// State store quotas: a SET beyond them gets "-ERR the quota has been
 	// exceeded". Defaults: DefaultStateStoreMaxKeys, DefaultStateStoreMaxBytes.
 	StateStoreMaxKeys  *int `json:"stateStoreMaxKeys,omitempty" yaml:"stateStoreMaxKeys,omitempty"`
@@ -191,6 +192,7 @@ func (b *Broker) validate(_ *Set, rp *report) {
 		b.limit(rp, p+"maxSessions", a.MaxSessions, 1, 1<<31-1)
 		b.limit(rp, p+"maxConnectSize", a.MaxConnectSize, 64, 268435456)
 		b.limit(rp, p+"maxConnecting", a.MaxConnecting, 1, 1<<31-1)
+		b.limit(rp, p+"maxReadBuffers", a.MaxReadBuffers, 65536, 1<<31-1)
 		if a.MemoryBudget != "" {
 			if v, err := a.MemoryBudget.Bytes(); err != nil {
 				rp.add(b, p+"memoryBudget", "%v", err)
