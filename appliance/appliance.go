@@ -51,9 +51,9 @@ type Config struct {
 	// Limits are the broker's limits; a Broker resource in the
 	// configuration overrides the fields it sets.
 	Limits broker.Limits
-	// MemoryLimit sets the Go runtime's soft memory limit to the memory
-	// budget (unless GOMEMLIMIT is set): the collector then works harder
-	// instead of letting the heap reach twice what is live. For the
+	// MemoryLimit sets the Go runtime's soft memory limit to 7/8 of the
+	// memory budget (unless GOMEMLIMIT is set): the collector then works
+	// harder instead of letting the heap reach twice what is live. For the
 	// binary; tests that run appliances in-process leave it off.
 	MemoryLimit bool
 	// Ready, if set, is called with the bound listener addresses once the

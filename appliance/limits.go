@@ -137,13 +137,16 @@ func memTotal(root string) (int64, error) {
 	return 0, fmt.Errorf("appliance: meminfo: no MemTotal line")
 }
 
-// setMemoryLimit makes the budget the Go runtime's soft memory limit,
-// unless GOMEMLIMIT set one.
+// setMemoryLimit makes 7/8 of the budget the Go runtime's soft memory
+// limit (the rest is room for what the runtime does not manage, such as
+// the binary's text), unless GOMEMLIMIT set one. Without it the collector
+// lets the heap grow to twice what is live.
 func setMemoryLimit(budget int64, log *slog.Logger) {
 	if v := os.Getenv("GOMEMLIMIT"); v != "" {
 		log.Info("memory limit from GOMEMLIMIT", "GOMEMLIMIT", v)
 		return
 	}
-	debug.SetMemoryLimit(budget)
-	log.Info("memory limit", "bytes", budget)
+	limit := budget - budget/8
+	debug.SetMemoryLimit(limit)
+	log.Info("memory limit", "bytes", limit)
 }
