@@ -69,6 +69,15 @@ var buildOnce struct {
 	err error
 }
 
+// TestMain removes the binary testBinary built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildOnce.bin != "" {
+		os.RemoveAll(filepath.Dir(buildOnce.bin))
+	}
+	os.Exit(code)
+}
+
 // testBinary builds bin/edgebroker once per test run (or returns
 // EDGEBROKER_TEST_BIN).
 func testBinary(t *testing.T) string {
