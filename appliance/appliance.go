@@ -51,6 +51,11 @@ type Config struct {
 	// Limits are the broker's limits; a Broker resource in the
 	// configuration overrides the fields it sets.
 	Limits broker.Limits
+	// MemoryLimit sets the Go runtime's soft memory limit to 7/8 of the
+	// memory budget (unless GOMEMLIMIT is set): the collector then works
+	// harder instead of letting the heap reach twice what is live. For the
+	// binary; tests that run appliances in-process leave it off.
+	MemoryLimit bool
 	// Ready, if set, is called with the bound listener addresses once the
 	// appliance serves: configured ports in configuration order, then
 	// Listen.
@@ -150,6 +155,12 @@ func Run(ctx context.Context, cfg Config) error {
 
 	// The state store opens first and closes (flushes) last, after the
 	// broker has stopped: the deferred close runs once g.Wait returned.
+	// The budget's soft limit applies before the stores load: it keeps
+	// their start-up garbage in check too.
+	lim := withMemoryBudget(brokerLimits(set.Broker(), cfg.Limits), set.Broker(), cfg.BoardRoot, log)
+	if cfg.MemoryLimit {
+		setMemoryLimit(lim.MemoryBudget, log)
+	}
 	// Quotas apply at start, as broker limits do.
 	ss, err := openStateStore(cfg.DataDir, set.StateStoreQuota(), log.With("subsystem", "statestore"))
 	if err != nil {
@@ -168,7 +179,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer bs.close()
 	srv := broker.New(broker.Config{
-		Limits:       brokerLimits(set.Broker(), cfg.Limits),
+		Limits:       lim,
 		Logger:       log.With("subsystem", "broker"),
 		OnDisconnect: ss.clientGone,
 		Persister:    bs.store,

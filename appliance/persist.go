@@ -13,40 +13,56 @@ import (
 // broker's retained messages and persistent sessions across restarts.
 const BrokerStateDir = "brokerstate"
 
-// brokerState is the broker's durable state: opened and loaded before the
-// broker exists, handed to it (Persister, Restore) before any port
-// opens, and closed — which writes what is pending — after the broker
-// stopped.
+// brokerState is the broker's durable state: opened before the broker
+// exists, streamed into it (Persister, Restorer) before any port opens,
+// and closed — which writes what is pending — after the broker stopped.
 type brokerState struct {
-	store    *brokerstate.Store
-	retained []broker.StoredMessage
-	sessions []broker.StoredSession
-	log      *slog.Logger
+	store *brokerstate.Store
+	log   *slog.Logger
 }
 
-// openBrokerState opens dataDir/brokerstate and loads what it holds.
+// openBrokerState opens dataDir/brokerstate.
 func openBrokerState(dataDir string, log *slog.Logger) (*brokerState, error) {
 	st, err := brokerstate.Open(filepath.Join(dataDir, BrokerStateDir), brokerstate.Options{Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("appliance: broker state: %w", err)
 	}
-	rs, ss, err := st.Load()
-	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("appliance: broker state: %w", err)
-	}
-	return &brokerState{store: st, retained: rs, sessions: ss, log: log}, nil
+	return &brokerState{store: st, log: log}, nil
 }
 
-// restore gives srv what was loaded. Call it before srv serves. Entries
-// the broker finds invalid are logged and dropped; they do not stop the
-// appliance.
+// maxRestoreErrors bounds the invalid entries logged one by one.
+const maxRestoreErrors = 10
+
+// restore streams what is stored into srv, one record at a time, within
+// the broker's limits. Call it before srv serves. Entries the broker
+// finds invalid are logged and dropped; what the memory budget leaves no
+// room for stays stored and is logged as an error (it is not served
+// until the budget grows). Neither stops the appliance: a device must
+// not crash-loop because of what clients stored.
 func (bs *brokerState) restore(srv *broker.Server) {
-	if err := srv.Restore(bs.retained, bs.sessions); err != nil {
-		bs.log.Warn("broker state: dropped invalid entries", "err", err)
+	r, err := srv.NewRestorer()
+	if err != nil {
+		bs.log.Error("broker state not restored", "err", err)
+		return
 	}
-	bs.log.Info("broker state restored", "retained", len(bs.retained), "sessions", len(bs.sessions))
-	bs.retained, bs.sessions = nil, nil
+	invalid := 0
+	note := func(err error) {
+		if err != nil {
+			if invalid++; invalid <= maxRestoreErrors {
+				bs.log.Warn("broker state: dropped an invalid entry", "err", err)
+			}
+		}
+	}
+	err = bs.store.Each(func(m *broker.StoredMessage) { note(r.Retained(m)) },
+		func(s *broker.StoredSession) { note(r.Session(s)) })
+	if err != nil {
+		bs.log.Error("broker state: restore stopped", "err", err)
+	}
+	if err := r.Err(); err != nil {
+		bs.log.Error("broker state: over the memory budget: some stored state is not served", "err", err,
+			"retained_skipped", r.SkippedRetained, "sessions_skipped", r.SkippedSessions, "queued_skipped", r.SkippedQueued)
+	}
+	bs.log.Info("broker state restored", "retained", r.RetainedLoaded, "sessions", r.SessionsLoaded, "invalid", invalid)
 }
 
 // close writes what is pending and closes the store.

@@ -19,6 +19,7 @@ type scratch struct {
 	ids     []uint32
 	matches []topic.Sub[*session, subOpts]
 	ret     []*Message
+	full    int // route: sessions whose queue limits dropped the message
 }
 
 // handling is what a reader needs only while it handles packets: the
@@ -72,10 +73,12 @@ type conn struct {
 	// stack, so that an idle connection does not carry them.
 	rbuf       []byte // nil while a raw reader waits with nothing buffered
 	bigSeen    bool   // the current batch held a packet larger than rbufSize
+	rbufRes    int64  // bytes of a grown rbuf counted in Server.bigReads
 	started    bool   // the CONNECT deadline is set
 	kaSet      bool   // the read deadline follows the keep-alive
 	restack    bool   // continue on a fresh goroutine before waiting (see readLoop)
 	connected  bool
+	counted    bool // counted in Server.connecting (CONNECT not finished)
 	authStep   int
 	authCode   packet.Code
 	pending    *pendingConnect // between CONNECT and the end of enhanced auth
@@ -200,12 +203,19 @@ func (c *conn) read() error {
 			if uint32(total) > s.lim.MaxPacketSize { // [MQTT-3.2.2-15]
 				return packet.PacketTooLarge
 			}
+			if !c.connected && total > s.lim.MaxConnectSize {
+				return c.connectTooLarge(c.rbuf[r+n:w], total)
+			}
 			if total > rbufSize {
 				c.bigSeen = true
 			}
 			if w-r < total {
 				if total > len(c.rbuf) {
-					nb := make([]byte, max(total, 2*len(c.rbuf)))
+					size := max(total, 2*len(c.rbuf))
+					if !c.reserveRbuf(size) {
+						return c.readBudgetFull(total)
+					}
+					nb := make([]byte, size)
 					w = copy(nb, c.rbuf[r:w])
 					c.rbuf, r = nb, 0
 				}
@@ -350,6 +360,8 @@ func (c *conn) finish(err error) {
 	<-c.done
 	c.unpark()
 	c.nc.Close()
+	c.connectDone()
+	c.unreserveRbuf()
 	if c.sess != nil {
 		c.srv.detach(c)
 	}

@@ -176,6 +176,9 @@ func (c *conn) authDone() error {
 	if c.srv.Stats.Connections.Load() >= int64(c.srv.lim.MaxConnections) {
 		return c.refuse(packet.QuotaExceeded)
 	}
+	if p.expiry > 0 && !c.srv.sessionRoom(c.client.ID) {
+		return c.refuseSession()
+	}
 	if w := p.will; w != nil {
 		if c.perms != nil && !c.perms.AllowPublish(w.msg.Topic) {
 			c.srv.sec.Event(seclog.PublishDenied, "will not authorized: dropped", "principal", c.client.Principal,
@@ -189,6 +192,7 @@ func (c *conn) authDone() error {
 	c.maxOut, c.aliasMax, c.problem = p.maxPacket, p.aliasMax, p.problem
 	c.window = int(min(p.recvMax, c.srv.lim.MaxInflight))
 	c.srv.Stats.Connections.Add(1)
+	c.connectDone()
 	if owner, ok := c.srv.attach(c, p); !ok {
 		c.srv.Stats.Connections.Add(-1)
 		c.pending = p

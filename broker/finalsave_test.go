@@ -98,10 +98,11 @@ func TestShutdownTimeoutFinalSave(t *testing.T) {
 }
 
 // TestShutdownSavesWholeQueue: a clean shutdown saves every queued
-// message of an offline session, beyond the 16 MiB it used to keep.
+// message of an offline session, beyond the 16 MiB it used to keep
+// (with queue byte limits that let 20 MiB be queued).
 func TestShutdownSavesWholeQueue(t *testing.T) {
 	p := newMemPersister()
-	s, addr := startPersisting(t, p, false)
+	s, addr := startPersisting(t, p, false, broker.Limits{MaxQueuedBytes: 64 << 20, MaxTotalQueuedBytes: 64 << 20})
 	c, _ := v3dial(t, addr, "big", false)
 	c.v3sub("big", 1)
 	c.v3disconnect()

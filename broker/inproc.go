@@ -56,9 +56,12 @@ func (s *Server) publishFrom(p *packet.Publish, sender *Client) error {
 	}
 	sc := s.scratchPool.Get().(*scratch)
 	m := newMessage(p, s.now(), sender)
-	s.publish(m, nil, sc)
+	n := s.publish(m, nil, sc)
 	m.release()
 	s.scratchPool.Put(sc)
+	if n < 0 {
+		return fmt.Errorf("broker: publish %q: retained: %w", p.Topic, ErrOverBudget)
+	}
 	return nil
 }
 

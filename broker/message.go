@@ -34,6 +34,9 @@ type Message struct {
 
 var messagePool = sync.Pool{New: func() any { return new(Message) }}
 
+// maxPooledBuf is the largest message buffer kept for reuse.
+const maxPooledBuf = 64 << 10
+
 // capExpiry applies Limits.MaxMessageExpiry to a client's message.
 func (s *Server) capExpiry(m *Message) {
 	if max := s.lim.MaxMessageExpiry; max > 0 && (m.Expiry == 0 || m.Expiry > max) {
@@ -95,6 +98,12 @@ func (m *Message) retain() *Message {
 func (m *Message) release() {
 	switch n := m.refs.Add(-1); {
 	case n == 0:
+		if cap(m.buf) > maxPooledBuf {
+			// A large message's bytes go back to the runtime, not to
+			// the pool (it would keep them after a burst).
+			m.buf, m.Topic, m.Payload = nil, nil, nil
+			m.Props = packet.Properties{}
+		}
 		messagePool.Put(m)
 	case n < 0:
 		panic("broker: Message released too often")

@@ -294,28 +294,96 @@ func (s *Server) persistAll() {
 // meantime are queued for it. What is dropped is reported to the
 // Persister as deleted.
 //
+// What the limits of the memory budget leave no room for (retained
+// messages, sessions, queued messages) is not loaded, but not deleted
+// either: the error then wraps ErrOverBudget and says how much.
+//
 // Entries that are not valid (a bad topic or filter, QoS above 2) are
 // skipped and listed in the error; everything else is restored.
+//
+// Restore needs every entry in memory at once; a Restorer takes them one
+// by one.
 func (s *Server) Restore(retained []StoredMessage, sessions []StoredSession) error {
-	s.mu.Lock()
-	busy := s.closed || len(s.conns) > 0 || len(s.sessions) > 0
-	s.mu.Unlock()
-	if busy {
-		return errors.New("broker: Restore after the server started")
+	r, err := s.NewRestorer()
+	if err != nil {
+		return err
 	}
-	now := s.now()
 	var errs []error
 	for i := range retained {
-		if err := s.restoreRetained(&retained[i], now); err != nil {
+		if err := r.Retained(&retained[i]); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	for i := range sessions {
-		if err := s.restoreSession(&sessions[i], now); err != nil {
+		if err := r.Session(&sessions[i]); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, r.Err())...)
+}
+
+// A Restorer loads saved state one entry at a time, as Restore does, so
+// that a Persister can stream it (see NewRestorer). Its counters say what
+// was loaded and what the limits left stored but not loaded. It is not
+// safe for concurrent use.
+type Restorer struct {
+	s   *Server
+	now time.Time
+
+	RetainedLoaded, SessionsLoaded int // loaded; owned by the Restorer
+	// Skipped by the memory budget's limits (still stored): retained
+	// messages, sessions, and queued or in-flight messages of restored
+	// sessions. Owned by the Restorer.
+	SkippedRetained, SkippedSessions, SkippedQueued int
+}
+
+// NewRestorer returns a Restorer; an error if the server already started.
+// Call it once, before the server serves.
+func (s *Server) NewRestorer() (*Restorer, error) {
+	s.mu.Lock()
+	busy := s.closed || len(s.conns) > 0 || len(s.sessions) > 0
+	s.mu.Unlock()
+	if busy {
+		return nil, errors.New("broker: Restore after the server started")
+	}
+	return &Restorer{s: s, now: s.now()}, nil
+}
+
+// Retained restores one retained message; an error if it is not valid.
+func (r *Restorer) Retained(sm *StoredMessage) error {
+	ok, err := r.s.restoreRetained(sm, r.now)
+	switch {
+	case err != nil:
+	case ok:
+		r.RetainedLoaded++
+	default:
+		r.SkippedRetained++
+	}
+	return err
+}
+
+// Session restores one session; an error if it is not valid.
+func (r *Restorer) Session(st *StoredSession) error {
+	if st.Expiry != 0 && r.s.nPersist.Load() >= int64(r.s.lim.MaxSessions) && !expired(st, r.now) {
+		r.SkippedSessions++ // an expired one is deleted below, as usual
+		return nil
+	}
+	skipped, err := r.s.restoreSession(st, r.now)
+	r.SkippedQueued += skipped
+	if err == nil {
+		r.SessionsLoaded++
+	}
+	return err
+}
+
+// Err reports what the limits skipped, wrapping ErrOverBudget; nil if
+// nothing.
+func (r *Restorer) Err() error {
+	if r.SkippedRetained == 0 && r.SkippedSessions == 0 && r.SkippedQueued == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: not loaded (still stored): %d retained messages, %d sessions, %d queued messages",
+		ErrOverBudget, r.SkippedRetained, r.SkippedSessions, r.SkippedQueued)
 }
 
 func (s *Server) forgetRetained(topic []byte) {
@@ -324,10 +392,12 @@ func (s *Server) forgetRetained(topic []byte) {
 	}
 }
 
-func (s *Server) restoreRetained(sm *StoredMessage, now time.Time) error {
+// restoreRetained restores sm; false (and no error) when it expired or
+// the retained limits leave no room (then it stays stored).
+func (s *Server) restoreRetained(sm *StoredMessage, now time.Time) (bool, error) {
 	if err := s.checkStored(sm); err != nil {
 		s.forgetRetained(sm.Topic)
-		return fmt.Errorf("broker: retained message %q: %w", sm.Topic, err)
+		return false, fmt.Errorf("broker: retained message %q: %w", sm.Topic, err)
 	}
 	m := restoreMessage(sm, true, now)
 	if m == nil || len(m.Payload) == 0 {
@@ -335,15 +405,24 @@ func (s *Server) restoreRetained(sm *StoredMessage, now time.Time) error {
 			m.release()
 		}
 		s.forgetRetained(sm.Topic)
-		return nil
+		return true, nil
 	}
 	s.retMu.Lock()
+	if !s.retainRoomLocked(m) {
+		s.retMu.Unlock()
+		m.release()
+		return false, nil
+	}
 	old, had := s.retained.Set(m.Topic, m)
+	s.retBytes += m.size()
+	if had {
+		s.retBytes -= old.size()
+	}
 	s.retMu.Unlock()
 	if had {
 		old.release()
 	}
-	return nil
+	return true, nil
 }
 
 func (s *Server) checkStored(sm *StoredMessage) error {
@@ -353,13 +432,15 @@ func (s *Server) checkStored(sm *StoredMessage) error {
 	return s.tlim.ValidName(sm.Topic)
 }
 
-func (s *Server) restoreSession(st *StoredSession, now time.Time) error {
-	ss, err := s.newRestored(st, now)
+// restoreSession restores st and returns how many of its messages the
+// queue limits left out.
+func (s *Server) restoreSession(st *StoredSession, now time.Time) (int, error) {
+	ss, skipped, err := s.newRestored(st, now)
 	if err != nil || ss == nil {
 		if s.persist != nil {
 			s.persist.SessionChanged(st.ID, nil)
 		}
-		return err
+		return 0, err
 	}
 	for f, o := range ss.subs {
 		s.subMu.Lock()
@@ -373,12 +454,15 @@ func (s *Server) restoreSession(st *StoredSession, now time.Time) error {
 		old.mu.Unlock()
 	}
 	s.sessions[ss.id] = ss
+	s.nPersist.Add(1) // st.Expiry != 0 (newRestored)
 	s.mu.Unlock()
 	ss.mu.Lock()
 	ss.persisted = true
-	if st.Disconnected.IsZero() {
+	if st.Disconnected.IsZero() && skipped == 0 {
 		// Online when saved: its expiry counts from now, and keeps
-		// counting from now if the broker stops again uncleanly.
+		// counting from now if the broker stops again uncleanly. (Not
+		// when the limits left messages out: saving now would delete
+		// them from the store.)
 		ss.persistLocked(true)
 	}
 	if ss.expiry != neverExpires {
@@ -386,24 +470,22 @@ func (s *Server) restoreSession(st *StoredSession, now time.Time) error {
 		ss.expTimer = time.AfterFunc(left, func() { s.expire(ss) })
 	}
 	ss.mu.Unlock()
-	return nil
+	return skipped, nil
 }
 
 // newRestored builds the offline session st describes, or returns nil if
-// its expiry passed.
-func (s *Server) newRestored(st *StoredSession, now time.Time) (*session, error) {
+// its expiry passed. It also returns how many queued or in-flight
+// messages the queue limits left out.
+func (s *Server) newRestored(st *StoredSession, now time.Time) (*session, int, error) {
 	if st.ID == "" || len(st.ID) > s.lim.MaxClientIDLength {
-		return nil, fmt.Errorf("broker: session %q: bad client identifier", st.ID)
+		return nil, 0, fmt.Errorf("broker: session %q: bad client identifier", st.ID)
 	}
-	if st.Expiry == 0 {
-		return nil, nil
+	if st.Expiry == 0 || expired(st, now) {
+		return nil, 0, nil
 	}
 	disc := st.Disconnected
 	if disc.IsZero() || disc.After(now) {
 		disc = now
-	}
-	if st.Expiry != neverExpires && !disc.Add(time.Duration(st.Expiry)*time.Second).After(now) {
-		return nil, nil
 	}
 	s.mu.Lock()
 	s.seq++
@@ -412,7 +494,7 @@ func (s *Server) newRestored(st *StoredSession, now time.Time) (*session, error)
 	s.mu.Unlock()
 	for _, sub := range st.Subscriptions {
 		if err := s.tlim.ValidFilter([]byte(sub.Filter)); err != nil || sub.QoS > 2 || sub.RetainHandling > 2 {
-			return nil, fmt.Errorf("broker: session %q: bad subscription %q", st.ID, sub.Filter)
+			return nil, 0, fmt.Errorf("broker: session %q: bad subscription %q", st.ID, sub.Filter)
 		}
 		ss.subs[sub.Filter] = subOpts{qos: sub.QoS, noLocal: sub.NoLocal, retainAsPub: sub.RetainAsPublished,
 			retainHandling: sub.RetainHandling, id: sub.ID}
@@ -430,11 +512,21 @@ func (s *Server) newRestored(st *StoredSession, now time.Time) (*session, error)
 			ss.inflight = append(ss.inflight, inflight{pid: sd.PacketID, d: d})
 		}
 	}
+	skipped := 0
 	for i := range st.Queue {
+		// The size is checked before the message is built.
+		size := int64(len(st.Queue[i].Message.Topic) + len(st.Queue[i].Message.Payload))
+		if !ss.queueRoom(size) {
+			skipped++
+			continue
+		}
 		if d, ok := s.restoreDelivery(&st.Queue[i], now); ok {
-			if !ss.queue.push(d, s.lim.MaxQueued) {
+			if !ss.queueRoom(d.msg.size()) { // its properties did not fit
 				d.msg.release()
+				skipped++
+				continue
 			}
+			ss.pushQueued(d)
 		}
 	}
 	for _, pid := range st.InboundQoS2 {
@@ -442,7 +534,17 @@ func (s *Server) newRestored(st *StoredSession, now time.Time) (*session, error)
 			ss.inQoS2 = append(ss.inQoS2, pid)
 		}
 	}
-	return ss, nil
+	return ss, skipped, nil
+}
+
+// expired reports whether a saved session's expiry passed at now (one
+// saved while online counts from now).
+func expired(st *StoredSession, now time.Time) bool {
+	disc := st.Disconnected
+	if disc.IsZero() || disc.After(now) {
+		disc = now
+	}
+	return st.Expiry != neverExpires && !disc.Add(time.Duration(st.Expiry)*time.Second).After(now)
 }
 
 // restoreDelivery rebuilds a queued or in-flight message; false if it is

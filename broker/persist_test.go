@@ -93,9 +93,13 @@ func (p *memPersister) contents() ([]broker.StoredMessage, []broker.StoredSessio
 
 // startPersisting runs a broker with persister p on a loopback port,
 // restoring p's contents first when restore is set.
-func startPersisting(t *testing.T, p *memPersister, restore bool) (*broker.Server, string) {
+func startPersisting(t *testing.T, p *memPersister, restore bool, lim ...broker.Limits) (*broker.Server, string) {
 	t.Helper()
-	s := broker.New(broker.Config{Persister: p})
+	cfg := broker.Config{Persister: p}
+	if len(lim) > 0 {
+		cfg.Limits = lim[0]
+	}
+	s := broker.New(cfg)
 	if restore {
 		rs, ss := p.contents()
 		if err := s.Restore(rs, ss); err != nil {

@@ -62,7 +62,12 @@ func (c *conn) handlePublish(flags byte, body []byte) error {
 	default:
 		m := newMessage(p, s.now(), c.client)
 		s.capExpiry(m)
-		if s.publish(m, sess, &c.handling().sc) == 0 && c.version == packet.V5 {
+		sc := &c.handling().sc
+		switch n := s.publish(m, sess, sc); {
+		case n < 0 || n > 0 && sc.full == n:
+			// Retained or queued nowhere: a limit of the memory budget.
+			code = packet.QuotaExceeded
+		case n == 0 && c.version == packet.V5:
 			code = packet.NoMatchingSubscribers
 		}
 		m.release()
@@ -111,21 +116,35 @@ func (c *conn) resolveAlias(p *packet.Publish) error {
 }
 
 // publish stores m if it is retained and routes it to every matching
-// subscriber. It returns how many sessions it was delivered to.
+// subscriber. It returns how many sessions it was delivered to (sc.full
+// of them dropped it at a queue limit), or -1 when the retained limits
+// refused it: then it is neither stored nor routed.
 func (s *Server) publish(m *Message, origin *session, sc *scratch) int {
-	if m.Retain {
-		s.storeRetained(m)
+	if m.Retain && !s.storeRetained(m) {
+		return -1
 	}
 	return s.route(m, origin, sc)
 }
 
 // storeRetained sets, replaces or (empty payload) deletes the retained
-// message for m's topic [MQTT-3.3.1-5..7].
-func (s *Server) storeRetained(m *Message) {
+// message for m's topic [MQTT-3.3.1-5..7]. It returns false, storing
+// nothing, when m is beyond the retained limits ($SYS/ topics, the
+// broker's own, are not limited).
+func (s *Server) storeRetained(m *Message) bool {
 	var old *Message
 	var had bool
 	var sm *StoredMessage
 	persist := s.persist != nil && !isSys(m.Topic)
+	if len(m.Payload) > 0 && !isSys(m.Topic) {
+		// Checked again below; this saves a copy of what is refused.
+		s.retMu.RLock()
+		room := s.retainRoomLocked(m)
+		s.retMu.RUnlock()
+		if !room {
+			s.refuseRetained(m)
+			return false
+		}
+	}
 	if persist && len(m.Payload) > 0 {
 		sm = new(StoredMessage)
 		*sm = storedMessage(m) // copied before taking the lock
@@ -134,7 +153,16 @@ func (s *Server) storeRetained(m *Message) {
 	if len(m.Payload) == 0 {
 		old, had = s.retained.Delete(m.Topic)
 	} else {
+		if !isSys(m.Topic) && !s.retainRoomLocked(m) {
+			s.retMu.Unlock()
+			s.refuseRetained(m)
+			return false
+		}
 		old, had = s.retained.Set(m.Topic, m.retain())
+		s.retBytes += m.size()
+	}
+	if had {
+		s.retBytes -= old.size()
 	}
 	if persist && (sm != nil || had) {
 		// Under retMu: the Persister sees changes in the index's order.
@@ -144,12 +172,14 @@ func (s *Server) storeRetained(m *Message) {
 	if had {
 		old.release()
 	}
+	return true
 }
 
 // route delivers m to the matching subscriptions. A session with several
 // matching non-shared subscriptions gets one copy at the highest granted
 // QoS carrying every matching subscription identifier.
 func (s *Server) route(m *Message, origin *session, sc *scratch) int {
+	sc.full = 0
 	s.subMu.RLock()
 	sc.matches = s.subs.Match(m.Topic, sc.matches[:0])
 	s.subMu.RUnlock()
@@ -234,19 +264,23 @@ func (ss *session) deliverLocked(d *delivery, sc *scratch, now time.Time) {
 				ss.drop()
 			}
 		case lim.QueueQoS0:
-			ss.enqueue(d)
+			if !ss.enqueue(d) {
+				sc.full++
+			}
 		default:
 			ss.drop()
 		}
 		return
 	}
 	if c != nil && ss.queue.len() == 0 && len(ss.inflight) < c.window {
-		if ss.sendInflight(c, *d, sc, now, lim.MaxPendingBytes) == bufferFull {
-			ss.enqueue(d)
+		if ss.sendInflight(c, *d, sc, now, lim.MaxPendingBytes) == bufferFull && !ss.enqueue(d) {
+			sc.full++
 		}
 		return
 	}
-	ss.enqueue(d)
+	if !ss.enqueue(d) {
+		sc.full++
+	}
 }
 
 // sendInflight assigns a packet identifier and sends a QoS 1/2 delivery.
@@ -264,23 +298,30 @@ func (ss *session) sendInflight(c *conn, d delivery, sc *scratch, now time.Time,
 	return r
 }
 
-// enqueue keeps a reference to d's message in the session queue, applying
-// the drop policy when the queue is full.
-func (ss *session) enqueue(d *delivery) {
+// enqueue keeps a reference to d's message in the session queue. When the
+// queue is full (MaxQueued, MaxQueuedBytes) the drop policy decides;
+// a message that cannot fit at all (larger than MaxQueuedBytes, or the
+// other sessions' queues fill MaxTotalQueuedBytes) is dropped. It
+// returns false when d was dropped; every drop is counted and logged.
+func (ss *session) enqueue(d *delivery) bool {
 	lim := &ss.srv.lim
+	size := d.msg.size()
+	if size > lim.MaxQueuedBytes || ss.srv.queuedBytes.Load()-ss.queue.bytes+size > lim.MaxTotalQueuedBytes {
+		ss.refuseQueued(d.msg)
+		return false
+	}
+	for !ss.queueRoom(size) {
+		if lim.DropPolicy == DropNewest || ss.queue.len() == 0 {
+			ss.refuseQueued(d.msg)
+			return false
+		}
+		old, _ := ss.popQueued()
+		ss.refuseQueued(old.msg)
+		old.msg.release()
+	}
 	d.msg.retain()
-	if ss.queue.push(*d, lim.MaxQueued) {
-		return
-	}
-	if lim.DropPolicy == DropNewest {
-		d.msg.release()
-		ss.drop()
-		return
-	}
-	old, _ := ss.queue.pop()
-	old.msg.release()
-	ss.drop()
-	ss.queue.push(*d, lim.MaxQueued)
+	ss.pushQueued(*d)
+	return true
 }
 
 func (ss *session) drop() {
@@ -319,7 +360,7 @@ func (ss *session) refillLocked(c *conn, sc *scratch, now time.Time) {
 		if r == bufferFull {
 			return // the writer refills once the socket drained
 		}
-		ss.queue.pop()
+		ss.popQueued()
 		d.msg.release()
 	}
 }

@@ -61,6 +61,7 @@ func (c *conn) releaseRbuf() {
 		c.srv.rbufs.Put((*[rbufSize]byte)(c.rbuf))
 	}
 	c.rbuf = nil
+	c.unreserveRbuf()
 }
 
 // shrinkRbuf runs when every buffered packet is handled. It drops a buffer
@@ -69,6 +70,7 @@ func (c *conn) releaseRbuf() {
 func (c *conn) shrinkRbuf() {
 	if len(c.rbuf) > rbufSize && (!c.bigSeen || len(c.rbuf) > 64<<10) {
 		c.rbuf = nil
+		c.unreserveRbuf()
 		if c.raw == nil {
 			c.rbuf = make([]byte, rbufSize)
 		}

@@ -175,6 +175,13 @@ type Server struct {
 
 	retMu    sync.RWMutex
 	retained *topic.Retained[*Message]
+	retBytes int64 // bytes of the retained messages (Message.size); guarded by retMu
+
+	// Budget counters (limits.go).
+	connecting  atomic.Int64 // accepted sockets that have not finished CONNECT; owned by startConn/connectDone
+	queuedBytes atomic.Int64 // bytes queued for every session; owned by session.pushQueued/popQueued
+	nPersist    atomic.Int64 // sessions with an expiry; owned by session.setExpiry/endSessionLocked
+	bigReads    atomic.Int64 // bytes of read buffers grown for large packets; owned by conn.reserveRbuf/unreserveRbuf
 
 	scratchPool sync.Pool // *scratch for in-process publishers and writers refilling
 	rbufs       sync.Pool // *[rbufSize]byte read buffers of waiting readers
@@ -289,7 +296,12 @@ func (s *Server) startConn(nc net.Conn, p *Port) bool {
 		s.mu.Unlock()
 		return false
 	}
+	if !s.admit(nc) {
+		s.mu.Unlock()
+		return false
+	}
 	c := newConn(s, nc, p)
+	c.counted = true
 	s.conns[c] = struct{}{}
 	s.connWG.Add(1) // the reader; it waits for the writer in finish
 	s.mu.Unlock()

@@ -102,6 +102,7 @@ type session struct {
 type ring struct {
 	buf        []delivery
 	head, size int
+	bytes      int64 // Message.size of the queued messages; kept by session.pushQueued/popQueued
 }
 
 func (r *ring) len() int { return r.size }
@@ -134,18 +135,6 @@ func (r *ring) pop() (delivery, bool) {
 	r.head = (r.head + 1) % len(r.buf)
 	r.size--
 	return d, true
-}
-
-// drain releases every queued message.
-func (r *ring) drain() {
-	for {
-		d, ok := r.pop()
-		if !ok {
-			break
-		}
-		d.msg.release()
-	}
-	r.buf, r.head = nil, 0
 }
 
 // allocPID returns a packet identifier not in flight. Callers hold mu and
@@ -209,7 +198,7 @@ func (s *session) clearLocked() {
 		}
 	}
 	s.inflight = nil
-	s.queue.drain()
+	s.drainQueue()
 	s.inQoS2 = nil
 	s.stopTimersLocked()
 	if s.will != nil {

@@ -70,7 +70,7 @@ func (s *Server) attach(c *conn, p *pendingConnect) (owner string, ok bool) {
 	if present && c.perms != nil {
 		dropped = s.dropDeniedSubsLocked(ss, c.perms)
 	}
-	ss.expiry = p.expiry
+	ss.setExpiry(p.expiry)
 	ss.disconnected = time.Time{}
 	ss.persistLocked(false)
 	ss.will = p.will
@@ -208,6 +208,7 @@ func (s *Server) expire(ss *session) {
 // endSessionLocked removes a session: its subscriptions, queue and
 // in-flight messages go. Callers hold s.mu and ss.mu.
 func (s *Server) endSessionLocked(ss *session) {
+	ss.setExpiry(0)
 	ss.dead = true
 	ss.persistLocked(false)
 	if s.sessions[ss.id] == ss {

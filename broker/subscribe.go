@@ -195,7 +195,7 @@ func (c *conn) handleDisconnect(d *packet.Disconnect) error {
 			ss.mu.Unlock()
 			return packet.ProtocolError // [MQTT-3.14.2-2]
 		}
-		ss.expiry = min(d.Props.SessionExpiry, c.srv.lim.MaxSessionExpiry)
+		ss.setExpiry(min(d.Props.SessionExpiry, c.srv.lim.MaxSessionExpiry))
 		ss.mu.Unlock()
 	}
 	// 0x04 Disconnect with Will Message keeps the will; anything else

@@ -75,10 +75,9 @@ func TestV3MaxConnections(t *testing.T) {
 	s, addr := startServer(t, broker.Config{Limits: broker.Limits{MaxConnections: 2}}, nil)
 	first, _ := v3dial(t, addr, "c1", true)
 	v3dial(t, addr, "c2", true)
+	// Beyond the limit a socket is closed when it is accepted, before it
+	// can send anything (sockets that have not finished CONNECT count).
 	c := dialRaw(t, addr, packet.V311)
-	if ack := c.connect(&packet.Connect{ClientID: []byte("c3"), CleanStart: true}); ack.Code != packet.Code(packet.ConnackServerUnavailable) {
-		t.Errorf("third connection: CONNACK return code %d, want 3", ack.Code)
-	}
 	c.v3closed(waitTime)
 	first.v3disconnect()
 	v3waitConns(t, s, 1)

@@ -6,9 +6,9 @@ const (
 	QueueDropOldest = "DropOldest" // a full queue drops its oldest message
 )
 
-// Broker is AIO's Broker resource, for the limits in spec.advanced.clients
-// and the appliance's own limits in spec.appliance. AIO's cluster fields
-// (cardinality, memoryProfile, diagnostics, generateResourceLimits,
+// Broker is AIO's Broker resource, for the memory profile, the limits in
+// spec.advanced.clients and the appliance's own limits in spec.appliance.
+// AIO's cluster fields (cardinality, diagnostics, generateResourceLimits,
 // advanced.encryptInternalTraffic, advanced.internalCerts) are accepted
 // and ignored. At most one Broker may exist; without one the broker's
 // default limits apply.
@@ -19,8 +19,12 @@ type Broker struct {
 
 // BrokerSpec is Broker.spec. Every limit is optional (nil = default).
 type BrokerSpec struct {
-	Advanced  *BrokerAdvanced  `json:"advanced,omitempty" yaml:"advanced,omitempty"`
-	Appliance *ApplianceLimits `json:"appliance,omitempty" yaml:"appliance,omitempty"`
+	// MemoryProfile (AIO: Tiny|Low|Medium|High, default Medium) sets the
+	// broker's memory budget as a share of the device's memory: Tiny
+	// 1/16, Low 1/8, Medium 1/4, High 1/2 (see MemoryBudget).
+	MemoryProfile string           `json:"memoryProfile,omitempty" yaml:"memoryProfile,omitempty"`
+	Advanced      *BrokerAdvanced  `json:"advanced,omitempty" yaml:"advanced,omitempty"`
+	Appliance     *ApplianceLimits `json:"appliance,omitempty" yaml:"appliance,omitempty"`
 }
 
 // BrokerAdvanced is Broker.spec.advanced.
@@ -56,6 +60,20 @@ type ApplianceLimits struct {
 	QueueQoS0         *bool    `json:"queueQos0,omitempty" yaml:"queueQos0,omitempty"`                 // also queue QoS 0 for offline sessions
 	ConnectTimeout    Duration `json:"connectTimeout,omitempty" yaml:"connectTimeout,omitempty"`       // socket accepted to CONNECT
 	WriteTimeout      Duration `json:"writeTimeout,omitempty" yaml:"writeTimeout,omitempty"`           // a stalled write closes the connection
+	// MemoryBudget is the broker's memory budget as a Kubernetes quantity
+	// ("256Mi", "1Gi"): an exact figure instead of spec.memoryProfile's
+	// share. The limits of retained messages, queues, sessions and
+	// connections follow from it unless set here.
+	MemoryBudget Quantity `json:"memoryBudget,omitempty" yaml:"memoryBudget,omitempty"`
+	// Limits of the budget set explicitly (they override the budget's).
+	MaxRetained         *int `json:"maxRetained,omitempty" yaml:"maxRetained,omitempty"`                 // retained messages
+	MaxRetainedBytes    *int `json:"maxRetainedBytes,omitempty" yaml:"maxRetainedBytes,omitempty"`       // bytes of retained messages
+	MaxQueuedBytes      *int `json:"maxQueuedBytes,omitempty" yaml:"maxQueuedBytes,omitempty"`           // bytes queued per session
+	MaxTotalQueuedBytes *int `json:"maxTotalQueuedBytes,omitempty" yaml:"maxTotalQueuedBytes,omitempty"` // bytes queued for all sessions
+	MaxSessions         *int `json:"maxSessions,omitempty" yaml:"maxSessions,omitempty"`                 // sessions with an expiry
+	MaxConnectSize      *int `json:"maxConnectSize,omitempty" yaml:"maxConnectSize,omitempty"`           // CONNECT bytes before authentication
+	MaxConnecting       *int `json:"maxConnecting,omitempty" yaml:"maxConnecting,omitempty"`             // sockets that have not finished CONNECT
+	MaxReadBuffers      *int `json:"maxReadBuffers,omitempty" yaml:"maxReadBuffers,omitempty"`           // bytes of read buffers for large packets, all connections
 	// State store quotas: a SET beyond them gets "-ERR the quota has been
 	// exceeded". The totals bound the whole store, the per-principal ones
 	// what one principal holds (the keys whose current value it wrote).
@@ -123,7 +141,54 @@ func (b *Broker) clients() *ClientConfig {
 	return b.Spec.Advanced.Clients
 }
 
+// Memory profiles (AIO's spec.memoryProfile) and the share of the
+// device's memory each gives the broker.
+const (
+	MemoryTiny   = "Tiny"
+	MemoryLow    = "Low"
+	MemoryMedium = "Medium" // AIO's default, and ours
+	MemoryHigh   = "High"
+)
+
+// MinMemoryBudget is the smallest budget spec.appliance.memoryBudget
+// accepts.
+const MinMemoryBudget = 16 << 20
+
+// MemoryBudget returns the broker's memory budget on a device with total
+// bytes of memory: spec.appliance.memoryBudget if set, else the share of
+// total that spec.memoryProfile gives (Medium: a quarter). b may be nil.
+//
+// AIO sizes each broker pod by its profile (from about 100 MiB per
+// replica for Tiny to several GiB for High) on a Kubernetes node; the
+// appliance is the whole device, so the profiles scale with its memory:
+// Tiny 1/16, Low 1/8, Medium 1/4, High 1/2. On a 1 GB device: 64, 128,
+// 256 and 512 MiB.
+func (b *Broker) MemoryBudget(total int64) int64 {
+	profile := ""
+	if b != nil {
+		if a := b.Spec.Appliance; a != nil && a.MemoryBudget != "" {
+			if v, err := a.MemoryBudget.Bytes(); err == nil {
+				return v
+			}
+		}
+		profile = b.Spec.MemoryProfile
+	}
+	div := int64(4)
+	switch profile {
+	case MemoryTiny:
+		div = 16
+	case MemoryLow:
+		div = 8
+	case MemoryHigh:
+		div = 2
+	}
+	return max(total/div, MinMemoryBudget)
+}
+
 func (b *Broker) validate(_ *Set, rp *report) {
+	if p := b.Spec.MemoryProfile; p != "" {
+		oneOf(rp, b, "spec.memoryProfile", p, MemoryTiny, MemoryLow, MemoryMedium, MemoryHigh)
+	}
 	if c := b.clients(); c != nil {
 		const p = "spec.advanced.clients."
 		b.limit(rp, p+"maxSessionExpirySeconds", c.MaxSessionExpirySeconds, 1, 1<<32-1)
@@ -149,6 +214,21 @@ func (b *Broker) validate(_ *Set, rp *report) {
 		b.limit(rp, p+"stateStoreMaxBytes", a.StateStoreMaxBytes, 1024, 1<<31-1)
 		b.limit(rp, p+"stateStoreMaxKeysPerPrincipal", a.StateStoreMaxKeysPerPrincipal, 1, deref(a.StateStoreMaxKeys, DefaultStateStoreMaxKeys))
 		b.limit(rp, p+"stateStoreMaxBytesPerPrincipal", a.StateStoreMaxBytesPerPrincipal, 1024, deref(a.StateStoreMaxBytes, DefaultStateStoreMaxBytes))
+		b.limit(rp, p+"maxRetained", a.MaxRetained, 1, 1<<31-1)
+		b.limit(rp, p+"maxRetainedBytes", a.MaxRetainedBytes, 1, 1<<31-1)
+		b.limit(rp, p+"maxQueuedBytes", a.MaxQueuedBytes, 1, 1<<31-1)
+		b.limit(rp, p+"maxTotalQueuedBytes", a.MaxTotalQueuedBytes, 1, 1<<31-1)
+		b.limit(rp, p+"maxSessions", a.MaxSessions, 1, 1<<31-1)
+		b.limit(rp, p+"maxConnectSize", a.MaxConnectSize, 64, 268435456)
+		b.limit(rp, p+"maxConnecting", a.MaxConnecting, 1, 1<<31-1)
+		b.limit(rp, p+"maxReadBuffers", a.MaxReadBuffers, 65536, 1<<31-1)
+		if a.MemoryBudget != "" {
+			if v, err := a.MemoryBudget.Bytes(); err != nil {
+				rp.add(b, p+"memoryBudget", "%v", err)
+			} else if v < MinMemoryBudget {
+				rp.add(b, p+"memoryBudget", "%s is below the minimum of 16Mi", a.MemoryBudget)
+			}
+		}
 		for _, d := range []struct {
 			path string
 			v    Duration

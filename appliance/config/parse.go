@@ -31,7 +31,7 @@ var aioVersions = []string{APIVersionAIO, APIVersionAIOBeta}
 
 var kinds = map[string]kindInfo{
 	"Broker": {aioVersions, func() Resource { return new(Broker) },
-		[]string{"cardinality", "diagnostics", "generateResourceLimits", "memoryProfile"}},
+		[]string{"cardinality", "diagnostics", "generateResourceLimits"}},
 	"BrokerListener":       {aioVersions, func() Resource { return new(BrokerListener) }, []string{"brokerRef"}},
 	"BrokerAuthentication": {aioVersions, func() Resource { return new(BrokerAuthentication) }, []string{"brokerRef"}},
 	"BrokerAuthorization":  {aioVersions, func() Resource { return new(BrokerAuthorization) }, []string{"brokerRef"}},

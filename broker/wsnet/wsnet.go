@@ -31,6 +31,11 @@ type Listener struct {
 	log    *slog.Logger
 }
 
+// MaxHeaderBytes bounds the headers of an upgrade request (net/http
+// allows 4 KiB more for its reading); larger ones get 431 Request Header
+// Fields Too Large.
+const MaxHeaderBytes = 8 << 10
+
 // Listen serves WebSocket upgrades on ln, which may already be a TLS
 // listener. Any path is accepted, like mosquitto.
 func Listen(ln net.Listener, log *slog.Logger) *Listener {
@@ -42,7 +47,11 @@ func Listen(ln net.Listener, log *slog.Logger) *Listener {
 	l.srv = &http.Server{
 		Handler:           http.HandlerFunc(l.upgrade),
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// An upgrade request's headers are small; net/http's default
+		// (1 MiB) would let a socket that has not even reached CONNECT
+		// hold a megabyte.
+		MaxHeaderBytes: MaxHeaderBytes,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	go l.srv.Serve(ln)
 	return l

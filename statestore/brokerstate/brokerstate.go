@@ -130,10 +130,26 @@ func Open(dir string, opts Options) (*Store, error) {
 
 // Load returns what the store holds. Call it before the broker reports
 // changes (its result feeds broker.Server.Restore). A record that does not
-// decode is logged, skipped and deleted.
+// decode is logged, skipped and deleted. Load holds everything in memory
+// at once; Each does not.
 func (s *Store) Load() (retained []broker.StoredMessage, sessions []broker.StoredSession, err error) {
+	err = s.Each(func(m *broker.StoredMessage) { retained = append(retained, *m) },
+		func(ss *broker.StoredSession) { sessions = append(sessions, *ss) })
+	if err != nil {
+		return nil, nil, err
+	}
+	return retained, sessions, nil
+}
+
+// Each decodes the stored records one at a time and hands them to
+// retained and session (retained messages first, in topic order): only
+// one record is decoded at a time, so a restore can stop taking them at
+// its limits without the whole store in memory twice. The callbacks may
+// report changes (the Persister methods) but must not call Each, Load or
+// Close. A record that does not decode is logged, skipped and deleted.
+func (s *Store) Each(retained func(*broker.StoredMessage), session func(*broker.StoredSession)) error {
 	var bad []string
-	err = s.st.Each(func(k, v []byte) bool {
+	err := s.st.Each(func(k, v []byte) bool {
 		key := string(k)
 		var derr error
 		prefix, name := "", ""
@@ -147,7 +163,7 @@ func (s *Store) Load() (retained []broker.StoredMessage, sessions []broker.Store
 				derr = fmt.Errorf("topic %q under the key of %q", m.Topic, name)
 			}
 			if derr == nil {
-				retained = append(retained, m)
+				retained(&m)
 			}
 		case sessionPrefix:
 			var ss broker.StoredSession
@@ -155,7 +171,7 @@ func (s *Store) Load() (retained []broker.StoredMessage, sessions []broker.Store
 				derr = fmt.Errorf("session %q under the key of %q", ss.ID, name)
 			}
 			if derr == nil {
-				sessions = append(sessions, ss)
+				session(&ss)
 			}
 		default:
 			derr = errors.New("unknown key")
@@ -167,12 +183,12 @@ func (s *Store) Load() (retained []broker.StoredMessage, sessions []broker.Store
 		return true
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("brokerstate: load: %w", err)
+		return fmt.Errorf("brokerstate: load: %w", err)
 	}
 	for _, k := range bad {
 		s.record(k, change{})
 	}
-	return retained, sessions, nil
+	return nil
 }
 
 // RetainedChanged records the retained message of topic (broker.Persister).

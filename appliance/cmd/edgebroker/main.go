@@ -69,6 +69,7 @@ func readKeys(path string) ([]ed25519.PublicKey, error) {
 
 func main() {
 	var cfg appliance.Config
+	cfg.MemoryLimit = true // the memory budget sets the Go runtime's soft limit (GOMEMLIMIT overrides)
 	var listen listFlag
 	flag.StringVar(&cfg.DataDir, "data", "/perm/edgebroker", "state directory")
 	flag.StringVar(&cfg.ConfigPath, "config", "", "YAML resources (file or folder) that replace the embedded default; errors are printed with file:line and exit non-zero")

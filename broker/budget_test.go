@@ -1,0 +1,350 @@
+package broker_test
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"edgebroker/broker"
+	"edgebroker/broker/packet"
+	"edgebroker/broker/seclog"
+)
+
+// pubAck publishes at QoS 1 from a raw client and returns the PUBACK's
+// reason code.
+func (r *rawClient) pubAck(topic string, retain bool, pid uint16, payload []byte) packet.Code {
+	r.t.Helper()
+	r.send(&packet.Publish{Topic: []byte(topic), QoS: 1, Retain: retain, PacketID: pid, Payload: payload})
+	a := r.expectAck(packet.PUBACK)
+	if a.PacketID != pid {
+		r.t.Fatalf("PUBACK packet id %d, want %d", a.PacketID, pid)
+	}
+	return a.Code
+}
+
+func TestLimitsForBudget(t *testing.T) {
+	l := broker.LimitsForBudget(256 << 20)
+	if l.MaxRetainedBytes != 32<<20 || l.MaxRetained != 32768 || l.MaxQueuedBytes != 8<<20 ||
+		l.MaxTotalQueuedBytes != 32<<20 || l.MaxSessions != 1024 || l.MaxConnections != 1024 ||
+		l.MaxConnectSize != 64<<10 || l.MaxConnecting != 256 || l.MaxReadBuffers != 32<<20 {
+		t.Errorf("LimitsForBudget(256 MiB) = %+v", l)
+	}
+	small := broker.LimitsForBudget(1) // raised to 16 MiB
+	if small.MaxConnectSize != 64<<10 || small.MaxConnecting != 16 {
+		t.Errorf("LimitsForBudget(16 MiB): connect size %d, connecting %d", small.MaxConnectSize, small.MaxConnecting)
+	}
+	if d := broker.DefaultLimits(); d.MemoryBudget != broker.DefaultMemoryBudget || d.MaxRetained != l.MaxRetained {
+		t.Errorf("DefaultLimits budget %d, retained %d", d.MemoryBudget, d.MaxRetained)
+	}
+}
+
+// Retained messages beyond the count or byte limit are refused: 5.0 gets
+// PUBACK 0x97, 3.1.1 a PUBACK but nothing is stored or routed; each
+// refusal is counted. Replacing and deleting always work.
+func TestBudgetRetained(t *testing.T) {
+	s, addr := startServer(t, broker.Config{Limits: broker.Limits{MaxRetained: 2, MaxRetainedBytes: 4096}}, nil)
+	p5, _ := v5Dial(t, addr, v5Connect("p5", true))
+	watch, _ := v5Dial(t, addr, v5Connect("watch", true))
+	watch.v5Sub(1, packet.Subscription{Filter: []byte("r/#"), QoS: 1}, 1)
+
+	if c := p5.pubAck("r/1", true, 1, []byte("one")); c != packet.Success {
+		t.Fatalf("first retained: %#x", byte(c))
+	}
+	watch.expectPublish()
+	if c := p5.pubAck("r/2", true, 2, []byte("two")); c != packet.Success {
+		t.Fatalf("second retained: %#x", byte(c))
+	}
+	watch.expectPublish()
+	if c := p5.pubAck("r/3", true, 3, []byte("three")); c != packet.QuotaExceeded {
+		t.Errorf("third retained (count limit): %#x, want 0x97", byte(c))
+	}
+	if c := p5.pubAck("r/1", true, 4, []byte("one again")); c != packet.Success {
+		t.Errorf("replacing a retained message: %#x", byte(c))
+	}
+	watch.expectPublish() // r/1 again; r/3 was not routed
+	if c := p5.pubAck("r/2", true, 5, bytes.Repeat([]byte("x"), 5000)); c != packet.QuotaExceeded {
+		t.Errorf("replacing with a message beyond the byte limit: %#x, want 0x97", byte(c))
+	}
+	if c := p5.pubAck("r/2", true, 6, nil); c >= 0x80 {
+		t.Errorf("deleting: %#x", byte(c))
+	}
+	watch.expectPublish()
+	if c := p5.pubAck("plain", false, 7, []byte("not retained")); c >= 0x80 && c != packet.NoMatchingSubscribers {
+		t.Errorf("a message that is not retained: %#x", byte(c))
+	}
+
+	// 3.1.1: the refused message is dropped silently.
+	p3, _ := v3dial(t, addr, "p3", true)
+	p3.v3pub("r/3", 1, true, 1, "three")
+	p3.v3pub("r/4", 1, true, 2, "four")
+	watch.expectPublish() // r/3 fits in the room the delete made
+	watch.expectSilence(100 * 1e6)
+	if got := s.Retained(); got != 2 {
+		t.Errorf("%d retained messages, want 2", got)
+	}
+	if n := s.Security().Count(seclog.LimitRetained); n != 3 {
+		t.Errorf("%d limit_retained events, want 3", n)
+	}
+	if n := s.Stats.MessagesDropped.Load(); n != 3 {
+		t.Errorf("%d messages dropped, want 3", n)
+	}
+	if err := s.Publish(&packet.Publish{Topic: []byte("r/5"), Retain: true, Payload: []byte("x")}); !errors.Is(err, broker.ErrOverBudget) {
+		t.Errorf("in-process publish beyond the limit: %v", err)
+	}
+}
+
+// An offline session's queue is bounded in bytes beside the count, and
+// all queues together by the total; a message that can be queued nowhere
+// gets PUBACK 0x97 (5.0).
+func TestBudgetQueueBytes(t *testing.T) {
+	lim := broker.Limits{MaxQueuedBytes: 3000, MaxTotalQueuedBytes: 5000, DropPolicy: broker.DropNewest}
+	s, addr := startServer(t, broker.Config{Limits: lim}, nil)
+	for _, id := range []string{"a", "b"} {
+		sub, _ := v5Dial(t, addr, v5Expiry(v5Connect(id, true), 600))
+		sub.v5Sub(1, packet.Subscription{Filter: []byte(id + "/#"), QoS: 1}, 1)
+		sub.send(&packet.Disconnect{})
+		sub.expectClosed()
+		v3waitConns(t, s, 0) // detached: offline
+	}
+	p, _ := v5Dial(t, addr, v5Connect("pub", true))
+	kb := bytes.Repeat([]byte("k"), 1000)
+	var codes []packet.Code
+	for i := range 4 {
+		codes = append(codes, p.pubAck("a/t", false, uint16(1+i), kb))
+	}
+	// Two fit the session's 3000 bytes (1003 each); the third does not.
+	if want := []packet.Code{0, 0, 0x97, 0x97}; !slicesEqual(codes, want) {
+		t.Errorf("PUBACKs for session a: %v, want %v", codes, want)
+	}
+	codes = codes[:0]
+	for i := range 3 {
+		codes = append(codes, p.pubAck("b/t", false, uint16(10+i), kb))
+	}
+	// The total of 5000 leaves room for two more only.
+	if want := []packet.Code{0, 0, 0x97}; !slicesEqual(codes, want) {
+		t.Errorf("PUBACKs for session b: %v, want %v", codes, want)
+	}
+	if n := s.Security().Count(seclog.LimitQueue); n != 3 {
+		t.Errorf("%d limit_queue events, want 3", n)
+	}
+
+	// 3.1.1 publishers are not told; the message is dropped.
+	p3, _ := v3dial(t, addr, "p3", true)
+	p3.v3pub("a/t", 1, false, 1, string(kb))
+	if n := s.Stats.MessagesDropped.Load(); n != 4 {
+		t.Errorf("%d messages dropped, want 4", n)
+	}
+
+	a, _ := v5Dial(t, addr, v5Expiry(v5Connect("a", false), 600))
+	for range 2 {
+		m := a.expectPublish()
+		a.v5Ack(packet.PUBACK, m.PacketID)
+	}
+	a.expectSilence(100 * 1e6)
+	v3waitFor(t, "session a's queue to drain", func() bool { return broker.QueuedBytes(s) == 2*1003 })
+}
+
+func slicesEqual(a, b []packet.Code) bool { return string(codeBytes(a)) == string(codeBytes(b)) }
+
+func codeBytes(cs []packet.Code) []byte {
+	b := make([]byte, len(cs))
+	for i, c := range cs {
+		b[i] = byte(c)
+	}
+	return b
+}
+
+// With DropOldest, a full queue (by bytes) gives up its oldest messages.
+func TestBudgetQueueBytesDropOldest(t *testing.T) {
+	s, addr := startServer(t, broker.Config{Limits: broker.Limits{MaxQueuedBytes: 2500}}, nil)
+	sub, _ := v5Dial(t, addr, v5Expiry(v5Connect("a", true), 600))
+	sub.v5Sub(1, packet.Subscription{Filter: []byte("a/#"), QoS: 1}, 1)
+	sub.send(&packet.Disconnect{})
+	sub.expectClosed()
+	v3waitConns(t, s, 0) // detached: offline
+	p, _ := v5Dial(t, addr, v5Connect("pub", true))
+	for i := range 4 {
+		if c := p.pubAck("a/t", false, uint16(1+i), []byte(strings.Repeat(string(rune('0'+i)), 1000))); c != packet.Success {
+			t.Fatalf("publish %d: %#x", i, byte(c))
+		}
+	}
+	a, _ := v5Dial(t, addr, v5Expiry(v5Connect("a", false), 600))
+	for _, want := range []byte{'2', '3'} {
+		m := a.expectPublish()
+		if m.Payload[0] != want {
+			t.Errorf("got message %c, want %c", m.Payload[0], want)
+		}
+		a.v5Ack(packet.PUBACK, m.PacketID)
+	}
+	a.expectSilence(100 * 1e6)
+}
+
+// Sessions with an expiry are bounded: the CONNECT for one more is
+// refused (5.0 0x97, 3.1.1 3); resuming one, or a clean session
+// without expiry, still works.
+func TestBudgetSessions(t *testing.T) {
+	s, addr := startServer(t, broker.Config{Limits: broker.Limits{MaxSessions: 2}}, nil)
+	v5Dial(t, addr, v5Expiry(v5Connect("s1", true), 600))
+	v3dial(t, addr, "s2", false)
+	c5 := dialRaw(t, addr, packet.V5)
+	if ack := c5.connect(v5Expiry(v5Connect("s3", true), 600)); ack.Code != packet.QuotaExceeded {
+		t.Errorf("third session (5.0): CONNACK %#x, want 0x97", byte(ack.Code))
+	}
+	c3 := dialRaw(t, addr, packet.V311)
+	if ack := c3.connect(&packet.Connect{ClientID: []byte("s4")}); ack.Code != packet.Code(packet.ConnackServerUnavailable) {
+		t.Errorf("third session (3.1.1): CONNACK %d, want 3", ack.Code)
+	}
+	v5Dial(t, addr, v5Connect("clean", true))                      // no expiry: not counted
+	r, _ := v5Dial(t, addr, v5Expiry(v5Connect("s1", false), 600)) // takes s1 over
+	if n := s.Security().Count(seclog.LimitSessions); n != 2 {
+		t.Errorf("%d limit_sessions events, want 2", n)
+	}
+	// Ending s1 (expiry 0 at DISCONNECT) makes room.
+	d := &packet.Disconnect{}
+	d.Props.Set(packet.PropSessionExpiry)
+	r.send(d)
+	r.expectClosed()
+	v3waitFor(t, "session s1 to end", func() bool { return !v5SessionExists(s, "s1") })
+	v5Dial(t, addr, v5Expiry(v5Connect("s3", true), 600))
+}
+
+// A CONNECT larger than MaxConnectSize is refused on its fixed header,
+// before its body arrives: 5.0 with CONNACK 0x95, 3.1.1 by closing.
+func TestBudgetConnectSize(t *testing.T) {
+	s, addr := startServer(t, broker.Config{Limits: broker.Limits{MaxConnectSize: 1024}}, nil)
+	big := &packet.Connect{ProtocolName: []byte("MQTT"), Version: packet.V5, ClientID: []byte("big"), CleanStart: true, UsernameFlag: true, Username: []byte("u"),
+		PasswordFlag: true, Password: bytes.Repeat([]byte("p"), 900<<10)}
+	b := big.Append(nil)
+	c5 := dialRaw(t, addr, packet.V5)
+	c5.write(b[:4096]) // less than half: the broker must not wait for the rest
+	h, body := c5.read()
+	var ack packet.Connack
+	if h.Type != packet.CONNACK || ack.Decode(packet.V5, h.Flags, body) != nil || ack.Code != packet.PacketTooLarge {
+		t.Errorf("5.0: got packet type %d, code %#x; want CONNACK 0x95", h.Type, byte(ack.Code))
+	}
+	c5.expectClosed()
+
+	big.Version = packet.V311
+	c3 := dialRaw(t, addr, packet.V311)
+	c3.write(big.Append(nil)[:4096])
+	c3.v3closed(waitTime)
+
+	// Just below the limit is fine.
+	ok := &packet.Connect{ProtocolName: []byte("MQTT"), Version: packet.V311, ClientID: []byte("ok"), CleanStart: true,
+		UsernameFlag: true, Username: []byte("u"), PasswordFlag: true, Password: bytes.Repeat([]byte("p"), 900)}
+	r := dialRaw(t, addr, packet.V311)
+	if a := r.connect(ok); a.Code != 0 {
+		t.Errorf("CONNECT below the limit: %d", a.Code)
+	}
+	if n := s.Security().Count(seclog.LimitConnectSize); n != 2 {
+		t.Errorf("%d limit_connect_size events, want 2", n)
+	}
+}
+
+// Sockets that have not finished CONNECT count toward MaxConnections and
+// have a limit of their own; beyond either, a socket is closed at once.
+func TestBudgetUnauthenticatedSockets(t *testing.T) {
+	s, addr := startServer(t, broker.Config{Limits: broker.Limits{MaxConnections: 3, MaxConnecting: 2}}, nil)
+	silent1 := dialRaw(t, addr, packet.V311)
+	silent2 := dialRaw(t, addr, packet.V311)
+	v3waitFor(t, "two unauthenticated sockets", func() bool { return broker.Connecting(s) == 2 })
+	third := dialRaw(t, addr, packet.V311)
+	third.v3closed(waitTime) // MaxConnecting
+	silent1.nc.Close()
+	v3waitFor(t, "a silent socket to go", func() bool { return broker.Connecting(s) == 1 })
+	v3dial(t, addr, "c1", true)
+	v3dial(t, addr, "c2", true)
+	// Two connected and one silent socket: MaxConnections is reached.
+	fourth := dialRaw(t, addr, packet.V311)
+	fourth.v3closed(waitTime)
+	if n := s.Security().Count(seclog.LimitConnections); n != 2 {
+		t.Errorf("%d limit_connections events, want 2", n)
+	}
+	silent2.nc.Close()
+	v3waitFor(t, "the silent socket to go", func() bool { return broker.Connecting(s) == 0 })
+	v3dial(t, addr, "c3", true)
+}
+
+// Restore loads stored state only within the limits; what is left out
+// stays stored (the Persister is not told to delete it) and the error
+// says how much, wrapping ErrOverBudget.
+func TestRestoreWithinBudget(t *testing.T) {
+	p := newMemPersister()
+	s := broker.New(broker.Config{Persister: p, Limits: broker.Limits{MaxRetained: 3, MaxSessions: 2, MaxQueuedBytes: 2500}})
+	var retained []broker.StoredMessage
+	for i := range 5 {
+		retained = append(retained, broker.StoredMessage{Topic: []byte("r/" + string(rune('a'+i))), Payload: []byte("x"), QoS: 1})
+	}
+	var queue []broker.StoredDelivery
+	for range 4 {
+		queue = append(queue, broker.StoredDelivery{QoS: 1, Message: broker.StoredMessage{Topic: []byte("q"), Payload: bytes.Repeat([]byte("p"), 1000), QoS: 1}})
+	}
+	now := time.Now()
+	sessions := []broker.StoredSession{
+		{ID: "s1", Expiry: 600, Disconnected: now, Queue: queue},
+		{ID: "s2", Expiry: 600, Disconnected: now},
+		{ID: "s3", Expiry: 600, Disconnected: now},
+		{ID: "gone", Expiry: 60, Disconnected: now.Add(-time.Hour)}, // expired: deleted, not skipped
+	}
+	err := s.Restore(retained, sessions)
+	if !errors.Is(err, broker.ErrOverBudget) || !strings.Contains(err.Error(), "2 retained messages, 1 sessions, 2 queued messages") {
+		t.Errorf("Restore: %v", err)
+	}
+	if n := s.Retained(); n != 3 {
+		t.Errorf("%d retained messages restored, want 3", n)
+	}
+	if calls := p.takeCalls(); len(calls) != 1 || calls[0] != "S- gone" {
+		t.Errorf("the Persister was told %v; only the expired session may be deleted", calls)
+	}
+	if got := broker.QueuedBytes(s); got != 2*1001 {
+		t.Errorf("%d bytes queued, want two messages", got)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Close() })
+	// The session limit holds after the restore: s3 was not loaded.
+	c := dialRaw(t, ln.Addr().String(), packet.V5)
+	if ack := c.connect(v5Expiry(v5Connect("s4", true), 600)); ack.Code != packet.QuotaExceeded {
+		t.Errorf("a new session after the restore: CONNACK %#x, want 0x97", byte(ack.Code))
+	}
+}
+
+// Read buffers grown for large packets in progress are bounded in all:
+// a packet that finds no room closes its connection (5.0: DISCONNECT
+// 0x97); once the buffers are dropped there is room again.
+func TestBudgetReadBuffers(t *testing.T) {
+	s, addr := startServer(t, broker.Config{Limits: broker.Limits{MaxReadBuffers: 100 << 10}}, nil)
+	big := func(n int) []byte {
+		return (&packet.Publish{Topic: []byte("t"), QoS: 1, PacketID: 1, Payload: bytes.Repeat([]byte("b"), n)}).Append(nil, packet.V5)
+	}
+	a, _ := v5Dial(t, addr, v5Connect("a", true))
+	pa := big(80 << 10)
+	a.write(pa[:len(pa)/2]) // holds an 80 KiB buffer
+	v3waitFor(t, "a's read buffer", func() bool { return broker.ReadBuffers(s) >= 80<<10 })
+	b, _ := v5Dial(t, addr, v5Connect("b", true))
+	pb := big(60 << 10)
+	b.write(pb[:1024])
+	if code := b.expectClosed(); code != int(packet.QuotaExceeded) {
+		t.Errorf("second large packet: DISCONNECT %#x, want 0x97", code)
+	}
+	if n := s.Security().Count(seclog.LimitConnections); n != 1 {
+		t.Errorf("%d limit_connections events, want 1", n)
+	}
+	a.write(pa[len(pa)/2:])
+	if ack := a.expectAck(packet.PUBACK); ack.Code >= 0x80 {
+		t.Errorf("first large packet: PUBACK %#x", byte(ack.Code))
+	}
+	c, _ := v5Dial(t, addr, v5Connect("c", true))
+	if code := c.pubAck("t", false, 1, bytes.Repeat([]byte("c"), 60<<10)); code >= 0x80 {
+		t.Errorf("a large packet after the first finished: PUBACK %#x", byte(code))
+	}
+	a.nc.Close()
+	c.nc.Close()
+	v3waitFor(t, "every grown buffer to be given back", func() bool { return broker.ReadBuffers(s) == 0 })
+}
