@@ -63,6 +63,8 @@ func brokerLimits(b *config.Broker, base broker.Limits) broker.Limits {
 		setInt(&l.MaxConnectSize, a.MaxConnectSize)
 		setInt(&l.MaxConnecting, a.MaxConnecting)
 		setInt64(&l.MaxReadBuffers, a.MaxReadBuffers)
+		setInt64(&l.MaxSubscriptionBytes, a.MaxSubscriptionBytes)
+		setInt64(&l.MaxTotalSubscriptionBytes, a.MaxTotalSubscriptionBytes)
 	}
 	return l
 }

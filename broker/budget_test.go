@@ -29,7 +29,8 @@ func TestLimitsForBudget(t *testing.T) {
 	l := broker.LimitsForBudget(256 << 20)
 	if l.MaxRetainedBytes != 32<<20 || l.MaxRetained != 32768 || l.MaxQueuedBytes != 8<<20 ||
 		l.MaxTotalQueuedBytes != 32<<20 || l.MaxSessions != 1024 || l.MaxConnections != 1024 ||
-		l.MaxConnectSize != 64<<10 || l.MaxConnecting != 256 || l.MaxReadBuffers != 32<<20 {
+		l.MaxConnectSize != 64<<10 || l.MaxConnecting != 256 || l.MaxReadBuffers != 32<<20 ||
+		l.MaxSubscriptionBytes != 1<<20 || l.MaxTotalSubscriptionBytes != 32<<20 {
 		t.Errorf("LimitsForBudget(256 MiB) = %+v", l)
 	}
 	small := broker.LimitsForBudget(1) // raised to 16 MiB
@@ -347,4 +348,58 @@ func TestBudgetReadBuffers(t *testing.T) {
 	a.nc.Close()
 	c.nc.Close()
 	v3waitFor(t, "every grown buffer to be given back", func() bool { return broker.ReadBuffers(s) == 0 })
+}
+
+// Subscriptions are charged their filter plus SubscriptionOverhead: one
+// session may not hold more than MaxSubscriptionBytes, all sessions
+// together not more than MaxTotalSubscriptionBytes. A filter beyond gets
+// 0x97 (3.1.1: 0x80); an UNSUBSCRIBE or the end of a session makes room.
+func TestBudgetSubscriptions(t *testing.T) {
+	const per = broker.SubscriptionOverhead + 100 // one subscription to a 100-byte filter
+	s, addr := startServer(t, broker.Config{Limits: broker.Limits{
+		MaxSubscriptionBytes: 2 * per, MaxTotalSubscriptionBytes: 3 * per}}, nil)
+	filter := func(c byte) string { return strings.Repeat(string(c), 100) }
+	sub := func(r *rawClient, pid uint16, f string) packet.Code {
+		t.Helper()
+		return r.subscribe(pid, packet.Subscription{Filter: []byte(f), QoS: 1})[0]
+	}
+	a, _ := v5Dial(t, addr, v5Connect("a", true))
+	if c := sub(a, 1, filter('a')); c != 1 {
+		t.Fatalf("first subscription: %#x", byte(c))
+	}
+	if c := sub(a, 2, filter('b')); c != 1 {
+		t.Fatalf("second subscription: %#x", byte(c))
+	}
+	if c := sub(a, 3, filter('c')); c != packet.QuotaExceeded {
+		t.Errorf("third subscription of one session: %#x, want 0x97", byte(c))
+	}
+	if c := sub(a, 4, filter('a')); c != 1 {
+		t.Errorf("the same filter again (replaces, costs nothing): %#x", byte(c))
+	}
+	b, _ := v3dial(t, addr, "b", true)
+	if c := sub(b, 1, filter('d')); c != 1 {
+		t.Fatalf("another session's subscription: %#x", byte(c))
+	}
+	if c := sub(b, 2, filter('e')); c != 0x80 {
+		t.Errorf("beyond the total (3.1.1): %#x, want 0x80", byte(c))
+	}
+	if n := s.Security().Count(seclog.LimitSubscriptions); n != 2 {
+		t.Errorf("%d limit_subscriptions events, want 2", n)
+	}
+	a.send(&packet.Unsubscribe{PacketID: 5, Filters: [][]byte{[]byte(filter('a'))}})
+	if h, _ := a.read(); h.Type != packet.UNSUBACK {
+		t.Fatalf("got packet type %d, want UNSUBACK", h.Type)
+	}
+	if c := sub(b, 3, filter('e')); c != 1 {
+		t.Errorf("after an UNSUBSCRIBE made room: %#x", byte(c))
+	}
+	a.v3disconnect()
+	v3waitFor(t, "session a to end", func() bool { return !v5SessionExists(s, "a") })
+	if c := sub(b, 4, filter('f')); c != packet.QuotaExceeded && c != 0x80 {
+		t.Errorf("session b over its own limit: %#x, want 0x80", byte(c))
+	}
+	c, _ := v5Dial(t, addr, v5Connect("c", true))
+	if c := sub(c, 1, filter('g')); c != 1 {
+		t.Errorf("after a session ended and freed its subscriptions: %#x", byte(c))
+	}
 }

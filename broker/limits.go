@@ -74,7 +74,19 @@ type Limits struct {
 	// They also count toward MaxConnections: a socket accepted beyond
 	// either limit is closed at once.
 	MaxConnecting int
+	// MaxSubscriptionBytes bounds what one session's subscriptions may
+	// cost (beside MaxSubscriptions), MaxTotalSubscriptionBytes what every
+	// session's together may: each subscription is charged its filter's
+	// length plus SubscriptionOverhead. A SUBSCRIBE beyond them gets
+	// 0x97 Quota exceeded for that filter (3.1.1: 0x80 Failure).
+	MaxSubscriptionBytes      int64
+	MaxTotalSubscriptionBytes int64
 }
+
+// SubscriptionOverhead is what a subscription costs beside its filter's
+// bytes: the session's map entry and the subscription tree's node and
+// entry (measured: about 800 bytes a subscription with short filters).
+const SubscriptionOverhead = 768
 
 // DefaultMemoryBudget is the budget of a device with 1 GB of memory (a
 // quarter of it): the broker's default.
@@ -123,6 +135,10 @@ func LimitsForBudget(b int64) Limits {
 		MaxReadBuffers:      b / 8,
 		MaxConnectSize:      connect,
 		MaxConnecting:       int(min(b/16/int64(connect), 1<<31-1)),
+		// Subscriptions: b/8 in all, b/256 (1 MiB at 256 MiB: about 1,000
+		// subscriptions of short filters) for one session.
+		MaxSubscriptionBytes:      b / 256,
+		MaxTotalSubscriptionBytes: b / 8,
 	}
 }
 
@@ -169,6 +185,8 @@ func withBudget(l Limits, b int64) Limits {
 	set(&l.MaxConnections, d.MaxConnections)
 	set(&l.MaxConnectSize, d.MaxConnectSize)
 	set(&l.MaxConnecting, d.MaxConnecting)
+	set64(&l.MaxSubscriptionBytes, d.MaxSubscriptionBytes)
+	set64(&l.MaxTotalSubscriptionBytes, d.MaxTotalSubscriptionBytes)
 	return l
 }
 

@@ -332,7 +332,7 @@ type Restorer struct {
 
 	RetainedLoaded, SessionsLoaded int // loaded; owned by the Restorer
 	// Skipped by the memory budget's limits (still stored): retained
-	// messages, sessions, and queued or in-flight messages of restored
+	// messages, sessions, and queued messages and subscriptions of restored
 	// sessions. Owned by the Restorer.
 	SkippedRetained, SkippedSessions, SkippedQueued int
 }
@@ -382,7 +382,7 @@ func (r *Restorer) Err() error {
 	if r.SkippedRetained == 0 && r.SkippedSessions == 0 && r.SkippedQueued == 0 {
 		return nil
 	}
-	return fmt.Errorf("%w: not loaded (still stored): %d retained messages, %d sessions, %d queued messages",
+	return fmt.Errorf("%w: not loaded (still stored): %d retained messages, %d sessions, %d queued messages and subscriptions",
 		ErrOverBudget, r.SkippedRetained, r.SkippedSessions, r.SkippedQueued)
 }
 
@@ -474,8 +474,8 @@ func (s *Server) restoreSession(st *StoredSession, now time.Time) (int, error) {
 }
 
 // newRestored builds the offline session st describes, or returns nil if
-// its expiry passed. It also returns how many queued or in-flight
-// messages the queue limits left out.
+// its expiry passed. It also returns how many subscriptions and queued
+// messages the limits left out.
 func (s *Server) newRestored(st *StoredSession, now time.Time) (*session, int, error) {
 	if st.ID == "" || len(st.ID) > s.lim.MaxClientIDLength {
 		return nil, 0, fmt.Errorf("broker: session %q: bad client identifier", st.ID)
@@ -492,9 +492,18 @@ func (s *Server) newRestored(st *StoredSession, now time.Time) (*session, int, e
 	ss := &session{srv: s, id: st.ID, owner: st.Owner, seq: s.seq, subs: make(map[string]subOpts, len(st.Subscriptions)),
 		expiry: st.Expiry, disconnected: disc}
 	s.mu.Unlock()
+	skipped := 0 // subscriptions and messages the limits leave out
 	for _, sub := range st.Subscriptions {
 		if err := s.tlim.ValidFilter([]byte(sub.Filter)); err != nil || sub.QoS > 2 || sub.RetainHandling > 2 {
+			s.subBytes.Add(-ss.subBytes) // the session is dropped
 			return nil, 0, fmt.Errorf("broker: session %q: bad subscription %q", st.ID, sub.Filter)
+		}
+		if _, dup := ss.subs[sub.Filter]; dup {
+			continue
+		}
+		if !ss.chargeSubLocked(sub.Filter) {
+			skipped++
+			continue
 		}
 		ss.subs[sub.Filter] = subOpts{qos: sub.QoS, noLocal: sub.NoLocal, retainAsPub: sub.RetainAsPublished,
 			retainHandling: sub.RetainHandling, id: sub.ID}
@@ -512,7 +521,6 @@ func (s *Server) newRestored(st *StoredSession, now time.Time) (*session, int, e
 			ss.inflight = append(ss.inflight, inflight{pid: sd.PacketID, d: d})
 		}
 	}
-	skipped := 0
 	for i := range st.Queue {
 		// The size is checked before the message is built.
 		size := int64(len(st.Queue[i].Message.Topic) + len(st.Queue[i].Message.Payload))

@@ -156,8 +156,9 @@ type Server struct {
 	now          func() time.Time
 	tlim         topic.Limits
 	persist      Persister
-	sec          *seclog.Log // security events; set by New, read-only
-	finalSaved   atomic.Bool // persistAll ran: the Persister hears of no session again
+	sec          *seclog.Log  // security events; set by New, read-only
+	subBytes     atomic.Int64 // charged for every session's subscriptions (see session.chargeSubLocked)
+	finalSaved   atomic.Bool  // persistAll ran: the Persister hears of no session again
 
 	Stats Stats
 

@@ -116,6 +116,7 @@ func (s *Server) dropDeniedSubsLocked(ss *session, perms Permissions) []string {
 		if perms.AllowSubscribe(inner) {
 			continue
 		}
+		ss.uncharge(f)
 		delete(ss.subs, f)
 		s.subMu.Lock()
 		s.subs.Unsubscribe([]byte(f), ss)
@@ -219,7 +220,8 @@ func (s *Server) endSessionLocked(ss *session) {
 		s.subs.Unsubscribe([]byte(f), ss)
 	}
 	s.subMu.Unlock()
-	ss.subs = nil
+	s.subBytes.Add(-ss.subBytes)
+	ss.subs, ss.subBytes = nil, 0
 	ss.clearLocked()
 }
 

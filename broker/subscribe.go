@@ -124,6 +124,13 @@ func (c *conn) subscribe(f *packet.Subscription, id uint32) (code packet.Code, e
 	if !existed && len(ss.subs) >= s.lim.MaxSubscriptions {
 		return packet.QuotaExceeded, false, nil
 	}
+	if !existed && !ss.chargeSubLocked(key) {
+		if s.sec.Allow(seclog.LimitSubscriptions) {
+			s.sec.Log(seclog.LimitSubscriptions, "subscription refused: over the subscription memory limit",
+				"principal", c.client.Principal, "client", c.client.ID, "filter_bytes", len(key), "remote", remoteString(c.nc))
+		}
+		return packet.QuotaExceeded, false, nil
+	}
 	ss.subs[key] = o
 	s.subMu.Lock() // under ss.mu, so endSessionLocked cannot miss it
 	s.subs.Subscribe(f.Filter, ss, o)
@@ -162,6 +169,7 @@ func (c *conn) handleUnsubscribe(up *packet.Unsubscribe) error {
 		ss.mu.Lock()
 		_, ok := ss.subs[string(f)]
 		if ok {
+			ss.uncharge(string(f))
 			delete(ss.subs, string(f))
 			s.subMu.Lock()
 			s.subs.Unsubscribe(f, ss)

@@ -74,6 +74,10 @@ type ApplianceLimits struct {
 	MaxConnectSize      *int `json:"maxConnectSize,omitempty" yaml:"maxConnectSize,omitempty"`           // CONNECT bytes before authentication
 	MaxConnecting       *int `json:"maxConnecting,omitempty" yaml:"maxConnecting,omitempty"`             // sockets that have not finished CONNECT
 	MaxReadBuffers      *int `json:"maxReadBuffers,omitempty" yaml:"maxReadBuffers,omitempty"`           // bytes of read buffers for large packets, all connections
+	// Subscriptions, charged their filter plus broker.SubscriptionOverhead:
+	// bytes for one session, and for all sessions.
+	MaxSubscriptionBytes      *int `json:"maxSubscriptionBytes,omitempty" yaml:"maxSubscriptionBytes,omitempty"`
+	MaxTotalSubscriptionBytes *int `json:"maxTotalSubscriptionBytes,omitempty" yaml:"maxTotalSubscriptionBytes,omitempty"`
 	// State store quotas: a SET beyond them gets "-ERR the quota has been
 	// exceeded". The totals bound the whole store, the per-principal ones
 	// what one principal holds (the keys whose current value it wrote).
@@ -222,6 +226,8 @@ func (b *Broker) validate(_ *Set, rp *report) {
 		b.limit(rp, p+"maxConnectSize", a.MaxConnectSize, 64, 268435456)
 		b.limit(rp, p+"maxConnecting", a.MaxConnecting, 1, 1<<31-1)
 		b.limit(rp, p+"maxReadBuffers", a.MaxReadBuffers, 65536, 1<<31-1)
+		b.limit(rp, p+"maxSubscriptionBytes", a.MaxSubscriptionBytes, 1024, 1<<31-1)
+		b.limit(rp, p+"maxTotalSubscriptionBytes", a.MaxTotalSubscriptionBytes, 1024, 1<<31-1)
 		if a.MemoryBudget != "" {
 			if v, err := a.MemoryBudget.Bytes(); err != nil {
 				rp.add(b, p+"memoryBudget", "%v", err)

@@ -36,6 +36,7 @@ const (
 	LimitQueue                        // a session's or the total queued-bytes limit
 	LimitSessions                     // the persistent-session limit
 	LimitStateStore                   // a state store quota (per principal or total)
+	LimitSubscriptions                // a session's or the total subscription memory
 	NumEvents                         // the number of kinds; not an event
 )
 
@@ -52,6 +53,7 @@ var names = [NumEvents]string{
 	LimitQueue:           "limit_queue",
 	LimitSessions:        "limit_sessions",
 	LimitStateStore:      "limit_statestore",
+	LimitSubscriptions:   "limit_subscriptions",
 }
 
 // String returns the event's name as it appears in logs and metrics
