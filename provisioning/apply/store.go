@@ -27,6 +27,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -130,7 +132,7 @@ func (s *Store) install(ctx context.Context, r io.Reader, now time.Time) (res Re
 	}
 	m := b.Manifest()
 	res.Serial, res.KeyID = m.Serial, m.KeyID
-	if err := b.Verify(s.trust(st), st.Serial, now, &s.Device); err != nil {
+	if err := b.Verify(s.trust(st), replayFloor(st), now, &s.Device); err != nil {
 		return fail(err)
 	}
 	if s.Validate != nil {
@@ -162,6 +164,23 @@ func (s *Store) install(ctx context.Context, r io.Reader, now time.Time) (res Re
 	}
 	res.Applied = true
 	return res
+}
+
+// replayFloor is the serial a new bundle must exceed: the current
+// configuration's. A current serial above bundle.MaxSerial can only come
+// from a bundle applied before such serials were refused, and no bundle
+// could ever follow it; the floor is then the previous configuration's
+// serial (the bundles before the current one stay refused), or 0 when
+// there is none.
+func replayFloor(st state) uint64 {
+	if st.Serial <= bundle.MaxSerial {
+		return st.Serial
+	}
+	n, err := strconv.ParseUint(strings.TrimPrefix(st.Previous, configPre), 10, 64)
+	if err != nil || !strings.HasPrefix(st.Previous, configPre) || n > bundle.MaxSerial {
+		return 0
+	}
+	return n
 }
 
 // rollback applies the current configuration again after cause.

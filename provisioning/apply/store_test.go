@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -502,3 +503,32 @@ func diffSnap(a, b map[string]string) string {
 type errReader struct{ err error }
 
 func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+
+// TestSerialAboveMaxRecovers: a device that applied a serial above
+// bundle.MaxSerial before such serials were refused (2^64-1 left it
+// unable to take any bundle) accepts bundles above the previous
+// configuration's serial again; those up to it stay refused.
+func TestSerialAboveMaxRecovers(t *testing.T) {
+	s, _ := newStore(t)
+	mustApply(t, s, mk(t, keyA, 5, cfg("0")))
+	st, err := s.load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What applying 2^64-1 after 5 left behind.
+	huge := fmt.Sprintf("%s%020d", configPre, uint64(math.MaxUint64))
+	if err := os.CopyFS(filepath.Join(s.Dir, huge), os.DirFS(filepath.Join(s.Dir, st.Current))); err != nil {
+		t.Fatal(err)
+	}
+	st.Serial, st.Previous, st.Current = math.MaxUint64, st.Current, huge
+	if err := s.save(st); err != nil {
+		t.Fatal(err)
+	}
+	if res := install(t, s, mk(t, keyA, 5, cfg("0"))); res.Applied || !errors.Is(res.Err, bundle.ErrReplay) {
+		t.Errorf("serial 5 again: %+v, want ErrReplay", res)
+	}
+	mustApply(t, s, mk(t, keyA, 6, cfg("0")))
+	if got := s.LastSerial(); got != 6 {
+		t.Errorf("LastSerial: %d, want 6", got)
+	}
+}
