@@ -659,12 +659,19 @@ func TestRestartOverBudget(t *testing.T) {
 }
 
 // TestSoak runs the attacks of rows 3, 4 and 5 at once against the binary
-// with a 1 GB device's budget and GOMEMLIMIT=224MiB (room for what is not heap under a 256 MiB cap), while a
-// well-behaved client measures its publish → receive round trip. The
-// broker's resident set stays under 256 MiB, the round trip under
-// 100 ms.
+// with a 1 GB device's budget, in a memory cgroup capped at 256 MiB where
+// the machine allows one, and GOMEMLIMIT=224MiB (room for what is not heap
+// under that cap), while a well-behaved client measures its publish →
+// receive round trip. The broker survives, its resident set stays under
+// 256 MiB, the round trip under 100 ms.
 func TestSoak(t *testing.T) {
-	p := startBudgetEnv(t, []string{"GOMEMLIMIT=224MiB"}, filepath.Join(t.TempDir(), "data"), deviceBudget)
+	wrap, cg, why := memoryCap(t, 256<<20)
+	if wrap == nil {
+		t.Logf("no hard memory cap (%s): the soft limit and the RSS bound hold the broker", why)
+	} else {
+		t.Logf("hard memory cap: 256 MiB in %s", cg)
+	}
+	p := startBudgetEnv(t, []string{"GOMEMLIMIT=224MiB"}, filepath.Join(t.TempDir(), "data"), deviceBudget, wrap...)
 	pid := p.cmd.Process.Pid
 	stopPeak := peakRSS(t, pid)
 
@@ -737,5 +744,13 @@ func TestSoak(t *testing.T) {
 	}
 	if peak > 256<<20 {
 		t.Errorf("peak RSS %d MiB, want at most 256 MiB", peak>>20)
+	}
+	if cg != "" {
+		t.Logf("cgroup peak usage %s bytes (page cache included), OOM kills %s", cgroupPeak(cg), oomKills(cg))
+	}
+	select {
+	case err := <-p.exited:
+		t.Errorf("edgebroker died during the attacks: %v (cgroup OOM kills: %s)\n%s", err, oomKills(cg), crash(p.stderr.String()))
+	default:
 	}
 }
