@@ -55,6 +55,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"edgebroker/broker"
@@ -163,7 +164,7 @@ type Service struct {
 
 	// hold, if set (tests), is called by a worker before it executes a
 	// request: a slow store.
-	hold func()
+	hold atomic.Pointer[func()]
 }
 
 // shard is one worker's queue.
@@ -530,8 +531,8 @@ func (s *Service) serve(r *request) {
 	if r.busy {
 		resp = errResp(BusyText)
 	} else {
-		if s.hold != nil {
-			s.hold()
+		if hold := s.hold.Load(); hold != nil {
+			(*hold)()
 		}
 		resp = s.execute(c, r)
 	}

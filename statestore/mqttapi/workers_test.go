@@ -5,11 +5,13 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
 
+	"edgebroker/broker"
 	"edgebroker/broker/seclog"
 	"edgebroker/statestore/mqttapi"
 )
@@ -159,5 +161,45 @@ func TestRequestQueueFull(t *testing.T) {
 	}
 	if got := c.call(resp("SET", "after", "v"), "__ts", hlcNow(0)); string(got.Payload) != "+OK\r\n" {
 		t.Errorf("SET once the queue drained: %q", got.Payload)
+	}
+}
+
+// TestKeynotifyOfGoneConnection: a KEYNOTIFY still queued when its
+// connection ends registers nothing (the registration would outlive the
+// connection that ClientGone already cleaned up after).
+func TestKeynotifyOfGoneConnection(t *testing.T) {
+	var svc atomic.Pointer[mqttapi.Service]
+	gone := make(chan struct{}, 1)
+	e := newEnvHooked(t, func(c *broker.Client) {
+		if c.ID == "short" {
+			svc.Load().ClientGone(c) // what OnDisconnect does next, done here so the test knows it is done
+			gone <- struct{}{}
+		}
+	})
+	svc.Store(e.svc)
+	entered, release := holdStore(t, e)
+	c := e.dial(t, "short")
+	c.sendCorr(resp("KEYNOTIFY", "watched"), "1")
+	select {
+	case <-entered:
+	case <-time.After(wait):
+		t.Fatal("the KEYNOTIFY did not reach its worker")
+	}
+	c.c.Disconnect(&paho.Disconnect{})
+	select {
+	case <-gone:
+	case <-time.After(wait):
+		t.Fatal("the connection did not end")
+	}
+	release()
+	deadline := time.Now().Add(wait)
+	for mqttapi.Queued(e.svc) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the KEYNOTIFY was not executed")
+		}
+		time.Sleep(5 * time.Millisecond) // no event tells when a worker finished a request whose client is gone
+	}
+	if n := mqttapi.Watches(e.svc, "short"); n != 0 {
+		t.Errorf("the ended connection watches %d keys", n)
 	}
 }
