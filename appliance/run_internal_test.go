@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"edgebroker/provisioning/usb"
 )
 
 // goroutineIDs returns the stacks of every goroutine running code of this
@@ -91,8 +93,8 @@ func freeAddr(t *testing.T) string {
 }
 
 // leakConfig runs the embedded default with its plain loopback port on
-// loopback (returned), its TLS port on any free port, a -listen port and
-// the status endpoint and -acme-tls port on loopback.
+// loopback (returned), its TLS port on any free port, a -listen port, the
+// status endpoint and -acme-tls port on loopback, and the USB watcher.
 func leakConfig(t *testing.T) (Config, string) {
 	loop := freeAddr(t)
 	return Config{
@@ -104,6 +106,8 @@ func leakConfig(t *testing.T) (Config, string) {
 		ACMETLSAddr:  "127.0.0.1:0",
 		ACMEHTTPAddr: "127.0.0.1:0",
 		SysInterval:  time.Hour,
+		USB:          &USBConfig{Root: t.TempDir(), Uevents: make(chan usb.Uevent)}, // no stick: the watcher and LED run idle
+		BoardRoot:    t.TempDir(),
 		Logger:       slog.New(slog.NewTextHandler(t.Output(), nil)),
 	}, loop
 }
