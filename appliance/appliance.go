@@ -107,8 +107,9 @@ const ShutdownTimeout = 10 * time.Second
 // configuration unless -config names one); the configuration;
 // certificates (issued or loaded); the state store; the broker state
 // (retained messages and persistent sessions, restored into the broker);
-// the configured ports, -listen ports, the status endpoint and the
-// -acme-tls port bound; the watchdog's probe subscription. Then, with
+// the state store service subscribed (its workers stop when the store
+// closes); the configured ports, -listen ports, the status endpoint and
+// the -acme-tls port bound; the watchdog's probe subscription. Then, with
 // nothing left to fail, the goroutines start in one errgroup: the ports'
 // accept loops, certificate renewal, the status endpoint, $SYS, the
 // watchdog, the USB watcher and the reload loop. The first to fail stops
@@ -309,9 +310,10 @@ func (b *bound) close() {
 	}
 }
 
-// closeMQTT closes the MQTT listeners in b: those whose accept loop had
-// not started yet when the broker shut down are not the broker's to
-// close.
+// closeMQTT closes the MQTT listeners in b. The broker closes the ones
+// it serves, but one whose accept loop had not reached ServePort yet when
+// the broker shut down is not the broker's: shutdown closes them all
+// (a second Close does nothing).
 func (b *bound) closeMQTT() {
 	for _, lp := range b.live {
 		lp.ln.Close()
