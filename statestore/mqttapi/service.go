@@ -34,12 +34,15 @@
 // response. The requests of one connection always go to the same worker,
 // so they are executed and answered in the order they were published (a
 // SET followed by a GET reads its own write). The queued requests hold at
-// most MaxRequestQueueBytes; a request beyond that is answered at once
-// (through its worker, in order) with "-ERR " + BusyText, and counted
-// (seclog.LimitQueue): AIO clients then get a clear error they can retry
-// right away, where a dropped request would leave them waiting for their
-// command timeout. Only when even the busy answers' room
-// (MaxRequestQueueBytes/16) is full is a request dropped, also counted.
+// most MaxRequestQueueBytes; a request beyond that is not executed but
+// answered "-ERR " + BusyText (in its turn, by its worker, so a
+// connection's answers stay in order; only its response topic and
+// correlation data are kept), and counted (seclog.LimitQueue). AIO clients
+// then get an error they can retry on, as soon as the requests before it
+// are answered, where a dropped request would leave them waiting for
+// their command timeout with nothing to tell them why. Only when even the
+// busy answers' room (MaxRequestQueueBytes/16) is full is a request
+// dropped, also counted.
 //
 // Writes are charged to the writing client's principal: the store's
 // per-owner quotas (statestore.Options.MaxKeysPerOwner, ...) apply per

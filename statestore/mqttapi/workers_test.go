@@ -121,7 +121,7 @@ func TestSlowStoreBlocksNoPublisher(t *testing.T) {
 }
 
 // TestRequestQueueFull: requests beyond MaxRequestQueueBytes (while the
-// store is held) are answered with BusyText at once, in their order, and
+// store is held) are answered with BusyText, in their order, and
 // counted; once the queue drains, requests are executed again.
 func TestRequestQueueFull(t *testing.T) {
 	e := newEnv(t)
