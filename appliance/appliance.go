@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 
 	"edgebroker/board"
 	"edgebroker/board/led"
+	"edgebroker/board/watchdog"
 
 	"edgebroker/appliance/config"
 	"edgebroker/broker"
@@ -99,216 +101,396 @@ const ShutdownTimeout = 10 * time.Second
 // (a bad server chain, password file or policy) makes Run return every
 // problem, each naming file:line, before anything is served.
 //
-// Start order: the data directory; the board's identity and the
-// provisioning store (whose last bundle is the configuration unless
-// -config names one); the configuration; certificates (issued or loaded);
-// the state store; the broker state (retained messages and persistent
-// sessions, restored into the broker); the broker and its ports; -listen
-// ports; the status endpoint; the watchdog; the USB watcher. All run in one errgroup: the
-// first to fail stops the others, and Run returns its error (a wedged
-// subsystem, found by the watchdog, so gokrazy restarts the process).
+// Start comes in two phases. First every step that can fail, each undone
+// when a later one fails: the data directory; the board's identity, the
+// Appliance and its provisioning store (whose last bundle is the
+// configuration unless -config names one); the configuration;
+// certificates (issued or loaded); the state store; the broker state
+// (retained messages and persistent sessions, restored into the broker);
+// the state store service subscribed (its workers stop when the store
+// closes); the configured ports, -listen ports, the status endpoint and
+// the -acme-tls port bound; the watchdog's probe subscription. Then, with
+// nothing left to fail, the goroutines start in one errgroup: the ports'
+// accept loops, certificate renewal, the status endpoint, $SYS, the
+// watchdog, the USB watcher and the reload loop. The first to fail stops
+// the others, and Run returns its error (a wedged subsystem, found by the
+// watchdog, so gokrazy restarts the process).
 //
-// Shutdown order, when ctx ends: the USB watcher, status endpoint,
-// watchdog and certificate renewal stop; the broker closes its listeners
-// and disconnects every client (within ShutdownTimeout) and saves every
-// session with its queued messages; then the broker state (retained
-// messages, sessions) and the state store flush and close.
+// Shutdown, when ctx ends or a goroutine fails, is the sequence in
+// shutdown: stop the listeners; drain the sessions (every client
+// disconnected within ShutdownTimeout, well inside gokrazy's window, and
+// every session saved with its queued messages); wait for every
+// goroutine; flush and close the broker state; close the state store;
+// the status LED off. Run leaves no goroutine behind, whether it returns
+// after a shutdown or with an error from the first phase.
 func Run(ctx context.Context, cfg Config) error {
+	ctx, cancel := context.WithCancel(ctx) // the one cancel: whatever Run starts ends with it
+	a, err := newAppliance(ctx, &cfg)
+	if err != nil {
+		cancel()
+		return err
+	}
+	defer func() {
+		cancel()
+		a.iss.wg.Wait() // the http-01 port's server (bound on demand), which ends with ctx
+	}()
+	set, err := loadConfig(a.path)
+	if err != nil {
+		return err
+	}
+	if a.path != "" && cfg.Loopback != "" && cfg.Loopback != DefaultLoopback {
+		a.log.Info("-loopback applies only to the embedded default; ignored with -config", "loopback", cfg.Loopback)
+	}
+	ports, err := a.portsFor(a.path, set)
+	if err != nil {
+		return err
+	}
+	// The budget's soft limit applies before the stores load: it keeps
+	// their start-up garbage in check too. Quotas apply at start, as
+	// broker limits do.
+	lim := withMemoryBudget(brokerLimits(set.Broker(), cfg.Limits), set.Broker(), cfg.BoardRoot, a.log)
+	if cfg.MemoryLimit {
+		setMemoryLimit(lim.MemoryBudget, a.log)
+	}
+	if err := a.openStores(set, lim); err != nil {
+		return err
+	}
+	b, err := a.bind(set, ports)
+	if err != nil {
+		b.close()
+		a.srv.Close()
+		a.closeStores()
+		return err
+	}
+	return a.run(ctx, b)
+}
+
+// newAppliance makes the data directory and the Appliance with its
+// provisioning store and certificate issuers; nothing runs yet.
+func newAppliance(ctx context.Context, cfg *Config) (*Appliance, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	if cfg.DataDir == "" {
-		return errors.New("appliance: no data directory")
+		return nil, errors.New("appliance: no data directory")
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("appliance: %w", err)
+		return nil, fmt.Errorf("appliance: %w", err)
 	}
 	boardRoot := cfg.BoardRoot
 	if boardRoot == "" {
 		boardRoot = "/"
 	}
-	id := board.Identify(boardRoot)
-	var a *Appliance // the provisioning store's hooks reach it once it exists
-	prov := newProvisioning(cfg.DataDir, cfg.Trust, id, func(dir string) error { return a.applyPath(dir) })
-	if dir, ok := prov.Current(); ok && cfg.ConfigPath == "" {
-		log.Info("running the configuration of the last bundle applied", "serial", prov.LastSerial(), "dir", dir)
-		cfg.ConfigPath = dir
+	a := &Appliance{cfg: cfg, log: log, id: board.Identify(boardRoot), boardRoot: boardRoot,
+		live: map[string]*livePort{}, refreshc: make(chan struct{}, 1), path: cfg.ConfigPath}
+	a.prov = newProvisioning(cfg.DataDir, cfg.Trust, a.id, a.applyBundle)
+	if dir, ok := a.prov.Current(); ok && a.path == "" {
+		log.Info("running the configuration of the last bundle applied", "serial", a.prov.LastSerial(), "dir", dir)
+		a.path = dir
 	}
-	set, err := loadConfig(cfg.ConfigPath)
-	if err != nil {
-		return err
-	}
-	def := cfg.ConfigPath == ""
-	if !def && cfg.Loopback != "" && cfg.Loopback != DefaultLoopback {
-		log.Info("-loopback applies only to the embedded default; ignored with -config", "loopback", cfg.Loopback)
-	}
-	iss := newIssuers(cfg.DataDir, log)
-	certMgr := iss.m
+	a.iss = newIssuers(cfg.DataDir, log)
+	a.iss.m.Issued = func(string) { a.kickRefresh() }
 	if cfg.ACMEHTTPAddr != "off" {
-		iss.http01 = acmeHTTP01(ctx, cfg.ACMEHTTPAddr, iss, log)
+		a.iss.http01 = acmeHTTP01(ctx, cfg.ACMEHTTPAddr, a.iss, log)
 	}
-	ports, err := buildPorts(set, &cfg, def, iss, log)
-	if err != nil {
-		return fmt.Errorf("appliance: configuration %s rejected:\n%w", configName(cfg.ConfigPath), err)
-	}
+	return a, nil
+}
 
-	// The state store opens first and closes (flushes) last, after the
-	// broker has stopped: the deferred close runs once g.Wait returned.
-	// The budget's soft limit applies before the stores load: it keeps
-	// their start-up garbage in check too.
-	lim := withMemoryBudget(brokerLimits(set.Broker(), cfg.Limits), set.Broker(), cfg.BoardRoot, log)
-	if cfg.MemoryLimit {
-		setMemoryLimit(lim.MemoryBudget, log)
-	}
-	// Quotas apply at start, as broker limits do.
-	ss, err := openStateStore(cfg.DataDir, set.StateStoreQuota(), log.With("subsystem", "statestore"))
+// openStores opens the state store and the broker state, makes the
+// broker and restores the broker state into it.
+func (a *Appliance) openStores(set *config.Set, lim broker.Limits) error {
+	ss, err := openStateStore(a.cfg.DataDir, set.StateStoreQuota(), a.log.With("subsystem", "statestore"))
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := ss.close(); err != nil {
-			log.Error("state store close", "err", err)
-		}
-	}()
-	// Retained messages and persistent sessions: loaded before the broker
-	// serves, closed (flushed) after it stopped and before the state store.
-	bs, err := openBrokerState(cfg.DataDir, log.With("subsystem", "brokerstate"))
+	bs, err := openBrokerState(a.cfg.DataDir, a.log.With("subsystem", "brokerstate"))
 	if err != nil {
+		a.ss = ss
+		a.closeStores()
 		return err
 	}
-	defer bs.close()
-	srv := broker.New(broker.Config{
+	a.ss, a.bs = ss, bs
+	a.srv = broker.New(broker.Config{
 		Limits:       lim,
-		Logger:       log.With("subsystem", "broker"),
+		Logger:       a.log.With("subsystem", "broker"),
 		OnDisconnect: ss.clientGone,
 		Persister:    bs.store,
 	})
-	bs.restore(srv)
+	bs.restore(a.srv)
+	return nil
+}
+
+// closeStores flushes and closes the broker state, then the state store,
+// once the broker has stopped.
+func (a *Appliance) closeStores() {
+	if a.bs != nil {
+		a.bs.close()
+	}
+	if err := a.ss.close(); err != nil {
+		a.log.Error("state store close", "err", err)
+	}
+}
+
+// bound is what Run binds besides the configured ports (which apply
+// keeps in Appliance.live): owned by Run.
+type bound struct {
+	listen []listenPort // -listen ports, in flag order
+	status net.Listener // the status endpoint; nil without one
+	alpn   net.Listener // -acme-tls; nil without one
+	wd     *watchdog.Watchdog
+	live   []*livePort // the configured ports bound at start
+}
+
+// bind runs every fallible start step that binds or subscribes: the
+// state store service, the configured ports (whose accept loops wait for
+// run), -listen ports, the status endpoint, the -acme-tls port and the
+// watchdog. On error, what it bound so far is in the returned bound.
+func (a *Appliance) bind(set *config.Set, ports []*port) (*bound, error) {
+	b := &bound{}
+	if err := a.ss.attach(a.srv, a.authorizeKey, a.log.With("subsystem", "statestore")); err != nil {
+		return b, err
+	}
+	a.reloadMu.Lock()
+	err := a.applyPorts(a.path, set, ports, "start")
+	b.live = slices.Collect(maps.Values(a.live))
+	a.reloadMu.Unlock()
+	if err != nil {
+		return b, err
+	}
+	taken := map[string]bool{}
+	for _, p := range ports {
+		taken[p.addr] = true
+	}
+	for _, addr := range a.cfg.Listen {
+		if taken[addr] && !strings.HasSuffix(addr, ":0") {
+			continue
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return b, fmt.Errorf("appliance: listen %s: %w", addr, err)
+		}
+		b.listen = append(b.listen, listenPort{ln, addr})
+	}
+	if a.cfg.StatusAddr != "" {
+		ln, err := net.Listen("tcp", a.cfg.StatusAddr)
+		if err != nil {
+			return b, fmt.Errorf("appliance: status endpoint: %w", err)
+		}
+		b.status, a.statusAddr = ln, ln.Addr()
+	}
+	if a.cfg.ACMETLSAddr != "" {
+		ln, err := tls.Listen("tcp", a.cfg.ACMETLSAddr, serverPolicy(a.iss.challenges.TLSConfig()))
+		if err != nil {
+			return b, fmt.Errorf("appliance: -acme-tls: %w", err)
+		}
+		b.alpn = ln
+	}
+	wd, err := newWatchdog(a.srv, a.ss, a.log)
+	if err != nil {
+		return b, err
+	}
+	b.wd = wd
+	return b, nil
+}
+
+// listenPort is a bound -listen port.
+type listenPort struct {
+	ln   net.Listener
+	flag string // the address as -listen gave it
+}
+
+// close closes every listener in b.
+func (b *bound) close() {
+	b.closeMQTT()
+	for _, ln := range []net.Listener{b.status, b.alpn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+}
+
+// closeMQTT closes the MQTT listeners in b. The broker closes the ones
+// it serves, but one whose accept loop had not reached ServePort yet when
+// the broker shut down is not the broker's: shutdown closes them all
+// (a second Close does nothing).
+func (b *bound) closeMQTT() {
+	for _, lp := range b.live {
+		lp.ln.Close()
+	}
+	for _, l := range b.listen {
+		l.ln.Close()
+	}
+}
+
+// run starts every goroutine in one errgroup, then waits for ctx to end
+// or one of them to fail, and shuts down.
+func (a *Appliance) run(ctx context.Context, b *bound) error {
 	g, gctx := errgroup.WithContext(ctx)
-	a = &Appliance{cfg: &cfg, log: log, srv: srv, g: g, ss: ss, live: map[string]*livePort{}, iss: iss,
-		set: set, refreshc: make(chan struct{}, 1), prov: prov, id: id}
-	certMgr.Issued = func(string) { a.kickRefresh() }
+	a.reloadMu.Lock()
+	a.g = g
+	for _, lp := range a.pending {
+		a.serve(lp)
+	}
+	a.pending = nil
+	a.reloadMu.Unlock()
+	addrs := a.servedAddrs()
+	for _, l := range b.listen {
+		ln := l.ln
+		addrs = append(addrs, ln.Addr())
+		a.log.Info("serving MQTT", "addr", ln.Addr().String(), "port", "-listen", "auth", "anonymous")
+		// Named after the flag, not the bound address: sessions of its
+		// clients belong to "anonymous:" and the name, across restarts.
+		p := &broker.Port{Name: "-listen " + l.flag}
+		g.Go(func() error {
+			if err := a.srv.ServePort(ln, p); !errors.Is(err, broker.ErrServerClosed) {
+				return fmt.Errorf("appliance: serve %s: %w", ln.Addr(), err)
+			}
+			return nil
+		})
+	}
+	if b.status != nil {
+		a.serveStatus(gctx, b.status)
+	}
+	if b.alpn != nil {
+		a.log.Info("serving ACME tls-alpn-01 challenges", "addr", b.alpn.Addr().String())
+		g.Go(func() error { return serveALPN(gctx, b.alpn) })
+	}
 	g.Go(func() error { // renews certificates until shutdown
-		if err := certMgr.Run(gctx); err != nil && !errors.Is(err, context.Canceled) {
+		if err := a.iss.m.Run(gctx); err != nil && !errors.Is(err, context.Canceled) {
 			return fmt.Errorf("appliance: certificates: %w", err)
 		}
 		return nil
 	})
-	if err := ss.attach(srv, a.authorizeKey, log.With("subsystem", "statestore")); err != nil {
-		return err
+	started := time.Now()
+	g.Go(func() error { return publishSys(gctx, a.srv, a.cfg.SysInterval, started) })
+	g.Go(func() error { return b.wd.Run(gctx) }) // a wedged subsystem ends Run with an error: gokrazy restarts us
+	var status *led.LED
+	if a.cfg.USB != nil {
+		status = led.Open(a.boardRoot, a.cfg.StatusLED)
+		g.Go(func() error { return a.watchUSB(gctx, a.cfg.USB, a.id, status) })
 	}
-	a.reloadMu.Lock()
-	err = a.apply(ports)
-	a.reloadMu.Unlock()
-	if err != nil {
-		return err
+	g.Go(func() error { a.loop(gctx); return nil })
+	if a.cfg.Ready != nil {
+		a.cfg.Ready(addrs)
 	}
+	if a.cfg.Started != nil {
+		a.cfg.Started(a)
+	}
+	<-gctx.Done()
+	return a.shutdown(g, b, status)
+}
+
+// servedAddrs are the bound addresses of the configured ports served, in
+// configuration order.
+func (a *Appliance) servedAddrs() []net.Addr {
 	var addrs []net.Addr
 	for _, st := range a.Status().Ports {
 		if st.Serving {
 			addrs = append(addrs, st.Addr)
 		}
 	}
-	bound := map[string]bool{}
-	for _, p := range ports {
-		bound[p.addr] = true
-	}
-	for _, addr := range cfg.Listen {
-		if bound[addr] && !strings.HasSuffix(addr, ":0") {
-			continue
-		}
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			srv.Close()
-			return fmt.Errorf("appliance: listen %s: %w", addr, err)
-		}
-		addrs = append(addrs, ln.Addr())
-		log.Info("serving MQTT", "addr", ln.Addr().String(), "port", "-listen", "auth", "anonymous")
-		// Named after the flag, not the bound address: sessions of its
-		// clients belong to "anonymous:" and the name, across restarts.
-		p := &broker.Port{Name: "-listen " + addr}
-		g.Go(func() error {
-			if err := srv.ServePort(ln, p); !errors.Is(err, broker.ErrServerClosed) {
-				return fmt.Errorf("appliance: serve %s: %w", ln.Addr(), err)
-			}
-			return nil
-		})
-	}
-	if cfg.StatusAddr != "" {
-		if a.statusAddr, err = a.serveStatus(gctx, cfg.StatusAddr); err != nil {
-			srv.Close()
-			return err
-		}
-	}
-	if cfg.ACMETLSAddr != "" {
-		ln, err := tls.Listen("tcp", cfg.ACMETLSAddr, serverPolicy(iss.challenges.TLSConfig()))
-		if err != nil {
-			srv.Close()
-			return fmt.Errorf("appliance: -acme-tls: %w", err)
-		}
-		log.Info("serving ACME tls-alpn-01 challenges", "addr", ln.Addr().String())
-		g.Go(func() error { return serveALPN(gctx, ln) })
-	}
-	started := time.Now()
-	g.Go(func() error { return publishSys(gctx, srv, cfg.SysInterval, started) })
-	wd, err := newWatchdog(srv, ss, log)
-	if err != nil {
-		srv.Close()
-		return err
-	}
-	g.Go(func() error { return wd.Run(gctx) }) // a wedged subsystem ends Run with an error: gokrazy restarts us
-	if cfg.USB != nil {
-		status := led.Open(boardRoot, cfg.StatusLED)
-		defer status.Close()
-		g.Go(func() error { return a.watchUSB(gctx, cfg.USB, id, status) })
-	}
-	if cfg.Ready != nil {
-		cfg.Ready(addrs)
-	}
-	if cfg.Started != nil {
-		cfg.Started(a)
-	}
-	g.Go(func() error {
-		for {
-			select {
-			case <-gctx.Done():
-				sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
-				defer cancel()
-				log.Info("shutting down")
-				return srv.Shutdown(sctx)
-			case <-cfg.Reload:
-				if err := a.Reload(); err != nil {
-					log.Error("reload rejected: the running configuration stays", "err", err)
-				}
-			case <-a.refreshc:
-				a.refresh()
-			}
-		}
-	})
-	return g.Wait()
+	return addrs
 }
 
-// Reload re-reads the configuration (-config, or the embedded default)
-// and applies it without a restart. A configuration that does not load,
-// validate or bind changes nothing and is returned as the error.
+// loop applies reloads (SIGHUP) and brings up ports a certificate
+// arrived for, until ctx ends.
+func (a *Appliance) loop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.cfg.Reload:
+			if err := a.Reload(); err != nil {
+				a.log.Error("reload rejected: the running configuration stays", "err", err)
+			}
+		case <-a.refreshc:
+			a.refresh()
+		}
+	}
+}
+
+// shutdown stops the appliance, in this order: the listeners close and
+// the sessions drain (broker Shutdown: every client is disconnected
+// within ShutdownTimeout and every session saved); every goroutine of g
+// ends (the accept loops once their listener closed, the others with
+// the errgroup's context); the broker state is flushed and closed, then
+// the state store; the status LED goes off. It returns the first error
+// of g, else the broker's.
+func (a *Appliance) shutdown(g *errgroup.Group, b *bound, status *led.LED) error {
+	a.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	serr := a.srv.Shutdown(sctx)
+	a.reloadMu.Lock() // no apply binds anything from here on
+	a.closed = true
+	for _, lp := range a.live {
+		lp.stopped.Store(true)
+		lp.ln.Close() // a port whose accept loop had not started yet
+	}
+	a.reloadMu.Unlock()
+	b.closeMQTT()
+	err := g.Wait()
+	a.closeStores()
+	if status != nil {
+		status.Close()
+	}
+	if err == nil {
+		err = serr
+	}
+	return err
+}
+
+// Reload re-reads the running configuration (the configuration path, or
+// the embedded default) and applies it without a restart. A
+// configuration that does not load, validate or bind changes nothing and
+// is returned as the error.
 func (a *Appliance) Reload() error {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
-	set, err := loadConfig(a.cfg.ConfigPath)
+	set, err := loadConfig(a.path)
 	if err != nil {
 		return err
 	}
-	ports, err := buildPorts(set, a.cfg, a.cfg.ConfigPath == "", a.iss, a.log)
+	return a.applyConfig(a.path, set, "reload")
+}
+
+// applyConfig makes set, read from path ("" for the embedded default),
+// the running configuration: every reload, bundle and certificate
+// arrival goes through it. A set whose ports cannot be built or bound
+// changes nothing and is returned as the error. The caller holds
+// reloadMu.
+func (a *Appliance) applyConfig(path string, set *config.Set, why string) error {
+	ports, err := a.portsFor(path, set)
 	if err != nil {
-		return fmt.Errorf("appliance: configuration %s rejected:\n%w", configName(a.cfg.ConfigPath), err)
+		return err
+	}
+	return a.applyPorts(path, set, ports, why)
+}
+
+// portsFor builds set's ports (certificates issued or loaded), read from
+// path.
+func (a *Appliance) portsFor(path string, set *config.Set) ([]*port, error) {
+	ports, err := buildPorts(set, a.cfg, path == "", a.iss, a.log)
+	if err != nil {
+		return nil, fmt.Errorf("appliance: configuration %s rejected:\n%w", configName(path), err)
+	}
+	return ports, nil
+}
+
+// applyPorts serves ports, built from set, and makes set and path the
+// running configuration; certificates it no longer uses stop being
+// renewed. The caller holds reloadMu.
+func (a *Appliance) applyPorts(path string, set *config.Set, ports []*port, why string) error {
+	if a.closed {
+		return errors.New("appliance: shut down: configuration not applied")
 	}
 	if err := a.apply(ports); err != nil {
 		return err
 	}
-	a.set = set
+	a.set, a.path = set, path
 	a.iss.prune(set, ports)
-	a.log.Info("configuration applied", "config", configName(a.cfg.ConfigPath))
+	a.log.Info("configuration applied", "config", configName(path), "by", why)
 	return nil
 }
 
@@ -332,11 +514,7 @@ func (a *Appliance) refresh() {
 	}
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
-	ports, err := buildPorts(a.set, a.cfg, a.cfg.ConfigPath == "", a.iss, a.log)
-	if err == nil {
-		err = a.apply(ports)
-	}
-	if err != nil {
+	if err := a.applyConfig(a.path, a.set, "certificate"); err != nil {
 		a.log.Error("bringing up waiting ports", "err", err)
 	}
 }

@@ -40,6 +40,9 @@ type issuers struct {
 	// http01 binds the http-01 port the first time an ACME issuer needs
 	// it; nil when the appliance serves none.
 	http01 func() error
+	// wg counts the http-01 port's goroutines, which end with the
+	// context acmeHTTP01 was given; Run waits for them.
+	wg sync.WaitGroup
 }
 
 func newIssuers(dataDir string, log *slog.Logger) *issuers {
@@ -392,11 +395,11 @@ func acmeHTTP01(ctx context.Context, addr string, iss *issuers, log *slog.Logger
 		}
 		bound = true
 		hs := &http.Server{Handler: iss.challenges, ReadHeaderTimeout: 10 * time.Second}
-		go hs.Serve(ln)
-		go func() {
+		iss.wg.Go(func() { hs.Serve(ln) })
+		iss.wg.Go(func() {
 			<-ctx.Done()
 			hs.Close()
-		}()
+		})
 		log.Info("serving ACME http-01 challenges", "addr", ln.Addr().String())
 		return nil
 	}

@@ -198,8 +198,14 @@ func (a *Appliance) newLivePort(p *port) (*livePort, error) {
 	return lp, nil
 }
 
-// serve runs the broker on a live port in the appliance's errgroup.
+// serve runs the broker on a live port in the appliance's errgroup; one
+// bound before Run starts its goroutines waits in pending. The caller
+// holds reloadMu.
 func (a *Appliance) serve(lp *livePort) {
+	if a.g == nil {
+		a.pending = append(a.pending, lp)
+		return
+	}
 	a.log.Info("serving MQTT", "addr", lp.ln.Addr().String(), "port", lp.key)
 	a.g.Go(func() error {
 		err := a.srv.ServePort(lp.ln, &lp.bport)

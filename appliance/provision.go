@@ -55,7 +55,7 @@ type Report struct {
 // bundle brings is validated like -config and applied through the same
 // live reload; a bundle whose configuration cannot come up (a port that
 // cannot bind) is rolled back.
-func newProvisioning(dataDir string, trust []ed25519.PublicKey, id board.Identity, applyPath func(dir string) error) *apply.Store {
+func newProvisioning(dataDir string, trust []ed25519.PublicKey, id board.Identity, applyDir func(dir string) error) *apply.Store {
 	return &apply.Store{
 		Dir:    filepath.Join(dataDir, ProvisioningDir),
 		Trust:  trust,
@@ -67,31 +67,21 @@ func newProvisioning(dataDir string, trust []ed25519.PublicKey, id board.Identit
 			}
 			return set.Validate()
 		},
-		Apply: func(ctx context.Context, dir string) error { return applyPath(dir) },
+		Apply: func(ctx context.Context, dir string) error { return applyDir(dir) },
 	}
 }
 
-// applyPath makes the configuration in path the running one, as a reload
-// does; from then on SIGHUP re-reads path.
-func (a *Appliance) applyPath(path string) error {
+// applyBundle makes the configuration of a bundle, in dir, the running
+// one; from then on Reload (SIGHUP) re-reads dir. Config.ConfigPath
+// stays as the caller gave it.
+func (a *Appliance) applyBundle(dir string) error {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
-	set, err := loadConfig(path)
+	set, err := loadConfig(dir)
 	if err != nil {
 		return err
 	}
-	ports, err := buildPorts(set, a.cfg, false, a.iss, a.log)
-	if err != nil {
-		return fmt.Errorf("appliance: configuration %s rejected:\n%w", path, err)
-	}
-	if err := a.apply(ports); err != nil {
-		return err
-	}
-	a.set = set
-	a.iss.prune(set, ports)
-	a.cfg.ConfigPath = path
-	a.log.Info("configuration applied", "config", path)
-	return nil
+	return a.applyConfig(dir, set, "bundle")
 }
 
 // Install applies a bundle (read whole from data) and returns the result,
@@ -207,13 +197,13 @@ func (a *Appliance) writeReport(med usb.Medium, id board.Identity, res apply.Res
 func (a *Appliance) running() string {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
-	if a.cfg.ConfigPath == "" {
+	if a.path == "" {
 		return "the embedded default"
 	}
-	if dir, ok := a.prov.Current(); ok && dir == a.cfg.ConfigPath {
+	if dir, ok := a.prov.Current(); ok && dir == a.path {
 		return fmt.Sprintf("bundle serial %d", a.prov.LastSerial())
 	}
-	return a.cfg.ConfigPath
+	return a.path
 }
 
 // String is the report for people.

@@ -22,16 +22,28 @@ import (
 
 // Appliance is a running appliance, as Config.Started hands it over.
 type Appliance struct {
-	cfg *Config
+	cfg *Config // as Run was given it; read-only
 	log *slog.Logger
-	srv *broker.Server
-	g   *errgroup.Group
-	ss  *stateStore
+	srv *broker.Server // set by Run before anything serves
+	ss  *stateStore    // set by Run before anything serves
+	bs  *brokerState   // set by Run before anything serves
+
+	boardRoot string // where the board's /proc and /sys are; read-only
 
 	iss *issuers // Automatic TLS: the certificate Manager and the ACME challenge answers
 
-	reloadMu sync.Mutex           // one apply at a time
-	live     map[string]*livePort // by "listener/port"; guarded by reloadMu
+	reloadMu sync.Mutex // one apply at a time
+	// g runs the accept loops of configured ports; nil until Run starts
+	// its goroutines, when apply leaves the ports it bound in pending.
+	// Both guarded by reloadMu.
+	g       *errgroup.Group
+	pending []*livePort
+	closed  bool // shut down: nothing more is bound; guarded by reloadMu
+	// path is where the running configuration was read from ("" the
+	// embedded default): -config, or the bundle applied last. Reload
+	// re-reads it. Guarded by reloadMu.
+	path string
+	live map[string]*livePort // by "listener/port"; guarded by reloadMu
 	// ports is a copy of live for lock-free lookups by port name (the
 	// state store's key authorization), replaced by every apply.
 	ports atomic.Pointer[map[string]*livePort]

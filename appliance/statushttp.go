@@ -51,12 +51,8 @@ func (a *Appliance) statusHandler() http.Handler {
 	return mux
 }
 
-// serveStatus binds the status endpoint and serves it until ctx ends.
-func (a *Appliance) serveStatus(ctx context.Context, addr string) (net.Addr, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("appliance: status endpoint: %w", err)
-	}
+// serveStatus serves the status endpoint on ln until ctx ends.
+func (a *Appliance) serveStatus(ctx context.Context, ln net.Listener) {
 	hs := &http.Server{Handler: a.statusHandler(), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
 	a.g.Go(func() error {
 		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -72,7 +68,6 @@ func (a *Appliance) serveStatus(ctx context.Context, addr string) (net.Addr, err
 		return nil
 	})
 	a.log.Info("serving status", "addr", ln.Addr().String())
-	return ln.Addr(), nil
 }
 
 var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{

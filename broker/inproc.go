@@ -67,9 +67,14 @@ func (s *Server) publishFrom(p *packet.Publish, sender *Client) error {
 
 // Subscribe calls fn for every message matching filter (shared filters
 // included) until unsubscribe is called. fn runs on the publisher's
-// goroutine: it must return quickly, must not call back into the Server
-// synchronously with locks held, and may use the Message only during the
-// call (copy what it keeps).
+// goroutine, inside routing: while it runs, that client's PUBACK and its
+// next packets wait, and so do the subscribers routed after fn. So fn
+// must not block: no disk (fsync), network or lock another publisher may
+// hold, and no waiting for a message. Work that may wait goes to the
+// subscriber's own goroutines through a bounded queue (the state store's
+// workers, statestore/mqttapi, are the example), which also answer from
+// there instead of calling Publish from inside routing. fn may use the
+// Message only during the call (copy what it keeps).
 func (s *Server) Subscribe(filter string, qos byte, fn func(*Message)) (unsubscribe func(), err error) {
 	f := []byte(filter)
 	if err := s.tlim.ValidFilter(f); err != nil {

@@ -25,6 +25,25 @@
 // notification topic), the watcher's read permission on the key was
 // checked at KEYNOTIFY.
 //
+// # Workers
+//
+// Requests are not executed on the publisher's goroutine (a SET waits for
+// an fsync, and the broker's in-process subscribers must not block):
+// handle checks what it can at once, copies the request and queues it for
+// one of RequestWorkers workers, which execute it and publish the
+// response. The requests of one connection always go to the same worker,
+// so they are executed and answered in the order they were published (a
+// SET followed by a GET reads its own write). The queued requests hold at
+// most MaxRequestQueueBytes; a request beyond that is not executed but
+// answered "-ERR " + BusyText (in its turn, by its worker, so a
+// connection's answers stay in order; only its response topic and
+// correlation data are kept), and counted (seclog.LimitQueue). AIO clients
+// then get an error they can retry on, as soon as the requests before it
+// are answered, where a dropped request would leave them waiting for
+// their command timeout with nothing to tell them why. Only when even the
+// busy answers' room (MaxRequestQueueBytes/16) is full is a request
+// dropped, also counted.
+//
 // Writes are charged to the writing client's principal: the store's
 // per-owner quotas (statestore.Options.MaxKeysPerOwner, ...) apply per
 // principal, and a refusal by any quota is counted
@@ -39,6 +58,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"edgebroker/broker"
@@ -75,6 +95,21 @@ const (
 	MaxWatchesPerClient = 1024
 	MaxNotifyQueueBytes = 16 << 20
 )
+
+// Limits of request handling (see Workers in the package doc): workers,
+// and bytes of requests waiting for them (payload, response topic,
+// correlation data and timestamps, plus requestOverhead each).
+const (
+	RequestWorkers       = 4
+	MaxRequestQueueBytes = 4 << 20
+)
+
+// BusyText is the error text of a request refused because the request
+// queue is full.
+const BusyText = "the state store is busy; retry later"
+
+// requestOverhead is what one queued request costs besides its bytes.
+const requestOverhead = 128
 
 // InvalidResponseTopicCode is the DISCONNECT reason code a client gets for
 // a request with a forbidden response topic.
@@ -114,6 +149,46 @@ type Service struct {
 	stop       chan struct{}
 	done       chan struct{}
 	started    bool
+
+	// Request queues, one per worker, guarded by mu: a connection's
+	// requests go to shards[shardOf(c)].
+	shards [RequestWorkers]shard
+	// reqBytes is what the queued requests (and the one each worker
+	// executes) hold, at most MaxRequestQueueBytes; busyBytes the same
+	// for busy answers, at most MaxRequestQueueBytes/16. Guarded by mu.
+	reqBytes, busyBytes int
+	// pending counts each connection's queued requests; gone holds the
+	// connections that ended with requests still queued, whose KEYNOTIFY
+	// must not register any more. Entries leave when the count reaches
+	// 0, so both are bounded by the queue. Guarded by mu.
+	pending map[*broker.Client]int
+	gone    map[*broker.Client]bool
+	workers sync.WaitGroup // the workers Start started
+
+	// hold, if set (tests), is called by a worker before it executes a
+	// request: a slow store.
+	hold atomic.Pointer[func()]
+}
+
+// shard is one worker's queue.
+type shard struct {
+	queue []*request    // guarded by Service.mu
+	wake  chan struct{} // capacity 1: the queue may have grown
+}
+
+// request is a state store request copied out of the broker's Message
+// (which lives only during the handler's call), waiting for its worker.
+// Set by handle, read-only afterwards.
+type request struct {
+	c        *broker.Client // nil: in-process
+	own      bool           // the response topic is in c's own namespace
+	rt, corr []byte         // response topic, correlation data
+	payload  []byte
+	ts, ft   string // __ts and __ft
+	hasTS    bool
+	hasFT    bool
+	busy     bool // answer BusyText, execute nothing
+	size     int  // bytes charged against the queue
 }
 
 // New returns a Service for store on srv; Start subscribes it.
@@ -122,42 +197,64 @@ func New(srv *broker.Server, store *statestore.Store, opts Options) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{
+	s := &Service{
 		srv: srv, store: store, opts: opts, log: log,
 		watch:   map[string]map[string]*broker.Client{},
 		clients: map[string]map[string]struct{}{},
 		wake:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
+		pending: map[*broker.Client]int{},
+		gone:    map[*broker.Client]bool{},
 	}
+	for i := range s.shards {
+		s.shards[i].wake = make(chan struct{}, 1)
+	}
+	return s
 }
 
-// Start subscribes to RequestTopic and starts the notification sender.
+// Start starts the workers and the notification sender, and subscribes
+// to RequestTopic.
 func (s *Service) Start() error {
+	s.mu.Lock()
+	s.started = true
+	s.mu.Unlock()
+	for i := range s.shards {
+		s.workers.Go(func() { s.work(&s.shards[i]) })
+	}
+	go s.notifyLoop()
 	unsub, err := s.srv.Subscribe(RequestTopic, 1, s.handle)
 	if err != nil {
+		s.halt()
 		return err
 	}
 	s.mu.Lock()
-	s.unsub, s.started = unsub, true
+	s.unsub = unsub
 	s.mu.Unlock()
-	go s.notifyLoop()
 	return nil
 }
 
-// Stop unsubscribes and stops the notification sender. Pending
+// Stop unsubscribes and stops the workers (each finishes the request it
+// executes) and the notification sender. Queued requests and pending
 // notifications are dropped.
 func (s *Service) Stop() {
 	s.mu.Lock()
-	started := s.started
-	s.started = false
 	unsub := s.unsub
+	s.unsub = nil
 	s.mu.Unlock()
-	if !started {
-		return
+	if unsub != nil {
+		unsub()
+		s.halt()
 	}
-	unsub()
+}
+
+// halt stops the goroutines Start started.
+func (s *Service) halt() {
+	s.mu.Lock()
+	s.started = false
+	s.mu.Unlock()
 	close(s.stop)
+	s.workers.Wait()
 	<-s.done
 }
 
@@ -203,6 +300,9 @@ func (s *Service) ClientGone(c *broker.Client) {
 	}
 	if len(s.clients[c.ID]) == 0 {
 		delete(s.clients, c.ID)
+	}
+	if s.pending[c] > 0 { // a KEYNOTIFY still queued must not outlive c
+		s.gone[c] = true
 	}
 }
 
@@ -280,7 +380,9 @@ type response struct {
 
 func errResp(text string) response { return response{payload: errPayload(text)} }
 
-// handle runs on the publisher's goroutine for every request.
+// handle runs on the publisher's goroutine for every request: it checks
+// what needs no store, copies the request and queues it for its worker
+// (enqueue). It never blocks.
 func (s *Service) handle(m *broker.Message) {
 	c := m.Sender
 	rt := m.Props.ResponseTopic
@@ -309,18 +411,145 @@ func (s *Service) handle(m *broker.Message) {
 			return
 		}
 	}
-	r := s.execute(c, m)
-	p := &packet.Publish{QoS: 1, Topic: bytes.Clone(rt), Payload: r.payload}
+	s.enqueue(c, own, m)
+}
+
+// enqueue copies m's request into its worker's queue, or a busy answer
+// when the queue is full, or nothing when even the busy answers' room is
+// full. The sizes are checked before anything is copied.
+func (s *Service) enqueue(c *broker.Client, own bool, m *broker.Message) {
+	ts, hasTS := userValue(m, propTS)
+	ft, hasFT := userValue(m, propFencing)
+	answer := len(m.Props.ResponseTopic) + len(m.Props.CorrelationData) + requestOverhead
+	size := answer + len(m.Payload) + len(ts) + len(ft)
+	s.mu.Lock()
+	if !s.started {
+		s.mu.Unlock()
+		return
+	}
+	busy := s.reqBytes+size > MaxRequestQueueBytes
+	if busy {
+		size = answer
+		if s.busyBytes+size > MaxRequestQueueBytes/16 {
+			s.mu.Unlock()
+			s.refused(c, "state store request dropped: the request queue and the room for busy answers are full")
+			return
+		}
+		s.busyBytes += size
+	} else {
+		s.reqBytes += size
+	}
+	r := &request{c: c, own: own, rt: bytes.Clone(m.Props.ResponseTopic), corr: bytes.Clone(m.Props.CorrelationData),
+		busy: busy, size: size}
+	if !busy {
+		r.payload = bytes.Clone(m.Payload)
+		r.ts, r.hasTS, r.ft, r.hasFT = ts, hasTS, ft, hasFT
+	}
+	if c != nil {
+		s.pending[c]++
+	}
+	sh := &s.shards[shardOf(c)]
+	sh.queue = append(sh.queue, r)
+	s.mu.Unlock()
+	select {
+	case sh.wake <- struct{}{}:
+	default:
+	}
+	if busy {
+		s.refused(c, "state store request answered busy: the request queue is full")
+	}
+}
+
+// refused counts and logs a request the queue had no room for.
+func (s *Service) refused(c *broker.Client, msg string) {
+	if sec := s.srv.Security(); sec.Allow(seclog.LimitQueue) {
+		if c == nil {
+			sec.Log(seclog.LimitQueue, msg, "client", clientID(c), "max_bytes", MaxRequestQueueBytes)
+			return
+		}
+		sec.Log(seclog.LimitQueue, msg, "principal", principal(c), "client", c.ID, "remote", c.Remote, "max_bytes", MaxRequestQueueBytes)
+	}
+}
+
+// shardOf is the worker of c's requests (FNV-1a of the client ID; the
+// in-process requests go to the first).
+func shardOf(c *broker.Client) int {
+	if c == nil {
+		return 0
+	}
+	h := uint32(2166136261)
+	for i := 0; i < len(c.ID); i++ {
+		h = (h ^ uint32(c.ID[i])) * 16777619
+	}
+	return int(h % RequestWorkers)
+}
+
+// work executes the requests of sh in order until Stop.
+func (s *Service) work(sh *shard) {
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-sh.wake:
+		}
+		for {
+			select {
+			case <-s.stop:
+				return
+			default:
+			}
+			s.mu.Lock()
+			if len(sh.queue) == 0 {
+				s.mu.Unlock()
+				break
+			}
+			r := sh.queue[0]
+			sh.queue[0] = nil
+			sh.queue = sh.queue[1:]
+			s.mu.Unlock()
+			s.serve(r)
+			s.mu.Lock()
+			if r.busy {
+				s.busyBytes -= r.size
+			} else {
+				s.reqBytes -= r.size
+			}
+			if r.c != nil {
+				if s.pending[r.c]--; s.pending[r.c] == 0 {
+					delete(s.pending, r.c)
+					delete(s.gone, r.c)
+				}
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+// serve executes r (a busy answer executes nothing) and publishes the
+// response to r's response topic, as r's client's own PUBLISH unless the
+// topic is in its own namespace.
+func (s *Service) serve(r *request) {
+	c := r.c
+	var resp response
+	if r.busy {
+		resp = errResp(BusyText)
+	} else {
+		if hold := s.hold.Load(); hold != nil {
+			(*hold)()
+		}
+		resp = s.execute(c, r)
+	}
+	p := &packet.Publish{QoS: 1, Topic: r.rt, Payload: resp.payload}
 	p.Props.Set(packet.PropCorrelationData)
-	p.Props.CorrelationData = bytes.Clone(m.Props.CorrelationData)
+	p.Props.CorrelationData = r.corr
 	p.Props.Set(packet.PropContentType)
 	p.Props.ContentType = []byte(contentType)
 	p.Props.User = []packet.UserProperty{userProp(propStatus, "200"), userProp(propProtVer, ProtocolVersion)}
-	if !r.version.IsZero() {
-		p.Props.User = append(p.Props.User, userProp(propTS, r.version.String()))
+	if !resp.version.IsZero() {
+		p.Props.User = append(p.Props.User, userProp(propTS, resp.version.String()))
 	}
 	var err error
-	if c != nil && !own {
+	if c != nil && !r.own {
 		err = s.srv.PublishAs(c, p)
 	} else {
 		err = s.srv.Publish(p)
@@ -367,8 +596,8 @@ func clientID(c *broker.Client) string {
 }
 
 // execute parses and runs one request.
-func (s *Service) execute(c *broker.Client, m *broker.Message) response {
-	args, err := parseArray(m.Payload)
+func (s *Service) execute(c *broker.Client, r *request) response {
+	args, err := parseArray(r.payload)
 	if err != nil {
 		return errResp("syntax error")
 	}
@@ -419,18 +648,18 @@ func (s *Service) execute(c *broker.Client, m *broker.Message) response {
 	}
 
 	// Timestamps (§1, §2, §5).
-	ts, hasTS := userValue(m, propTS)
+	hasTS := r.hasTS
 	var reqTS statestore.HLC
 	if hasTS {
-		if reqTS, err = statestore.ParseHLC(ts); err != nil {
+		if reqTS, err = statestore.ParseHLC(r.ts); err != nil {
 			return errResp("malformed timestamp")
 		}
 	} else if verb == "SET" {
 		return errResp("missing timestamp")
 	}
 	var fencing *statestore.HLC
-	if ft, ok := userValue(m, propFencing); ok && verb != "GET" && verb != "KEYNOTIFY" {
-		h, err := statestore.ParseHLC(ft)
+	if r.hasFT && verb != "GET" && verb != "KEYNOTIFY" {
+		h, err := statestore.ParseHLC(r.ft)
 		if err != nil {
 			return errResp("malformed timestamp")
 		}
@@ -557,6 +786,9 @@ func (s *Service) register(c *broker.Client, key []byte) bool {
 	k := string(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.gone[c] { // the connection ended while this waited: it registers nothing
+		return true
+	}
 	if ks := s.clients[c.ID]; len(ks) >= MaxWatchesPerClient {
 		if _, again := ks[k]; !again {
 			return false
