@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -36,16 +37,32 @@ type Listener struct {
 // Fields Too Large.
 const MaxHeaderBytes = 8 << 10
 
+// DefaultMaxUpgrading bounds the sockets of one listener that have not
+// finished their upgrade (TLS handshake, HTTP request): each may hold
+// MaxHeaderBytes and net/http's read buffer for ReadHeaderTimeout. A
+// socket accepted beyond it is closed at once, as the broker does with
+// sockets that have not finished CONNECT.
+const DefaultMaxUpgrading = 256
+
 // Listen serves WebSocket upgrades on ln, which may already be a TLS
-// listener. Any path is accepted, like mosquitto.
+// listener, with at most DefaultMaxUpgrading sockets upgrading at once.
+// Any path is accepted, like mosquitto.
 func Listen(ln net.Listener, log *slog.Logger) *Listener {
+	return ListenLimit(ln, log, DefaultMaxUpgrading)
+}
+
+// ListenLimit is Listen with at most maxUpgrading sockets that have not
+// finished their upgrade.
+func ListenLimit(ln net.Listener, log *slog.Logger, maxUpgrading int) *Listener {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &Listener{ln: ln, conns: make(chan net.Conn), ctx: ctx, cancel: cancel, log: log}
+	lim := &limitListener{Listener: ln, max: int64(maxUpgrading), log: log}
 	l.srv = &http.Server{
 		Handler:           http.HandlerFunc(l.upgrade),
+		ConnState:         lim.connState,
 		ReadHeaderTimeout: 10 * time.Second,
 		// An upgrade request's headers are small; net/http's default
 		// (1 MiB) would let a socket that has not even reached CONNECT
@@ -53,8 +70,39 @@ func Listen(ln net.Listener, log *slog.Logger) *Listener {
 		MaxHeaderBytes: MaxHeaderBytes,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	go l.srv.Serve(ln)
+	go l.srv.Serve(lim)
 	return l
+}
+
+// limitListener closes the sockets accepted beyond max that have not
+// finished their upgrade: a socket counts from Accept until net/http
+// hands it over (hijacked by the upgrade) or closes it.
+type limitListener struct {
+	net.Listener
+	max int64        // read-only
+	log *slog.Logger // read-only
+	n   atomic.Int64 // sockets accepted and not yet hijacked or closed
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.n.Add(1) <= l.max {
+			return c, nil
+		}
+		l.n.Add(-1)
+		l.log.Warn("websocket: socket refused: too many sockets upgrading", "remote", c.RemoteAddr().String(), "max", l.max)
+		c.Close()
+	}
+}
+
+func (l *limitListener) connState(_ net.Conn, st http.ConnState) {
+	if st == http.StateHijacked || st == http.StateClosed {
+		l.n.Add(-1)
+	}
 }
 
 // upgrade turns one HTTP request into an MQTT connection.

@@ -29,6 +29,10 @@ const wait = 5 * time.Second
 
 // serve runs a broker behind a WebSocket listener (TLS when cfg is set).
 func serve(t *testing.T, cfg *tls.Config) (*broker.Server, string) {
+	return serveLimit(t, cfg, wsnet.DefaultMaxUpgrading)
+}
+
+func serveLimit(t *testing.T, cfg *tls.Config, maxUpgrading int) (*broker.Server, string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -37,7 +41,7 @@ func serve(t *testing.T, cfg *tls.Config) (*broker.Server, string) {
 	if cfg != nil {
 		ln = tls.NewListener(ln, cfg)
 	}
-	wl := wsnet.Listen(ln, nil)
+	wl := wsnet.ListenLimit(ln, nil, maxUpgrading)
 	s := broker.New(broker.Config{})
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(wl) }()
@@ -207,5 +211,47 @@ func TestHeaderLimit(t *testing.T) {
 	}
 	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Errorf("status %d, want 431", resp.StatusCode)
+	}
+}
+
+// TestUpgradingLimit: at most maxUpgrading sockets may sit before their
+// upgrade (here silent ones, as a slowloris would); one more is closed at
+// once. Upgraded connections do not count, and a socket that closes makes
+// room.
+func TestUpgradingLimit(t *testing.T) {
+	_, addr := serveLimit(t, nil, 2)
+	dial := func() net.Conn {
+		t.Helper()
+		nc, err := net.DialTimeout("tcp", addr, wait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		return nc
+	}
+	// closed reports whether the server closed nc within d.
+	closed := func(nc net.Conn, d time.Duration) bool {
+		nc.SetReadDeadline(time.Now().Add(d))
+		_, err := nc.Read(make([]byte, 1))
+		var ne net.Error
+		return !(errors.As(err, &ne) && ne.Timeout())
+	}
+	pubSub(t, "ws://"+addr+"/mqtt", nil) // upgraded connections come and go
+	a, b := dial(), dial()
+	if c := dial(); !closed(c, wait) {
+		t.Fatal("a third socket before its upgrade was not closed")
+	}
+	if closed(a, 100*time.Millisecond) || closed(b, 100*time.Millisecond) {
+		t.Fatal("a socket within the limit was closed")
+	}
+	a.Close()
+	deadline := time.Now().Add(wait)
+	for {
+		if !closed(dial(), 100*time.Millisecond) {
+			break // the closed socket made room
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no room after a socket closed")
+		}
 	}
 }
