@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -394,7 +393,7 @@ func acmeHTTP01(ctx context.Context, addr string, iss *issuers, log *slog.Logger
 			return fmt.Errorf("http-01 port: %w", err)
 		}
 		bound = true
-		hs := &http.Server{Handler: iss.challenges, ReadHeaderTimeout: 10 * time.Second}
+		hs, ln := lanHTTP(iss.challenges, ln)
 		iss.wg.Go(func() { hs.Serve(ln) })
 		iss.wg.Go(func() {
 			<-ctx.Done()

@@ -53,7 +53,7 @@ func (a *Appliance) statusHandler() http.Handler {
 
 // serveStatus serves the status endpoint on ln until ctx ends.
 func (a *Appliance) serveStatus(ctx context.Context, ln net.Listener) {
-	hs := &http.Server{Handler: a.statusHandler(), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+	hs, ln := lanHTTP(a.statusHandler(), ln)
 	a.g.Go(func() error {
 		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("appliance: status endpoint: %w", err)
