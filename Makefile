@@ -22,6 +22,11 @@ run: build
 	mkdir -p $(DATA)
 	$(BIN) -data $(DATA) -status 127.0.0.1:8080 $(ARGS)
 
+# tools/setup-test-deps installs the Debian packages the tests need; it
+# needs no root when they are there, and otherwise names them and the
+# command to install them (tools/setup-test-deps -n only says so). Without
+# CI set, a test whose tool is missing skips; with CI set, it fails.
+#
 # The soak test (every memory attack at once while a client measures its
 # round trip) runs alone after the rest: its latency bound is about the
 # broker, not about the other packages' tests sharing the cores.
@@ -38,10 +43,13 @@ race:
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 
+# gofmt, go vet and staticcheck, pinned by the tool directive in go.mod
+# (move it with: go get -tool honnef.co/go/tools/cmd/staticcheck@vX.Y.Z).
 lint:
 	@files=$$(gofmt -l .); \
 	if [ -n "$$files" ]; then echo "gofmt: these files need formatting (run gofmt -w):"; echo "$$files"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
 
 # Runs every Fuzz target in the module for $(FUZZTIME) each, one at a
 # time (tools/fuzz-all; go test -fuzz accepts one target per run).

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"edgebroker/appliance"
+	"edgebroker/broker/testenv"
 	"edgebroker/provisioning/acmeissuer/pebbletest"
 )
 
@@ -85,7 +87,7 @@ spec:
 		st, _ := a.Status().Port("public", port)
 		return st.TLS != nil && !st.TLS.NotAfter.IsZero()
 	}
-	eventually(t, "ACME certificates issued", func() bool { return issued(8883) && issued(8884) })
+	testenv.Eventually(t, 20*time.Second, "ACME certificates issued", func() bool { return issued(8883) && issued(8884) })
 
 	serials := map[string]string{}
 	for _, tt := range []struct {
@@ -118,7 +120,7 @@ spec:
 	// The unreachable server: the port is up (ready for tls-alpn-01) but
 	// says why it has no certificate, and nothing else suffers.
 	st, _ := a.Status().Port("public", 8885)
-	eventually(t, "the unreachable server's error in status", func() bool {
+	testenv.Eventually(t, 20*time.Second, "the unreachable server's error in status", func() bool {
 		st, _ = a.Status().Port("public", 8885)
 		return st.TLS != nil && strings.Contains(st.TLS.LastError, "connection refused")
 	})
@@ -165,7 +167,7 @@ spec:
 	a, _, stop := launch(t, appliance.Config{DataDir: t.TempDir(), ConfigPath: dir,
 		PortMap: map[int]int{8883: 0}, ACMEHTTPAddr: "off", ACMETLSAddr: fmt.Sprintf("127.0.0.1:%d", alpn)})
 	defer stop()
-	eventually(t, "certificate issued through the tls-alpn-01 port", func() bool {
+	testenv.Eventually(t, 20*time.Second, "certificate issued through the tls-alpn-01 port", func() bool {
 		st, _ := a.Status().Port("public", 8883)
 		return st.TLS != nil && !st.TLS.NotAfter.IsZero()
 	})

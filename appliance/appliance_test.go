@@ -14,7 +14,7 @@ import (
 
 // start runs the appliance on loopback ports and returns its addresses and
 // a stop function that reports Run's result and how long shutdown took.
-func start(t *testing.T) (addrs []net.Addr, stop func() (error, time.Duration)) {
+func start(t *testing.T) (addrs []net.Addr, stop func() (time.Duration, error)) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan []net.Addr, 1)
@@ -35,15 +35,15 @@ func start(t *testing.T) (addrs []net.Addr, stop func() (error, time.Duration)) 
 	case <-time.After(10 * time.Second):
 		t.Fatal("appliance not ready")
 	}
-	return addrs, func() (error, time.Duration) {
+	return addrs, func() (time.Duration, error) {
 		t0 := time.Now()
 		cancel()
 		select {
 		case err := <-done:
-			return err, time.Since(t0)
+			return time.Since(t0), err
 		case <-time.After(appliance.ShutdownTimeout + 5*time.Second):
 			t.Fatal("Run did not return after cancel")
-			return nil, 0
+			return 0, nil
 		}
 	}
 }
@@ -82,7 +82,7 @@ func TestServesEveryPortAndShutsDown(t *testing.T) {
 		t.Fatal("message not delivered across listeners")
 	}
 
-	err, took := stop()
+	took, err := stop()
 	if err != nil {
 		t.Errorf("Run after cancel: %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 
 	"edgebroker/appliance"
 	"edgebroker/appliance/config"
+	"edgebroker/broker/testenv"
 )
 
 // seed000CA is the seed's ca.yaml: a selfSigned issuer bootstraps the
@@ -173,7 +175,7 @@ func TestAutomaticTLSSeed000(t *testing.T) {
 	defer sub.Disconnect(0)
 	got := subscribe(t, sub, "test")
 
-	bin := needTool(t, "mosquitto_pub")
+	bin := testenv.NeedTool(t, "mosquitto_pub")
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "-h", "localhost", "-p", portOf(addr), "-V", "mqttv5", "-i", "test", "-t", "test", "-m", "test", "--cafile", "ca.crt")
@@ -281,16 +283,14 @@ func TestWaitingPortComesUp(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(30 * time.Second) // the first retry comes 10 s after the failure
-	for {
-		st, _ := a.Status().Port("tls", 8884)
-		if st.Serving {
-			break
+	// The first retry comes 10 s after the failure.
+	if err := testenv.Poll(30*time.Second, nil, func() error {
+		if st, _ := a.Status().Port("tls", 8884); !st.Serving {
+			return fmt.Errorf("port still waiting:\n%s", a.Status())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("port still waiting:\n%s", a.Status())
-		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	addr := served(t, a, "tls", 8884)
 	c, err := tls.Dial("tcp", "127.0.0.1:"+portOf(addr), &tls.Config{RootCAs: rootPool(root), ServerName: "localhost"})

@@ -20,25 +20,13 @@ import (
 	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"edgebroker/appliance"
+	"edgebroker/broker/testenv"
 	"edgebroker/provisioning/certs/certstest"
 )
 
 const wait = 10 * time.Second
 
 func testLogger(t *testing.T) *slog.Logger { return slog.New(slog.NewTextHandler(t.Output(), nil)) }
-
-// needTool finds a client tool; CI must have it.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s missing in CI: tools/setup-test-deps installs it", name)
-		}
-		t.Skipf("%s not installed (run tools/setup-test-deps)", name)
-	}
-	return p
-}
 
 // writeConfig writes YAML files into a fresh -config folder.
 func writeConfig(t *testing.T, files map[string]string) string {
@@ -212,7 +200,7 @@ spec:
 	}
 
 	t.Run("mosquitto_pub", func(t *testing.T) {
-		bin := needTool(t, "mosquitto_pub")
+		bin := testenv.NeedTool(t, "mosquitto_pub")
 		ca := filepath.Join(t.TempDir(), "root_ca.crt")
 		if err := os.WriteFile(ca, root.CertPEM(), 0o600); err != nil {
 			t.Fatal(err)
@@ -316,7 +304,7 @@ func TestEmbeddedDefaultServesTLS(t *testing.T) {
 	// TLS handshake verifies with ca.crt (the CONNACK that follows refuses
 	// the anonymous client), and fails with another CA.
 	t.Run("mosquitto_pub", func(t *testing.T) {
-		bin := needTool(t, "mosquitto_pub")
+		bin := testenv.NeedTool(t, "mosquitto_pub")
 		other := filepath.Join(t.TempDir(), "other.crt")
 		root, _ := seedTLS()
 		if err := os.WriteFile(other, root.CertPEM(), 0o600); err != nil {
@@ -355,7 +343,7 @@ func TestEmbeddedDefaultServesTLS(t *testing.T) {
 // mosquitto_passwd; a wrong password is refused with CONNACK 4 (3.1.1)
 // and 0x86 (5.0).
 func TestPasswordFile(t *testing.T) {
-	bin := needTool(t, "mosquitto_passwd")
+	bin := testenv.NeedTool(t, "mosquitto_passwd")
 	pwfile := filepath.Join(t.TempDir(), "passwords")
 	if out, err := exec.Command(bin, "-b", "-c", pwfile, "alice", "s3cret").CombinedOutput(); err != nil {
 		t.Fatalf("mosquitto_passwd: %v\n%s", err, out)

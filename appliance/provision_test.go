@@ -21,6 +21,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"edgebroker/appliance"
+	"edgebroker/broker/testenv"
 	"edgebroker/provisioning/bundle"
 	"edgebroker/provisioning/usb"
 	"edgebroker/provisioning/usb/usbtest"
@@ -131,18 +132,6 @@ type switchMounter struct {
 
 func (s *switchMounter) Mount(d usb.Device) (usb.Medium, error) { return s.m.Load().Mount(d) }
 
-// eventually polls cond for up to 20 s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestProvisioningFromUSB: a stick with a signed bundle (a real FAT32
 // image, read through the detection interface) changes what the broker
 // serves and gets a report; bad bundles are rejected with their reason
@@ -205,7 +194,7 @@ func TestProvisioningFromUSB(t *testing.T) {
 	history := func() int { return len(a.Status().Provisioning.History) }
 	good := packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(p1)}, nil)
 	img := stick("sda", map[string][]byte{bundle.FileName: good})
-	eventually(t, "bundle 1 applied", func() bool { return a.Status().Provisioning.Serial == 1 })
+	testenv.Eventually(t, 20*time.Second, "bundle 1 applied", func() bool { return a.Status().Provisioning.Serial == 1 })
 	if !answers(p1) {
 		t.Fatalf("the bundle's port %d does not answer; status:\n%s", p1, a.Status())
 	}
@@ -221,7 +210,7 @@ func TestProvisioningFromUSB(t *testing.T) {
 	readStick := func(img, name string) string {
 		t.Helper()
 		var out []byte
-		eventually(t, name+" on the stick", func() bool {
+		testenv.Eventually(t, 20*time.Second, name+" on the stick", func() bool {
 			m := &usbtest.Mounter{Images: map[string]string{"sdz": img}}
 			med, err := m.Mount(usb.Device{Name: "sdz1", Disk: "sdz", Partition: 1})
 			if err != nil {
@@ -245,7 +234,7 @@ func TestProvisioningFromUSB(t *testing.T) {
 	// A stick with a bundle signed by an unknown key.
 	other, _ := bundle.GenerateKey()
 	img = stick("sdb", map[string][]byte{bundle.FileName: packBundle(t, other, 2, map[string]string{"site.yaml": siteListener(freePort(t))}, nil)})
-	eventually(t, "untrusted bundle handled", func() bool { return history() == 2 })
+	testenv.Eventually(t, 20*time.Second, "untrusted bundle handled", func() bool { return history() == 2 })
 	if rep := readStick(img, appliance.ReportFile); !strings.Contains(rep, "REJECTED") || !strings.Contains(rep, "untrusted key") {
 		t.Errorf("report for an untrusted bundle:\n%s", rep)
 	}
@@ -254,7 +243,7 @@ func TestProvisioningFromUSB(t *testing.T) {
 	// A stick pulled while the bundle is read.
 	mounter.m.Store(&usbtest.Mounter{Images: map[string]string{}, PullAfter: 512})
 	stick("sdc", map[string][]byte{bundle.FileName: packBundle(t, key, 2, map[string]string{"site.yaml": siteListener(freePort(t))}, nil)})
-	eventually(t, "pulled stick handled", func() bool { return history() == 3 })
+	testenv.Eventually(t, 20*time.Second, "pulled stick handled", func() bool { return history() == 3 })
 	if h := a.Status().Provisioning.History[0]; h.Applied || !strings.Contains(strings.Join(h.Reasons, ""), "input/output error") || a.Status().Provisioning.Serial != 1 {
 		t.Errorf("pulled stick: %+v, serial %d", h, a.Status().Provisioning.Serial)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 
+	"edgebroker/broker/testenv"
 	"edgebroker/statestore/mqttapi"
 )
 
@@ -22,7 +23,7 @@ import (
 // resource).
 func tenantsConfig(t *testing.T, extra string) string {
 	t.Helper()
-	bin := needTool(t, "mosquitto_passwd")
+	bin := testenv.NeedTool(t, "mosquitto_passwd")
 	pwfile := filepath.Join(t.TempDir(), "passwords")
 	for i, u := range []string{"alice", "bob"} {
 		args := []string{"-b", pwfile, u, u + "-pw"}

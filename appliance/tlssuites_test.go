@@ -2,11 +2,12 @@ package appliance_test
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"edgebroker/broker/testenv"
 )
 
 // TestTLSCipherSuitesOpenSSL connects with Debian's openssl s_client to
@@ -15,13 +16,7 @@ import (
 // only (CBC and SHA-1 suites, and RSA key exchange, fail the handshake);
 // TLS 1.3 works.
 func TestTLSCipherSuitesOpenSSL(t *testing.T) {
-	openssl, err := exec.LookPath("openssl")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("openssl not installed (tools/setup-test-deps installs it): %v", err)
-		}
-		t.Skipf("openssl not installed: %v", err)
-	}
+	openssl := testenv.NeedTool(t, "openssl")
 	dir := writeConfig(t, map[string]string{
 		"ca.yaml":        seed000CA,
 		"issuer-ca.yaml": seed000Issuer,

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"edgebroker/broker"
+	"edgebroker/broker/testenv"
 )
 
 // The mosquitto command-line clients (installed by tools/setup-test-deps)
@@ -30,9 +31,7 @@ func mosquittoPub(ctx context.Context, t *testing.T, addr, version string, qos b
 
 func TestV3MosquittoClients(t *testing.T) {
 	for _, tool := range []string{"mosquitto_pub", "mosquitto_sub"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not in PATH (tools/setup-test-deps installs it)", tool)
-		}
+		testenv.NeedTool(t, tool)
 	}
 	s, addr := startServer(t, broker.Config{}, nil)
 	for _, version := range []string{"mqttv311", "mqttv5"} {

@@ -137,7 +137,7 @@ func TestV3CleanSessionDiscardsOld(t *testing.T) {
 	v3offline(t, s, c, 1)
 
 	// A clean session ends with its connection [MQTT-3.1.2-6].
-	c, present = v3dial(t, addr, "fresh", false)
+	_, present = v3dial(t, addr, "fresh", false)
 	if present {
 		t.Errorf("after clean session 1: session present got true, want false")
 	}

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"edgebroker/broker/testenv"
 )
 
 // fakeClock is a settable wall clock.
@@ -276,16 +279,9 @@ func TestSweeperRuns(t *testing.T) {
 	ev := &events{}
 	s := openTest(t, t.TempDir(), Options{OnChange: ev.on, SweepInterval: 10 * time.Millisecond})
 	mustSet(t, s, "k", "v", SetOptions{PX: 20 * time.Millisecond})
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, e := range ev.take() {
-			if e.Kind == EventDelete && string(e.Key) == "k" {
-				return
-			}
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatal("no delete event from the sweeper")
+	testenv.Eventually(t, 5*time.Second, "a delete event from the sweeper", func() bool {
+		return slices.ContainsFunc(ev.take(), func(e Event) bool { return e.Kind == EventDelete && string(e.Key) == "k" })
+	})
 }
 
 func TestSecondOpenLocked(t *testing.T) {

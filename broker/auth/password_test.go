@@ -10,19 +10,15 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"edgebroker/broker/testenv"
 )
 
 // mosquittoPasswd runs the real mosquitto_passwd with args, skipping the
 // test if it is not installed (failing instead under CI).
 func mosquittoPasswd(t *testing.T, args ...string) {
 	t.Helper()
-	bin, err := exec.LookPath("mosquitto_passwd")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("mosquitto_passwd is required under CI: %v", err)
-		}
-		t.Skipf("mosquitto_passwd not installed: %v", err)
-	}
+	bin := testenv.NeedTool(t, "mosquitto_passwd")
 	if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
 		t.Fatalf("mosquitto_passwd %q: %v\n%s", args, err, out)
 	}

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"edgebroker/broker/testenv"
 )
 
 type testCA struct {
@@ -182,10 +184,7 @@ func TestParseDN(t *testing.T) {
 // TestParseDNOpenSSL parses the subject line that openssl prints for a
 // certificate and compares it with the certificate's subject.
 func TestParseDNOpenSSL(t *testing.T) {
-	openssl, err := exec.LookPath("openssl")
-	if err != nil {
-		t.Skipf("openssl not installed: %v", err)
-	}
+	openssl := testenv.NeedTool(t, "openssl")
 	cert := issue(t, pkix.Name{CommonName: "Contoso Root CA Cert", OrganizationalUnit: []string{"Engineering"}, Country: []string{"US"}, Locality: []string{"Redmond, WA"}}, true, nil).cert
 	file := filepath.Join(t.TempDir(), "cert.pem")
 	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o600); err != nil {

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"edgebroker/broker/testenv"
 )
 
 // mainDir is the root of the edgebroker module.
@@ -23,17 +25,6 @@ func mainDir(t *testing.T) string {
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..")
-}
-
-// needTools fails the test when a host tool is missing: tools/setup-test-deps
-// installs them.
-func needTools(t *testing.T, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not found: run tools/setup-test-deps (Debian: dosfstools mtools squashfs-tools e2fsprogs fdisk)", tool)
-		}
-	}
 }
 
 func testConfig(t *testing.T, target Target) Config {
@@ -80,7 +71,9 @@ func TestRPiImage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds three 2 GiB images (-short)")
 	}
-	needTools(t, "mkfs.fat", "mcopy", "mksquashfs", "mkfs.ext4", "sfdisk", "fsck.vfat", "unsquashfs", "e2fsck", "mtype")
+	for _, tool := range []string{"mkfs.fat", "mcopy", "mksquashfs", "mkfs.ext4", "sfdisk", "fsck.vfat", "unsquashfs", "e2fsck", "mtype"} {
+		testenv.NeedTool(t, tool)
+	}
 	dir := t.TempDir()
 	c := testConfig(t, TargetRPi)
 	a := mustBuild(t, c, filepath.Join(dir, "a.img"))
@@ -205,7 +198,9 @@ func TestQEMUImage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a 2 GiB image (-short)")
 	}
-	needTools(t, "mkfs.fat", "mcopy", "mksquashfs", "mkfs.ext4", "fsck.vfat", "mtype")
+	for _, tool := range []string{"mkfs.fat", "mcopy", "mksquashfs", "mkfs.ext4", "fsck.vfat", "mtype"} {
+		testenv.NeedTool(t, tool)
+	}
 	dir := t.TempDir()
 	c := testConfig(t, TargetQEMU)
 	res := mustBuild(t, c, filepath.Join(dir, "q.img"))

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -96,6 +97,42 @@ func ParsePublicKey(data []byte) (ed25519.PublicKey, error) {
 		return nil, fmt.Errorf("bundle: public key: %d bytes, want %d", len(raw), ed25519.PublicKeySize)
 	}
 	return ed25519.PublicKey(raw), nil
+}
+
+// ParsePublicKeys decodes a file of public keys, as a device's -trust flag
+// reads it: PEM "PUBLIC KEY" blocks, or base64 one-liners one per line
+// (blank lines and # comments skipped). A file without a key is an error.
+func ParsePublicKeys(data []byte) ([]ed25519.PublicKey, error) {
+	var keys []ed25519.PublicKey
+	if strings.Contains(string(data), "-----BEGIN") {
+		for {
+			blk, rest := pem.Decode(data)
+			if blk == nil {
+				break
+			}
+			k, err := ParsePublicKey(pem.EncodeToMemory(blk))
+			if err != nil {
+				return nil, err
+			}
+			keys, data = append(keys, k), rest
+		}
+	} else {
+		for i, line := range strings.Split(string(data), "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			k, err := ParsePublicKey([]byte(line))
+			if err != nil {
+				return nil, fmt.Errorf("line %d: %w", i+1, err)
+			}
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("no public key in the file")
+	}
+	return keys, nil
 }
 
 // TrustSet is the set of public keys a device accepts bundles from.

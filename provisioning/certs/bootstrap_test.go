@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"edgebroker/broker/testenv"
 )
 
 // TestSeedBootstrap runs seed 000's chain end to end: a selfSigned issuer
@@ -76,13 +78,9 @@ func TestSeedBootstrap(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go m.Run(ctx)
-	deadline := time.Now().Add(10 * time.Second)
-	for m.Holder("broker-8884").Load().Leaf.Equal(first.Leaf) {
-		if time.Now().After(deadline) {
-			t.Fatal("leaf not renewed within 10 s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, "the leaf renewed", func() bool {
+		return !m.Holder("broker-8884").Load().Leaf.Equal(first.Leaf)
+	})
 
 	fresh, freshR := dial("localhost")
 	defer fresh.Close()

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"edgebroker/broker/testenv"
 	"edgebroker/provisioning/usb"
 )
 
@@ -21,15 +22,13 @@ import (
 // losetup and mkfs.ext4 (e2fsprogs); FAT is tested in the QEMU VM.
 func TestKernelMounter(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("mount(2) needs root")
+		testenv.Unavailable(t, "mount(2) needs root")
 	}
 	if fss, _ := os.ReadFile("/proc/filesystems"); !strings.Contains(string(fss), "\text4\n") {
-		t.Skip("no ext4 in this kernel")
+		testenv.Unavailable(t, "no ext4 in this kernel")
 	}
 	for _, tool := range []string{"losetup", "mkfs.ext4", "debugfs"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed: %v", tool, err)
-		}
+		testenv.NeedTool(t, tool)
 	}
 	tmp := t.TempDir()
 	content := filepath.Join(tmp, "content")
@@ -49,7 +48,7 @@ func TestKernelMounter(t *testing.T) {
 	}
 	out, err := exec.Command("losetup", "--find", "--show", img).Output()
 	if err != nil {
-		t.Skipf("losetup: %v (no loop devices here?)", err)
+		testenv.Unavailable(t, "losetup: %v (no loop devices here?)", err)
 	}
 	loop := strings.TrimSpace(string(out))
 	t.Cleanup(func() { exec.Command("losetup", "--detach", loop).Run() })
@@ -58,7 +57,7 @@ func TestKernelMounter(t *testing.T) {
 	dev := usb.Device{Name: filepath.Base(loop), DevPath: loop, Disk: filepath.Base(loop)}
 	m, err := usb.KernelMounter{Dir: dir}.Mount(dev)
 	if errors.Is(err, syscall.EPERM) {
-		t.Skipf("not allowed to mount here (a container without CAP_SYS_ADMIN?): %v", err)
+		testenv.Unavailable(t, "not allowed to mount here (a container without CAP_SYS_ADMIN?): %v", err)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -125,18 +124,16 @@ func TestKernelMounter(t *testing.T) {
 // type tried named in the error, and leaves no mount point behind.
 func TestKernelMounterNoFS(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("mount(2) needs root")
+		testenv.Unavailable(t, "mount(2) needs root")
 	}
-	if _, err := exec.LookPath("losetup"); err != nil {
-		t.Skipf("losetup not installed: %v", err)
-	}
+	testenv.NeedTool(t, "losetup")
 	img := filepath.Join(t.TempDir(), "zeros.img")
 	if err := os.WriteFile(img, make([]byte, 1<<20), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.Command("losetup", "--find", "--show", img).Output()
 	if err != nil {
-		t.Skipf("losetup: %v (no loop devices here?)", err)
+		testenv.Unavailable(t, "losetup: %v (no loop devices here?)", err)
 	}
 	loop := strings.TrimSpace(string(out))
 	t.Cleanup(func() { exec.Command("losetup", "--detach", loop).Run() })
@@ -147,7 +144,7 @@ func TestKernelMounterNoFS(t *testing.T) {
 		t.Fatal("Mount of zeros: no error")
 	}
 	if errors.Is(err, syscall.EPERM) {
-		t.Skipf("not allowed to mount here: %v", err)
+		testenv.Unavailable(t, "not allowed to mount here: %v", err)
 	}
 	for _, want := range []string{"no usable file system", "vfat: ", "exfat: ", "ext4: ", loop} {
 		if !strings.Contains(err.Error(), want) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"edgebroker/broker/testenv"
 	"edgebroker/provisioning/usb"
 	"edgebroker/provisioning/usb/usbtest"
 )
@@ -96,7 +97,7 @@ func TestScanVanishing(t *testing.T) {
 // and whatever it finds must be a USB or removable disk.
 func TestScanHost(t *testing.T) {
 	if _, err := os.Stat("/sys/block"); err != nil {
-		t.Skip("no /sys/block here")
+		testenv.Unavailable(t, "no /sys/block here")
 	}
 	devs, err := usb.Scan("/")
 	if err != nil {

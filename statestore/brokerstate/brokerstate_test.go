@@ -15,6 +15,7 @@ import (
 
 	"edgebroker/broker"
 	"edgebroker/broker/packet"
+	"edgebroker/broker/testenv"
 	"edgebroker/statestore"
 )
 
@@ -45,18 +46,6 @@ func load(t *testing.T, s *Store) ([]broker.StoredMessage, []broker.StoredSessio
 	slices.SortFunc(rs, func(a, b broker.StoredMessage) int { return strings.Compare(string(a.Topic), string(b.Topic)) })
 	slices.SortFunc(ss, func(a, b broker.StoredSession) int { return strings.Compare(a.ID, b.ID) })
 	return rs, ss
-}
-
-// eventually polls cond until it holds, failing after waitTime.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTime)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 func msg(topic, payload string) *broker.StoredMessage {
@@ -129,7 +118,7 @@ func TestFlushTriggers(t *testing.T) {
 		s := open(t, t.TempDir(), Options{FlushInterval: 10 * time.Millisecond})
 		defer closeStore(t, s)
 		s.RetainedChanged("t", msg("t", "x"))
-		eventually(t, "the write", func() bool { return s.writes.Load() == 1 })
+		testenv.Eventually(t, waitTime, "the write", func() bool { return s.writes.Load() == 1 })
 		if rs, _ := load(t, s); len(rs) != 1 {
 			t.Errorf("after the interval: %d retained, want 1", len(rs))
 		}
@@ -140,7 +129,7 @@ func TestFlushTriggers(t *testing.T) {
 		for i := range 10 {
 			s.SessionChanged(string(rune('a'+i)), &broker.StoredSession{ID: string(rune('a' + i)), Expiry: 1})
 		}
-		eventually(t, "the write", func() bool { return s.writes.Load() == 10 })
+		testenv.Eventually(t, waitTime, "the write", func() bool { return s.writes.Load() == 10 })
 		if _, ss := load(t, s); len(ss) != 10 {
 			t.Errorf("%d sessions durable, want 10", len(ss))
 		}

@@ -61,7 +61,6 @@ var (
 	respOK       = []byte("+OK\r\n")
 	respSkipped  = []byte(":-1\r\n")
 	respNil      = []byte("$-1\r\n")
-	respOne      = []byte(":1\r\n")
 	respZero     = []byte(":0\r\n")
 	notifyDelete = []byte("*2\r\n$6\r\nNOTIFY\r\n$6\r\nDELETE\r\n")
 )

@@ -5,8 +5,6 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/pem"
-	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -27,45 +25,6 @@ func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 
 const bundleName = bundle.FileName
-
-// readKeys reads the public keys in a file: PEM blocks, or base64 keys one
-// per line (blank lines and # comments skipped).
-func readKeys(path string) ([]ed25519.PublicKey, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var keys []ed25519.PublicKey
-	if strings.Contains(string(data), "-----BEGIN") {
-		for {
-			blk, rest := pem.Decode(data)
-			if blk == nil {
-				break
-			}
-			k, err := bundle.ParsePublicKey(pem.EncodeToMemory(blk))
-			if err != nil {
-				return nil, err
-			}
-			keys, data = append(keys, k), rest
-		}
-	} else {
-		for i, line := range strings.Split(string(data), "\n") {
-			line = strings.TrimSpace(line)
-			if line == "" || strings.HasPrefix(line, "#") {
-				continue
-			}
-			k, err := bundle.ParsePublicKey([]byte(line))
-			if err != nil {
-				return nil, fmt.Errorf("line %d: %w", i+1, err)
-			}
-			keys = append(keys, k)
-		}
-	}
-	if len(keys) == 0 {
-		return nil, errors.New("no public key in the file")
-	}
-	return keys, nil
-}
 
 func main() {
 	var cfg appliance.Config
@@ -97,7 +56,11 @@ func main() {
 	cfg.Listen = listen
 	cfg.PortMap = portMap
 	for _, f := range trust {
-		keys, err := readKeys(f)
+		data, err := os.ReadFile(f)
+		var keys []ed25519.PublicKey
+		if err == nil {
+			keys, err = bundle.ParsePublicKeys(data)
+		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "edgebroker: -trust %s: %v\n", f, err)
 			os.Exit(2)

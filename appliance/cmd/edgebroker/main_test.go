@@ -14,20 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// needTool finds a Debian client tool; CI must have it (tools/setup-test-deps).
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s missing in CI: tools/setup-test-deps installs it", name)
-		}
-		t.Skipf("%s not installed (run tools/setup-test-deps)", name)
-	}
-	return p
-}
+	"edgebroker/broker/testenv"
+)
 
 // runBinary builds and starts bin/edgebroker with a -listen port and
 // returns that port's address and the process.
@@ -76,7 +65,7 @@ func runBinary(t *testing.T, args ...string) (addr string, cmd *exec.Cmd, exited
 // binary is delivered to mosquitto_sub for 3.1.1 and 5.0, QoS 0, 1 and 2,
 // and retained messages reach a later subscriber.
 func TestMosquittoClients(t *testing.T) {
-	pub, sub, stdbuf := needTool(t, "mosquitto_pub"), needTool(t, "mosquitto_sub"), needTool(t, "stdbuf")
+	pub, sub, stdbuf := testenv.NeedTool(t, "mosquitto_pub"), testenv.NeedTool(t, "mosquitto_sub"), testenv.NeedTool(t, "stdbuf")
 	addr, cmd, exited := runBinary(t)
 	host, port := splitHostPort(t, addr)
 	mqtt := func(ctx context.Context, tool string, args ...string) *exec.Cmd {
@@ -244,17 +233,15 @@ func TestSIGHUPReloads(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	// Polling a port: there is no event to await.
+	if err := testenv.Poll(10*time.Second, nil, func() error {
 		c, err := net.Dial("tcp", addr2)
 		if err == nil {
 			c.Close()
-			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("port %d not served 10 s after SIGHUP: %v", p2, err)
-		}
-		time.Sleep(50 * time.Millisecond) // polling a port: there is no event to await
+		return err
+	}); err != nil {
+		t.Fatalf("port %d not served 10 s after SIGHUP: %v", p2, err)
 	}
 }
 

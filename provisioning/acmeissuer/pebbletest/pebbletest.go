@@ -28,6 +28,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"edgebroker/broker/testenv"
 )
 
 // Validity periods of the profiles in DefaultProfiles.
@@ -298,7 +300,7 @@ func startDNS(t testing.TB, bin, logFile string) string {
 		var d net.Dialer
 		return d.DialContext(ctx, network, addr)
 	}}
-	err := poll(20*time.Second, exited, func() error {
+	err := testenv.Poll(20*time.Second, exited, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
 		addrs, err := r.LookupHost(ctx, "ready.edge.test")
@@ -397,7 +399,7 @@ func startPebble(t testing.TB, bin, dir, logFile, dnsAddr string, opts Options) 
 			Timeout:   10 * time.Second,
 		},
 	}
-	err = poll(20*time.Second, exited, func() error {
+	err = testenv.Poll(20*time.Second, exited, func() error {
 		res, err := p.client.Get(p.DirectoryURL)
 		if err != nil {
 			return err
@@ -434,27 +436,6 @@ func run(t testing.TB, logFile string, env []string, bin string, args ...string)
 	done := make(chan struct{})
 	go func() { cmd.Wait(); log.Close(); close(done) }()
 	return func() { cmd.Process.Kill(); <-done }, done
-}
-
-// poll calls f until it returns nil, exited is closed or timeout passes
-// (a bounded wait on a server coming up, which sends no event).
-func poll(timeout time.Duration, exited <-chan struct{}, f func() error) error {
-	deadline := time.Now().Add(timeout)
-	for d := 5 * time.Millisecond; ; d = min(2*d, 100*time.Millisecond) {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-exited:
-			return fmt.Errorf("process exited (see its log): %w", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(d)
-	}
 }
 
 // FreePort returns a loopback TCP port that was free a moment ago.

@@ -133,7 +133,7 @@ func (g *geometry) fixDotDot(c uint32) error {
 		return err
 	}
 	if !bytes.Equal(ent[:11], []byte("..         ")) {
-		return fmt.Errorf("second entry of cluster %d is %q, not ..", c, ent[:11])
+		return fmt.Errorf("second entry of cluster %d is %q, want %q", c, ent[:11], "..")
 	}
 	setCluster(ent, 0)
 	_, err := g.rw.WriteAt(ent, off)

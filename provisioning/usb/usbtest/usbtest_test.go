@@ -14,6 +14,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"edgebroker/broker/testenv"
 	"edgebroker/provisioning/usb"
 	"edgebroker/provisioning/usb/usbtest"
 )
@@ -273,10 +274,7 @@ func TestMountNotFAT(t *testing.T) {
 
 func run(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("%s not installed (Debian: dosfstools, mtools, fdisk): %v", name, err)
-	}
-	cmd := exec.Command(name, args...)
+	cmd := exec.Command(testenv.NeedTool(t, name), args...)
 	cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
 	out, err := cmd.Output()
 	if err != nil {
@@ -293,9 +291,7 @@ func run(t *testing.T, name string, args ...string) string {
 // option) and checks it read-only.
 func fsck(t *testing.T, img string) {
 	t.Helper()
-	if _, err := exec.LookPath("fsck.vfat"); err != nil {
-		t.Skipf("fsck.vfat not installed (Debian: dosfstools): %v", err)
-	}
+	testenv.NeedTool(t, "fsck.vfat")
 	src, err := os.Open(img)
 	if err != nil {
 		t.Fatal(err)
