@@ -411,7 +411,7 @@ func v5Connect(t *testing.T, addr string, cp *paho.Connect) *paho.Connack {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	c := paho.NewClient(paho.ClientConfig{Conn: nc, PacketTimeout: wait})
+	c := paho.NewClient(paho.ClientConfig{Conn: testenv.LockedConn(nc), PacketTimeout: wait})
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	ack, err := c.Connect(ctx, cp)

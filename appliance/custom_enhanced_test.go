@@ -13,6 +13,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"edgebroker/broker/packet"
+	"edgebroker/broker/testenv"
 )
 
 // tokenServer is a custom authentication server (API 0.5.0) for the 5.0
@@ -71,7 +72,7 @@ func tokenConnect(t *testing.T, addr net.Addr, id, data string) (*tokenClient, *
 		t.Fatal(err)
 	}
 	tc := &tokenClient{lost: make(chan error, 1)}
-	tc.Client = paho.NewClient(paho.ClientConfig{Conn: nc, PacketTimeout: wait, AuthHandler: oneStep{},
+	tc.Client = paho.NewClient(paho.ClientConfig{Conn: testenv.LockedConn(nc), PacketTimeout: wait, AuthHandler: oneStep{},
 		OnClientError: func(err error) { tc.lost <- err }})
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()

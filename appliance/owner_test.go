@@ -20,6 +20,7 @@ import (
 	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"edgebroker/appliance"
+	"edgebroker/broker/testenv"
 )
 
 // tenants is a password port where alice and bob (password "pw") each
@@ -127,7 +128,7 @@ func v5user(t *testing.T, addr net.Addr, user, id string) (*paho.Client, *paho.C
 		t.Fatal(err)
 	}
 	ch := make(chan *paho.Publish, 100)
-	c := paho.NewClient(paho.ClientConfig{Conn: nc, PacketTimeout: wait,
+	c := paho.NewClient(paho.ClientConfig{Conn: testenv.LockedConn(nc), PacketTimeout: wait,
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(r paho.PublishReceived) (bool, error) {
 			ch <- r.Packet
 			return true, nil

@@ -12,6 +12,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"edgebroker/appliance"
+	"edgebroker/broker/testenv"
 )
 
 // persistConfig runs the appliance over dataDir with one anonymous
@@ -83,7 +84,7 @@ func v5client(t *testing.T, addr net.Addr, id string) (*paho.Client, *paho.Conna
 		t.Fatal(err)
 	}
 	ch := make(chan *paho.Publish, 100)
-	c := paho.NewClient(paho.ClientConfig{Conn: nc, PacketTimeout: wait,
+	c := paho.NewClient(paho.ClientConfig{Conn: testenv.LockedConn(nc), PacketTimeout: wait,
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(r paho.PublishReceived) (bool, error) {
 			ch <- r.Packet
 			return true, nil

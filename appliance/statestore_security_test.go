@@ -106,7 +106,7 @@ func ssDialUser(t *testing.T, addr net.Addr, id, user string) *ssClient {
 	}
 	cl := &ssClient{id: id, msgs: make(chan *paho.Publish, 16)}
 	cl.c = paho.NewClient(paho.ClientConfig{
-		Conn: conn,
+		Conn: testenv.LockedConn(conn),
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
 			cl.msgs <- pr.Packet
 			return true, nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 
+	"edgebroker/broker/testenv"
 	"edgebroker/provisioning/certs/certstest"
 	"edgebroker/statestore/mqttapi"
 )
@@ -184,7 +185,7 @@ func ssDial(t *testing.T, conn net.Conn, id string) *ssClient {
 	t.Helper()
 	cl := &ssClient{id: id, msgs: make(chan *paho.Publish, 16)}
 	cl.c = paho.NewClient(paho.ClientConfig{
-		Conn: conn,
+		Conn: testenv.LockedConn(conn),
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
 			cl.msgs <- pr.Packet
 			return true, nil

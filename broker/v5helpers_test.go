@@ -12,6 +12,7 @@ import (
 
 	"edgebroker/broker"
 	"edgebroker/broker/packet"
+	"edgebroker/broker/testenv"
 )
 
 // v5Client is a real MQTT 5.0 client (eclipse/paho.golang) whose
@@ -33,7 +34,7 @@ func v5DialPaho(t testing.TB, addr string, cp *paho.Connect, conf func(*paho.Cli
 	}
 	pc := &v5Client{t: t, msgs: make(chan *paho.Publish, 100), disc: make(chan *paho.Disconnect, 1)}
 	cfg := paho.ClientConfig{
-		Conn:          nc,
+		Conn:          testenv.LockedConn(nc),
 		PacketTimeout: waitTime,
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(r paho.PublishReceived) (bool, error) {
 			pc.msgs <- r.Packet

@@ -15,6 +15,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"edgebroker/broker"
+	"edgebroker/broker/testenv"
 	"edgebroker/statestore"
 	"edgebroker/statestore/mqttapi"
 )
@@ -116,7 +117,7 @@ func (e *env) dial(t *testing.T, id string) *client {
 		}
 	}
 	cl.c = paho.NewClient(paho.ClientConfig{
-		Conn: nc,
+		Conn: testenv.LockedConn(nc),
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
 			cl.msgs <- pr.Packet
 			return true, nil
