@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDataRequiredOffGokrazy: on a host (no /gokrazy/init) the binary
+// without -data exits non-zero before doing anything, saying -data DIR is
+// required, instead of creating /perm/edgebroker and serving.
+func TestDataRequiredOffGokrazy(t *testing.T) {
+	if defaultDataDir(gokrazyInit) != "" {
+		t.Fatalf("%s exists: this test runs on a host, not on gokrazy", gokrazyInit)
+	}
+	_, permErr := os.Stat("/perm")
+	for _, args := range [][]string{{"-loopback", "off"}, {"-data", "", "-loopback", "off"}} {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a broker that serves instead is killed
+		defer cancel()
+		cmd := exec.CommandContext(ctx, testBinary(t), args...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		if ee := (*exec.ExitError)(nil); !errors.As(err, &ee) || ee.ExitCode() == 0 {
+			t.Fatalf("%q: got %v, want a non-zero exit; stderr:\n%s", args, err, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "-data DIR is required") {
+			t.Errorf("%q: stderr does not say -data DIR is required:\n%s", args, stderr.String())
+		}
+	}
+	if _, err := os.Stat("/perm"); errors.Is(permErr, os.ErrNotExist) && !errors.Is(err, os.ErrNotExist) {
+		t.Error("the binary created /perm")
+	}
+}
+
+// TestDefaultDataDirOnGokrazy: where gokrazy's init exists, -data defaults
+// to /perm/edgebroker as before.
+func TestDefaultDataDirOnGokrazy(t *testing.T) {
+	init := filepath.Join(t.TempDir(), "init")
+	if got := defaultDataDir(init); got != "" {
+		t.Errorf("without %s: default %q, want none", init, got)
+	}
+	if err := os.WriteFile(init, []byte("\x7fELF"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := defaultDataDir(init); got != "/perm/edgebroker" {
+		t.Errorf("with %s: default %q, want /perm/edgebroker", init, got)
+	}
+}
