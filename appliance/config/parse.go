@@ -258,6 +258,21 @@ func parseDocument(file string, offset int, body ast.Node, rp *report) Resource 
 		removeKeys(child1(child1(body, "spec"), "advanced"), "encryptInternalTraffic", "internalCerts")
 	}
 	r := info.new()
+	if unk := unknownFields(body, reflect.TypeOf(r), "", nil); len(unk) > 0 {
+		// Every unknown field of the document at once, then what the
+		// decoder finds besides (a wrong type).
+		for _, u := range unk {
+			if s := suggest(u.key, u.known); s != "" {
+				rp.add(hdr, u.path, "unknown field (did you mean %q?)", s)
+			} else {
+				rp.add(hdr, u.path, "unknown field")
+			}
+		}
+		if err := yaml.NodeToValue(body, r); err != nil {
+			rp.errs = append(rp.errs, yamlError(file, offset, hdr, err))
+		}
+		return nil
+	}
 	if err := yaml.NodeToValue(body, r, yaml.DisallowUnknownField()); err != nil {
 		rp.errs = append(rp.errs, yamlError(file, offset, hdr, err))
 		return nil
