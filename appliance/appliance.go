@@ -137,7 +137,7 @@ func Run(ctx context.Context, cfg Config) error {
 		a.iss.wg.Wait() // the http-01 port's server (bound on demand), which ends with ctx
 		a.pid.release()
 	}()
-	set, err := loadConfig(a.path)
+	set, err := loadConfig(a.path, a.log)
 	if err != nil {
 		return err
 	}
@@ -455,7 +455,7 @@ func (a *Appliance) shutdown(g *errgroup.Group, b *bound, status *led.LED) error
 func (a *Appliance) Reload() error {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
-	set, err := loadConfig(a.path)
+	set, err := loadConfig(a.path, a.log)
 	if err != nil {
 		return err
 	}
@@ -528,7 +528,7 @@ func (a *Appliance) refresh() {
 
 // loadConfig reads and validates the -config resources, or returns the
 // embedded default.
-func loadConfig(path string) (*config.Set, error) {
+func loadConfig(path string, log *slog.Logger) (*config.Set, error) {
 	if path == "" {
 		return config.Default(), nil
 	}
@@ -536,22 +536,32 @@ func loadConfig(path string) (*config.Set, error) {
 	if err == nil {
 		err = set.Validate()
 		var es config.Errors
-		if errors.As(err, &es) { // name files as LoadPath does
-			base := path
-			if fi, serr := os.Stat(path); serr == nil && !fi.IsDir() {
-				base = filepath.Dir(path)
-			}
-			for _, e := range es {
-				if e.File != "" && !filepath.IsAbs(e.File) {
-					e.File = filepath.Join(base, filepath.FromSlash(e.File))
-				}
-			}
+		if errors.As(err, &es) {
+			nameFiles(path, es)
 		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("appliance: configuration %s rejected:\n%w", path, err)
 	}
+	ws := set.Warnings()
+	nameFiles(path, ws)
+	for _, w := range ws {
+		log.Warn("configuration warning", "config", path, "warning", w.Error())
+	}
 	return set, nil
+}
+
+// nameFiles names the files of es under path, as LoadPath does.
+func nameFiles(path string, es config.Errors) {
+	base := path
+	if fi, serr := os.Stat(path); serr == nil && !fi.IsDir() {
+		base = filepath.Dir(path)
+	}
+	for _, e := range es {
+		if e.File != "" && !filepath.IsAbs(e.File) {
+			e.File = filepath.Join(base, filepath.FromSlash(e.File))
+		}
+	}
 }
 
 func configName(path string) string {
