@@ -10,7 +10,8 @@ const (
 // spec.advanced.clients and the appliance's own limits in spec.appliance.
 // AIO's cluster fields (cardinality, diagnostics, generateResourceLimits,
 // advanced.encryptInternalTraffic, advanced.internalCerts) are accepted
-// and ignored. At most one Broker may exist; without one the broker's
+// and ignored, with a warning; persistence and diskBackedMessageBuffer
+// are refused (see aioUnsupported). At most one Broker may exist; without one the broker's
 // default limits apply.
 type Broker struct {
 	Object `json:",inline" yaml:",inline"`
