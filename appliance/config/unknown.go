@@ -105,6 +105,9 @@ func yamlFields(t reflect.Type) map[string]reflect.Type {
 			continue
 		}
 		tag := f.Tag.Get("yaml")
+		if tag == "" { // as the decoder: json's tag when there is no yaml tag
+			tag = f.Tag.Get("json")
+		}
 		if tag == "-" {
 			continue
 		}
