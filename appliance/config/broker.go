@@ -94,9 +94,10 @@ type ApplianceLimits struct {
 // Broker sets maxKeepAliveSeconds (AIO documents no default): a longer
 // one is lowered with Server Keep Alive in CONNACK, so a client that
 // vanished (a flaky Wi-Fi link) is found within 90 s (1.5 x 60) and its
-// will and session handled, not hours later. 60 s is the keep-alive of
-// mosquitto's clients and more than paho's (30 s), so clients with their
-// defaults are not lowered; a PINGREQ a minute costs a few bytes.
+// will and session handled, not hours later. 60 s is the default
+// keep-alive of AIO's own Go SDK session client and of mosquitto's
+// clients (paho.mqtt.golang's is 30 s), so clients with their defaults
+// are not lowered; a PINGREQ a minute costs a few bytes.
 // 3.1.1 has no Server Keep Alive: their keep-alive is not capped.
 const DefaultMaxKeepAliveSeconds = 60
 
