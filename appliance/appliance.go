@@ -102,7 +102,8 @@ const ShutdownTimeout = 10 * time.Second
 // problem, each naming file:line, before anything is served.
 //
 // Start comes in two phases. First every step that can fail, each undone
-// when a later one fails: the data directory; the board's identity, the
+// when a later one fails: the data directory and its PID file, locked
+// (a second appliance on the same directory is refused); the board's identity, the
 // Appliance and its provisioning store (whose last bundle is the
 // configuration unless -config names one); the configuration;
 // certificates (issued or loaded); the state store; the broker state
@@ -121,8 +122,9 @@ const ShutdownTimeout = 10 * time.Second
 // disconnected within ShutdownTimeout, well inside gokrazy's window, and
 // every session saved with its queued messages); wait for every
 // goroutine; flush and close the broker state; close the state store;
-// the status LED off. Run leaves no goroutine behind, whether it returns
-// after a shutdown or with an error from the first phase.
+// the status LED off; the PID file removed. Run leaves no goroutine
+// behind, whether it returns after a shutdown or with an error from the
+// first phase.
 func Run(ctx context.Context, cfg Config) error {
 	ctx, cancel := context.WithCancel(ctx) // the one cancel: whatever Run starts ends with it
 	a, err := newAppliance(ctx, &cfg)
@@ -133,8 +135,9 @@ func Run(ctx context.Context, cfg Config) error {
 	defer func() {
 		cancel()
 		a.iss.wg.Wait() // the http-01 port's server (bound on demand), which ends with ctx
+		a.pid.release()
 	}()
-	set, err := loadConfig(a.path)
+	set, err := loadConfig(a.path, a.log)
 	if err != nil {
 		return err
 	}
@@ -178,12 +181,16 @@ func newAppliance(ctx context.Context, cfg *Config) (*Appliance, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)
 	}
+	pid, err := lockPID(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
 	boardRoot := cfg.BoardRoot
 	if boardRoot == "" {
 		boardRoot = "/"
 	}
 	a := &Appliance{cfg: cfg, log: log, id: board.Identify(boardRoot), boardRoot: boardRoot,
-		live: map[string]*livePort{}, refreshc: make(chan struct{}, 1), path: cfg.ConfigPath}
+		live: map[string]*livePort{}, refreshc: make(chan struct{}, 1), path: cfg.ConfigPath, pid: pid}
 	a.prov = newProvisioning(cfg.DataDir, cfg.Trust, a.id, a.applyBundle)
 	if dir, ok := a.prov.Current(); ok && a.path == "" {
 		log.Info("running the configuration of the last bundle applied", "serial", a.prov.LastSerial(), "dir", dir)
@@ -448,7 +455,7 @@ func (a *Appliance) shutdown(g *errgroup.Group, b *bound, status *led.LED) error
 func (a *Appliance) Reload() error {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
-	set, err := loadConfig(a.path)
+	set, err := loadConfig(a.path, a.log)
 	if err != nil {
 		return err
 	}
@@ -521,7 +528,7 @@ func (a *Appliance) refresh() {
 
 // loadConfig reads and validates the -config resources, or returns the
 // embedded default.
-func loadConfig(path string) (*config.Set, error) {
+func loadConfig(path string, log *slog.Logger) (*config.Set, error) {
 	if path == "" {
 		return config.Default(), nil
 	}
@@ -529,22 +536,32 @@ func loadConfig(path string) (*config.Set, error) {
 	if err == nil {
 		err = set.Validate()
 		var es config.Errors
-		if errors.As(err, &es) { // name files as LoadPath does
-			base := path
-			if fi, serr := os.Stat(path); serr == nil && !fi.IsDir() {
-				base = filepath.Dir(path)
-			}
-			for _, e := range es {
-				if e.File != "" && !filepath.IsAbs(e.File) {
-					e.File = filepath.Join(base, filepath.FromSlash(e.File))
-				}
-			}
+		if errors.As(err, &es) {
+			nameFiles(path, es)
 		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("appliance: configuration %s rejected:\n%w", path, err)
 	}
+	ws := set.Warnings()
+	nameFiles(path, ws)
+	for _, w := range ws {
+		log.Warn("configuration warning", "config", path, "warning", w.Error())
+	}
 	return set, nil
+}
+
+// nameFiles names the files of es under path, as LoadPath does.
+func nameFiles(path string, es config.Errors) {
+	base := path
+	if fi, serr := os.Stat(path); serr == nil && !fi.IsDir() {
+		base = filepath.Dir(path)
+	}
+	for _, e := range es {
+		if e.File != "" && !filepath.IsAbs(e.File) {
+			e.File = filepath.Join(base, filepath.FromSlash(e.File))
+		}
+	}
 }
 
 func configName(path string) string {

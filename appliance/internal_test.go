@@ -47,8 +47,10 @@ spec:
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("brokerLimits (-want +got):\n%s", diff)
 	}
-	if got := brokerLimits(nil, base); got != base {
-		t.Errorf("without a Broker resource: got %+v, want %+v", got, base)
+	want = base
+	want.MaxKeepAlive = config.DefaultMaxKeepAliveSeconds
+	if got := brokerLimits(nil, base); got != want {
+		t.Errorf("without a Broker resource: got %+v, want %+v", got, want)
 	}
 }
 

@@ -15,9 +15,14 @@ import (
 )
 
 // brokerLimits applies a Broker resource's limits (spec.advanced.clients
-// and spec.appliance) on top of base; unset fields keep base.
+// and spec.appliance) on top of base; unset fields keep base. The
+// keep-alive cap is config.DefaultMaxKeepAliveSeconds unless base or
+// the Broker sets one.
 func brokerLimits(b *config.Broker, base broker.Limits) broker.Limits {
 	l := base
+	if l.MaxKeepAlive == 0 {
+		l.MaxKeepAlive = config.DefaultMaxKeepAliveSeconds
+	}
 	if b == nil {
 		return l
 	}

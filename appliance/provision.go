@@ -77,7 +77,7 @@ func newProvisioning(dataDir string, trust []ed25519.PublicKey, id board.Identit
 func (a *Appliance) applyBundle(dir string) error {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
-	set, err := loadConfig(dir)
+	set, err := loadConfig(dir, a.log)
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,8 @@ type Appliance struct {
 	ss  *stateStore    // set by Run before anything serves
 	bs  *brokerState   // set by Run before anything serves
 
-	boardRoot string // where the board's /proc and /sys are; read-only
+	boardRoot string   // where the board's /proc and /sys are; read-only
+	pid       *pidLock // DATA/edgebroker.pid, locked from newAppliance until Run returns
 
 	iss *issuers // Automatic TLS: the certificate Manager and the ACME challenge answers
 

@@ -21,8 +21,12 @@ func TestTLSCipherSuitesOpenSSL(t *testing.T) {
 		"ca.yaml":        seed000CA,
 		"issuer-ca.yaml": seed000Issuer,
 		"ec.yaml":        automaticListener("ecdsa-port", 18884, "my-issuer", ""),
+		// The RSA port has an RSA CA: a chain mixing EC and RSA is refused.
+		"ca-rsa.yaml": strings.NewReplacer("selfsigned-ca-issuer", "rsa-selfsigned", "selfsigned-ca-cert", "rsa-ca-cert",
+			"test-ca", "rsa-ca", "algorithm: ECDSA", "algorithm: RSA", "size: 256", "size: 2048").Replace(seed000CA),
+		"issuer-rsa.yaml": strings.NewReplacer("my-issuer", "rsa-issuer", "test-ca", "rsa-ca").Replace(seed000Issuer),
 		"rsa.yaml": strings.NewReplacer("Ec256", "Rsa2048", "LoadBalancer", "NodePort").
-			Replace(automaticListener("rsa-port", 18885, "my-issuer", "")),
+			Replace(automaticListener("rsa-port", 18885, "rsa-issuer", "")),
 	})
 	a, err := runAt(t, dir, t.TempDir(), map[int]int{18884: 0, 18885: 0})
 	if err != nil {

@@ -10,7 +10,8 @@ const (
 // spec.advanced.clients and the appliance's own limits in spec.appliance.
 // AIO's cluster fields (cardinality, diagnostics, generateResourceLimits,
 // advanced.encryptInternalTraffic, advanced.internalCerts) are accepted
-// and ignored. At most one Broker may exist; without one the broker's
+// and ignored, with a warning; persistence and diskBackedMessageBuffer
+// are refused (see aioUnsupported). At most one Broker may exist; without one the broker's
 // default limits apply.
 type Broker struct {
 	Object `json:",inline" yaml:",inline"`
@@ -38,7 +39,7 @@ type ClientConfig struct {
 	MaxMessageExpirySeconds *int                  `json:"maxMessageExpirySeconds,omitempty" yaml:"maxMessageExpirySeconds,omitempty"` // >= 1
 	MaxPacketSizeBytes      *int                  `json:"maxPacketSizeBytes,omitempty" yaml:"maxPacketSizeBytes,omitempty"`           // 1..268435456
 	MaxReceiveMaximum       *int                  `json:"maxReceiveMaximum,omitempty" yaml:"maxReceiveMaximum,omitempty"`             // 1..65535: inflight window
-	MaxKeepAliveSeconds     *int                  `json:"maxKeepAliveSeconds,omitempty" yaml:"maxKeepAliveSeconds,omitempty"`         // 0..65535
+	MaxKeepAliveSeconds     *int                  `json:"maxKeepAliveSeconds,omitempty" yaml:"maxKeepAliveSeconds,omitempty"`         // 0..65535; unset: DefaultMaxKeepAliveSeconds; 0: no cap
 	SubscriberQueueLimit    *SubscriberQueueLimit `json:"subscriberQueueLimit,omitempty" yaml:"subscriberQueueLimit,omitempty"`
 }
 
@@ -88,6 +89,17 @@ type ApplianceLimits struct {
 	StateStoreMaxKeysPerPrincipal  *int `json:"stateStoreMaxKeysPerPrincipal,omitempty" yaml:"stateStoreMaxKeysPerPrincipal,omitempty"`
 	StateStoreMaxBytesPerPrincipal *int `json:"stateStoreMaxBytesPerPrincipal,omitempty" yaml:"stateStoreMaxBytesPerPrincipal,omitempty"` // keys + values
 }
+
+// DefaultMaxKeepAliveSeconds caps a 5.0 client's keep-alive when no
+// Broker sets maxKeepAliveSeconds (AIO documents no default): a longer
+// one is lowered with Server Keep Alive in CONNACK, so a client that
+// vanished (a flaky Wi-Fi link) is found within 90 s (1.5 x 60) and its
+// will and session handled, not hours later. 60 s is the default
+// keep-alive of AIO's own Go SDK session client and of mosquitto's
+// clients (paho.mqtt.golang's is 30 s), so clients with their defaults
+// are not lowered; a PINGREQ a minute costs a few bytes.
+// 3.1.1 has no Server Keep Alive: their keep-alive is not capped.
+const DefaultMaxKeepAliveSeconds = 60
 
 // State store quotas when spec.appliance sets none: sized for a gateway's
 // data partition and memory (buntdb keeps every key in memory). Each

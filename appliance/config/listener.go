@@ -1,7 +1,13 @@
 package config
 
 import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"net"
+	"strings"
 )
 
 // Service types: where a listener's ports are reachable on the appliance.
@@ -204,7 +210,9 @@ func (l *BrokerListener) validateTLS(s *Set, rp *report, path string, t *TLSSpec
 	path += ".certManagerCertificateSpec"
 	checkIssuerRef(s, rp, l, path+".issuerRef", c.IssuerRef, true)
 	checkLifetime(rp, l, path, c.Duration, c.RenewBefore)
-	oneOf(rp, l, path+".privateKey.algorithm", c.PrivateKey.Algorithm, keyAlgorithms...)
+	if oneOf(rp, l, path+".privateKey.algorithm", c.PrivateKey.Algorithm, keyAlgorithms...) {
+		checkChainAlgorithm(s, rp, l, path, c)
+	}
 	oneOf(rp, l, path+".privateKey.rotationPolicy", c.PrivateKey.RotationPolicy, RotateAlways, RotateNever)
 	for i, d := range c.SAN.DNS {
 		if !isDNSName(d) {
@@ -254,4 +262,75 @@ func (s *Set) validateListenerSet(rp *report) {
 			}
 		}
 	}
+}
+
+// MixedChain is what a chain that mixes key algorithms is refused with,
+// a Manual port's Secret (provisioning/certs.ErrMixedAlgorithm) or an
+// Automatic port's key under a CA of another family.
+const MixedChain = "the chain mixes key algorithms; every certificate must use the same one (all EC or all RSA)"
+
+// checkChainAlgorithm refuses an Automatic port whose key algorithm is
+// of another family than its CA issuer's key (an Rsa2048 leaf under an
+// EC CA): AIO requires every certificate of a chain to use the same one.
+// The CA's family comes from the Certificate that writes the CA's
+// Secret, or from the Secret's tls.crt; when neither is known yet (the
+// Secret is pending) there is nothing to check.
+func checkChainAlgorithm(s *Set, rp *report, l *BrokerListener, path string, c *CertManagerCertificateSpec) {
+	is := s.Issuer(c.IssuerRef.Kind, c.IssuerRef.Name)
+	if is == nil || is.Spec.CA == nil {
+		return
+	}
+	ca, from := s.caFamily(is.Spec.CA.SecretName)
+	leaf := keyFamily(c.PrivateKey.Algorithm)
+	if ca == "" || leaf == ca {
+		return
+	}
+	rp.add(l, path+".privateKey.algorithm", "%s: %s is an %s key, and %s signs with an %s key (%s); choose an %s algorithm",
+		MixedChain, c.PrivateKey.Algorithm, leaf, is.Ref(), ca, from, ca)
+}
+
+// caFamily returns the key family (EC, RSA, Ed25519) of the CA in the
+// Secret name, and where it was learnt; "" if unknown.
+func (s *Set) caFamily(name string) (family, from string) {
+	for _, cert := range s.Certificates {
+		if cert.Spec.SecretName == name {
+			return keyFamily(cert.Spec.PrivateKey.Algorithm), cert.Ref()
+		}
+	}
+	sec := s.Secret(name)
+	if sec == nil {
+		return "", ""
+	}
+	crt, _ := sec.Bytes("tls.crt")
+	blk, _ := pem.Decode(crt)
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return "", ""
+	}
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return "", ""
+	}
+	switch cert.PublicKey.(type) {
+	case *ecdsa.PublicKey:
+		return "EC", sec.Ref()
+	case *rsa.PublicKey:
+		return "RSA", sec.Ref()
+	case ed25519.PublicKey:
+		return "Ed25519", sec.Ref()
+	}
+	return "", ""
+}
+
+// keyFamily maps a key algorithm, in AIO's (Ec256, Rsa2048, ...) or
+// cert-manager's (ECDSA, RSA, Ed25519) spelling, to its family.
+func keyFamily(alg string) string {
+	switch {
+	case alg == "ECDSA" || strings.HasPrefix(alg, "Ec"):
+		return "EC"
+	case strings.HasPrefix(alg, "Rsa") || alg == "RSA":
+		return "RSA"
+	case alg == "Ed25519":
+		return "Ed25519"
+	}
+	return ""
 }

@@ -30,8 +30,7 @@ type kindInfo struct {
 var aioVersions = []string{APIVersionAIO, APIVersionAIOBeta}
 
 var kinds = map[string]kindInfo{
-	"Broker": {aioVersions, func() Resource { return new(Broker) },
-		[]string{"cardinality", "diagnostics", "generateResourceLimits"}},
+	"Broker":               {aioVersions, func() Resource { return new(Broker) }, nil}, // see aioIgnored
 	"BrokerListener":       {aioVersions, func() Resource { return new(BrokerListener) }, []string{"brokerRef"}},
 	"BrokerAuthentication": {aioVersions, func() Resource { return new(BrokerAuthentication) }, []string{"brokerRef"}},
 	"BrokerAuthorization":  {aioVersions, func() Resource { return new(BrokerAuthorization) }, []string{"brokerRef"}},
@@ -254,16 +253,32 @@ func parseDocument(file string, offset int, body ast.Node, rp *report) Resource 
 	removeKeys(body, "status")
 	removeKeys(child1(body, "metadata"), ignoredMeta...)
 	removeKeys(child1(body, "spec"), info.ignoreSpec...)
-	if hdr.Kind == "Broker" {
-		removeKeys(child1(child1(body, "spec"), "advanced"), "encryptInternalTraffic", "internalCerts")
-	}
+	warnings := ignoredAIOFields(hdr)
 	r := info.new()
+	if unk := unknownFields(body, reflect.TypeOf(r), "", nil); len(unk) > 0 {
+		// Every unknown field of the document at once, then what the
+		// decoder finds besides (a wrong type).
+		for _, u := range unk {
+			if msg := aioUnsupportedMsg(hdr.Kind, u.path); msg != "" {
+				rp.add(hdr, u.path, "%s", msg)
+			} else if s := suggest(u.key, u.known); s != "" {
+				rp.add(hdr, u.path, "unknown field (did you mean %q?)", s)
+			} else {
+				rp.add(hdr, u.path, "unknown field")
+			}
+		}
+		if err := yaml.NodeToValue(body, r); err != nil {
+			rp.errs = append(rp.errs, yamlError(file, offset, hdr, err))
+		}
+		return nil
+	}
 	if err := yaml.NodeToValue(body, r, yaml.DisallowUnknownField()); err != nil {
 		rp.errs = append(rp.errs, yamlError(file, offset, hdr, err))
 		return nil
 	}
 	o := r.object()
 	o.src = hdr.src
+	o.warnings = warnings
 	if o.Metadata.Name == "" {
 		rp.add(r, "metadata.name", "required")
 		return nil

@@ -20,6 +20,9 @@ type Object struct {
 	Metadata   ObjectMeta `json:"metadata" yaml:"metadata"`
 
 	src source
+	// warnings are what parsing found accepted but meaningless here (see
+	// Set.Warnings); set by parseDocument.
+	warnings Errors
 }
 
 // ObjectMeta is Kubernetes' metadata. Only name matters on the appliance;

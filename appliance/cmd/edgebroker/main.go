@@ -26,11 +26,24 @@ func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 
 const bundleName = bundle.FileName
 
+// gokrazyInit is the init a gokrazy image (image/build) boots: its
+// presence tells the device from a host.
+const gokrazyInit = "/gokrazy/init"
+
+// defaultDataDir is -data's default: /perm/edgebroker where initPath
+// exists (gokrazy), none elsewhere, so that a host never creates /perm.
+func defaultDataDir(initPath string) string {
+	if fi, err := os.Stat(initPath); err == nil && fi.Mode().IsRegular() {
+		return "/perm/edgebroker"
+	}
+	return ""
+}
+
 func main() {
 	var cfg appliance.Config
 	cfg.MemoryLimit = true // the memory budget sets the Go runtime's soft limit (GOMEMLIMIT overrides)
 	var listen listFlag
-	flag.StringVar(&cfg.DataDir, "data", "/perm/edgebroker", "state directory")
+	flag.StringVar(&cfg.DataDir, "data", defaultDataDir(gokrazyInit), "state `DIR` (required off gokrazy; default on gokrazy /perm/edgebroker)")
 	flag.StringVar(&cfg.ConfigPath, "config", "", "YAML resources (file or folder) that replace the embedded default; errors are printed with file:line and exit non-zero")
 	flag.Var(&listen, "listen", "add a plain, anonymous MQTT port (host:port); repeatable")
 	flag.StringVar(&cfg.Loopback, "loopback", appliance.DefaultLoopback, `address of the embedded default's device-local plain MQTT port ("off" to disable); ignored with -config`)
@@ -53,6 +66,10 @@ func main() {
 	flag.StringVar(&cfg.ACMETLSAddr, "acme-tls", "", `an extra port (e.g. ":443") answering only ACME tls-alpn-01 challenges; "" for none (MQTT TLS ports answer them anyway)`)
 	verbose := flag.Bool("v", false, "debug logging")
 	flag.Parse()
+	if cfg.DataDir == "" {
+		fmt.Fprintln(os.Stderr, "edgebroker: -data DIR is required (the state directory; only on gokrazy is the default /perm/edgebroker)")
+		os.Exit(2)
+	}
 	cfg.Listen = listen
 	cfg.PortMap = portMap
 	for _, f := range trust {

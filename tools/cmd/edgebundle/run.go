@@ -352,10 +352,18 @@ func loadPath(p string) (s *config.Set, base string, err error) {
 	return s, p, err
 }
 
-// lintSet validates a loaded set, printing every error (to stderr, file
-// names under base) and every pending reference (to stdout), and reports
-// whether it is valid.
+// lintSet validates a loaded set, printing every error and warning (to
+// stderr, file names under base) and every pending reference (to
+// stdout), and reports whether it is valid (warnings do not count).
 func (c *cmd) lintSet(s *config.Set, err error, base string) bool {
+	if s != nil {
+		for _, w := range s.Warnings() {
+			if w.File != "" {
+				w.File = filepath.Join(base, filepath.FromSlash(w.File))
+			}
+			fmt.Fprintf(c.stderr, "warning: %s\n", w)
+		}
+	}
 	var errs config.Errors
 	for _, e := range []error{err, validate(s)} {
 		var es config.Errors

@@ -10,7 +10,8 @@
 //	statestore [flags] vdel KEY VALUE [-ft HLC]
 //	statestore [flags] watch [-count N] KEY...
 //
-// Connection flags (like mosquitto_pub's):
+// Connection flags (like mosquitto_pub's), before the command or among its
+// arguments ("set lock me -nx -px 10s -v"):
 //
 //	-h, -host HOST     broker host (default 127.0.0.1)
 //	-p, -port PORT     broker port (default 1883, or 8883 with TLS)

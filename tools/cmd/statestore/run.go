@@ -38,7 +38,7 @@ const usageText = `usage: statestore [flags] get KEY
        statestore [flags] del KEY [-ft HLC]
        statestore [flags] vdel KEY VALUE [-ft HLC]
        statestore [flags] watch [-count N] KEY...
-flags:
+flags (before the command or among its arguments):
 `
 
 // options are the global flags.
@@ -64,58 +64,19 @@ type cli struct {
 // talks to the broker and returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c := &cli{stdout: stdout, stderr: stderr}
-	o := &c.opts
+	c.opts = options{host: "127.0.0.1", timeout: 10 * time.Second}
 	fs := flag.NewFlagSet("statestore", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usageText)
 		fs.PrintDefaults()
 	}
-	for _, n := range []string{"h", "host"} {
-		fs.StringVar(&o.host, n, "127.0.0.1", "broker host")
-	}
-	for _, n := range []string{"p", "port"} {
-		fs.UintVar(&o.port, n, 0, "broker port (default 1883, or 8883 with TLS)")
-	}
-	for _, n := range []string{"u", "username"} {
-		fs.StringVar(&o.username, n, "", "MQTT user name")
-	}
-	for _, n := range []string{"P", "password"} {
-		fs.Func(n, "MQTT password", func(s string) error {
-			o.password, o.passwordSet = s, true
-			return nil
-		})
-	}
-	fs.BoolVar(&o.useTLS, "tls", false, "connect with TLS, verifying the broker against the system roots")
-	fs.StringVar(&o.caFile, "cafile", "", "PEM CA `file` to verify the broker with (implies -tls)")
-	fs.StringVar(&o.certFile, "cert", "", "PEM client certificate `file` (implies -tls; needs -key)")
-	fs.StringVar(&o.keyFile, "key", "", "PEM client key `file` (implies -tls; needs -cert)")
-	fs.BoolVar(&o.insecure, "insecure", false, "do not verify the broker's certificate (implies -tls)")
-	fs.StringVar(&o.serverName, "servername", "", "TLS server `name` (default: the host)")
-	fs.StringVar(&o.clientID, "id", "", "MQTT client identifier (default: statestore-<random hex>)")
-	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "connection and per-request timeout")
-	fs.StringVar(&o.binary, "binary", "", "`encoding` of KEY/VALUE arguments and printed keys/values: hex or base64 (default: text)")
-	fs.BoolVar(&o.verbose, "v", false, "print the version (HLC) the store returned on stderr")
-	fs.BoolVar(&o.debug, "debug", false, "log the SDK's MQTT traffic to stderr")
+	c.globalFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
 		return exitUsage
-	}
-	switch o.binary {
-	case "", "hex", "base64":
-	default:
-		return c.usage("-binary %q: want hex or base64", o.binary)
-	}
-	if o.timeout <= 0 {
-		return c.usage("-timeout must be positive")
-	}
-	if o.port > 65535 {
-		return c.usage("-port %d out of range", o.port)
-	}
-	if (o.certFile == "") != (o.keyFile == "") {
-		return c.usage("-cert and -key go together")
 	}
 	rest := fs.Args()
 	if len(rest) == 0 {
@@ -137,6 +98,64 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	default:
 		return c.usage("unknown command %q (want get, set, del, vdel or watch)", cmd)
 	}
+}
+
+// globalFlags registers the connection flags on fs, with the values
+// parsed so far as defaults: run registers them on the top level and
+// cmdFlags on every command, so they may come before the command or
+// among its arguments ("set lock me -nx -px 10s -v").
+func (c *cli) globalFlags(fs *flag.FlagSet) {
+	o := &c.opts
+	for _, n := range []string{"h", "host"} {
+		fs.StringVar(&o.host, n, o.host, "broker host")
+	}
+	for _, n := range []string{"p", "port"} {
+		fs.UintVar(&o.port, n, o.port, "broker port (default 1883, or 8883 with TLS)")
+	}
+	for _, n := range []string{"u", "username"} {
+		fs.StringVar(&o.username, n, o.username, "MQTT user name")
+	}
+	for _, n := range []string{"P", "password"} {
+		fs.Func(n, "MQTT password", func(s string) error {
+			o.password, o.passwordSet = s, true
+			return nil
+		})
+	}
+	fs.BoolVar(&o.useTLS, "tls", o.useTLS, "connect with TLS, verifying the broker against the system roots")
+	fs.StringVar(&o.caFile, "cafile", o.caFile, "PEM CA `file` to verify the broker with (implies -tls)")
+	fs.StringVar(&o.certFile, "cert", o.certFile, "PEM client certificate `file` (implies -tls; needs -key)")
+	fs.StringVar(&o.keyFile, "key", o.keyFile, "PEM client key `file` (implies -tls; needs -cert)")
+	fs.BoolVar(&o.insecure, "insecure", o.insecure, "do not verify the broker's certificate (implies -tls)")
+	fs.StringVar(&o.serverName, "servername", o.serverName, "TLS server `name` (default: the host)")
+	fs.StringVar(&o.clientID, "id", o.clientID, "MQTT client identifier (default: statestore-<random hex>)")
+	fs.DurationVar(&o.timeout, "timeout", o.timeout, "connection and per-request timeout")
+	fs.StringVar(&o.binary, "binary", o.binary, "`encoding` of KEY/VALUE arguments and printed keys/values: hex or base64 (default: text)")
+	fs.BoolVar(&o.verbose, "v", o.verbose, "print the version (HLC) the store returned on stderr")
+	fs.BoolVar(&o.debug, "debug", o.debug, "log the SDK's MQTT traffic to stderr")
+}
+
+// checkOptions validates the connection flags once all are parsed.
+func (c *cli) checkOptions() bool {
+	o := &c.opts
+	switch o.binary {
+	case "", "hex", "base64":
+	default:
+		c.usage("-binary %q: want hex or base64", o.binary)
+		return false
+	}
+	if o.timeout <= 0 {
+		c.usage("-timeout must be positive")
+		return false
+	}
+	if o.port > 65535 {
+		c.usage("-port %d out of range", o.port)
+		return false
+	}
+	if (o.certFile == "") != (o.keyFile == "") {
+		c.usage("-cert and -key go together")
+		return false
+	}
+	return true
 }
 
 func (c *cli) usage(format string, args ...any) int {
@@ -166,11 +185,12 @@ func (c *cli) fail(op string, err error) int {
 	return exitFailure
 }
 
-// cmdFlags parses a command's arguments, allowing its flags before,
-// between and after the positional arguments ("set k v -nx"); "--" ends
-// the flags, for values that start with "-".
+// cmdFlags parses a command's arguments, allowing its flags and the
+// connection flags before, between and after the positional arguments
+// ("set k v -nx -v"); "--" ends the flags, for values that start with "-".
 func (c *cli) cmdFlags(fs *flag.FlagSet, args []string) ([]string, bool) {
 	fs.SetOutput(c.stderr)
+	c.globalFlags(fs)
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -179,10 +199,10 @@ func (c *cli) cmdFlags(fs *flag.FlagSet, args []string) ([]string, bool) {
 		consumed := args[:len(args)-fs.NArg()]
 		args = fs.Args()
 		if len(consumed) > 0 && consumed[len(consumed)-1] == "--" {
-			return append(pos, args...), true
+			return append(pos, args...), c.checkOptions()
 		}
 		if len(args) == 0 {
-			return pos, true
+			return pos, c.checkOptions()
 		}
 		pos = append(pos, args[0])
 		args = args[1:]

@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -548,4 +549,63 @@ func TestTLS(t *testing.T) {
 	check(t, "missing cafile", runCLI(ctx, f.args("-cafile", filepath.Join(t.TempDir(), "none.pem"), "get", "k")...),
 		exitFailure, "", "-cafile")
 	check(t, "plain to TLS port", runCLI(ctx, f.args("-timeout", "2s", "get", "k")...), exitFailure, "", "connecting to")
+}
+
+// TestREADMEExamples runs README's statestore command lines verbatim
+// (with this fake's address appended, after the command's arguments,
+// which is itself a flag position README uses) and checks each line's
+// comment: the printed answer, and the version on stderr for -v.
+func TestREADMEExamples(t *testing.T) {
+	readme, err := os.ReadFile("../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := startFake(t, nil, nil)
+	ctx := t.Context()
+	var lines int
+	for line := range strings.Lines(string(readme)) {
+		cmd, comment, _ := strings.Cut(strings.TrimSpace(line), "#")
+		args := strings.Fields(cmd)
+		if len(args) == 0 || args[0] != "bin/statestore" {
+			continue
+		}
+		lines++
+		args = args[1:]
+		if slices.Contains(args, "-cafile") {
+			// Another host, with its CA file: flags must parse, and the
+			// first failure is the missing file, not a usage error.
+			check(t, line, runCLI(ctx, args...), exitFailure, "", "-cafile: open ca.crt")
+			continue
+		}
+		args = append(args, "-p", strconv.Itoa(f.addr.Port), "-timeout", "5s")
+		if slices.Contains(args, "watch") {
+			wctx, cancel := context.WithCancel(ctx)
+			done := make(chan result, 1)
+			go func() { done <- runCLI(wctx, args...) }()
+			select {
+			case <-f.watched:
+			case r := <-done:
+				t.Fatalf("%s: ended early: %+v", line, r)
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%s: no KEYNOTIFY", line)
+			}
+			cancel()
+			select {
+			case r := <-done:
+				check(t, line, r, exitOK, "", "")
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%s: did not end on cancel", line)
+			}
+			continue
+		}
+		want := strings.TrimSuffix(strings.Fields(comment)[0], ",") + "\n"
+		stderr := ""
+		if slices.Contains(args, "-v") {
+			stderr = "version "
+		}
+		check(t, line, runCLI(ctx, args...), exitOK, want, stderr)
+	}
+	if lines < 6 {
+		t.Errorf("found %d bin/statestore lines in README, want at least 6", lines)
+	}
 }

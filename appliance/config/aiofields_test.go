@@ -1,0 +1,80 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestAIOFieldsUnsupported: AIO fields the appliance does not support
+// are refused with what to do instead, not as a typo ("unknown field");
+// a typo next to them still is one.
+func TestAIOFieldsUnsupported(t *testing.T) {
+	yaml := hdrB + `metadata: {name: default}
+spec:
+  persistence: {maxSize: 1G}
+  diskBackedMessageBuffer: {maxSize: 1G}
+  memoryProfil: Low
+---
+` + hdrAN + `metadata: {name: x509}
+spec:
+  authenticationMethods:
+  - method: X509
+    x509Settings:
+      trustedClientCaCert: client-ca
+      additionalValidation: AzureDeviceRegistry
+---
+` + hdrL + `metadata: {name: tls}
+spec:
+  ports:
+  - port: 8883
+    tls:
+      mode: Manual
+      manual: {secretName: server-cert, secretNamespace: azure-iot-operations}
+`
+	_, err := Parse("t.yaml", []byte(yaml))
+	want := []string{
+		`t.yaml:5: Broker/default: spec.persistence: AIO field spec.persistence is not supported on the appliance (the appliance always keeps retained messages, sessions and the state store on disk under -data; remove it)`,
+		`t.yaml:6: Broker/default: spec.diskBackedMessageBuffer: AIO field spec.diskBackedMessageBuffer is not supported on the appliance (queues are held in memory within the memory budget; size them with spec.appliance.maxQueuedBytes and maxTotalQueuedBytes, and remove it)`,
+		`t.yaml:7: Broker/default: spec.memoryProfil: unknown field (did you mean "memoryProfile"?)`,
+		`t.yaml:17: BrokerAuthentication/x509: spec.authenticationMethods[0].x509Settings.additionalValidation: AIO field spec.authenticationMethods[0].x509Settings.additionalValidation is not supported on the appliance (Azure Device Registry is a cloud service the device does not consult; trust client certificates with trustedClientCaCert and authorizationAttributes, and remove it)`,
+		`t.yaml:27: BrokerListener/tls: spec.ports[0].tls.manual.secretName: AIO field spec.ports[0].tls.manual.secretName is not supported on the appliance (secretName is the ARM API's spelling; a manifest names the Secret with manual: {secretRef: NAME})`,
+		`t.yaml:27: BrokerListener/tls: spec.ports[0].tls.manual.secretNamespace: AIO field spec.ports[0].tls.manual.secretNamespace is not supported on the appliance (the appliance has no namespaces; remove it)`,
+	}
+	if err == nil || err.Error() != strings.Join(want, "\n") {
+		t.Errorf("Parse:\n%v\nwant\n%s", err, strings.Join(want, "\n"))
+	}
+}
+
+// TestAIOClusterFieldsWarned: AIO's cluster fields of a Broker (an
+// exported AIO Broker carries them) are accepted, ignored and warned
+// about, never silently.
+func TestAIOClusterFieldsWarned(t *testing.T) {
+	yaml := hdrB + `metadata: {name: default}
+spec:
+  cardinality:
+    backendChain: {partitions: 2, redundancyFactor: 2, workers: 2}
+    frontend: {replicas: 2, workers: 2}
+  diagnostics:
+    selfCheck: {mode: Enabled}
+  memoryProfile: Low
+  advanced:
+    encryptInternalTraffic: Enabled
+`
+	rs, err := Parse("t.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s Set
+	s.Add(rs...)
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`t.yaml:5: Broker/default: spec.cardinality: AIO field spec.cardinality is not supported on the appliance (one broker process on one device: no frontend or backend replicas); ignored`,
+		`t.yaml:8: Broker/default: spec.diagnostics: AIO field spec.diagnostics is not supported on the appliance (the appliance's metrics are at the status endpoint's /metrics; it has no self-check pods or traces); ignored`,
+		`t.yaml:12: Broker/default: spec.advanced.encryptInternalTraffic: AIO field spec.advanced.encryptInternalTraffic is not supported on the appliance (one process: no internal traffic to encrypt); ignored`,
+	}
+	if got := s.Warnings().Error(); got != strings.Join(want, "\n") {
+		t.Errorf("Warnings:\n%s\nwant\n%s", got, strings.Join(want, "\n"))
+	}
+}
