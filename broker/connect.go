@@ -96,7 +96,7 @@ func (c *conn) handleConnect(flags byte, body []byte) error {
 			return c.refuse(packet.PayloadFormatInvalid) // [MQTT-3.1.3-11]
 		}
 		pub := packet.Publish{Topic: cp.WillTopic, Payload: cp.WillPayload, QoS: cp.WillQoS, Retain: cp.WillRetain, Props: *wp}
-		p.will = &will{msg: newMessage(&pub, c.srv.now(), nil), delay: wp.WillDelay}
+		p.will = &will{msg: c.srv.newMessage(&pub, c.srv.now(), nil), delay: wp.WillDelay}
 	}
 
 	c.client = &Client{

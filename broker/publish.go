@@ -60,7 +60,7 @@ func (c *conn) handlePublish(flags byte, body []byte) error {
 				"client", c.client.ID, "topic", string(p.Topic), "remote", remoteString(c.nc))
 		}
 	default:
-		m := newMessage(p, s.now(), c.client)
+		m := s.newMessage(p, s.now(), c.client)
 		s.capExpiry(m)
 		sc := &c.handling().sc
 		switch n := s.publish(m, sess, sc); {
