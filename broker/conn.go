@@ -91,28 +91,27 @@ type conn struct {
 // are decoded into values on the stack, so that an idle connection does
 // not carry them.
 type reader struct {
-	rbuf       []byte // nil while a raw reader waits with nothing buffered
-	bigSeen    bool   // the current batch held a packet larger than rbufSize
-	started    bool   // the CONNECT deadline is set
-	kaSet      bool   // the read deadline follows the keep-alive
-	restack    bool   // continue on a fresh goroutine before waiting (see readLoop)
-	counted    bool   // counted in Server.connecting (CONNECT not finished)
-	willSent   bool
-	normalExit bool  // DISCONNECT 0x00 received: discard the will
-	rbufRes    int64 // bytes of a grown rbuf counted in Server.bigReads
-	authStep   int
-	authCode   packet.Code
+	rbuf       []byte          // nil while a raw reader waits with nothing buffered
+	bigSeen    bool            // the current batch held a packet larger than rbufSize
+	started    bool            // the CONNECT deadline is set
+	kaSet      bool            // the read deadline follows the keep-alive
+	restack    bool            // continue on a fresh goroutine before waiting (see readLoop)
+	counted    bool            // counted in Server.connecting (CONNECT not finished)
+	normalExit bool            // DISCONNECT 0x00 received: discard the will
+	rbufRes    int64           // bytes of a grown rbuf counted in Server.bigReads
+	authStep   int             // AUTH exchanges so far (AuthRequest.Step)
+	authCode   packet.Code     // the authenticator's verdict on the CONNECT
 	pending    *pendingConnect // between CONNECT and the end of enhanced auth
 	authMethod string          // the CONNECT's 5.0 Authentication Method, for re-authentication
 	hs         *handling       // while packets are handled; pooled
-	aliasesIn  [][]byte
-	credTimer  *time.Timer // its function only calls closeWith
+	aliasesIn  [][]byte        // client → server topic aliases; made on first use
+	credTimer  *time.Timer     // its function only calls closeWith
 
 	// Plain TCP: the reader waits for readability without a buffer.
 	raw    syscall.RawConn       // set by newConn, then read-only
 	rawFn  func(fd uintptr) bool // c.rawRead, bound once by newConn
 	rw, rn int                   // rawRead's offset into rbuf and result
-	rerr   error
+	rerr   error                 // rawRead's error
 
 	replyPending bool // the reader appended replies to send (reply.go)
 
