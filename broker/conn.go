@@ -438,14 +438,13 @@ func (c *conn) writeLoop() {
 // returns false when the writer is done: the connection is closing and
 // everything is flushed, or the socket failed.
 func (c *conn) flush() bool {
-	sess := c.attached()
-	r := c.out.flush(c.nc, c.writeDeadline)
+	r := c.out.flush(c.nc, c.writeDeadline, &c.sess)
 	c.srv.Stats.BytesSent.Add(uint64(r.n))
 	if r.failed || r.closing && !r.more {
 		return false
 	}
-	if sess != nil && !r.closing {
-		sess.refill(c)
+	if r.sess != nil && !r.closing {
+		r.sess.refill(c)
 	}
 	if r.more {
 		c.signal()

@@ -119,21 +119,27 @@ func (o *outbox) claim() bool {
 
 // flushResult is what one flush did.
 type flushResult struct {
-	n       int  // bytes written
-	closing bool // the outbox was closing when the bytes were taken
-	more    bool // more was appended during the write
-	failed  bool // the write failed: the outbox is closing now
+	n       int      // bytes written
+	closing bool     // the outbox was closing when the bytes were taken
+	more    bool     // more was appended during the write
+	failed  bool     // the write failed: the outbox is closing now
+	sess    *session // *sess when the bytes were taken
 }
 
 // flush writes everything waiting to nc in one write, with the write
 // deadline deadline() (called only when there is something to write). The
-// written buffer becomes the spare one unless it grew past 64 KiB.
-func (o *outbox) flush(nc net.Conn, deadline func() time.Time) flushResult {
+// written buffer becomes the spare one unless it grew past 64 KiB. sess
+// (nil: none) is a conn field mu guards, read with the bytes: the writer
+// takes both in one critical section.
+func (o *outbox) flush(nc net.Conn, deadline func() time.Time, sess **session) flushResult {
 	var r flushResult
 	o.mu.Lock()
 	buf := o.buf
 	o.buf, o.spare = o.spare[:0], nil
 	r.closing = o.closing
+	if sess != nil {
+		r.sess = *sess
+	}
 	o.mu.Unlock()
 	if len(buf) > 0 {
 		nc.SetWriteDeadline(deadline())
