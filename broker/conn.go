@@ -439,7 +439,9 @@ func (c *conn) writeLoop() {
 // everything is flushed, or the socket failed.
 func (c *conn) flush() bool {
 	r := c.out.flush(c.nc, c.writeDeadline, &c.sess)
-	c.srv.Stats.BytesSent.Add(uint64(r.n))
+	if r.n > 0 {
+		c.srv.Stats.BytesSent.Add(uint64(r.n)) // a shared counter: only when something was written
+	}
 	if r.failed || r.closing && !r.more {
 		return false
 	}

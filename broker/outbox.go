@@ -42,11 +42,12 @@ func (o *outbox) put(b []byte) {
 // are already waiting; false: the outbox is full.
 func (o *outbox) putPublish(p *packet.Publish, v byte, limit int) bool {
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	if limit > 0 && len(o.buf) >= limit {
+		o.mu.Unlock()
 		return false
 	}
 	o.buf = p.Append(o.buf, v)
+	o.mu.Unlock()
 	return true
 }
 
