@@ -46,7 +46,7 @@ func fakeClient(t testing.TB, s *Server, id string, v byte) *conn {
 	}
 	t.Cleanup(func() {
 		c.closeWith(0, "")
-		<-c.done
+		<-c.out.done
 		nc.Close()
 	})
 	return c
@@ -164,7 +164,5 @@ func BenchmarkFanout(b *testing.B) {
 
 // pendingBytes reports how much is buffered for the socket.
 func (c *conn) pendingBytes() int {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	return len(c.out)
+	return c.out.pending()
 }

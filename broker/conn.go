@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -50,14 +49,17 @@ func (c *conn) releaseHandling() {
 	}
 }
 
-// conn is one network connection. The reader goroutine owns the fields in
-// the first group; the writer goroutine flushes out.
+// conn is one network connection. Its fields have four owners: the
+// values set during CONNECT and read-only after it; the reader, which owns
+// the connection while it handles packets (reader); the outbox and its
+// mutex (the write side, outbox.go); and session.mu (aliasesOut).
 type conn struct {
-	srv  *Server
-	nc   net.Conn
-	port *Port
+	srv  *Server  // set by newConn, then read-only
+	nc   net.Conn // set by newConn, then read-only
+	port *Port    // set by newConn, then read-only
 
-	// Set during CONNECT, then read-only.
+	// Set by the reader during CONNECT, then read-only. version, connected
+	// and sess are set under out.mu: the writer and closeWith read them.
 	version   byte
 	client    *Client
 	perms     Permissions // nil: everything allowed (no authorization on the port)
@@ -67,58 +69,58 @@ type conn struct {
 	window    int    // outbound in-flight window
 	problem   bool   // 5.0 Request Problem Information (default true)
 	aliasMax  uint16 // client's Topic Alias Maximum (server → client)
+	connected bool   // CONNECT finished (attach); set by the reader under out.mu
 
-	// Reader-owned. The rarely sent control packets (SUBSCRIBE,
-	// UNSUBSCRIBE, DISCONNECT, AUTH) are decoded into values on the
-	// stack, so that an idle connection does not carry them.
-	rbuf       []byte // nil while a raw reader waits with nothing buffered
-	bigSeen    bool   // the current batch held a packet larger than rbufSize
-	rbufRes    int64  // bytes of a grown rbuf counted in Server.bigReads
-	started    bool   // the CONNECT deadline is set
-	kaSet      bool   // the read deadline follows the keep-alive
-	restack    bool   // continue on a fresh goroutine before waiting (see readLoop)
-	connected  bool
-	counted    bool // counted in Server.connecting (CONNECT not finished)
-	authStep   int
-	authCode   packet.Code
-	pending    *pendingConnect // between CONNECT and the end of enhanced auth
-	authMethod string          // the CONNECT's 5.0 Authentication Method, for re-authentication
-	hs         *handling       // while packets are handled; pooled
-	aliasesIn  [][]byte
-	credTimer  *time.Timer
-	willSent   bool
-	normalExit bool // DISCONNECT 0x00 received: discard the will
+	reader // owned by the goroutine reading the connection
 
-	// Plain TCP: the reader waits for readability without a buffer.
-	raw    syscall.RawConn
-	rawFn  func(fd uintptr) bool // c.rawRead, bound once
-	rw, rn int                   // rawRead's offset into rbuf and result
-	rerr   error
-
-	replyPending bool // the reader appended replies to send (reply.go)
-
-	// Parking in the reactor (reactor.go). The reader that owns the
-	// connection sets shard, pfd, added, idleSet and noPark.
+	// Parking in the reactor (reactor.go); the reader's fields are in
+	// reader.
 	parked   atomic.Bool  // parked: no reader owns the connection
 	kaExpire atomic.Int64 // a parked connection's keep-alive expiry (Unix ns); 0: none
-	shard    *shard
-	pfd      int32 // file descriptor registered in shard
-	added    bool  // pfd is in the shard's epoll instance
-	idleSet  bool  // the read deadline is readerIdle: it parks the reader
-	noPark   bool  // parking failed: keep the reader
 
 	// Guarded by sess.mu.
 	aliasesOut map[string]uint16
 
-	// Guarded by wmu.
-	wmu     sync.Mutex
-	out     []byte // nil while the writer is parked
-	spare   []byte
-	closing bool
-	wdone   bool          // the writer has exited for good
-	writing atomic.Bool   // a writer goroutine runs (or has finished); set under wmu
-	wake    chan struct{} // wakes the writer
-	done    chan struct{} // made when closing is set; closed when the writer has exited for good
+	out outbox // the write side; its mutex guards itself and the fields above that say so
+}
+
+// reader is the state of the goroutine that reads the connection: the
+// read loop, CONNECT and authentication, and parking. Only the reader that
+// owns the connection (reactor.go: whoever won claim) touches it. The
+// rarely sent control packets (SUBSCRIBE, UNSUBSCRIBE, DISCONNECT, AUTH)
+// are decoded into values on the stack, so that an idle connection does
+// not carry them.
+type reader struct {
+	rbuf       []byte          // nil while a raw reader waits with nothing buffered
+	bigSeen    bool            // the current batch held a packet larger than rbufSize
+	started    bool            // the CONNECT deadline is set
+	kaSet      bool            // the read deadline follows the keep-alive
+	restack    bool            // continue on a fresh goroutine before waiting (see readLoop)
+	counted    bool            // counted in Server.connecting (CONNECT not finished)
+	normalExit bool            // DISCONNECT 0x00 received: discard the will
+	rbufRes    int64           // bytes of a grown rbuf counted in Server.bigReads
+	authStep   int             // AUTH exchanges so far (AuthRequest.Step)
+	authCode   packet.Code     // the authenticator's verdict on the CONNECT
+	pending    *pendingConnect // between CONNECT and the end of enhanced auth
+	authMethod string          // the CONNECT's 5.0 Authentication Method, for re-authentication
+	hs         *handling       // while packets are handled; pooled
+	aliasesIn  [][]byte        // client → server topic aliases; made on first use
+	credTimer  *time.Timer     // its function only calls closeWith
+
+	// Plain TCP: the reader waits for readability without a buffer.
+	raw    syscall.RawConn       // set by newConn, then read-only
+	rawFn  func(fd uintptr) bool // c.rawRead, bound once by newConn
+	rw, rn int                   // rawRead's offset into rbuf and result
+	rerr   error                 // rawRead's error
+
+	replyPending bool // the reader appended replies to send (reply.go)
+
+	// Parking in the reactor (reactor.go).
+	added   bool   // pfd is in the shard's epoll instance
+	idleSet bool   // the read deadline is readerIdle: it parks the reader
+	noPark  bool   // parking failed: keep the reader
+	shard   *shard // the shard the connection parks in, chosen once
+	pfd     int32  // file descriptor registered in shard
 }
 
 func newConn(s *Server, nc net.Conn, p *Port) *conn {
@@ -127,8 +129,8 @@ func newConn(s *Server, nc net.Conn, p *Port) *conn {
 		nc:      nc,
 		port:    p,
 		problem: true,
-		wake:    make(chan struct{}, 1),
 	}
+	c.out.wake = make(chan struct{}, 1)
 	if tc, ok := nc.(*net.TCPConn); ok {
 		if raw, err := tc.SyscallConn(); err == nil {
 			c.raw, c.rawFn = raw, c.rawRead
@@ -288,12 +290,8 @@ func (c *conn) armDeadline(empty bool) {
 	}
 }
 
-// isClosing reports whether closeWith ran.
-func (c *conn) isClosing() bool {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	return c.closing
-}
+// isClosing reports whether closeWith ran or a write failed.
+func (c *conn) isClosing() bool { return c.out.isClosing() }
 
 // handle dispatches one packet. body aliases the read buffer.
 func (c *conn) handle(h packet.FixedHeader, body []byte) error {
@@ -327,10 +325,8 @@ func (c *conn) handle(h packet.FixedHeader, body []byte) error {
 		if len(body) != 0 {
 			return packet.MalformedPacket
 		}
-		c.wmu.Lock()
-		c.out = packet.AppendPingresp(c.out)
-		c.wmu.Unlock()
-		c.replied()
+		var b [2]byte
+		c.reply(packet.AppendPingresp(b[:0]), replyBatched)
 		return nil
 	case packet.DISCONNECT:
 		return c.decodeDisconnect(h.Flags, body)
@@ -357,7 +353,7 @@ func (c *conn) finish(err error) {
 	if c.credTimer != nil {
 		c.credTimer.Stop()
 	}
-	<-c.done
+	<-c.out.done
 	c.unpark()
 	c.nc.Close()
 	c.connectDone()
@@ -379,96 +375,62 @@ func (c *conn) finish(err error) {
 // DISCONNECT with code when code is an error (>= 0x80). The writer flushes
 // what is buffered, then exits; finish closes the socket.
 func (c *conn) closeWith(code packet.Code, reason string) {
-	c.wmu.Lock()
-	if c.closing {
-		c.wmu.Unlock()
-		return
-	}
-	c.setClosingLocked()
-	if code >= 0x80 && c.version == packet.V5 && c.connected {
+	closed := c.out.close(func(b []byte) []byte {
+		if code < 0x80 || c.version != packet.V5 || !c.connected {
+			return b
+		}
 		d := packet.Disconnect{Code: code}
 		if reason != "" {
 			d.Props.Set(packet.PropReasonString)
 			d.Props.ReasonString = []byte(reason)
 		}
-		c.out = d.Append(c.out, c.version)
-	}
-	c.wmu.Unlock()
-	c.signal() // the writer flushes, then wakes the reader as it exits
-}
-
-// setClosingLocked marks the connection closing. Callers hold wmu.
-func (c *conn) setClosingLocked() {
-	if !c.closing {
-		c.closing = true
-		c.done = make(chan struct{}) // only now: an idle connection holds none
+		return d.Append(b, c.version)
+	})
+	if closed {
+		c.signal() // the writer flushes, then wakes the reader as it exits
 	}
 }
 
-// setReadDeadline moves the read deadline unless the connection is closing:
-// the deadline in the past that the exiting writer sets to unblock the
-// reader must not be overwritten.
-func (c *conn) setReadDeadline(d time.Time) {
-	c.wmu.Lock()
-	if !c.closing {
-		c.nc.SetReadDeadline(d)
-	}
-	c.wmu.Unlock()
-}
+// setReadDeadline moves the read deadline unless the connection is closing
+// (outbox.setReadDeadline).
+func (c *conn) setReadDeadline(d time.Time) { c.out.setReadDeadline(c.nc, d) }
 
-// signal wakes the writer, starting it if it is parked.
+// signal wakes the writer, starting it if it is parked. A goroutine
+// starts only when a parked (idle) connection gets something to send;
+// while traffic flows the writer stays.
 func (c *conn) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-	if !c.writing.Load() {
-		c.startWriter()
-	}
-}
-
-// startWriter starts the writer goroutine unless one runs or the writer
-// has finished. A goroutine starts only when a parked (idle) connection
-// gets something to send; while traffic flows the writer stays.
-func (c *conn) startWriter() {
-	c.wmu.Lock()
-	start := !c.writing.Load() && !c.wdone
-	if start {
-		c.writing.Store(true)
-	}
-	c.wmu.Unlock()
-	if start {
+	c.out.notify()
+	if !c.out.writing.Load() && c.out.claim() {
 		go c.writeLoop()
 	}
 }
 
-// writeLoop flushes out in batches: everything buffered while the previous
-// write was in progress goes in one syscall. After writerIdle without a
-// wake-up it parks (exits, dropping its buffers); signal starts it again.
+// writeLoop flushes the outbox in batches: everything buffered while the
+// previous write was in progress goes in one syscall. After writerIdle
+// without a wake-up it parks (exits, dropping its buffers); signal starts
+// it again.
 func (c *conn) writeLoop() {
 	idle := time.NewTimer(c.srv.writerIdle)
 	defer idle.Stop()
 	busy := true
 	for ok := c.flush(); ok; {
 		select {
-		case <-c.wake:
+		case <-c.out.wake:
 			busy = true
 			ok = c.flush()
 		case <-idle.C:
-			if !busy && c.park() {
+			if !busy && c.out.park(c.nc) {
 				return
 			}
 			busy = false
 			idle.Reset(c.srv.writerIdle)
 		}
 	}
-	c.wmu.Lock()
-	c.wdone = true // writing stays set: nothing starts a writer again
-	c.wmu.Unlock()
+	c.out.exit()
 	// Once everything is flushed, unblock a reader waiting for data. (A
 	// WebSocket conn closes on an expired deadline, so not earlier.)
 	c.nc.SetReadDeadline(time.Unix(1, 0))
-	close(c.done)
+	c.out.finish()
 	c.kick() // a parked reader has no deadline to notice it
 }
 
@@ -476,65 +438,39 @@ func (c *conn) writeLoop() {
 // returns false when the writer is done: the connection is closing and
 // everything is flushed, or the socket failed.
 func (c *conn) flush() bool {
-	c.wmu.Lock()
-	buf := c.out
-	c.out, c.spare = c.spare[:0], nil
-	closing := c.closing
-	sess := c.sess // set by attach under wmu, maybe while we run (5.0 AUTH)
-	c.wmu.Unlock()
-	if len(buf) > 0 {
-		c.nc.SetWriteDeadline(c.srv.now().Add(c.srv.lim.WriteTimeout))
-		n, err := c.nc.Write(buf)
-		c.srv.Stats.BytesSent.Add(uint64(n))
-		if err != nil {
-			c.wmu.Lock()
-			c.setClosingLocked()
-			c.wmu.Unlock()
-			return false
-		}
+	r := c.out.flush(c.nc, c.writeDeadline, &c.sess)
+	if r.n > 0 {
+		c.srv.Stats.BytesSent.Add(uint64(r.n)) // a shared counter: only when something was written
 	}
-	c.wmu.Lock()
-	if cap(buf) <= 64<<10 {
-		c.spare = buf[:0]
-	}
-	more := len(c.out) > 0
-	c.wmu.Unlock()
-	if closing && !more {
+	if r.failed || r.closing && !r.more {
 		return false
 	}
-	if sess != nil && !closing {
-		sess.refill(c)
+	if r.sess != nil && !r.closing {
+		r.sess.refill(c)
 	}
-	if more {
+	if r.more {
 		c.signal()
 	}
 	return true
 }
 
-// park stops the writer of an idle connection and drops its buffers. It
-// fails when something was buffered meanwhile or the connection closes.
-func (c *conn) park() bool {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if len(c.out) > 0 || c.closing {
-		return false
-	}
-	c.out, c.spare = nil, nil
-	c.writing.Store(false)
-	c.nc.SetWriteDeadline(noDeadline) // the reader may write replies itself (flushReplies)
-	return true
+// writeDeadline is the deadline of a write starting now.
+func (c *conn) writeDeadline() time.Time { return c.srv.now().Add(c.srv.lim.WriteTimeout) }
+
+// attached returns the session, which attach sets under out.mu, maybe
+// while the writer runs (5.0 AUTH).
+func (c *conn) attached() *session {
+	c.out.mu.Lock()
+	defer c.out.mu.Unlock()
+	return c.sess
 }
 
-// writeAck appends an acknowledgement. It wakes the writer at once, like
-// a delivery: under a stream of QoS 1/2 messages the writer batches the
-// acknowledgements of several reads into one write.
+// writeAck sends an acknowledgement (reply, replyNow).
 func (c *conn) writeAck(t packet.Type, pid uint16, code packet.Code) {
 	a := packet.Ack{Type: t, PacketID: pid, Code: code}
 	c.addReason(&a.Props, code)
-	c.wmu.Lock()
-	c.out = a.Append(c.out, c.version)
-	c.wmu.Unlock()
-	c.signal()
+	var b [ackBuf]byte
+	c.reply(a.Append(b[:0], c.version), replyNow)
 }
 
 // tlsState returns the TLS connection state of a *tls.Conn, or of any

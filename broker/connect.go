@@ -38,7 +38,7 @@ func (c *conn) handleConnect(flags byte, body []byte) error {
 		switch code := packet.CodeOf(err); {
 		case code == packet.UnsupportedProtocolVersion:
 			// [MQTT-3.1.2-2]: answer in 3.1.1 form with return code 1.
-			c.writeRaw([]byte{byte(packet.CONNACK) << 4, 2, 0, 1})
+			c.reply([]byte{byte(packet.CONNACK) << 4, 2, 0, 1}, replyNow)
 			return errClosed
 		case cp.Version == packet.V5:
 			c.setVersion(packet.V5)
@@ -96,7 +96,7 @@ func (c *conn) handleConnect(flags byte, body []byte) error {
 			return c.refuse(packet.PayloadFormatInvalid) // [MQTT-3.1.3-11]
 		}
 		pub := packet.Publish{Topic: cp.WillTopic, Payload: cp.WillPayload, QoS: cp.WillQoS, Retain: cp.WillRetain, Props: *wp}
-		p.will = &will{msg: newMessage(&pub, c.srv.now(), nil), delay: wp.WillDelay}
+		p.will = &will{msg: c.srv.newMessage(&pub, c.srv.now(), nil), delay: wp.WillDelay}
 	}
 
 	c.client = &Client{
@@ -144,10 +144,8 @@ func (c *conn) authenticate(a *packet.Auth, cp *packet.Connect) bool {
 			out.Props.Set(packet.PropAuthData)
 			out.Props.AuthData = res.AuthData
 		}
-		c.wmu.Lock()
-		c.out = out.Append(c.out, c.version)
-		c.wmu.Unlock()
-		c.replied()
+		var b [64]byte
+		c.reply(out.Append(b[:0], c.version), replyBatched)
 		return true
 	}
 	if res.Code == packet.ContinueAuthentication {
@@ -309,10 +307,8 @@ func (c *conn) writeAuth(res AuthResult) error {
 		out.Props.Set(packet.PropAuthData)
 		out.Props.AuthData = res.AuthData
 	}
-	c.wmu.Lock()
-	c.out = out.Append(c.out, c.version)
-	c.wmu.Unlock()
-	c.replied()
+	var b [64]byte
+	c.reply(out.Append(b[:0], c.version), replyBatched)
 	return nil
 }
 
@@ -362,23 +358,16 @@ func (c *conn) writeConnack(present bool, code packet.Code, p *pendingConnect) {
 			}
 		}
 	}
-	c.wmu.Lock()
-	c.out = ack.Append(c.out, c.version)
-	c.wmu.Unlock()
-	c.replied()
+	var b [64]byte
+	c.reply(ack.Append(b[:0], c.version), replyBatched)
 }
 
-func (c *conn) writeRaw(b []byte) {
-	c.wmu.Lock()
-	c.out = append(c.out, b...)
-	c.wmu.Unlock()
-	c.signal()
-}
-
+// setVersion sets the protocol version, which closeWith reads under
+// out.mu.
 func (c *conn) setVersion(v byte) {
-	c.wmu.Lock()
+	c.out.mu.Lock()
 	c.version = v
-	c.wmu.Unlock()
+	c.out.mu.Unlock()
 }
 
 // newClientID returns a server-assigned client identifier [MQTT-3.1.3-6].

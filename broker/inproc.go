@@ -55,7 +55,7 @@ func (s *Server) publishFrom(p *packet.Publish, sender *Client) error {
 		return fmt.Errorf("broker: publish %q: QoS %d", p.Topic, p.QoS)
 	}
 	sc := s.scratchPool.Get().(*scratch)
-	m := newMessage(p, s.now(), sender)
+	m := s.newMessage(p, s.now(), sender)
 	n := s.publish(m, nil, sc)
 	m.release()
 	s.scratchPool.Put(sc)
@@ -122,7 +122,7 @@ func (s *Server) SendTo(ref SessionRef, p *packet.Publish) bool {
 	}
 	sc := s.scratchPool.Get().(*scratch)
 	now := s.now()
-	m := newMessage(p, now, nil)
+	m := s.newMessage(p, now, nil)
 	d := delivery{msg: m, qos: p.QoS}
 	ss.mu.Lock()
 	// Attach and takeover clear ss.c, ending a session marks it dead:

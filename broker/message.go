@@ -13,8 +13,9 @@ import (
 // reference counted and recycled through a pool, so routing a message to
 // stored destinations allocates nothing in steady state.
 type Message struct {
-	refs atomic.Int32
-	buf  []byte // backing store for Topic, Payload and the property values
+	refs atomic.Int32 // references; the last release recycles the message
+	buf  []byte       // backing store for Topic, Payload and the property values
+	pool *sync.Pool   // set by Server.newMessage, then read-only: its Server's messages
 
 	Topic   []byte
 	Payload []byte
@@ -32,8 +33,6 @@ type Message struct {
 	Sender *Client
 }
 
-var messagePool = sync.Pool{New: func() any { return new(Message) }}
-
 // maxPooledBuf is the largest message buffer kept for reuse.
 const maxPooledBuf = 64 << 10
 
@@ -44,9 +43,12 @@ func (s *Server) capExpiry(m *Message) {
 	}
 }
 
-// newMessage copies p into a pooled Message with one reference.
-func newMessage(p *packet.Publish, now time.Time, sender *Client) *Message {
-	m := messagePool.Get().(*Message)
+// newMessage copies p into a Message from the server's pool with one
+// reference. (The pointer to the pool costs no memory: a Message stays in
+// the 448-byte size class.)
+func (s *Server) newMessage(p *packet.Publish, now time.Time, sender *Client) *Message {
+	m := s.messages.Get().(*Message)
+	m.pool = &s.messages
 	m.refs.Store(1)
 	pr := &p.Props
 	n := len(p.Topic) + len(p.Payload) + len(pr.ContentType) + len(pr.ResponseTopic) + len(pr.CorrelationData)
@@ -104,7 +106,7 @@ func (m *Message) release() {
 			m.buf, m.Topic, m.Payload = nil, nil, nil
 			m.Props = packet.Properties{}
 		}
-		messagePool.Put(m)
+		m.pool.Put(m)
 	case n < 0:
 		panic("broker: Message released too often")
 	}

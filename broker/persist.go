@@ -148,7 +148,7 @@ var travelling = [...]byte{packet.PropPayloadFormat, packet.PropContentType, pac
 
 // restoreMessage makes a pooled Message of sm, or returns nil if it has
 // expired at now. Its expiry keeps counting down from sm.Expires.
-func restoreMessage(sm *StoredMessage, retain bool, now time.Time) *Message {
+func (s *Server) restoreMessage(sm *StoredMessage, retain bool, now time.Time) *Message {
 	var expiry uint32
 	if !sm.Expires.IsZero() {
 		left := sm.Expires.Sub(now)
@@ -169,7 +169,7 @@ func restoreMessage(sm *StoredMessage, retain bool, now time.Time) *Message {
 	p.Props.ResponseTopic = sm.Props.ResponseTopic
 	p.Props.CorrelationData = sm.Props.CorrelationData
 	p.Props.User = sm.Props.User
-	m := newMessage(&p, now, nil)
+	m := s.newMessage(&p, now, nil)
 	if expiry > 0 {
 		// Received is set so that the interval left runs out at Expires.
 		m.Expiry = expiry
@@ -399,7 +399,7 @@ func (s *Server) restoreRetained(sm *StoredMessage, now time.Time) (bool, error)
 		s.forgetRetained(sm.Topic)
 		return false, fmt.Errorf("broker: retained message %q: %w", sm.Topic, err)
 	}
-	m := restoreMessage(sm, true, now)
+	m := s.restoreMessage(sm, true, now)
 	if m == nil || len(m.Payload) == 0 {
 		if m != nil {
 			m.release()
@@ -561,7 +561,7 @@ func (s *Server) restoreDelivery(sd *StoredDelivery, now time.Time) (delivery, b
 	if sd.QoS > 2 || s.checkStored(&sd.Message) != nil {
 		return delivery{}, false
 	}
-	m := restoreMessage(&sd.Message, false, now)
+	m := s.restoreMessage(&sd.Message, false, now)
 	if m == nil {
 		return delivery{}, false
 	}

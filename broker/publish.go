@@ -60,7 +60,7 @@ func (c *conn) handlePublish(flags byte, body []byte) error {
 				"client", c.client.ID, "topic", string(p.Topic), "remote", remoteString(c.nc))
 		}
 	default:
-		m := newMessage(p, s.now(), c.client)
+		m := s.newMessage(p, s.now(), c.client)
 		s.capExpiry(m)
 		sc := &c.handling().sc
 		switch n := s.publish(m, sess, sc); {
@@ -403,14 +403,10 @@ func (c *conn) writePublish(d *delivery, pid uint16, dup bool, sc *scratch, now 
 		c.forgetAlias(p)
 		return unsendable
 	}
-	c.wmu.Lock()
-	if limit > 0 && len(c.out) >= limit {
-		c.wmu.Unlock()
+	if !c.out.putPublish(p, c.version, limit) {
 		c.forgetAlias(p)
 		return bufferFull
 	}
-	c.out = p.Append(c.out, c.version)
-	c.wmu.Unlock()
 	c.signal()
 	c.srv.Stats.MessagesSent.Add(1)
 	return written

@@ -200,13 +200,6 @@ func (c *conn) kick() {
 	}
 }
 
-// writerExited reports whether the writer has exited for good.
-func (c *conn) writerExited() bool {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	return c.wdone
-}
-
 // park hands the connection to the reactor. The caller owns c; after
 // true it must not touch c again. false: the caller keeps the connection
 // (the reactor is off or closed, or the socket is closing) and reads on.
@@ -214,7 +207,7 @@ func (c *conn) writerExited() bool {
 func (s *Server) park(c *conn, idle bool) bool {
 	c.releaseRbuf()
 	c.releaseHandling()
-	c.dropIdleOut()
+	c.out.dropIdle()
 	sh := c.shard
 	if sh == nil {
 		s.mu.Lock()
@@ -259,7 +252,7 @@ func (s *Server) park(c *conn, idle bool) bool {
 	}
 	c.added = true
 	// From here on another goroutine may own c: only locals and the
-	// read-only raw and the locked wdone are used.
+	// read-only raw and the outbox (locked) are used.
 	raw := c.raw
 	c.parked.Store(true)
 	var cerr error
@@ -281,7 +274,7 @@ func (s *Server) park(c *conn, idle bool) bool {
 	if exp != 0 {
 		sh.watch(exp)
 	}
-	if c.writerExited() && c.claim() {
+	if c.out.exited() && c.claim() {
 		return false // closing: the reader finishes it
 	}
 	return true

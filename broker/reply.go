@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"errors"
 	"os"
 	"time"
 
@@ -12,12 +11,30 @@ import (
 // reader wrote the replies itself.
 const maxKeptOut = 4 << 10
 
-// replied notes that the reader appended a reply (CONNACK, SUBACK,
-// PUBACK, PINGRESP, ...) to out. On plain TCP the reader sends the replies
-// of a batch of packets once it has handled the batch (flushReplies);
-// elsewhere the writer is woken now.
-func (c *conn) replied() {
-	if c.raw == nil {
+// replyMode says when a reply is written.
+type replyMode bool
+
+const (
+	// replyBatched: the reader's answers to the packets it handles
+	// (CONNACK, SUBACK, UNSUBACK, PINGRESP, AUTH). On plain TCP the reader
+	// sends the replies of a batch of packets once it has handled the
+	// batch (flushReplies); elsewhere the writer is woken now.
+	replyBatched replyMode = false
+	// replyNow: acknowledgements (PUBACK, PUBREC, PUBREL, PUBCOMP) wake
+	// the writer at once, like a delivery: under a stream of QoS 1/2
+	// messages the writer batches the acknowledgements of several reads
+	// into one write.
+	replyNow replyMode = true
+)
+
+// ackBuf is the stack buffer an acknowledgement is encoded into: its
+// fixed header, packet id, code and the longest Reason String fit.
+const ackBuf = 128
+
+// reply queues the encoded control packet b (copied) for the client.
+func (c *conn) reply(b []byte, mode replyMode) {
+	c.out.put(b)
+	if mode == replyNow || c.raw == nil {
 		c.signal()
 		return
 	}
@@ -34,47 +51,22 @@ func (c *conn) flushReplies() {
 		return
 	}
 	c.replyPending = false
-	c.wmu.Lock()
-	if c.writing.Load() || c.closing || len(c.out) == 0 {
-		c.wmu.Unlock()
+	buf, ok := c.out.takeReplies()
+	if !ok {
 		c.signal()
 		return
 	}
-	c.writing.Store(true) // this reader is the writer until it is done
-	buf := c.out
-	c.out = nil
-	c.wmu.Unlock()
-
 	n, err := c.writeNow(buf)
 	c.srv.Stats.BytesSent.Add(uint64(n))
-
-	c.wmu.Lock()
-	if err == nil && n == len(buf) && len(c.out) == 0 && !c.closing {
-		if cap(buf) <= maxKeptOut {
-			c.out = buf[:0]
-		}
-		c.writing.Store(false)
-		sess := c.sess
-		c.wmu.Unlock()
-		if sess != nil {
-			sess.refill(c) // as the writer does after a write
-		}
+	if !c.out.repliesWritten(buf, n, err) {
+		// Others appended meanwhile, the socket is full, or the
+		// connection is closing: a writer goroutine takes over.
+		go c.writeLoop() // writing stays set: it is the writer now
 		return
 	}
-	switch {
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		// A stale write deadline: the writer sets a fresh one.
-		c.out = append(buf[:len(buf):len(buf)], c.out...)
-	case err != nil:
-		c.setClosingLocked() // the writer fails too and finishes
-	case n < len(buf): // the socket buffer is full
-		rest := make([]byte, 0, len(buf)-n+len(c.out))
-		c.out = append(append(rest, buf[n:]...), c.out...)
+	if sess := c.attached(); sess != nil {
+		sess.refill(c) // as the writer does after a write
 	}
-	// Others appended meanwhile, the socket is full, or the connection
-	// is closing: a writer goroutine takes over.
-	c.wmu.Unlock()
-	go c.writeLoop() // writing stays set: it is the writer now
 }
 
 // writeNow writes b to the socket without waiting: it returns what the
@@ -102,16 +94,6 @@ func (c *conn) writeNow(b []byte) (int, error) {
 		werr = err
 	}
 	return n, werr
-}
-
-// dropIdleOut drops an empty write buffer when no writer runs: the reader
-// calls it before it parks the connection.
-func (c *conn) dropIdleOut() {
-	c.wmu.Lock()
-	if !c.writing.Load() && len(c.out) == 0 {
-		c.out, c.spare = nil, nil
-	}
-	c.wmu.Unlock()
 }
 
 // noDeadline clears a write deadline.

@@ -16,6 +16,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -187,6 +188,7 @@ type Server struct {
 	scratchPool sync.Pool // *scratch for in-process publishers and writers refilling
 	rbufs       sync.Pool // *[rbufSize]byte read buffers of waiting readers
 	handlings   sync.Pool // *handling of readers handling packets
+	messages    sync.Pool // *Message, recycled by Message.release
 
 	// readerIdle is how long a plain TCP reader waits without input
 	// before it parks the connection in the reactor.
@@ -228,6 +230,7 @@ func New(cfg Config) *Server {
 	s.scratchPool.New = func() any { return new(scratch) }
 	s.rbufs.New = func() any { return new([rbufSize]byte) }
 	s.handlings.New = func() any { return new(handling) }
+	s.messages.New = func() any { return new(Message) }
 	s.writerIdle = time.Second
 	s.readerIdle = time.Second
 	s.noReactor = cfg.DisableReactor
@@ -322,7 +325,7 @@ func (s *Server) removeConn(c *conn) {
 // in-flight messages, to the Persister.
 func (s *Server) Shutdown(ctx context.Context) error {
 	defer s.persistAll()
-	conns := s.stop()
+	conns, _ := s.stop() // Shutdown reports ctx's error only; Close reports the listeners'
 	for _, c := range conns {
 		c.closeWith(packet.ServerShuttingDown, "")
 	}
@@ -342,16 +345,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // Close closes every listener and connection at once, then reports every
-// session as Shutdown does.
+// session as Shutdown does. It returns the errors closing the listeners
+// gave (joined); a listener closed already by someone else is no error.
 func (s *Server) Close() error {
 	defer s.persistAll() // once the connections ended
-	for _, c := range s.stop() {
+	conns, err := s.stop()
+	for _, c := range conns {
 		c.nc.Close()
 		c.kick() // a parked connection has no reader to notice
 	}
 	s.connWG.Wait()
 	s.closeReactor()
-	return nil
+	return err
 }
 
 // closeReactor stops the reactor once every connection has ended.
@@ -366,17 +371,20 @@ func (s *Server) closeReactor() {
 }
 
 // stop marks the server closed, closes the listeners and returns the
-// connections.
-func (s *Server) stop() []*conn {
+// connections and the listeners' errors.
+func (s *Server) stop() ([]*conn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
+	var errs []error
 	for ln := range s.listeners {
-		ln.Close()
+		if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, fmt.Errorf("broker: close listener %v: %w", ln.Addr(), err))
+		}
 	}
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
-	return conns
+	return conns, errors.Join(errs...)
 }

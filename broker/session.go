@@ -64,7 +64,7 @@ type will struct {
 
 // session is the state of one client identifier. It outlives connections
 // when the client asked for a persistent session. Fields below mu are
-// guarded by it; lock order is Server.mu → session.mu → conn.wmu.
+// guarded by it; lock order is Server.mu → session.mu → conn.out.mu.
 type session struct {
 	srv *Server
 	id  string

@@ -76,10 +76,10 @@ func (s *Server) attach(c *conn, p *pendingConnect) (owner string, ok bool) {
 	ss.will = p.will
 	ss.c = c
 	ss.online.Store(true)
-	c.wmu.Lock()
+	c.out.mu.Lock()
 	c.sess = ss
 	c.connected = true
-	c.wmu.Unlock()
+	c.out.mu.Unlock()
 	c.client.Permissions, c.client.Session = c.perms, SessionRef{ss: ss, c: c}
 	c.aliasesOut = nil
 	c.writeConnack(present, packet.Success, p)

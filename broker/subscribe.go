@@ -86,10 +86,8 @@ func (c *conn) handleSubscribe(sp *packet.Subscribe) error {
 			break
 		}
 	}
-	c.wmu.Lock()
-	c.out = ack.Append(c.out, c.version)
-	c.wmu.Unlock()
-	c.replied()
+	var b [64]byte
+	c.reply(ack.Append(b[:0], c.version), replyBatched)
 	for _, w := range want {
 		c.sendRetained(w.filter, w.opts)
 	}
@@ -186,10 +184,8 @@ func (c *conn) handleUnsubscribe(up *packet.Unsubscribe) error {
 	if changed {
 		ss.persistChanged()
 	}
-	c.wmu.Lock()
-	c.out = ack.Append(c.out, c.version)
-	c.wmu.Unlock()
-	c.replied()
+	var b [64]byte
+	c.reply(ack.Append(b[:0], c.version), replyBatched)
 	return nil
 }
 
