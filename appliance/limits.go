@@ -70,6 +70,7 @@ func brokerLimits(b *config.Broker, base broker.Limits) broker.Limits {
 		setInt64(&l.MaxReadBuffers, a.MaxReadBuffers)
 		setInt64(&l.MaxSubscriptionBytes, a.MaxSubscriptionBytes)
 		setInt64(&l.MaxTotalSubscriptionBytes, a.MaxTotalSubscriptionBytes)
+		setInt64(&l.MaxTotalPendingBytes, a.MaxTotalPendingBytes)
 	}
 	return l
 }

@@ -30,7 +30,7 @@ func TestLimitsForBudget(t *testing.T) {
 	if l.MaxRetainedBytes != 32<<20 || l.MaxRetained != 32768 || l.MaxQueuedBytes != 8<<20 ||
 		l.MaxTotalQueuedBytes != 32<<20 || l.MaxSessions != 1024 || l.MaxConnections != 1024 ||
 		l.MaxConnectSize != 64<<10 || l.MaxConnecting != 256 || l.MaxReadBuffers != 32<<20 ||
-		l.MaxSubscriptionBytes != 1<<20 || l.MaxTotalSubscriptionBytes != 32<<20 {
+		l.MaxSubscriptionBytes != 1<<20 || l.MaxTotalSubscriptionBytes != 32<<20 || l.MaxTotalPendingBytes != 32<<20 {
 		t.Errorf("LimitsForBudget(256 MiB) = %+v", l)
 	}
 	small := broker.LimitsForBudget(1) // raised to 16 MiB
@@ -401,5 +401,34 @@ func TestBudgetSubscriptions(t *testing.T) {
 	c, _ := v5Dial(t, addr, v5Connect("c", true))
 	if c := sub(c, 1, filter('g')); c != 1 {
 		t.Errorf("after a session ended and freed its subscriptions: %#x", byte(c))
+	}
+}
+
+// Slow readers cannot make the broker buffer MaxPendingBytes each: beyond
+// 16 KiB a connection, waiting bytes are charged to MaxTotalPendingBytes,
+// and a QoS 0 message that finds no room is dropped as for a full socket.
+func TestBudgetPendingBytes(t *testing.T) {
+	const pool = 256 << 10
+	s, addr := startServer(t, broker.Config{Limits: broker.Limits{MaxTotalPendingBytes: pool}}, nil)
+	for _, id := range []string{"slow1", "slow2", "slow3"} {
+		r, _ := v3dial(t, addr, id, true)
+		r.v3sub("t", 0)
+		// r never reads again: the kernel's buffers fill, then the outbox.
+	}
+	payload := bytes.Repeat([]byte("x"), 64<<10)
+	peak := 0
+	for range 300 { // 19 MiB for each subscriber
+		if err := s.Publish(&packet.Publish{Topic: []byte("t"), Payload: payload}); err != nil {
+			t.Fatal(err)
+		}
+		peak = max(peak, broker.PendingTotal(s))
+	}
+	// Each connection: 16 KiB free plus at most one message beyond the
+	// pool's last charge; together no more than the pool beside that.
+	if limit := pool + 3*(16<<10+64<<10+64); peak > limit {
+		t.Errorf("up to %d bytes waited for the sockets, want at most %d", peak, limit)
+	}
+	if s.Stats.MessagesDropped.Load() == 0 {
+		t.Error("no message dropped: the sockets never filled")
 	}
 }

@@ -131,6 +131,7 @@ func newConn(s *Server, nc net.Conn, p *Port) *conn {
 		problem: true,
 	}
 	c.out.wake = make(chan struct{}, 1)
+	c.out.pool = &s.pending
 	if tc, ok := nc.(*net.TCPConn); ok {
 		if raw, err := tc.SyscallConn(); err == nil {
 			c.raw, c.rawFn = raw, c.rawRead

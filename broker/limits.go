@@ -81,6 +81,12 @@ type Limits struct {
 	// 0x97 Quota exceeded for that filter (3.1.1: 0x80 Failure).
 	MaxSubscriptionBytes      int64
 	MaxTotalSubscriptionBytes int64
+	// MaxTotalPendingBytes bounds the encoded messages waiting for slow
+	// sockets beyond the first 16 KiB of each connection, all connections
+	// together (each is also held to MaxPendingBytes). A delivery that
+	// finds no room is handled as for a full socket buffer: QoS 0 is
+	// dropped, QoS 1/2 waits in the session's queue.
+	MaxTotalPendingBytes int64
 }
 
 // SubscriptionOverhead is what a subscription costs beside its filter's
@@ -139,6 +145,7 @@ func LimitsForBudget(b int64) Limits {
 		// subscriptions of short filters) for one session.
 		MaxSubscriptionBytes:      b / 256,
 		MaxTotalSubscriptionBytes: b / 8,
+		MaxTotalPendingBytes:      b / 8,
 	}
 }
 
@@ -187,6 +194,7 @@ func withBudget(l Limits, b int64) Limits {
 	set(&l.MaxConnecting, d.MaxConnecting)
 	set64(&l.MaxSubscriptionBytes, d.MaxSubscriptionBytes)
 	set64(&l.MaxTotalSubscriptionBytes, d.MaxTotalSubscriptionBytes)
+	set64(&l.MaxTotalPendingBytes, d.MaxTotalPendingBytes)
 	return l
 }
 

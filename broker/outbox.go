@@ -29,6 +29,41 @@ type outbox struct {
 	writing atomic.Bool   // stored under mu, loaded anywhere: a writer runs (goroutine or reader) or has finished
 	wake    chan struct{} // made by newConn, then read-only: wakes the writer
 	done    chan struct{} // made under mu when closing is set; closed by the writer as it exits for good
+	pool    *pendingPool  // set by newConn, then read-only: where bytes beyond freePending are charged
+	charged int           // guarded by mu: bytes of buf charged to pool
+}
+
+// freePending is how many bytes of publishes a connection may have
+// waiting for its socket without charging the server's pending pool:
+// most connections never reach it, so most deliveries touch no shared
+// counter.
+const freePending = 16 << 10
+
+// pendingPool bounds the bytes waiting for sockets beyond each
+// connection's freePending, all connections together
+// (Limits.MaxTotalPendingBytes): slow readers cannot make the broker buffer
+// MaxPendingBytes for every connection.
+type pendingPool struct {
+	n   atomic.Int64 // bytes charged
+	max int64        // set by New, then read-only
+}
+
+// charge takes n bytes from the pool; false, and nothing taken, when they
+// do not fit.
+func (p *pendingPool) charge(n int) bool {
+	if p.n.Add(int64(n)) > p.max {
+		p.n.Add(-int64(n))
+		return false
+	}
+	return true
+}
+
+// releaseLocked gives back what buf was charged. Callers hold mu.
+func (o *outbox) releaseLocked() {
+	if o.charged > 0 {
+		o.pool.n.Add(-int64(o.charged))
+		o.charged = 0
+	}
 }
 
 // put appends an encoded packet. The caller wakes the writer (signal).
@@ -39,15 +74,26 @@ func (o *outbox) put(b []byte) {
 }
 
 // putPublish encodes p for a client of version v unless limit > 0 bytes
-// are already waiting; false: the outbox is full.
+// are already waiting, the connection is closing, or the bytes beyond
+// freePending find no room in the server's pending pool; false: the
+// outbox is full.
 func (o *outbox) putPublish(p *packet.Publish, v byte, limit int) bool {
 	o.mu.Lock()
-	if limit > 0 && len(o.buf) >= limit {
-		o.mu.Unlock()
+	defer o.mu.Unlock()
+	if limit > 0 && len(o.buf) >= limit || o.closing {
 		return false
 	}
+	was := len(o.buf)
 	o.buf = p.Append(o.buf, v)
-	o.mu.Unlock()
+	if o.pool != nil {
+		if over := len(o.buf) - freePending - o.charged; over > 0 {
+			if !o.pool.charge(over) {
+				o.buf = o.buf[:was]
+				return false
+			}
+			o.charged += over
+		}
+	}
 	return true
 }
 
@@ -137,6 +183,7 @@ func (o *outbox) flush(nc net.Conn, deadline func() time.Time, sess **session) f
 	o.mu.Lock()
 	buf := o.buf
 	o.buf, o.spare = o.spare[:0], nil
+	o.releaseLocked() // buf leaves the outbox: its bytes are written (or lost) now
 	r.closing = o.closing
 	if sess != nil {
 		r.sess = *sess
@@ -184,6 +231,7 @@ func (o *outbox) park(nc net.Conn) bool {
 func (o *outbox) exit() {
 	o.mu.Lock()
 	o.wdone = true
+	o.releaseLocked() // what was not written never will be
 	o.mu.Unlock()
 }
 
@@ -210,6 +258,7 @@ func (o *outbox) takeReplies() ([]byte, bool) {
 	o.writing.Store(true) // this reader is the writer until it is done
 	buf := o.buf
 	o.buf = nil
+	o.releaseLocked()
 	return buf, true
 }
 

@@ -159,6 +159,7 @@ type Server struct {
 	persist      Persister
 	sec          *seclog.Log  // security events; set by New, read-only
 	subBytes     atomic.Int64 // charged for every session's subscriptions (see session.chargeSubLocked)
+	pending      pendingPool  // bytes waiting for sockets beyond each connection's freePending (outbox.putPublish)
 	finalSaved   atomic.Bool  // persistAll ran: the Persister hears of no session again
 
 	Stats Stats
@@ -226,6 +227,7 @@ func New(cfg Config) *Server {
 		s.sec = seclog.New(s.log, s.now)
 	}
 	s.tlim = topic.Limits{MaxLength: s.lim.MaxTopicLength, MaxLevels: s.lim.MaxTopicLevels}
+	s.pending.max = s.lim.MaxTotalPendingBytes
 	s.subs.Prefer = func(ss *session) bool { return ss.online.Load() }
 	s.scratchPool.New = func() any { return new(scratch) }
 	s.rbufs.New = func() any { return new([rbufSize]byte) }

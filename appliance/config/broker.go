@@ -79,6 +79,9 @@ type ApplianceLimits struct {
 	// bytes for one session, and for all sessions.
 	MaxSubscriptionBytes      *int `json:"maxSubscriptionBytes,omitempty" yaml:"maxSubscriptionBytes,omitempty"`
 	MaxTotalSubscriptionBytes *int `json:"maxTotalSubscriptionBytes,omitempty" yaml:"maxTotalSubscriptionBytes,omitempty"`
+	// Bytes waiting for slow sockets beyond 16 KiB a connection, all
+	// connections together.
+	MaxTotalPendingBytes *int `json:"maxTotalPendingBytes,omitempty" yaml:"maxTotalPendingBytes,omitempty"`
 	// State store quotas: a SET beyond them gets "-ERR the quota has been
 	// exceeded". The totals bound the whole store, the per-principal ones
 	// what one principal holds (the keys whose current value it wrote).
@@ -240,6 +243,7 @@ func (b *Broker) validate(_ *Set, rp *report) {
 		b.limit(rp, p+"maxReadBuffers", a.MaxReadBuffers, 65536, 1<<31-1)
 		b.limit(rp, p+"maxSubscriptionBytes", a.MaxSubscriptionBytes, 1024, 1<<31-1)
 		b.limit(rp, p+"maxTotalSubscriptionBytes", a.MaxTotalSubscriptionBytes, 1024, 1<<31-1)
+		b.limit(rp, p+"maxTotalPendingBytes", a.MaxTotalPendingBytes, 65536, 1<<31-1)
 		if a.MemoryBudget != "" {
 			if v, err := a.MemoryBudget.Bytes(); err != nil {
 				rp.add(b, p+"memoryBudget", "%v", err)
