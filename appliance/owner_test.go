@@ -1,7 +1,6 @@
 package appliance_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -118,9 +116,9 @@ func v3user(user, pass, id string, addr net.Addr, clean bool, msgs chan<- v3got)
 		})
 }
 
-// v5user connects a paho.golang 5.0 client as user with client id, clean
-// start off and a session expiry of an hour; it returns the connection's
-// error and CONNACK.
+// v5user connects a paho.golang 5.0 client as user (none: "") with client
+// id, clean start off and a session expiry of an hour; it returns the
+// connection's error and CONNACK.
 func v5user(t *testing.T, addr net.Addr, user, id string) (*paho.Client, *paho.Connack, <-chan *paho.Publish, error) {
 	t.Helper()
 	nc, err := net.DialTimeout("tcp", addr.String(), wait)
@@ -137,9 +135,12 @@ func v5user(t *testing.T, addr net.Addr, user, id string) (*paho.Client, *paho.C
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	expiry := uint32(3600)
-	ack, err := c.Connect(ctx, &paho.Connect{ClientID: id, CleanStart: false, KeepAlive: 30,
-		Username: user, UsernameFlag: true, Password: []byte("pw"), PasswordFlag: true,
-		Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}})
+	cp := &paho.Connect{ClientID: id, CleanStart: false, KeepAlive: 30,
+		Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}}
+	if user != "" {
+		cp.Username, cp.UsernameFlag, cp.Password, cp.PasswordFlag = user, true, []byte("pw"), true
+	}
+	ack, err := c.Connect(ctx, cp)
 	if err != nil {
 		nc.Close()
 		return nil, ack, nil, err
@@ -258,7 +259,7 @@ func TestSessionBelongsToPrincipal(t *testing.T) {
 // produce a Warn line (without -v) with the remote address, and a count
 // in /metrics; neither the password nor a payload appears in the log.
 func TestSecurityEventsLogged(t *testing.T) {
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	a, addrs, stop := launch(t, tenantConfig(t, writeConfig(t, tenants()), t.TempDir(), &logs))
 	defer stop()
 	addr := addrs[0]
@@ -326,22 +327,4 @@ func metric(t *testing.T, a *appliance.Appliance, event string) uint64 {
 	}
 	t.Fatalf("/metrics lacks %s", prefix)
 	return 0
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

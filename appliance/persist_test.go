@@ -12,7 +12,6 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"edgebroker/appliance"
-	"edgebroker/broker/testenv"
 )
 
 // persistConfig runs the appliance over dataDir with one anonymous
@@ -79,26 +78,10 @@ func v3want(t *testing.T, ch <-chan v3got, want v3got) {
 // a session expiry of an hour.
 func v5client(t *testing.T, addr net.Addr, id string) (*paho.Client, *paho.Connack, <-chan *paho.Publish) {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr.String(), wait)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch := make(chan *paho.Publish, 100)
-	c := paho.NewClient(paho.ClientConfig{Conn: testenv.LockedConn(nc), PacketTimeout: wait,
-		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(r paho.PublishReceived) (bool, error) {
-			ch <- r.Packet
-			return true, nil
-		}},
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	expiry := uint32(3600)
-	ack, err := c.Connect(ctx, &paho.Connect{ClientID: id, CleanStart: false, KeepAlive: 30,
-		Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}})
+	c, ack, ch, err := v5user(t, addr, "", id)
 	if err != nil {
 		t.Fatalf("connect %s: %v", id, err)
 	}
-	t.Cleanup(func() { c.Disconnect(&paho.Disconnect{}) })
 	return c, ack, ch
 }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -15,6 +14,7 @@ import (
 	"edgebroker/broker"
 	"edgebroker/broker/packet"
 	"edgebroker/broker/seclog"
+	"edgebroker/broker/testenv"
 )
 
 // passAuth admits a user whose password is "pw-" and the username, as the
@@ -82,7 +82,7 @@ func expectMsg(r *rawClient, topic, payload string) {
 func TestTakeoverByOtherPrincipalRefused(t *testing.T) {
 	for _, v := range []byte{packet.V311, packet.V5} {
 		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
-			var logs syncBuffer
+			var logs testenv.SyncBuffer
 			sec := seclog.New(slog.New(slog.NewTextHandler(&logs, nil)), nil)
 			s, addr := startServer(t, broker.Config{Security: sec}, &broker.Port{Name: "pw", Authenticator: passAuth{}})
 			refused := byte(packet.NotAuthorized)
@@ -217,7 +217,7 @@ func (p switchPolicy) AllowSubscribe(f []byte) bool {
 // messages, not saved again) and logged.
 func TestResumeDropsDeniedSubscriptions(t *testing.T) {
 	var deny atomic.Bool
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	p := newMemPersister()
 	s := broker.New(broker.Config{Persister: p, Security: seclog.New(slog.New(slog.NewTextHandler(&logs, nil)), nil)})
 	t.Cleanup(func() { s.Close() })
@@ -249,24 +249,6 @@ func TestResumeDropsDeniedSubscriptions(t *testing.T) {
 			t.Errorf("log lacks %s:\n%s", f, logs.String())
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // TestStoredSessionVersion1: a session record saved before sessions had

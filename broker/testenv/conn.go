@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"bytes"
 	"net"
 	"sync"
 )
@@ -16,4 +17,24 @@ func LockedConn(c net.Conn) net.Conn { return &lockedConn{Conn: c} }
 type lockedConn struct {
 	net.Conn
 	sync.Mutex // held by paho.golang while it writes one packet
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent use: a logger writes
+// it while a test reads it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns what was written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
