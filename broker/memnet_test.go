@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"edgebroker/broker"
 )
@@ -91,17 +94,37 @@ func memDial(addr string) (nc net.Conn, ok bool, err error) {
 // startMemServer is startServer on a memListener: call it inside a
 // synctest bubble, and dial the address it returns with dialRaw (and the
 // helpers built on it).
-func startMemServer(t testing.TB, cfg broker.Config) (*broker.Server, string) {
+func startMemServer(t testing.TB, cfg broker.Config, port *broker.Port) (*broker.Server, string) {
 	t.Helper()
 	s := broker.New(cfg)
+	return s, serveMem(t, s, port)
+}
+
+// serveMem serves s on a new memListener until the test ends (for a
+// server prepared before it serves, such as one restored) and returns the
+// listener's address.
+func serveMem(t testing.TB, s *broker.Server, port *broker.Port) string {
+	t.Helper()
+	if port == nil {
+		port = &broker.Port{Name: "mem"}
+	}
 	ln := newMemListener()
 	done := make(chan error, 1)
-	go func() { done <- s.ServePort(ln, &broker.Port{Name: "mem"}) }()
+	go func() { done <- s.ServePort(ln, port) }()
 	t.Cleanup(func() {
 		s.Close()
 		if err := <-done; !errors.Is(err, broker.ErrServerClosed) {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return s, ln.addr.String()
+	return ln.addr.String()
+}
+
+// memPahoConn is a paho.mqtt.golang OpenConnectionFn for a memListener
+// address (mqtt.ClientOptions.SetCustomOpenConnectionFn).
+func memPahoConn(addr string) func(*url.URL, mqtt.ClientOptions) (net.Conn, error) {
+	return func(*url.URL, mqtt.ClientOptions) (net.Conn, error) {
+		nc, _, err := memDial(addr)
+		return nc, err
+	}
 }

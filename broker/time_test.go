@@ -5,6 +5,9 @@ import (
 	"testing/synctest"
 	"time"
 
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/google/go-cmp/cmp"
+
 	"edgebroker/broker"
 	"edgebroker/broker/packet"
 )
@@ -17,7 +20,7 @@ import (
 // connect timeout that guarded its CONNECT.
 func TestV3KeepAliveZero(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		_, addr := startMemServer(t, broker.Config{Limits: broker.Limits{ConnectTimeout: 200 * time.Millisecond}})
+		_, addr := startMemServer(t, broker.Config{Limits: broker.Limits{ConnectTimeout: 200 * time.Millisecond}}, nil)
 		r, _ := v3dial(t, addr, "ka0", true)
 		r.expectSilence(time.Hour)
 		r.sync()
@@ -28,7 +31,7 @@ func TestV3KeepAliveZero(t *testing.T) {
 // after its last packet [MQTT-3.1.2-24], not earlier.
 func TestV3KeepAliveTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		_, addr := startMemServer(t, broker.Config{})
+		_, addr := startMemServer(t, broker.Config{}, nil)
 		r := v3connect(t, addr, &packet.Connect{ClientID: []byte("ka"), CleanStart: true, KeepAlive: 1})
 		start := time.Now()
 		r.v3closed(time.Minute)
@@ -42,7 +45,7 @@ func TestV3KeepAliveTimeout(t *testing.T) {
 // keep-alive stays connected.
 func TestV3KeepAlivePingreq(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		_, addr := startMemServer(t, broker.Config{})
+		_, addr := startMemServer(t, broker.Config{}, nil)
 		r := v3connect(t, addr, &packet.Connect{ClientID: []byte("ping"), CleanStart: true, KeepAlive: 1})
 		for range 10 { // 14 s, well beyond 1.5 × keep-alive
 			time.Sleep(1499 * time.Millisecond) // pacing the client, on the bubble's clock
@@ -51,11 +54,35 @@ func TestV3KeepAlivePingreq(t *testing.T) {
 	})
 }
 
+// TestV3KeepAlivePaho: the paho client pings on its own and stays
+// connected.
+func TestV3KeepAlivePaho(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, addr := startMemServer(t, broker.Config{}, nil)
+		lost := make(chan error, 1)
+		c := v3paho(t, addr, "paho-ka", true, func(o *mqtt.ClientOptions) {
+			o.SetCustomOpenConnectionFn(memPahoConn(addr))
+			o.SetKeepAlive(time.Second).SetPingTimeout(time.Second)
+			o.SetConnectionLostHandler(func(_ mqtt.Client, err error) { lost <- err })
+		})
+		ch := v3pahoSub(t, c, "ka/t", 1)
+		select {
+		case err := <-lost:
+			t.Fatalf("connection lost: %v", err)
+		case <-time.After(time.Minute): // 40 × 1.5 × keep-alive
+		}
+		v3wait(t, "publish", c.Publish("ka/t", 1, false, "alive"))
+		if m := v3next(t, ch); m.payload != "alive" {
+			t.Errorf("got %q, want %q", m.payload, "alive")
+		}
+	})
+}
+
 // TestV3WillOnKeepAliveTimeout: a client timed out by its keep-alive gets
 // its will published then.
 func TestV3WillOnKeepAliveTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		_, addr := startMemServer(t, broker.Config{})
+		_, addr := startMemServer(t, broker.Config{}, nil)
 		sub, _ := v3dial(t, addr, "watcher", true)
 		sub.v3sub("will/#", 1)
 		c := v3will("w2", false)
@@ -74,7 +101,7 @@ func TestV3WillOnKeepAliveTimeout(t *testing.T) {
 // Alive when the server lowered the client's.
 func TestV5KeepAliveTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		_, addr := startMemServer(t, broker.Config{Limits: broker.Limits{MaxKeepAlive: 1}})
+		_, addr := startMemServer(t, broker.Config{Limits: broker.Limits{MaxKeepAlive: 1}}, nil)
 		c := dialRaw(t, addr, packet.V5)
 		c.connect(&packet.Connect{ClientID: []byte("c"), CleanStart: true, KeepAlive: 60})
 		start := time.Now()
@@ -111,7 +138,7 @@ func wantSessionAt(t *testing.T, s *broker.Server, id string, start time.Time, d
 // exactly a second, not before.
 func TestV5SessionExpires(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, addr := startMemServer(t, broker.Config{})
+		s, addr := startMemServer(t, broker.Config{}, nil)
 		c, _ := v5Dial(t, addr, v5Expiry(v5Connect("c", true), 1))
 		c.v5Sub(1, packet.Subscription{Filter: []byte("t"), QoS: 1}, 1)
 		offlineFor(c)
@@ -124,11 +151,33 @@ func TestV5SessionExpires(t *testing.T) {
 	})
 }
 
+// TestPersistSessionExpires: an offline session whose expiry passes is
+// reported ended then, not before.
+func TestPersistSessionExpires(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newMemPersister()
+		_, addr := startMemServer(t, broker.Config{Persister: p}, nil)
+		c, _ := v5Dial(t, addr, v5Expiry(v5Connect("c", true), 1))
+		offlineFor(c)
+		p.takeCalls()
+		time.Sleep(time.Second - time.Nanosecond)
+		synctest.Wait()
+		if p.session("c") == nil {
+			t.Fatal("session reported ended before its expiry")
+		}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		if diff := cmp.Diff([]string{"S- c"}, p.takeCalls()); diff != "" || p.session("c") != nil {
+			t.Errorf("at expiry: calls (-want +got):\n%s", diff)
+		}
+	})
+}
+
 // TestV5SessionExpiryCapped: Limits.MaxSessionExpiry caps the client's
 // interval, and the CONNACK says which one applies [MQTT-3.2.2-?].
 func TestV5SessionExpiryCapped(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, addr := startMemServer(t, broker.Config{Limits: broker.Limits{MaxSessionExpiry: 1}})
+		s, addr := startMemServer(t, broker.Config{Limits: broker.Limits{MaxSessionExpiry: 1}}, nil)
 		c, ack := v5Dial(t, addr, v5Expiry(v5Connect("c", true), 3600))
 		if !ack.Props.Has(packet.PropSessionExpiry) {
 			t.Fatal("CONNACK without Session Expiry Interval")
@@ -147,7 +196,7 @@ func TestV5SessionExpiryCapped(t *testing.T) {
 // connection drops [MQTT-3.1.3-9], not before.
 func TestV5WillDelay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		_, addr := startMemServer(t, broker.Config{})
+		_, addr := startMemServer(t, broker.Config{}, nil)
 		w := v5WillWatcher(t, addr)
 		c, _ := v5Dial(t, addr, v5WillConnect("c", 1, 60))
 		c.nc.Close()
@@ -167,7 +216,7 @@ func TestV5WillDelay(t *testing.T) {
 // the will.
 func TestV5WillDelayReconnect(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, addr := startMemServer(t, broker.Config{})
+		s, addr := startMemServer(t, broker.Config{}, nil)
 		w := v5WillWatcher(t, addr)
 		c, _ := v5Dial(t, addr, v5WillConnect("c", 1, 60))
 		c.nc.Close()
@@ -186,7 +235,7 @@ func TestV5WillDelayReconnect(t *testing.T) {
 // publishes the will when it ends [MQTT-3.1.3-9].
 func TestV5WillAtSessionEnd(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		_, addr := startMemServer(t, broker.Config{})
+		_, addr := startMemServer(t, broker.Config{}, nil)
 		w := v5WillWatcher(t, addr)
 		c, _ := v5Dial(t, addr, v5WillConnect("c", 3600, 1))
 		c.nc.Close()
@@ -211,7 +260,7 @@ func TestSocketDeadlinesIgnoreConfigNow(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				var clk v5Clock
 				clk.advance(off)
-				_, addr := startMemServer(t, broker.Config{Now: clk.now})
+				_, addr := startMemServer(t, broker.Config{Now: clk.now}, nil)
 				c := dialRaw(t, addr, packet.V5)
 				if ack := c.connect(&packet.Connect{ClientID: []byte("c"), CleanStart: true, KeepAlive: 1}); ack.Code != packet.Success {
 					t.Fatalf("CONNACK code %#x", byte(ack.Code))
@@ -236,7 +285,7 @@ func TestSocketDeadlinesIgnoreConfigNow(t *testing.T) {
 func TestSessionExpiryFollowsConfigNow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var clk v5Clock
-		s, addr := startMemServer(t, broker.Config{Now: clk.now})
+		s, addr := startMemServer(t, broker.Config{Now: clk.now}, nil)
 		c, _ := v5Dial(t, addr, v5Expiry(v5Connect("c", true), 10))
 		offlineFor(c)
 		start := time.Now()
@@ -250,7 +299,7 @@ func TestSessionExpiryFollowsConfigNow(t *testing.T) {
 func TestWillDelayFollowsConfigNow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var clk v5Clock
-		_, addr := startMemServer(t, broker.Config{Now: clk.now})
+		_, addr := startMemServer(t, broker.Config{Now: clk.now}, nil)
 		w := v5WillWatcher(t, addr)
 		c, _ := v5Dial(t, addr, v5WillConnect("c", 10, 60))
 		c.nc.Close()

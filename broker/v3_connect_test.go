@@ -4,8 +4,6 @@ import (
 	"testing"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
-
 	"edgebroker/broker"
 	"edgebroker/broker/packet"
 )
@@ -110,27 +108,6 @@ func TestV3ConnectTimeout(t *testing.T) {
 	// this fails if the configured limit is not applied.
 	silent.v3closed(2 * time.Second)
 	partial.v3closed(2 * time.Second)
-}
-
-// The paho client pings on its own and stays connected.
-func TestV3KeepAlivePaho(t *testing.T) {
-	t.Parallel()
-	_, addr := startServer(t, broker.Config{}, nil)
-	lost := make(chan error, 1)
-	c := v3paho(t, addr, "paho-ka", true, func(o *mqtt.ClientOptions) {
-		o.SetKeepAlive(time.Second).SetPingTimeout(time.Second)
-		o.SetConnectionLostHandler(func(_ mqtt.Client, err error) { lost <- err })
-	})
-	ch := v3pahoSub(t, c, "ka/t", 1)
-	select {
-	case err := <-lost:
-		t.Fatalf("connection lost: %v", err)
-	case <-time.After(2500 * time.Millisecond):
-	}
-	v3wait(t, "publish", c.Publish("ka/t", 1, false, "alive"))
-	if m := v3next(t, ch); m.payload != "alive" {
-		t.Errorf("got %q, want %q", m.payload, "alive")
-	}
 }
 
 func TestV3SessionTakeover(t *testing.T) {
