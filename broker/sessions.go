@@ -181,7 +181,11 @@ func (s *Server) fireWill(ss *session) {
 		return
 	}
 	if rest := ss.disconnected.Add(ss.willDelay()).Sub(s.now()); rest > 0 {
-		// Config.Now has not reached the delay's end yet: it decides.
+		// Config.Now has not reached the delay's end yet (or this is a
+		// stale timer of an earlier disconnection): it decides.
+		if ss.willTimer != nil {
+			ss.willTimer.Stop()
+		}
 		ss.willTimer = time.AfterFunc(rest, func() { s.fireWill(ss) })
 		ss.mu.Unlock()
 		return
