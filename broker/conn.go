@@ -189,7 +189,7 @@ func (c *conn) read() error {
 	}
 	if !c.started {
 		c.started = true
-		c.nc.SetReadDeadline(s.now().Add(s.lim.ConnectTimeout))
+		c.nc.SetReadDeadline(time.Now().Add(s.lim.ConnectTimeout)) // a kernel deadline: never Config.Now
 	}
 	r, w := 0, 0
 	for {
@@ -272,19 +272,21 @@ func (c *conn) read() error {
 // armDeadline sets a connected client's read deadline: its keep-alive, or
 // readerIdle when nothing is buffered and the reader may park (it parks
 // when the deadline expires). Keep-alive 0 turns the keep-alive mechanism
-// off: the deadline that guarded the CONNECT is cleared once.
+// off: the deadline that guarded the CONNECT is cleared once. Keep-alive
+// is a socket deadline, so it counts on time.Now (as the reactor's parked
+// connections do), not on Config.Now.
 func (c *conn) armDeadline(empty bool) {
 	s := c.srv
 	ka := c.keepAlive * 3 / 2 // [MQTT-3.1.2-22]
 	if empty && c.canPark() && (ka == 0 || s.readerIdle < ka) {
 		c.idleSet, c.kaSet = true, false
-		c.setReadDeadline(s.now().Add(s.readerIdle))
+		c.setReadDeadline(time.Now().Add(s.readerIdle))
 		return
 	}
 	if ka > 0 || !c.kaSet {
 		var d time.Time
 		if ka > 0 {
-			d = s.now().Add(ka)
+			d = time.Now().Add(ka)
 		}
 		c.idleSet, c.kaSet = false, true
 		c.setReadDeadline(d)
@@ -455,8 +457,10 @@ func (c *conn) flush() bool {
 	return true
 }
 
-// writeDeadline is the deadline of a write starting now.
-func (c *conn) writeDeadline() time.Time { return c.srv.now().Add(c.srv.lim.WriteTimeout) }
+// writeDeadline is the deadline of a write starting now. Like every
+// socket deadline it comes from time.Now, never Config.Now: the kernel
+// knows only the real clock.
+func (c *conn) writeDeadline() time.Time { return time.Now().Add(c.srv.lim.WriteTimeout) }
 
 // attached returns the session, which attach sets under out.mu, maybe
 // while the writer runs (5.0 AUTH).

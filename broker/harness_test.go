@@ -47,7 +47,10 @@ type rawClient struct {
 
 func dialRaw(t testing.TB, addr string, v byte) *rawClient {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, waitTime)
+	nc, mem, err := memDial(addr) // startMemServer's listener
+	if !mem {
+		nc, err = net.DialTimeout("tcp", addr, waitTime)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -262,18 +263,6 @@ func TestPersistSessionLifecycle(t *testing.T) {
 	}
 }
 
-// TestPersistSessionExpires: an offline session whose expiry passes is
-// reported ended.
-func TestPersistSessionExpires(t *testing.T) {
-	t.Parallel()
-	p := newMemPersister()
-	_, addr := startPersisting(t, p, false)
-	c, _ := v5Dial(t, addr, v5Expiry(v5Connect("c", true), 1))
-	c.send(&packet.Disconnect{})
-	c.expectClosed()
-	v5Eventually(t, "expiry reported", func() bool { return p.session("c") == nil && len(p.takeCalls()) > 0 })
-}
-
 func sortedSubs(s *broker.StoredSession) []broker.StoredSubscription {
 	if s == nil {
 		return nil
@@ -366,7 +355,11 @@ func TestPersistRestart(t *testing.T) {
 // retained or queued message past its expiry and a session past its
 // expiry are dropped (and reported deleted); the others keep the time
 // they had left.
-func TestRestoreExpiry(t *testing.T) {
+func TestRestoreExpiry(t *testing.T) { synctest.Test(t, testRestoreExpiry) }
+
+// testRestoreExpiry runs in a synctest bubble: the restored session's
+// expiry passes on the bubble's clock.
+func testRestoreExpiry(t *testing.T) {
 	now := time.Now()
 	msg := func(topic, payload string, expires time.Time) broker.StoredMessage {
 		return broker.StoredMessage{Topic: []byte(topic), Payload: []byte(payload), QoS: 1, Expires: expires}
@@ -391,7 +384,12 @@ func TestRestoreExpiry(t *testing.T) {
 	} {
 		p.sessions[s.ID] = &s
 	}
-	_, addr := startPersisting(t, p, true)
+	s := broker.New(broker.Config{Persister: p})
+	rs, ss := p.contents()
+	if err := s.Restore(rs, ss); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	addr := serveMem(t, s, nil)
 	calls := p.takeCalls()
 	slices.Sort(calls)
 	if diff := cmp.Diff([]string{"R- r/dead", "S online", "S- gone"}, calls); diff != "" {

@@ -34,8 +34,16 @@ var ErrServerClosed = errors.New("broker: server closed")
 // Config configures a Server.
 type Config struct {
 	Limits Limits
-	Logger *slog.Logger     // nil: discard
-	Now    func() time.Time // nil: time.Now
+	Logger *slog.Logger // nil: discard
+	// Now is the protocol clock (nil: time.Now): message expiry, when a
+	// session went offline, session expiry and will delay (a runtime
+	// timer wakes the broker, Now decides whether the interval has
+	// passed), the time left of a credential, security-log windows.
+	// Socket deadlines (connect timeout, keep-alive, write timeout)
+	// always come from time.Now: the kernel knows only the real clock.
+	// A Now ahead of time.Now makes no timer fire earlier; tests that
+	// move time use testing/synctest, which fakes both.
+	Now func() time.Time
 	// Persister, if set, is told about every change to retained messages
 	// and persistent sessions, so they survive a restart (see Restore).
 	Persister Persister

@@ -208,6 +208,17 @@ func (s *session) clearLocked() {
 	}
 }
 
+// expiryInterval is the session expiry interval as a duration (not for
+// expiry 0 or neverExpires). Callers hold s.mu.
+func (s *session) expiryInterval() time.Duration { return time.Duration(s.expiry) * time.Second }
+
+// willDelay is how long after the disconnection the will is published:
+// its delay, or the session's end if that comes first [MQTT-3.1.3-9].
+// Callers hold s.mu; s.will is set.
+func (s *session) willDelay() time.Duration {
+	return time.Duration(min(s.will.delay, s.expiry)) * time.Second
+}
+
 func (s *session) stopTimersLocked() {
 	if s.expTimer != nil {
 		s.expTimer.Stop()

@@ -139,6 +139,9 @@ func (s *Server) detach(c *conn) {
 	}
 	ss.c = nil
 	ss.online.Store(false)
+	if ss.expiry != 0 {
+		ss.disconnected = s.now() // the will delay and expiry count from here
+	}
 	var now *will
 	if w := ss.will; w != nil {
 		switch {
@@ -149,8 +152,7 @@ func (s *Server) detach(c *conn) {
 			ss.will = nil
 			now = w
 		default:
-			d := time.Duration(min(w.delay, ss.expiry)) * time.Second
-			ss.willTimer = time.AfterFunc(d, func() { s.fireWill(ss) })
+			ss.willTimer = time.AfterFunc(ss.willDelay(), func() { s.fireWill(ss) })
 		}
 	}
 	switch ss.expiry {
@@ -158,11 +160,9 @@ func (s *Server) detach(c *conn) {
 		s.endSessionLocked(ss)
 	case neverExpires:
 	default:
-		d := time.Duration(ss.expiry) * time.Second
-		ss.expTimer = time.AfterFunc(d, func() { s.expire(ss) })
+		ss.expTimer = time.AfterFunc(ss.expiryInterval(), func() { s.expire(ss) })
 	}
 	if ss.expiry != 0 {
-		ss.disconnected = s.now()
 		ss.persistLocked(false)
 	}
 	ss.mu.Unlock()
@@ -180,6 +180,16 @@ func (s *Server) fireWill(ss *session) {
 		ss.mu.Unlock()
 		return
 	}
+	if rest := ss.disconnected.Add(ss.willDelay()).Sub(s.now()); rest > 0 {
+		// Config.Now has not reached the delay's end yet (or this is a
+		// stale timer of an earlier disconnection): it decides.
+		if ss.willTimer != nil {
+			ss.willTimer.Stop()
+		}
+		ss.willTimer = time.AfterFunc(rest, func() { s.fireWill(ss) })
+		ss.mu.Unlock()
+		return
+	}
 	ss.will = nil
 	ss.willTimer = nil
 	ss.mu.Unlock()
@@ -192,6 +202,17 @@ func (s *Server) expire(ss *session) {
 	s.mu.Lock()
 	ss.mu.Lock()
 	if ss.c != nil || ss.dead || s.sessions[ss.id] != ss {
+		ss.mu.Unlock()
+		s.mu.Unlock()
+		return
+	}
+	if rest := ss.disconnected.Add(ss.expiryInterval()).Sub(s.now()); rest > 0 {
+		// Config.Now has not reached the expiry yet (or this is a stale
+		// timer of an earlier disconnection): it decides.
+		if ss.expTimer != nil {
+			ss.expTimer.Stop()
+		}
+		ss.expTimer = time.AfterFunc(rest, func() { s.expire(ss) })
 		ss.mu.Unlock()
 		s.mu.Unlock()
 		return

@@ -4,8 +4,6 @@ import (
 	"testing"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
-
 	"edgebroker/broker"
 	"edgebroker/broker/packet"
 )
@@ -112,64 +110,6 @@ func TestV3ConnectTimeout(t *testing.T) {
 	partial.v3closed(2 * time.Second)
 }
 
-// A connected client with keep-alive 0 is never timed out, not even by the
-// connect timeout that guarded its CONNECT.
-func TestV3KeepAliveZero(t *testing.T) {
-	t.Parallel()
-	_, addr := startServer(t, broker.Config{Limits: broker.Limits{ConnectTimeout: 200 * time.Millisecond}}, nil)
-	r, _ := v3dial(t, addr, "ka0", true)
-	r.expectSilence(600 * time.Millisecond)
-	r.write(packet.AppendPingreq(nil))
-	if h, _ := r.read(); h.Type != packet.PINGRESP {
-		t.Fatalf("got packet type %d, want PINGRESP", h.Type)
-	}
-}
-
-func TestV3KeepAliveTimeout(t *testing.T) {
-	t.Parallel()
-	_, addr := startServer(t, broker.Config{}, nil)
-	r := v3connect(t, addr, &packet.Connect{ClientID: []byte("ka"), CleanStart: true, KeepAlive: 1})
-	start := time.Now()
-	r.v3closed(4 * time.Second) // [MQTT-3.1.2-24]: after 1.5 × keep-alive
-	if el := time.Since(start); el < time.Second {
-		t.Errorf("closed after %v, want at least 1 s", el)
-	}
-}
-
-func TestV3KeepAlivePingreq(t *testing.T) {
-	t.Parallel()
-	_, addr := startServer(t, broker.Config{}, nil)
-	r := v3connect(t, addr, &packet.Connect{ClientID: []byte("ping"), CleanStart: true, KeepAlive: 1})
-	for range 5 { // 2.5 s, well beyond 1.5 × keep-alive
-		time.Sleep(500 * time.Millisecond) // pacing the client, not awaiting an event
-		r.write(packet.AppendPingreq(nil))
-		if h, _ := r.read(); h.Type != packet.PINGRESP {
-			t.Fatalf("got packet type %d, want PINGRESP", h.Type)
-		}
-	}
-}
-
-// The paho client pings on its own and stays connected.
-func TestV3KeepAlivePaho(t *testing.T) {
-	t.Parallel()
-	_, addr := startServer(t, broker.Config{}, nil)
-	lost := make(chan error, 1)
-	c := v3paho(t, addr, "paho-ka", true, func(o *mqtt.ClientOptions) {
-		o.SetKeepAlive(time.Second).SetPingTimeout(time.Second)
-		o.SetConnectionLostHandler(func(_ mqtt.Client, err error) { lost <- err })
-	})
-	ch := v3pahoSub(t, c, "ka/t", 1)
-	select {
-	case err := <-lost:
-		t.Fatalf("connection lost: %v", err)
-	case <-time.After(2500 * time.Millisecond):
-	}
-	v3wait(t, "publish", c.Publish("ka/t", 1, false, "alive"))
-	if m := v3next(t, ch); m.payload != "alive" {
-		t.Errorf("got %q, want %q", m.payload, "alive")
-	}
-}
-
 func TestV3SessionTakeover(t *testing.T) {
 	s, addr := startServer(t, broker.Config{}, nil)
 	first, _ := v3dial(t, addr, "same", false)
@@ -200,17 +140,6 @@ func TestV3WillOnAbnormalClose(t *testing.T) {
 	if p.Retain {
 		t.Errorf("retain: got true, want false")
 	}
-}
-
-func TestV3WillOnKeepAliveTimeout(t *testing.T) {
-	t.Parallel()
-	_, addr := startServer(t, broker.Config{}, nil)
-	sub, _ := v3dial(t, addr, "watcher", true)
-	sub.v3sub("will/#", 1)
-	c := v3will("w2", false)
-	c.KeepAlive = 1
-	v3connect(t, addr, c) // then silent
-	sub.v3expect("will/w2", "w2 gone", 1)
 }
 
 func TestV3NoWillAfterDisconnect(t *testing.T) {

@@ -69,28 +69,6 @@ func TestV5SessionResumed(t *testing.T) {
 	}
 }
 
-// TestV5SessionExpires: an offline session with expiry 1 s is gone after
-// about a second, not before.
-func TestV5SessionExpires(t *testing.T) {
-	t.Parallel()
-	s, addr := startServer(t, broker.Config{}, nil)
-	c, _ := v5Dial(t, addr, v5Expiry(v5Connect("c", true), 1))
-	c.v5Sub(1, packet.Subscription{Filter: []byte("t"), QoS: 1}, 1)
-	c.send(&packet.Disconnect{})
-	c.expectClosed()
-	start := time.Now()
-	if !v5SessionExists(s, "c") {
-		t.Fatal("session ended at once despite expiry 1 s")
-	}
-	v5Eventually(t, "session expiry", func() bool { return !v5SessionExists(s, "c") })
-	if d := time.Since(start); d < 800*time.Millisecond {
-		t.Errorf("session expired after %v, want about 1 s", d)
-	}
-	if _, ack := v5Dial(t, addr, v5Connect("c", false)); ack.SessionPresent {
-		t.Error("Session Present after the session expired")
-	}
-}
-
 // TestV5DisconnectSessionExpiry: DISCONNECT may shorten the expiry to 0
 // (the session ends at once) but may not raise it from 0 [MQTT-3.14.2-2].
 func TestV5DisconnectSessionExpiry(t *testing.T) {
@@ -109,23 +87,6 @@ func TestV5DisconnectSessionExpiry(t *testing.T) {
 	if got, want := c.expectClosed(), int(packet.ProtocolError); got != want {
 		t.Errorf("DISCONNECT raising expiry from 0: server sent %#x, want %#x", got, want)
 	}
-}
-
-// TestV5SessionExpiryCapped: Limits.MaxSessionExpiry caps the client's
-// interval, and the CONNACK says which one applies [MQTT-3.2.2-?].
-func TestV5SessionExpiryCapped(t *testing.T) {
-	t.Parallel()
-	s, addr := startServer(t, broker.Config{Limits: broker.Limits{MaxSessionExpiry: 1}}, nil)
-	c, ack := v5Dial(t, addr, v5Expiry(v5Connect("c", true), 3600))
-	if !ack.Props.Has(packet.PropSessionExpiry) {
-		t.Fatal("CONNACK without Session Expiry Interval")
-	}
-	if got, want := ack.Props.SessionExpiry, uint32(1); got != want {
-		t.Errorf("CONNACK Session Expiry Interval = %d, want %d", got, want)
-	}
-	c.send(&packet.Disconnect{})
-	c.expectClosed()
-	v5Eventually(t, "capped session expiry", func() bool { return !v5SessionExists(s, "c") })
 }
 
 // TestV5AssignedClientID: an empty client identifier gets an Assigned
@@ -180,56 +141,6 @@ func v5WillWatcher(t *testing.T, addr string) *rawClient {
 	w, _ := v5Dial(t, addr, v5Connect("watcher", true))
 	w.v5Sub(1, packet.Subscription{Filter: []byte("will"), QoS: 1}, 1)
 	return w
-}
-
-// TestV5WillDelay: a will with delay 1 s is published about a second after
-// the connection drops [MQTT-3.1.3-9].
-func TestV5WillDelay(t *testing.T) {
-	t.Parallel()
-	_, addr := startServer(t, broker.Config{}, nil)
-	w := v5WillWatcher(t, addr)
-	c, _ := v5Dial(t, addr, v5WillConnect("c", 1, 60))
-	c.nc.Close()
-	start := time.Now()
-	w.expectSilence(600 * time.Millisecond)
-	if m := w.expectPublish(); string(m.Payload) != "c gone" {
-		t.Errorf("will payload %q", m.Payload)
-	}
-	if d := time.Since(start); d < 800*time.Millisecond {
-		t.Errorf("will published after %v, want about 1 s", d)
-	}
-}
-
-// TestV5WillDelayReconnect: reconnecting within the will delay cancels
-// the will.
-func TestV5WillDelayReconnect(t *testing.T) {
-	t.Parallel()
-	s, addr := startServer(t, broker.Config{}, nil)
-	w := v5WillWatcher(t, addr)
-	c, _ := v5Dial(t, addr, v5WillConnect("c", 1, 60))
-	c.nc.Close()
-	v5Eventually(t, "server to notice the drop", func() bool { return s.Stats.Connections.Load() == 1 })
-	if _, ack := v5Dial(t, addr, v5Expiry(v5Connect("c", false), 60)); !ack.SessionPresent {
-		t.Error("Session Present = false")
-	}
-	w.expectSilence(1500 * time.Millisecond)
-}
-
-// TestV5WillAtSessionEnd: a session that expires before the will delay
-// publishes the will when it ends [MQTT-3.1.3-9].
-func TestV5WillAtSessionEnd(t *testing.T) {
-	t.Parallel()
-	_, addr := startServer(t, broker.Config{}, nil)
-	w := v5WillWatcher(t, addr)
-	c, _ := v5Dial(t, addr, v5WillConnect("c", 3600, 1))
-	c.nc.Close()
-	start := time.Now()
-	if m := w.expectPublish(); string(m.Payload) != "c gone" {
-		t.Errorf("will payload %q", m.Payload)
-	}
-	if d := time.Since(start); d < 800*time.Millisecond || d > 3*time.Second {
-		t.Errorf("will published after %v, want about 1 s (session expiry)", d)
-	}
 }
 
 // TestV5DisconnectWithWill: DISCONNECT 0x04 publishes the will; 0x00
@@ -293,23 +204,6 @@ func TestV5ServerKeepAlive(t *testing.T) {
 		if got, want := ack.Props.ServerKeepAlive, uint16(5); got != want {
 			t.Errorf("keep-alive %d: Server Keep Alive %d, want %d", ka, got, want)
 		}
-	}
-}
-
-// TestV5KeepAliveTimeout: a silent client is disconnected with 0x8D after
-// one and a half keep-alive periods [MQTT-3.1.2-22], the Server Keep
-// Alive when the server lowered the client's.
-func TestV5KeepAliveTimeout(t *testing.T) {
-	t.Parallel()
-	_, addr := startServer(t, broker.Config{Limits: broker.Limits{MaxKeepAlive: 1}}, nil)
-	c := dialRaw(t, addr, packet.V5)
-	c.connect(&packet.Connect{ClientID: []byte("c"), CleanStart: true, KeepAlive: 60})
-	start := time.Now()
-	if got, want := c.expectClosed(), int(packet.KeepAliveTimeout); got != want {
-		t.Errorf("DISCONNECT %#x, want %#x", got, want)
-	}
-	if d := time.Since(start); d < time.Second {
-		t.Errorf("closed after %v, want 1.5 s", d)
 	}
 }
 
