@@ -86,13 +86,22 @@ func TestApplyBundleFile(t *testing.T) {
 	t.Logf("report, as the user sees it:\n%s", text)
 	stored := provisioningState(t, data)
 
+	// A key that does not match its server certificate passes validation
+	// but cannot be built: the device rolls back to serial 1.
+	root, leaf := seedTLS()
+	badKey := map[string]string{"listener.yaml": aioDefaultListener, "secrets/quickstart-passwords/passwords": files["secrets/quickstart-passwords/passwords"],
+		"lan.yaml": "apiVersion: mqttbroker.iotoperations.azure.com/v1\nkind: BrokerListener\nmetadata: {name: lan}\nspec:\n  serviceType: LoadBalancer\n  ports:\n  - port: 8883\n    tls: {mode: Manual, manual: {secretRef: bad}}\n",
+		"bad.yaml": tlsSecret("bad", leaf.CertPEM(), root.KeyPEM())}
 	for _, tt := range []struct {
-		name   string
-		bundle []byte
-		want   error
+		name     string
+		bundle   []byte
+		want     error  // in the result; nil: not a bundle error
+		reason   string // in the report
+		rollback bool
 	}{
-		{"replayed", packBundle(t, key, 1, files, nil), bundle.ErrReplay},
-		{"untrusted", packBundle(t, other, 2, files, nil), bundle.ErrUntrusted},
+		{"replayed", packBundle(t, key, 1, files, nil), bundle.ErrReplay, bundle.ErrReplay.Error(), false},
+		{"untrusted", packBundle(t, other, 2, files, nil), bundle.ErrUntrusted, bundle.ErrUntrusted.Error(), false},
+		{"cannot come up", packBundle(t, key, 2, badKey, nil), nil, "Secret/bad", true},
 	} {
 		if err := os.WriteFile(file, tt.bundle, 0o644); err != nil {
 			t.Fatal(err)
@@ -101,12 +110,16 @@ func TestApplyBundleFile(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
-		if res := rep.Result; res.Applied || res.RolledBack || !errors.Is(res.Err, tt.want) {
-			t.Errorf("%s: result %+v, want rejected with %v", tt.name, res, tt.want)
+		if res := rep.Result; res.Applied || res.RolledBack != tt.rollback || res.Err == nil || (tt.want != nil && !errors.Is(res.Err, tt.want)) {
+			t.Errorf("%s: result %+v, want rejected with %v, rolled back %v", tt.name, res, tt.want, tt.rollback)
 		}
 		text, _ := os.ReadFile(filepath.Join(stick, appliance.ReportFile))
-		if !strings.Contains(string(text), "REJECTED: nothing was changed") || !strings.Contains(string(text), tt.want.Error()) {
-			t.Errorf("%s: report does not give the device's reason %q:\n%s", tt.name, tt.want, text)
+		head := "REJECTED: nothing was changed"
+		if tt.rollback {
+			head = "ROLLED BACK: bundle serial 2"
+		}
+		if !strings.Contains(string(text), head) || !strings.Contains(string(text), tt.reason) || !strings.Contains(string(text), "running: bundle serial 1") {
+			t.Errorf("%s: report does not give the device's outcome %q and reason %q:\n%s", tt.name, head, tt.reason, text)
 		}
 		if got := provisioningState(t, data); got != stored {
 			t.Errorf("%s: the stored configuration changed:\n%s\nwas\n%s", tt.name, got, stored)
