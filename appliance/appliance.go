@@ -548,6 +548,9 @@ func loadConfig(path string, log *slog.Logger) (*config.Set, error) {
 	for _, w := range ws {
 		log.Warn("configuration warning", "config", path, "warning", w.Error())
 	}
+	for _, r := range set.BuiltIns() {
+		log.Info("configuration refers to an AIO built-in it does not define: the appliance's is used", "config", path, "resource", r.Ref())
+	}
 	return set, nil
 }
 

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -150,34 +149,42 @@ func (a *Appliance) fromStick(ctx context.Context, m usb.Mounter, d usb.Device, 
 		return false
 	}
 	status.Show(ctx, led.Working)
-	lim := bundle.DefaultLimits()
-	var res apply.Result
-	data, err := usb.ReadFile(med, bundle.FileName, lim.MaxTotal+lim.MaxTotal/4) // room for the archive's headers
-	if err != nil {
-		// Pulled mid-read, or too large: nothing was applied.
-		res = apply.Result{Time: time.Now(), Reasons: []string{"reading " + bundle.FileName + ": " + err.Error()}, Err: err}
-		if errors.Is(err, usb.ErrTooLarge) {
-			res.Err = fmt.Errorf("%w: %v", bundle.ErrOversize, err)
-		}
-		a.log.Warn("bundle not read", "err", err)
-		if err := a.prov.Record(res); err != nil {
-			a.log.Warn("provisioning history", "err", err)
-		}
-	} else {
-		res = a.Install(ctx, data)
-	}
+	res := a.installFrom(ctx, med, bundle.FileName)
 	if res.Applied {
 		status.Show(ctx, led.Success)
 	} else {
 		status.Show(ctx, led.Failure)
 	}
-	a.writeReport(med, id, res, log)
+	if err := a.writeReport(med, Report{Device: id, Result: res, Status: a.Status(), Running: a.running()}); err != nil {
+		log.Warn("report not written to the stick", "err", err)
+	}
 	return true
 }
 
-// writeReport writes the outcome back to the stick.
-func (a *Appliance) writeReport(med usb.Medium, id board.Identity, res apply.Result, log *slog.Logger) {
-	rep := Report{Device: id, Result: res, Status: a.Status(), Running: a.running()}
+// installFrom reads the bundle name from med, bounded, and applies it;
+// one that cannot be read (pulled mid-read, too large) is recorded in
+// the history as rejected.
+func (a *Appliance) installFrom(ctx context.Context, med usb.Medium, name string) apply.Result {
+	lim := bundle.DefaultLimits()
+	data, err := usb.ReadFile(med, name, lim.MaxTotal+lim.MaxTotal/4) // room for the archive's headers
+	if err == nil {
+		return a.Install(ctx, data)
+	}
+	res := apply.Result{Time: time.Now(), Reasons: []string{"reading " + name + ": " + err.Error()}, Err: err}
+	if errors.Is(err, usb.ErrTooLarge) {
+		res.Err = fmt.Errorf("%w: %v", bundle.ErrOversize, err)
+	}
+	a.log.Warn("bundle not read", "err", err)
+	if err := a.prov.Record(res); err != nil {
+		a.log.Warn("provisioning history", "err", err)
+	}
+	return res
+}
+
+// writeReport writes the report back to the stick: text, JSON and the
+// CA certificates clients need. It stops at the first file it cannot
+// write.
+func (a *Appliance) writeReport(med usb.Medium, rep Report) error {
 	js, _ := json.MarshalIndent(rep, "", "  ")
 	files := map[string][]byte{ReportJSONFile: append(js, '\n'), ReportFile: []byte(rep.String())}
 	if ca, err := os.ReadFile(filepath.Join(a.cfg.DataDir, CAFile)); err == nil {
@@ -186,11 +193,11 @@ func (a *Appliance) writeReport(med usb.Medium, id board.Identity, res apply.Res
 	for _, name := range []string{ReportCAFile, ReportJSONFile, ReportFile} {
 		if b, ok := files[name]; ok {
 			if err := med.WriteFile(name, b); err != nil {
-				log.Warn("report not written to the stick", "file", name, "err", err)
-				return
+				return fmt.Errorf("appliance: report %s: %w", name, err)
 			}
 		}
 	}
+	return nil
 }
 
 // running names the configuration in force.

@@ -75,7 +75,9 @@ func LoadPath(p string) (*Set, error) {
 
 // Load reads the YAML files at paths in fsys (each a file or a folder, as
 // in LoadPath; no paths means "."), parses every document and returns them
-// as a Set. It does not validate: call Set.Validate. On parse errors the
+// as a Set, with the appliance's equivalents of AIO's built-in resources
+// the documents refer to but do not define (BuiltinIssuer,
+// BuiltinAuthentication). It does not validate: call Set.Validate. On parse errors the
 // returned Set still holds the documents that parsed, so a linter can
 // validate them too, and the error is an Errors.
 func Load(fsys fs.FS, paths ...string) (*Set, error) {
@@ -124,6 +126,7 @@ func Load(fsys fs.FS, paths ...string) (*Set, error) {
 	if len(s.All()) == 0 && len(rp.errs) == 0 {
 		rp.errs = append(rp.errs, &Error{File: strings.Join(paths, ", "), Msg: "no configuration documents found"})
 	}
+	s.addBuiltins()
 	return s, rp.err()
 }
 

@@ -23,6 +23,9 @@ type Object struct {
 	// warnings are what parsing found accepted but meaningless here (see
 	// Set.Warnings); set by parseDocument.
 	warnings Errors
+	// builtin says the appliance supplied the resource for a reference
+	// the configuration does not define (Set.addBuiltins sets it).
+	builtin bool
 }
 
 // ObjectMeta is Kubernetes' metadata. Only name matters on the appliance;

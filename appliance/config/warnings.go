@@ -10,7 +10,8 @@ import (
 // Warnings returns what a configuration accepts but what is probably not
 // meant, in the form of errors (file:line, resource, field path), ordered
 // by file and line: AIO fields that mean nothing on the appliance and are
-// ignored, and topic rules with a '*' (a literal character in MQTT, not
+// ignored, ports using the built-in BrokerAuthentication default (which
+// means something else than AIO's), and topic rules with a '*' (a literal character in MQTT, not
 // a wildcard). They do not make the configuration invalid; the appliance
 // logs them and edgebundle lint prints them.
 func (s *Set) Warnings() Errors {
@@ -18,6 +19,7 @@ func (s *Set) Warnings() Errors {
 	for _, r := range s.All() {
 		rp.errs = append(rp.errs, r.object().warnings...)
 	}
+	s.builtinWarnings(&rp)
 	for _, a := range s.Authorizations {
 		for i, rule := range a.Spec.AuthorizationPolicies.Rules {
 			for j, br := range rule.BrokerResources {

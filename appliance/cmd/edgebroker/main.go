@@ -64,6 +64,7 @@ func main() {
 	flag.Var(&trust, "trust", "a file of public keys (PEM, or base64 one per line, as edgebundle keygen writes) that bundles must be signed by; repeatable")
 	useUSB := flag.Bool("usb", false, "apply bundles ("+bundleName+") from USB sticks as they are plugged in, and write a report back to the stick")
 	flag.StringVar(&cfg.ACMETLSAddr, "acme-tls", "", `an extra port (e.g. ":443") answering only ACME tls-alpn-01 challenges; "" for none (MQTT TLS ports answer them anyway)`)
+	applyBundle := flag.String("apply-bundle", "", "apply the bundle `FILE` to -data with the device's checks (-trust as the image has them), write the stick's report next to it and on stdout, and exit: 0 applied, 1 not")
 	verbose := flag.Bool("v", false, "debug logging")
 	flag.Parse()
 	if cfg.DataDir == "" {
@@ -84,6 +85,10 @@ func main() {
 		}
 		cfg.Trust = append(cfg.Trust, keys...)
 	}
+	if *applyBundle != "" && len(cfg.Trust) == 0 {
+		fmt.Fprintln(os.Stderr, "edgebroker: -apply-bundle needs -trust (the keys the device's image trusts): without trusted keys every bundle is rejected")
+		os.Exit(2)
+	}
 	if *useUSB {
 		cfg.USB = new(appliance.USBConfig)
 		if len(cfg.Trust) == 0 {
@@ -96,6 +101,9 @@ func main() {
 		level = slog.LevelDebug
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if *applyBundle != "" {
+		os.Exit(applyBundleFile(cfg, *applyBundle))
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -105,4 +113,23 @@ func main() {
 	if err := appliance.Run(ctx, cfg); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// applyBundleFile applies a bundle file to -data as a stick would, prints
+// the stick's report and returns the exit code: 0 applied, 1 not (the
+// report says why), 2 the attempt could not be made.
+func applyBundleFile(cfg appliance.Config, file string) int {
+	rep, err := appliance.ApplyBundleFile(context.Background(), cfg, file)
+	if rep.Result.Time.IsZero() { // nothing was attempted
+		fmt.Fprintf(os.Stderr, "edgebroker: -apply-bundle %s: %v\n", file, err)
+		return 2
+	}
+	fmt.Print(rep.String())
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "edgebroker: -apply-bundle %s: %v\n", file, err)
+	}
+	if !rep.Result.Applied {
+		return 1
+	}
+	return 0
 }

@@ -386,7 +386,11 @@ func (c *cmd) lintSet(s *config.Set, err error, base string) bool {
 	for _, w := range s.Pending() {
 		fmt.Fprintf(c.stdout, "note: %s\n", w)
 	}
-	fmt.Fprintf(c.stdout, "%d resources valid\n", len(s.All()))
+	builtin := s.BuiltIns()
+	for _, r := range builtin {
+		fmt.Fprintf(c.stdout, "note: %s is AIO's built-in, not defined here: the appliance supplies its own\n", r.Ref())
+	}
+	fmt.Fprintf(c.stdout, "%d resources valid\n", len(s.All())-len(builtin))
 	return true
 }
 

@@ -32,3 +32,35 @@ spec:
 		t.Errorf("lint stderr:\n%s\nwant\n%s", errOut, want)
 	}
 }
+
+// TestLintBuiltins: AIO's default listener, which refers to AIO's
+// built-in ClusterIssuer and BrokerAuthentication default, lints valid;
+// lint says which built-ins the appliance supplies, counts only the
+// resources written, and warns what authentication default means here.
+func TestLintBuiltins(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"listener.yaml": `apiVersion: mqttbroker.iotoperations.azure.com/v1
+kind: BrokerListener
+metadata: {name: default}
+spec:
+  ports:
+  - port: 18883
+    authenticationRef: default
+    tls:
+      mode: Automatic
+      certManagerCertificateSpec:
+        issuerRef: {name: azure-iot-operations-aio-certificate-issuer, kind: ClusterIssuer}
+`})
+	code, out, errOut := edgebundle(t, "lint", dir)
+	if code != 0 || !strings.Contains(out, "\n1 resources valid") {
+		t.Fatalf("lint: exit %d, stdout %q, stderr %q; want 0 and 1 resource valid", code, out, errOut)
+	}
+	for _, want := range []string{"note: ClusterIssuer/azure-iot-operations-aio-certificate-issuer is AIO's built-in", "note: BrokerAuthentication/default is AIO's built-in"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("lint stdout:\n%s\nwant %q", out, want)
+		}
+	}
+	if want := filepath.Join(dir, "listener.yaml") + ":7: BrokerListener/default: spec.ports[0].authenticationRef: BrokerAuthentication/default is not defined"; !strings.Contains(errOut, want) {
+		t.Errorf("lint stderr:\n%s\nwant %q", errOut, want)
+	}
+}
