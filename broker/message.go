@@ -59,7 +59,7 @@ func (s *Server) newMessage(p *packet.Publish, now time.Time, sender *Client) *M
 	m.Payload = a.keep(p.Payload)
 	m.QoS, m.Retain = p.QoS, p.Retain
 	m.Props.Reset()
-	copyTravelling(&m.Props, &p.Props, &a)
+	a = copyTravelling(&m.Props, &p.Props, a)
 	m.buf = a.b
 	m.Received = now.UnixNano()
 	m.Expiry = 0
@@ -116,10 +116,11 @@ func travellingLen(p *packet.Properties) int {
 }
 
 // copyTravelling copies the travelling properties and user properties of
-// src into dst, which has none, their bytes through a. It copies the
-// values whether or not Present marks them (Present says which count),
-// and reuses the capacity of dst.User.
-func copyTravelling(dst, src *packet.Properties, a *arena) {
+// src into dst, which has none, their bytes through a, and returns a with
+// them. It copies the values whether or not Present marks them (Present
+// says which count), and reuses the capacity of dst.User. (The arena
+// goes by value: kept in registers, not in memory.)
+func copyTravelling(dst, src *packet.Properties, a arena) arena {
 	for _, id := range travelling {
 		if src.Has(id) {
 			dst.Set(id)
@@ -139,6 +140,7 @@ func copyTravelling(dst, src *packet.Properties, a *arena) {
 	for _, u := range src.User {
 		dst.User = append(dst.User, packet.UserProperty{Key: a.keep(u.Key), Value: a.keep(u.Value)})
 	}
+	return a
 }
 
 // arena copies byte strings end to end into one buffer, so that a

@@ -106,7 +106,7 @@ func storedMessage(m *Message) StoredMessage {
 	a := arena{b: make([]byte, 0, len(m.Topic)+len(m.Payload)+travellingLen(&m.Props)), nilEmpty: true}
 	sm.Topic = a.keep(m.Topic)
 	sm.Payload = a.keep(m.Payload)
-	copyTravelling(&sm.Props, &m.Props, &a)
+	copyTravelling(&sm.Props, &m.Props, a)
 	if m.Expiry > 0 {
 		sm.Expires = time.Unix(0, m.Received).Add(time.Duration(m.Expiry) * time.Second)
 	}
