@@ -21,9 +21,9 @@ type Message struct {
 	Payload []byte
 	QoS     byte
 	Retain  bool
-	// Props carries the 5.0 properties that travel with the message:
-	// payload format, content type, response topic, correlation data and
-	// user properties. Message expiry is kept in Received and Expiry.
+	// Props carries the 5.0 properties that travel with the message
+	// (travelling, and user properties). Message expiry is kept in
+	// Received and Expiry.
 	Props packet.Properties
 	// Received is when the broker got the message (Unix nanoseconds).
 	Received int64
@@ -50,44 +50,116 @@ func (s *Server) newMessage(p *packet.Publish, now time.Time, sender *Client) *M
 	m := s.messages.Get().(*Message)
 	m.pool = &s.messages
 	m.refs.Store(1)
-	pr := &p.Props
-	n := len(p.Topic) + len(p.Payload) + len(pr.ContentType) + len(pr.ResponseTopic) + len(pr.CorrelationData)
-	for _, u := range pr.User {
-		n += len(u.Key) + len(u.Value)
-	}
+	n := len(p.Topic) + len(p.Payload) + travellingLen(&p.Props)
 	if cap(m.buf) < n {
 		m.buf = make([]byte, 0, n)
 	}
-	b := m.buf[:0]
-	keep := func(s []byte) []byte {
-		start := len(b)
-		b = append(b, s...)
-		return b[start:len(b):len(b)]
-	}
-	m.Topic = keep(p.Topic)
-	m.Payload = keep(p.Payload)
+	a := arena{b: m.buf[:0]}
+	m.Topic = a.keep(p.Topic)
+	m.Payload = a.keep(p.Payload)
 	m.QoS, m.Retain = p.QoS, p.Retain
 	m.Props.Reset()
-	for _, id := range [...]byte{packet.PropPayloadFormat, packet.PropContentType, packet.PropResponseTopic, packet.PropCorrelationData} {
-		if pr.Has(id) {
-			m.Props.Set(id)
-		}
-	}
-	m.Props.PayloadFormat = pr.PayloadFormat
-	m.Props.ContentType = keep(pr.ContentType)
-	m.Props.ResponseTopic = keep(pr.ResponseTopic)
-	m.Props.CorrelationData = keep(pr.CorrelationData)
-	for _, u := range pr.User {
-		m.Props.User = append(m.Props.User, packet.UserProperty{Key: keep(u.Key), Value: keep(u.Value)})
-	}
-	m.buf = b
+	a = copyTravelling(&m.Props, &p.Props, a)
+	m.buf = a.b
 	m.Received = now.UnixNano()
 	m.Expiry = 0
-	if pr.Has(packet.PropMessageExpiry) {
-		m.Expiry = pr.MessageExpiry
+	if p.Props.Has(packet.PropMessageExpiry) {
+		m.Expiry = p.Props.MessageExpiry
 	}
 	m.Sender = sender
 	return m
+}
+
+// travelling is the one list of the 5.0 properties that travel with a
+// message in its Props, from the publisher to the subscribers and into
+// the store: newMessage, storedMessage and restoreMessage copy them with
+// copyTravelling, the saved encoding writes them (persistcodec.go), and
+// travellingField says where each lives. Two more travel beside the list:
+// user properties (a list, Props.User, copied by copyTravelling and
+// saved) and message expiry, kept counting down (Message.Received and
+// Expiry, StoredMessage.Expires). Subscription identifiers and topic
+// aliases belong to a subscription and a connection: they do not travel.
+//
+// The order is the saved encoding's flag bits: add a property at the
+// end, never reorder (TestStoredGolden).
+var travelling = [...]byte{packet.PropPayloadFormat, packet.PropContentType, packet.PropResponseTopic, packet.PropCorrelationData}
+
+// travellingField returns where travelling property id lives in p: num
+// for a one-byte value, str for a string or binary one. A property on
+// the list without a case here panics (TestTravellingList).
+func travellingField(p *packet.Properties, id byte) (num *byte, str *[]byte) {
+	switch id {
+	case packet.PropPayloadFormat:
+		return &p.PayloadFormat, nil
+	case packet.PropContentType:
+		return nil, &p.ContentType
+	case packet.PropResponseTopic:
+		return nil, &p.ResponseTopic
+	case packet.PropCorrelationData:
+		return nil, &p.CorrelationData
+	}
+	panic("broker: travelling property without a field")
+}
+
+// travellingLen is the number of bytes copyTravelling copies from p.
+func travellingLen(p *packet.Properties) int {
+	n := 0
+	for _, id := range travelling {
+		if _, str := travellingField(p, id); str != nil {
+			n += len(*str)
+		}
+	}
+	for _, u := range p.User {
+		n += len(u.Key) + len(u.Value)
+	}
+	return n
+}
+
+// copyTravelling copies the travelling properties and user properties of
+// src into dst, which has none, their bytes through a, and returns a with
+// them. It copies the values whether or not Present marks them (Present
+// says which count), and reuses the capacity of dst.User. (The arena
+// goes by value: kept in registers, not in memory.)
+func copyTravelling(dst, src *packet.Properties, a arena) arena {
+	for _, id := range travelling {
+		if src.Has(id) {
+			dst.Set(id)
+		}
+		dnum, dstr := travellingField(dst, id)
+		snum, sstr := travellingField(src, id)
+		if dnum != nil {
+			*dnum = *snum
+		} else {
+			*dstr = a.keep(*sstr)
+		}
+	}
+	if cap(dst.User) < len(src.User) {
+		dst.User = make([]packet.UserProperty, 0, len(src.User))
+	}
+	dst.User = dst.User[:0]
+	for _, u := range src.User {
+		dst.User = append(dst.User, packet.UserProperty{Key: a.keep(u.Key), Value: a.keep(u.Value)})
+	}
+	return a
+}
+
+// arena copies byte strings end to end into one buffer, so that a
+// message owns its bytes in one allocation. Owned by the function that
+// copies a message.
+type arena struct {
+	b        []byte // the buffer; sized by the caller, grown if too small
+	nilEmpty bool   // keep an empty string as nil (as the decoder reads it)
+}
+
+// keep copies s to the end of the buffer and returns the copy, with its
+// capacity cut to its length.
+func (a *arena) keep(s []byte) []byte {
+	if len(s) == 0 && a.nilEmpty {
+		return nil
+	}
+	start := len(a.b)
+	a.b = append(a.b, s...)
+	return a.b[start:len(a.b):len(a.b)]
 }
 
 // retain adds a reference.

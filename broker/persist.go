@@ -41,10 +41,10 @@ type StoredMessage struct {
 	Topic   []byte
 	Payload []byte
 	QoS     byte
-	// Props holds the 5.0 properties that travel with a message: payload
-	// format, content type, response topic and correlation data (each
-	// marked present in Props.Present) and user properties. Others are
-	// not saved.
+	// Props holds the 5.0 properties that travel with a message: those
+	// of the broker's travelling list (each marked present in
+	// Props.Present: payload format, content type, response topic,
+	// correlation data) and user properties. Others are not saved.
 	Props packet.Properties
 	// Expires is when the message expires (its Message Expiry Interval
 	// counted from its arrival); zero means never.
@@ -103,37 +103,10 @@ type StoredSession struct {
 // storedMessage copies m into a StoredMessage.
 func storedMessage(m *Message) StoredMessage {
 	sm := StoredMessage{QoS: m.QoS}
-	pr := &m.Props
-	n := len(m.Topic) + len(m.Payload) + len(pr.ContentType) + len(pr.ResponseTopic) + len(pr.CorrelationData)
-	for _, u := range pr.User {
-		n += len(u.Key) + len(u.Value)
-	}
-	b := make([]byte, 0, n)
-	keep := func(s []byte) []byte {
-		if len(s) == 0 {
-			return nil
-		}
-		start := len(b)
-		b = append(b, s...)
-		return b[start:len(b):len(b)]
-	}
-	sm.Topic = keep(m.Topic)
-	sm.Payload = keep(m.Payload)
-	for _, id := range travelling {
-		if pr.Has(id) {
-			sm.Props.Set(id)
-		}
-	}
-	sm.Props.PayloadFormat = pr.PayloadFormat
-	sm.Props.ContentType = keep(pr.ContentType)
-	sm.Props.ResponseTopic = keep(pr.ResponseTopic)
-	sm.Props.CorrelationData = keep(pr.CorrelationData)
-	if len(pr.User) > 0 {
-		sm.Props.User = make([]packet.UserProperty, len(pr.User))
-		for i, u := range pr.User {
-			sm.Props.User[i] = packet.UserProperty{Key: keep(u.Key), Value: keep(u.Value)}
-		}
-	}
+	a := arena{b: make([]byte, 0, len(m.Topic)+len(m.Payload)+travellingLen(&m.Props)), nilEmpty: true}
+	sm.Topic = a.keep(m.Topic)
+	sm.Payload = a.keep(m.Payload)
+	copyTravelling(&sm.Props, &m.Props, a)
 	if m.Expiry > 0 {
 		sm.Expires = time.Unix(0, m.Received).Add(time.Duration(m.Expiry) * time.Second)
 	}
@@ -142,9 +115,6 @@ func storedMessage(m *Message) StoredMessage {
 
 // isSys reports whether topic is under $SYS/.
 func isSys(topic []byte) bool { return len(topic) >= 5 && string(topic[:5]) == "$SYS/" }
-
-// travelling are the presence-flagged properties a message keeps.
-var travelling = [...]byte{packet.PropPayloadFormat, packet.PropContentType, packet.PropResponseTopic, packet.PropCorrelationData}
 
 // restoreMessage makes a pooled Message of sm, or returns nil if it has
 // expired at now. Its expiry keeps counting down from sm.Expires.
@@ -158,17 +128,10 @@ func (s *Server) restoreMessage(sm *StoredMessage, retain bool, now time.Time) *
 		secs := (left + time.Second - 1) / time.Second // rounded up
 		expiry = uint32(min(secs, 0xFFFFFFFF))
 	}
-	p := packet.Publish{Topic: sm.Topic, Payload: sm.Payload, QoS: sm.QoS, Retain: retain}
-	for _, id := range travelling {
-		if sm.Props.Has(id) {
-			p.Props.Set(id)
-		}
-	}
-	p.Props.PayloadFormat = sm.Props.PayloadFormat
-	p.Props.ContentType = sm.Props.ContentType
-	p.Props.ResponseTopic = sm.Props.ResponseTopic
-	p.Props.CorrelationData = sm.Props.CorrelationData
-	p.Props.User = sm.Props.User
+	// newMessage copies the travelling properties; the expiry is
+	// counted from sm.Expires instead.
+	p := packet.Publish{Topic: sm.Topic, Payload: sm.Payload, QoS: sm.QoS, Retain: retain, Props: sm.Props}
+	p.Props.Clear(packet.PropMessageExpiry)
 	m := s.newMessage(&p, now, nil)
 	if expiry > 0 {
 		// Received is set so that the interval left runs out at Expires.

@@ -12,11 +12,12 @@ import (
 // The saved encodings start with a version byte; the fields follow as
 // unsigned varints, single bytes and length-prefixed byte strings.
 //
-//	message:  version=1, topic, payload, QoS, flags (bit 0..3: payload
-//	          format, content type, response topic, correlation data
-//	          present), [payload format], [content type], [response
-//	          topic], [correlation data], n user properties × (key,
-//	          value), expires (Unix ns, 0: never)
+//	message:  version=1, topic, payload, QoS, flags (bit i: property
+//	          travelling[i] present; bits 0..3: payload format, content
+//	          type, response topic, correlation data), the value of each
+//	          present one in that order (a byte for payload format,
+//	          else a byte string), n user properties × (key, value),
+//	          expires (Unix ns, 0: never)
 //	session:  version=2, id, owner, expiry, disconnected (Unix ns, 0: zero),
 //	          n × subscription (filter, QoS, options: bit 0 no local,
 //	          bit 1 retain as published, bits 2-3 retain handling, id),
@@ -55,12 +56,14 @@ func (m *StoredMessage) appendBody(b []byte) []byte {
 		}
 	}
 	b = append(b, flags)
-	if flags&1 != 0 {
-		b = append(b, m.Props.PayloadFormat)
-	}
-	for i, v := range [...][]byte{m.Props.ContentType, m.Props.ResponseTopic, m.Props.CorrelationData} {
-		if flags&(2<<i) != 0 {
-			b = appendBytes(b, v)
+	for i, id := range travelling {
+		if flags&(1<<i) == 0 {
+			continue
+		}
+		if num, str := travellingField(&m.Props, id); num != nil {
+			b = append(b, *num)
+		} else {
+			b = appendBytes(b, *str)
 		}
 	}
 	b = binary.AppendUvarint(b, uint64(len(m.Props.User)))
@@ -303,16 +306,14 @@ func (d *decoder) message(m *StoredMessage) {
 		d.fail("property flags %#x", flags)
 	}
 	for i, id := range travelling {
-		if flags&(1<<i) != 0 {
-			m.Props.Set(id)
+		if flags&(1<<i) == 0 {
+			continue
 		}
-	}
-	if flags&1 != 0 {
-		m.Props.PayloadFormat = d.byte()
-	}
-	for i, p := range [...]*[]byte{&m.Props.ContentType, &m.Props.ResponseTopic, &m.Props.CorrelationData} {
-		if flags&(2<<i) != 0 {
-			*p = d.bytes()
+		m.Props.Set(id)
+		if num, str := travellingField(&m.Props, id); num != nil {
+			*num = d.byte()
+		} else {
+			*str = d.bytes()
 		}
 	}
 	if n := d.count(2); n > 0 {
