@@ -62,6 +62,9 @@ type Appliance struct {
 	// listen are the -listen ports, shown after the configured ones: set
 	// by run before the status endpoint serves; guarded by mu.
 	listen []PortStatus
+	// usb describes the -usb watcher while it runs ("" without one): set
+	// and cleared by watchUSB; guarded by mu.
+	usb string
 }
 
 // StatusAddr returns the bound address of the status endpoint, or nil.
@@ -85,6 +88,10 @@ type Status struct {
 type Provisioning struct {
 	Serial  uint64         `json:"serial"`  // of the bundle in force; 0: none applied yet
 	History []apply.Result `json:"history"` // the latest attempts, newest first
+	// USB says how USB sticks are watched for a bundle (-usb), e.g.
+	// "watching for USB sticks with edgebroker-bundle.tar"; "" when they
+	// are not.
+	USB string `json:"usb,omitempty"`
 }
 
 // ListenFlag is the Listener of a -listen port in Status.Ports: no
@@ -153,6 +160,7 @@ func (a *Appliance) Status() Status {
 	a.mu.Lock()
 	st := a.status
 	st.Ports = slices.Concat(st.Ports, a.listen)
+	st.Provisioning.USB = a.usb
 	a.mu.Unlock()
 	for i, p := range st.Ports {
 		if p.TLS != nil && p.TLS.Mode == "Automatic" {
