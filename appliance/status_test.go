@@ -2,7 +2,9 @@ package appliance_test
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -182,5 +184,42 @@ func TestStatusListenPorts(t *testing.T) {
 	}
 	if body := get("/"); !strings.Contains(body, "<td>-listen</td><td>"+port+"</td>") || !strings.Contains(body, "serving on "+bound.String()) {
 		t.Errorf("status page misses the -listen port:\n%s", body)
+	}
+}
+
+// TestCAFileRemovedWhenUnused: DATA/ca.crt is exported while a port uses
+// the on-device CA (the embedded default's Automatic TLS port) and removed
+// once the configuration has no such port, so /ca.crt answers 404 instead
+// of handing out a CA the device no longer serves.
+func TestCAFileRemovedWhenUnused(t *testing.T) {
+	data := t.TempDir()
+	ca := filepath.Join(data, appliance.CAFile)
+	_, _, stop := launch(t, appliance.Config{DataDir: data, Loopback: "127.0.0.1:0", PortMap: map[int]int{18883: 0}})
+	if _, err := os.Stat(ca); err != nil {
+		t.Fatalf("the default configuration exports no ca.crt: %v", err)
+	}
+	stop()
+
+	plain := writeConfig(t, map[string]string{"l.yaml": `apiVersion: mqttbroker.iotoperations.azure.com/v1
+kind: BrokerListener
+metadata:
+  name: plain
+spec:
+  serviceType: ClusterIp
+  ports:
+  - port: 1883
+`})
+	a, _, stop := launch(t, appliance.Config{DataDir: data, ConfigPath: plain, PortMap: map[int]int{1883: 0}, StatusAddr: "127.0.0.1:0"})
+	defer stop()
+	if _, err := os.Stat(ca); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ca.crt with no Automatic TLS port: %v; want it removed", err)
+	}
+	resp, err := http.Get("http://" + a.StatusAddr().String() + "/ca.crt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("/ca.crt: %d, want 404", resp.StatusCode)
 	}
 }
