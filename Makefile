@@ -61,8 +61,9 @@ build-arm64:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -o $(BIN)-linux-arm64 $(PKG)
 
 # Firmware images (image/README.md). File systems are cached in IMAGE_CACHE,
-# Go builds in Go's build cache. Extra mkimage flags, for example the keys
-# provisioning bundles must be signed by:
+# Go builds in Go's build cache. Extra mkimage flags: the keys provisioning
+# bundles must be signed by are required (or -no-trust for an image that
+# cannot be provisioned):
 #   make image IMAGE_ARGS='-trust site.pub'
 IMAGE_CACHE ?= $(HOME)/.cache/edgebroker-image
 IMAGE_ARGS  ?=

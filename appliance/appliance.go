@@ -345,6 +345,9 @@ func (a *Appliance) run(ctx context.Context, b *bound) error {
 	for _, l := range b.listen {
 		ln := l.ln
 		addrs = append(addrs, ln.Addr())
+		a.mu.Lock()
+		a.listen = append(a.listen, listenStatus(l.flag, ln.Addr()))
+		a.mu.Unlock()
 		a.log.Info("serving MQTT", "addr", ln.Addr().String(), "port", "-listen", "auth", "anonymous")
 		// Named after the flag, not the bound address: sessions of its
 		// clients belong to "anonymous:" and the name, across restarts.

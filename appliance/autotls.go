@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -292,17 +294,29 @@ func (iss *issuers) prune(set *config.Set, ports []*port) {
 
 // exportCAs writes the CA certificates of the Automatic ports' on-device
 // issuers to DATA/ca.crt, each once, for clients (mosquitto_pub --cafile).
+// When no port uses one any more the file is removed, so that neither
+// /ca.crt nor a USB report hands out a CA the device no longer serves;
+// while an Automatic port waits for its certificate (its CA unknown) the
+// file is kept.
 func exportCAs(ports []*port, dataDir string) error {
 	var all []byte
+	waiting := false
 	for _, p := range ports {
 		if len(p.caPEM) > 0 && !bytes.Contains(all, p.caPEM) {
 			all = append(all, p.caPEM...)
 		}
-	}
-	if len(all) == 0 {
-		return nil
+		waiting = waiting || p.certInfo != nil && p.certInfo.Mode == string(config.TLSAutomatic) && p.waiting != ""
 	}
 	path := filepath.Join(dataDir, CAFile)
+	if len(all) == 0 {
+		if waiting {
+			return nil
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("appliance: removing %s no port uses: %w", CAFile, err)
+		}
+		return nil
+	}
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, all) {
 		return nil
 	}

@@ -106,6 +106,21 @@ func (a *Appliance) watchUSB(ctx context.Context, uc *USBConfig, id board.Identi
 		m = usb.KernelMounter{Dir: "/tmp/edgebroker-usb"}
 	}
 	w := &usb.Watcher{Root: root, Interval: uc.Interval, Uevents: uc.Uevents, Logger: a.log.With("subsystem", "usb")}
+	interval := uc.Interval
+	if interval <= 0 {
+		interval = usb.DefaultInterval
+	}
+	watching := fmt.Sprintf("watching for USB sticks with %s (disks in %s, rescanned every %v)",
+		bundle.FileName, filepath.Join(root, "sys", "block"), interval)
+	a.log.Info("provisioning: "+watching, "subsystem", "usb", "trusted_keys", len(a.cfg.Trust))
+	a.mu.Lock()
+	a.usb = watching
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.usb = ""
+		a.mu.Unlock()
+	}()
 	done := map[string]bool{} // disks handled since they were plugged in
 	for ev := range w.Watch(ctx) {
 		d := ev.Device

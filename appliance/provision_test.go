@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -311,4 +312,44 @@ func TestProvisioningFromUSB(t *testing.T) {
 		t.Fatalf("after a restart, bundle 1's port does not answer; status:\n%s", a.Status())
 	}
 	keyKept()
+}
+
+// TestUSBWatchingShown: with -usb the appliance logs that it watches for
+// sticks, and its status (Status, status.json, the status page) says so;
+// without -usb the page says that sticks are not watched.
+func TestUSBWatchingShown(t *testing.T) {
+	key, err := bundle.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := new(syncBuffer)
+	sysRoot := t.TempDir()
+	a, _, stop := launch(t, appliance.Config{
+		DataDir: t.TempDir(), Loopback: "off", PortMap: map[int]int{18883: 0}, Logger: slog.New(slog.NewTextHandler(logs, nil)),
+		Trust: []ed25519.PublicKey{key.Public().(ed25519.PublicKey)}, BoardRoot: t.TempDir(), StatusAddr: "127.0.0.1:0",
+		USB: &appliance.USBConfig{Root: sysRoot, Mounter: &usbtest.Mounter{}, Uevents: make(chan usb.Uevent), Interval: time.Hour},
+	})
+	defer stop()
+	want := "watching for USB sticks with " + bundle.FileName
+	testenv.Eventually(t, 10*time.Second, "the watcher started", func() bool { return strings.Contains(a.Status().Provisioning.USB, want) })
+	if l := logs.String(); !strings.Contains(l, "provisioning: "+want) || !strings.Contains(l, "rescanned every 1h0m0s") {
+		t.Errorf("log does not say that USB sticks are watched:\n%s", l)
+	}
+	base := "http://" + a.StatusAddr().String()
+	if body := get(t, base+"/status.json"); !strings.Contains(body, `"usb": "`+want) {
+		t.Errorf("status.json: no usb field:\n%s", body)
+	}
+	if body := get(t, base+"/"); !strings.Contains(body, "Provisioning is "+want) {
+		t.Errorf("status page does not say that USB sticks are watched:\n%s", body)
+	}
+	stop()
+
+	b, _, stop2 := launch(t, appliance.Config{DataDir: t.TempDir(), Loopback: "off", PortMap: map[int]int{18883: 0}, StatusAddr: "127.0.0.1:0"})
+	defer stop2()
+	if u := b.Status().Provisioning.USB; u != "" {
+		t.Errorf("without -usb: Provisioning.USB %q", u)
+	}
+	if body := get(t, "http://"+b.StatusAddr().String()+"/"); !strings.Contains(body, "USB sticks are not watched (no -usb).") {
+		t.Errorf("status page without -usb:\n%s", body)
+	}
 }

@@ -59,6 +59,12 @@ type Appliance struct {
 
 	mu     sync.Mutex
 	status Status
+	// listen are the -listen ports, shown after the configured ones: set
+	// by run before the status endpoint serves; guarded by mu.
+	listen []PortStatus
+	// usb describes the -usb watcher while it runs ("" without one): set
+	// and cleared by watchUSB; guarded by mu.
+	usb string
 }
 
 // StatusAddr returns the bound address of the status endpoint, or nil.
@@ -67,7 +73,9 @@ func (a *Appliance) StatusAddr() net.Addr { return a.statusAddr }
 // Status is what the appliance reports about itself: the status
 // endpoint serves it as JSON.
 type Status struct {
-	Ports []PortStatus `json:"ports"` // every configured BrokerListener port, in configuration order
+	// Ports are every configured BrokerListener port, in configuration
+	// order, then the -listen ports (Listener ListenFlag), in flag order.
+	Ports []PortStatus `json:"ports"`
 	// Certificates are the certificates the device issues and renews
 	// (Certificate resources and Automatic TLS ports), by Secret name.
 	Certificates []CertStatus    `json:"certificates"`
@@ -80,6 +88,24 @@ type Status struct {
 type Provisioning struct {
 	Serial  uint64         `json:"serial"`  // of the bundle in force; 0: none applied yet
 	History []apply.Result `json:"history"` // the latest attempts, newest first
+	// USB says how USB sticks are watched for a bundle (-usb), e.g.
+	// "watching for USB sticks with edgebroker-bundle.tar"; "" when they
+	// are not.
+	USB string `json:"usb,omitempty"`
+}
+
+// ListenFlag is the Listener of a -listen port in Status.Ports: no
+// BrokerListener can have the name (Kubernetes names start with a letter
+// or digit).
+const ListenFlag = "-listen"
+
+// listenStatus is the status of a bound -listen port given as flag.
+func listenStatus(flag string, addr net.Addr) PortStatus {
+	ps := PortStatus{Listener: ListenFlag, Serving: true, Addr: addr, Message: "-listen " + flag + ": plain, anonymous"}
+	if ta, ok := addr.(*net.TCPAddr); ok {
+		ps.Port = ta.Port
+	}
+	return ps
 }
 
 // PortStatus is one configured port.
@@ -133,7 +159,8 @@ type StateStoreUsage struct {
 func (a *Appliance) Status() Status {
 	a.mu.Lock()
 	st := a.status
-	st.Ports = slices.Clone(st.Ports)
+	st.Ports = slices.Concat(st.Ports, a.listen)
+	st.Provisioning.USB = a.usb
 	a.mu.Unlock()
 	for i, p := range st.Ports {
 		if p.TLS != nil && p.TLS.Mode == "Automatic" {

@@ -2,10 +2,14 @@ package appliance_test
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -123,5 +127,99 @@ func TestSysTopics(t *testing.T) {
 	}
 	if !strings.HasPrefix(seen["$SYS/broker/version"], "edgebroker ") || !strings.HasSuffix(seen["$SYS/broker/uptime"], " seconds") {
 		t.Errorf("$SYS values: %v", seen)
+	}
+}
+
+// TestStatusListenPorts: -listen ports appear in status.json, the status
+// page, /metrics and Status like configured ports.
+func TestStatusListenPorts(t *testing.T) {
+	a, addrs, stop := launch(t, appliance.Config{DataDir: t.TempDir(), Loopback: "127.0.0.1:0", PortMap: map[int]int{18883: 0},
+		StatusAddr: "127.0.0.1:0", Listen: []string{"127.0.0.1:0"}})
+	defer stop()
+	bound := addrs[len(addrs)-1].(*net.TCPAddr) // -listen ports come last
+	port := strconv.Itoa(bound.Port)
+	st, ok := a.Status().Port(appliance.ListenFlag, bound.Port)
+	if !ok || !st.Serving || st.Addr.String() != bound.String() {
+		t.Fatalf("Status().Port(-listen, %d) = %+v, %v", bound.Port, st, ok)
+	}
+	if s := a.Status().String(); !strings.Contains(s, "-listen/"+port+": serving on "+bound.String()) {
+		t.Errorf("Status.String() misses the -listen port:\n%s", s)
+	}
+	base := "http://" + a.StatusAddr().String()
+	get := func(path string) string {
+		t.Helper()
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	var js struct {
+		Ports []struct {
+			Listener, Addr, Message string
+			Port                    int
+			Serving                 bool
+		}
+	}
+	body := get("/status.json")
+	if err := json.Unmarshal([]byte(body), &js); err != nil {
+		t.Fatalf("status.json: %v\n%s", err, body)
+	}
+	found := false
+	for _, p := range js.Ports {
+		if p.Listener == "-listen" {
+			found = p.Port == bound.Port && p.Serving && p.Addr == bound.String() && strings.Contains(p.Message, "-listen 127.0.0.1:0")
+		}
+	}
+	if !found || js.Ports[0].Listener != "default" {
+		t.Errorf("status.json: want the configured port, then the -listen port on %s:\n%s", bound, body)
+	}
+	if body := get("/metrics"); !strings.Contains(body, `edgebroker_port_serving{listener="-listen",port="`+port+`"} 1`) {
+		t.Errorf("/metrics misses the -listen port:\n%s", body)
+	}
+	if body := get("/"); !strings.Contains(body, "<td>-listen</td><td>"+port+"</td>") || !strings.Contains(body, "serving on "+bound.String()) {
+		t.Errorf("status page misses the -listen port:\n%s", body)
+	}
+}
+
+// TestCAFileRemovedWhenUnused: DATA/ca.crt is exported while a port uses
+// the on-device CA (the embedded default's Automatic TLS port) and removed
+// once the configuration has no such port, so /ca.crt answers 404 instead
+// of handing out a CA the device no longer serves.
+func TestCAFileRemovedWhenUnused(t *testing.T) {
+	data := t.TempDir()
+	ca := filepath.Join(data, appliance.CAFile)
+	_, _, stop := launch(t, appliance.Config{DataDir: data, Loopback: "127.0.0.1:0", PortMap: map[int]int{18883: 0}})
+	if _, err := os.Stat(ca); err != nil {
+		t.Fatalf("the default configuration exports no ca.crt: %v", err)
+	}
+	stop()
+
+	plain := writeConfig(t, map[string]string{"l.yaml": `apiVersion: mqttbroker.iotoperations.azure.com/v1
+kind: BrokerListener
+metadata:
+  name: plain
+spec:
+  serviceType: ClusterIp
+  ports:
+  - port: 1883
+`})
+	a, _, stop := launch(t, appliance.Config{DataDir: data, ConfigPath: plain, PortMap: map[int]int{1883: 0}, StatusAddr: "127.0.0.1:0"})
+	defer stop()
+	if _, err := os.Stat(ca); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ca.crt with no Automatic TLS port: %v; want it removed", err)
+	}
+	resp, err := http.Get("http://" + a.StatusAddr().String() + "/ca.crt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("/ca.crt: %d, want 404", resp.StatusCode)
 	}
 }

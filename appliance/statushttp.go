@@ -90,7 +90,8 @@ var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 {{range .Certificates}}<tr><td>{{.Secret}}</td><td>{{.Issuer}}</td><td>{{time .NotAfter}}</td><td>{{time .NextRenewal}}</td><td class="bad">{{.LastError}}</td></tr>
 {{end}}</table>
 <h2>Provisioning</h2>
-<p>{{if .Provisioning.Serial}}Bundle serial {{.Provisioning.Serial}} is in force.{{else}}No bundle applied yet.{{end}}</p>
+<p>{{if .Provisioning.Serial}}Bundle serial {{.Provisioning.Serial}} is in force.{{else}}No bundle applied yet.{{end}}
+{{with .Provisioning.USB}}Provisioning is {{.}}.{{else}}USB sticks are not watched (no -usb).{{end}}</p>
 {{with .Provisioning.History}}<table><tr><th>time</th><th>serial</th><th>outcome</th><th>reasons</th></tr>
 {{range .}}<tr><td>{{time .Time}}</td><td>{{.Serial}}</td><td{{if not .Applied}} class="bad"{{end}}>{{if .Applied}}applied{{else if .RolledBack}}rolled back{{else}}rejected{{end}}</td><td>{{range .Reasons}}{{.}}<br>{{end}}</td></tr>
 {{end}}</table>{{end}}

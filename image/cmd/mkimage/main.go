@@ -64,6 +64,7 @@ func buildMain(ctx context.Context, args []string) error {
 	fs.Var(&flags, "flag", "extra edgebroker flag, e.g. -flag=-listen -flag=0.0.0.0:1883; repeatable")
 	fs.Var(&env, "env", "extra edgebroker environment KEY=value; repeatable")
 	fs.Var(&trust, "trust", "file of provisioning public keys (as edgebroker -trust reads them): installed in the image, passed with -trust, and edgebroker gets -usb; repeatable")
+	noTrust := fs.Bool("no-trust", false, "build an image without provisioning keys on purpose: it rejects every bundle and does not watch USB sticks")
 	fs.Var(&files, "file", "extra root file /path/in/image=host-file; repeatable")
 	fs.StringVar(&c.SerialConsole, "serial", "", `kernel serial console ("off" for none; default serial0,115200 on the Pi, ttyAMA0,115200 on QEMU)`)
 	epoch := fs.String("epoch", os.Getenv("SOURCE_DATE_EPOCH"), "time stamp of every file, in Unix seconds (default $SOURCE_DATE_EPOCH, else the commit time of HEAD)")
@@ -71,6 +72,12 @@ func buildMain(ctx context.Context, args []string) error {
 	fs.Parse(args)
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if err := checkTrust(trust, *noTrust); err != nil {
+		return err
+	}
+	if *noTrust {
+		fmt.Fprintln(os.Stderr, "mkimage: -no-trust: this image rejects every provisioning bundle and does not watch USB sticks")
 	}
 	c.Target = build.Target(*target)
 	c.Flags, c.Env = flags, env
@@ -120,6 +127,21 @@ func buildMain(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Printf("%s: sha256 %s (%.1fs); update password in %s\n", res.Path, res.SHA256, time.Since(start).Seconds(), *pwFile)
+	return nil
+}
+
+// errNoTrust: neither -trust nor -no-trust was given.
+var errNoTrust = errors.New("no -trust: the image would reject every provisioning bundle and ignore USB sticks; " +
+	"give -trust KEYS.pub (bin/edgebundle keygen -o site makes site.pub), or -no-trust to build such an image on purpose")
+
+// checkTrust requires the provisioning keys, or -no-trust, and not both.
+func checkTrust(trust []string, noTrust bool) error {
+	switch {
+	case len(trust) == 0 && !noTrust:
+		return errNoTrust
+	case len(trust) > 0 && noTrust:
+		return errors.New("-trust and -no-trust contradict each other: give one")
+	}
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -43,5 +44,29 @@ func TestParseEpoch(t *testing.T) {
 	// Outside a git checkout and without SOURCE_DATE_EPOCH: the Unix epoch.
 	if e, err := parseEpoch(ctx, "", t.TempDir()); err != nil || e.Unix() != 0 {
 		t.Errorf("parseEpoch outside git = %v, %v; want the Unix epoch", e, err)
+	}
+}
+
+// TestBuildNeedsTrust: without -trust mkimage refuses to build an image
+// that cannot be provisioned unless -no-trust says so; both together are
+// refused too. (-epoch bad stops the build right after the check.)
+func TestBuildNeedsTrust(t *testing.T) {
+	ctx := context.Background()
+	base := func(more ...string) []string {
+		dir := t.TempDir()
+		return append([]string{"-cache", "", "-o", filepath.Join(dir, "x.img"), "-password-file", filepath.Join(dir, "pw"), "-epoch", "bad"}, more...)
+	}
+	if err := buildMain(ctx, base()); !errors.Is(err, errNoTrust) {
+		t.Errorf("no -trust: %v; want errNoTrust", err)
+	}
+	keys := filepath.Join(t.TempDir(), "site.pub")
+	os.WriteFile(keys, []byte("key\n"), 0o600)
+	if err := buildMain(ctx, base("-trust", keys, "-no-trust")); err == nil || !strings.Contains(err.Error(), "contradict") {
+		t.Errorf("-trust and -no-trust: %v; want a contradiction", err)
+	}
+	for _, args := range [][]string{base("-no-trust"), base("-trust", keys)} {
+		if err := buildMain(ctx, args); err == nil || !strings.Contains(err.Error(), `epoch "bad"`) {
+			t.Errorf("%q: %v; want to get past the trust check to the bad epoch", args[len(args)-2:], err)
+		}
 	}
 }
