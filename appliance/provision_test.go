@@ -322,7 +322,7 @@ func TestUSBWatchingShown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := new(syncBuffer)
+	logs := new(testenv.SyncBuffer)
 	sysRoot := t.TempDir()
 	a, _, stop := launch(t, appliance.Config{
 		DataDir: t.TempDir(), Loopback: "off", PortMap: map[int]int{18883: 0}, Logger: slog.New(slog.NewTextHandler(logs, nil)),
