@@ -63,7 +63,8 @@ func ApplyBundleFile(ctx context.Context, cfg Config, file string) (Report, erro
 	med := dirMedium(filepath.Dir(file))
 	res := a.installFrom(ctx, med, filepath.Base(file))
 	rep := Report{Device: a.id, Result: res, Status: a.stagedStatus(staged), Running: a.running()}
-	return rep, a.writeReport(med, rep)
+	err = a.writeReport(med, &rep)
+	return rep, err
 }
 
 // stagedStatus is the status of ports built but not bound, and of the

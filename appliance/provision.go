@@ -48,6 +48,9 @@ type Report struct {
 	Result  apply.Result   `json:"result"`
 	Status  Status         `json:"status"`  // listeners and certificates after the attempt
 	Running string         `json:"running"` // the configuration the gateway runs now
+	// CA says whether the report brings edgebroker-ca.crt: some port's
+	// certificate comes from an on-device CA (DATA/ca.crt exists).
+	CA bool `json:"ca"`
 }
 
 // newProvisioning opens the provisioning store. The configuration a
@@ -170,7 +173,7 @@ func (a *Appliance) fromStick(ctx context.Context, m usb.Mounter, d usb.Device, 
 	} else {
 		status.Show(ctx, led.Failure)
 	}
-	if err := a.writeReport(med, Report{Device: id, Result: res, Status: a.Status(), Running: a.running()}); err != nil {
+	if err := a.writeReport(med, &Report{Device: id, Result: res, Status: a.Status(), Running: a.running()}); err != nil {
 		log.Warn("report not written to the stick", "err", err)
 	}
 	return true
@@ -199,10 +202,12 @@ func (a *Appliance) installFrom(ctx context.Context, med usb.Medium, name string
 // writeReport writes the report back to the stick: text, JSON and the
 // CA certificates clients need. It stops at the first file it cannot
 // write.
-func (a *Appliance) writeReport(med usb.Medium, rep Report) error {
+func (a *Appliance) writeReport(med usb.Medium, rep *Report) error {
+	ca, err := os.ReadFile(filepath.Join(a.cfg.DataDir, CAFile))
+	rep.CA = err == nil
 	js, _ := json.MarshalIndent(rep, "", "  ")
 	files := map[string][]byte{ReportJSONFile: append(js, '\n'), ReportFile: []byte(rep.String())}
-	if ca, err := os.ReadFile(filepath.Join(a.cfg.DataDir, CAFile)); err == nil {
+	if rep.CA {
 		files[ReportCAFile] = ca
 	}
 	for _, name := range []string{ReportCAFile, ReportJSONFile, ReportFile} {
@@ -249,7 +254,11 @@ func (r Report) String() string {
 	for _, line := range strings.Split(strings.TrimRight(r.Status.String(), "\n"), "\n") {
 		fmt.Fprintf(&b, "  %s\n", line)
 	}
-	fmt.Fprintf(&b, "\nClients of Automatic TLS ports trust %s (also served by the status page as /ca.crt).\n", ReportCAFile)
+	if r.CA {
+		fmt.Fprintf(&b, "\nClients of Automatic TLS ports trust %s (also served by the status page as /ca.crt).\n", ReportCAFile)
+	} else {
+		fmt.Fprintf(&b, "\nNo port has a certificate from an on-device CA: no %s.\n", ReportCAFile)
+	}
 	return b.String()
 }
 
