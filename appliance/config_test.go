@@ -420,3 +420,32 @@ func v5Connect(t *testing.T, addr string, cp *paho.Connect) *paho.Connack {
 	}
 	return ack
 }
+
+// TestNodePortListens: a NodePort listener's port with a nodePort listens
+// on the node port (the device is the node), on every interface; status
+// still names the port by its configured number.
+func TestNodePortListens(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	dir := writeConfig(t, map[string]string{"config.yaml": fmt.Sprintf(`apiVersion: mqttbroker.iotoperations.azure.com/v1
+kind: BrokerListener
+metadata:
+  name: nodes
+spec:
+  serviceType: NodePort
+  ports:
+  - port: 1883
+    nodePort: %d
+`, node)})
+	a := runConfig(t, dir)
+	addr := served(t, a, "nodes", 1883)
+	if addr.Port != node || !addr.IP.IsUnspecified() {
+		t.Errorf("nodes/1883 served on %v, want every interface, port %d", addr, node)
+	}
+	c := pahoClient(t, mqtt.NewClientOptions().AddBroker(fmt.Sprintf("tcp://127.0.0.1:%d", node)).SetClientID("np"))
+	c.Disconnect(0)
+}

@@ -93,6 +93,11 @@ func buildPorts(set *config.Set, cfg *Config, def bool, iss *issuers, log *slog.
 		for _, lp := range l.Spec.Ports {
 			key := portKey(l.Metadata.Name, lp.Port)
 			number := lp.Port
+			if lp.NodePort != 0 {
+				// A NodePort service is reached on its node port from
+				// outside the cluster: the device is the node.
+				number = lp.NodePort
+			}
 			if n, ok := cfg.PortMap[lp.Port]; ok {
 				number = n
 			}

@@ -48,7 +48,7 @@ type BrokerListenerSpec struct {
 // authorization.
 type ListenerPort struct {
 	Port              int      `json:"port" yaml:"port"`
-	NodePort          int      `json:"nodePort,omitempty" yaml:"nodePort,omitempty"` // accepted on NodePort listeners only; the appliance listens on port
+	NodePort          int      `json:"nodePort,omitempty" yaml:"nodePort,omitempty"` // NodePort listeners only: the appliance listens on it instead of port
 	Protocol          string   `json:"protocol,omitempty" yaml:"protocol,omitempty"` // default Mqtt
 	AuthenticationRef string   `json:"authenticationRef,omitempty" yaml:"authenticationRef,omitempty"`
 	AuthorizationRef  string   `json:"authorizationRef,omitempty" yaml:"authorizationRef,omitempty"`
