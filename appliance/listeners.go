@@ -10,6 +10,7 @@ import (
 
 	"edgebroker/appliance/config"
 	"edgebroker/broker"
+	"edgebroker/broker/seclog"
 	"edgebroker/broker/wsnet"
 )
 
@@ -168,7 +169,7 @@ func buildPorts(set *config.Set, cfg *Config, def bool, iss *issuers, log *slog.
 
 // listen binds p's address and wraps the listener in TLS and WebSockets
 // as configured.
-func (p *port) listen(tc *tls.Config, log *slog.Logger) (net.Listener, error) {
+func (p *port) listen(tc *tls.Config, log *slog.Logger, sec *seclog.Log) (net.Listener, error) {
 	ln, err := net.Listen("tcp", p.addr)
 	if err != nil {
 		return nil, fmt.Errorf("appliance: %s: listen %s: %w", p.bport.Name, p.addr, err)
@@ -177,7 +178,7 @@ func (p *port) listen(tc *tls.Config, log *slog.Logger) (net.Listener, error) {
 		ln = tls.NewListener(ln, tc)
 	}
 	if p.ws {
-		ln = wsnet.Listen(ln, log.With("port", p.bport.Name))
+		ln = wsnet.ListenLimit(ln, log.With("port", p.bport.Name), wsnet.DefaultMaxUpgrading, sec)
 	}
 	return ln, nil
 }

@@ -190,7 +190,7 @@ func (a *Appliance) newLivePort(p *port) (*livePort, error) {
 			},
 		})
 	}
-	ln, err := p.listen(tc, a.log)
+	ln, err := p.listen(tc, a.log, a.srv.Security())
 	if err != nil {
 		return nil, err
 	}

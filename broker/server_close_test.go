@@ -5,6 +5,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"edgebroker/broker/testenv"
 )
 
 // failingListener closes its listener and reports an error.
@@ -35,16 +37,11 @@ func TestCloseReturnsListenerErrors(t *testing.T) {
 		}
 		go func() { served <- s.Serve(wrap(ln)) }()
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for n := 0; n < 3; {
+	testenv.Eventually(t, 10*time.Second, "3 listeners registered", func() bool {
 		s.mu.Lock()
-		n = len(s.listeners)
-		s.mu.Unlock()
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of 3 listeners registered after 10s", n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer s.mu.Unlock()
+		return len(s.listeners) == 3
+	})
 	err := s.Close()
 	if !errors.Is(err, boom) {
 		t.Fatalf("Close() = %v, want the listener's error %v", err, boom)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"edgebroker/broker/seclog"
 )
 
 // Subprotocol is the WebSocket subprotocol MQTT requires [MQTT-6.0.0-3].
@@ -48,18 +50,19 @@ const DefaultMaxUpgrading = 256
 // listener, with at most DefaultMaxUpgrading sockets upgrading at once.
 // Any path is accepted, like mosquitto.
 func Listen(ln net.Listener, log *slog.Logger) *Listener {
-	return ListenLimit(ln, log, DefaultMaxUpgrading)
+	return ListenLimit(ln, log, DefaultMaxUpgrading, nil)
 }
 
 // ListenLimit is Listen with at most maxUpgrading sockets that have not
-// finished their upgrade.
-func ListenLimit(ln net.Listener, log *slog.Logger, maxUpgrading int) *Listener {
+// finished their upgrade; a socket refused for it is a LimitConnections
+// event of sec (counted, logged rate-limited; nil: neither).
+func ListenLimit(ln net.Listener, log *slog.Logger, maxUpgrading int, sec *seclog.Log) *Listener {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &Listener{ln: ln, conns: make(chan net.Conn), ctx: ctx, cancel: cancel, log: log}
-	lim := &limitListener{Listener: ln, max: int64(maxUpgrading), log: log}
+	lim := &limitListener{Listener: ln, max: int64(maxUpgrading), sec: sec}
 	l.srv = &http.Server{
 		Handler:           http.HandlerFunc(l.upgrade),
 		ConnState:         lim.connState,
@@ -80,7 +83,7 @@ func ListenLimit(ln net.Listener, log *slog.Logger, maxUpgrading int) *Listener 
 type limitListener struct {
 	net.Listener
 	max int64        // read-only
-	log *slog.Logger // read-only
+	sec *seclog.Log  // read-only
 	n   atomic.Int64 // sockets accepted and not yet hijacked or closed
 }
 
@@ -94,7 +97,10 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return c, nil
 		}
 		l.n.Add(-1)
-		l.log.Warn("websocket: socket refused: too many sockets upgrading", "remote", c.RemoteAddr().String(), "max", l.max)
+		if l.sec.Allow(seclog.LimitConnections) {
+			l.sec.Log(seclog.LimitConnections, "websocket: socket refused: too many sockets upgrading",
+				"remote", c.RemoteAddr().String(), "max", l.max)
+		}
 		c.Close()
 	}
 }

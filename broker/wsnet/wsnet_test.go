@@ -22,6 +22,7 @@ import (
 
 	"edgebroker/broker"
 	"edgebroker/broker/packet"
+	"edgebroker/broker/seclog"
 	"edgebroker/broker/wsnet"
 )
 
@@ -41,8 +42,8 @@ func serveLimit(t *testing.T, cfg *tls.Config, maxUpgrading int) (*broker.Server
 	if cfg != nil {
 		ln = tls.NewListener(ln, cfg)
 	}
-	wl := wsnet.ListenLimit(ln, nil, maxUpgrading)
 	s := broker.New(broker.Config{})
+	wl := wsnet.ListenLimit(ln, nil, maxUpgrading, s.Security())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(wl) }()
 	t.Cleanup(func() {
@@ -219,7 +220,7 @@ func TestHeaderLimit(t *testing.T) {
 // once. Upgraded connections do not count, and a socket that closes makes
 // room.
 func TestUpgradingLimit(t *testing.T) {
-	_, addr := serveLimit(t, nil, 2)
+	s, addr := serveLimit(t, nil, 2)
 	dial := func() net.Conn {
 		t.Helper()
 		nc, err := net.DialTimeout("tcp", addr, wait)
@@ -240,6 +241,9 @@ func TestUpgradingLimit(t *testing.T) {
 	a, b := dial(), dial()
 	if c := dial(); !closed(c, wait) {
 		t.Fatal("a third socket before its upgrade was not closed")
+	}
+	if n := s.Security().Count(seclog.LimitConnections); n != 1 {
+		t.Errorf("%d limit_connections events, want 1", n)
 	}
 	if closed(a, 100*time.Millisecond) || closed(b, 100*time.Millisecond) {
 		t.Fatal("a socket within the limit was closed")

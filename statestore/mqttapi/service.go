@@ -391,7 +391,8 @@ func (s *Service) handle(m *broker.Message) {
 		return
 	}
 	if string(rt) == RequestTopic || bytes.HasPrefix(rt, []byte(ReservedPrefix)) {
-		s.log.Warn("state store request with an invalid response topic: disconnecting", "client", clientID(c), "responseTopic", string(rt))
+		s.srv.Security().Event(seclog.ResponseTopicRefused, "state store request with an invalid response topic: disconnecting",
+			"client", clientID(c), "topic", string(rt))
 		if c != nil {
 			s.srv.DisconnectSession(c.Session, InvalidResponseTopicCode)
 		}
