@@ -471,3 +471,30 @@ func TestKeyNotifyLimit(t *testing.T) {
 		t.Errorf("another client's KEYNOTIFY: got %q", got)
 	}
 }
+
+// TestKeyNotifyBytesLimit: the keys one client watches are bounded in
+// bytes too (MaxWatchBytesPerClient), so a few long keys cannot hold
+// megabytes each; a STOP gives their bytes back.
+func TestKeyNotifyBytesLimit(t *testing.T) {
+	e := newEnv(t)
+	w := e.dial(t, "watcher")
+	now := func() []string { return []string{"__ts", hlcNow(0)} }
+	const size = 64 << 10
+	key := func(i int) string { return fmt.Sprintf("%d%s", i, strings.Repeat("k", size-1)) }
+	n := mqttapi.MaxWatchBytesPerClient / size
+	for i := range n {
+		if got := string(w.call(resp("KEYNOTIFY", key(i)), now()...).Payload); got != "+OK\r\n" {
+			t.Fatalf("KEYNOTIFY %d: %q", i, got)
+		}
+	}
+	const quota = "-ERR the quota has been exceeded\r\n"
+	if got := string(w.call(resp("KEYNOTIFY", key(n)), now()...).Payload); got != quota {
+		t.Errorf("KEYNOTIFY beyond the byte limit: got %q, want %q", got, quota)
+	}
+	if got := string(w.call(resp("KEYNOTIFY", key(0), "STOP"), now()...).Payload); got != "+OK\r\n" {
+		t.Fatalf("KEYNOTIFY STOP: %q", got)
+	}
+	if got := string(w.call(resp("KEYNOTIFY", key(n)), now()...).Payload); got != "+OK\r\n" {
+		t.Errorf("KEYNOTIFY after a STOP gave bytes back: got %q", got)
+	}
+}

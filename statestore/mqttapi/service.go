@@ -88,12 +88,15 @@ const (
 )
 
 // Limits of the KEYNOTIFY machinery: keys one client (by client id) may
-// watch at once (a KEYNOTIFY beyond gets "-ERR the quota has been
-// exceeded"), and bytes of change events waiting for the notifier (beyond
-// it, events are dropped, counted and logged).
+// watch at once, and their bytes, and the bytes of every client's watched
+// keys (a KEYNOTIFY beyond gets "-ERR the quota has been exceeded"); and
+// bytes of change events waiting for the notifier (beyond it, events are
+// dropped, counted and logged).
 const (
-	MaxWatchesPerClient = 1024
-	MaxNotifyQueueBytes = 16 << 20
+	MaxWatchesPerClient    = 1024
+	MaxWatchBytesPerClient = 256 << 10
+	MaxWatchBytes          = 16 << 20
+	MaxNotifyQueueBytes    = 16 << 20
 )
 
 // Limits of request handling (see Workers in the package doc): workers,
@@ -141,7 +144,11 @@ type Service struct {
 	// with the same ID replaces it).
 	watch   map[string]map[string]*broker.Client // key → clientID → registering connection
 	clients map[string]map[string]struct{}       // clientID → keys
-	queue   []statestore.Event
+	// clientBytes and watchBytes are the bytes of the keys in clients, by
+	// client ID and in all (MaxWatchBytesPerClient, MaxWatchBytes).
+	clientBytes map[string]int
+	watchBytes  int
+	queue       []statestore.Event
 	// queueBytes is the keys and values in queue, at most
 	// MaxNotifyQueueBytes.
 	queueBytes int
@@ -199,13 +206,14 @@ func New(srv *broker.Server, store *statestore.Store, opts Options) *Service {
 	}
 	s := &Service{
 		srv: srv, store: store, opts: opts, log: log,
-		watch:   map[string]map[string]*broker.Client{},
-		clients: map[string]map[string]struct{}{},
-		wake:    make(chan struct{}, 1),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
-		pending: map[*broker.Client]int{},
-		gone:    map[*broker.Client]bool{},
+		watch:       map[string]map[string]*broker.Client{},
+		clients:     map[string]map[string]struct{}{},
+		clientBytes: map[string]int{},
+		wake:        make(chan struct{}, 1),
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
+		pending:     map[*broker.Client]int{},
+		gone:        map[*broker.Client]bool{},
 	}
 	for i := range s.shards {
 		s.shards[i].wake = make(chan struct{}, 1)
@@ -292,14 +300,11 @@ func (s *Service) ClientGone(c *broker.Client) {
 	for k := range s.clients[c.ID] {
 		if w := s.watch[k]; w[c.ID] == c {
 			delete(w, c.ID)
-			delete(s.clients[c.ID], k)
+			s.forgetLocked(c.ID, k)
 			if len(w) == 0 {
 				delete(s.watch, k)
 			}
 		}
-	}
-	if len(s.clients[c.ID]) == 0 {
-		delete(s.clients, c.ID)
 	}
 	if s.pending[c] > 0 { // a KEYNOTIFY still queued must not outlive c
 		s.gone[c] = true
@@ -790,10 +795,13 @@ func (s *Service) register(c *broker.Client, key []byte) bool {
 	if s.gone[c] { // the connection ended while this waited: it registers nothing
 		return true
 	}
-	if ks := s.clients[c.ID]; len(ks) >= MaxWatchesPerClient {
-		if _, again := ks[k]; !again {
+	if _, again := s.clients[c.ID][k]; !again {
+		if len(s.clients[c.ID]) >= MaxWatchesPerClient || s.clientBytes[c.ID]+len(k) > MaxWatchBytesPerClient ||
+			s.watchBytes+len(k) > MaxWatchBytes {
 			return false
 		}
+		s.clientBytes[c.ID] += len(k)
+		s.watchBytes += len(k)
 	}
 	w := s.watch[k]
 	if w == nil {
@@ -810,6 +818,20 @@ func (s *Service) register(c *broker.Client, key []byte) bool {
 	return true
 }
 
+// forgetLocked removes key k from client id's watched keys and their
+// byte counts. Callers hold mu.
+func (s *Service) forgetLocked(id, k string) {
+	if _, ok := s.clients[id][k]; !ok {
+		return
+	}
+	delete(s.clients[id], k)
+	s.watchBytes -= len(k)
+	if s.clientBytes[id] -= len(k); len(s.clients[id]) == 0 {
+		delete(s.clients, id)
+		delete(s.clientBytes, id)
+	}
+}
+
 func (s *Service) unregister(c *broker.Client, key []byte) bool {
 	k := string(key)
 	s.mu.Lock()
@@ -822,9 +844,6 @@ func (s *Service) unregister(c *broker.Client, key []byte) bool {
 	if len(w) == 0 {
 		delete(s.watch, k)
 	}
-	delete(s.clients[c.ID], k)
-	if len(s.clients[c.ID]) == 0 {
-		delete(s.clients, c.ID)
-	}
+	s.forgetLocked(c.ID, k)
 	return true
 }
