@@ -1,0 +1,1078 @@
+// Package journal is the broker's write-ahead log: the one place where
+// retained messages, persistent sessions and the QoS 1 and 2 messages on
+// their way to them become durable. The broker acknowledges a message it
+// routed to a persistent session (PUBACK, PUBREC) only after the journal
+// reports the record durable; concurrent publishers share one fsync
+// (group commit).
+//
+// # Why a segment log
+//
+// The log is a folder of preallocated segment files (SegmentSize bytes
+// each, fallocate'd so that a full disk shows when a segment is created,
+// not halfway through a record). Records are appended in one order;
+// each carries its length and a CRC-32C. A message is written once; a
+// subscriber's acknowledgement appends a small record that retires it.
+// Space is reclaimed a segment at a time from the oldest: a segment whose
+// records are all dead is deleted; when the log holds more than twice
+// its live bytes, the oldest segment's live records are appended again
+// and the segment deleted. Copying only while at least half of the log is
+// garbage bounds write amplification at 2×, and nothing rewrites a whole
+// queue. buntdb (the state store's engine) keeps every value in memory
+// and rewrites the whole file to compact it: right for keys and values,
+// wrong for a disk buffer meant to hold more than memory.
+//
+// Reclaiming only the oldest segment is what keeps the log correct
+// without tombstone bookkeeping: a record that kills another (an
+// acknowledgement, a session end, a retained delete) always sits after
+// the record it kills, so the killed record's segment goes first.
+//
+// # Replay
+//
+// Open reads every segment in order and keeps an index of the live
+// records' positions (never their bodies): the broker reads the bodies
+// it restores with ReadAt. A record that fails its CRC ends the log: if
+// the rest of its segment is not zero (a torn write, not the end of the
+// data), the segment is copied to damaged/ first and the tail zeroed.
+// Because live records can be appended again by compaction, replay does
+// not assume that a message precedes its deliveries: deliveries are
+// joined to messages once every record was read, and a session's
+// deliveries are ordered by message id (assigned in append order).
+package journal
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Errors returned by appends.
+var (
+	// ErrFull: the disk budget (Options.MaxBytes) or the disk has no room
+	// for another message.
+	ErrFull = errors.New("journal: full")
+	// ErrFailed: a write or fsync failed; the journal accepts nothing
+	// more until it is opened again.
+	ErrFailed = errors.New("journal: failed")
+	// ErrTooLarge: a record does not fit in a segment.
+	ErrTooLarge = errors.New("journal: record larger than a segment")
+	// ErrClosed: Close was called.
+	ErrClosed = errors.New("journal: closed")
+)
+
+// Record kinds.
+const (
+	kMsg     = 1 // id, message body
+	kEnq     = 2 // id, session, delivery body
+	kAck     = 3 // id, session
+	kSent    = 4 // id, session, packet id, released
+	kSession = 5 // session, session body
+	kEnd     = 6 // session
+	kRetain  = 7 // topic, message body (empty: deleted)
+	kInQoS2  = 8 // session, packet id, add
+)
+
+// header: length of kind+payload (4), CRC-32C of kind+payload (4).
+const headerLen = 8
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// Options configures a Journal. The zero value is usable.
+type Options struct {
+	// SegmentSize is the size of one segment file (default 16 MiB).
+	SegmentSize int64
+	// MaxBytes is the disk budget: segments never take more (default
+	// 1 GiB; at least four segments).
+	MaxBytes int64
+	Logger   *slog.Logger // nil: discard
+}
+
+// pos is where a record is: segment number, offset, length with header.
+type pos struct {
+	seg uint32
+	off uint32
+	n   uint32
+}
+
+// delivery is a message on its way to one session.
+type delivery struct {
+	enq      pos // its kEnq record
+	sent     pos // its latest kSent record; n == 0: none
+	pid      uint16
+	released bool
+}
+
+type msgEnt struct {
+	p    pos
+	refs int32 // live deliveries
+}
+
+type sessEnt struct {
+	rec   pos // its latest kSession record; n == 0: none (replay only)
+	dels  map[uint64]*delivery
+	inQoS map[uint16]pos
+}
+
+type segment struct {
+	n    uint32
+	f    *os.File
+	live int64 // bytes of live records; guarded by Journal.mu
+	end  int64 // bytes appended (in memory) ; guarded by Journal.mu
+}
+
+// Journal is an open journal. Appends are safe for concurrent use; each
+// returns a sequence number that Wait or Notify turn into durability.
+type Journal struct {
+	dir  string
+	opts Options
+	log  *slog.Logger
+
+	mu       sync.Mutex // guards the fields below (index, segments, pending)
+	segs     []*segment // oldest first; the last is active
+	spare    *segment   // preallocated, not yet in segs; nil: none
+	nextSeg  uint32
+	nextID   uint64
+	msgs     map[uint64]*msgEnt
+	sessions map[string]*sessEnt
+	retained map[string]pos
+	live     int64 // bytes of live records
+	seq      uint64
+	pending  []chunk
+	pendingN int64
+	err      error // ErrFailed wrapped with the cause, once failed
+	closed   bool
+	full     bool // the last spare allocation failed
+	lastTry  time.Time
+	space    *sync.Cond // signalled when pending bytes drained (backpressure)
+
+	kick chan struct{}
+	done chan struct{}
+	cmpk chan struct{}
+	cmpd chan struct{}
+
+	wmu     sync.Mutex
+	waiters []waiter
+	cond    *sync.Cond // on wmu: durable advanced or failed
+
+	durable atomic.Uint64
+	Stats   Stats
+}
+
+// Stats counts what the journal did; read with the atomics' Load.
+type Stats struct {
+	Fsyncs          atomic.Int64
+	BytesAppended   atomic.Int64 // by the broker
+	BytesCompacted  atomic.Int64 // appended again by compaction
+	SegmentsDeleted atomic.Int64
+	Refused         atomic.Int64 // messages refused: ErrFull or ErrTooLarge
+	commitNanos     latencies
+}
+
+type chunk struct {
+	seg *segment
+	off int64
+	b   []byte
+}
+
+type waiter struct {
+	seq uint64
+	w   Waiter
+}
+
+// Waiter is told when the records up to a sequence number are durable,
+// or that they never will be (err wraps ErrFailed). It is called from
+// the journal's committer: it must be quick and must not append.
+type Waiter interface {
+	Durable(seq uint64, err error)
+}
+
+const maxPending = 8 << 20 // bytes appended but not yet written
+
+// Open opens (creating if needed) the journal in dir and replays it.
+func Open(dir string, opts Options) (*Journal, error) {
+	if opts.SegmentSize <= 0 {
+		opts.SegmentSize = 16 << 20
+	}
+	if opts.SegmentSize > 1<<31 {
+		return nil, fmt.Errorf("journal: segment size %d above 2 GiB", opts.SegmentSize)
+	}
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = 1 << 30
+	}
+	if opts.MaxBytes < 4*opts.SegmentSize {
+		opts.MaxBytes = 4 * opts.SegmentSize
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	j := &Journal{dir: dir, opts: opts, log: log, msgs: map[uint64]*msgEnt{}, sessions: map[string]*sessEnt{},
+		retained: map[string]pos{}, nextID: 1,
+		kick: make(chan struct{}, 1), done: make(chan struct{}), cmpk: make(chan struct{}, 1), cmpd: make(chan struct{})}
+	j.space = sync.NewCond(&j.mu)
+	j.cond = sync.NewCond(&j.wmu)
+	if err := j.replay(); err != nil {
+		j.closeFiles()
+		return nil, err
+	}
+	if len(j.segs) == 0 {
+		if err := j.allocSpare(); err != nil {
+			j.closeFiles()
+			return nil, err
+		}
+		j.segs = append(j.segs, j.spare)
+		j.spare = nil
+	}
+	go j.commitLoop()
+	go j.compactLoop()
+	return j, nil
+}
+
+func (j *Journal) segPath(n uint32) string {
+	return filepath.Join(j.dir, fmt.Sprintf("%08x.seg", n))
+}
+
+// allocSpare creates and preallocates the next segment file. Callers
+// own the journal (Open) or are the committer.
+func (j *Journal) allocSpare() error {
+	j.mu.Lock()
+	n := j.nextSeg
+	j.nextSeg++
+	j.mu.Unlock()
+	path := j.segPath(n)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, j.opts.SegmentSize); err != nil {
+		f.Close()
+		os.Remove(path)
+		return fmt.Errorf("journal: preallocate %s: %w", path, err)
+	}
+	if err := f.Sync(); err == nil {
+		err = syncDir(j.dir)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(path)
+		return fmt.Errorf("journal: %w", err)
+	}
+	j.mu.Lock()
+	j.spare = &segment{n: n, f: f}
+	j.mu.Unlock()
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// --- appending ---------------------------------------------------------
+
+// Encoder appends a record body: a message's encoding.
+type Encoder interface {
+	AppendJournal(dst []byte) []byte
+}
+
+// appendLocked frames and places one record; it returns its position.
+// Callers hold mu and have checked room (roomLocked).
+func (j *Journal) appendLocked(kind byte, fill func([]byte) []byte) (pos, error) {
+	if j.err != nil {
+		return pos{}, j.err
+	}
+	if j.closed {
+		return pos{}, ErrClosed
+	}
+	for j.pendingN > maxPending && j.err == nil && !j.closed {
+		j.space.Wait()
+	}
+	a := j.segs[len(j.segs)-1]
+	c := j.tailChunkLocked(a)
+	start := len(c.b)
+	c.b = append(c.b, 0, 0, 0, 0, 0, 0, 0, 0, kind)
+	c.b = fill(c.b)
+	n := len(c.b) - start
+	if int64(n) > j.opts.SegmentSize {
+		c.b = c.b[:start]
+		return pos{}, ErrTooLarge
+	}
+	if a.end+int64(n) > j.opts.SegmentSize {
+		// Roll over to the spare segment and move the record there.
+		rec := append([]byte(nil), c.b[start:]...)
+		c.b = c.b[:start]
+		if len(c.b) == 0 {
+			j.pending = j.pending[:len(j.pending)-1]
+		}
+		if j.spare == nil {
+			j.mu.Unlock()
+			err := j.allocSpare()
+			j.mu.Lock()
+			if err != nil {
+				j.log.Error("journal: no room for a record", "err", err)
+				return pos{}, ErrFull
+			}
+			if j.spare == nil { // taken by another appender meanwhile
+				return j.appendLocked(kind, func(b []byte) []byte { return append(b, rec[headerLen+1:]...) })
+			}
+		}
+		j.segs = append(j.segs, j.spare)
+		j.spare = nil
+		j.signal(j.kick)
+		a = j.segs[len(j.segs)-1]
+		c = j.tailChunkLocked(a)
+		start = len(c.b)
+		c.b = append(c.b, rec...)
+	}
+	body := c.b[start+headerLen:]
+	binary.LittleEndian.PutUint32(c.b[start:], uint32(len(body)))
+	binary.LittleEndian.PutUint32(c.b[start+4:], crc32.Checksum(body, crcTable))
+	p := pos{seg: a.n, off: uint32(a.end), n: uint32(n)}
+	a.end += int64(n)
+	j.pendingN += int64(n)
+	j.seq++
+	j.signal(j.kick)
+	return p, nil
+}
+
+func (j *Journal) tailChunkLocked(a *segment) *chunk {
+	if k := len(j.pending); k > 0 && j.pending[k-1].seg == a {
+		return &j.pending[k-1]
+	}
+	j.pending = append(j.pending, chunk{seg: a, off: a.end})
+	return &j.pending[len(j.pending)-1]
+}
+
+func (j *Journal) signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// roomLocked reports whether a message record of about n bytes may be
+// appended: the budget leaves room, and a spare segment exists or the
+// active one keeps a reserve for the records that retire messages.
+func (j *Journal) roomLocked(n int) error {
+	if j.err != nil {
+		return j.err
+	}
+	if int64(n)+headerLen+64 > j.opts.SegmentSize/2 {
+		return ErrTooLarge
+	}
+	a := j.segs[len(j.segs)-1]
+	reserve := j.opts.SegmentSize / 8
+	if j.spare != nil || a.end+int64(n)+reserve <= j.opts.SegmentSize {
+		return nil
+	}
+	j.signal(j.cmpk) // reclaiming may make room
+	j.signal(j.kick) // and so may a spare
+	return ErrFull
+}
+
+func (j *Journal) markLive(p pos, delta int64) {
+	for _, s := range j.segs {
+		if s.n == p.seg {
+			s.live += delta
+			j.live += delta
+			return
+		}
+	}
+}
+
+// Enqueue makes a message durable for one session: the message record
+// (once per message; *id is 0 until then, and is set under the
+// journal's lock) and a delivery record with the delivery body. It
+// returns the sequence number to wait for.
+func (j *Journal) Enqueue(id *uint64, m Encoder, session string, body []byte) (uint64, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	se := j.sessions[session]
+	if se == nil {
+		return 0, fmt.Errorf("journal: enqueue for session %q without a session record", session)
+	}
+	if *id == 0 || j.msgs[*id] == nil {
+		if err := j.roomLocked(0); err != nil {
+			j.Stats.Refused.Add(1)
+			return 0, err
+		}
+		nid := j.nextID
+		p, err := j.appendLocked(kMsg, func(b []byte) []byte { return m.AppendJournal(binary.LittleEndian.AppendUint64(b, nid)) })
+		if err != nil {
+			if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrFull) {
+				j.Stats.Refused.Add(1)
+			}
+			return 0, err
+		}
+		if int64(p.n) > j.opts.SegmentSize/2 {
+			// Accepted, but it must not crowd out the reserve next time.
+		}
+		j.nextID++
+		*id = nid
+		j.msgs[nid] = &msgEnt{p: p}
+		j.markLive(p, int64(p.n))
+		j.Stats.BytesAppended.Add(int64(p.n))
+	}
+	if se.dels[*id] != nil {
+		return j.seq, nil
+	}
+	mid := *id
+	p, err := j.appendLocked(kEnq, func(b []byte) []byte {
+		b = appendID(b, mid, session)
+		return append(b, body...)
+	})
+	if err != nil {
+		return 0, err
+	}
+	me := j.msgs[mid]
+	me.refs++
+	se.dels[mid] = &delivery{enq: p}
+	j.markLive(p, int64(p.n))
+	j.Stats.BytesAppended.Add(int64(p.n))
+	return j.seq, nil
+}
+
+func appendID(b []byte, id uint64, session string) []byte {
+	b = binary.LittleEndian.AppendUint64(b, id)
+	b = binary.AppendUvarint(b, uint64(len(session)))
+	return append(b, session...)
+}
+
+// Ack retires a message's delivery to a session: delivered and
+// acknowledged, dropped or expired.
+func (j *Journal) Ack(session string, id uint64) uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	se := j.sessions[session]
+	if se == nil || se.dels[id] == nil {
+		return j.seq
+	}
+	j.controlLocked(kAck, func(b []byte) []byte { return appendID(b, id, session) })
+	j.retireLocked(se, id)
+	return j.seq
+}
+
+func (j *Journal) retireLocked(se *sessEnt, id uint64) {
+	d := se.dels[id]
+	delete(se.dels, id)
+	j.markLive(d.enq, -int64(d.enq.n))
+	if d.sent.n > 0 {
+		j.markLive(d.sent, -int64(d.sent.n))
+	}
+	if me := j.msgs[id]; me != nil {
+		if me.refs--; me.refs <= 0 {
+			j.markLive(me.p, -int64(me.p.n))
+			delete(j.msgs, id)
+		}
+	}
+}
+
+// controlLocked appends a record that does not add a message; a failure
+// (a full disk) is logged: the in-memory state is still right, and a
+// restart may then deliver a message twice or restore an older session
+// state.
+func (j *Journal) controlLocked(kind byte, fill func([]byte) []byte) (pos, bool) {
+	p, err := j.appendLocked(kind, fill)
+	if err != nil {
+		if !errors.Is(err, ErrFailed) && !errors.Is(err, ErrClosed) {
+			j.log.Error("journal: a record was not written", "kind", kind, "err", err)
+		}
+		return pos{}, false
+	}
+	j.Stats.BytesAppended.Add(int64(p.n))
+	return p, true
+}
+
+// Sent records the packet identifier of a QoS 2 delivery in flight, and
+// whether its PUBREL was sent (released), so that a restart resends it
+// with the same identifier.
+func (j *Journal) Sent(session string, id uint64, pid uint16, released bool) uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	se := j.sessions[session]
+	if se == nil || se.dels[id] == nil {
+		return j.seq
+	}
+	d := se.dels[id]
+	p, ok := j.controlLocked(kSent, func(b []byte) []byte {
+		b = appendID(b, id, session)
+		b = binary.LittleEndian.AppendUint16(b, pid)
+		return append(b, b2u(released))
+	})
+	if ok {
+		if d.sent.n > 0 {
+			j.markLive(d.sent, -int64(d.sent.n))
+		}
+		d.sent, d.pid, d.released = p, pid, released
+		j.markLive(p, int64(p.n))
+	}
+	return j.seq
+}
+
+func b2u(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Session records a persistent session's state (its body is the
+// broker's encoding), creating it in the journal.
+func (j *Journal) Session(session string, body []byte) uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	se := j.sessions[session]
+	if se == nil {
+		se = &sessEnt{dels: map[uint64]*delivery{}, inQoS: map[uint16]pos{}}
+		j.sessions[session] = se
+	}
+	p, ok := j.controlLocked(kSession, func(b []byte) []byte {
+		b = binary.AppendUvarint(b, uint64(len(session)))
+		b = append(b, session...)
+		return append(b, body...)
+	})
+	if ok {
+		if se.rec.n > 0 {
+			j.markLive(se.rec, -int64(se.rec.n))
+		}
+		se.rec = p
+		j.markLive(p, int64(p.n))
+	}
+	return j.seq
+}
+
+// End removes a session with its deliveries.
+func (j *Journal) End(session string) uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	se := j.sessions[session]
+	if se == nil {
+		return j.seq
+	}
+	j.controlLocked(kEnd, func(b []byte) []byte {
+		b = binary.AppendUvarint(b, uint64(len(session)))
+		return append(b, session...)
+	})
+	for id := range se.dels {
+		j.retireLocked(se, id)
+	}
+	for _, p := range se.inQoS {
+		j.markLive(p, -int64(p.n))
+	}
+	if se.rec.n > 0 {
+		j.markLive(se.rec, -int64(se.rec.n))
+	}
+	delete(j.sessions, session)
+	return j.seq
+}
+
+// InQoS2 records an inbound QoS 2 packet identifier of a session
+// received (add) or released by PUBREL (!add).
+func (j *Journal) InQoS2(session string, pid uint16, add bool) uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	se := j.sessions[session]
+	if se == nil {
+		return j.seq
+	}
+	old, had := se.inQoS[pid]
+	if had == add {
+		return j.seq
+	}
+	p, ok := j.controlLocked(kInQoS2, func(b []byte) []byte {
+		b = binary.AppendUvarint(b, uint64(len(session)))
+		b = append(b, session...)
+		b = binary.LittleEndian.AppendUint16(b, pid)
+		return append(b, b2u(add))
+	})
+	if had {
+		j.markLive(old, -int64(old.n))
+		delete(se.inQoS, pid)
+	}
+	if add && ok {
+		se.inQoS[pid] = p
+		j.markLive(p, int64(p.n))
+	}
+	return j.seq
+}
+
+// Retain records the retained message of topic; m nil deletes it.
+func (j *Journal) Retain(topic []byte, m Encoder) (uint64, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	old, had := j.retained[string(topic)]
+	if m == nil && !had {
+		return j.seq, nil
+	}
+	if m != nil {
+		if err := j.roomLocked(0); err != nil {
+			j.Stats.Refused.Add(1)
+			return 0, err
+		}
+	}
+	fill := func(b []byte) []byte {
+		b = binary.AppendUvarint(b, uint64(len(topic)))
+		b = append(b, topic...)
+		if m != nil {
+			b = m.AppendJournal(b)
+		}
+		return b
+	}
+	var p pos
+	if m != nil {
+		var err error
+		if p, err = j.appendLocked(kRetain, fill); err != nil {
+			return 0, err
+		}
+		j.Stats.BytesAppended.Add(int64(p.n))
+	} else if _, ok := j.controlLocked(kRetain, fill); !ok {
+		// The delete is not on disk; the index forgets the topic anyway.
+	}
+	if had {
+		j.markLive(old, -int64(old.n))
+		delete(j.retained, string(topic))
+	}
+	if m != nil {
+		j.retained[string(topic)] = p
+		j.markLive(p, int64(p.n))
+	}
+	return j.seq, nil
+}
+
+// --- durability ----------------------------------------------------------
+
+// Seq returns the sequence number of the last append.
+func (j *Journal) Seq() uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.seq
+}
+
+// Durable returns the sequence number up to which records are durable.
+func (j *Journal) Durable() uint64 { return j.durable.Load() }
+
+// Wait blocks until the records up to seq are durable; an error wrapping
+// ErrFailed (or ErrClosed) if they never will be.
+func (j *Journal) Wait(seq uint64) error {
+	j.wmu.Lock()
+	defer j.wmu.Unlock()
+	for j.durable.Load() < seq {
+		if err := j.failure(); err != nil {
+			return err
+		}
+		j.cond.Wait()
+	}
+	return nil
+}
+
+func (j *Journal) failure() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.err != nil {
+		return j.err
+	}
+	if j.closed && j.pendingN == 0 {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Notify calls w.Durable once the records up to seq are durable (at
+// once, from this goroutine, if they are already).
+func (j *Journal) Notify(seq uint64, w Waiter) {
+	if d := j.durable.Load(); d >= seq {
+		w.Durable(d, nil)
+		return
+	}
+	j.wmu.Lock()
+	if j.durable.Load() >= seq {
+		j.wmu.Unlock()
+		w.Durable(j.durable.Load(), nil)
+		return
+	}
+	j.waiters = append(j.waiters, waiter{seq: seq, w: w})
+	j.wmu.Unlock()
+	if err := j.failure(); err != nil {
+		j.wake(err)
+	}
+}
+
+// wake tells the waiters whose records are durable (all of them, with
+// the error, when err is not nil).
+func (j *Journal) wake(err error) {
+	d := j.durable.Load()
+	j.wmu.Lock()
+	var ready []waiter
+	keep := j.waiters[:0]
+	for _, w := range j.waiters {
+		if err != nil || w.seq <= d {
+			ready = append(ready, w)
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	clear(j.waiters[len(keep):])
+	j.waiters = keep
+	j.cond.Broadcast()
+	j.wmu.Unlock()
+	for _, w := range ready {
+		w.w.Durable(d, err)
+	}
+}
+
+func (j *Journal) commitLoop() {
+	defer close(j.done)
+	var spare []chunk
+	for {
+		<-j.kick
+		j.mu.Lock()
+		batch := j.pending
+		j.pending = spare[:0]
+		seq := j.seq
+		closed := j.closed
+		needSpare := j.spare == nil && j.err == nil && !closed
+		j.mu.Unlock()
+		if len(batch) > 0 {
+			start := time.Now()
+			err := j.write(batch)
+			j.mu.Lock()
+			for i := range batch {
+				j.pendingN -= int64(len(batch[i].b))
+			}
+			if err != nil && j.err == nil {
+				j.err = fmt.Errorf("%w: %v", ErrFailed, err)
+				j.log.Error("journal: write failed: accepting nothing more until restarted", "err", err)
+			}
+			failed := j.err
+			j.space.Broadcast()
+			j.mu.Unlock()
+			if failed == nil {
+				j.durable.Store(seq)
+				j.Stats.commitNanos.add(time.Since(start))
+			}
+			j.wake(failed)
+			for i := range batch {
+				batch[i] = chunk{b: batch[i].b[:0]}
+			}
+			spare = batch
+			j.signal(j.cmpk)
+		}
+		if needSpare {
+			j.trySpare()
+		}
+		if closed {
+			j.mu.Lock()
+			empty := len(j.pending) == 0
+			j.mu.Unlock()
+			if empty {
+				return
+			}
+			j.signal(j.kick)
+		}
+	}
+}
+
+// trySpare preallocates the next segment if the budget allows; at most
+// once a second after a failure (a full disk).
+func (j *Journal) trySpare() {
+	j.mu.Lock()
+	segs := int64(len(j.segs)) + 1
+	recent := j.full && time.Since(j.lastTry) < time.Second
+	j.mu.Unlock()
+	if segs*j.opts.SegmentSize > j.opts.MaxBytes || recent {
+		return
+	}
+	err := j.allocSpare()
+	j.mu.Lock()
+	j.lastTry = time.Now()
+	if err != nil && !j.full {
+		j.log.Error("journal: cannot preallocate a segment: messages for persistent sessions are refused until there is room", "err", err)
+	}
+	if err == nil && j.full {
+		j.log.Info("journal: room again: accepting messages")
+	}
+	j.full = err != nil
+	j.mu.Unlock()
+}
+
+func (j *Journal) write(batch []chunk) error {
+	var synced []*segment
+	for _, c := range batch {
+		if len(c.b) == 0 {
+			continue
+		}
+		if _, err := c.seg.f.WriteAt(c.b, c.off); err != nil {
+			return err
+		}
+		if !slices.Contains(synced, c.seg) {
+			synced = append(synced, c.seg)
+		}
+	}
+	for _, s := range synced {
+		if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
+			return fmt.Errorf("fdatasync %s: %w", s.f.Name(), err)
+		}
+		j.Stats.Fsyncs.Add(1)
+	}
+	return nil
+}
+
+// Close writes what is pending, fsyncs it and closes the files.
+func (j *Journal) Close() error {
+	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
+		return nil
+	}
+	j.closed = true
+	j.space.Broadcast()
+	j.mu.Unlock()
+	j.signal(j.kick)
+	<-j.done
+	close(j.cmpk)
+	<-j.cmpd
+	j.wake(ErrClosed)
+	j.mu.Lock()
+	err := j.err
+	j.mu.Unlock()
+	j.closeFiles()
+	return err
+}
+
+func (j *Journal) closeFiles() {
+	for _, s := range j.segs {
+		s.f.Close()
+	}
+	if j.spare != nil {
+		j.spare.f.Close()
+	}
+}
+
+// --- reading -------------------------------------------------------------
+
+// readRecord reads and checks the record at p. Callers hold mu or own the
+// journal (replay, restore).
+func (j *Journal) readRecord(p pos, buf []byte) ([]byte, error) {
+	var f *os.File
+	for _, s := range j.segs {
+		if s.n == p.seg {
+			f = s.f
+		}
+	}
+	if f == nil {
+		return nil, fmt.Errorf("journal: segment %d is gone", p.seg)
+	}
+	buf = slices.Grow(buf[:0], int(p.n))[:p.n]
+	if _, err := f.ReadAt(buf, int64(p.off)); err != nil {
+		return nil, fmt.Errorf("journal: read %s at %d: %w", f.Name(), p.off, err)
+	}
+	body := buf[headerLen:]
+	if binary.LittleEndian.Uint32(buf) != uint32(len(body)) || binary.LittleEndian.Uint32(buf[4:]) != crc32.Checksum(body, crcTable) {
+		return nil, fmt.Errorf("journal: %s at %d: bad record", f.Name(), p.off)
+	}
+	return body, nil
+}
+
+// Retained is a retained message as restored.
+type Retained struct {
+	Topic []byte
+	Body  []byte // the message's encoding (Encoder)
+}
+
+// Delivery is a message on its way to a restored session.
+type Delivery struct {
+	ID       uint64
+	Body     []byte // the delivery body given to Enqueue
+	Message  []byte // the message's encoding
+	PacketID uint16 // of a QoS 2 delivery in flight; 0: none
+	Released bool   // its PUBREL was sent
+}
+
+// Session is a session as restored.
+type Session struct {
+	ID         string
+	Body       []byte
+	InQoS2     []uint16
+	Deliveries []Delivery // in message id order
+}
+
+// EachRetained hands every retained message to fn. Its slices are valid
+// only during the call. Call it before the broker appends.
+func (j *Journal) EachRetained(fn func(*Retained) error) error {
+	topics := make([]string, 0, len(j.retained))
+	for t := range j.retained {
+		topics = append(topics, t)
+	}
+	sort.Strings(topics)
+	var buf []byte
+	for _, t := range topics {
+		body, err := j.readRecord(j.retained[t], buf)
+		if err != nil {
+			return err
+		}
+		buf = body[:0]
+		d := decoder{b: body[1:]}
+		topic := d.bytes()
+		if d.err != nil {
+			return d.err
+		}
+		if err := fn(&Retained{Topic: topic, Body: d.b}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// EachSession hands every session with its deliveries to fn, one session
+// at a time. Its slices are valid only during the call. Call it before
+// the broker appends.
+func (j *Journal) EachSession(fn func(*Session) error) error {
+	ids := make([]string, 0, len(j.sessions))
+	for id := range j.sessions {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		se := j.sessions[id]
+		s := &Session{ID: id}
+		body, err := j.readRecord(se.rec, nil)
+		if err != nil {
+			return err
+		}
+		d := decoder{b: body[1:]}
+		d.bytes()
+		s.Body = d.b
+		for pid := range se.inQoS {
+			s.InQoS2 = append(s.InQoS2, pid)
+		}
+		slices.Sort(s.InQoS2)
+		mids := make([]uint64, 0, len(se.dels))
+		for mid := range se.dels {
+			mids = append(mids, mid)
+		}
+		slices.Sort(mids)
+		for _, mid := range mids {
+			dl := se.dels[mid]
+			eb, err := j.readRecord(dl.enq, nil)
+			if err != nil {
+				return err
+			}
+			dd := decoder{b: eb[1+8:]}
+			dd.bytes()
+			mb, err := j.readRecord(j.msgs[mid].p, nil)
+			if err != nil {
+				return err
+			}
+			s.Deliveries = append(s.Deliveries, Delivery{ID: mid, Body: dd.b, Message: mb[1+8:], PacketID: dl.pid, Released: dl.released})
+		}
+		if err := fn(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Report is what the journal holds, for status and metrics.
+type Report struct {
+	Segments     int
+	DiskBytes    int64 // preallocated segment bytes
+	LiveBytes    int64
+	MaxBytes     int64
+	Messages     int
+	Sessions     int
+	Retained     int
+	Full         bool
+	Failed       bool
+	Fsyncs       int64
+	Appended     int64
+	Compacted    int64
+	Refused      int64
+	CommitP50    time.Duration
+	CommitP99    time.Duration
+	PerSession   map[string]SessionUsage
+}
+
+// SessionUsage is one session's deliveries on disk.
+type SessionUsage struct {
+	Messages int
+	Bytes    int64
+}
+
+// Report returns the journal's figures; perSession adds each session's.
+func (j *Journal) Report(perSession bool) Report {
+	j.mu.Lock()
+	r := Report{Segments: len(j.segs), DiskBytes: int64(len(j.segs)) * j.opts.SegmentSize, LiveBytes: j.live,
+		MaxBytes: j.opts.MaxBytes, Messages: len(j.msgs), Sessions: len(j.sessions), Retained: len(j.retained),
+		Full: j.full && j.spare == nil, Failed: j.err != nil}
+	if j.spare != nil {
+		r.DiskBytes += j.opts.SegmentSize
+	}
+	if perSession {
+		r.PerSession = make(map[string]SessionUsage, len(j.sessions))
+		for id, se := range j.sessions {
+			u := SessionUsage{Messages: len(se.dels)}
+			for mid, d := range se.dels {
+				u.Bytes += int64(d.enq.n)
+				if me := j.msgs[mid]; me != nil {
+					u.Bytes += int64(me.p.n)
+				}
+			}
+			r.PerSession[id] = u
+		}
+	}
+	j.mu.Unlock()
+	r.Fsyncs, r.Appended, r.Compacted, r.Refused = j.Stats.Fsyncs.Load(), j.Stats.BytesAppended.Load(),
+		j.Stats.BytesCompacted.Load(), j.Stats.Refused.Load()
+	r.CommitP50, r.CommitP99 = j.Stats.commitNanos.quantiles()
+	return r
+}
+
+// --- helpers -------------------------------------------------------------
+
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) bytes() []byte {
+	n, k := binary.Uvarint(d.b)
+	if k <= 0 || n > uint64(len(d.b)-k) {
+		d.err = errors.New("journal: bad record")
+		d.b = nil
+		return nil
+	}
+	s := d.b[k : k+int(n)]
+	d.b = d.b[k+int(n):]
+	return s
+}
+
+func parseSegName(name string) (uint32, bool) {
+	hex, ok := strings.CutSuffix(name, ".seg")
+	if !ok || len(hex) != 8 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(hex, 16, 32)
+	return uint32(n), err == nil
+}
+
+var _ = io.EOF

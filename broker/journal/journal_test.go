@@ -1,0 +1,285 @@
+package journal
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"edgebroker/broker/testenv"
+)
+
+type raw []byte
+
+func (r raw) AppendJournal(b []byte) []byte { return append(b, r...) }
+
+func open(t *testing.T, dir string, o Options) *Journal {
+	t.Helper()
+	j, err := Open(dir, o)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return j
+}
+
+func sessions(t *testing.T, j *Journal) map[string]Session {
+	t.Helper()
+	got := map[string]Session{}
+	err := j.EachSession(func(s *Session) error {
+		c := Session{ID: s.ID, Body: bytes.Clone(s.Body), InQoS2: s.InQoS2}
+		for _, d := range s.Deliveries {
+			c.Deliveries = append(c.Deliveries, Delivery{ID: d.ID, Body: bytes.Clone(d.Body), Message: bytes.Clone(d.Message),
+				PacketID: d.PacketID, Released: d.Released})
+		}
+		got[s.ID] = c
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func mustEnq(t *testing.T, j *Journal, id *uint64, msg, session string) uint64 {
+	t.Helper()
+	seq, err := j.Enqueue(id, raw(msg), session, []byte{1})
+	if err != nil {
+		t.Fatalf("Enqueue: %v", err)
+	}
+	return seq
+}
+
+// TestReplay: what was appended and made durable comes back after a
+// reopen: sessions, deliveries in order with their packet identifiers,
+// retained messages; what was acknowledged, ended or deleted does not.
+func TestReplay(t *testing.T) {
+	dir := t.TempDir()
+	j := open(t, dir, Options{SegmentSize: 64 << 10})
+	j.Session("a", []byte("A1"))
+	j.Session("b", []byte("B1"))
+	j.Session("gone", []byte("G"))
+	var m1, m2, m3 uint64
+	mustEnq(t, j, &m1, "one", "a")
+	mustEnq(t, j, &m1, "one", "b") // the same message: one record
+	mustEnq(t, j, &m2, "two", "a")
+	mustEnq(t, j, &m3, "three", "gone")
+	j.Sent("a", m1, 7, false)
+	j.Sent("a", m1, 7, true)
+	j.Ack("b", m1)
+	j.End("gone")
+	j.Session("a", []byte("A2"))
+	j.InQoS2("a", 9, true)
+	j.InQoS2("a", 10, true)
+	j.InQoS2("a", 10, false)
+	if _, err := j.Retain([]byte("r/1"), raw("R1")); err != nil {
+		t.Fatal(err)
+	}
+	j.Retain([]byte("r/2"), raw("R2"))
+	j.Retain([]byte("r/2"), nil)
+	if err := j.Wait(j.Seq()); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	j = open(t, dir, Options{SegmentSize: 64 << 10})
+	defer j.Close()
+	got := sessions(t, j)
+	if len(got) != 2 || string(got["a"].Body) != "A2" || string(got["b"].Body) != "B1" {
+		t.Fatalf("sessions %+v", got)
+	}
+	a := got["a"]
+	if len(a.Deliveries) != 2 || string(a.Deliveries[0].Message) != "one" || string(a.Deliveries[1].Message) != "two" ||
+		a.Deliveries[0].PacketID != 7 || !a.Deliveries[0].Released || a.Deliveries[1].PacketID != 0 {
+		t.Errorf("a's deliveries %+v", a.Deliveries)
+	}
+	if len(a.InQoS2) != 1 || a.InQoS2[0] != 9 {
+		t.Errorf("a's inbound QoS 2 %v, want [9]", a.InQoS2)
+	}
+	if len(got["b"].Deliveries) != 0 {
+		t.Errorf("b's acknowledged delivery came back: %+v", got["b"].Deliveries)
+	}
+	var ret []string
+	j.EachRetained(func(r *Retained) error { ret = append(ret, string(r.Topic)+"="+string(r.Body)); return nil })
+	if fmt.Sprint(ret) != "[r/1=R1]" {
+		t.Errorf("retained %v", ret)
+	}
+	if r := j.Report(false); r.Messages != 2 {
+		t.Errorf("%d live messages, want 2", r.Messages)
+	}
+}
+
+// TestTornTail: a record cut short by a power cut is repaired at Open,
+// everything before it stays, and a copy of the damaged segment is kept.
+func TestTornTail(t *testing.T) {
+	dir := t.TempDir()
+	j := open(t, dir, Options{SegmentSize: 64 << 10})
+	j.Session("s", []byte("S"))
+	var ids [10]uint64
+	for i := range ids {
+		mustEnq(t, j, &ids[i], fmt.Sprintf("m%d", i), "s")
+	}
+	j.Wait(j.Seq())
+	var last uint64
+	mustEnq(t, j, &last, "the torn one", "s")
+	j.Wait(j.Seq())
+	j.mu.Lock()
+	seg, end := j.segs[len(j.segs)-1], j.segs[len(j.segs)-1].end
+	j.mu.Unlock()
+	j.Close()
+	// Tear the last record: keep its header and half of it.
+	f, err := os.OpenFile(seg.f.Name(), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tail := make([]byte, 20)
+	f.ReadAt(tail, end-20)
+	for i := range tail[10:] {
+		tail[10+i] ^= 0xFF
+	}
+	f.WriteAt(tail, end-20)
+	f.Close()
+
+	j = open(t, dir, Options{SegmentSize: 64 << 10})
+	got := sessions(t, j)["s"]
+	if len(got.Deliveries) != 10 {
+		t.Fatalf("%d deliveries after the tear, want the 10 before it", len(got.Deliveries))
+	}
+	for i, d := range got.Deliveries {
+		if string(d.Message) != fmt.Sprintf("m%d", i) {
+			t.Errorf("delivery %d: %q", i, d.Message)
+		}
+	}
+	copies, _ := os.ReadDir(filepath.Join(dir, DamagedDir))
+	if len(copies) != 1 {
+		t.Errorf("%d copies of the damaged segment, want 1", len(copies))
+	}
+	// Appending goes on after the repaired end.
+	var after uint64
+	mustEnq(t, j, &after, "after", "s")
+	j.Wait(j.Seq())
+	j.Close()
+	j = open(t, dir, Options{SegmentSize: 64 << 10})
+	defer j.Close()
+	if got := sessions(t, j)["s"]; len(got.Deliveries) != 11 || string(got.Deliveries[10].Message) != "after" {
+		t.Errorf("after the repair: %d deliveries", len(got.Deliveries))
+	}
+	if copies, _ := os.ReadDir(filepath.Join(dir, DamagedDir)); len(copies) != 1 {
+		t.Errorf("a clean reopen made another copy: %d", len(copies))
+	}
+}
+
+// TestCompaction: a steady stream of messages retired after delivery
+// keeps the log within a few segments, a long-lived message is copied
+// forward (not lost) when its segment is reclaimed, and the bytes
+// written stay within 2× of what was appended.
+func TestCompaction(t *testing.T) {
+	dir := t.TempDir()
+	const seg = 64 << 10
+	j := open(t, dir, Options{SegmentSize: seg, MaxBytes: 16 * seg})
+	j.Session("slow", []byte("S"))
+	j.Session("fast", []byte("F"))
+	var keep uint64
+	mustEnq(t, j, &keep, "kept for a long time", "slow")
+	payload := string(bytes.Repeat([]byte("x"), 1000))
+	for i := range 2000 {
+		var id uint64
+		mustEnq(t, j, &id, payload, "fast")
+		j.Ack("fast", id)
+		if err := j.Wait(j.Seq()); err != nil { // as a publisher awaits its PUBACK
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	j.Wait(j.Seq())
+	waitFor(t, func() bool { return j.Report(false).Segments <= 4 })
+	r := j.Report(false)
+	if r.Compacted > r.Appended {
+		t.Errorf("compaction wrote %d bytes for %d appended: amplification above 2×", r.Compacted, r.Appended)
+	}
+	if j.Stats.SegmentsDeleted.Load() < 20 {
+		t.Errorf("%d segments reclaimed", j.Stats.SegmentsDeleted.Load())
+	}
+	j.Close()
+	j = open(t, dir, Options{SegmentSize: seg, MaxBytes: 16 * seg})
+	defer j.Close()
+	got := sessions(t, j)
+	if d := got["slow"].Deliveries; len(d) != 1 || string(d[0].Message) != "kept for a long time" {
+		t.Errorf("the long-lived message after compaction: %+v", d)
+	}
+	if len(got["fast"].Deliveries) != 0 {
+		t.Errorf("%d retired messages came back", len(got["fast"].Deliveries))
+	}
+}
+
+// TestBudget: beyond MaxBytes messages are refused with ErrFull; retiring
+// them makes room again.
+func TestBudget(t *testing.T) {
+	dir := t.TempDir()
+	const seg = 64 << 10
+	j := open(t, dir, Options{SegmentSize: seg, MaxBytes: 4 * seg})
+	defer j.Close()
+	j.Session("s", []byte("S"))
+	payload := raw(bytes.Repeat([]byte("x"), 1000))
+	var ids []uint64
+	var err error
+	for range 1000 {
+		var id uint64
+		if _, err = j.Enqueue(&id, payload, "s", nil); err != nil {
+			break
+		}
+		ids = append(ids, id)
+		j.Wait(j.Seq())
+	}
+	if err != ErrFull {
+		t.Fatalf("after %d messages: %v, want ErrFull", len(ids), err)
+	}
+	if n := len(ids); n < 150 || n > 4*seg/1000 {
+		t.Errorf("%d messages of 1 KB fit a budget of %d bytes", n, 4*seg)
+	}
+	for _, id := range ids {
+		j.Ack("s", id)
+	}
+	j.Wait(j.Seq())
+	waitFor(t, func() bool {
+		var id uint64
+		_, err := j.Enqueue(&id, payload, "s", nil)
+		return err == nil
+	})
+}
+
+// TestGroupCommit: concurrent appenders share fsyncs.
+func TestGroupCommit(t *testing.T) {
+	j := open(t, t.TempDir(), Options{SegmentSize: 1 << 20})
+	defer j.Close()
+	j.Session("s", nil)
+	var wg sync.WaitGroup
+	const writers, each = 32, 50
+	for range writers {
+		wg.Go(func() {
+			for range each {
+				var id uint64
+				seq, err := j.Enqueue(&id, raw("m"), "s", nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if err := j.Wait(seq); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if f := j.Stats.Fsyncs.Load(); f >= writers*each {
+		t.Errorf("%d fsyncs for %d commits: no group commit", f, writers*each)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	testenv.Eventually(t, 10*time.Second, "the journal", cond)
+}
