@@ -29,10 +29,11 @@ func (j *Journal) compactOnce() bool {
 	head := j.segs[0]
 	disk := int64(len(j.segs)) * j.opts.SegmentSize
 	nearFull := int64(len(j.segs)+2)*j.opts.SegmentSize > j.opts.MaxBytes
-	copyHead := head.live > 0 && (disk > 2*j.live+2*j.opts.SegmentSize || nearFull && head.live < j.opts.SegmentSize/2)
+	dead := head.live == 0
+	copyHead := !dead && (disk > 2*j.live+2*j.opts.SegmentSize || nearFull && head.live < j.opts.SegmentSize/2)
 	j.mu.Unlock()
 	switch {
-	case head.live == 0:
+	case dead:
 	case copyHead:
 		if !j.copyLive(head) {
 			return false

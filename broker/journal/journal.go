@@ -771,12 +771,12 @@ func (j *Journal) commitLoop() {
 				j.Stats.commitNanos.add(time.Since(start))
 			}
 			j.wake(failed)
-			for i := range batch {
-				batch[i] = chunk{b: batch[i].b[:0]}
-			}
-			spare = batch
 			j.signal(j.cmpk)
 		}
+		for i := range batch {
+			batch[i] = chunk{b: batch[i].b[:0]}
+		}
+		spare = batch[:0]
 		if needSpare {
 			j.trySpare()
 		}
@@ -994,22 +994,22 @@ func (j *Journal) EachSession(fn func(*Session) error) error {
 
 // Report is what the journal holds, for status and metrics.
 type Report struct {
-	Segments     int
-	DiskBytes    int64 // preallocated segment bytes
-	LiveBytes    int64
-	MaxBytes     int64
-	Messages     int
-	Sessions     int
-	Retained     int
-	Full         bool
-	Failed       bool
-	Fsyncs       int64
-	Appended     int64
-	Compacted    int64
-	Refused      int64
-	CommitP50    time.Duration
-	CommitP99    time.Duration
-	PerSession   map[string]SessionUsage
+	Segments   int
+	DiskBytes  int64 // preallocated segment bytes
+	LiveBytes  int64
+	MaxBytes   int64
+	Messages   int
+	Sessions   int
+	Retained   int
+	Full       bool
+	Failed     bool
+	Fsyncs     int64
+	Appended   int64
+	Compacted  int64
+	Refused    int64
+	CommitP50  time.Duration
+	CommitP99  time.Duration
+	PerSession map[string]SessionUsage
 }
 
 // SessionUsage is one session's deliveries on disk.

@@ -56,10 +56,10 @@ func (j *Journal) replay() error {
 }
 
 type replayer struct {
-	j     *Journal
-	dels  map[string]map[uint64]*delivery // by session, then message id
-	inQoS map[string]map[uint16]pos
-	sess  map[string]pos
+	j       *Journal
+	dels    map[string]map[uint64]*delivery // by session, then message id
+	inQoS   map[string]map[uint16]pos
+	sess    map[string]pos
 	dropped int
 }
 
