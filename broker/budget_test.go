@@ -9,18 +9,20 @@ import (
 	"time"
 
 	"edgebroker/broker"
+	"edgebroker/broker/brokertest"
 	"edgebroker/broker/packet"
 	"edgebroker/broker/seclog"
+	"edgebroker/broker/testenv"
 )
 
 // pubAck publishes at QoS 1 from a raw client and returns the PUBACK's
 // reason code.
-func (r *rawClient) pubAck(topic string, retain bool, pid uint16, payload []byte) packet.Code {
-	r.t.Helper()
-	r.send(&packet.Publish{Topic: []byte(topic), QoS: 1, Retain: retain, PacketID: pid, Payload: payload})
-	a := r.expectAck(packet.PUBACK)
+func pubAck(r *brokertest.Raw, topic string, retain bool, pid uint16, payload []byte) packet.Code {
+	r.T.Helper()
+	r.Send(&packet.Publish{Topic: []byte(topic), QoS: 1, Retain: retain, PacketID: pid, Payload: payload})
+	a := r.ExpectAck(packet.PUBACK)
 	if a.PacketID != pid {
-		r.t.Fatalf("PUBACK packet id %d, want %d", a.PacketID, pid)
+		r.T.Fatalf("PUBACK packet id %d, want %d", a.PacketID, pid)
 	}
 	return a.Code
 }
@@ -46,43 +48,43 @@ func TestLimitsForBudget(t *testing.T) {
 // PUBACK 0x97, 3.1.1 a PUBACK but nothing is stored or routed; each
 // refusal is counted. Replacing and deleting always work.
 func TestBudgetRetained(t *testing.T) {
-	s, addr := startServer(t, broker.Config{Limits: broker.Limits{MaxRetained: 2, MaxRetainedBytes: 4096}}, nil)
-	p5, _ := v5Dial(t, addr, v5Connect("p5", true))
-	watch, _ := v5Dial(t, addr, v5Connect("watch", true))
-	watch.v5Sub(1, packet.Subscription{Filter: []byte("r/#"), QoS: 1}, 1)
+	s, addr := brokertest.Start(t, broker.Config{Limits: broker.Limits{MaxRetained: 2, MaxRetainedBytes: 4096}}, nil)
+	p5, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("p5", true))
+	watch, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("watch", true))
+	watch.V5Sub(1, packet.Subscription{Filter: []byte("r/#"), QoS: 1}, 1)
 
-	if c := p5.pubAck("r/1", true, 1, []byte("one")); c != packet.Success {
+	if c := pubAck(p5, "r/1", true, 1, []byte("one")); c != packet.Success {
 		t.Fatalf("first retained: %#x", byte(c))
 	}
-	watch.expectPublish()
-	if c := p5.pubAck("r/2", true, 2, []byte("two")); c != packet.Success {
+	watch.ExpectPublish()
+	if c := pubAck(p5, "r/2", true, 2, []byte("two")); c != packet.Success {
 		t.Fatalf("second retained: %#x", byte(c))
 	}
-	watch.expectPublish()
-	if c := p5.pubAck("r/3", true, 3, []byte("three")); c != packet.QuotaExceeded {
+	watch.ExpectPublish()
+	if c := pubAck(p5, "r/3", true, 3, []byte("three")); c != packet.QuotaExceeded {
 		t.Errorf("third retained (count limit): %#x, want 0x97", byte(c))
 	}
-	if c := p5.pubAck("r/1", true, 4, []byte("one again")); c != packet.Success {
+	if c := pubAck(p5, "r/1", true, 4, []byte("one again")); c != packet.Success {
 		t.Errorf("replacing a retained message: %#x", byte(c))
 	}
-	watch.expectPublish() // r/1 again; r/3 was not routed
-	if c := p5.pubAck("r/2", true, 5, bytes.Repeat([]byte("x"), 5000)); c != packet.QuotaExceeded {
+	watch.ExpectPublish() // r/1 again; r/3 was not routed
+	if c := pubAck(p5, "r/2", true, 5, bytes.Repeat([]byte("x"), 5000)); c != packet.QuotaExceeded {
 		t.Errorf("replacing with a message beyond the byte limit: %#x, want 0x97", byte(c))
 	}
-	if c := p5.pubAck("r/2", true, 6, nil); c >= 0x80 {
+	if c := pubAck(p5, "r/2", true, 6, nil); c >= 0x80 {
 		t.Errorf("deleting: %#x", byte(c))
 	}
-	watch.expectPublish()
-	if c := p5.pubAck("plain", false, 7, []byte("not retained")); c >= 0x80 && c != packet.NoMatchingSubscribers {
+	watch.ExpectPublish()
+	if c := pubAck(p5, "plain", false, 7, []byte("not retained")); c >= 0x80 && c != packet.NoMatchingSubscribers {
 		t.Errorf("a message that is not retained: %#x", byte(c))
 	}
 
 	// 3.1.1: the refused message is dropped silently.
-	p3, _ := v3dial(t, addr, "p3", true)
-	p3.v3pub("r/3", 1, true, 1, "three")
-	p3.v3pub("r/4", 1, true, 2, "four")
-	watch.expectPublish() // r/3 fits in the room the delete made
-	watch.expectSilence(100 * 1e6)
+	p3, _ := brokertest.V3Dial(t, addr, "p3", true)
+	p3.V3Pub("r/3", 1, true, 1, "three")
+	p3.V3Pub("r/4", 1, true, 2, "four")
+	watch.ExpectPublish() // r/3 fits in the room the delete made
+	watch.ExpectSilence(100 * 1e6)
 	if got := s.Retained(); got != 2 {
 		t.Errorf("%d retained messages, want 2", got)
 	}
@@ -102,19 +104,19 @@ func TestBudgetRetained(t *testing.T) {
 // gets PUBACK 0x97 (5.0).
 func TestBudgetQueueBytes(t *testing.T) {
 	lim := broker.Limits{MaxQueuedBytes: 3000, MaxTotalQueuedBytes: 5000, DropPolicy: broker.DropNewest}
-	s, addr := startServer(t, broker.Config{Limits: lim}, nil)
+	s, addr := brokertest.Start(t, broker.Config{Limits: lim}, nil)
 	for _, id := range []string{"a", "b"} {
-		sub, _ := v5Dial(t, addr, v5Expiry(v5Connect(id, true), 600))
-		sub.v5Sub(1, packet.Subscription{Filter: []byte(id + "/#"), QoS: 1}, 1)
-		sub.send(&packet.Disconnect{})
-		sub.expectClosed()
-		v3waitConns(t, s, 0) // detached: offline
+		sub, _ := brokertest.V5Dial(t, addr, brokertest.V5Expiry(brokertest.V5Connect(id, true), 600))
+		sub.V5Sub(1, packet.Subscription{Filter: []byte(id + "/#"), QoS: 1}, 1)
+		sub.Send(&packet.Disconnect{})
+		sub.ExpectClosed()
+		brokertest.WaitConns(t, s, 0) // detached: offline
 	}
-	p, _ := v5Dial(t, addr, v5Connect("pub", true))
+	p, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("pub", true))
 	kb := bytes.Repeat([]byte("k"), 1000)
 	var codes []packet.Code
 	for i := range 4 {
-		codes = append(codes, p.pubAck("a/t", false, uint16(1+i), kb))
+		codes = append(codes, pubAck(p, "a/t", false, uint16(1+i), kb))
 	}
 	// Two fit the session's 3000 bytes (1003 each); the third does not.
 	if want := []packet.Code{0, 0, 0x97, 0x97}; !slicesEqual(codes, want) {
@@ -122,7 +124,7 @@ func TestBudgetQueueBytes(t *testing.T) {
 	}
 	codes = codes[:0]
 	for i := range 3 {
-		codes = append(codes, p.pubAck("b/t", false, uint16(10+i), kb))
+		codes = append(codes, pubAck(p, "b/t", false, uint16(10+i), kb))
 	}
 	// The total of 5000 leaves room for two more only.
 	if want := []packet.Code{0, 0, 0x97}; !slicesEqual(codes, want) {
@@ -133,19 +135,19 @@ func TestBudgetQueueBytes(t *testing.T) {
 	}
 
 	// 3.1.1 publishers are not told; the message is dropped.
-	p3, _ := v3dial(t, addr, "p3", true)
-	p3.v3pub("a/t", 1, false, 1, string(kb))
+	p3, _ := brokertest.V3Dial(t, addr, "p3", true)
+	p3.V3Pub("a/t", 1, false, 1, string(kb))
 	if n := s.Stats.MessagesDropped.Load(); n != 4 {
 		t.Errorf("%d messages dropped, want 4", n)
 	}
 
-	a, _ := v5Dial(t, addr, v5Expiry(v5Connect("a", false), 600))
+	a, _ := brokertest.V5Dial(t, addr, brokertest.V5Expiry(brokertest.V5Connect("a", false), 600))
 	for range 2 {
-		m := a.expectPublish()
-		a.v5Ack(packet.PUBACK, m.PacketID)
+		m := a.ExpectPublish()
+		a.Ack(packet.PUBACK, m.PacketID)
 	}
-	a.expectSilence(100 * 1e6)
-	v3waitFor(t, "session a's queue to drain", func() bool { return broker.QueuedBytes(s) == 2*1003 })
+	a.ExpectSilence(100 * 1e6)
+	testenv.Eventually(t, brokertest.WaitTime, "session a's queue to drain", func() bool { return broker.QueuedBytes(s) == 2*1003 })
 }
 
 func slicesEqual(a, b []packet.Code) bool { return string(codeBytes(a)) == string(codeBytes(b)) }
@@ -160,84 +162,84 @@ func codeBytes(cs []packet.Code) []byte {
 
 // With DropOldest, a full queue (by bytes) gives up its oldest messages.
 func TestBudgetQueueBytesDropOldest(t *testing.T) {
-	s, addr := startServer(t, broker.Config{Limits: broker.Limits{MaxQueuedBytes: 2500}}, nil)
-	sub, _ := v5Dial(t, addr, v5Expiry(v5Connect("a", true), 600))
-	sub.v5Sub(1, packet.Subscription{Filter: []byte("a/#"), QoS: 1}, 1)
-	sub.send(&packet.Disconnect{})
-	sub.expectClosed()
-	v3waitConns(t, s, 0) // detached: offline
-	p, _ := v5Dial(t, addr, v5Connect("pub", true))
+	s, addr := brokertest.Start(t, broker.Config{Limits: broker.Limits{MaxQueuedBytes: 2500}}, nil)
+	sub, _ := brokertest.V5Dial(t, addr, brokertest.V5Expiry(brokertest.V5Connect("a", true), 600))
+	sub.V5Sub(1, packet.Subscription{Filter: []byte("a/#"), QoS: 1}, 1)
+	sub.Send(&packet.Disconnect{})
+	sub.ExpectClosed()
+	brokertest.WaitConns(t, s, 0) // detached: offline
+	p, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("pub", true))
 	for i := range 4 {
-		if c := p.pubAck("a/t", false, uint16(1+i), []byte(strings.Repeat(string(rune('0'+i)), 1000))); c != packet.Success {
+		if c := pubAck(p, "a/t", false, uint16(1+i), []byte(strings.Repeat(string(rune('0'+i)), 1000))); c != packet.Success {
 			t.Fatalf("publish %d: %#x", i, byte(c))
 		}
 	}
-	a, _ := v5Dial(t, addr, v5Expiry(v5Connect("a", false), 600))
+	a, _ := brokertest.V5Dial(t, addr, brokertest.V5Expiry(brokertest.V5Connect("a", false), 600))
 	for _, want := range []byte{'2', '3'} {
-		m := a.expectPublish()
+		m := a.ExpectPublish()
 		if m.Payload[0] != want {
 			t.Errorf("got message %c, want %c", m.Payload[0], want)
 		}
-		a.v5Ack(packet.PUBACK, m.PacketID)
+		a.Ack(packet.PUBACK, m.PacketID)
 	}
-	a.expectSilence(100 * 1e6)
+	a.ExpectSilence(100 * 1e6)
 }
 
 // Sessions with an expiry are bounded: the CONNECT for one more is
 // refused (5.0 0x97, 3.1.1 3); resuming one, or a clean session
 // without expiry, still works.
 func TestBudgetSessions(t *testing.T) {
-	s, addr := startServer(t, broker.Config{Limits: broker.Limits{MaxSessions: 2}}, nil)
-	v5Dial(t, addr, v5Expiry(v5Connect("s1", true), 600))
-	v3dial(t, addr, "s2", false)
-	c5 := dialRaw(t, addr, packet.V5)
-	if ack := c5.connect(v5Expiry(v5Connect("s3", true), 600)); ack.Code != packet.QuotaExceeded {
+	s, addr := brokertest.Start(t, broker.Config{Limits: broker.Limits{MaxSessions: 2}}, nil)
+	brokertest.V5Dial(t, addr, brokertest.V5Expiry(brokertest.V5Connect("s1", true), 600))
+	brokertest.V3Dial(t, addr, "s2", false)
+	c5 := brokertest.Dial(t, addr, packet.V5)
+	if ack := c5.Connect(brokertest.V5Expiry(brokertest.V5Connect("s3", true), 600)); ack.Code != packet.QuotaExceeded {
 		t.Errorf("third session (5.0): CONNACK %#x, want 0x97", byte(ack.Code))
 	}
-	c3 := dialRaw(t, addr, packet.V311)
-	if ack := c3.connect(&packet.Connect{ClientID: []byte("s4")}); ack.Code != packet.Code(packet.ConnackServerUnavailable) {
+	c3 := brokertest.Dial(t, addr, packet.V311)
+	if ack := c3.Connect(&packet.Connect{ClientID: []byte("s4")}); ack.Code != packet.Code(packet.ConnackServerUnavailable) {
 		t.Errorf("third session (3.1.1): CONNACK %d, want 3", ack.Code)
 	}
-	v5Dial(t, addr, v5Connect("clean", true))                      // no expiry: not counted
-	r, _ := v5Dial(t, addr, v5Expiry(v5Connect("s1", false), 600)) // takes s1 over
+	brokertest.V5Dial(t, addr, brokertest.V5Connect("clean", true))                                 // no expiry: not counted
+	r, _ := brokertest.V5Dial(t, addr, brokertest.V5Expiry(brokertest.V5Connect("s1", false), 600)) // takes s1 over
 	if n := s.Security().Count(seclog.LimitSessions); n != 2 {
 		t.Errorf("%d limit_sessions events, want 2", n)
 	}
 	// Ending s1 (expiry 0 at DISCONNECT) makes room.
 	d := &packet.Disconnect{}
 	d.Props.Set(packet.PropSessionExpiry)
-	r.send(d)
-	r.expectClosed()
-	v3waitFor(t, "session s1 to end", func() bool { return !v5SessionExists(s, "s1") })
-	v5Dial(t, addr, v5Expiry(v5Connect("s3", true), 600))
+	r.Send(d)
+	r.ExpectClosed()
+	testenv.Eventually(t, brokertest.WaitTime, "session s1 to end", func() bool { return !s.HasSession("s1") })
+	brokertest.V5Dial(t, addr, brokertest.V5Expiry(brokertest.V5Connect("s3", true), 600))
 }
 
 // A CONNECT larger than MaxConnectSize is refused on its fixed header,
 // before its body arrives: 5.0 with CONNACK 0x95, 3.1.1 by closing.
 func TestBudgetConnectSize(t *testing.T) {
-	s, addr := startServer(t, broker.Config{Limits: broker.Limits{MaxConnectSize: 1024}}, nil)
+	s, addr := brokertest.Start(t, broker.Config{Limits: broker.Limits{MaxConnectSize: 1024}}, nil)
 	big := &packet.Connect{ProtocolName: []byte("MQTT"), Version: packet.V5, ClientID: []byte("big"), CleanStart: true, UsernameFlag: true, Username: []byte("u"),
 		PasswordFlag: true, Password: bytes.Repeat([]byte("p"), 900<<10)}
 	b := big.Append(nil)
-	c5 := dialRaw(t, addr, packet.V5)
-	c5.write(b[:4096]) // less than half: the broker must not wait for the rest
-	h, body := c5.read()
+	c5 := brokertest.Dial(t, addr, packet.V5)
+	c5.Write(b[:4096]) // less than half: the broker must not wait for the rest
+	h, body := c5.Read()
 	var ack packet.Connack
 	if h.Type != packet.CONNACK || ack.Decode(packet.V5, h.Flags, body) != nil || ack.Code != packet.PacketTooLarge {
 		t.Errorf("5.0: got packet type %d, code %#x; want CONNACK 0x95", h.Type, byte(ack.Code))
 	}
-	c5.expectClosed()
+	c5.ExpectClosed()
 
 	big.Version = packet.V311
-	c3 := dialRaw(t, addr, packet.V311)
-	c3.write(big.Append(nil)[:4096])
-	c3.v3closed(waitTime)
+	c3 := brokertest.Dial(t, addr, packet.V311)
+	c3.Write(big.Append(nil)[:4096])
+	c3.V3Closed(brokertest.WaitTime)
 
 	// Just below the limit is fine.
 	ok := &packet.Connect{ProtocolName: []byte("MQTT"), Version: packet.V311, ClientID: []byte("ok"), CleanStart: true,
 		UsernameFlag: true, Username: []byte("u"), PasswordFlag: true, Password: bytes.Repeat([]byte("p"), 900)}
-	r := dialRaw(t, addr, packet.V311)
-	if a := r.connect(ok); a.Code != 0 {
+	r := brokertest.Dial(t, addr, packet.V311)
+	if a := r.Connect(ok); a.Code != 0 {
 		t.Errorf("CONNECT below the limit: %d", a.Code)
 	}
 	if n := s.Security().Count(seclog.LimitConnectSize); n != 2 {
@@ -248,25 +250,25 @@ func TestBudgetConnectSize(t *testing.T) {
 // Sockets that have not finished CONNECT count toward MaxConnections and
 // have a limit of their own; beyond either, a socket is closed at once.
 func TestBudgetUnauthenticatedSockets(t *testing.T) {
-	s, addr := startServer(t, broker.Config{Limits: broker.Limits{MaxConnections: 3, MaxConnecting: 2}}, nil)
-	silent1 := dialRaw(t, addr, packet.V311)
-	silent2 := dialRaw(t, addr, packet.V311)
-	v3waitFor(t, "two unauthenticated sockets", func() bool { return broker.Connecting(s) == 2 })
-	third := dialRaw(t, addr, packet.V311)
-	third.v3closed(waitTime) // MaxConnecting
-	silent1.nc.Close()
-	v3waitFor(t, "a silent socket to go", func() bool { return broker.Connecting(s) == 1 })
-	v3dial(t, addr, "c1", true)
-	v3dial(t, addr, "c2", true)
+	s, addr := brokertest.Start(t, broker.Config{Limits: broker.Limits{MaxConnections: 3, MaxConnecting: 2}}, nil)
+	silent1 := brokertest.Dial(t, addr, packet.V311)
+	silent2 := brokertest.Dial(t, addr, packet.V311)
+	testenv.Eventually(t, brokertest.WaitTime, "two unauthenticated sockets", func() bool { return broker.Connecting(s) == 2 })
+	third := brokertest.Dial(t, addr, packet.V311)
+	third.V3Closed(brokertest.WaitTime) // MaxConnecting
+	silent1.Conn.Close()
+	testenv.Eventually(t, brokertest.WaitTime, "a silent socket to go", func() bool { return broker.Connecting(s) == 1 })
+	brokertest.V3Dial(t, addr, "c1", true)
+	brokertest.V3Dial(t, addr, "c2", true)
 	// Two connected and one silent socket: MaxConnections is reached.
-	fourth := dialRaw(t, addr, packet.V311)
-	fourth.v3closed(waitTime)
+	fourth := brokertest.Dial(t, addr, packet.V311)
+	fourth.V3Closed(brokertest.WaitTime)
 	if n := s.Security().Count(seclog.LimitConnections); n != 2 {
 		t.Errorf("%d limit_connections events, want 2", n)
 	}
-	silent2.nc.Close()
-	v3waitFor(t, "the silent socket to go", func() bool { return broker.Connecting(s) == 0 })
-	v3dial(t, addr, "c3", true)
+	silent2.Conn.Close()
+	testenv.Eventually(t, brokertest.WaitTime, "the silent socket to go", func() bool { return broker.Connecting(s) == 0 })
+	brokertest.V3Dial(t, addr, "c3", true)
 }
 
 // Restore loads stored state only within the limits; what is left out
@@ -310,8 +312,8 @@ func TestRestoreWithinBudget(t *testing.T) {
 	go s.Serve(ln)
 	t.Cleanup(func() { s.Close() })
 	// The session limit holds after the restore: s3 was not loaded.
-	c := dialRaw(t, ln.Addr().String(), packet.V5)
-	if ack := c.connect(v5Expiry(v5Connect("s4", true), 600)); ack.Code != packet.QuotaExceeded {
+	c := brokertest.Dial(t, ln.Addr().String(), packet.V5)
+	if ack := c.Connect(brokertest.V5Expiry(brokertest.V5Connect("s4", true), 600)); ack.Code != packet.QuotaExceeded {
 		t.Errorf("a new session after the restore: CONNACK %#x, want 0x97", byte(ack.Code))
 	}
 }
@@ -320,34 +322,34 @@ func TestRestoreWithinBudget(t *testing.T) {
 // a packet that finds no room closes its connection (5.0: DISCONNECT
 // 0x97); once the buffers are dropped there is room again.
 func TestBudgetReadBuffers(t *testing.T) {
-	s, addr := startServer(t, broker.Config{Limits: broker.Limits{MaxReadBuffers: 100 << 10}}, nil)
+	s, addr := brokertest.Start(t, broker.Config{Limits: broker.Limits{MaxReadBuffers: 100 << 10}}, nil)
 	big := func(n int) []byte {
 		return (&packet.Publish{Topic: []byte("t"), QoS: 1, PacketID: 1, Payload: bytes.Repeat([]byte("b"), n)}).Append(nil, packet.V5)
 	}
-	a, _ := v5Dial(t, addr, v5Connect("a", true))
+	a, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("a", true))
 	pa := big(80 << 10)
-	a.write(pa[:len(pa)/2]) // holds an 80 KiB buffer
-	v3waitFor(t, "a's read buffer", func() bool { return broker.ReadBuffers(s) >= 80<<10 })
-	b, _ := v5Dial(t, addr, v5Connect("b", true))
+	a.Write(pa[:len(pa)/2]) // holds an 80 KiB buffer
+	testenv.Eventually(t, brokertest.WaitTime, "a's read buffer", func() bool { return broker.ReadBuffers(s) >= 80<<10 })
+	b, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("b", true))
 	pb := big(60 << 10)
-	b.write(pb[:1024])
-	if code := b.expectClosed(); code != int(packet.QuotaExceeded) {
+	b.Write(pb[:1024])
+	if code := b.ExpectClosed(); code != int(packet.QuotaExceeded) {
 		t.Errorf("second large packet: DISCONNECT %#x, want 0x97", code)
 	}
 	if n := s.Security().Count(seclog.LimitConnections); n != 1 {
 		t.Errorf("%d limit_connections events, want 1", n)
 	}
-	a.write(pa[len(pa)/2:])
-	if ack := a.expectAck(packet.PUBACK); ack.Code >= 0x80 {
+	a.Write(pa[len(pa)/2:])
+	if ack := a.ExpectAck(packet.PUBACK); ack.Code >= 0x80 {
 		t.Errorf("first large packet: PUBACK %#x", byte(ack.Code))
 	}
-	c, _ := v5Dial(t, addr, v5Connect("c", true))
-	if code := c.pubAck("t", false, 1, bytes.Repeat([]byte("c"), 60<<10)); code >= 0x80 {
+	c, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("c", true))
+	if code := pubAck(c, "t", false, 1, bytes.Repeat([]byte("c"), 60<<10)); code >= 0x80 {
 		t.Errorf("a large packet after the first finished: PUBACK %#x", byte(code))
 	}
-	a.nc.Close()
-	c.nc.Close()
-	v3waitFor(t, "every grown buffer to be given back", func() bool { return broker.ReadBuffers(s) == 0 })
+	a.Conn.Close()
+	c.Conn.Close()
+	testenv.Eventually(t, brokertest.WaitTime, "every grown buffer to be given back", func() bool { return broker.ReadBuffers(s) == 0 })
 }
 
 // Subscriptions are charged their filter plus SubscriptionOverhead: one
@@ -356,14 +358,14 @@ func TestBudgetReadBuffers(t *testing.T) {
 // 0x97 (3.1.1: 0x80); an UNSUBSCRIBE or the end of a session makes room.
 func TestBudgetSubscriptions(t *testing.T) {
 	const per = broker.SubscriptionOverhead + 100 // one subscription to a 100-byte filter
-	s, addr := startServer(t, broker.Config{Limits: broker.Limits{
+	s, addr := brokertest.Start(t, broker.Config{Limits: broker.Limits{
 		MaxSubscriptionBytes: 2 * per, MaxTotalSubscriptionBytes: 3 * per}}, nil)
 	filter := func(c byte) string { return strings.Repeat(string(c), 100) }
-	sub := func(r *rawClient, pid uint16, f string) packet.Code {
+	sub := func(r *brokertest.Raw, pid uint16, f string) packet.Code {
 		t.Helper()
-		return r.subscribe(pid, packet.Subscription{Filter: []byte(f), QoS: 1})[0]
+		return r.Subscribe(pid, packet.Subscription{Filter: []byte(f), QoS: 1})[0]
 	}
-	a, _ := v5Dial(t, addr, v5Connect("a", true))
+	a, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("a", true))
 	if c := sub(a, 1, filter('a')); c != 1 {
 		t.Fatalf("first subscription: %#x", byte(c))
 	}
@@ -376,7 +378,7 @@ func TestBudgetSubscriptions(t *testing.T) {
 	if c := sub(a, 4, filter('a')); c != 1 {
 		t.Errorf("the same filter again (replaces, costs nothing): %#x", byte(c))
 	}
-	b, _ := v3dial(t, addr, "b", true)
+	b, _ := brokertest.V3Dial(t, addr, "b", true)
 	if c := sub(b, 1, filter('d')); c != 1 {
 		t.Fatalf("another session's subscription: %#x", byte(c))
 	}
@@ -386,19 +388,19 @@ func TestBudgetSubscriptions(t *testing.T) {
 	if n := s.Security().Count(seclog.LimitSubscriptions); n != 2 {
 		t.Errorf("%d limit_subscriptions events, want 2", n)
 	}
-	a.send(&packet.Unsubscribe{PacketID: 5, Filters: [][]byte{[]byte(filter('a'))}})
-	if h, _ := a.read(); h.Type != packet.UNSUBACK {
+	a.Send(&packet.Unsubscribe{PacketID: 5, Filters: [][]byte{[]byte(filter('a'))}})
+	if h, _ := a.Read(); h.Type != packet.UNSUBACK {
 		t.Fatalf("got packet type %d, want UNSUBACK", h.Type)
 	}
 	if c := sub(b, 3, filter('e')); c != 1 {
 		t.Errorf("after an UNSUBSCRIBE made room: %#x", byte(c))
 	}
-	a.v3disconnect()
-	v3waitFor(t, "session a to end", func() bool { return !v5SessionExists(s, "a") })
+	a.V3Disconnect()
+	testenv.Eventually(t, brokertest.WaitTime, "session a to end", func() bool { return !s.HasSession("a") })
 	if c := sub(b, 4, filter('f')); c != packet.QuotaExceeded && c != 0x80 {
 		t.Errorf("session b over its own limit: %#x, want 0x80", byte(c))
 	}
-	c, _ := v5Dial(t, addr, v5Connect("c", true))
+	c, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("c", true))
 	if c := sub(c, 1, filter('g')); c != 1 {
 		t.Errorf("after a session ended and freed its subscriptions: %#x", byte(c))
 	}
@@ -409,10 +411,10 @@ func TestBudgetSubscriptions(t *testing.T) {
 // and a QoS 0 message that finds no room is dropped as for a full socket.
 func TestBudgetPendingBytes(t *testing.T) {
 	const pool = 256 << 10
-	s, addr := startServer(t, broker.Config{Limits: broker.Limits{MaxTotalPendingBytes: pool}}, nil)
+	s, addr := brokertest.Start(t, broker.Config{Limits: broker.Limits{MaxTotalPendingBytes: pool}}, nil)
 	for _, id := range []string{"slow1", "slow2", "slow3"} {
-		r, _ := v3dial(t, addr, id, true)
-		r.v3sub("t", 0)
+		r, _ := brokertest.V3Dial(t, addr, id, true)
+		r.V3Sub("t", 0)
 		// r never reads again: the kernel's buffers fill, then the outbox.
 	}
 	payload := bytes.Repeat([]byte("x"), 64<<10)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"edgebroker/broker"
+	"edgebroker/broker/brokertest"
 	"edgebroker/broker/packet"
 )
 
@@ -67,8 +68,8 @@ func TestShutdownTimeoutFinalSave(t *testing.T) {
 		}
 	})
 
-	c, _ := v5Dial(t, ln.Addr().String(), v5Expiry(v5Connect("slow", false), 3600))
-	c.v5Sub(1, packet.Subscription{Filter: []byte("q"), QoS: 1}, 1)
+	c, _ := brokertest.V5Dial(t, ln.Addr().String(), brokertest.V5Expiry(brokertest.V5Connect("slow", false), 3600))
+	c.V5Sub(1, packet.Subscription{Filter: []byte("q"), QoS: 1}, 1)
 	gl.armed.Store(true)
 	for _, m := range []string{"one", "two"} {
 		if err := s.Publish(&packet.Publish{Topic: []byte("q"), Payload: []byte(m), QoS: 1}); err != nil {
@@ -91,7 +92,7 @@ func TestShutdownTimeoutFinalSave(t *testing.T) {
 		t.Fatalf("final save holds %d messages, want 2", n)
 	}
 	release()
-	v3waitConns(t, s, 0) // the connection ended: detached
+	brokertest.WaitConns(t, s, 0) // the connection ended: detached
 	if n := saved(); n != 2 {
 		t.Errorf("after the late end of the connection the save holds %d messages, want 2", n)
 	}
@@ -103,10 +104,10 @@ func TestShutdownTimeoutFinalSave(t *testing.T) {
 func TestShutdownSavesWholeQueue(t *testing.T) {
 	p := newMemPersister()
 	s, addr := startPersisting(t, p, false, broker.Limits{MaxQueuedBytes: 64 << 20, MaxTotalQueuedBytes: 64 << 20})
-	c, _ := v3dial(t, addr, "big", false)
-	c.v3sub("big", 1)
-	c.v3disconnect()
-	v3waitConns(t, s, 0)
+	c, _ := brokertest.V3Dial(t, addr, "big", false)
+	c.V3Sub("big", 1)
+	c.V3Disconnect()
+	brokertest.WaitConns(t, s, 0)
 
 	const n, size = 20, 1 << 20 // 20 MiB
 	payload := bytes.Repeat([]byte("x"), size)

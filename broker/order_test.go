@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"edgebroker/broker"
+	"edgebroker/broker/brokertest"
 	"edgebroker/broker/packet"
 )
 
@@ -55,32 +56,32 @@ type orderTransport struct {
 	tls  *tls.Config // nil: plain TCP
 }
 
-func (tr orderTransport) dial(t testing.TB, v byte, id string) *rawClient {
+func (tr orderTransport) dial(t testing.TB, v byte, id string) *brokertest.Raw {
 	t.Helper()
 	var nc net.Conn
 	var err error
 	if tr.tls != nil {
-		d := &net.Dialer{Timeout: waitTime}
+		d := &net.Dialer{Timeout: brokertest.WaitTime}
 		nc, err = tls.DialWithDialer(d, "tcp", tr.addr, tr.tls)
 	} else {
-		nc, err = net.DialTimeout("tcp", tr.addr, waitTime)
+		nc, err = net.DialTimeout("tcp", tr.addr, brokertest.WaitTime)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rawClient{t: t, nc: nc, v: v}
-	if ack := r.connect(&packet.Connect{ClientID: []byte(id), CleanStart: true}); ack.Code != 0 {
+	r := &brokertest.Raw{T: t, Conn: nc, Version: v}
+	if ack := r.Connect(&packet.Connect{ClientID: []byte(id), CleanStart: true}); ack.Code != 0 {
 		t.Fatalf("CONNACK for %q: code %#x", id, ack.Code)
 	}
 	return r
 }
 
-// close disconnects r and waits until the broker closed the socket, so
+// closeRaw disconnects r and waits until the broker closed the socket, so
 // that the broker does not accumulate sessions over thousands of tries.
-func (r *rawClient) close() {
-	r.send(&packet.Disconnect{})
-	r.expectClosed()
-	r.nc.Close()
+func closeRaw(r *brokertest.Raw) {
+	r.Send(&packet.Disconnect{})
+	r.ExpectClosed()
+	r.Conn.Close()
 }
 
 // startOrderServers starts one broker with a plain TCP and a TLS port.
@@ -175,38 +176,38 @@ func orderCases(t *testing.T) []orderCase {
 // publishAndSettle sends a PUBLISH from pub and waits until the broker has
 // routed it (PUBACK, or a PINGREQ round trip for QoS 0). It returns the
 // PUBACK's reason code (Success for 3.1.1 and QoS 0).
-func (r *rawClient) publishAndSettle(topic string, qos byte, retain bool, pid uint16, payload string) packet.Code {
-	r.t.Helper()
-	r.send(&packet.Publish{Topic: []byte(topic), QoS: qos, Retain: retain, PacketID: pid, Payload: []byte(payload)})
+func publishAndSettle(r *brokertest.Raw, topic string, qos byte, retain bool, pid uint16, payload string) packet.Code {
+	r.T.Helper()
+	r.Send(&packet.Publish{Topic: []byte(topic), QoS: qos, Retain: retain, PacketID: pid, Payload: []byte(payload)})
 	if qos == 0 {
-		r.sync()
+		r.Sync()
 		return packet.Success
 	}
-	a := r.expectAck(packet.PUBACK)
+	a := r.ExpectAck(packet.PUBACK)
 	if a.PacketID != pid {
-		r.t.Fatalf("PUBACK packet id %d, want %d", a.PacketID, pid)
+		r.T.Fatalf("PUBACK packet id %d, want %d", a.PacketID, pid)
 	}
 	return a.Code
 }
 
 // expectMessage reads until the PUBLISH on topic arrives, acknowledging
 // QoS 1 ones; other packets (SUBACK) are skipped.
-func (r *rawClient) expectMessage(topic, payload string) {
-	r.t.Helper()
+func expectMessage(r *brokertest.Raw, topic, payload string) {
+	r.T.Helper()
 	for {
-		h, body := r.read()
+		h, body := r.Read()
 		if h.Type != packet.PUBLISH {
 			continue
 		}
 		var p packet.Publish
-		if err := p.Decode(r.v, h.Flags, body); err != nil {
-			r.t.Fatalf("PUBLISH: %v", err)
+		if err := p.Decode(r.Version, h.Flags, body); err != nil {
+			r.T.Fatalf("PUBLISH: %v", err)
 		}
 		if p.QoS == 1 {
-			r.write((&packet.Ack{Type: packet.PUBACK, PacketID: p.PacketID}).Append(nil, r.v))
+			r.Write((&packet.Ack{Type: packet.PUBACK, PacketID: p.PacketID}).Append(nil, r.Version))
 		}
 		if string(p.Topic) != topic || string(p.Payload) != payload {
-			r.t.Fatalf("got PUBLISH %q %q, want %q %q", p.Topic, p.Payload, topic, payload)
+			r.T.Fatalf("got PUBLISH %q %q, want %q %q", p.Topic, p.Payload, topic, payload)
 		}
 		return
 	}
@@ -219,7 +220,7 @@ func TestOrderPublishAfterSuback(t *testing.T) {
 		t.Run(oc.name(), func(t *testing.T) {
 			t.Parallel()
 			pub := oc.tr.dial(t, oc.v, "pub-"+oc.name())
-			defer pub.close()
+			defer closeRaw(pub)
 			for i := range orderTries() {
 				id := "sub-" + oc.name() + "-" + strconv.Itoa(i)
 				topic := "order/suback/" + id
@@ -230,18 +231,18 @@ func TestOrderPublishAfterSuback(t *testing.T) {
 					filter = "$share/g/" + topic
 				}
 				sub := oc.tr.dial(t, oc.v, id)
-				if codes := sub.subscribe(1, packet.Subscription{Filter: []byte(filter), QoS: oc.qos}); len(codes) != 1 || codes[0] != packet.Code(oc.qos) {
+				if codes := sub.Subscribe(1, packet.Subscription{Filter: []byte(filter), QoS: oc.qos}); len(codes) != 1 || codes[0] != packet.Code(oc.qos) {
 					t.Fatalf("try %d: SUBACK %v", i, codes)
 				}
 				// Immediately, from the other connection.
-				code := pub.publishAndSettle(topic, oc.qos, retain, uint16(i%65535+1), "m")
+				code := publishAndSettle(pub, topic, oc.qos, retain, uint16(i%65535+1), "m")
 				if oc.v == packet.V5 && oc.qos == 1 && code != packet.Success {
 					t.Fatalf("try %d: PUBACK code %#x after SUBACK, want Success", i, code)
 				}
-				sub.expectMessage(topic, "m")
-				sub.close()
+				expectMessage(sub, topic, "m")
+				closeRaw(sub)
 				if retain { // clear it
-					pub.publishAndSettle(topic, oc.qos, true, uint16(i%65535+1), "")
+					publishAndSettle(pub, topic, oc.qos, true, uint16(i%65535+1), "")
 				}
 			}
 		})
@@ -256,9 +257,9 @@ func TestOrderPublishReadAfterSubscribe(t *testing.T) {
 		t.Run(oc.name(), func(t *testing.T) {
 			t.Parallel()
 			pub := oc.tr.dial(t, oc.v, "pub-"+oc.name())
-			defer pub.close()
+			defer closeRaw(pub)
 			marker := "order/marker/" + oc.name()
-			if codes := pub.subscribe(1, packet.Subscription{Filter: []byte(marker)}); len(codes) != 1 || codes[0] != 0 {
+			if codes := pub.Subscribe(1, packet.Subscription{Filter: []byte(marker)}); len(codes) != 1 || codes[0] != 0 {
 				t.Fatalf("marker SUBACK %v", codes)
 			}
 			for i := range orderTries() {
@@ -268,14 +269,14 @@ func TestOrderPublishReadAfterSubscribe(t *testing.T) {
 				// SUBSCRIBE and the marker in one write.
 				b := (&packet.Subscribe{PacketID: 1, Filters: []packet.Subscription{{Filter: []byte(topic), QoS: oc.qos}}}).Append(nil, oc.v)
 				b = (&packet.Publish{Topic: []byte(marker), Payload: []byte(id)}).Append(b, oc.v)
-				sub.write(b)
-				pub.expectMessage(marker, id)
-				code := pub.publishAndSettle(topic, oc.qos, false, uint16(i%65535+1), "m")
+				sub.Write(b)
+				expectMessage(pub, marker, id)
+				code := publishAndSettle(pub, topic, oc.qos, false, uint16(i%65535+1), "m")
 				if oc.v == packet.V5 && oc.qos == 1 && code != packet.Success {
 					t.Fatalf("try %d: PUBACK code %#x for a PUBLISH read after the SUBSCRIBE, want Success", i, code)
 				}
-				sub.expectMessage(topic, "m") // skips the SUBACK
-				sub.close()
+				expectMessage(sub, topic, "m") // skips the SUBACK
+				closeRaw(sub)
 			}
 		})
 	}
@@ -292,14 +293,14 @@ func TestOrderRacingPublishAgrees(t *testing.T) {
 		t.Run(oc.name(), func(t *testing.T) {
 			t.Parallel()
 			pub := oc.tr.dial(t, oc.v, "pub-"+oc.name())
-			defer pub.close()
+			defer closeRaw(pub)
 			matched := 0
 			for i := range orderTries() {
 				id := "sub-" + oc.name() + "-" + strconv.Itoa(i)
 				topic := "order/race/" + id
 				sub := oc.tr.dial(t, oc.v, id)
-				sub.send(&packet.Subscribe{PacketID: 1, Filters: []packet.Subscription{{Filter: []byte(topic), QoS: 1}}})
-				code := pub.publishAndSettle(topic, 1, false, uint16(i%65535+1), "m")
+				sub.Send(&packet.Subscribe{PacketID: 1, Filters: []packet.Subscription{{Filter: []byte(topic), QoS: 1}}})
+				code := publishAndSettle(pub, topic, 1, false, uint16(i%65535+1), "m")
 				if code != packet.Success && code != packet.NoMatchingSubscribers {
 					t.Fatalf("try %d: PUBACK code %#x", i, code)
 				}
@@ -307,11 +308,11 @@ func TestOrderRacingPublishAgrees(t *testing.T) {
 				// first arrives before it exactly when it was routed.
 				got, subacked := false, false
 				for done := false; !done; {
-					h, body := sub.read()
+					h, body := sub.Read()
 					switch h.Type {
 					case packet.SUBACK:
 						subacked = true
-						if c := pub.publishAndSettle(topic, 1, false, uint16(i%65535+1), "end"); c != packet.Success {
+						if c := publishAndSettle(pub, topic, 1, false, uint16(i%65535+1), "end"); c != packet.Success {
 							t.Fatalf("try %d: PUBACK code %#x after SUBACK, want Success", i, c)
 						}
 					case packet.PUBLISH:
@@ -319,7 +320,7 @@ func TestOrderRacingPublishAgrees(t *testing.T) {
 						if err := p.Decode(oc.v, h.Flags, body); err != nil {
 							t.Fatalf("PUBLISH: %v", err)
 						}
-						sub.write((&packet.Ack{Type: packet.PUBACK, PacketID: p.PacketID}).Append(nil, oc.v))
+						sub.Write((&packet.Ack{Type: packet.PUBACK, PacketID: p.PacketID}).Append(nil, oc.v))
 						switch {
 						case string(p.Payload) == "m" && !got:
 							got = true
@@ -338,7 +339,7 @@ func TestOrderRacingPublishAgrees(t *testing.T) {
 				if got {
 					matched++
 				}
-				sub.close()
+				closeRaw(sub)
 			}
 			t.Logf("%d of %d racing publishes matched", matched, orderTries())
 		})

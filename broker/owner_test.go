@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"edgebroker/broker"
+	"edgebroker/broker/brokertest"
 	"edgebroker/broker/packet"
 	"edgebroker/broker/seclog"
 	"edgebroker/broker/testenv"
@@ -36,16 +37,16 @@ func userConnect(v byte, user, id string, clean bool) *packet.Connect {
 	cp := &packet.Connect{ClientID: []byte(id), CleanStart: clean, KeepAlive: 60,
 		UsernameFlag: true, Username: []byte(user), PasswordFlag: true, Password: []byte("pw-" + user)}
 	if v == packet.V5 && !clean {
-		v5Expiry(cp, 3600)
+		brokertest.V5Expiry(cp, 3600)
 	}
 	return cp
 }
 
 // dialUser connects user with client id and requires success.
-func dialUser(t *testing.T, addr string, v byte, user, id string, clean bool) (*rawClient, *packet.Connack) {
+func dialUser(t *testing.T, addr string, v byte, user, id string, clean bool) (*brokertest.Raw, *packet.Connack) {
 	t.Helper()
-	r := dialRaw(t, addr, v)
-	ack := r.connect(userConnect(v, user, id, clean))
+	r := brokertest.Dial(t, addr, v)
+	ack := r.Connect(userConnect(v, user, id, clean))
 	if ack.Code != 0 {
 		t.Fatalf("CONNACK for %s as %q: code %#x", user, id, byte(ack.Code))
 	}
@@ -54,22 +55,22 @@ func dialUser(t *testing.T, addr string, v byte, user, id string, clean bool) (*
 
 // pubAcked publishes at QoS 1 and waits for the PUBACK: the broker has
 // routed the message.
-func pubAcked(r *rawClient, pid uint16, topic, payload string) {
-	r.t.Helper()
-	r.send(&packet.Publish{Topic: []byte(topic), Payload: []byte(payload), QoS: 1, PacketID: pid})
-	r.expectAck(packet.PUBACK)
+func pubAcked(r *brokertest.Raw, pid uint16, topic, payload string) {
+	r.T.Helper()
+	r.Send(&packet.Publish{Topic: []byte(topic), Payload: []byte(payload), QoS: 1, PacketID: pid})
+	r.ExpectAck(packet.PUBACK)
 }
 
 // expectMsg requires the next packet to be a PUBLISH of payload on topic
 // and acknowledges it.
-func expectMsg(r *rawClient, topic, payload string) {
-	r.t.Helper()
-	p := r.expectPublish()
+func expectMsg(r *brokertest.Raw, topic, payload string) {
+	r.T.Helper()
+	p := r.ExpectPublish()
 	if string(p.Topic) != topic || string(p.Payload) != payload {
-		r.t.Fatalf("got %q on %q, want %q on %q", p.Payload, p.Topic, payload, topic)
+		r.T.Fatalf("got %q on %q, want %q on %q", p.Payload, p.Topic, payload, topic)
 	}
 	if p.QoS > 0 {
-		r.send(&packet.Ack{Type: packet.PUBACK, PacketID: p.PacketID})
+		r.Send(&packet.Ack{Type: packet.PUBACK, PacketID: p.PacketID})
 	}
 }
 
@@ -84,32 +85,32 @@ func TestTakeoverByOtherPrincipalRefused(t *testing.T) {
 		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
 			var logs testenv.SyncBuffer
 			sec := seclog.New(slog.New(slog.NewTextHandler(&logs, nil)), nil)
-			s, addr := startServer(t, broker.Config{Security: sec}, &broker.Port{Name: "pw", Authenticator: passAuth{}})
+			s, addr := brokertest.Start(t, broker.Config{Security: sec}, &broker.Port{Name: "pw", Authenticator: passAuth{}})
 			refused := byte(packet.NotAuthorized)
 			if v != packet.V5 {
 				refused = 5
 			}
 			tryAlice := func() {
 				t.Helper()
-				a := dialRaw(t, addr, v)
-				ack := a.connect(userConnect(v, "alice", "dev", false))
+				a := brokertest.Dial(t, addr, v)
+				ack := a.Connect(userConnect(v, "alice", "dev", false))
 				if byte(ack.Code) != refused || ack.SessionPresent {
 					t.Fatalf("alice as bob's client id: CONNACK code %#x present %v, want %#x", byte(ack.Code), ack.SessionPresent, refused)
 				}
-				a.expectClosed()
+				a.ExpectClosed()
 			}
 
 			bobCP := userConnect(v, "bob", "dev", false)
 			bobCP.WillFlag, bobCP.WillTopic, bobCP.WillPayload = true, []byte("will/dev"), []byte("bob gone")
-			bob := dialRaw(t, addr, v)
-			if ack := bob.connect(bobCP); ack.Code != 0 {
+			bob := brokertest.Dial(t, addr, v)
+			if ack := bob.Connect(bobCP); ack.Code != 0 {
 				t.Fatalf("bob: CONNACK %#x", byte(ack.Code))
 			}
-			if codes := bob.subscribe(1, packet.Subscription{Filter: []byte("bob/#"), QoS: 1}); codes[0] != 1 {
+			if codes := bob.Subscribe(1, packet.Subscription{Filter: []byte("bob/#"), QoS: 1}); codes[0] != 1 {
 				t.Fatalf("bob's SUBACK %v", codes)
 			}
 			carol, _ := dialUser(t, addr, v, "carol", "carol", true)
-			carol.subscribe(1, packet.Subscription{Filter: []byte("will/#"), QoS: 1})
+			carol.Subscribe(1, packet.Subscription{Filter: []byte("will/#"), QoS: 1})
 
 			tryAlice() // bob online
 			pubAcked(carol, 1, "bob/live", "for bob")
@@ -118,9 +119,9 @@ func TestTakeoverByOtherPrincipalRefused(t *testing.T) {
 			pubAcked(bob, 2, "will/marker", "m")
 			expectMsg(carol, "will/marker", "m")
 
-			bob.send(&packet.Disconnect{})
-			bob.expectClosed()
-			v3waitConns(t, s, 1)
+			bob.Send(&packet.Disconnect{})
+			bob.ExpectClosed()
+			brokertest.WaitConns(t, s, 1)
 			pubAcked(carol, 3, "bob/queued", "kept for bob")
 			tryAlice() // bob offline
 
@@ -129,14 +130,14 @@ func TestTakeoverByOtherPrincipalRefused(t *testing.T) {
 				t.Fatal("bob's session not present after alice's attempts")
 			}
 			expectMsg(bob, "bob/queued", "kept for bob")
-			bob.sync() // the PUBACK is handled
+			bob.Sync() // the PUBACK is handled
 
 			// The owner still takes over his own session.
 			bob2, ack := dialUser(t, addr, v, "bob", "dev", false)
 			if !ack.SessionPresent {
 				t.Error("bob's takeover: session not present")
 			}
-			if code := bob.expectClosed(); v == packet.V5 && code != int(packet.SessionTakenOver) {
+			if code := bob.ExpectClosed(); v == packet.V5 && code != int(packet.SessionTakenOver) {
 				t.Errorf("bob's old connection: DISCONNECT %#x, want 0x8E", code)
 			}
 			pubAcked(carol, 4, "bob/after", "x")
@@ -166,7 +167,7 @@ func TestSessionOwnerPersisted(t *testing.T) {
 	s1 := broker.New(broker.Config{Persister: p})
 	addr := servePort(t, s1, &broker.Port{Name: "pw", Authenticator: passAuth{}})
 	bob, _ := dialUser(t, addr, packet.V311, "bob", "dev", false)
-	bob.subscribe(1, packet.Subscription{Filter: []byte("bob/#"), QoS: 1})
+	bob.Subscribe(1, packet.Subscription{Filter: []byte("bob/#"), QoS: 1})
 	shutdown(t, s1)
 	if st := p.session("dev"); st == nil || st.Owner != "user:bob" {
 		t.Fatalf("saved session %+v, want owner user:bob", st)
@@ -181,8 +182,8 @@ func TestSessionOwnerPersisted(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr = servePort(t, s2, &broker.Port{Name: "pw", Authenticator: passAuth{}})
-	a := dialRaw(t, addr, packet.V5)
-	if ack := a.connect(userConnect(packet.V5, "alice", "dev", false)); ack.Code != packet.NotAuthorized {
+	a := brokertest.Dial(t, addr, packet.V5)
+	if ack := a.Connect(userConnect(packet.V5, "alice", "dev", false)); ack.Code != packet.NotAuthorized {
 		t.Fatalf("alice after restart: CONNACK %#x, want 0x87", byte(ack.Code))
 	}
 	carol, _ := dialUser(t, addr, packet.V311, "carol", "carol", true)
@@ -196,8 +197,8 @@ func TestSessionOwnerPersisted(t *testing.T) {
 	if _, ack := dialUser(t, addr, packet.V311, "alice", "old", false); !ack.SessionPresent {
 		t.Error("alice did not resume the session without an owner")
 	}
-	b := dialRaw(t, addr, packet.V311)
-	if ack := b.connect(userConnect(packet.V311, "bob", "old", false)); ack.Code != 5 {
+	b := brokertest.Dial(t, addr, packet.V311)
+	if ack := b.Connect(userConnect(packet.V311, "bob", "old", false)); ack.Code != 5 {
 		t.Errorf("bob for the session alice claimed: CONNACK %d, want 5", ack.Code)
 	}
 }
@@ -223,11 +224,11 @@ func TestResumeDropsDeniedSubscriptions(t *testing.T) {
 	t.Cleanup(func() { s.Close() })
 	addr := servePort(t, s, &broker.Port{Name: "pw", Authenticator: passAuth{}, Authorizer: switchPolicy{&deny}})
 	bob, _ := dialUser(t, addr, packet.V5, "bob", "dev", false)
-	bob.subscribe(1, packet.Subscription{Filter: []byte("a/#"), QoS: 1}, packet.Subscription{Filter: []byte("b/#"), QoS: 1},
+	bob.Subscribe(1, packet.Subscription{Filter: []byte("a/#"), QoS: 1}, packet.Subscription{Filter: []byte("b/#"), QoS: 1},
 		packet.Subscription{Filter: []byte("$share/g/b/x"), QoS: 1})
-	bob.send(&packet.Disconnect{})
-	bob.expectClosed()
-	v3waitConns(t, s, 0)
+	bob.Send(&packet.Disconnect{})
+	bob.ExpectClosed()
+	brokertest.WaitConns(t, s, 0)
 
 	deny.Store(true)
 	bob, ack := dialUser(t, addr, packet.V5, "bob", "dev", false)

@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding"
 	"encoding/hex"
-	"errors"
-	"net"
 	"slices"
 	"sort"
 	"strings"
@@ -19,7 +17,9 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"edgebroker/broker"
+	"edgebroker/broker/brokertest"
 	"edgebroker/broker/packet"
+	"edgebroker/broker/testenv"
 )
 
 // memPersister is a Persister that keeps the last state per key in memory
@@ -110,24 +110,12 @@ func startPersisting(t *testing.T, p *memPersister, restore bool, lim ...broker.
 			t.Fatalf("Restore: %v", err)
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		s.Close()
-		if err := <-done; !errors.Is(err, broker.ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return s, ln.Addr().String()
+	return s, brokertest.Serve(t, s, &broker.Port{Name: "default"})
 }
 
 func shutdown(t *testing.T, s *broker.Server) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitTime)
+	ctx, cancel := context.WithTimeout(context.Background(), brokertest.WaitTime)
 	defer cancel()
 	if err := s.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v", err)
@@ -144,7 +132,7 @@ func retainedPub(topic, payload string, qos byte, pid uint16) *packet.Publish {
 func TestPersistRetained(t *testing.T) {
 	p := newMemPersister()
 	_, addr := startPersisting(t, p, false)
-	c, _ := v5Dial(t, addr, v5Connect("pub", true))
+	c, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("pub", true))
 
 	start := time.Now()
 	m := retainedPub("a/b", "one", 1, 1)
@@ -155,8 +143,8 @@ func TestPersistRetained(t *testing.T) {
 	m.Props.Set(packet.PropMessageExpiry)
 	m.Props.MessageExpiry = 100
 	m.Props.User = []packet.UserProperty{{Key: []byte("k"), Value: []byte("v")}}
-	c.send(m)
-	c.expectAck(packet.PUBACK)
+	c.Send(m)
+	c.ExpectAck(packet.PUBACK)
 	got := p.message("a/b")
 	if got == nil {
 		t.Fatal("retained message not reported")
@@ -170,19 +158,19 @@ func TestPersistRetained(t *testing.T) {
 		t.Errorf("Expires %v after the publish, want 100 s", d)
 	}
 
-	c.send(retainedPub("a/b", "two", 1, 2))
-	c.expectAck(packet.PUBACK)
+	c.Send(retainedPub("a/b", "two", 1, 2))
+	c.ExpectAck(packet.PUBACK)
 	if got := p.message("a/b"); string(got.Payload) != "two" || !got.Expires.IsZero() {
 		t.Errorf("replaced: stored %q expires %v", got.Payload, got.Expires)
 	}
-	c.v5Pub("a/c", 1, 3, "not retained")
-	c.expectAck(packet.PUBACK)
-	c.send(retainedPub("a/none", "", 1, 4)) // deletes nothing
-	c.expectAck(packet.PUBACK)
-	c.send(retainedPub("a/b", "", 1, 5))
-	c.expectAck(packet.PUBACK)
-	c.send(retainedPub("$SYS/broker/uptime", "1 seconds", 1, 6)) // the broker's own statistics
-	c.expectAck(packet.PUBACK)
+	c.V5Pub("a/c", 1, 3, "not retained")
+	c.ExpectAck(packet.PUBACK)
+	c.Send(retainedPub("a/none", "", 1, 4)) // deletes nothing
+	c.ExpectAck(packet.PUBACK)
+	c.Send(retainedPub("a/b", "", 1, 5))
+	c.ExpectAck(packet.PUBACK)
+	c.Send(retainedPub("$SYS/broker/uptime", "1 seconds", 1, 6)) // the broker's own statistics
+	c.ExpectAck(packet.PUBACK)
 	if diff := cmp.Diff([]string{"R a/b", "R a/b", "R- a/b"}, p.takeCalls()); diff != "" {
 		t.Errorf("calls (-want +got):\n%s", diff)
 	}
@@ -195,12 +183,12 @@ func TestPersistSessionLifecycle(t *testing.T) {
 	p := newMemPersister()
 	_, addr := startPersisting(t, p, false)
 
-	c, _ := v5Dial(t, addr, v5Expiry(v5Connect("c", true), 60))
+	c, _ := brokertest.V5Dial(t, addr, brokertest.V5Expiry(brokertest.V5Connect("c", true), 60))
 	if s := p.session("c"); s == nil || s.Expiry != 60 || !s.Disconnected.IsZero() || len(s.Subscriptions) != 0 {
 		t.Fatalf("after CONNECT: %+v", s)
 	}
-	c.v5SubID(1, 7, packet.Subscription{Filter: []byte("x/+"), QoS: 2, NoLocal: true, RetainAsPublished: true, RetainHandling: 2})
-	c.v5Sub(2, packet.Subscription{Filter: []byte("y"), QoS: 1}, 1)
+	c.V5SubID(1, 7, packet.Subscription{Filter: []byte("x/+"), QoS: 2, NoLocal: true, RetainAsPublished: true, RetainHandling: 2})
+	c.V5Sub(2, packet.Subscription{Filter: []byte("y"), QoS: 1}, 1)
 	want := []broker.StoredSubscription{
 		{Filter: "x/+", QoS: 2, NoLocal: true, RetainAsPublished: true, RetainHandling: 2, ID: 7},
 		{Filter: "y", QoS: 1},
@@ -208,8 +196,8 @@ func TestPersistSessionLifecycle(t *testing.T) {
 	if diff := cmp.Diff(want, sortedSubs(p.session("c"))); diff != "" {
 		t.Errorf("subscriptions (-want +got):\n%s", diff)
 	}
-	c.send(&packet.Unsubscribe{PacketID: 3, Filters: [][]byte{[]byte("y")}})
-	if h, _ := c.read(); h.Type != packet.UNSUBACK {
+	c.Send(&packet.Unsubscribe{PacketID: 3, Filters: [][]byte{[]byte("y")}})
+	if h, _ := c.Read(); h.Type != packet.UNSUBACK {
 		t.Fatalf("got packet type %d, want UNSUBACK", h.Type)
 	}
 	if diff := cmp.Diff(want[:1], sortedSubs(p.session("c"))); diff != "" {
@@ -221,9 +209,9 @@ func TestPersistSessionLifecycle(t *testing.T) {
 	d.Props.Set(packet.PropSessionExpiry)
 	d.Props.SessionExpiry = 30
 	before := time.Now()
-	c.send(d)
-	c.expectClosed()
-	v5Eventually(t, "offline report", func() bool {
+	c.Send(d)
+	c.ExpectClosed()
+	testenv.Eventually(t, brokertest.WaitTime, "offline report", func() bool {
 		s := p.session("c")
 		return s != nil && !s.Disconnected.IsZero()
 	})
@@ -236,7 +224,7 @@ func TestPersistSessionLifecycle(t *testing.T) {
 	}
 
 	// A clean start ends the stored session and starts a new one.
-	c, ack := v5Dial(t, addr, v5Expiry(v5Connect("c", true), 60))
+	c, ack := brokertest.V5Dial(t, addr, brokertest.V5Expiry(brokertest.V5Connect("c", true), 60))
 	if ack.SessionPresent {
 		t.Error("session present after clean start")
 	}
@@ -247,20 +235,20 @@ func TestPersistSessionLifecycle(t *testing.T) {
 		t.Errorf("clean start kept %v", s.Subscriptions)
 	}
 	// Resuming with expiry 0 makes it a session that is not persisted.
-	c.send(&packet.Disconnect{})
-	c.expectClosed()
-	v5Eventually(t, "offline report", func() bool { return len(p.takeCalls()) == 1 })
-	c, ack = v5Dial(t, addr, v5Connect("c", false))
+	c.Send(&packet.Disconnect{})
+	c.ExpectClosed()
+	testenv.Eventually(t, brokertest.WaitTime, "offline report", func() bool { return len(p.takeCalls()) == 1 })
+	c, ack = brokertest.V5Dial(t, addr, brokertest.V5Connect("c", false))
 	if !ack.SessionPresent {
 		t.Error("session not present on resume")
 	}
-	c.v5Sub(1, packet.Subscription{Filter: []byte("z"), QoS: 1}, 1)
-	c.send(&packet.Disconnect{})
-	c.expectClosed()
-	e, _ := v5Dial(t, addr, v5Connect("e", true)) // expiry 0: never reported
-	e.v5Sub(1, packet.Subscription{Filter: []byte("z"), QoS: 1}, 1)
-	e.send(&packet.Disconnect{})
-	e.expectClosed()
+	c.V5Sub(1, packet.Subscription{Filter: []byte("z"), QoS: 1}, 1)
+	c.Send(&packet.Disconnect{})
+	c.ExpectClosed()
+	e, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("e", true)) // expiry 0: never reported
+	e.V5Sub(1, packet.Subscription{Filter: []byte("z"), QoS: 1}, 1)
+	e.Send(&packet.Disconnect{})
+	e.ExpectClosed()
 	if diff := cmp.Diff([]string{"S- c"}, p.takeCalls()); diff != "" {
 		t.Errorf("expiry 0 calls (-want +got):\n%s", diff)
 	}
@@ -283,27 +271,27 @@ func TestPersistRestart(t *testing.T) {
 	p := newMemPersister()
 	s1, addr := startPersisting(t, p, false)
 
-	pub, _ := v5Dial(t, addr, v5Connect("pub", true))
-	pub.send(retainedPub("r/1", "kept", 1, 1))
-	pub.expectAck(packet.PUBACK)
+	pub, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("pub", true))
+	pub.Send(retainedPub("r/1", "kept", 1, 1))
+	pub.ExpectAck(packet.PUBACK)
 
-	v3, _ := v3dial(t, addr, "v3", false)
-	v3.v3sub("q/#", 1)
-	v5, _ := v5Dial(t, addr, v5Expiry(v5Connect("v5", true), 3600))
-	v5.v5SubID(1, 9, packet.Subscription{Filter: []byte("q/+"), QoS: 2})
-	v3.v3disconnect()
-	v3waitConns(t, s1, 2) // v3 detached (its socket closes first): what follows is queued
+	v3, _ := brokertest.V3Dial(t, addr, "v3", false)
+	v3.V3Sub("q/#", 1)
+	v5, _ := brokertest.V5Dial(t, addr, brokertest.V5Expiry(brokertest.V5Connect("v5", true), 3600))
+	v5.V5SubID(1, 9, packet.Subscription{Filter: []byte("q/+"), QoS: 2})
+	v3.V3Disconnect()
+	brokertest.WaitConns(t, s1, 2) // v3 detached (its socket closes first): what follows is queued
 
-	pub.v5Pub("q/1", 2, 2, "queued")
-	pub.expectAck(packet.PUBREC)
-	inflight := v5.expectPublish()
-	v5.v5Ack(packet.PUBREC, inflight.PacketID)
-	v5.expectAck(packet.PUBREL) // QoS 2 past PUBREC, PUBCOMP not sent
-	pub.v5Pub("q/2", 1, 3, "second")
-	pub.expectAck(packet.PUBACK)
-	second := v5.expectPublish()       // not acknowledged: in flight at shutdown
-	v5.v5Pub("in/2", 2, 77, "inbound") // PUBREL not sent
-	v5.expectAck(packet.PUBREC)
+	pub.V5Pub("q/1", 2, 2, "queued")
+	pub.ExpectAck(packet.PUBREC)
+	inflight := v5.ExpectPublish()
+	v5.Ack(packet.PUBREC, inflight.PacketID)
+	v5.ExpectAck(packet.PUBREL) // QoS 2 past PUBREC, PUBCOMP not sent
+	pub.V5Pub("q/2", 1, 3, "second")
+	pub.ExpectAck(packet.PUBACK)
+	second := v5.ExpectPublish()       // not acknowledged: in flight at shutdown
+	v5.V5Pub("in/2", 2, 77, "inbound") // PUBREL not sent
+	v5.ExpectAck(packet.PUBREC)
 
 	shutdown(t, s1)
 	v3s, v5s := p.session("v3"), p.session("v5")
@@ -316,42 +304,42 @@ func TestPersistRestart(t *testing.T) {
 	}
 
 	_, addr = startPersisting(t, p, true)
-	sub, _ := v5Dial(t, addr, v5Connect("sub", true))
-	sub.v5Sub(1, packet.Subscription{Filter: []byte("r/#"), QoS: 1}, 1)
-	if m := sub.expectPublish(); string(m.Payload) != "kept" || !m.Retain {
+	sub, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("sub", true))
+	sub.V5Sub(1, packet.Subscription{Filter: []byte("r/#"), QoS: 1}, 1)
+	if m := sub.ExpectPublish(); string(m.Payload) != "kept" || !m.Retain {
 		t.Errorf("retained after restart: %q retain %v", m.Payload, m.Retain)
 	}
 
-	v3, present := v3dial(t, addr, "v3", false)
+	v3, present := brokertest.V3Dial(t, addr, "v3", false)
 	if !present {
 		t.Fatal("3.1.1 session not present after restart")
 	}
-	v3.v3expect("q/1", "queued", 1) // granted QoS 1
-	v3.v3expect("q/2", "second", 1)
+	v3.V3Expect("q/1", "queued", 1) // granted QoS 1
+	v3.V3Expect("q/2", "second", 1)
 
-	v5, ack := v5Dial(t, addr, v5Expiry(v5Connect("v5", false), 3600))
+	v5, ack := brokertest.V5Dial(t, addr, brokertest.V5Expiry(brokertest.V5Connect("v5", false), 3600))
 	if !ack.SessionPresent {
 		t.Fatal("5.0 session not present after restart")
 	}
 	// [MQTT-4.4.0-1]: the PUBREL, then the unacknowledged PUBLISH with DUP.
-	if a := v5.expectAck(packet.PUBREL); a.PacketID != inflight.PacketID {
+	if a := v5.ExpectAck(packet.PUBREL); a.PacketID != inflight.PacketID {
 		t.Errorf("PUBREL for %d, want %d", a.PacketID, inflight.PacketID)
 	}
-	if m := v5.expectPublish(); m.PacketID != second.PacketID || !m.Dup || string(m.Payload) != "second" ||
+	if m := v5.ExpectPublish(); m.PacketID != second.PacketID || !m.Dup || string(m.Payload) != "second" ||
 		len(m.Props.SubscriptionIDs) != 1 || m.Props.SubscriptionIDs[0] != 9 {
 		t.Errorf("resent %+v", m)
 	}
-	v5.v5Ack(packet.PUBREL, 77)
-	if a := v5.expectAck(packet.PUBCOMP); a.Code != packet.Success {
+	v5.Ack(packet.PUBREL, 77)
+	if a := v5.ExpectAck(packet.PUBCOMP); a.Code != packet.Success {
 		t.Errorf("PUBCOMP for the inbound QoS 2 message: code %#x, want 0", byte(a.Code))
 	}
-	pub, _ = v5Dial(t, addr, v5Connect("pub", true))
-	pub.v5Pub("q/3", 1, 1, "after")
-	pub.expectAck(packet.PUBACK)
-	if m := v5.expectPublish(); string(m.Payload) != "after" {
+	pub, _ = brokertest.V5Dial(t, addr, brokertest.V5Connect("pub", true))
+	pub.V5Pub("q/3", 1, 1, "after")
+	pub.ExpectAck(packet.PUBACK)
+	if m := v5.ExpectPublish(); string(m.Payload) != "after" {
 		t.Errorf("after restart got %q", m.Payload)
 	}
-	v3.v3expect("q/3", "after", 1)
+	v3.V3Expect("q/3", "after", 1)
 }
 
 // TestRestoreExpiry: expiry keeps counting while the broker is down. A
@@ -392,7 +380,7 @@ func testRestoreExpiry(t *testing.T) {
 	if err := s.Restore(rs, ss); err != nil {
 		t.Fatalf("Restore: %v", err)
 	}
-	addr := serveMem(t, s, nil)
+	addr := brokertest.ServeMem(t, s, nil)
 	calls := p.takeCalls()
 	slices.Sort(calls)
 	if diff := cmp.Diff([]string{"R- r/dead", "S online", "S- gone"}, calls); diff != "" {
@@ -402,13 +390,13 @@ func testRestoreExpiry(t *testing.T) {
 		t.Errorf("session online when saved: restored as %+v, want Disconnected from the restart", s)
 	}
 
-	c, _ := v5Dial(t, addr, v5Connect("c", true))
-	c.v5Sub(1, packet.Subscription{Filter: []byte("r/+"), QoS: 1}, 1)
+	c, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("c", true))
+	c.V5Sub(1, packet.Subscription{Filter: []byte("r/+"), QoS: 1}, 1)
 	got := map[string]*packet.Publish{}
 	for range 2 {
-		m := c.expectPublish()
+		m := c.ExpectPublish()
 		got[string(m.Topic)] = m
-		c.v5Ack(packet.PUBACK, m.PacketID)
+		c.Ack(packet.PUBACK, m.PacketID)
 	}
 	if m := got["r/live"]; m == nil || !m.Props.Has(packet.PropMessageExpiry) || m.Props.MessageExpiry > 10 || m.Props.MessageExpiry < 8 {
 		t.Errorf("r/live: %+v, want expiry 8..10 s left", m)
@@ -416,25 +404,25 @@ func testRestoreExpiry(t *testing.T) {
 	if m := got["r/forever"]; m == nil || m.Props.Has(packet.PropMessageExpiry) {
 		t.Errorf("r/forever: %+v", m)
 	}
-	c.expectSilence(50 * time.Millisecond)
+	c.ExpectSilence(50 * time.Millisecond)
 
 	for _, tc := range []struct {
 		id      string
 		present bool
 	}{{"gone", false}, {"left", true}} {
-		r, ack := v5Dial(t, addr, v5Expiry(v5Connect(tc.id, false), 60))
+		r, ack := brokertest.V5Dial(t, addr, brokertest.V5Expiry(brokertest.V5Connect(tc.id, false), 60))
 		if ack.SessionPresent != tc.present {
 			t.Errorf("%s: session present %v, want %v", tc.id, ack.SessionPresent, tc.present)
 		}
 		if tc.id == "left" {
-			m := r.expectPublish()
+			m := r.ExpectPublish()
 			if string(m.Payload) != "fresh" || m.Props.MessageExpiry > 20 || m.Props.MessageExpiry < 18 {
 				t.Errorf("queued: %q expiry %d, want fresh with 18..20 s", m.Payload, m.Props.MessageExpiry)
 			}
 		}
 	}
 	// "online" got its whole expiry from the restart, then ends.
-	v5Eventually(t, "restored session expiry", func() bool { return p.session("online") == nil })
+	testenv.Eventually(t, brokertest.WaitTime, "restored session expiry", func() bool { return p.session("online") == nil })
 }
 
 // TestRestoreRejects: Restore skips and names what is not valid, restores

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"edgebroker/broker"
+	"edgebroker/broker/brokertest"
 	"edgebroker/broker/packet"
 )
 
@@ -33,27 +34,27 @@ func servePort(t *testing.T, s *broker.Server, p *broker.Port) string {
 // clients that came in through it, telling 5.0 clients why.
 func TestDisconnectPort(t *testing.T) {
 	changed := &broker.Port{Name: "changed"}
-	s, addrA := startServer(t, broker.Config{}, changed)
+	s, addrA := brokertest.Start(t, broker.Config{}, changed)
 	addrB := servePort(t, s, &broker.Port{Name: "unchanged"})
 
-	a5 := dialRaw(t, addrA, packet.V5)
-	a5.connect(&packet.Connect{ClientID: []byte("a5"), CleanStart: true})
-	a3 := dialRaw(t, addrA, packet.V311)
-	a3.connect(&packet.Connect{ClientID: []byte("a3"), CleanStart: true})
-	b := dialRaw(t, addrB, packet.V5)
-	b.connect(&packet.Connect{ClientID: []byte("b"), CleanStart: true})
+	a5 := brokertest.Dial(t, addrA, packet.V5)
+	a5.Connect(&packet.Connect{ClientID: []byte("a5"), CleanStart: true})
+	a3 := brokertest.Dial(t, addrA, packet.V311)
+	a3.Connect(&packet.Connect{ClientID: []byte("a3"), CleanStart: true})
+	b := brokertest.Dial(t, addrB, packet.V5)
+	b.Connect(&packet.Connect{ClientID: []byte("b"), CleanStart: true})
 
 	if got, want := s.DisconnectPort(changed, packet.AdministrativeAction), 2; got != want {
 		t.Errorf("DisconnectPort closed %d connections, want %d", got, want)
 	}
-	if got, want := a5.expectClosed(), int(packet.AdministrativeAction); got != want {
+	if got, want := a5.ExpectClosed(), int(packet.AdministrativeAction); got != want {
 		t.Errorf("5.0 client: DISCONNECT %#x, want %#x", got, want)
 	}
-	if got := a3.expectClosed(); got != -1 {
+	if got := a3.ExpectClosed(); got != -1 {
 		t.Errorf("3.1.1 client got DISCONNECT %#x; 3.1.1 has none from the server", got)
 	}
-	b.write(packet.AppendPingreq(nil))
-	if h, _ := b.read(); h.Type != packet.PINGRESP {
+	b.Write(packet.AppendPingreq(nil))
+	if h, _ := b.Read(); h.Type != packet.PINGRESP {
 		t.Errorf("client on the other port: got packet type %d, want PINGRESP", h.Type)
 	}
 }
@@ -72,13 +73,13 @@ func TestCredentialExpiryCloses(t *testing.T) { synctest.Test(t, testCredentialE
 // testCredentialExpiryCloses runs in a synctest bubble: the credential
 // expires on the bubble's clock, exactly on time.
 func testCredentialExpiryCloses(t *testing.T) {
-	_, addr := startMemServer(t, broker.Config{}, &broker.Port{Name: "exp", Authenticator: expiringAuth{300 * time.Millisecond}})
-	c := dialRaw(t, addr, packet.V5)
-	if ack := c.connect(&packet.Connect{ClientID: []byte("c"), CleanStart: true}); ack.Code != 0 {
+	_, addr := brokertest.StartMem(t, broker.Config{}, &broker.Port{Name: "exp", Authenticator: expiringAuth{300 * time.Millisecond}})
+	c := brokertest.Dial(t, addr, packet.V5)
+	if ack := c.Connect(&packet.Connect{ClientID: []byte("c"), CleanStart: true}); ack.Code != 0 {
 		t.Fatalf("CONNACK %#x", byte(ack.Code))
 	}
 	t0 := time.Now()
-	if got := c.expectClosed(); got != -1 {
+	if got := c.ExpectClosed(); got != -1 {
 		t.Errorf("got DISCONNECT %#x before the close, want none", got)
 	}
 	if d, want := time.Since(t0), 300*time.Millisecond; d != want {
@@ -90,21 +91,21 @@ func testCredentialExpiryCloses(t *testing.T) {
 // goes, once, whatever the reason.
 func TestOnDisconnect(t *testing.T) {
 	gone := make(chan string, 4)
-	s, addr := startServer(t, broker.Config{OnDisconnect: func(c *broker.Client) { gone <- c.ID }}, nil)
-	a := dialRaw(t, addr, packet.V5)
-	a.connect(&packet.Connect{ClientID: []byte("a"), CleanStart: true})
-	a.send(&packet.Disconnect{})
-	b := dialRaw(t, addr, packet.V311)
-	b.connect(&packet.Connect{ClientID: []byte("b"), CleanStart: true})
+	s, addr := brokertest.Start(t, broker.Config{OnDisconnect: func(c *broker.Client) { gone <- c.ID }}, nil)
+	a := brokertest.Dial(t, addr, packet.V5)
+	a.Connect(&packet.Connect{ClientID: []byte("a"), CleanStart: true})
+	a.Send(&packet.Disconnect{})
+	b := brokertest.Dial(t, addr, packet.V311)
+	b.Connect(&packet.Connect{ClientID: []byte("b"), CleanStart: true})
 	s.Disconnect("b", packet.AdministrativeAction)
-	never := dialRaw(t, addr, packet.V311) // closes before CONNECT: not a client
-	never.nc.Close()
+	never := brokertest.Dial(t, addr, packet.V311) // closes before CONNECT: not a client
+	never.Conn.Close()
 	got := map[string]bool{}
 	for range 2 {
 		select {
 		case id := <-gone:
 			got[id] = true
-		case <-time.After(waitTime):
+		case <-time.After(brokertest.WaitTime):
 			t.Fatalf("OnDisconnect calls: %v", got)
 		}
 	}

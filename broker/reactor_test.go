@@ -1,39 +1,27 @@
 package broker_test
 
 import (
-	"errors"
-	"net"
 	"testing"
 	"time"
 
 	"edgebroker/broker"
+	"edgebroker/broker/brokertest"
 	"edgebroker/broker/packet"
+	"edgebroker/broker/testenv"
 )
 
-// startIdleServer is startServer with a short reader idle time, so that
+// startIdleServer is brokertest.Start with a short reader idle time, so that
 // connections park quickly.
 func startIdleServer(t *testing.T, cfg broker.Config, idle time.Duration) (*broker.Server, string) {
 	t.Helper()
 	s := broker.New(cfg)
 	broker.SetReaderIdle(s, idle)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		s.Close()
-		if err := <-done; !errors.Is(err, broker.ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return s, ln.Addr().String()
+	return s, brokertest.Serve(t, s, &broker.Port{Name: "default"})
 }
 
 func waitParked(t *testing.T, s *broker.Server, n int) {
 	t.Helper()
-	v3waitFor(t, "parked connections", func() bool { return broker.ParkedConns(s) == n })
+	testenv.Eventually(t, brokertest.WaitTime, "parked connections", func() bool { return broker.ParkedConns(s) == n })
 }
 
 // A parked connection gets deliveries (its writer needs no reader) and
@@ -42,24 +30,24 @@ func waitParked(t *testing.T, s *broker.Server, n int) {
 func TestReactorParkAndResume(t *testing.T) {
 	t.Parallel()
 	s, addr := startIdleServer(t, broker.Config{}, 20*time.Millisecond)
-	sub, _ := v3dial(t, addr, "sub", true)
-	sub.v3sub("r/#", 1)
-	pub, _ := v3dial(t, addr, "pub", true)
+	sub, _ := brokertest.V3Dial(t, addr, "sub", true)
+	sub.V3Sub("r/#", 1)
+	pub, _ := brokertest.V3Dial(t, addr, "pub", true)
 	waitParked(t, s, 2)
 
-	pub.v3pub("r/1", 1, false, 1, "one") // resumes pub, delivers to parked sub
-	sub.v3expect("r/1", "one", 1)        // and acknowledges it: resumes sub
+	pub.V3Pub("r/1", 1, false, 1, "one") // resumes pub, delivers to parked sub
+	sub.V3Expect("r/1", "one", 1)        // and acknowledges it: resumes sub
 	waitParked(t, s, 2)
 
-	sub.write(packet.AppendPingreq(nil))
-	if h, _ := sub.read(); h.Type != packet.PINGRESP {
+	sub.Write(packet.AppendPingreq(nil))
+	if h, _ := sub.Read(); h.Type != packet.PINGRESP {
 		t.Fatalf("got packet type %d, want PINGRESP", h.Type)
 	}
 	waitParked(t, s, 2)
-	sub.v3sub("other/#", 0) // a control packet parks right after
+	sub.V3Sub("other/#", 0) // a control packet parks right after
 	waitParked(t, s, 2)
-	pub.v3pub("other/x", 0, false, 0, "two")
-	sub.v3expect("other/x", "two", 0)
+	pub.V3Pub("other/x", 0, false, 0, "two")
+	sub.V3Expect("other/x", "two", 0)
 }
 
 // A parked connection is closed after 1.5 × its keep-alive, and its will
@@ -67,17 +55,17 @@ func TestReactorParkAndResume(t *testing.T) {
 func TestReactorKeepAliveExpiry(t *testing.T) {
 	t.Parallel()
 	s, addr := startIdleServer(t, broker.Config{}, 20*time.Millisecond)
-	watcher, _ := v3dial(t, addr, "watcher", true)
-	watcher.v3sub("will/#", 0)
-	c := v3connect(t, addr, &packet.Connect{ClientID: []byte("ka"), CleanStart: true, KeepAlive: 1,
+	watcher, _ := brokertest.V3Dial(t, addr, "watcher", true)
+	watcher.V3Sub("will/#", 0)
+	c := brokertest.V3Connect(t, addr, &packet.Connect{ClientID: []byte("ka"), CleanStart: true, KeepAlive: 1,
 		WillFlag: true, WillTopic: []byte("will/ka"), WillPayload: []byte("gone")})
 	start := time.Now()
 	waitParked(t, s, 2)
-	c.v3closed(4 * time.Second)
+	c.V3Closed(4 * time.Second)
 	if el := time.Since(start); el < time.Second {
 		t.Errorf("closed after %v, want at least 1 s (1.5 × keep-alive)", el)
 	}
-	watcher.v3expect("will/ka", "gone", 0)
+	watcher.V3Expect("will/ka", "gone", 0)
 }
 
 // Server.Close ends parked connections: they have no reader blocked on
@@ -85,28 +73,28 @@ func TestReactorKeepAliveExpiry(t *testing.T) {
 func TestReactorCloseParked(t *testing.T) {
 	t.Parallel()
 	s, addr := startIdleServer(t, broker.Config{}, 20*time.Millisecond)
-	a, _ := v3dial(t, addr, "a", true)
-	b, _ := v3dial(t, addr, "b", true)
+	a, _ := brokertest.V3Dial(t, addr, "a", true)
+	b, _ := brokertest.V3Dial(t, addr, "b", true)
 	waitParked(t, s, 2)
 	closed := make(chan struct{})
 	go func() { s.Close(); close(closed) }()
 	select {
 	case <-closed:
-	case <-time.After(waitTime):
+	case <-time.After(brokertest.WaitTime):
 		t.Fatal("Close did not return with parked connections")
 	}
-	a.v3closed(waitTime)
-	b.v3closed(waitTime)
+	a.V3Closed(brokertest.WaitTime)
+	b.V3Closed(brokertest.WaitTime)
 }
 
 // A session takeover closes the parked old connection.
 func TestReactorTakeoverParked(t *testing.T) {
 	t.Parallel()
 	s, addr := startIdleServer(t, broker.Config{}, 20*time.Millisecond)
-	old, _ := v3dial(t, addr, "same", false)
+	old, _ := brokertest.V3Dial(t, addr, "same", false)
 	waitParked(t, s, 1)
-	v3dial(t, addr, "same", false)
-	old.v3closed(waitTime)
+	brokertest.V3Dial(t, addr, "same", false)
+	old.V3Closed(brokertest.WaitTime)
 	waitParked(t, s, 1)
 }
 
@@ -114,14 +102,14 @@ func TestReactorTakeoverParked(t *testing.T) {
 func TestReactorDisabled(t *testing.T) {
 	t.Parallel()
 	s, addr := startIdleServer(t, broker.Config{DisableReactor: true}, 10*time.Millisecond)
-	c, _ := v3dial(t, addr, "c", true)
-	c.v3sub("x", 0)
-	c.expectSilence(200 * time.Millisecond)
+	c, _ := brokertest.V3Dial(t, addr, "c", true)
+	c.V3Sub("x", 0)
+	c.ExpectSilence(200 * time.Millisecond)
 	if n := broker.ParkedConns(s); n != 0 {
 		t.Fatalf("%d parked connections with the reactor disabled", n)
 	}
-	c.write(packet.AppendPingreq(nil))
-	if h, _ := c.read(); h.Type != packet.PINGRESP {
+	c.Write(packet.AppendPingreq(nil))
+	if h, _ := c.Read(); h.Type != packet.PINGRESP {
 		t.Fatalf("got packet type %d, want PINGRESP", h.Type)
 	}
 }

@@ -9,21 +9,22 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"edgebroker/broker"
+	"edgebroker/broker/brokertest"
 	"edgebroker/broker/packet"
 )
 
 // The tests in this file run on the fake clock of a testing/synctest
-// bubble with in-memory connections (startMemServer): keep-alive, session
+// bubble with in-memory connections (brokertest.StartMem): keep-alive, session
 // expiry and will delay take no real time, and their timing is exact.
 
 // A connected client with keep-alive 0 is never timed out, not even by the
 // connect timeout that guarded its CONNECT.
 func TestV3KeepAliveZero(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		_, addr := startMemServer(t, broker.Config{Limits: broker.Limits{ConnectTimeout: 200 * time.Millisecond}}, nil)
-		r, _ := v3dial(t, addr, "ka0", true)
-		r.expectSilence(time.Hour)
-		r.sync()
+		_, addr := brokertest.StartMem(t, broker.Config{Limits: broker.Limits{ConnectTimeout: 200 * time.Millisecond}}, nil)
+		r, _ := brokertest.V3Dial(t, addr, "ka0", true)
+		r.ExpectSilence(time.Hour)
+		r.Sync()
 	})
 }
 
@@ -31,10 +32,10 @@ func TestV3KeepAliveZero(t *testing.T) {
 // after its last packet [MQTT-3.1.2-24], not earlier.
 func TestV3KeepAliveTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		_, addr := startMemServer(t, broker.Config{}, nil)
-		r := v3connect(t, addr, &packet.Connect{ClientID: []byte("ka"), CleanStart: true, KeepAlive: 1})
+		_, addr := brokertest.StartMem(t, broker.Config{}, nil)
+		r := brokertest.V3Connect(t, addr, &packet.Connect{ClientID: []byte("ka"), CleanStart: true, KeepAlive: 1})
 		start := time.Now()
-		r.v3closed(time.Minute)
+		r.V3Closed(time.Minute)
 		if el, want := time.Since(start), 1500*time.Millisecond; el != want {
 			t.Errorf("closed after %v, want %v", el, want)
 		}
@@ -45,11 +46,11 @@ func TestV3KeepAliveTimeout(t *testing.T) {
 // keep-alive stays connected.
 func TestV3KeepAlivePingreq(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		_, addr := startMemServer(t, broker.Config{}, nil)
-		r := v3connect(t, addr, &packet.Connect{ClientID: []byte("ping"), CleanStart: true, KeepAlive: 1})
+		_, addr := brokertest.StartMem(t, broker.Config{}, nil)
+		r := brokertest.V3Connect(t, addr, &packet.Connect{ClientID: []byte("ping"), CleanStart: true, KeepAlive: 1})
 		for range 10 { // 14 s, well beyond 1.5 × keep-alive
 			time.Sleep(1499 * time.Millisecond) // pacing the client, on the bubble's clock
-			r.sync()
+			r.Sync()
 		}
 	})
 }
@@ -58,22 +59,22 @@ func TestV3KeepAlivePingreq(t *testing.T) {
 // connected.
 func TestV3KeepAlivePaho(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		_, addr := startMemServer(t, broker.Config{}, nil)
+		_, addr := brokertest.StartMem(t, broker.Config{}, nil)
 		lost := make(chan error, 1)
-		c := v3paho(t, addr, "paho-ka", true, func(o *mqtt.ClientOptions) {
-			o.SetCustomOpenConnectionFn(memPahoConn(addr))
+		c := brokertest.V3Paho(t, addr, "paho-ka", true, func(o *mqtt.ClientOptions) {
+			o.SetCustomOpenConnectionFn(brokertest.MemPahoConn(addr))
 			o.SetKeepAlive(time.Second).SetPingTimeout(time.Second)
 			o.SetConnectionLostHandler(func(_ mqtt.Client, err error) { lost <- err })
 		})
-		ch := v3pahoSub(t, c, "ka/t", 1)
+		ch := brokertest.V3PahoSub(t, c, "ka/t", 1)
 		select {
 		case err := <-lost:
 			t.Fatalf("connection lost: %v", err)
 		case <-time.After(time.Minute): // 40 × 1.5 × keep-alive
 		}
-		v3wait(t, "publish", c.Publish("ka/t", 1, false, "alive"))
-		if m := v3next(t, ch); m.payload != "alive" {
-			t.Errorf("got %q, want %q", m.payload, "alive")
+		brokertest.V3Wait(t, "publish", c.Publish("ka/t", 1, false, "alive"))
+		if m := brokertest.V3Next(t, ch); m.Payload != "alive" {
+			t.Errorf("got %q, want %q", m.Payload, "alive")
 		}
 	})
 }
@@ -82,14 +83,14 @@ func TestV3KeepAlivePaho(t *testing.T) {
 // its will published then.
 func TestV3WillOnKeepAliveTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		_, addr := startMemServer(t, broker.Config{}, nil)
-		sub, _ := v3dial(t, addr, "watcher", true)
-		sub.v3sub("will/#", 1)
+		_, addr := brokertest.StartMem(t, broker.Config{}, nil)
+		sub, _ := brokertest.V3Dial(t, addr, "watcher", true)
+		sub.V3Sub("will/#", 1)
 		c := v3will("w2", false)
 		c.KeepAlive = 1
-		v3connect(t, addr, c) // then silent
+		brokertest.V3Connect(t, addr, c) // then silent
 		start := time.Now()
-		sub.v3expect("will/w2", "w2 gone", 1)
+		sub.V3Expect("will/w2", "w2 gone", 1)
 		if el, want := time.Since(start), 1500*time.Millisecond; el != want {
 			t.Errorf("will published after %v, want %v", el, want)
 		}
@@ -101,11 +102,11 @@ func TestV3WillOnKeepAliveTimeout(t *testing.T) {
 // Alive when the server lowered the client's.
 func TestV5KeepAliveTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		_, addr := startMemServer(t, broker.Config{Limits: broker.Limits{MaxKeepAlive: 1}}, nil)
-		c := dialRaw(t, addr, packet.V5)
-		c.connect(&packet.Connect{ClientID: []byte("c"), CleanStart: true, KeepAlive: 60})
+		_, addr := brokertest.StartMem(t, broker.Config{Limits: broker.Limits{MaxKeepAlive: 1}}, nil)
+		c := brokertest.Dial(t, addr, packet.V5)
+		c.Connect(&packet.Connect{ClientID: []byte("c"), CleanStart: true, KeepAlive: 60})
 		start := time.Now()
-		if got, want := c.expectClosed(), int(packet.KeepAliveTimeout); got != want {
+		if got, want := c.ExpectClosed(), int(packet.KeepAliveTimeout); got != want {
 			t.Errorf("DISCONNECT %#x, want %#x", got, want)
 		}
 		if el, want := time.Since(start), 1500*time.Millisecond; el != want {
@@ -116,10 +117,10 @@ func TestV5KeepAliveTimeout(t *testing.T) {
 
 // offlineFor disconnects c (DISCONNECT 0x00) and waits until the broker
 // has detached its session: the session's time starts now.
-func offlineFor(c *rawClient) {
-	c.t.Helper()
-	c.send(&packet.Disconnect{})
-	c.expectClosed()
+func offlineFor(c *brokertest.Raw) {
+	c.T.Helper()
+	c.Send(&packet.Disconnect{})
+	c.ExpectClosed()
 	synctest.Wait()
 }
 
@@ -138,14 +139,14 @@ func wantSessionAt(t *testing.T, s *broker.Server, id string, start time.Time, d
 // exactly a second, not before.
 func TestV5SessionExpires(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, addr := startMemServer(t, broker.Config{}, nil)
-		c, _ := v5Dial(t, addr, v5Expiry(v5Connect("c", true), 1))
-		c.v5Sub(1, packet.Subscription{Filter: []byte("t"), QoS: 1}, 1)
+		s, addr := brokertest.StartMem(t, broker.Config{}, nil)
+		c, _ := brokertest.V5Dial(t, addr, brokertest.V5Expiry(brokertest.V5Connect("c", true), 1))
+		c.V5Sub(1, packet.Subscription{Filter: []byte("t"), QoS: 1}, 1)
 		offlineFor(c)
 		start := time.Now()
 		wantSessionAt(t, s, "c", start, time.Second-time.Nanosecond, true)
 		wantSessionAt(t, s, "c", start, time.Second, false)
-		if _, ack := v5Dial(t, addr, v5Connect("c", false)); ack.SessionPresent {
+		if _, ack := brokertest.V5Dial(t, addr, brokertest.V5Connect("c", false)); ack.SessionPresent {
 			t.Error("Session Present after the session expired")
 		}
 	})
@@ -156,8 +157,8 @@ func TestV5SessionExpires(t *testing.T) {
 func TestPersistSessionExpires(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := newMemPersister()
-		_, addr := startMemServer(t, broker.Config{Persister: p}, nil)
-		c, _ := v5Dial(t, addr, v5Expiry(v5Connect("c", true), 1))
+		_, addr := brokertest.StartMem(t, broker.Config{Persister: p}, nil)
+		c, _ := brokertest.V5Dial(t, addr, brokertest.V5Expiry(brokertest.V5Connect("c", true), 1))
 		offlineFor(c)
 		p.takeCalls()
 		time.Sleep(time.Second - time.Nanosecond)
@@ -177,8 +178,8 @@ func TestPersistSessionExpires(t *testing.T) {
 // interval, and the CONNACK says which one applies [MQTT-3.2.2-?].
 func TestV5SessionExpiryCapped(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, addr := startMemServer(t, broker.Config{Limits: broker.Limits{MaxSessionExpiry: 1}}, nil)
-		c, ack := v5Dial(t, addr, v5Expiry(v5Connect("c", true), 3600))
+		s, addr := brokertest.StartMem(t, broker.Config{Limits: broker.Limits{MaxSessionExpiry: 1}}, nil)
+		c, ack := brokertest.V5Dial(t, addr, brokertest.V5Expiry(brokertest.V5Connect("c", true), 3600))
 		if !ack.Props.Has(packet.PropSessionExpiry) {
 			t.Fatal("CONNACK without Session Expiry Interval")
 		}
@@ -196,14 +197,14 @@ func TestV5SessionExpiryCapped(t *testing.T) {
 // connection drops [MQTT-3.1.3-9], not before.
 func TestV5WillDelay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		_, addr := startMemServer(t, broker.Config{}, nil)
+		_, addr := brokertest.StartMem(t, broker.Config{}, nil)
 		w := v5WillWatcher(t, addr)
-		c, _ := v5Dial(t, addr, v5WillConnect("c", 1, 60))
-		c.nc.Close()
+		c, _ := brokertest.V5Dial(t, addr, v5WillConnect("c", 1, 60))
+		c.Conn.Close()
 		synctest.Wait()
 		start := time.Now()
-		w.expectSilence(time.Second - time.Nanosecond)
-		if m := w.expectPublish(); string(m.Payload) != "c gone" {
+		w.ExpectSilence(time.Second - time.Nanosecond)
+		if m := w.ExpectPublish(); string(m.Payload) != "c gone" {
 			t.Errorf("will payload %q", m.Payload)
 		}
 		if el, want := time.Since(start), time.Second; el != want {
@@ -216,18 +217,18 @@ func TestV5WillDelay(t *testing.T) {
 // the will.
 func TestV5WillDelayReconnect(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, addr := startMemServer(t, broker.Config{}, nil)
+		s, addr := brokertest.StartMem(t, broker.Config{}, nil)
 		w := v5WillWatcher(t, addr)
-		c, _ := v5Dial(t, addr, v5WillConnect("c", 1, 60))
-		c.nc.Close()
+		c, _ := brokertest.V5Dial(t, addr, v5WillConnect("c", 1, 60))
+		c.Conn.Close()
 		synctest.Wait()
 		if got := s.Stats.Connections.Load(); got != 1 {
 			t.Fatalf("connections %d after the drop, want 1", got)
 		}
-		if _, ack := v5Dial(t, addr, v5Expiry(v5Connect("c", false), 60)); !ack.SessionPresent {
+		if _, ack := brokertest.V5Dial(t, addr, brokertest.V5Expiry(brokertest.V5Connect("c", false), 60)); !ack.SessionPresent {
 			t.Error("Session Present = false")
 		}
-		w.expectSilence(time.Hour)
+		w.ExpectSilence(time.Hour)
 	})
 }
 
@@ -235,13 +236,13 @@ func TestV5WillDelayReconnect(t *testing.T) {
 // publishes the will when it ends [MQTT-3.1.3-9].
 func TestV5WillAtSessionEnd(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		_, addr := startMemServer(t, broker.Config{}, nil)
+		_, addr := brokertest.StartMem(t, broker.Config{}, nil)
 		w := v5WillWatcher(t, addr)
-		c, _ := v5Dial(t, addr, v5WillConnect("c", 3600, 1))
-		c.nc.Close()
+		c, _ := brokertest.V5Dial(t, addr, v5WillConnect("c", 3600, 1))
+		c.Conn.Close()
 		synctest.Wait()
 		start := time.Now()
-		if m := w.expectPublish(); string(m.Payload) != "c gone" {
+		if m := w.ExpectPublish(); string(m.Payload) != "c gone" {
 			t.Errorf("will payload %q", m.Payload)
 		}
 		if el, want := time.Since(start), time.Second; el != want {
@@ -258,16 +259,16 @@ func TestSocketDeadlinesIgnoreConfigNow(t *testing.T) {
 	for _, off := range []time.Duration{-time.Hour, time.Hour} {
 		t.Run(off.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				var clk v5Clock
-				clk.advance(off)
-				_, addr := startMemServer(t, broker.Config{Now: clk.now}, nil)
-				c := dialRaw(t, addr, packet.V5)
-				if ack := c.connect(&packet.Connect{ClientID: []byte("c"), CleanStart: true, KeepAlive: 1}); ack.Code != packet.Success {
+				var clk brokertest.Clock
+				clk.Advance(off)
+				_, addr := brokertest.StartMem(t, broker.Config{Now: clk.Now}, nil)
+				c := brokertest.Dial(t, addr, packet.V5)
+				if ack := c.Connect(&packet.Connect{ClientID: []byte("c"), CleanStart: true, KeepAlive: 1}); ack.Code != packet.Success {
 					t.Fatalf("CONNACK code %#x", byte(ack.Code))
 				}
-				c.sync()
+				c.Sync()
 				start := time.Now()
-				if got, want := c.expectClosed(), int(packet.KeepAliveTimeout); got != want {
+				if got, want := c.ExpectClosed(), int(packet.KeepAliveTimeout); got != want {
 					t.Errorf("DISCONNECT %#x, want %#x", got, want)
 				}
 				if el, want := time.Since(start), 1500*time.Millisecond; el != want {
@@ -284,12 +285,12 @@ func TestSocketDeadlinesIgnoreConfigNow(t *testing.T) {
 // injected clock decides.
 func TestSessionExpiryFollowsConfigNow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var clk v5Clock
-		s, addr := startMemServer(t, broker.Config{Now: clk.now}, nil)
-		c, _ := v5Dial(t, addr, v5Expiry(v5Connect("c", true), 10))
+		var clk brokertest.Clock
+		s, addr := brokertest.StartMem(t, broker.Config{Now: clk.Now}, nil)
+		c, _ := brokertest.V5Dial(t, addr, brokertest.V5Expiry(brokertest.V5Connect("c", true), 10))
 		offlineFor(c)
 		start := time.Now()
-		clk.advance(-5 * time.Second)
+		clk.Advance(-5 * time.Second)
 		wantSessionAt(t, s, "c", start, 15*time.Second-time.Nanosecond, true)
 		wantSessionAt(t, s, "c", start, 15*time.Second, false)
 	})
@@ -298,16 +299,16 @@ func TestSessionExpiryFollowsConfigNow(t *testing.T) {
 // TestWillDelayFollowsConfigNow: the will delay is protocol time too.
 func TestWillDelayFollowsConfigNow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var clk v5Clock
-		_, addr := startMemServer(t, broker.Config{Now: clk.now}, nil)
+		var clk brokertest.Clock
+		_, addr := brokertest.StartMem(t, broker.Config{Now: clk.Now}, nil)
 		w := v5WillWatcher(t, addr)
-		c, _ := v5Dial(t, addr, v5WillConnect("c", 10, 60))
-		c.nc.Close()
+		c, _ := brokertest.V5Dial(t, addr, v5WillConnect("c", 10, 60))
+		c.Conn.Close()
 		synctest.Wait()
 		start := time.Now()
-		clk.advance(-5 * time.Second)
-		w.expectSilence(15*time.Second - time.Nanosecond)
-		if m := w.expectPublish(); string(m.Payload) != "c gone" {
+		clk.Advance(-5 * time.Second)
+		w.ExpectSilence(15*time.Second - time.Nanosecond)
+		if m := w.ExpectPublish(); string(m.Payload) != "c gone" {
 			t.Errorf("will payload %q", m.Payload)
 		}
 		if el, want := time.Since(start), 15*time.Second; el != want {

@@ -9,16 +9,18 @@ import (
 	"time"
 
 	"edgebroker/broker"
+	"edgebroker/broker/brokertest"
 	"edgebroker/broker/packet"
+	"edgebroker/broker/testenv"
 )
 
 // MQTT 3.1.1 tests of the broker's limits, slow consumers and malformed
 // packets.
 
 func TestV3MaxSubscriptions(t *testing.T) {
-	_, addr := startServer(t, broker.Config{Limits: broker.Limits{MaxSubscriptions: 2}}, nil)
-	c, _ := v3dial(t, addr, "many", true)
-	codes := c.subscribe(1,
+	_, addr := brokertest.Start(t, broker.Config{Limits: broker.Limits{MaxSubscriptions: 2}}, nil)
+	c, _ := brokertest.V3Dial(t, addr, "many", true)
+	codes := c.Subscribe(1,
 		packet.Subscription{Filter: []byte("ms/a"), QoS: 1},
 		packet.Subscription{Filter: []byte("ms/b"), QoS: 1},
 		packet.Subscription{Filter: []byte("ms/c"), QoS: 1})
@@ -26,24 +28,24 @@ func TestV3MaxSubscriptions(t *testing.T) {
 		t.Errorf("SUBACK: got %v, want %v", codes, want)
 	}
 	// Replacing a subscription does not count as a new one.
-	codes = c.subscribe(2, packet.Subscription{Filter: []byte("ms/a"), QoS: 2}, packet.Subscription{Filter: []byte("ms/d")})
+	codes = c.Subscribe(2, packet.Subscription{Filter: []byte("ms/a"), QoS: 2}, packet.Subscription{Filter: []byte("ms/d")})
 	if want := []packet.Code{2, 0x80}; !slices.Equal(codes, want) {
 		t.Errorf("second SUBACK: got %v, want %v", codes, want)
 	}
 }
 
 func TestV3MaxPacketSize(t *testing.T) {
-	_, addr := startServer(t, broker.Config{Limits: broker.Limits{MaxPacketSize: 1024}}, nil)
-	c, _ := v3dial(t, addr, "big", true)
-	c.v3pub("mp/t", 1, false, 1, string(make([]byte, 900)))
-	c.send(&packet.Publish{Topic: []byte("mp/t"), QoS: 1, PacketID: 2, Payload: make([]byte, 1100)})
-	c.v3closed(waitTime)
+	_, addr := brokertest.Start(t, broker.Config{Limits: broker.Limits{MaxPacketSize: 1024}}, nil)
+	c, _ := brokertest.V3Dial(t, addr, "big", true)
+	c.V3Pub("mp/t", 1, false, 1, string(make([]byte, 900)))
+	c.Send(&packet.Publish{Topic: []byte("mp/t"), QoS: 1, PacketID: 2, Payload: make([]byte, 1100)})
+	c.V3Closed(brokertest.WaitTime)
 }
 
 // A declared remaining length far beyond MaxPacketSize closes the
 // connection at once, before the broker buffers (or allocates) it.
 func TestV3HugeRemainingLength(t *testing.T) {
-	_, addr := startServer(t, broker.Config{Limits: broker.Limits{MaxPacketSize: 1 << 20}}, nil)
+	_, addr := brokertest.Start(t, broker.Config{Limits: broker.Limits{MaxPacketSize: 1 << 20}}, nil)
 	huge := packet.AppendVarint(nil, 200<<20)
 	for _, tc := range []struct {
 		name      string
@@ -54,15 +56,15 @@ func TestV3HugeRemainingLength(t *testing.T) {
 		{"CONNECT", false, byte(packet.CONNECT) << 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := dialRaw(t, addr, packet.V311)
+			c := brokertest.Dial(t, addr, packet.V311)
 			if tc.connected {
-				c.connect(&packet.Connect{ClientID: []byte("huge"), CleanStart: true})
+				c.Connect(&packet.Connect{ClientID: []byte("huge"), CleanStart: true})
 			}
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
-			c.write(append([]byte{tc.first}, huge...))
-			c.write(make([]byte, 4096)) // the start of a body
-			c.v3closed(time.Second)
+			c.Write(append([]byte{tc.first}, huge...))
+			c.Write(make([]byte, 4096)) // the start of a body
+			c.V3Closed(time.Second)
 			runtime.ReadMemStats(&after)
 			if got := after.TotalAlloc - before.TotalAlloc; got > 50<<20 {
 				t.Errorf("allocated %d MB while refusing the packet", got>>20)
@@ -72,16 +74,16 @@ func TestV3HugeRemainingLength(t *testing.T) {
 }
 
 func TestV3MaxConnections(t *testing.T) {
-	s, addr := startServer(t, broker.Config{Limits: broker.Limits{MaxConnections: 2}}, nil)
-	first, _ := v3dial(t, addr, "c1", true)
-	v3dial(t, addr, "c2", true)
+	s, addr := brokertest.Start(t, broker.Config{Limits: broker.Limits{MaxConnections: 2}}, nil)
+	first, _ := brokertest.V3Dial(t, addr, "c1", true)
+	brokertest.V3Dial(t, addr, "c2", true)
 	// Beyond the limit a socket is closed when it is accepted, before it
 	// can send anything (sockets that have not finished CONNECT count).
-	c := dialRaw(t, addr, packet.V311)
-	c.v3closed(waitTime)
-	first.v3disconnect()
-	v3waitConns(t, s, 1)
-	v3dial(t, addr, "c3", true) // room again
+	c := brokertest.Dial(t, addr, packet.V311)
+	c.V3Closed(brokertest.WaitTime)
+	first.V3Disconnect()
+	brokertest.WaitConns(t, s, 1)
+	brokertest.V3Dial(t, addr, "c3", true) // room again
 }
 
 func TestV3TopicLimits(t *testing.T) {
@@ -94,17 +96,17 @@ func TestV3TopicLimits(t *testing.T) {
 		{"length", broker.Limits{MaxTopicLength: 10}, "0123456789", "0123456789a"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, addr := startServer(t, broker.Config{Limits: tc.lim}, nil)
-			c, _ := v3dial(t, addr, "limited", true)
-			codes := c.subscribe(1, packet.Subscription{Filter: []byte(tc.long), QoS: 1}, packet.Subscription{Filter: []byte(tc.ok), QoS: 1})
+			_, addr := brokertest.Start(t, broker.Config{Limits: tc.lim}, nil)
+			c, _ := brokertest.V3Dial(t, addr, "limited", true)
+			codes := c.Subscribe(1, packet.Subscription{Filter: []byte(tc.long), QoS: 1}, packet.Subscription{Filter: []byte(tc.ok), QoS: 1})
 			if want := []packet.Code{0x80, 1}; !slices.Equal(codes, want) {
 				t.Errorf("SUBACK: got %v, want %v", codes, want)
 			}
-			pub, _ := v3dial(t, addr, "pub", true)
-			pub.v3pub(tc.ok, 1, false, 1, "fits")
-			c.v3expect(tc.ok, "fits", 1)
-			pub.send(&packet.Publish{Topic: []byte(tc.long), QoS: 1, PacketID: 2, Payload: []byte("too deep")})
-			pub.v3closed(waitTime)
+			pub, _ := brokertest.V3Dial(t, addr, "pub", true)
+			pub.V3Pub(tc.ok, 1, false, 1, "fits")
+			c.V3Expect(tc.ok, "fits", 1)
+			pub.Send(&packet.Publish{Topic: []byte(tc.long), QoS: 1, PacketID: 2, Payload: []byte("too deep")})
+			pub.V3Closed(brokertest.WaitTime)
 		})
 	}
 }
@@ -112,20 +114,20 @@ func TestV3TopicLimits(t *testing.T) {
 // A subscriber that never reads costs QoS 0 messages (counted as dropped)
 // but neither blocks the publisher nor starves other subscribers.
 func TestV3SlowConsumer(t *testing.T) {
-	s, addr := startServer(t, broker.Config{Limits: broker.Limits{MaxPendingBytes: 16 << 10, MaxQueued: 1 << 20}}, nil)
-	slow := dialRaw(t, addr, packet.V311)
-	slow.nc.(*net.TCPConn).SetReadBuffer(4096)
-	slow.connect(&packet.Connect{ClientID: []byte("slow"), CleanStart: true})
-	slow.v3sub("sc/t", 0)
+	s, addr := brokertest.Start(t, broker.Config{Limits: broker.Limits{MaxPendingBytes: 16 << 10, MaxQueued: 1 << 20}}, nil)
+	slow := brokertest.Dial(t, addr, packet.V311)
+	slow.Conn.(*net.TCPConn).SetReadBuffer(4096)
+	slow.Connect(&packet.Connect{ClientID: []byte("slow"), CleanStart: true})
+	slow.V3Sub("sc/t", 0)
 
-	fast, _ := v3dial(t, addr, "fast", true)
-	fast.v3sub("sc/t", 1)
+	fast, _ := brokertest.V3Dial(t, addr, "fast", true)
+	fast.V3Sub("sc/t", 1)
 	received := make(chan int, 1)
 	go func() { // fast reads and acknowledges everything (no t.Fatal here)
 		n := 0
 		defer func() { received <- n }()
 		for {
-			h, body, err := fast.tryRead()
+			h, body, err := fast.TryRead()
 			if err != nil || h.Type != packet.PUBLISH {
 				return
 			}
@@ -133,12 +135,12 @@ func TestV3SlowConsumer(t *testing.T) {
 			if p.Decode(packet.V311, h.Flags, body) != nil || p.QoS != 1 {
 				return
 			}
-			fast.nc.Write((&packet.Ack{Type: packet.PUBACK, PacketID: p.PacketID}).Append(nil, packet.V311))
+			fast.Conn.Write((&packet.Ack{Type: packet.PUBACK, PacketID: p.PacketID}).Append(nil, packet.V311))
 			n++
 		}
 	}()
 
-	pub, _ := v3dial(t, addr, "pub", true)
+	pub, _ := brokertest.V3Dial(t, addr, "pub", true)
 	const batch, maxSent = 100, 40000
 	payload := bytes.Repeat([]byte("x"), 2048)
 	var wire []byte
@@ -153,9 +155,9 @@ func TestV3SlowConsumer(t *testing.T) {
 			p := packet.Publish{Topic: []byte("sc/t"), QoS: 1, PacketID: uint16(i + 1), Payload: payload}
 			wire = p.Append(wire, packet.V311)
 		}
-		pub.write(wire)
-		for i := range batch { // read fails the test after waitTime
-			if a := pub.expectAck(packet.PUBACK); a.PacketID != uint16(i+1) {
+		pub.Write(wire)
+		for i := range batch { // Read fails the test after brokertest.WaitTime
+			if a := pub.ExpectAck(packet.PUBACK); a.PacketID != uint16(i+1) {
 				t.Fatalf("PUBACK packet id %d, want %d", a.PacketID, i+1)
 			}
 		}
@@ -164,10 +166,10 @@ func TestV3SlowConsumer(t *testing.T) {
 	if el := time.Since(start); el > 10*time.Second {
 		t.Errorf("publishing %d messages took %v", sent, el)
 	}
-	v3waitFor(t, "the fast subscriber", func() bool {
+	testenv.Eventually(t, brokertest.WaitTime, "the fast subscriber", func() bool {
 		return s.Stats.MessagesSent.Load()+s.Stats.MessagesDropped.Load() >= uint64(2*sent)
 	})
-	fast.write(packet.AppendPingreq(nil)) // ends the reader goroutine after the last PUBLISH
+	fast.Write(packet.AppendPingreq(nil)) // ends the reader goroutine after the last PUBLISH
 	if got := <-received; got != sent {
 		t.Errorf("fast subscriber: got %d messages, want %d", got, sent)
 	}
@@ -175,7 +177,7 @@ func TestV3SlowConsumer(t *testing.T) {
 }
 
 func TestV3MalformedPackets(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, nil)
+	_, addr := brokertest.Start(t, broker.Config{}, nil)
 	for _, tc := range []struct {
 		name string
 		wire []byte
@@ -210,11 +212,11 @@ func TestV3MalformedPackets(t *testing.T) {
 		{"DISCONNECT with a body", []byte{0xE0, 1, 0}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, _ := v3dial(t, addr, "bad", true)
-			c.write(tc.wire)
-			c.v3closed(waitTime)
+			c, _ := brokertest.V3Dial(t, addr, "bad", true)
+			c.Write(tc.wire)
+			c.V3Closed(brokertest.WaitTime)
 		})
 	}
-	c, _ := v3dial(t, addr, "good", true) // the broker is still serving
-	c.v3sub("ok", 0)
+	c, _ := brokertest.V3Dial(t, addr, "good", true) // the broker is still serving
+	c.V3Sub("ok", 0)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"edgebroker/broker"
+	"edgebroker/broker/brokertest"
 	"edgebroker/broker/testenv"
 )
 
@@ -33,7 +34,7 @@ func TestV3MosquittoClients(t *testing.T) {
 	for _, tool := range []string{"mosquitto_pub", "mosquitto_sub"} {
 		testenv.NeedTool(t, tool)
 	}
-	s, addr := startServer(t, broker.Config{}, nil)
+	s, addr := brokertest.Start(t, broker.Config{}, nil)
 	for _, version := range []string{"mqttv311", "mqttv5"} {
 		for qos := range byte(3) {
 			t.Run(fmt.Sprintf("%s/qos%d", version, qos), func(t *testing.T) {
@@ -87,7 +88,7 @@ func TestV3MosquittoClients(t *testing.T) {
 				}
 				n := s.Retained()
 				mosquittoPub(ctx, t, addr, version, qos, "-t", topic, "-r", "-n") // delete
-				v3waitFor(t, "the retained message deleted", func() bool { return s.Retained() == n-1 })
+				testenv.Eventually(t, brokertest.WaitTime, "the retained message deleted", func() bool { return s.Retained() == n-1 })
 			})
 		}
 	}

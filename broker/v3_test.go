@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"edgebroker/broker"
+	"edgebroker/broker/brokertest"
 	"edgebroker/broker/packet"
 )
 
@@ -23,73 +24,73 @@ func topics(ps []*packet.Publish) []string {
 }
 
 func TestV3InboundAckFlows(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, nil)
-	c, _ := v3dial(t, addr, "pub", true)
+	_, addr := brokertest.Start(t, broker.Config{}, nil)
+	c, _ := brokertest.V3Dial(t, addr, "pub", true)
 
-	c.send(&packet.Publish{Topic: []byte("in/0"), Payload: []byte("x")})
-	c.expectSilence(100 * time.Millisecond) // QoS 0: no acknowledgement
+	c.Send(&packet.Publish{Topic: []byte("in/0"), Payload: []byte("x")})
+	c.ExpectSilence(100 * time.Millisecond) // QoS 0: no acknowledgement
 
-	c.send(&packet.Publish{Topic: []byte("in/1"), QoS: 1, PacketID: 0x1234, Payload: []byte("x")})
-	h, body := c.read() // [MQTT-4.3.2-2]
+	c.Send(&packet.Publish{Topic: []byte("in/1"), QoS: 1, PacketID: 0x1234, Payload: []byte("x")})
+	h, body := c.Read() // [MQTT-4.3.2-2]
 	if got, want := fmt.Sprintf("%d % x", h.Type, body), fmt.Sprintf("%d 12 34", packet.PUBACK); got != want {
 		t.Errorf("QoS 1: got %s, want %s", got, want)
 	}
 
-	c.send(&packet.Publish{Topic: []byte("in/2"), QoS: 2, PacketID: 0x4321, Payload: []byte("x")})
-	h, body = c.read() // [MQTT-4.3.3-2]
+	c.Send(&packet.Publish{Topic: []byte("in/2"), QoS: 2, PacketID: 0x4321, Payload: []byte("x")})
+	h, body = c.Read() // [MQTT-4.3.3-2]
 	if got, want := fmt.Sprintf("%d % x", h.Type, body), fmt.Sprintf("%d 43 21", packet.PUBREC); got != want {
 		t.Errorf("QoS 2: got %s, want %s", got, want)
 	}
-	c.v3ack(packet.PUBREL, 0x4321)
-	h, body = c.read()
+	c.Ack(packet.PUBREL, 0x4321)
+	h, body = c.Read()
 	if got, want := fmt.Sprintf("%d % x", h.Type, body), fmt.Sprintf("%d 43 21", packet.PUBCOMP); got != want {
 		t.Errorf("QoS 2 PUBREL: got %s, want %s", got, want)
 	}
 }
 
 func TestV3OutboundAckFlows(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, nil)
-	sub, _ := v3dial(t, addr, "sub", true)
-	sub.v3sub("out/#", 2)
-	pub, _ := v3dial(t, addr, "pub", true)
+	_, addr := brokertest.Start(t, broker.Config{}, nil)
+	sub, _ := brokertest.V3Dial(t, addr, "sub", true)
+	sub.V3Sub("out/#", 2)
+	pub, _ := brokertest.V3Dial(t, addr, "pub", true)
 
-	pub.v3pub("out/0", 0, false, 0, "zero")
-	if p := sub.expectPublish(); p.QoS != 0 || p.PacketID != 0 || p.Dup {
+	pub.V3Pub("out/0", 0, false, 0, "zero")
+	if p := sub.ExpectPublish(); p.QoS != 0 || p.PacketID != 0 || p.Dup {
 		t.Errorf("QoS 0 delivery: QoS %d packet id %d dup %v", p.QoS, p.PacketID, p.Dup)
 	}
 
-	pub.v3pub("out/1", 1, false, 1, "one")
-	p := sub.expectPublish()
+	pub.V3Pub("out/1", 1, false, 1, "one")
+	p := sub.ExpectPublish()
 	if p.QoS != 1 || p.PacketID == 0 || p.Dup {
 		t.Fatalf("QoS 1 delivery: QoS %d packet id %d dup %v", p.QoS, p.PacketID, p.Dup)
 	}
-	sub.v3ack(packet.PUBACK, p.PacketID)
+	sub.Ack(packet.PUBACK, p.PacketID)
 
-	pub.v3pub("out/2", 2, false, 2, "two")
-	p = sub.expectPublish()
+	pub.V3Pub("out/2", 2, false, 2, "two")
+	p = sub.ExpectPublish()
 	if p.QoS != 2 || p.PacketID == 0 {
 		t.Fatalf("QoS 2 delivery: QoS %d packet id %d", p.QoS, p.PacketID)
 	}
-	sub.v3ack(packet.PUBREC, p.PacketID)
-	if a := sub.expectAck(packet.PUBREL); a.PacketID != p.PacketID { // [MQTT-4.3.3-3]
+	sub.Ack(packet.PUBREC, p.PacketID)
+	if a := sub.ExpectAck(packet.PUBREL); a.PacketID != p.PacketID { // [MQTT-4.3.3-3]
 		t.Fatalf("PUBREL packet id: got %d, want %d", a.PacketID, p.PacketID)
 	}
-	sub.v3ack(packet.PUBCOMP, p.PacketID)
-	sub.expectSilence(100 * time.Millisecond)
+	sub.Ack(packet.PUBCOMP, p.PacketID)
+	sub.ExpectSilence(100 * time.Millisecond)
 }
 
 // In-flight QoS 1 deliveries have distinct, non-zero packet identifiers.
 func TestV3OutboundPacketIDs(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, nil)
-	sub, _ := v3dial(t, addr, "sub", true)
-	sub.v3sub("ids", 1)
-	pub, _ := v3dial(t, addr, "pub", true)
+	_, addr := brokertest.Start(t, broker.Config{}, nil)
+	sub, _ := brokertest.V3Dial(t, addr, "sub", true)
+	sub.V3Sub("ids", 1)
+	pub, _ := brokertest.V3Dial(t, addr, "pub", true)
 	seen := map[uint16]bool{}
 	for i := range 10 {
-		pub.v3pub("ids", 1, false, 1, fmt.Sprint(i))
+		pub.V3Pub("ids", 1, false, 1, fmt.Sprint(i))
 	}
 	for i := range 10 {
-		p := sub.expectPublish() // not acknowledged yet
+		p := sub.ExpectPublish() // not acknowledged yet
 		if p.PacketID == 0 || seen[p.PacketID] {
 			t.Errorf("message %d: packet id %d (seen before: %v)", i, p.PacketID, seen[p.PacketID])
 		}
@@ -98,19 +99,19 @@ func TestV3OutboundPacketIDs(t *testing.T) {
 }
 
 func TestV3QoSDowngrade(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, nil)
-	var subs []*rawClient
+	_, addr := brokertest.Start(t, broker.Config{}, nil)
+	var subs []*brokertest.Raw
 	for q := range byte(3) {
-		s, _ := v3dial(t, addr, fmt.Sprint("sub", q), true)
-		s.v3sub("dg/t", q)
+		s, _ := brokertest.V3Dial(t, addr, fmt.Sprint("sub", q), true)
+		s.V3Sub("dg/t", q)
 		subs = append(subs, s)
 	}
-	pub, _ := v3dial(t, addr, "pub", true)
+	pub, _ := brokertest.V3Dial(t, addr, "pub", true)
 	for pq := range byte(3) {
-		pub.v3pub("dg/t", pq, false, 1, fmt.Sprint("q", pq))
+		pub.V3Pub("dg/t", pq, false, 1, fmt.Sprint("q", pq))
 	}
 	for sq, s := range subs {
-		got := s.v3drain()
+		got := s.V3Drain()
 		if len(got) != 3 {
 			t.Fatalf("subscriber QoS %d: got %d messages, want 3", sq, len(got))
 		}
@@ -124,55 +125,55 @@ func TestV3QoSDowngrade(t *testing.T) {
 
 // A QoS 2 PUBLISH sent again with DUP before PUBREL is routed once.
 func TestV3QoS2DuplicateDeliveredOnce(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, nil)
-	sub, _ := v3dial(t, addr, "sub", true)
-	sub.v3sub("dup/t", 2)
-	pub, _ := v3dial(t, addr, "pub", true)
+	_, addr := brokertest.Start(t, broker.Config{}, nil)
+	sub, _ := brokertest.V3Dial(t, addr, "sub", true)
+	sub.V3Sub("dup/t", 2)
+	pub, _ := brokertest.V3Dial(t, addr, "pub", true)
 	p := &packet.Publish{Topic: []byte("dup/t"), QoS: 2, PacketID: 5, Payload: []byte("once")}
-	pub.send(p)
-	pub.expectAck(packet.PUBREC)
+	pub.Send(p)
+	pub.ExpectAck(packet.PUBREC)
 	p.Dup = true
-	pub.send(p) // [MQTT-4.3.3-10]
-	if a := pub.expectAck(packet.PUBREC); a.PacketID != 5 {
+	pub.Send(p) // [MQTT-4.3.3-10]
+	if a := pub.ExpectAck(packet.PUBREC); a.PacketID != 5 {
 		t.Errorf("second PUBREC packet id: got %d, want 5", a.PacketID)
 	}
-	pub.v3ack(packet.PUBREL, 5)
-	pub.expectAck(packet.PUBCOMP)
-	if got := sub.v3drain(); len(got) != 1 {
+	pub.Ack(packet.PUBREL, 5)
+	pub.ExpectAck(packet.PUBCOMP)
+	if got := sub.V3Drain(); len(got) != 1 {
 		t.Errorf("deliveries: got %d, want 1", len(got))
 	}
 	// After PUBCOMP the identifier is free: the same id is a new message.
-	pub.v3pub("dup/t", 2, false, 5, "again")
-	if got := sub.v3drain(); len(got) != 1 || string(got[0].Payload) != "again" {
+	pub.V3Pub("dup/t", 2, false, 5, "again")
+	if got := sub.V3Drain(); len(got) != 1 || string(got[0].Payload) != "again" {
 		t.Errorf("after PUBCOMP: got %d messages, want the new one", len(got))
 	}
 }
 
 func TestV3PahoQoS(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, nil)
-	sub := v3paho(t, addr, "paho-sub", true, nil)
-	ch := v3pahoSub(t, sub, "pq/#", 2)
-	pub := v3paho(t, addr, "paho-pub", true, nil)
+	_, addr := brokertest.Start(t, broker.Config{}, nil)
+	sub := brokertest.V3Paho(t, addr, "paho-sub", true, nil)
+	ch := brokertest.V3PahoSub(t, sub, "pq/#", 2)
+	pub := brokertest.V3Paho(t, addr, "paho-pub", true, nil)
 	for q := range byte(3) {
-		v3wait(t, "publish", pub.Publish(fmt.Sprint("pq/", q), q, false, fmt.Sprint("qos", q)))
-		m := v3next(t, ch)
-		if got, want := m, (v3msg{topic: fmt.Sprint("pq/", q), payload: fmt.Sprint("qos", q), qos: q}); got != want {
+		brokertest.V3Wait(t, "publish", pub.Publish(fmt.Sprint("pq/", q), q, false, fmt.Sprint("qos", q)))
+		m := brokertest.V3Next(t, ch)
+		if got, want := m, (brokertest.V3Msg{Topic: fmt.Sprint("pq/", q), Payload: fmt.Sprint("qos", q), QoS: q}); got != want {
 			t.Errorf("got %+v, want %+v", got, want)
 		}
 	}
-	v3noMsg(t, ch, 100*time.Millisecond)
+	brokertest.V3NoMsg(t, ch, 100*time.Millisecond)
 }
 
 func TestV3Retained(t *testing.T) {
-	s, addr := startServer(t, broker.Config{}, nil)
-	live, _ := v3dial(t, addr, "live", true)
-	live.v3sub("ret/#", 1)
-	pub, _ := v3dial(t, addr, "pub", true)
-	pub.v3pub("ret/a", 1, true, 1, "v1")
-	pub.v3pub("ret/a", 1, true, 2, "v2") // replaces v1 [MQTT-3.3.1-5]
-	pub.v3pub("ret/b", 0, true, 0, "b")
+	s, addr := brokertest.Start(t, broker.Config{}, nil)
+	live, _ := brokertest.V3Dial(t, addr, "live", true)
+	live.V3Sub("ret/#", 1)
+	pub, _ := brokertest.V3Dial(t, addr, "pub", true)
+	pub.V3Pub("ret/a", 1, true, 1, "v1")
+	pub.V3Pub("ret/a", 1, true, 2, "v2") // replaces v1 [MQTT-3.3.1-5]
+	pub.V3Pub("ret/b", 0, true, 0, "b")
 
-	for _, p := range live.v3drain() {
+	for _, p := range live.V3Drain() {
 		if p.Retain { // 3.1.1 [MQTT-3.3.1-9]: normal deliveries have retain 0
 			t.Errorf("live delivery %q %q: retain got true, want false", p.Topic, p.Payload)
 		}
@@ -181,20 +182,20 @@ func TestV3Retained(t *testing.T) {
 		t.Errorf("retained messages: got %d, want %d", got, want)
 	}
 
-	late, _ := v3dial(t, addr, "late", true)
-	late.v3sub("ret/a", 1)
-	if p := late.v3expect("ret/a", "v2", 1); !p.Retain { // [MQTT-3.3.1-8]
+	late, _ := brokertest.V3Dial(t, addr, "late", true)
+	late.V3Sub("ret/a", 1)
+	if p := late.V3Expect("ret/a", "v2", 1); !p.Retain { // [MQTT-3.3.1-8]
 		t.Errorf("retained delivery: retain got false, want true")
 	}
-	late.expectSilence(50 * time.Millisecond)
+	late.ExpectSilence(50 * time.Millisecond)
 
-	pub.v3pub("ret/a", 1, true, 3, "") // deletes [MQTT-3.3.1-10]
+	pub.V3Pub("ret/a", 1, true, 3, "") // deletes [MQTT-3.3.1-10]
 	if got, want := s.Retained(), 1; got != want {
 		t.Errorf("after delete: retained messages got %d, want %d", got, want)
 	}
-	later, _ := v3dial(t, addr, "later", true)
-	later.v3sub("ret/+", 1)
-	got := later.v3drain()
+	later, _ := brokertest.V3Dial(t, addr, "later", true)
+	later.V3Sub("ret/+", 1)
+	got := later.V3Drain()
 	if want := []string{"ret/b"}; !slices.Equal(topics(got), want) {
 		t.Errorf("after delete: got retained %v, want %v", topics(got), want)
 	}
@@ -204,22 +205,22 @@ func TestV3Retained(t *testing.T) {
 }
 
 func TestV3PahoRetained(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, nil)
-	pub := v3paho(t, addr, "paho-pub", true, nil)
-	v3wait(t, "publish", pub.Publish("pr/t", 1, true, "kept"))
-	sub := v3paho(t, addr, "paho-sub", true, nil)
-	ch := v3pahoSub(t, sub, "pr/#", 1)
-	if got, want := v3next(t, ch), (v3msg{topic: "pr/t", payload: "kept", qos: 1, retained: true}); got != want {
+	_, addr := brokertest.Start(t, broker.Config{}, nil)
+	pub := brokertest.V3Paho(t, addr, "paho-pub", true, nil)
+	brokertest.V3Wait(t, "publish", pub.Publish("pr/t", 1, true, "kept"))
+	sub := brokertest.V3Paho(t, addr, "paho-sub", true, nil)
+	ch := brokertest.V3PahoSub(t, sub, "pr/#", 1)
+	if got, want := brokertest.V3Next(t, ch), (brokertest.V3Msg{Topic: "pr/t", Payload: "kept", QoS: 1, Retained: true}); got != want {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
-	v3wait(t, "publish", pub.Publish("pr/t", 1, true, "live"))
-	if got, want := v3next(t, ch), (v3msg{topic: "pr/t", payload: "live", qos: 1}); got != want {
+	brokertest.V3Wait(t, "publish", pub.Publish("pr/t", 1, true, "live"))
+	if got, want := brokertest.V3Next(t, ch), (brokertest.V3Msg{Topic: "pr/t", Payload: "live", QoS: 1}); got != want {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
 }
 
 func TestV3Wildcards(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, nil)
+	_, addr := brokertest.Start(t, broker.Config{}, nil)
 	published := []string{"sport", "sport/tennis", "sport/tennis/player1", "sports", "sport/",
 		"/finance", "a", "x", "a/x", "$SYS/x", "$SYS/a/b"}
 	for _, tc := range []struct {
@@ -237,13 +238,13 @@ func TestV3Wildcards(t *testing.T) {
 		{"$SYS/+", []string{"$SYS/x"}},
 	} {
 		t.Run(tc.filter, func(t *testing.T) {
-			sub, _ := v3dial(t, addr, "sub", true)
-			sub.v3sub(tc.filter, 1)
-			pub, _ := v3dial(t, addr, "pub", true)
+			sub, _ := brokertest.V3Dial(t, addr, "sub", true)
+			sub.V3Sub(tc.filter, 1)
+			pub, _ := brokertest.V3Dial(t, addr, "pub", true)
 			for i, tp := range published {
-				pub.v3pub(tp, 1, false, uint16(i+1), "x")
+				pub.V3Pub(tp, 1, false, uint16(i+1), "x")
 			}
-			if got := topics(sub.v3drain()); !slices.Equal(got, tc.want) {
+			if got := topics(sub.V3Drain()); !slices.Equal(got, tc.want) {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})
@@ -251,28 +252,28 @@ func TestV3Wildcards(t *testing.T) {
 }
 
 func TestV3SharedSubscriptions(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, nil)
-	var g1 []*rawClient
+	_, addr := brokertest.Start(t, broker.Config{}, nil)
+	var g1 []*brokertest.Raw
 	for _, id := range []string{"a", "b"} {
-		c, _ := v3dial(t, addr, id, true)
-		c.v3sub("$share/g1/sh/+", 1)
+		c, _ := brokertest.V3Dial(t, addr, id, true)
+		c.V3Sub("$share/g1/sh/+", 1)
 		g1 = append(g1, c)
 	}
-	g2, _ := v3dial(t, addr, "c", true)
-	g2.v3sub("$share/g2/sh/t", 1)
-	plain, _ := v3dial(t, addr, "d", true)
-	plain.v3sub("sh/t", 1)
+	g2, _ := brokertest.V3Dial(t, addr, "c", true)
+	g2.V3Sub("$share/g2/sh/t", 1)
+	plain, _ := brokertest.V3Dial(t, addr, "d", true)
+	plain.V3Sub("sh/t", 1)
 
-	pub, _ := v3dial(t, addr, "pub", true)
+	pub, _ := brokertest.V3Dial(t, addr, "pub", true)
 	const n = 10
 	var want []string
 	for i := range n {
-		pub.v3pub("sh/t", 1, false, uint16(i+1), fmt.Sprint(i))
+		pub.V3Pub("sh/t", 1, false, uint16(i+1), fmt.Sprint(i))
 		want = append(want, fmt.Sprint(i))
 	}
 	var union []string
 	for i, c := range g1 {
-		got := c.v3drain()
+		got := c.V3Drain()
 		if len(got) == 0 {
 			t.Errorf("group member %d got nothing", i)
 		}
@@ -286,9 +287,9 @@ func TestV3SharedSubscriptions(t *testing.T) {
 	if !slices.Equal(union, want) { // each message to exactly one member
 		t.Errorf("group g1 got %q, want each of %q once", union, want)
 	}
-	for name, c := range map[string]*rawClient{"group g2": g2, "plain subscriber": plain} {
+	for name, c := range map[string]*brokertest.Raw{"group g2": g2, "plain subscriber": plain} {
 		var got []string
-		for _, p := range c.v3drain() {
+		for _, p := range c.V3Drain() {
 			got = append(got, string(p.Payload))
 		}
 		if !slices.Equal(got, want) {
@@ -298,19 +299,19 @@ func TestV3SharedSubscriptions(t *testing.T) {
 }
 
 func TestV3OverlappingSubscriptions(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, nil)
-	sub, _ := v3dial(t, addr, "sub", true)
-	codes := sub.subscribe(1,
+	_, addr := brokertest.Start(t, broker.Config{}, nil)
+	sub, _ := brokertest.V3Dial(t, addr, "sub", true)
+	codes := sub.Subscribe(1,
 		packet.Subscription{Filter: []byte("ov/#"), QoS: 1},
 		packet.Subscription{Filter: []byte("ov/+"), QoS: 2},
 		packet.Subscription{Filter: []byte("ov/t"), QoS: 0})
 	if want := []packet.Code{1, 2, 0}; !slices.Equal(codes, want) {
 		t.Fatalf("SUBACK: got %v, want %v", codes, want)
 	}
-	pub, _ := v3dial(t, addr, "pub", true)
+	pub, _ := brokertest.V3Dial(t, addr, "pub", true)
 	for _, q := range []byte{2, 1, 0} {
-		pub.v3pub("ov/t", q, false, 1, fmt.Sprint("q", q))
-		got := sub.v3drain()
+		pub.V3Pub("ov/t", q, false, 1, fmt.Sprint("q", q))
+		got := sub.V3Drain()
 		if len(got) != 1 { // one copy [MQTT-3.3.5-1]
 			t.Fatalf("published at QoS %d: got %d copies, want 1", q, len(got))
 		}
@@ -321,25 +322,25 @@ func TestV3OverlappingSubscriptions(t *testing.T) {
 }
 
 func TestV3Unsubscribe(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, nil)
-	sub, _ := v3dial(t, addr, "sub", true)
-	sub.v3sub("un/+", 1)
-	sub.v3sub("un/a", 1)
-	pub, _ := v3dial(t, addr, "pub", true)
+	_, addr := brokertest.Start(t, broker.Config{}, nil)
+	sub, _ := brokertest.V3Dial(t, addr, "sub", true)
+	sub.V3Sub("un/+", 1)
+	sub.V3Sub("un/a", 1)
+	pub, _ := brokertest.V3Dial(t, addr, "pub", true)
 
-	sub.send(&packet.Unsubscribe{PacketID: 0x0102, Filters: [][]byte{[]byte("un/+")}})
-	h, body := sub.read() // 3.1.1 UNSUBACK: the packet id only [MQTT-3.10.4-4]
+	sub.Send(&packet.Unsubscribe{PacketID: 0x0102, Filters: [][]byte{[]byte("un/+")}})
+	h, body := sub.Read() // 3.1.1 UNSUBACK: the packet id only [MQTT-3.10.4-4]
 	if got, want := fmt.Sprintf("%d % x", h.Type, body), fmt.Sprintf("%d 01 02", packet.UNSUBACK); got != want {
 		t.Errorf("UNSUBACK: got %s, want %s", got, want)
 	}
-	pub.v3pub("un/b", 1, false, 1, "gone")
-	pub.v3pub("un/a", 1, false, 2, "kept")
-	if got, want := topics(sub.v3drain()), []string{"un/a"}; !slices.Equal(got, want) {
+	pub.V3Pub("un/b", 1, false, 1, "gone")
+	pub.V3Pub("un/a", 1, false, 2, "kept")
+	if got, want := topics(sub.V3Drain()), []string{"un/a"}; !slices.Equal(got, want) {
 		t.Errorf("after UNSUBSCRIBE: got %q, want %q", got, want)
 	}
 	// Unsubscribing from a filter never subscribed is acknowledged too.
-	sub.send(&packet.Unsubscribe{PacketID: 3, Filters: [][]byte{[]byte("un/none")}})
-	h, body = sub.read()
+	sub.Send(&packet.Unsubscribe{PacketID: 3, Filters: [][]byte{[]byte("un/none")}})
+	h, body = sub.Read()
 	if got, want := fmt.Sprintf("%d % x", h.Type, body), fmt.Sprintf("%d 00 03", packet.UNSUBACK); got != want {
 		t.Errorf("UNSUBACK for an unknown filter: got %s, want %s", got, want)
 	}

@@ -11,20 +11,21 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"edgebroker/broker"
+	"edgebroker/broker/brokertest"
 	"edgebroker/broker/packet"
 )
 
 // TestV5ShutdownDisconnect: Server.Shutdown tells a connected 5.0 client
 // 0x8B Server shutting down.
 func TestV5ShutdownDisconnect(t *testing.T) {
-	s, addr := startServer(t, broker.Config{}, nil)
-	c, _ := v5Paho(t, addr, &paho.Connect{ClientID: "c", CleanStart: true, KeepAlive: 30})
-	ctx, cancel := context.WithTimeout(context.Background(), waitTime)
+	s, addr := brokertest.Start(t, broker.Config{}, nil)
+	c, _ := brokertest.V5Paho(t, addr, &paho.Connect{ClientID: "c", CleanStart: true, KeepAlive: 30})
+	ctx, cancel := context.WithTimeout(context.Background(), brokertest.WaitTime)
 	defer cancel()
 	if err := s.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	if got, want := c.expectDisconnect().ReasonCode, byte(packet.ServerShuttingDown); got != want {
+	if got, want := c.ExpectDisconnect().ReasonCode, byte(packet.ServerShuttingDown); got != want {
 		t.Errorf("DISCONNECT %#x, want %#x", got, want)
 	}
 }
@@ -32,16 +33,16 @@ func TestV5ShutdownDisconnect(t *testing.T) {
 // TestV5ServerDisconnect: Server.Disconnect closes one client with the
 // given reason code and leaves the others alone.
 func TestV5ServerDisconnect(t *testing.T) {
-	s, addr := startServer(t, broker.Config{}, nil)
-	c, _ := v5Paho(t, addr, &paho.Connect{ClientID: "victim", CleanStart: true, KeepAlive: 30})
-	other, _ := v5Paho(t, addr, &paho.Connect{ClientID: "other", CleanStart: true, KeepAlive: 30})
+	s, addr := brokertest.Start(t, broker.Config{}, nil)
+	c, _ := brokertest.V5Paho(t, addr, &paho.Connect{ClientID: "victim", CleanStart: true, KeepAlive: 30})
+	other, _ := brokertest.V5Paho(t, addr, &paho.Connect{ClientID: "other", CleanStart: true, KeepAlive: 30})
 	if !s.Disconnect("victim", packet.AdministrativeAction) {
 		t.Fatal("Disconnect: client not connected")
 	}
-	if got, want := c.expectDisconnect().ReasonCode, byte(packet.AdministrativeAction); got != want {
+	if got, want := c.ExpectDisconnect().ReasonCode, byte(packet.AdministrativeAction); got != want {
 		t.Errorf("DISCONNECT %#x, want %#x", got, want)
 	}
-	other.sub(paho.SubscribeOptions{Topic: "alive", QoS: 1}, 0)
+	other.Sub(paho.SubscribeOptions{Topic: "alive", QoS: 1}, 0)
 	if s.Disconnect("nobody", packet.AdministrativeAction) {
 		t.Error("Disconnect of an unknown client reported true")
 	}
@@ -75,7 +76,7 @@ func (a *challengeAuth) Authenticate(c *broker.Client, r *broker.AuthRequest) br
 
 // connectAuth is a CONNECT with an Authentication Method.
 func connectAuth(id, method string) *packet.Connect {
-	c := v5Connect(id, true)
+	c := brokertest.V5Connect(id, true)
 	c.Version, c.ProtocolName = packet.V5, []byte("MQTT")
 	c.Props.Set(packet.PropAuthMethod)
 	c.Props.AuthMethod = []byte(method)
@@ -85,12 +86,12 @@ func connectAuth(id, method string) *packet.Connect {
 // TestV5AuthMethodWithoutAuthenticator: enhanced authentication on a port
 // without an Authenticator gets CONNACK 0x8C.
 func TestV5AuthMethodWithoutAuthenticator(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, nil)
-	c := dialRaw(t, addr, packet.V5)
-	if ack := c.connect(connectAuth("c", "challenge")); ack.Code != packet.BadAuthenticationMethod {
+	_, addr := brokertest.Start(t, broker.Config{}, nil)
+	c := brokertest.Dial(t, addr, packet.V5)
+	if ack := c.Connect(connectAuth("c", "challenge")); ack.Code != packet.BadAuthenticationMethod {
 		t.Errorf("CONNACK %#x, want 0x8C", byte(ack.Code))
 	}
-	c.expectClosed()
+	c.ExpectClosed()
 }
 
 // pahoAuther answers the server's challenge.
@@ -107,9 +108,9 @@ func (pahoAuther) Authenticated() {}
 // exchange: AUTH 0x18 from the server, AUTH 0x18 back, CONNACK 0x00.
 func TestV5EnhancedAuth(t *testing.T) {
 	au := &challengeAuth{}
-	_, addr := startServer(t, broker.Config{}, &broker.Port{Name: "auth", Authenticator: au})
+	_, addr := brokertest.Start(t, broker.Config{}, &broker.Port{Name: "auth", Authenticator: au})
 	auther := pahoAuther{got: make(chan *paho.Auth, 1)}
-	c, ack, err := v5DialPaho(t, addr, &paho.Connect{ClientID: "c", CleanStart: true, KeepAlive: 30,
+	c, ack, err := brokertest.V5DialPaho(t, addr, &paho.Connect{ClientID: "c", CleanStart: true, KeepAlive: 30,
 		Properties: &paho.ConnectProperties{AuthMethod: "challenge", AuthData: []byte("hello")},
 	}, func(cfg *paho.ClientConfig) { cfg.AuthHandler = auther })
 	if err != nil {
@@ -126,7 +127,7 @@ func TestV5EnhancedAuth(t *testing.T) {
 	if got, want := string(ack.Properties.AuthData), "welcome"; got != want {
 		t.Errorf("CONNACK Authentication Data %q, want the authenticator's final %q", got, want)
 	}
-	c.sub(paho.SubscribeOptions{Topic: "ok", QoS: 0}, 0)
+	c.Sub(paho.SubscribeOptions{Topic: "ok", QoS: 0}, 0)
 	au.mu.Lock()
 	defer au.mu.Unlock()
 	if len(au.steps) != 2 || au.steps[0] != 0 || au.steps[1] != 1 {
@@ -137,10 +138,10 @@ func TestV5EnhancedAuth(t *testing.T) {
 // TestV5EnhancedAuthWrongMethod: an AUTH with another method than the
 // CONNECT's fails the connection [MQTT-4.12.0-5].
 func TestV5EnhancedAuthWrongMethod(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, &broker.Port{Name: "auth", Authenticator: &challengeAuth{}})
-	c := dialRaw(t, addr, packet.V5)
-	c.write(connectAuth("c", "challenge").Append(nil))
-	h, body := c.read()
+	_, addr := brokertest.Start(t, broker.Config{}, &broker.Port{Name: "auth", Authenticator: &challengeAuth{}})
+	c := brokertest.Dial(t, addr, packet.V5)
+	c.Write(connectAuth("c", "challenge").Append(nil))
+	h, body := c.Read()
 	var a packet.Auth
 	if h.Type != packet.AUTH || a.Decode(packet.V5, h.Flags, body) != nil || a.Code != packet.ContinueAuthentication {
 		t.Fatalf("got packet type %d code %#x, want AUTH 0x18", h.Type, byte(a.Code))
@@ -150,8 +151,8 @@ func TestV5EnhancedAuthWrongMethod(t *testing.T) {
 	reply.Props.AuthMethod = []byte("other")
 	reply.Props.Set(packet.PropAuthData)
 	reply.Props.AuthData = []byte("answer")
-	c.send(reply)
-	h, body = c.read()
+	c.Send(reply)
+	h, body = c.Read()
 	var ack packet.Connack
 	if h.Type != packet.CONNACK || ack.Decode(packet.V5, h.Flags, body) != nil {
 		t.Fatalf("got packet type %d, want CONNACK", h.Type)
@@ -159,51 +160,51 @@ func TestV5EnhancedAuthWrongMethod(t *testing.T) {
 	if !ack.Code.IsFailure() {
 		t.Errorf("CONNACK %#x, want a failure", byte(ack.Code))
 	}
-	c.expectClosed()
+	c.ExpectClosed()
 }
 
 // TestV5BadPassword: an Authenticator's 0x86 reaches the client as
 // CONNACK 0x86.
 func TestV5BadPassword(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, &broker.Port{Name: "auth", Authenticator: &challengeAuth{}})
+	_, addr := brokertest.Start(t, broker.Config{}, &broker.Port{Name: "auth", Authenticator: &challengeAuth{}})
 	for _, tt := range []struct {
 		pass string
 		want packet.Code
 	}{{"p", packet.Success}, {"wrong", packet.BadUsernameOrPassword}} {
-		c := dialRaw(t, addr, packet.V5)
-		cp := v5Connect("c", true)
+		c := brokertest.Dial(t, addr, packet.V5)
+		cp := brokertest.V5Connect("c", true)
 		cp.UsernameFlag, cp.Username, cp.PasswordFlag, cp.Password = true, []byte("u"), true, []byte(tt.pass)
-		if ack := c.connect(cp); ack.Code != tt.want {
+		if ack := c.Connect(cp); ack.Code != tt.want {
 			t.Errorf("password %q: CONNACK %#x, want %#x", tt.pass, byte(ack.Code), byte(tt.want))
 		}
-		c.nc.Close()
+		c.Conn.Close()
 	}
 }
 
 // TestV5Authorizer: a denied publish gets PUBACK 0x87 and reaches nobody,
 // a denied subscribe gets SUBACK 0x87, a denied client CONNACK 0x87.
 func TestV5Authorizer(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, &broker.Port{Name: "acl", Authorizer: denyTopic{topic: "secret", client: "banned"}})
-	c := dialRaw(t, addr, packet.V5)
-	if ack := c.connect(v5Connect("banned", true)); ack.Code != packet.NotAuthorized {
+	_, addr := brokertest.Start(t, broker.Config{}, &broker.Port{Name: "acl", Authorizer: denyTopic{topic: "secret", client: "banned"}})
+	c := brokertest.Dial(t, addr, packet.V5)
+	if ack := c.Connect(brokertest.V5Connect("banned", true)); ack.Code != packet.NotAuthorized {
 		t.Errorf("denied client: CONNACK %#x, want 0x87", byte(ack.Code))
 	}
 
-	sub, _ := v5Dial(t, addr, v5Connect("sub", true))
-	sub.v5Sub(1, packet.Subscription{Filter: []byte("#"), QoS: 1}, 1)
-	sub.v5Sub(2, packet.Subscription{Filter: []byte("secret"), QoS: 1}, packet.NotAuthorized)
-	p, _ := v5Dial(t, addr, v5Connect("p", true))
-	p.v5Pub("secret", 1, 1, "x")
-	if a := p.expectAck(packet.PUBACK); a.Code != packet.NotAuthorized {
+	sub, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("sub", true))
+	sub.V5Sub(1, packet.Subscription{Filter: []byte("#"), QoS: 1}, 1)
+	sub.V5Sub(2, packet.Subscription{Filter: []byte("secret"), QoS: 1}, packet.NotAuthorized)
+	p, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("p", true))
+	p.V5Pub("secret", 1, 1, "x")
+	if a := p.ExpectAck(packet.PUBACK); a.Code != packet.NotAuthorized {
 		t.Errorf("denied publish: PUBACK %#x, want 0x87", byte(a.Code))
 	}
-	sub.expectSilence(100 * time.Millisecond)
+	sub.ExpectSilence(100 * time.Millisecond)
 }
 
 // TestV5InprocSubscribe: Server.Subscribe sees a client's publish with its
 // properties and sender.
 func TestV5InprocSubscribe(t *testing.T) {
-	s, addr := startServer(t, broker.Config{}, nil)
+	s, addr := brokertest.Start(t, broker.Config{}, nil)
 	type got struct {
 		topic, payload, sender, respTopic string
 		user                              []string
@@ -223,8 +224,8 @@ func TestV5InprocSubscribe(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unsub()
-	c, _ := v5Paho(t, addr, &paho.Connect{ClientID: "dev1", CleanStart: true, KeepAlive: 30})
-	c.pub(&paho.Publish{Topic: "svc/get", QoS: 1, Payload: []byte("k"), Properties: &paho.PublishProperties{
+	c, _ := brokertest.V5Paho(t, addr, &paho.Connect{ClientID: "dev1", CleanStart: true, KeepAlive: 30})
+	c.Pub(&paho.Publish{Topic: "svc/get", QoS: 1, Payload: []byte("k"), Properties: &paho.PublishProperties{
 		ResponseTopic: "dev1/resp", User: paho.UserProperties{{Key: "op", Value: "get"}},
 	}})
 	select {
@@ -234,7 +235,7 @@ func TestV5InprocSubscribe(t *testing.T) {
 			len(g.user) != 1 || g.user[0] != want.user[0] {
 			t.Errorf("got %+v, want %+v", g, want)
 		}
-	case <-time.After(waitTime):
+	case <-time.After(brokertest.WaitTime):
 		t.Fatal("in-process subscriber got nothing")
 	}
 }
@@ -262,7 +263,7 @@ func recvClient(t *testing.T, ch <-chan *broker.Client) *broker.Client {
 	select {
 	case c := <-ch:
 		return c
-	case <-time.After(waitTime):
+	case <-time.After(brokertest.WaitTime):
 		t.Fatal("no sender seen")
 		return nil
 	}
@@ -271,12 +272,12 @@ func recvClient(t *testing.T, ch <-chan *broker.Client) *broker.Client {
 // TestV5InprocPublishAndSendTo: Server.Publish reaches a subscribed 5.0
 // client; Server.SendTo reaches a client that never subscribed.
 func TestV5InprocPublishAndSendTo(t *testing.T) {
-	s, addr := startServer(t, broker.Config{}, nil)
-	sub, _ := v5Paho(t, addr, &paho.Connect{ClientID: "sub", CleanStart: true, KeepAlive: 30})
-	sub.sub(paho.SubscribeOptions{Topic: "news", QoS: 1}, 0)
-	lone, _ := v5Paho(t, addr, &paho.Connect{ClientID: "lone", CleanStart: true, KeepAlive: 30})
+	s, addr := brokertest.Start(t, broker.Config{}, nil)
+	sub, _ := brokertest.V5Paho(t, addr, &paho.Connect{ClientID: "sub", CleanStart: true, KeepAlive: 30})
+	sub.Sub(paho.SubscribeOptions{Topic: "news", QoS: 1}, 0)
+	lone, _ := brokertest.V5Paho(t, addr, &paho.Connect{ClientID: "lone", CleanStart: true, KeepAlive: 30})
 	who := senderOf(t, s, "whoami")
-	lone.pub(&paho.Publish{Topic: "whoami", QoS: 1})
+	lone.Pub(&paho.Publish{Topic: "whoami", QoS: 1})
 	loneClient := recvClient(t, who)
 
 	p := &packet.Publish{Topic: []byte("news"), QoS: 1, Payload: []byte("hello")}
@@ -285,17 +286,17 @@ func TestV5InprocPublishAndSendTo(t *testing.T) {
 	if err := s.Publish(p); err != nil {
 		t.Fatal(err)
 	}
-	if m := sub.expectMessage(); m.Topic != "news" || string(m.Payload) != "hello" || m.Properties.ContentType != "text/plain" {
+	if m := sub.ExpectMessage(); m.Topic != "news" || string(m.Payload) != "hello" || m.Properties.ContentType != "text/plain" {
 		t.Errorf("got %q %q content type %q", m.Topic, m.Payload, m.Properties.ContentType)
 	}
 
 	if !s.SendTo(loneClient.Session, &packet.Publish{Topic: []byte("notify/lone"), QoS: 1, Payload: []byte("direct")}) {
 		t.Fatal("SendTo: no session for lone")
 	}
-	if m := lone.expectMessage(); m.Topic != "notify/lone" || string(m.Payload) != "direct" {
+	if m := lone.ExpectMessage(); m.Topic != "notify/lone" || string(m.Payload) != "direct" {
 		t.Errorf("got %q %q", m.Topic, m.Payload)
 	}
-	sub.expectNoMessage(50 * time.Millisecond)
+	sub.ExpectNoMessage(50 * time.Millisecond)
 	if s.SendTo(broker.SessionRef{}, &packet.Publish{Topic: []byte("x")}) {
 		t.Error("SendTo the zero SessionRef reported true")
 	}
@@ -308,49 +309,49 @@ func TestV5InprocPublishAndSendTo(t *testing.T) {
 // nothing while the session is offline.
 func TestV5SendToSessionInstance(t *testing.T) {
 	gone := make(chan string, 4)
-	s, addr := startServer(t, broker.Config{OnDisconnect: func(c *broker.Client) { gone <- c.ID }}, nil)
+	s, addr := brokertest.Start(t, broker.Config{OnDisconnect: func(c *broker.Client) { gone <- c.ID }}, nil)
 	who := senderOf(t, s, "whoami")
 	note := func(i int) *packet.Publish {
 		return &packet.Publish{Topic: []byte("notify/x"), QoS: 1, Payload: []byte(fmt.Sprint("n", i))}
 	}
 
 	// A clean session, replaced by a new clean session.
-	first, _ := v5Paho(t, addr, &paho.Connect{ClientID: "same", CleanStart: true, KeepAlive: 30})
-	first.pub(&paho.Publish{Topic: "whoami", QoS: 1})
+	first, _ := brokertest.V5Paho(t, addr, &paho.Connect{ClientID: "same", CleanStart: true, KeepAlive: 30})
+	first.Pub(&paho.Publish{Topic: "whoami", QoS: 1})
 	ref := recvClient(t, who).Session
 	first.Disconnect(&paho.Disconnect{})
-	second, _ := v5Paho(t, addr, &paho.Connect{ClientID: "same", CleanStart: true, KeepAlive: 30})
+	second, _ := brokertest.V5Paho(t, addr, &paho.Connect{ClientID: "same", CleanStart: true, KeepAlive: 30})
 	if s.SendTo(ref, note(1)) {
 		t.Error("SendTo through the first connection's ref reported true for the new clean session")
 	}
-	second.expectNoMessage(100 * time.Millisecond)
+	second.ExpectNoMessage(100 * time.Millisecond)
 
 	// A persistent session, resumed by a new connection.
 	expiry := uint32(300)
-	pers, _ := v5Paho(t, addr, &paho.Connect{ClientID: "pers", CleanStart: true, KeepAlive: 30,
+	pers, _ := brokertest.V5Paho(t, addr, &paho.Connect{ClientID: "pers", CleanStart: true, KeepAlive: 30,
 		Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}})
-	pers.pub(&paho.Publish{Topic: "whoami", QoS: 1})
+	pers.Pub(&paho.Publish{Topic: "whoami", QoS: 1})
 	ref = recvClient(t, who).Session
 	n2 := note(2)
 	n2.QoS = 0 // nothing in flight to resend on resumption
 	if !s.SendTo(ref, n2) {
 		t.Fatal("SendTo through a live ref reported false")
 	}
-	if m := pers.expectMessage(); string(m.Payload) != "n2" {
+	if m := pers.ExpectMessage(); string(m.Payload) != "n2" {
 		t.Errorf("got %q", m.Payload)
 	}
 	pers.Disconnect(&paho.Disconnect{})
 	for id := ""; id != "pers"; {
 		select {
 		case id = <-gone:
-		case <-time.After(waitTime):
+		case <-time.After(brokertest.WaitTime):
 			t.Fatal("pers did not disconnect")
 		}
 	}
 	if s.SendTo(ref, note(3)) {
 		t.Error("SendTo reported true for an offline session")
 	}
-	resumed, ack := v5Paho(t, addr, &paho.Connect{ClientID: "pers", CleanStart: false, KeepAlive: 30,
+	resumed, ack := brokertest.V5Paho(t, addr, &paho.Connect{ClientID: "pers", CleanStart: false, KeepAlive: 30,
 		Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}})
 	if !ack.SessionPresent {
 		t.Fatal("persistent session not resumed")
@@ -358,18 +359,18 @@ func TestV5SendToSessionInstance(t *testing.T) {
 	if s.SendTo(ref, note(4)) {
 		t.Error("SendTo through the old connection's ref reported true for the resumed session")
 	}
-	resumed.expectNoMessage(100 * time.Millisecond) // neither n3 (offline) nor n4
+	resumed.ExpectNoMessage(100 * time.Millisecond) // neither n3 (offline) nor n4
 
 	// DisconnectSession, likewise, closes only the connection it names.
 	if s.DisconnectSession(ref, packet.AdministrativeAction) {
 		t.Error("DisconnectSession through the old connection's ref reported true")
 	}
-	resumed.pub(&paho.Publish{Topic: "whoami", QoS: 1}) // still connected: answered
+	resumed.Pub(&paho.Publish{Topic: "whoami", QoS: 1}) // still connected: answered
 	now := recvClient(t, who).Session
 	if !s.DisconnectSession(now, packet.AdministrativeAction) {
 		t.Error("DisconnectSession through the live ref reported false")
 	}
-	if got, want := resumed.expectDisconnect().ReasonCode, byte(packet.AdministrativeAction); got != want {
+	if got, want := resumed.ExpectDisconnect().ReasonCode, byte(packet.AdministrativeAction); got != want {
 		t.Errorf("DISCONNECT reason %#x, want %#x", got, want)
 	}
 }
@@ -378,13 +379,13 @@ func TestV5SendToSessionInstance(t *testing.T) {
 // publishes on a '$' topic; an allowed message reaches a No Local
 // subscription of that same client.
 func TestV5PublishAs(t *testing.T) {
-	s, addr := startServer(t, broker.Config{}, &broker.Port{Name: "p", Authorizer: prefixAuthz{"allowed/"}})
+	s, addr := brokertest.Start(t, broker.Config{}, &broker.Port{Name: "p", Authorizer: prefixAuthz{"allowed/"}})
 	who := senderOf(t, s, "allowed/whoami")
-	c, _ := v5Paho(t, addr, &paho.Connect{ClientID: "asker", CleanStart: true, KeepAlive: 30})
-	c.sub(paho.SubscribeOptions{Topic: "#", QoS: 1, NoLocal: true}, 0)
-	c.pub(&paho.Publish{Topic: "allowed/whoami", QoS: 1})
+	c, _ := brokertest.V5Paho(t, addr, &paho.Connect{ClientID: "asker", CleanStart: true, KeepAlive: 30})
+	c.Sub(paho.SubscribeOptions{Topic: "#", QoS: 1, NoLocal: true}, 0)
+	c.Pub(&paho.Publish{Topic: "allowed/whoami", QoS: 1})
 	cl := recvClient(t, who)
-	c.expectNoMessage(50 * time.Millisecond) // No Local: its own whoami
+	c.ExpectNoMessage(50 * time.Millisecond) // No Local: its own whoami
 
 	for _, topic := range []string{"denied/x", "$SYS/x", "$edgebroker/x"} {
 		err := s.PublishAs(cl, &packet.Publish{Topic: []byte(topic), QoS: 1, Payload: []byte("no")})
@@ -395,10 +396,10 @@ func TestV5PublishAs(t *testing.T) {
 	if err := s.PublishAs(cl, &packet.Publish{Topic: []byte("allowed/resp"), QoS: 1, Payload: []byte("yes")}); err != nil {
 		t.Fatal(err)
 	}
-	if m := c.expectMessage(); m.Topic != "allowed/resp" || string(m.Payload) != "yes" {
+	if m := c.ExpectMessage(); m.Topic != "allowed/resp" || string(m.Payload) != "yes" {
 		t.Errorf("got %q %q", m.Topic, m.Payload)
 	}
-	c.expectNoMessage(50 * time.Millisecond)
+	c.ExpectNoMessage(50 * time.Millisecond)
 }
 
 // prefixAuthz allows publishing under one prefix and subscribing to

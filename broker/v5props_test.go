@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"edgebroker/broker"
+	"edgebroker/broker/brokertest"
 	"edgebroker/broker/packet"
 )
 
@@ -18,10 +19,10 @@ import (
 // travel from a paho publisher to a paho subscriber unchanged
 // [MQTT-3.3.2-15..20].
 func TestV5PropertiesPassThrough(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, nil)
-	sub, _ := v5Paho(t, addr, &paho.Connect{ClientID: "sub", CleanStart: true, KeepAlive: 30})
-	sub.sub(paho.SubscribeOptions{Topic: "req/#", QoS: 1}, 0)
-	pub, _ := v5Paho(t, addr, &paho.Connect{ClientID: "pub", CleanStart: true, KeepAlive: 30})
+	_, addr := brokertest.Start(t, broker.Config{}, nil)
+	sub, _ := brokertest.V5Paho(t, addr, &paho.Connect{ClientID: "sub", CleanStart: true, KeepAlive: 30})
+	sub.Sub(paho.SubscribeOptions{Topic: "req/#", QoS: 1}, 0)
+	pub, _ := brokertest.V5Paho(t, addr, &paho.Connect{ClientID: "pub", CleanStart: true, KeepAlive: 30})
 	sent := &paho.PublishProperties{
 		CorrelationData: []byte{0, 1, 0xFF},
 		ContentType:     "application/json",
@@ -29,8 +30,8 @@ func TestV5PropertiesPassThrough(t *testing.T) {
 		PayloadFormat:   paho.Byte(1),
 		User:            paho.UserProperties{{Key: "b", Value: "1"}, {Key: "a", Value: "2"}, {Key: "b", Value: "3"}, {Key: "b", Value: "1"}},
 	}
-	pub.pub(&paho.Publish{Topic: "req/x", QoS: 1, Payload: []byte(`{"k":1}`), Properties: sent})
-	m := sub.expectMessage()
+	pub.Pub(&paho.Publish{Topic: "req/x", QoS: 1, Payload: []byte(`{"k":1}`), Properties: sent})
+	m := sub.ExpectMessage()
 	got := m.Properties
 	if got == nil {
 		t.Fatal("message without properties")
@@ -52,9 +53,9 @@ func TestV5PropertiesPassThrough(t *testing.T) {
 // that is not UTF-8 is refused: PUBACK 0x99 at QoS 1, DISCONNECT 0x99 at
 // QoS 0 [MQTT-3.3.2-4].
 func TestV5PayloadFormatInvalid(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, nil)
-	sub, _ := v5Dial(t, addr, v5Connect("sub", true))
-	sub.v5Sub(1, packet.Subscription{Filter: []byte("t"), QoS: 1}, 1)
+	_, addr := brokertest.Start(t, broker.Config{}, nil)
+	sub, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("sub", true))
+	sub.V5Sub(1, packet.Subscription{Filter: []byte("t"), QoS: 1}, 1)
 	bad := func(qos byte) *packet.Publish {
 		p := &packet.Publish{Topic: []byte("t"), QoS: qos, Payload: []byte{0xFF, 0xFE}}
 		if qos > 0 {
@@ -64,31 +65,31 @@ func TestV5PayloadFormatInvalid(t *testing.T) {
 		p.Props.PayloadFormat = 1
 		return p
 	}
-	c, _ := v5Dial(t, addr, v5Connect("c", true))
-	c.send(bad(1))
-	if a := c.expectAck(packet.PUBACK); a.Code != packet.PayloadFormatInvalid {
+	c, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("c", true))
+	c.Send(bad(1))
+	if a := c.ExpectAck(packet.PUBACK); a.Code != packet.PayloadFormatInvalid {
 		t.Errorf("PUBACK %#x, want 0x99", byte(a.Code))
 	}
-	c.send(bad(0))
-	if got, want := c.expectClosed(), int(packet.PayloadFormatInvalid); got != want {
+	c.Send(bad(0))
+	if got, want := c.ExpectClosed(), int(packet.PayloadFormatInvalid); got != want {
 		t.Errorf("DISCONNECT %#x, want %#x", got, want)
 	}
-	sub.expectSilence(100 * time.Millisecond)
+	sub.ExpectSilence(100 * time.Millisecond)
 }
 
 // TestV5SubscriptionIdentifier: a paho subscriber gets its subscription
 // identifier back with each matching message [MQTT-3.3.4-3].
 func TestV5SubscriptionIdentifier(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, nil)
-	c, _ := v5Paho(t, addr, &paho.Connect{ClientID: "c", CleanStart: true, KeepAlive: 30})
-	c.sub(paho.SubscribeOptions{Topic: "a/#", QoS: 1}, 7)
-	c.sub(paho.SubscribeOptions{Topic: "b/#", QoS: 1}, 300)
+	_, addr := brokertest.Start(t, broker.Config{}, nil)
+	c, _ := brokertest.V5Paho(t, addr, &paho.Connect{ClientID: "c", CleanStart: true, KeepAlive: 30})
+	c.Sub(paho.SubscribeOptions{Topic: "a/#", QoS: 1}, 7)
+	c.Sub(paho.SubscribeOptions{Topic: "b/#", QoS: 1}, 300)
 	for _, tt := range []struct {
 		topic string
 		id    int
 	}{{"a/1", 7}, {"b/1", 300}} {
-		c.pub(&paho.Publish{Topic: tt.topic, QoS: 1, Payload: []byte("x")})
-		m := c.expectMessage()
+		c.Pub(&paho.Publish{Topic: tt.topic, QoS: 1, Payload: []byte("x")})
+		m := c.ExpectMessage()
 		if m.Properties == nil || m.Properties.SubscriptionIdentifier == nil {
 			t.Errorf("%s: no subscription identifier", tt.topic)
 			continue
@@ -103,16 +104,16 @@ func TestV5SubscriptionIdentifier(t *testing.T) {
 // subscriptions gets one copy at the highest granted QoS carrying every
 // matching subscription identifier [MQTT-3.3.4-2, MQTT-3.3.4-5].
 func TestV5OverlappingSubscriptions(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, nil)
-	c, _ := v5Dial(t, addr, v5Connect("c", true))
-	c.v5SubID(1, 1, packet.Subscription{Filter: []byte("a/+"), QoS: 0})
-	c.v5SubID(2, 2, packet.Subscription{Filter: []byte("a/b"), QoS: 2})
-	c.v5SubID(3, 3, packet.Subscription{Filter: []byte("#"), QoS: 1})
-	c.v5SubID(4, 4, packet.Subscription{Filter: []byte("x/#"), QoS: 1})
-	p, _ := v5Dial(t, addr, v5Connect("p", true))
-	p.v5Pub("a/b", 2, 1, "x")
-	p.expectAck(packet.PUBREC)
-	m := c.expectPublish()
+	_, addr := brokertest.Start(t, broker.Config{}, nil)
+	c, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("c", true))
+	c.V5SubID(1, 1, packet.Subscription{Filter: []byte("a/+"), QoS: 0})
+	c.V5SubID(2, 2, packet.Subscription{Filter: []byte("a/b"), QoS: 2})
+	c.V5SubID(3, 3, packet.Subscription{Filter: []byte("#"), QoS: 1})
+	c.V5SubID(4, 4, packet.Subscription{Filter: []byte("x/#"), QoS: 1})
+	p, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("p", true))
+	p.V5Pub("a/b", 2, 1, "x")
+	p.ExpectAck(packet.PUBREC)
+	m := c.ExpectPublish()
 	if got, want := m.QoS, byte(2); got != want {
 		t.Errorf("QoS %d, want %d", got, want)
 	}
@@ -120,38 +121,38 @@ func TestV5OverlappingSubscriptions(t *testing.T) {
 	if diff := cmp.Diff([]uint32{1, 2, 3}, ids); diff != "" {
 		t.Errorf("subscription identifiers (-want +got):\n%s", diff)
 	}
-	c.expectSilence(100 * time.Millisecond) // exactly one copy
+	c.ExpectSilence(100 * time.Millisecond) // exactly one copy
 }
 
 // TestV5NoLocal: with No Local a client does not get its own messages,
 // but still gets everyone else's [MQTT-3.8.3-3].
 func TestV5NoLocal(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, nil)
-	c, _ := v5Dial(t, addr, v5Connect("c", true))
-	c.v5Sub(1, packet.Subscription{Filter: []byte("chat"), NoLocal: true}, 0)
-	other, _ := v5Dial(t, addr, v5Connect("other", true))
-	c.v5Pub("chat", 0, 0, "mine")
-	other.v5Pub("chat", 0, 0, "theirs")
-	if m := c.expectPublish(); string(m.Payload) != "theirs" {
+	_, addr := brokertest.Start(t, broker.Config{}, nil)
+	c, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("c", true))
+	c.V5Sub(1, packet.Subscription{Filter: []byte("chat"), NoLocal: true}, 0)
+	other, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("other", true))
+	c.V5Pub("chat", 0, 0, "mine")
+	other.V5Pub("chat", 0, 0, "theirs")
+	if m := c.ExpectPublish(); string(m.Payload) != "theirs" {
 		t.Errorf("got %q, want only the other client's message", m.Payload)
 	}
-	c.expectSilence(50 * time.Millisecond)
+	c.ExpectSilence(50 * time.Millisecond)
 }
 
 // TestV5RetainAsPublished: on normal delivery the retain flag is kept only
 // for subscriptions with Retain As Published [MQTT-3.3.1-12, MQTT-3.3.1-13].
 func TestV5RetainAsPublished(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, nil)
-	rap, _ := v5Dial(t, addr, v5Connect("rap", true))
-	rap.v5Sub(1, packet.Subscription{Filter: []byte("t"), RetainAsPublished: true}, 0)
-	plain, _ := v5Dial(t, addr, v5Connect("plain", true))
-	plain.v5Sub(1, packet.Subscription{Filter: []byte("t")}, 0)
-	p, _ := v5Dial(t, addr, v5Connect("p", true))
-	p.send(&packet.Publish{Topic: []byte("t"), Retain: true, Payload: []byte("r")})
-	if m := rap.expectPublish(); !m.Retain {
+	_, addr := brokertest.Start(t, broker.Config{}, nil)
+	rap, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("rap", true))
+	rap.V5Sub(1, packet.Subscription{Filter: []byte("t"), RetainAsPublished: true}, 0)
+	plain, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("plain", true))
+	plain.V5Sub(1, packet.Subscription{Filter: []byte("t")}, 0)
+	p, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("p", true))
+	p.Send(&packet.Publish{Topic: []byte("t"), Retain: true, Payload: []byte("r")})
+	if m := rap.ExpectPublish(); !m.Retain {
 		t.Error("Retain As Published: retain flag cleared")
 	}
-	if m := plain.expectPublish(); m.Retain {
+	if m := plain.ExpectPublish(); m.Retain {
 		t.Error("without Retain As Published: retain flag set on normal delivery")
 	}
 }
@@ -159,26 +160,26 @@ func TestV5RetainAsPublished(t *testing.T) {
 // TestV5RetainHandling: 0 sends retained messages on every SUBSCRIBE, 1
 // only when the subscription is new, 2 never [MQTT-3.3.1-9..11].
 func TestV5RetainHandling(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, nil)
-	p, _ := v5Dial(t, addr, v5Connect("p", true))
-	p.send(&packet.Publish{Topic: []byte("r"), Retain: true, Payload: []byte("kept")})
-	p.sync() // stored before anyone subscribes
+	_, addr := brokertest.Start(t, broker.Config{}, nil)
+	p, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("p", true))
+	p.Send(&packet.Publish{Topic: []byte("r"), Retain: true, Payload: []byte("kept")})
+	p.Sync() // stored before anyone subscribes
 	for _, tt := range []struct {
 		rh   byte
 		want []bool // retained message sent on the first and second SUBSCRIBE
 	}{{0, []bool{true, true}}, {1, []bool{true, false}}, {2, []bool{false, false}}} {
-		c, _ := v5Dial(t, addr, v5Connect("c", true))
+		c, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("c", true))
 		for i, want := range tt.want {
-			c.v5Sub(uint16(i+1), packet.Subscription{Filter: []byte("r"), RetainHandling: tt.rh}, 0)
+			c.V5Sub(uint16(i+1), packet.Subscription{Filter: []byte("r"), RetainHandling: tt.rh}, 0)
 			if !want {
-				c.expectSilence(50 * time.Millisecond)
+				c.ExpectSilence(50 * time.Millisecond)
 				continue
 			}
-			if m := c.expectPublish(); string(m.Payload) != "kept" || !m.Retain {
+			if m := c.ExpectPublish(); string(m.Payload) != "kept" || !m.Retain {
 				t.Errorf("RH %d subscribe %d: got %q retain %v", tt.rh, i+1, m.Payload, m.Retain)
 			}
 		}
-		c.nc.Close()
+		c.Conn.Close()
 	}
 }
 
@@ -186,14 +187,14 @@ func TestV5RetainHandling(t *testing.T) {
 // an unknown filter, SUBACK 0x8F for an invalid filter and 0x97 beyond
 // Limits.MaxSubscriptions.
 func TestV5ReasonCodes(t *testing.T) {
-	_, addr := startServer(t, broker.Config{Limits: broker.Limits{MaxSubscriptions: 2}}, nil)
-	c, _ := v5Dial(t, addr, v5Connect("c", true))
-	c.v5Pub("nobody/listens", 1, 1, "x")
-	if a := c.expectAck(packet.PUBACK); a.Code != packet.NoMatchingSubscribers {
+	_, addr := brokertest.Start(t, broker.Config{Limits: broker.Limits{MaxSubscriptions: 2}}, nil)
+	c, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("c", true))
+	c.V5Pub("nobody/listens", 1, 1, "x")
+	if a := c.ExpectAck(packet.PUBACK); a.Code != packet.NoMatchingSubscribers {
 		t.Errorf("PUBACK %#x, want 0x10", byte(a.Code))
 	}
-	c.send(&packet.Unsubscribe{PacketID: 2, Filters: [][]byte{[]byte("never/subscribed")}})
-	h, body := c.read()
+	c.Send(&packet.Unsubscribe{PacketID: 2, Filters: [][]byte{[]byte("never/subscribed")}})
+	h, body := c.Read()
 	var ua packet.Unsuback
 	if h.Type != packet.UNSUBACK || ua.Decode(packet.V5, h.Flags, body) != nil {
 		t.Fatalf("got packet type %d, want UNSUBACK", h.Type)
@@ -201,7 +202,7 @@ func TestV5ReasonCodes(t *testing.T) {
 	if diff := cmp.Diff([]packet.Code{packet.NoSubscriptionExisted}, ua.Codes); diff != "" {
 		t.Errorf("UNSUBACK (-want +got):\n%s", diff)
 	}
-	got := c.subscribe(3,
+	got := c.Subscribe(3,
 		packet.Subscription{Filter: []byte("a/#/b")},
 		packet.Subscription{Filter: []byte("one")},
 		packet.Subscription{Filter: []byte("two"), QoS: 1},
@@ -217,10 +218,10 @@ func TestV5ReasonCodes(t *testing.T) {
 // TestV5SharedNoLocal: No Local on a shared subscription is a Protocol
 // Error [MQTT-3.8.3-4].
 func TestV5SharedNoLocal(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, nil)
-	c, _ := v5Dial(t, addr, v5Connect("c", true))
-	c.send(&packet.Subscribe{PacketID: 1, Filters: []packet.Subscription{{Filter: []byte("$share/g/t"), NoLocal: true}}})
-	if got, want := c.expectClosed(), int(packet.ProtocolError); got != want {
+	_, addr := brokertest.Start(t, broker.Config{}, nil)
+	c, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("c", true))
+	c.Send(&packet.Subscribe{PacketID: 1, Filters: []packet.Subscription{{Filter: []byte("$share/g/t"), NoLocal: true}}})
+	if got, want := c.ExpectClosed(), int(packet.ProtocolError); got != want {
 		t.Errorf("DISCONNECT %#x, want %#x", got, want)
 	}
 }
@@ -241,19 +242,19 @@ func (d denyTopic) AllowSubscribe(f []byte) bool { return string(f) != d.topic }
 // TestV5RequestProblemInfoZero: refusals explain themselves with a Reason
 // String, unless the client set Request Problem Information to 0.
 func TestV5RequestProblemInfoZero(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, &broker.Port{Name: "acl", Authorizer: denyTopic{topic: "secret"}})
+	_, addr := brokertest.Start(t, broker.Config{}, &broker.Port{Name: "acl", Authorizer: denyTopic{topic: "secret"}})
 	for _, problemInfo := range []bool{true, false} {
-		cp := v5Connect(fmt.Sprintf("c-%v", problemInfo), true)
+		cp := brokertest.V5Connect(fmt.Sprintf("c-%v", problemInfo), true)
 		if !problemInfo {
 			cp.Props.Set(packet.PropRequestProblemInfo) // value 0
 		}
-		c, _ := v5Dial(t, addr, cp)
-		c.v5Pub("secret", 1, 1, "x")
-		if a := c.expectAck(packet.PUBACK); a.Code != packet.NotAuthorized || a.Props.Has(packet.PropReasonString) != problemInfo {
+		c, _ := brokertest.V5Dial(t, addr, cp)
+		c.V5Pub("secret", 1, 1, "x")
+		if a := c.ExpectAck(packet.PUBACK); a.Code != packet.NotAuthorized || a.Props.Has(packet.PropReasonString) != problemInfo {
 			t.Errorf("problem info %v: PUBACK %#x, Reason String %q", problemInfo, byte(a.Code), a.Props.ReasonString)
 		}
-		c.send(&packet.Subscribe{PacketID: 2, Filters: []packet.Subscription{{Filter: []byte("secret")}}})
-		h, body := c.read()
+		c.Send(&packet.Subscribe{PacketID: 2, Filters: []packet.Subscription{{Filter: []byte("secret")}}})
+		h, body := c.Read()
 		var sa packet.Suback
 		if h.Type != packet.SUBACK || sa.Decode(packet.V5, h.Flags, body) != nil {
 			t.Fatalf("got packet type %d, want SUBACK", h.Type)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"edgebroker/broker"
+	"edgebroker/broker/brokertest"
 	"edgebroker/broker/packet"
 )
 
@@ -50,27 +51,27 @@ func reauth(code packet.Code, method, data string) *packet.Auth {
 }
 
 // expectAuth reads the server's AUTH.
-func (r *rawClient) expectAuth() *packet.Auth {
-	r.t.Helper()
-	h, body := r.read()
+func expectAuth(r *brokertest.Raw) *packet.Auth {
+	r.T.Helper()
+	h, body := r.Read()
 	var a packet.Auth
 	if h.Type != packet.AUTH {
-		r.t.Fatalf("got packet type %d, want AUTH", h.Type)
+		r.T.Fatalf("got packet type %d, want AUTH", h.Type)
 	}
 	if err := a.Decode(packet.V5, h.Flags, body); err != nil {
-		r.t.Fatalf("AUTH: %v", err)
+		r.T.Fatalf("AUTH: %v", err)
 	}
 	return &a
 }
 
 // tokenClient connects with method "token" and data "t1".
-func tokenClient(t *testing.T, addr string) *rawClient {
+func tokenClient(t *testing.T, addr string) *brokertest.Raw {
 	t.Helper()
-	c := dialRaw(t, addr, packet.V5)
+	c := brokertest.Dial(t, addr, packet.V5)
 	cp := connectAuth("c", "token")
 	cp.Props.Set(packet.PropAuthData)
 	cp.Props.AuthData = []byte("t1")
-	if ack := c.connect(cp); ack.Code != packet.Success {
+	if ack := c.Connect(cp); ack.Code != packet.Success {
 		t.Fatalf("CONNACK %#x", byte(ack.Code))
 	}
 	return c
@@ -83,16 +84,16 @@ func tokenClient(t *testing.T, addr string) *rawClient {
 func TestV5Reauthenticate(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		gone := make(chan string, 1)
-		_, addr := startMemServer(t, broker.Config{OnDisconnect: func(c *broker.Client) { gone <- c.Username }},
+		_, addr := brokertest.StartMem(t, broker.Config{OnDisconnect: func(c *broker.Client) { gone <- c.Username }},
 			&broker.Port{Name: "auth", Authenticator: tokenAuth{}})
 		c := tokenClient(t, addr)
 		t0 := time.Now()
-		c.send(reauth(packet.ReAuthenticate, "token", "t2"))
-		a := c.expectAuth()
+		c.Send(reauth(packet.ReAuthenticate, "token", "t2"))
+		a := expectAuth(c)
 		if a.Code != packet.Success || string(a.Props.AuthMethod) != "token" || string(a.Props.AuthData) != "ok" {
 			t.Fatalf("AUTH %#x method %q data %q, want 0x00 token ok", byte(a.Code), a.Props.AuthMethod, a.Props.AuthData)
 		}
-		if got := c.expectClosed(); got != -1 {
+		if got := c.ExpectClosed(); got != -1 {
 			t.Errorf("DISCONNECT %#x before the close, want none", got)
 		}
 		if d, want := time.Since(t0), 1500*time.Millisecond; d != want {
@@ -103,7 +104,7 @@ func TestV5Reauthenticate(t *testing.T) {
 			if u != "" {
 				t.Errorf("the re-authentication changed the connected client's username to %q", u)
 			}
-		case <-time.After(waitTime):
+		case <-time.After(brokertest.WaitTime):
 			t.Error("OnDisconnect not called")
 		}
 	})
@@ -114,15 +115,15 @@ func TestV5Reauthenticate(t *testing.T) {
 // DISCONNECT; without enhanced authentication at CONNECT, AUTH is a
 // protocol error.
 func TestV5ReauthenticateFailures(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, &broker.Port{Name: "auth", Authenticator: tokenAuth{}})
+	_, addr := brokertest.Start(t, broker.Config{}, &broker.Port{Name: "auth", Authenticator: tokenAuth{}})
 
 	c := tokenClient(t, addr)
-	c.send(reauth(packet.ReAuthenticate, "token", "down"))
-	if a := c.expectAuth(); a.Code != packet.ContinueAuthentication || string(a.Props.AuthMethod) != "token" {
+	c.Send(reauth(packet.ReAuthenticate, "token", "down"))
+	if a := expectAuth(c); a.Code != packet.ContinueAuthentication || string(a.Props.AuthMethod) != "token" {
 		t.Errorf("transient failure: AUTH %#x method %q, want 0x18 token", byte(a.Code), a.Props.AuthMethod)
 	}
-	c.write(packet.AppendPingreq(nil))
-	if h, _ := c.read(); h.Type != packet.PINGRESP {
+	c.Write(packet.AppendPingreq(nil))
+	if h, _ := c.Read(); h.Type != packet.PINGRESP {
 		t.Errorf("after AUTH 0x18: packet type %d, want PINGRESP", h.Type)
 	}
 
@@ -135,15 +136,15 @@ func TestV5ReauthenticateFailures(t *testing.T) {
 		{"other method", "other", "t2", packet.ProtocolError}, // [MQTT-4.12.1-1]
 	} {
 		c := tokenClient(t, addr)
-		c.send(reauth(packet.ReAuthenticate, tc.method, tc.data))
-		if got := c.expectClosed(); got != int(tc.want) {
+		c.Send(reauth(packet.ReAuthenticate, tc.method, tc.data))
+		if got := c.ExpectClosed(); got != int(tc.want) {
 			t.Errorf("%s: DISCONNECT %#x, want %#x", tc.name, got, byte(tc.want))
 		}
 	}
 
-	anon, _ := v5Dial(t, addr, v5Connect("anon", true))
-	anon.send(reauth(packet.ReAuthenticate, "token", "t2"))
-	if got := anon.expectClosed(); got != int(packet.ProtocolError) {
+	anon, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("anon", true))
+	anon.Send(reauth(packet.ReAuthenticate, "token", "t2"))
+	if got := anon.ExpectClosed(); got != int(packet.ProtocolError) {
 		t.Errorf("AUTH without enhanced authentication at CONNECT: DISCONNECT %#x, want 0x82", got)
 	}
 }

@@ -8,48 +8,50 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"edgebroker/broker"
+	"edgebroker/broker/brokertest"
 	"edgebroker/broker/packet"
+	"edgebroker/broker/testenv"
 )
 
 // TestV5SessionExpiryZeroEndsSession: with Session Expiry Interval 0 (the
 // default) the session ends when the connection closes [MQTT-3.1.2-23].
 func TestV5SessionExpiryZeroEndsSession(t *testing.T) {
-	s, addr := startServer(t, broker.Config{}, nil)
-	c, _ := v5Dial(t, addr, v5Connect("c", false))
-	c.v5Sub(1, packet.Subscription{Filter: []byte("t"), QoS: 1}, 1)
-	c.send(&packet.Disconnect{})
-	c.expectClosed()
-	v5Eventually(t, "session end", func() bool { return !v5SessionExists(s, "c") })
+	s, addr := brokertest.Start(t, broker.Config{}, nil)
+	c, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("c", false))
+	c.V5Sub(1, packet.Subscription{Filter: []byte("t"), QoS: 1}, 1)
+	c.Send(&packet.Disconnect{})
+	c.ExpectClosed()
+	testenv.Eventually(t, brokertest.WaitTime, "session end", func() bool { return !s.HasSession("c") })
 
-	c2, ack := v5Dial(t, addr, v5Connect("c", false))
+	c2, ack := brokertest.V5Dial(t, addr, brokertest.V5Connect("c", false))
 	if ack.SessionPresent {
 		t.Error("Session Present after expiry 0 session ended")
 	}
-	p, _ := v5Dial(t, addr, v5Connect("p", true))
-	p.v5Pub("t", 1, 1, "x")
-	if a := p.expectAck(packet.PUBACK); a.Code != packet.NoMatchingSubscribers {
+	p, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("p", true))
+	p.V5Pub("t", 1, 1, "x")
+	if a := p.ExpectAck(packet.PUBACK); a.Code != packet.NoMatchingSubscribers {
 		t.Errorf("PUBACK code %#x, want 0x10: subscription survived", byte(a.Code))
 	}
-	c2.expectSilence(100 * time.Millisecond)
+	c2.ExpectSilence(100 * time.Millisecond)
 }
 
 // TestV5SessionResumed: a session with expiry N keeps its subscriptions
 // and the QoS 1 and 2 messages queued while offline; the CONNACK says
 // Session Present [MQTT-3.2.2-3].
 func TestV5SessionResumed(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, nil)
-	c, _ := v5Dial(t, addr, v5Expiry(v5Connect("c", true), 60))
-	c.v5Sub(1, packet.Subscription{Filter: []byte("t/+"), QoS: 2}, 2)
-	c.send(&packet.Disconnect{})
-	c.expectClosed()
+	_, addr := brokertest.Start(t, broker.Config{}, nil)
+	c, _ := brokertest.V5Dial(t, addr, brokertest.V5Expiry(brokertest.V5Connect("c", true), 60))
+	c.V5Sub(1, packet.Subscription{Filter: []byte("t/+"), QoS: 2}, 2)
+	c.Send(&packet.Disconnect{})
+	c.ExpectClosed()
 
-	p, _ := v5Dial(t, addr, v5Connect("p", true))
-	p.v5Pub("t/1", 1, 1, "one")
-	p.expectAck(packet.PUBACK)
-	p.v5Pub("t/2", 2, 2, "two")
-	p.expectAck(packet.PUBREC)
+	p, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("p", true))
+	p.V5Pub("t/1", 1, 1, "one")
+	p.ExpectAck(packet.PUBACK)
+	p.V5Pub("t/2", 2, 2, "two")
+	p.ExpectAck(packet.PUBREC)
 
-	c, ack := v5Dial(t, addr, v5Expiry(v5Connect("c", false), 60))
+	c, ack := brokertest.V5Dial(t, addr, brokertest.V5Expiry(brokertest.V5Connect("c", false), 60))
 	if !ack.SessionPresent {
 		t.Fatal("Session Present = false on resume")
 	}
@@ -57,14 +59,14 @@ func TestV5SessionResumed(t *testing.T) {
 		topic string
 		qos   byte
 	}{{"t/1", 1}, {"t/2", 2}} {
-		m := c.expectPublish()
+		m := c.ExpectPublish()
 		if string(m.Topic) != want.topic || m.QoS != want.qos {
 			t.Errorf("got %q QoS %d, want %q QoS %d", m.Topic, m.QoS, want.topic, want.qos)
 		}
 	}
 	// The subscription itself survived too.
-	p.v5Pub("t/3", 0, 0, "three")
-	if m := c.expectPublish(); string(m.Topic) != "t/3" {
+	p.V5Pub("t/3", 0, 0, "three")
+	if m := c.ExpectPublish(); string(m.Topic) != "t/3" {
 		t.Errorf("got %q, want t/3", m.Topic)
 	}
 }
@@ -72,19 +74,19 @@ func TestV5SessionResumed(t *testing.T) {
 // TestV5DisconnectSessionExpiry: DISCONNECT may shorten the expiry to 0
 // (the session ends at once) but may not raise it from 0 [MQTT-3.14.2-2].
 func TestV5DisconnectSessionExpiry(t *testing.T) {
-	s, addr := startServer(t, broker.Config{}, nil)
+	s, addr := brokertest.Start(t, broker.Config{}, nil)
 
-	c, _ := v5Dial(t, addr, v5Expiry(v5Connect("a", true), 60))
+	c, _ := brokertest.V5Dial(t, addr, brokertest.V5Expiry(brokertest.V5Connect("a", true), 60))
 	d := &packet.Disconnect{}
 	d.Props.Set(packet.PropSessionExpiry)
-	c.send(d) // SessionExpiry 0
-	c.expectClosed()
-	v5Eventually(t, "session end after DISCONNECT expiry 0", func() bool { return !v5SessionExists(s, "a") })
+	c.Send(d) // SessionExpiry 0
+	c.ExpectClosed()
+	testenv.Eventually(t, brokertest.WaitTime, "session end after DISCONNECT expiry 0", func() bool { return !s.HasSession("a") })
 
-	c, _ = v5Dial(t, addr, v5Connect("b", true))
+	c, _ = brokertest.V5Dial(t, addr, brokertest.V5Connect("b", true))
 	d.Props.SessionExpiry = 30
-	c.send(d)
-	if got, want := c.expectClosed(), int(packet.ProtocolError); got != want {
+	c.Send(d)
+	if got, want := c.ExpectClosed(), int(packet.ProtocolError); got != want {
 		t.Errorf("DISCONNECT raising expiry from 0: server sent %#x, want %#x", got, want)
 	}
 }
@@ -92,15 +94,15 @@ func TestV5DisconnectSessionExpiry(t *testing.T) {
 // TestV5AssignedClientID: an empty client identifier gets an Assigned
 // Client Identifier in the CONNACK [MQTT-3.2.2-16].
 func TestV5AssignedClientID(t *testing.T) {
-	s, addr := startServer(t, broker.Config{}, nil)
-	c, ack := v5Paho(t, addr, &paho.Connect{CleanStart: true, KeepAlive: 30})
+	s, addr := brokertest.Start(t, broker.Config{}, nil)
+	c, ack := brokertest.V5Paho(t, addr, &paho.Connect{CleanStart: true, KeepAlive: 30})
 	id := ack.Properties.AssignedClientID
 	if id == "" {
 		t.Fatal("CONNACK without Assigned Client Identifier")
 	}
-	c.sub(paho.SubscribeOptions{Topic: "t", QoS: 1}, 0)
+	c.Sub(paho.SubscribeOptions{Topic: "t", QoS: 1}, 0)
 	who := senderOf(t, s, "whoami")
-	c.pub(&paho.Publish{Topic: "whoami", QoS: 1})
+	c.Pub(&paho.Publish{Topic: "whoami", QoS: 1})
 	cl := recvClient(t, who)
 	if cl.ID != id {
 		t.Errorf("Client.ID %q, want the assigned %q", cl.ID, id)
@@ -108,7 +110,7 @@ func TestV5AssignedClientID(t *testing.T) {
 	if !s.HasSession(id) || !s.SendTo(cl.Session, &packet.Publish{Topic: []byte("direct"), QoS: 1, Payload: []byte("x")}) {
 		t.Fatalf("no session under the assigned id %q", id)
 	}
-	if m := c.expectMessage(); m.Topic != "direct" {
+	if m := c.ExpectMessage(); m.Topic != "direct" {
 		t.Errorf("got %q, want direct", m.Topic)
 	}
 }
@@ -116,19 +118,19 @@ func TestV5AssignedClientID(t *testing.T) {
 // TestV5SessionTakeover: a second connection with the same client id
 // closes the first with DISCONNECT 0x8E [MQTT-3.1.4-3].
 func TestV5SessionTakeover(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, nil)
-	first, _ := v5Paho(t, addr, &paho.Connect{ClientID: "dup", CleanStart: true, KeepAlive: 30})
-	second, _ := v5Paho(t, addr, &paho.Connect{ClientID: "dup", CleanStart: false, KeepAlive: 30})
-	if got, want := first.expectDisconnect().ReasonCode, byte(packet.SessionTakenOver); got != want {
+	_, addr := brokertest.Start(t, broker.Config{}, nil)
+	first, _ := brokertest.V5Paho(t, addr, &paho.Connect{ClientID: "dup", CleanStart: true, KeepAlive: 30})
+	second, _ := brokertest.V5Paho(t, addr, &paho.Connect{ClientID: "dup", CleanStart: false, KeepAlive: 30})
+	if got, want := first.ExpectDisconnect().ReasonCode, byte(packet.SessionTakenOver); got != want {
 		t.Errorf("first connection: DISCONNECT %#x, want %#x", got, want)
 	}
-	second.sub(paho.SubscribeOptions{Topic: "still/here", QoS: 0}, 0)
+	second.Sub(paho.SubscribeOptions{Topic: "still/here", QoS: 0}, 0)
 }
 
 // v5WillConnect returns a CONNECT with a will on "will" with delay and
 // session expiry.
 func v5WillConnect(id string, delay, expiry uint32) *packet.Connect {
-	c := v5Expiry(v5Connect(id, true), expiry)
+	c := brokertest.V5Expiry(brokertest.V5Connect(id, true), expiry)
 	c.WillFlag, c.WillTopic, c.WillPayload, c.WillQoS = true, []byte("will"), []byte(id+" gone"), 1
 	if delay > 0 {
 		c.WillProps.Set(packet.PropWillDelay)
@@ -137,29 +139,29 @@ func v5WillConnect(id string, delay, expiry uint32) *packet.Connect {
 	return c
 }
 
-func v5WillWatcher(t *testing.T, addr string) *rawClient {
-	w, _ := v5Dial(t, addr, v5Connect("watcher", true))
-	w.v5Sub(1, packet.Subscription{Filter: []byte("will"), QoS: 1}, 1)
+func v5WillWatcher(t *testing.T, addr string) *brokertest.Raw {
+	w, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("watcher", true))
+	w.V5Sub(1, packet.Subscription{Filter: []byte("will"), QoS: 1}, 1)
 	return w
 }
 
 // TestV5DisconnectWithWill: DISCONNECT 0x04 publishes the will; 0x00
 // discards it [MQTT-3.14.4-3].
 func TestV5DisconnectWithWill(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, nil)
+	_, addr := brokertest.Start(t, broker.Config{}, nil)
 	w := v5WillWatcher(t, addr)
 
-	c, _ := v5Dial(t, addr, v5WillConnect("normal", 0, 0))
-	c.send(&packet.Disconnect{Code: packet.NormalDisconnection})
-	c.expectClosed()
+	c, _ := brokertest.V5Dial(t, addr, v5WillConnect("normal", 0, 0))
+	c.Send(&packet.Disconnect{Code: packet.NormalDisconnection})
+	c.ExpectClosed()
 
-	c, _ = v5Dial(t, addr, v5WillConnect("with-will", 0, 0))
-	c.send(&packet.Disconnect{Code: packet.DisconnectWithWill})
-	c.expectClosed()
-	if m := w.expectPublish(); string(m.Payload) != "with-will gone" {
+	c, _ = brokertest.V5Dial(t, addr, v5WillConnect("with-will", 0, 0))
+	c.Send(&packet.Disconnect{Code: packet.DisconnectWithWill})
+	c.ExpectClosed()
+	if m := w.ExpectPublish(); string(m.Payload) != "with-will gone" {
 		t.Errorf("will payload %q, want the 0x04 client's will only", m.Payload)
 	}
-	w.expectSilence(100 * time.Millisecond)
+	w.ExpectSilence(100 * time.Millisecond)
 }
 
 // TestV5WillProperties: a will's user properties (order and duplicates
@@ -167,17 +169,17 @@ func TestV5DisconnectWithWill(t *testing.T) {
 // paho v0.23.0 packs will properties with the CONNECT property table,
 // which drops Content Type.
 func TestV5WillProperties(t *testing.T) {
-	_, addr := startServer(t, broker.Config{}, nil)
-	w, _ := v5Paho(t, addr, &paho.Connect{ClientID: "w", CleanStart: true, KeepAlive: 30})
-	w.sub(paho.SubscribeOptions{Topic: "will", QoS: 1}, 0)
+	_, addr := brokertest.Start(t, broker.Config{}, nil)
+	w, _ := brokertest.V5Paho(t, addr, &paho.Connect{ClientID: "w", CleanStart: true, KeepAlive: 30})
+	w.Sub(paho.SubscribeOptions{Topic: "will", QoS: 1}, 0)
 	cp := v5WillConnect("c", 0, 0)
 	wp := &cp.WillProps
 	wp.Set(packet.PropContentType)
 	wp.ContentType = []byte("text/plain")
 	wp.User = []packet.UserProperty{{Key: []byte("k"), Value: []byte("v1")}, {Key: []byte("j"), Value: []byte("x")}, {Key: []byte("k"), Value: []byte("v2")}}
-	c, _ := v5Dial(t, addr, cp)
-	c.send(&packet.Disconnect{Code: packet.DisconnectWithWill})
-	m := w.expectMessage()
+	c, _ := brokertest.V5Dial(t, addr, cp)
+	c.Send(&packet.Disconnect{Code: packet.DisconnectWithWill})
+	m := w.ExpectMessage()
 	if string(m.Payload) != "c gone" || m.Properties == nil {
 		t.Fatalf("will %q props %v", m.Payload, m.Properties)
 	}
@@ -193,10 +195,10 @@ func TestV5WillProperties(t *testing.T) {
 // TestV5ServerKeepAlive: Limits.MaxKeepAlive replaces a longer or zero
 // keep-alive, announced as Server Keep Alive [MQTT-3.2.2-21].
 func TestV5ServerKeepAlive(t *testing.T) {
-	_, addr := startServer(t, broker.Config{Limits: broker.Limits{MaxKeepAlive: 5}}, nil)
+	_, addr := brokertest.Start(t, broker.Config{Limits: broker.Limits{MaxKeepAlive: 5}}, nil)
 	for _, ka := range []uint16{60, 0} {
-		c := dialRaw(t, addr, packet.V5)
-		ack := c.connect(&packet.Connect{ClientID: []byte("c"), CleanStart: true, KeepAlive: ka})
+		c := brokertest.Dial(t, addr, packet.V5)
+		ack := c.Connect(&packet.Connect{ClientID: []byte("c"), CleanStart: true, KeepAlive: ka})
 		if !ack.Props.Has(packet.PropServerKeepAlive) {
 			t.Errorf("keep-alive %d: CONNACK without Server Keep Alive", ka)
 			continue
@@ -211,16 +213,16 @@ func TestV5ServerKeepAlive(t *testing.T) {
 // when the will is published, not from the CONNECT (§3.1.3.2.4: "sent as the Publication Expiry Interval when the Server
 // publishes the Will Message").
 func TestV5WillMessageExpiry(t *testing.T) {
-	var clk v5Clock
-	_, addr := startServer(t, broker.Config{Now: clk.now}, nil)
+	var clk brokertest.Clock
+	_, addr := brokertest.Start(t, broker.Config{Now: clk.Now}, nil)
 	w := v5WillWatcher(t, addr)
 	cp := v5WillConnect("c", 0, 0)
 	cp.WillProps.Set(packet.PropMessageExpiry)
 	cp.WillProps.MessageExpiry = 30
-	c, _ := v5Dial(t, addr, cp)
-	clk.advance(time.Minute) // connected longer than the will's lifetime
-	c.send(&packet.Disconnect{Code: packet.DisconnectWithWill})
-	m := w.expectPublish()
+	c, _ := brokertest.V5Dial(t, addr, cp)
+	clk.Advance(time.Minute) // connected longer than the will's lifetime
+	c.Send(&packet.Disconnect{Code: packet.DisconnectWithWill})
+	m := w.ExpectPublish()
 	if got, want := m.Props.MessageExpiry, uint32(30); !m.Props.Has(packet.PropMessageExpiry) || got != want {
 		t.Errorf("will Message Expiry Interval %d, want %d", got, want)
 	}

@@ -1,17 +1,13 @@
-package broker_test
+package brokertest
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"sync"
 	"sync/atomic"
-	"testing"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
-
-	"edgebroker/broker"
 )
 
 // memListener is a net.Listener whose connections are net.Pipe pairs, so
@@ -20,19 +16,19 @@ import (
 // not *net.TCPConn: the broker reads them with a goroutine, never through
 // the reactor, whose tests keep real sockets.
 type memListener struct {
-	addr  memAddr
+	addr  memAddr       // set at construction, read-only
 	conns chan net.Conn // server ends, handed to Accept
 	done  chan struct{} // closed by Close
-	once  sync.Once
+	once  sync.Once     // guards closing done
 }
 
-// memAddr names a memListener; dialRaw recognises it in memNets.
+// memAddr names a memListener; memDial finds it in memNets.
 type memAddr string
 
 func (a memAddr) Network() string { return "mem" }
 func (a memAddr) String() string  { return string(a) }
 
-// memNets maps a memListener's address to it, for dialRaw.
+// memNets maps a memListener's address to it, for memDial.
 var (
 	memNets sync.Map // memAddr string → *memListener
 	memSeq  atomic.Int64
@@ -80,8 +76,8 @@ func (l *memListener) dial() (net.Conn, error) {
 	}
 }
 
-// memDial is dialRaw's way to a memListener address; ok is false for
-// other addresses.
+// memDial is Dial's way to a memListener address; ok is false for other
+// addresses.
 func memDial(addr string) (nc net.Conn, ok bool, err error) {
 	l, ok := memNets.Load(addr)
 	if !ok {
@@ -91,38 +87,9 @@ func memDial(addr string) (nc net.Conn, ok bool, err error) {
 	return nc, true, err
 }
 
-// startMemServer is startServer on a memListener: call it inside a
-// synctest bubble, and dial the address it returns with dialRaw (and the
-// helpers built on it).
-func startMemServer(t testing.TB, cfg broker.Config, port *broker.Port) (*broker.Server, string) {
-	t.Helper()
-	s := broker.New(cfg)
-	return s, serveMem(t, s, port)
-}
-
-// serveMem serves s on a new memListener until the test ends (for a
-// server prepared before it serves, such as one restored) and returns the
-// listener's address.
-func serveMem(t testing.TB, s *broker.Server, port *broker.Port) string {
-	t.Helper()
-	if port == nil {
-		port = &broker.Port{Name: "mem"}
-	}
-	ln := newMemListener()
-	done := make(chan error, 1)
-	go func() { done <- s.ServePort(ln, port) }()
-	t.Cleanup(func() {
-		s.Close()
-		if err := <-done; !errors.Is(err, broker.ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return ln.addr.String()
-}
-
-// memPahoConn is a paho.mqtt.golang OpenConnectionFn for a memListener
-// address (mqtt.ClientOptions.SetCustomOpenConnectionFn).
-func memPahoConn(addr string) func(*url.URL, mqtt.ClientOptions) (net.Conn, error) {
+// MemPahoConn is a paho.mqtt.golang OpenConnectionFn for an address
+// returned by StartMem or ServeMem (mqtt.ClientOptions.SetCustomOpenConnectionFn).
+func MemPahoConn(addr string) func(*url.URL, mqtt.ClientOptions) (net.Conn, error) {
 	return func(*url.URL, mqtt.ClientOptions) (net.Conn, error) {
 		nc, _, err := memDial(addr)
 		return nc, err
