@@ -211,7 +211,7 @@ func (a *Appliance) openStores(set *config.Set, lim broker.Limits) error {
 	if err != nil {
 		return err
 	}
-	bs, err := openBrokerState(a.cfg.DataDir, a.log.With("subsystem", "brokerstate"))
+	bs, err := openBrokerState(a.cfg.DataDir, set.DiskBufferBytes(), a.log.With("subsystem", "journal"))
 	if err != nil {
 		a.ss = ss
 		a.closeStores()
@@ -222,7 +222,7 @@ func (a *Appliance) openStores(set *config.Set, lim broker.Limits) error {
 		Limits:       lim,
 		Logger:       a.log.With("subsystem", "broker"),
 		OnDisconnect: ss.clientGone,
-		Persister:    bs.store,
+		Journal:      bs.j,
 	})
 	bs.restore(a.srv)
 	return nil

@@ -19,6 +19,10 @@ type scratch struct {
 	matches []topic.Sub[*session, subOpts]
 	ret     []*Message
 	full    int // route: sessions whose queue limits dropped the message
+	// route: sessions whose journal refused the message, and the journal
+	// sequence number the acknowledgement waits for (0: none).
+	diskFull int
+	jseq     uint64
 }
 
 // handling is what a reader needs only while it handles packets: the
@@ -82,6 +86,8 @@ type conn struct {
 	aliasesOut map[string]uint16
 
 	out outbox // the write side; its mutex guards itself and the fields above that say so
+
+	acks ackQueue // acknowledgements waiting for the journal; its mutex guards it (durable.go)
 }
 
 // reader is the state of the goroutine that reads the connection: the

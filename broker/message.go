@@ -31,6 +31,11 @@ type Message struct {
 	Expiry uint32
 	// Sender is the publishing client; nil for in-process publishers.
 	Sender *Client
+
+	// jid is the message's id in the journal once a delivery of it was
+	// journaled; 0 before. Read and written by journal.Enqueue under its
+	// lock.
+	jid uint64
 }
 
 // maxPooledBuf is the largest message buffer kept for reuse.
@@ -58,6 +63,7 @@ func (s *Server) newMessage(p *packet.Publish, now time.Time, sender *Client) *M
 	m.Topic = a.keep(p.Topic)
 	m.Payload = a.keep(p.Payload)
 	m.QoS, m.Retain = p.QoS, p.Retain
+	m.jid = 0
 	m.Props.Reset()
 	a = copyTravelling(&m.Props, &p.Props, a)
 	m.buf = a.b

@@ -8,32 +8,10 @@ import (
 	"edgebroker/broker/packet"
 )
 
-// Persister receives the changes to what must survive a restart: retained
-// messages and sessions with a session expiry. Config.Persister is nil
-// by default, and then nothing survives.
-//
-// The broker calls it with its own locks held, in the order the changes
-// happened, so that the last call for a topic or client identifier is
-// always the current state. A Persister must therefore be quick: record
-// the change (a map insert under its own mutex) and write it out from its
-// own goroutine; it must not block on I/O and must not call the Server.
-// It owns the values it is given: the broker neither keeps nor changes
-// them.
-//
-// Retained messages under $SYS/ (the broker's statistics, published
-// again after a start) are not reported.
-//
-// Routing a non-retained message never calls the Persister: a session's
-// queued and in-flight messages are reported only by Shutdown and Close,
-// after the last connection ended (see StoredSession).
-type Persister interface {
-	// RetainedChanged reports the retained message now stored for topic;
-	// m is nil when it was deleted.
-	RetainedChanged(topic string, m *StoredMessage)
-	// SessionChanged reports the state of the session of client id; s is
-	// nil when the session ended (or no longer has an expiry).
-	SessionChanged(id string, s *StoredSession)
-}
+// The Stored types are the broker's saved state in a form other packages
+// can hold: the journal's records encode them (persistcodec.go), and a
+// Restorer loads them (RestoreJournal, or an import of state saved by
+// earlier versions).
 
 // StoredMessage is an application message as it is saved: a retained
 // message, or one queued or in flight for a session.
@@ -73,16 +51,15 @@ type StoredDelivery struct {
 	Retain   bool     // the retain flag it is sent with
 	SubIDs   []uint32 // the matching subscription identifiers
 	Message  StoredMessage
+
+	// JournalID is the message's id in the journal when RestoreJournal
+	// read it from there; 0 otherwise (it is then written to the journal).
+	JournalID uint64
 }
 
-// StoredSession is a session as it is saved.
-//
-// The broker reports a session when it is created or resumed, when its
-// subscriptions change and when it goes offline; those reports carry
-// Subscriptions only. Shutdown and Close report every session once more
-// with its in-flight and queued messages and the inbound QoS 2 packet
-// identifiers awaiting PUBREL, so a clean restart keeps them; an unclean
-// one (a power cut) loses those messages.
+// StoredSession is a session as it is saved. The journal's session record
+// holds the session itself (no Inflight, Queue or InboundQoS2: those are
+// records of their own); a Restorer takes them all.
 type StoredSession struct {
 	ID string
 	// Owner is the principal the session belongs to (Client.Principal).
@@ -98,6 +75,17 @@ type StoredSession struct {
 	Inflight      []StoredDelivery // in send order
 	Queue         []StoredDelivery // oldest first
 	InboundQoS2   []uint16         // packet identifiers of QoS 2 messages received, PUBREL not yet
+	// Will is the will message of the session's connection, waiting for
+	// the connection to end or, offline, for its delay; nil: none.
+	Will *StoredWill
+}
+
+// StoredWill is a saved will message.
+type StoredWill struct {
+	Message StoredMessage // its Expires is zero: the expiry counts from the will's publication
+	Retain  bool
+	Delay   uint32 // will delay interval in seconds
+	Expiry  uint32 // message expiry interval in seconds; 0: none
 }
 
 // storedMessage copies m into a StoredMessage.
@@ -141,47 +129,20 @@ func (s *Server) restoreMessage(sm *StoredMessage, retain bool, now time.Time) *
 	return m
 }
 
-// persistLocked reports the session's state to the Persister: a snapshot
-// while it has an expiry, nil once it ended or lost its expiry. full adds
-// its messages. After the final save (persistAll) it reports nothing:
-// a connection that ends late, after Shutdown gave up waiting, must not
-// overwrite the saved queue with a snapshot without messages. Callers
-// hold ss.mu.
-func (ss *session) persistLocked(full bool) {
-	if ss.srv.finalSaved.Load() {
-		return
-	}
-	ss.saveLocked(full)
-}
-
-// saveLocked is persistLocked without the final-save check.
-func (ss *session) saveLocked(full bool) {
-	p := ss.srv.persist
-	if p == nil || ss.handler != nil {
-		return
-	}
-	if ss.dead || ss.expiry == 0 {
-		if ss.persisted {
-			ss.persisted = false
-			p.SessionChanged(ss.id, nil)
-		}
-		return
-	}
-	ss.persisted = true
-	p.SessionChanged(ss.id, ss.snapshotLocked(full))
-}
-
-// persistChanged is persistLocked(false) taking the lock.
-func (ss *session) persistChanged() {
-	if ss.srv.persist == nil {
-		return
+// journalChanged is journalLocked taking the lock: the sequence number
+// to wait for before answering (SUBACK, UNSUBACK).
+func (ss *session) journalChanged() uint64 {
+	if ss.srv.jr == nil {
+		return 0
 	}
 	ss.mu.Lock()
-	ss.persistLocked(false)
-	ss.mu.Unlock()
+	defer ss.mu.Unlock()
+	return ss.journalLocked()
 }
 
-func (ss *session) snapshotLocked(full bool) *StoredSession {
+// snapshotLocked is the session's own state (no messages). Callers hold
+// ss.mu.
+func (ss *session) snapshotLocked() *StoredSession {
 	st := &StoredSession{ID: ss.id, Owner: ss.owner, Expiry: ss.expiry, Disconnected: ss.disconnected}
 	if len(ss.subs) > 0 {
 		st.Subscriptions = make([]StoredSubscription, 0, len(ss.subs))
@@ -190,72 +151,18 @@ func (ss *session) snapshotLocked(full bool) *StoredSession {
 		st.Subscriptions = append(st.Subscriptions, StoredSubscription{Filter: f, QoS: o.qos, NoLocal: o.noLocal,
 			RetainAsPublished: o.retainAsPub, RetainHandling: o.retainHandling, ID: o.id})
 	}
-	if !full {
-		return st
-	}
-	for i := range ss.inflight {
-		f := &ss.inflight[i]
-		if f.state == awaitComp {
-			st.Inflight = append(st.Inflight, StoredDelivery{PacketID: f.pid, Released: true, QoS: 2})
-			continue
-		}
-		st.Inflight = append(st.Inflight, storedDelivery(&f.d, f.pid))
-	}
-	// Every queued message is saved: the queue is bounded in memory by
-	// the session's limits, and what it holds must survive a clean
-	// restart.
-	if ss.queue.size > 0 {
-		st.Queue = make([]StoredDelivery, 0, ss.queue.size)
-	}
-	for i := range ss.queue.size {
-		d := &ss.queue.buf[(ss.queue.head+i)%len(ss.queue.buf)]
-		st.Queue = append(st.Queue, storedDelivery(d, 0))
-	}
-	if len(ss.inQoS2) > 0 {
-		st.InboundQoS2 = append([]uint16(nil), ss.inQoS2...)
-	}
 	return st
 }
 
-func storedDelivery(d *delivery, pid uint16) StoredDelivery {
-	sd := StoredDelivery{PacketID: pid, QoS: d.qos, Retain: d.retain, Message: storedMessage(d.msg)}
-	if d.nids > 0 || len(d.more) > 0 {
-		sd.SubIDs = d.appendIDs(nil)
-	}
-	return sd
-}
-
-// persistAll reports every session with its messages, once; Shutdown
-// and Close call it once the connections ended, or Shutdown's context
-// expired. It is the last word: nothing is reported after it (see
-// persistLocked), and a session's save is taken under its lock, so a
-// late change to it either precedes the save or is not reported.
-func (s *Server) persistAll() {
-	if s.persist == nil || !s.finalSaved.CompareAndSwap(false, true) {
-		return
-	}
-	s.mu.Lock()
-	all := make([]*session, 0, len(s.sessions))
-	for _, ss := range s.sessions {
-		all = append(all, ss)
-	}
-	s.mu.Unlock()
-	for _, ss := range all {
-		ss.mu.Lock()
-		ss.saveLocked(true)
-		ss.mu.Unlock()
-	}
-}
-
-// Restore loads what a Persister saved before a restart. Call it once,
-// before the server serves. Retained messages and queued messages whose
+// Restore loads saved state: an import of what an earlier version's store
+// held (RestoreJournal loads the journal). With a journal, what it loads
+// is written to the journal. Call it once, before the server serves. Retained messages and queued messages whose
 // expiry passed are dropped, the others keep counting down; a session
 // whose expiry passed while the broker was down is not restored (one
 // that was online when saved gets its whole expiry from now). Restored
 // sessions are offline: a client reconnecting without clean start finds
 // its subscriptions (session present), and messages published in the
-// meantime are queued for it. What is dropped is reported to the
-// Persister as deleted.
+// meantime are queued for it.
 //
 // What the limits of the memory budget leave no room for (retained
 // messages, sessions, queued messages) is not loaded, but not deleted
@@ -282,11 +189,12 @@ func (s *Server) Restore(retained []StoredMessage, sessions []StoredSession) err
 			errs = append(errs, err)
 		}
 	}
+	r.Finish()
 	return errors.Join(append(errs, r.Err())...)
 }
 
 // A Restorer loads saved state one entry at a time, as Restore does, so
-// that a Persister can stream it (see NewRestorer). Its counters say what
+// that a store can stream it (see NewRestorer); Finish ends it. Its counters say what
 // was loaded and what the limits left stored but not loaded. It is not
 // safe for concurrent use.
 type Restorer struct {
@@ -298,6 +206,9 @@ type Restorer struct {
 	// messages, sessions, and queued messages and subscriptions of restored
 	// sessions. Owned by the Restorer.
 	SkippedRetained, SkippedSessions, SkippedQueued int
+
+	fromJournal bool       // the entries come from the journal (RestoreJournal): what is dropped is retired there
+	wills       []*session // restored sessions with a will, armed by Finish
 }
 
 // NewRestorer returns a Restorer; an error if the server already started.
@@ -314,7 +225,7 @@ func (s *Server) NewRestorer() (*Restorer, error) {
 
 // Retained restores one retained message; an error if it is not valid.
 func (r *Restorer) Retained(sm *StoredMessage) error {
-	ok, err := r.s.restoreRetained(sm, r.now)
+	ok, err := r.s.restoreRetained(sm, r.now, r.fromJournal)
 	switch {
 	case err != nil:
 	case ok:
@@ -331,12 +242,30 @@ func (r *Restorer) Session(st *StoredSession) error {
 		r.SkippedSessions++ // an expired one is deleted below, as usual
 		return nil
 	}
-	skipped, err := r.s.restoreSession(st, r.now)
+	ss, skipped, err := r.s.restoreSession(st, r.now, r.fromJournal)
 	r.SkippedQueued += skipped
 	if err == nil {
 		r.SessionsLoaded++
 	}
+	if ss != nil && ss.will != nil {
+		r.wills = append(r.wills, ss)
+	}
 	return err
+}
+
+// Finish arms the timers of the restored sessions' wills, now that every
+// session that may subscribe to them is back. A will whose delay passed
+// while the broker was down is published at once.
+func (r *Restorer) Finish() {
+	for _, ss := range r.wills {
+		ss.mu.Lock()
+		if ss.will != nil && ss.c == nil && !ss.dead {
+			left := ss.disconnected.Add(ss.willDelay()).Sub(r.now)
+			ss.willTimer = time.AfterFunc(max(left, 0), func() { r.s.fireWill(ss) })
+		}
+		ss.mu.Unlock()
+	}
+	r.wills = nil
 }
 
 // Err reports what the limits skipped, wrapping ErrOverBudget; nil if
@@ -349,17 +278,19 @@ func (r *Restorer) Err() error {
 		ErrOverBudget, r.SkippedRetained, r.SkippedSessions, r.SkippedQueued)
 }
 
-func (s *Server) forgetRetained(topic []byte) {
-	if s.persist != nil {
-		s.persist.RetainedChanged(string(topic), nil)
+// forgetRetained deletes a dropped retained message from the journal if
+// it came from there.
+func (s *Server) forgetRetained(topic []byte, fromJournal bool) {
+	if s.jr != nil && fromJournal {
+		s.jr.Retain(topic, nil)
 	}
 }
 
 // restoreRetained restores sm; false (and no error) when it expired or
 // the retained limits leave no room (then it stays stored).
-func (s *Server) restoreRetained(sm *StoredMessage, now time.Time) (bool, error) {
+func (s *Server) restoreRetained(sm *StoredMessage, now time.Time, fromJournal bool) (bool, error) {
 	if err := s.checkStored(sm); err != nil {
-		s.forgetRetained(sm.Topic)
+		s.forgetRetained(sm.Topic, fromJournal)
 		return false, fmt.Errorf("broker: retained message %q: %w", sm.Topic, err)
 	}
 	m := s.restoreMessage(sm, true, now)
@@ -367,7 +298,7 @@ func (s *Server) restoreRetained(sm *StoredMessage, now time.Time) (bool, error)
 		if m != nil {
 			m.release()
 		}
-		s.forgetRetained(sm.Topic)
+		s.forgetRetained(sm.Topic, fromJournal)
 		return true, nil
 	}
 	s.retMu.Lock()
@@ -375,6 +306,13 @@ func (s *Server) restoreRetained(sm *StoredMessage, now time.Time) (bool, error)
 		s.retMu.Unlock()
 		m.release()
 		return false, nil
+	}
+	if s.jr != nil && !fromJournal { // an import: the journal keeps it from now on
+		if _, err := s.jr.Retain(m.Topic, m); err != nil {
+			s.retMu.Unlock()
+			m.release()
+			return false, fmt.Errorf("broker: retained message %q: %w", sm.Topic, err)
+		}
 	}
 	old, had := s.retained.Set(m.Topic, m)
 	s.retBytes += m.size()
@@ -395,15 +333,15 @@ func (s *Server) checkStored(sm *StoredMessage) error {
 	return s.tlim.ValidName(sm.Topic)
 }
 
-// restoreSession restores st and returns how many of its messages the
-// queue limits left out.
-func (s *Server) restoreSession(st *StoredSession, now time.Time) (int, error) {
-	ss, skipped, err := s.newRestored(st, now)
+// restoreSession restores st and returns it with how many of its
+// messages the queue limits left out (they stay in the journal).
+func (s *Server) restoreSession(st *StoredSession, now time.Time, fromJournal bool) (*session, int, error) {
+	ss, skipped, err := s.newRestored(st, now, fromJournal)
 	if err != nil || ss == nil {
-		if s.persist != nil {
-			s.persist.SessionChanged(st.ID, nil)
+		if s.jr != nil && fromJournal {
+			s.jr.End(st.ID)
 		}
-		return 0, err
+		return nil, 0, err
 	}
 	for f, o := range ss.subs {
 		s.subMu.Lock()
@@ -420,26 +358,33 @@ func (s *Server) restoreSession(st *StoredSession, now time.Time) (int, error) {
 	s.nPersist.Add(1) // st.Expiry != 0 (newRestored)
 	s.mu.Unlock()
 	ss.mu.Lock()
-	ss.persisted = true
-	if st.Disconnected.IsZero() && skipped == 0 {
+	switch {
+	case s.jr == nil:
+	case !fromJournal:
+		// An import: the journal keeps the session and its messages
+		// from now on.
+		ss.journalLocked()
+		ss.journalRestoredLocked()
+	case st.Disconnected.IsZero():
 		// Online when saved: its expiry counts from now, and keeps
-		// counting from now if the broker stops again uncleanly. (Not
-		// when the limits left messages out: saving now would delete
-		// them from the store.)
-		ss.persistLocked(true)
+		// counting from now if the broker stops again uncleanly.
+		ss.journaled = true
+		ss.journalLocked()
+	default:
+		ss.journaled = true
 	}
 	if ss.expiry != neverExpires {
 		left := ss.disconnected.Add(time.Duration(ss.expiry) * time.Second).Sub(now)
 		ss.expTimer = time.AfterFunc(left, func() { s.expire(ss) })
 	}
 	ss.mu.Unlock()
-	return skipped, nil
+	return ss, skipped, nil
 }
 
 // newRestored builds the offline session st describes, or returns nil if
 // its expiry passed. It also returns how many subscriptions and queued
 // messages the limits left out.
-func (s *Server) newRestored(st *StoredSession, now time.Time) (*session, int, error) {
+func (s *Server) newRestored(st *StoredSession, now time.Time, fromJournal bool) (*session, int, error) {
 	if st.ID == "" || len(st.ID) > s.lim.MaxClientIDLength {
 		return nil, 0, fmt.Errorf("broker: session %q: bad client identifier", st.ID)
 	}
@@ -477,27 +422,39 @@ func (s *Server) newRestored(st *StoredSession, now time.Time) (*session, int, e
 			continue
 		}
 		if sd.Released {
-			ss.inflight = append(ss.inflight, inflight{pid: sd.PacketID, state: awaitComp, d: delivery{qos: 2}})
+			ss.inflight = append(ss.inflight, inflight{pid: sd.PacketID, state: awaitComp, d: delivery{qos: 2, jid: sd.JournalID}})
 			continue
 		}
 		if d, ok := s.restoreDelivery(sd, now); ok {
 			ss.inflight = append(ss.inflight, inflight{pid: sd.PacketID, d: d})
+		} else {
+			ss.retire(&delivery{jid: sd.JournalID})
 		}
 	}
 	for i := range st.Queue {
-		// The size is checked before the message is built.
+		// The size is checked before the message is built. What does not
+		// fit stays in the journal.
 		size := int64(len(st.Queue[i].Message.Topic) + len(st.Queue[i].Message.Payload))
 		if !ss.queueRoom(size) {
 			skipped++
 			continue
 		}
-		if d, ok := s.restoreDelivery(&st.Queue[i], now); ok {
-			if !ss.queueRoom(d.msg.size()) { // its properties did not fit
-				d.msg.release()
-				skipped++
-				continue
-			}
+		d, ok := s.restoreDelivery(&st.Queue[i], now)
+		switch {
+		case !ok:
+			ss.retire(&delivery{jid: st.Queue[i].JournalID}) // expired or invalid
+		case !ss.queueRoom(d.msg.size()): // its properties did not fit
+			d.msg.release()
+			skipped++
+		default:
 			ss.pushQueued(d)
+		}
+	}
+	if w := st.Will; w != nil && s.checkStored(&w.Message) == nil {
+		w.Message.Expires = time.Time{}
+		if m := s.restoreMessage(&w.Message, w.Retain, now); m != nil {
+			m.Expiry = w.Expiry
+			ss.will = &will{msg: m, delay: w.Delay}
 		}
 	}
 	for _, pid := range st.InboundQoS2 {
@@ -528,7 +485,7 @@ func (s *Server) restoreDelivery(sd *StoredDelivery, now time.Time) (delivery, b
 	if m == nil {
 		return delivery{}, false
 	}
-	d := delivery{msg: m, qos: sd.QoS, retain: sd.Retain}
+	d := delivery{msg: m, qos: sd.QoS, retain: sd.Retain, jid: sd.JournalID}
 	for _, id := range sd.SubIDs {
 		d.addID(id)
 	}

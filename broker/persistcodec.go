@@ -22,7 +22,10 @@ import (
 //	          n × subscription (filter, QoS, options: bit 0 no local,
 //	          bit 1 retain as published, bits 2-3 retain handling, id),
 //	          n × in-flight delivery, n × queued delivery, n × inbound
-//	          QoS 2 packet identifier
+//	          QoS 2 packet identifier; version 3 adds the will: a byte 0
+//	          (none) or 1, then its delay, its message expiry interval,
+//	          a byte 1 if retained, and its
+//	          message without its version byte
 //	delivery: packet id, flags (bit 0 released, bit 1 retain), QoS,
 //	          n × subscription identifier, message without its version
 //	          byte unless released
@@ -30,7 +33,7 @@ import (
 // A session record of version 1 has no owner; it decodes with Owner "".
 const (
 	storedVersion  = 1 // of messages
-	sessionVersion = 2 // of sessions; 1 is still read
+	sessionVersion = 3 // of sessions; 1 and 2 are still read
 )
 
 // errStored is wrapped by every decoding error.
@@ -116,7 +119,14 @@ func (s *StoredSession) AppendBinary(b []byte) ([]byte, error) {
 	for _, pid := range s.InboundQoS2 {
 		b = binary.AppendUvarint(b, uint64(pid))
 	}
-	return b, nil
+	if s.Will == nil {
+		return append(b, 0), nil
+	}
+	b = append(b, 1)
+	b = binary.AppendUvarint(b, uint64(s.Will.Delay))
+	b = binary.AppendUvarint(b, uint64(s.Will.Expiry))
+	b = append(b, b2u(s.Will.Retain))
+	return s.Will.Message.appendBody(b), nil
 }
 
 func (sd *StoredDelivery) appendTo(b []byte) []byte {
@@ -143,7 +153,7 @@ func (sd *StoredDelivery) appendTo(b []byte) []byte {
 func (s *StoredSession) UnmarshalBinary(b []byte) error {
 	d := decoder{b: append([]byte(nil), b...)}
 	v := d.byte()
-	if d.err == nil && v != 1 && v != sessionVersion {
+	if d.err == nil && (v < 1 || v > sessionVersion) {
 		d.fail("session version %d", v)
 	}
 	*s = StoredSession{}
@@ -175,7 +185,20 @@ func (s *StoredSession) UnmarshalBinary(b []byte) error {
 			s.InboundQoS2[i] = d.u16()
 		}
 	}
+	if v >= 3 && d.byte() == 1 {
+		w := &StoredWill{Delay: d.u32(), Expiry: d.u32()}
+		w.Retain = d.byte() == 1
+		d.message(&w.Message)
+		s.Will = w
+	}
 	return d.finish("session")
+}
+
+func b2u(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func appendBytes(b, s []byte) []byte {

@@ -6,6 +6,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"edgebroker/broker/journal"
 	"edgebroker/broker/packet"
 	"edgebroker/broker/seclog"
 	"edgebroker/broker/topic"
@@ -37,7 +38,7 @@ func (c *conn) handlePublish(flags byte, body []byte) error {
 		full := !dup && len(sess.inQoS2) >= int(s.lim.MaxInflight)
 		sess.mu.Unlock()
 		if dup { // a resend: already routed [MQTT-4.3.3-10]
-			c.writeAck(packet.PUBREC, p.PacketID, packet.Success)
+			c.ackAfter(packet.PUBREC, p.PacketID, packet.Success, 0)
 			return nil
 		}
 		if full && c.version == packet.V5 {
@@ -45,6 +46,7 @@ func (c *conn) handlePublish(flags byte, body []byte) error {
 		}
 	}
 	code := packet.Success
+	var seq uint64 // the journal's sequence number the acknowledgement waits for
 	switch {
 	case c.version == packet.V5 && p.Props.Has(packet.PropPayloadFormat) && p.Props.PayloadFormat == 1 && !utf8.Valid(p.Payload):
 		if p.QoS == 0 {
@@ -64,12 +66,14 @@ func (c *conn) handlePublish(flags byte, body []byte) error {
 		s.capExpiry(m)
 		sc := &c.handling().sc
 		switch n := s.publish(m, sess, sc); {
-		case n < 0 || n > 0 && sc.full == n:
-			// Retained or queued nowhere: a limit of the memory budget.
+		case n < 0 || n > 0 && sc.full == n || sc.diskFull > 0:
+			// Retained or queued nowhere: a limit of the memory budget;
+			// or a persistent session's copy is not on disk.
 			code = packet.QuotaExceeded
 		case n == 0 && c.version == packet.V5:
 			code = packet.NoMatchingSubscribers
 		}
+		seq = sc.jseq
 		m.release()
 	}
 	if c.version != packet.V5 && code >= 0x80 {
@@ -77,14 +81,19 @@ func (c *conn) handlePublish(flags byte, body []byte) error {
 	}
 	switch p.QoS {
 	case 1:
-		c.writeAck(packet.PUBACK, p.PacketID, code)
+		c.ackAfter(packet.PUBACK, p.PacketID, code, seq)
 	case 2:
 		if code < 0x80 {
 			sess.mu.Lock()
 			sess.inQoS2 = append(sess.inQoS2, p.PacketID)
+			if seq > 0 && sess.journaled {
+				// Durable with the message: after a restart, a resend
+				// of it is recognised.
+				seq = s.jr.InQoS2(sess.id, p.PacketID, true)
+			}
 			sess.mu.Unlock()
 		}
-		c.writeAck(packet.PUBREC, p.PacketID, code)
+		c.ackAfter(packet.PUBREC, p.PacketID, code, seq)
 	}
 	return nil
 }
@@ -120,7 +129,8 @@ func (c *conn) resolveAlias(p *packet.Publish) error {
 // of them dropped it at a queue limit), or -1 when the retained limits
 // refused it: then it is neither stored nor routed.
 func (s *Server) publish(m *Message, origin *session, sc *scratch) int {
-	if m.Retain && !s.storeRetained(m) {
+	sc.jseq, sc.diskFull = 0, 0
+	if m.Retain && !s.storeRetained(m, sc) {
 		return -1
 	}
 	return s.route(m, origin, sc)
@@ -129,12 +139,11 @@ func (s *Server) publish(m *Message, origin *session, sc *scratch) int {
 // storeRetained sets, replaces or (empty payload) deletes the retained
 // message for m's topic [MQTT-3.3.1-5..7]. It returns false, storing
 // nothing, when m is beyond the retained limits ($SYS/ topics, the
-// broker's own, are not limited).
-func (s *Server) storeRetained(m *Message) bool {
+// broker's own, are not limited) or the journal refuses it. The journal's
+// sequence number goes to sc.jseq.
+func (s *Server) storeRetained(m *Message, sc *scratch) bool {
 	var old *Message
 	var had bool
-	var sm *StoredMessage
-	persist := s.persist != nil && !isSys(m.Topic)
 	if len(m.Payload) > 0 && !isSys(m.Topic) {
 		// Checked again below; this saves a copy of what is refused.
 		s.retMu.RLock()
@@ -145,33 +154,55 @@ func (s *Server) storeRetained(m *Message) bool {
 			return false
 		}
 	}
-	if persist && len(m.Payload) > 0 {
-		sm = new(StoredMessage)
-		*sm = storedMessage(m) // copied before taking the lock
-	}
 	s.retMu.Lock()
+	if len(m.Payload) > 0 && !isSys(m.Topic) && !s.retainRoomLocked(m) {
+		s.retMu.Unlock()
+		s.refuseRetained(m)
+		return false
+	}
+	if !s.journalRetainedLocked(m, sc) {
+		s.retMu.Unlock()
+		return false
+	}
 	if len(m.Payload) == 0 {
 		old, had = s.retained.Delete(m.Topic)
 	} else {
-		if !isSys(m.Topic) && !s.retainRoomLocked(m) {
-			s.retMu.Unlock()
-			s.refuseRetained(m)
-			return false
-		}
 		old, had = s.retained.Set(m.Topic, m.retain())
 		s.retBytes += m.size()
 	}
 	if had {
 		s.retBytes -= old.size()
 	}
-	if persist && (sm != nil || had) {
-		// Under retMu: the Persister sees changes in the index's order.
-		s.persist.RetainedChanged(string(m.Topic), sm)
-	}
 	s.retMu.Unlock()
 	if had {
 		old.release()
 	}
+	return true
+}
+
+// journalRetainedLocked writes the change m makes to the retained
+// messages to the journal (not for $SYS/); false if the journal refused
+// it (counted and logged). Callers hold retMu: the journal sees changes in
+// the index's order.
+func (s *Server) journalRetainedLocked(m *Message, sc *scratch) bool {
+	if s.jr == nil || isSys(m.Topic) {
+		return true
+	}
+	// Under retMu: the journal sees changes in the index's order.
+	var enc journal.Encoder
+	if len(m.Payload) > 0 {
+		enc = m
+	}
+	seq, err := s.jr.Retain(m.Topic, enc)
+	if err != nil {
+		sc.diskFull++
+		s.Stats.MessagesRefusedDisk.Add(1)
+		if s.sec.Allow(seclog.LimitDisk) {
+			s.sec.Log(seclog.LimitDisk, "broker: retained message refused: no room on disk", senderArgs(m, "err", err.Error())...)
+		}
+		return false
+	}
+	sc.jseq = max(sc.jseq, seq)
 	return true
 }
 
@@ -272,14 +303,19 @@ func (ss *session) deliverLocked(d *delivery, sc *scratch, now time.Time) {
 		}
 		return
 	}
+	if ss.journaled && !ss.journalDelivery(d, sc) {
+		return
+	}
 	if c != nil && ss.queue.len() == 0 && len(ss.inflight) < c.window {
 		if ss.sendInflight(c, *d, sc, now, lim.MaxPendingBytes) == bufferFull && !ss.enqueue(d) {
 			sc.full++
+			ss.retire(d)
 		}
 		return
 	}
 	if !ss.enqueue(d) {
 		sc.full++
+		ss.retire(d)
 	}
 }
 
@@ -292,8 +328,12 @@ func (ss *session) sendInflight(c *conn, d delivery, sc *scratch, now time.Time,
 	case written:
 		d.msg.retain()
 		ss.inflight = append(ss.inflight, inflight{pid: pid, d: d})
+		if d.jid != 0 && d.qos == 2 {
+			ss.srv.jr.Sent(ss.id, d.jid, pid, false) // a restart resends it with pid
+		}
 	case unsendable:
 		ss.drop() // too large for the client, or expired
+		ss.retire(&d)
 	}
 	return r
 }
@@ -317,6 +357,7 @@ func (ss *session) enqueue(d *delivery) bool {
 		}
 		old, _ := ss.popQueued()
 		ss.refuseQueued(old.msg)
+		ss.retire(&old)
 		old.msg.release()
 	}
 	d.msg.retain()
@@ -445,14 +486,20 @@ func (c *conn) handleAck(a *packet.Ack) error {
 	ss := c.sess
 	switch a.Type {
 	case packet.PUBREL: // inbound QoS 2, step 2 [MQTT-4.3.3-11]
+		var seq uint64
 		ss.mu.Lock()
 		ok := ss.removeInQoS2(a.PacketID)
+		if ok && ss.journaled {
+			// PUBCOMP waits until the identifier is free on disk too: a
+			// new message reusing it must not pass for a resend.
+			seq = c.srv.jr.InQoS2(ss.id, a.PacketID, false)
+		}
 		ss.mu.Unlock()
 		code := packet.Success
 		if !ok && c.version == packet.V5 {
 			code = packet.PacketIdentifierNotFound
 		}
-		c.writeAck(packet.PUBCOMP, a.PacketID, code)
+		c.ackAfter(packet.PUBCOMP, a.PacketID, code, seq)
 		return nil
 	}
 	now := c.srv.now()
@@ -475,6 +522,9 @@ func (c *conn) handleAck(a *packet.Ack) error {
 		f.d.msg.release()
 		f.d.msg = nil
 		f.state = awaitComp
+		if f.d.jid != 0 {
+			c.srv.jr.Sent(ss.id, f.d.jid, f.pid, true)
+		}
 		c.writeAck(packet.PUBREL, a.PacketID, packet.Success)
 		return nil
 	default:

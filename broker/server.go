@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"edgebroker/broker/journal"
 	"edgebroker/broker/packet"
 	"edgebroker/broker/seclog"
 	"edgebroker/broker/topic"
@@ -44,9 +45,11 @@ type Config struct {
 	// A Now ahead of time.Now makes no timer fire earlier; tests that
 	// move time use testing/synctest, which fakes both.
 	Now func() time.Time
-	// Persister, if set, is told about every change to retained messages
-	// and persistent sessions, so they survive a restart (see Restore).
-	Persister Persister
+	// Journal, if set, makes retained messages, persistent sessions and
+	// the QoS 1/2 messages on their way to them durable before they are
+	// acknowledged (see durable.go), so that they survive a power cut.
+	// RestoreJournal loads it. The broker does not close it.
+	Journal *journal.Journal
 	// OnDisconnect, if set, is called once after a connection that
 	// completed CONNECT has ended (any reason, takeover included), on that
 	// connection's goroutine. The state store drops the client's KEYNOTIFY
@@ -155,6 +158,9 @@ type Stats struct {
 	MessagesDropped  atomic.Uint64
 	BytesReceived    atomic.Uint64
 	BytesSent        atomic.Uint64
+	// MessagesRefusedDisk counts deliveries to persistent sessions the
+	// journal refused (its disk budget, a full disk).
+	MessagesRefusedDisk atomic.Uint64
 }
 
 // Server is an MQTT broker.
@@ -164,11 +170,10 @@ type Server struct {
 	onDisconnect func(*Client)
 	now          func() time.Time
 	tlim         topic.Limits
-	persist      Persister
+	jr           *journal.Journal // Config.Journal; nil: nothing survives a restart
 	sec          *seclog.Log  // security events; set by New, read-only
 	subBytes     atomic.Int64 // charged for every session's subscriptions (see session.chargeSubLocked)
 	pending      pendingPool  // bytes waiting for sockets beyond each connection's freePending (outbox.putPublish)
-	finalSaved   atomic.Bool  // persistAll ran: the Persister hears of no session again
 
 	Stats Stats
 
@@ -216,7 +221,7 @@ func New(cfg Config) *Server {
 	s := &Server{
 		lim:          cfg.Limits.withDefaults(),
 		onDisconnect: cfg.OnDisconnect,
-		persist:      cfg.Persister,
+		jr:           cfg.Journal,
 		log:          cfg.Logger,
 		now:          cfg.Now,
 		sessions:     make(map[string]*session),
@@ -331,10 +336,9 @@ func (s *Server) removeConn(c *conn) {
 
 // Shutdown stops accepting, tells every client the server is going away
 // (5.0: DISCONNECT 0x8B), and waits until every connection has closed or
-// ctx is done. Then it reports every session, with its queued and
-// in-flight messages, to the Persister.
+// ctx is done. Nothing needs saving: the journal holds what must
+// survive.
 func (s *Server) Shutdown(ctx context.Context) error {
-	defer s.persistAll()
 	conns, _ := s.stop() // Shutdown reports ctx's error only; Close reports the listeners'
 	for _, c := range conns {
 		c.closeWith(packet.ServerShuttingDown, "")
@@ -354,11 +358,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// Close closes every listener and connection at once, then reports every
-// session as Shutdown does. It returns the errors closing the listeners
+// Close closes every listener and connection at once. It returns the errors closing the listeners
 // gave (joined); a listener closed already by someone else is no error.
 func (s *Server) Close() error {
-	defer s.persistAll() // once the connections ended
 	conns, err := s.stop()
 	for _, c := range conns {
 		c.nc.Close()

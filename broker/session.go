@@ -24,6 +24,7 @@ type delivery struct {
 	nids   uint8
 	ids    [4]uint32
 	more   []uint32 // identifiers beyond len(ids); rare
+	jid    uint64   // the journal's message id when the delivery is journaled (session.journalDelivery); 0: not
 }
 
 func (d *delivery) addID(id uint32) {
@@ -91,7 +92,7 @@ type session struct {
 	willTimer *time.Timer
 	dropped   uint64 // messages dropped for this session: queue full, too large, expired
 
-	persisted    bool      // the Persister holds a snapshot of this session
+	journaled    bool      // the journal holds this session (journalLocked)
 	disconnected time.Time // when it went offline; zero while online
 
 	// handler, when set, makes this an in-process subscriber: deliveries
@@ -161,8 +162,10 @@ func (s *session) findInflight(pid uint16) int {
 	return -1
 }
 
-// removeInflight deletes entry i keeping order, and releases its message.
+// removeInflight deletes entry i keeping order, releases its message and
+// retires it in the journal.
 func (s *session) removeInflight(i int) {
+	s.retire(&s.inflight[i].d)
 	if m := s.inflight[i].d.msg; m != nil {
 		m.release()
 	}

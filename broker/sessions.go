@@ -72,8 +72,8 @@ func (s *Server) attach(c *conn, p *pendingConnect) (owner string, ok bool) {
 	}
 	ss.setExpiry(p.expiry)
 	ss.disconnected = time.Time{}
-	ss.persistLocked(false)
 	ss.will = p.will
+	ss.journalLocked()
 	ss.c = c
 	ss.online.Store(true)
 	c.out.mu.Lock()
@@ -163,7 +163,7 @@ func (s *Server) detach(c *conn) {
 		ss.expTimer = time.AfterFunc(ss.expiryInterval(), func() { s.expire(ss) })
 	}
 	if ss.expiry != 0 {
-		ss.persistLocked(false)
+		ss.journalLocked()
 	}
 	ss.mu.Unlock()
 	s.mu.Unlock()
@@ -192,6 +192,7 @@ func (s *Server) fireWill(ss *session) {
 	}
 	ss.will = nil
 	ss.willTimer = nil
+	ss.journalLocked()
 	ss.mu.Unlock()
 	s.publishWill(w, ss)
 }
@@ -232,7 +233,7 @@ func (s *Server) expire(ss *session) {
 func (s *Server) endSessionLocked(ss *session) {
 	ss.setExpiry(0)
 	ss.dead = true
-	ss.persistLocked(false)
+	ss.journalLocked()
 	if s.sessions[ss.id] == ss {
 		delete(s.sessions, ss.id)
 	}

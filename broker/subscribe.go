@@ -78,7 +78,10 @@ func (c *conn) handleSubscribe(sp *packet.Subscribe) error {
 		}
 	}
 	if changed {
-		c.sess.persistChanged()
+		// SUBACK waits until the subscriptions are durable.
+		if err := c.srv.waitDurable(c.sess.journalChanged()); err != nil {
+			return err
+		}
 	}
 	for _, code := range ack.Codes { // the first refusal explains itself
 		if code >= 0x80 {
@@ -182,7 +185,9 @@ func (c *conn) handleUnsubscribe(up *packet.Unsubscribe) error {
 		ack.Codes = append(ack.Codes, code)
 	}
 	if changed {
-		ss.persistChanged()
+		if err := c.srv.waitDurable(ss.journalChanged()); err != nil {
+			return err
+		}
 	}
 	var b [64]byte
 	c.reply(ack.Append(b[:0], c.version), replyBatched)

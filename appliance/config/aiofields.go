@@ -12,8 +12,6 @@ var aioUnsupported = map[string]map[string]string{
 	"Broker": {
 		"spec.persistence": "the appliance always keeps retained messages, sessions and the state store on disk " +
 			"under -data; remove it",
-		"spec.diskBackedMessageBuffer": "queues are held in memory within the memory budget; size them with " +
-			"spec.appliance.maxQueuedBytes and maxTotalQueuedBytes, and remove it",
 	},
 	"BrokerAuthentication": {
 		"spec.authenticationMethods[*].x509Settings.additionalValidation": "Azure Device Registry is a cloud " +
@@ -37,6 +35,8 @@ var aioIgnored = map[string]map[string]string{
 		"spec.generateResourceLimits":          "no Kubernetes CPU limits on the device",
 		"spec.advanced.encryptInternalTraffic": "one process: no internal traffic to encrypt",
 		"spec.advanced.internalCerts":          "one process: no internal certificates",
+		"spec.diskBackedMessageBuffer.ephemeralVolumeClaimSpec":  "the journal lives under -data on the device's own disk; maxSize is its budget",
+		"spec.diskBackedMessageBuffer.persistentVolumeClaimSpec": "the journal lives under -data on the device's own disk; maxSize is its budget",
 	},
 }
 

@@ -9,9 +9,9 @@ const (
 // Broker is AIO's Broker resource, for the memory profile, the limits in
 // spec.advanced.clients and the appliance's own limits in spec.appliance.
 // AIO's cluster fields (cardinality, diagnostics, generateResourceLimits,
-// advanced.encryptInternalTraffic, advanced.internalCerts) are accepted
-// and ignored, with a warning; persistence and diskBackedMessageBuffer
-// are refused (see aioUnsupported). At most one Broker may exist; without one the broker's
+// advanced.encryptInternalTraffic, advanced.internalCerts, the volume
+// claims of diskBackedMessageBuffer) are accepted and ignored, with a
+// warning; persistence is refused (see aioUnsupported). At most one Broker may exist; without one the broker's
 // default limits apply.
 type Broker struct {
 	Object `json:",inline" yaml:",inline"`
@@ -25,7 +25,37 @@ type BrokerSpec struct {
 	// 1/16, Low 1/8, Medium 1/4, High 1/2 (see MemoryBudget).
 	MemoryProfile string           `json:"memoryProfile,omitempty" yaml:"memoryProfile,omitempty"`
 	Advanced      *BrokerAdvanced  `json:"advanced,omitempty" yaml:"advanced,omitempty"`
+	// DiskBackedMessageBuffer.MaxSize is the disk budget of the journal
+	// that keeps the messages queued for persistent sessions, retained
+	// messages and sessions (default DefaultDiskBufferBytes).
+	DiskBackedMessageBuffer *DiskBuffer `json:"diskBackedMessageBuffer,omitempty" yaml:"diskBackedMessageBuffer,omitempty"`
 	Appliance     *ApplianceLimits `json:"appliance,omitempty" yaml:"appliance,omitempty"`
+}
+
+// DiskBuffer is AIO's Broker spec.diskBackedMessageBuffer: its maxSize
+// (a Kubernetes quantity such as "1G" or "512Mi"). The volume claims are
+// cluster fields, ignored.
+type DiskBuffer struct {
+	MaxSize Quantity `json:"maxSize" yaml:"maxSize"`
+}
+
+// DefaultDiskBufferBytes is the journal's disk budget without a
+// diskBackedMessageBuffer: small against an SD card, large against the
+// memory budget.
+const DefaultDiskBufferBytes = 1 << 30
+
+// MinDiskBufferBytes is the smallest maxSize accepted: four segments of
+// the journal.
+const MinDiskBufferBytes = 64 << 20
+
+// DiskBufferBytes returns the journal's disk budget.
+func (s *Set) DiskBufferBytes() int64 {
+	if b := s.Broker(); b != nil && b.Spec.DiskBackedMessageBuffer != nil {
+		if v, err := b.Spec.DiskBackedMessageBuffer.MaxSize.Bytes(); err == nil && v > 0 {
+			return v
+		}
+	}
+	return DefaultDiskBufferBytes
 }
 
 // BrokerAdvanced is Broker.spec.advanced.
@@ -207,6 +237,17 @@ func (b *Broker) MemoryBudget(total int64) int64 {
 func (b *Broker) validate(_ *Set, rp *report) {
 	if p := b.Spec.MemoryProfile; p != "" {
 		oneOf(rp, b, "spec.memoryProfile", p, MemoryTiny, MemoryLow, MemoryMedium, MemoryHigh)
+	}
+	if d := b.Spec.DiskBackedMessageBuffer; d != nil {
+		const p = "spec.diskBackedMessageBuffer.maxSize"
+		switch v, err := d.MaxSize.Bytes(); {
+		case d.MaxSize == "":
+			rp.add(b, p, "required: the journal's disk budget, such as 1G")
+		case err != nil:
+			rp.add(b, p, "%v", err)
+		case v < MinDiskBufferBytes:
+			rp.add(b, p, "%s is below the minimum of 64Mi", d.MaxSize)
+		}
 	}
 	if c := b.clients(); c != nil {
 		const p = "spec.advanced.clients."

@@ -40,6 +40,7 @@
 package journal
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -72,6 +73,10 @@ var (
 	// ErrClosed: Close was called.
 	ErrClosed = errors.New("journal: closed")
 )
+
+// LockFile is the file in the journal's folder whose flock keeps a second
+// process (or a second Open) from appending to the same segments.
+const LockFile = "journal.lock"
 
 // Record kinds.
 const (
@@ -137,6 +142,7 @@ type segment struct {
 // returns a sequence number that Wait or Notify turn into durability.
 type Journal struct {
 	dir  string
+	lock *os.File // holds the flock on LockFile until Close
 	opts Options
 	log  *slog.Logger
 
@@ -222,7 +228,15 @@ func Open(dir string, opts Options) (*Journal, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	j := &Journal{dir: dir, opts: opts, log: log, msgs: map[uint64]*msgEnt{}, sessions: map[string]*sessEnt{},
+	lock, err := os.OpenFile(filepath.Join(dir, LockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("journal: %s is in use by another process: %w", dir, err)
+	}
+	j := &Journal{dir: dir, lock: lock, opts: opts, log: log, msgs: map[uint64]*msgEnt{}, sessions: map[string]*sessEnt{},
 		retained: map[string]pos{}, nextID: 1,
 		kick: make(chan struct{}, 1), done: make(chan struct{}), cmpk: make(chan struct{}, 1), cmpd: make(chan struct{})}
 	j.space = sync.NewCond(&j.mu)
@@ -401,20 +415,21 @@ func (j *Journal) markLive(p pos, delta int64) {
 }
 
 // Enqueue makes a message durable for one session: the message record
-// (once per message; *id is 0 until then, and is set under the
-// journal's lock) and a delivery record with the delivery body. It
-// returns the sequence number to wait for.
-func (j *Journal) Enqueue(id *uint64, m Encoder, session string, body []byte) (uint64, error) {
+// (once per message: *id is 0, or an id the journal no longer holds,
+// until then; it is read and set under the journal's lock) and a
+// delivery record with the delivery body. It returns the message's id and
+// the sequence number to wait for.
+func (j *Journal) Enqueue(id *uint64, m Encoder, session string, body []byte) (mid, seq uint64, err error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	se := j.sessions[session]
 	if se == nil {
-		return 0, fmt.Errorf("journal: enqueue for session %q without a session record", session)
+		return 0, 0, fmt.Errorf("journal: enqueue for session %q without a session record", session)
 	}
 	if *id == 0 || j.msgs[*id] == nil {
 		if err := j.roomLocked(0); err != nil {
 			j.Stats.Refused.Add(1)
-			return 0, err
+			return 0, 0, err
 		}
 		nid := j.nextID
 		p, err := j.appendLocked(kMsg, func(b []byte) []byte { return m.AppendJournal(binary.LittleEndian.AppendUint64(b, nid)) })
@@ -422,10 +437,7 @@ func (j *Journal) Enqueue(id *uint64, m Encoder, session string, body []byte) (u
 			if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrFull) {
 				j.Stats.Refused.Add(1)
 			}
-			return 0, err
-		}
-		if int64(p.n) > j.opts.SegmentSize/2 {
-			// Accepted, but it must not crowd out the reserve next time.
+			return 0, 0, err
 		}
 		j.nextID++
 		*id = nid
@@ -433,23 +445,31 @@ func (j *Journal) Enqueue(id *uint64, m Encoder, session string, body []byte) (u
 		j.markLive(p, int64(p.n))
 		j.Stats.BytesAppended.Add(int64(p.n))
 	}
-	if se.dels[*id] != nil {
-		return j.seq, nil
+	mid = *id
+	if se.dels[mid] != nil {
+		return mid, j.seq, nil
 	}
-	mid := *id
 	p, err := j.appendLocked(kEnq, func(b []byte) []byte {
 		b = appendID(b, mid, session)
 		return append(b, body...)
 	})
 	if err != nil {
-		return 0, err
+		j.dropIfUnusedLocked(mid)
+		return 0, 0, err
 	}
-	me := j.msgs[mid]
-	me.refs++
+	j.msgs[mid].refs++
 	se.dels[mid] = &delivery{enq: p}
 	j.markLive(p, int64(p.n))
 	j.Stats.BytesAppended.Add(int64(p.n))
-	return j.seq, nil
+	return mid, j.seq, nil
+}
+
+// dropIfUnusedLocked forgets a message record no delivery refers to.
+func (j *Journal) dropIfUnusedLocked(id uint64) {
+	if me := j.msgs[id]; me != nil && me.refs == 0 {
+		j.markLive(me.p, -int64(me.p.n))
+		delete(j.msgs, id)
+	}
 }
 
 func appendID(b []byte, id uint64, session string) []byte {
@@ -860,6 +880,7 @@ func (j *Journal) Close() error {
 }
 
 func (j *Journal) closeFiles() {
+	defer j.lock.Close()
 	for _, s := range j.segs {
 		s.f.Close()
 	}
@@ -870,15 +891,8 @@ func (j *Journal) closeFiles() {
 
 // --- reading -------------------------------------------------------------
 
-// readRecord reads and checks the record at p. Callers hold mu or own the
-// journal (replay, restore).
-func (j *Journal) readRecord(p pos, buf []byte) ([]byte, error) {
-	var f *os.File
-	for _, s := range j.segs {
-		if s.n == p.seg {
-			f = s.f
-		}
-	}
+// readAt reads and checks the record at p in f.
+func readAt(f *os.File, p pos, buf []byte) ([]byte, error) {
 	if f == nil {
 		return nil, fmt.Errorf("journal: segment %d is gone", p.seg)
 	}
@@ -916,17 +930,27 @@ type Session struct {
 	Deliveries []Delivery // in message id order
 }
 
-// EachRetained hands every retained message to fn. Its slices are valid
-// only during the call. Call it before the broker appends.
+// EachRetained hands every retained message to fn, in topic order. Its
+// slices are valid only during the call. It reads what was durable when
+// it was called; the broker may go on appending meanwhile (but a
+// compaction running meanwhile can make it fail).
 func (j *Journal) EachRetained(fn func(*Retained) error) error {
+	j.mu.Lock()
 	topics := make([]string, 0, len(j.retained))
-	for t := range j.retained {
+	at := make(map[string]pos, len(j.retained))
+	for t, p := range j.retained {
 		topics = append(topics, t)
+		at[t] = p
+	}
+	seq := j.seq
+	j.mu.Unlock()
+	if err := j.Wait(seq); err != nil {
+		return err
 	}
 	sort.Strings(topics)
 	var buf []byte
 	for _, t := range topics {
-		body, err := j.readRecord(j.retained[t], buf)
+		body, err := j.readRecordLocking(at[t], buf)
 		if err != nil {
 			return err
 		}
@@ -943,53 +967,88 @@ func (j *Journal) EachRetained(fn func(*Retained) error) error {
 	return nil
 }
 
+// sessionSnap is what EachSession reads of one session.
+type sessionSnap struct {
+	id    string
+	rec   pos
+	inQoS []uint16
+	dels  []delSnap
+}
+
+type delSnap struct {
+	id       uint64
+	enq, msg pos
+	pid      uint16
+	released bool
+}
+
 // EachSession hands every session with its deliveries to fn, one session
-// at a time. Its slices are valid only during the call. Call it before
-// the broker appends.
+// at a time, in id order. Its slices are valid only during the call. Like
+// EachRetained, it reads what was durable when it was called.
 func (j *Journal) EachSession(fn func(*Session) error) error {
-	ids := make([]string, 0, len(j.sessions))
-	for id := range j.sessions {
-		ids = append(ids, id)
+	j.mu.Lock()
+	snaps := make([]sessionSnap, 0, len(j.sessions))
+	for id, se := range j.sessions {
+		sn := sessionSnap{id: id, rec: se.rec}
+		for pid := range se.inQoS {
+			sn.inQoS = append(sn.inQoS, pid)
+		}
+		for mid, dl := range se.dels {
+			if me := j.msgs[mid]; me != nil {
+				sn.dels = append(sn.dels, delSnap{id: mid, enq: dl.enq, msg: me.p, pid: dl.pid, released: dl.released})
+			}
+		}
+		snaps = append(snaps, sn)
 	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		se := j.sessions[id]
-		s := &Session{ID: id}
-		body, err := j.readRecord(se.rec, nil)
+	seq := j.seq
+	j.mu.Unlock()
+	if err := j.Wait(seq); err != nil {
+		return err
+	}
+	slices.SortFunc(snaps, func(a, b sessionSnap) int { return strings.Compare(a.id, b.id) })
+	for i := range snaps {
+		sn := &snaps[i]
+		s := &Session{ID: sn.id, InQoS2: sn.inQoS}
+		body, err := j.readRecordLocking(sn.rec, nil)
 		if err != nil {
 			return err
 		}
 		d := decoder{b: body[1:]}
 		d.bytes()
 		s.Body = d.b
-		for pid := range se.inQoS {
-			s.InQoS2 = append(s.InQoS2, pid)
-		}
 		slices.Sort(s.InQoS2)
-		mids := make([]uint64, 0, len(se.dels))
-		for mid := range se.dels {
-			mids = append(mids, mid)
-		}
-		slices.Sort(mids)
-		for _, mid := range mids {
-			dl := se.dels[mid]
-			eb, err := j.readRecord(dl.enq, nil)
+		slices.SortFunc(sn.dels, func(a, b delSnap) int { return cmp.Compare(a.id, b.id) })
+		for _, dl := range sn.dels {
+			eb, err := j.readRecordLocking(dl.enq, nil)
 			if err != nil {
 				return err
 			}
 			dd := decoder{b: eb[1+8:]}
 			dd.bytes()
-			mb, err := j.readRecord(j.msgs[mid].p, nil)
+			mb, err := j.readRecordLocking(dl.msg, nil)
 			if err != nil {
 				return err
 			}
-			s.Deliveries = append(s.Deliveries, Delivery{ID: mid, Body: dd.b, Message: mb[1+8:], PacketID: dl.pid, Released: dl.released})
+			s.Deliveries = append(s.Deliveries, Delivery{ID: dl.id, Body: dd.b, Message: mb[1+8:], PacketID: dl.pid, Released: dl.released})
 		}
 		if err := fn(s); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// readRecordLocking is readRecord finding the segment under mu.
+func (j *Journal) readRecordLocking(p pos, buf []byte) ([]byte, error) {
+	j.mu.Lock()
+	var f *os.File
+	for _, s := range j.segs {
+		if s.n == p.seg {
+			f = s.f
+		}
+	}
+	j.mu.Unlock()
+	return readAt(f, p, buf)
 }
 
 // Report is what the journal holds, for status and metrics.

@@ -37,6 +37,7 @@ const (
 	LimitSessions                     // the persistent-session limit
 	LimitStateStore                   // a state store quota (per principal or total)
 	LimitSubscriptions                // a session's or the total subscription memory
+	LimitDisk                         // the journal's disk budget, or a full disk
 	NumEvents                         // the number of kinds; not an event
 )
 
@@ -54,6 +55,7 @@ var names = [NumEvents]string{
 	LimitSessions:        "limit_sessions",
 	LimitStateStore:      "limit_statestore",
 	LimitSubscriptions:   "limit_subscriptions",
+	LimitDisk:            "limit_disk",
 }
 
 // String returns the event's name as it appears in logs and metrics

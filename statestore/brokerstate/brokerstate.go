@@ -1,6 +1,9 @@
-// Package brokerstate keeps the broker's retained messages and persistent
-// sessions on disk so that they survive a restart. Store implements
-// broker.Persister over a statestore.Store in a folder of its own.
+// Package brokerstate is the store in which versions before the journal
+// (broker/journal) kept the broker's retained messages and persistent
+// sessions: the appliance reads it once (Each), imports it into the
+// journal and removes it. Its writing side (RetainedChanged,
+// SessionChanged) is kept to make such stores in tests. What follows
+// describes what that store promised.
 //
 // The broker reports changes with its locks held, so recording one costs a
 // map insert: the last change per retained topic or client identifier
@@ -66,7 +69,7 @@ type Options struct {
 	Now        func() time.Time // nil: time.Now
 }
 
-// Store is a broker.Persister that writes to disk. Its methods are safe
+// Store is the legacy store of broker state. Its methods are safe
 // for concurrent use.
 type Store struct {
 	st   *statestore.Store
@@ -145,7 +148,7 @@ func (s *Store) Load() (retained []broker.StoredMessage, sessions []broker.Store
 // retained and session (retained messages first, in topic order): only
 // one record is decoded at a time, so a restore can stop taking them at
 // its limits without the whole store in memory twice. The callbacks may
-// report changes (the Persister methods) but must not call Each, Load or
+// report changes (RetainedChanged, SessionChanged) but must not call Each, Load or
 // Close. A record that does not decode is logged, skipped and deleted.
 func (s *Store) Each(retained func(*broker.StoredMessage), session func(*broker.StoredSession)) error {
 	var bad []string
@@ -191,12 +194,12 @@ func (s *Store) Each(retained func(*broker.StoredMessage), session func(*broker.
 	return nil
 }
 
-// RetainedChanged records the retained message of topic (broker.Persister).
+// RetainedChanged records the retained message of topic .
 func (s *Store) RetainedChanged(topic string, m *broker.StoredMessage) {
 	s.record(retainedPrefix+topic, change{msg: m})
 }
 
-// SessionChanged records the session of client id (broker.Persister).
+// SessionChanged records the session of client id .
 func (s *Store) SessionChanged(id string, ss *broker.StoredSession) {
 	s.record(sessionPrefix+id, change{sess: ss})
 }

@@ -1,7 +1,6 @@
 package brokerstate
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -192,31 +191,25 @@ func TestLoadDropsBadRecords(t *testing.T) {
 	}
 }
 
-// TestBrokerRestart: a broker writing through a Store, stopped and
-// restarted from it, has its retained message and session back.
-func TestBrokerRestart(t *testing.T) {
+// TestBrokerImport: what the store holds restores into a broker (the
+// appliance imports it into the journal once).
+func TestBrokerImport(t *testing.T) {
 	dir := t.TempDir()
 	st := open(t, dir, Options{})
-	b := broker.New(broker.Config{Persister: st})
-	if err := b.Publish(&packet.Publish{Topic: []byte("r/1"), Payload: []byte("kept"), Retain: true}); err != nil {
-		t.Fatal(err)
-	}
+	st.RetainedChanged("r/1", msg("r/1", "kept"))
 	st.SessionChanged("c", &broker.StoredSession{ID: "c", Expiry: 60, Subscriptions: []broker.StoredSubscription{{Filter: "q", QoS: 1}}})
-	if err := b.Shutdown(context.Background()); err != nil {
-		t.Fatal(err)
-	}
 	closeStore(t, st)
 
 	st = open(t, dir, Options{})
 	defer closeStore(t, st)
 	rs, ss := load(t, st)
-	b = broker.New(broker.Config{Persister: st})
+	b := broker.New(broker.Config{})
 	defer b.Close()
 	if err := b.Restore(rs, ss); err != nil {
 		t.Fatal(err)
 	}
 	if b.Retained() != 1 || !b.HasSession("c") {
-		t.Errorf("after restart: %d retained, session c present %v", b.Retained(), b.HasSession("c"))
+		t.Errorf("after the import: %d retained, session c present %v", b.Retained(), b.HasSession("c"))
 	}
 }
 

@@ -1,0 +1,322 @@
+package broker
+
+import (
+	"encoding/binary"
+	"errors"
+	"sync"
+	"time"
+
+	"edgebroker/broker/journal"
+	"edgebroker/broker/packet"
+	"edgebroker/broker/seclog"
+)
+
+// The durable path (Config.Journal). What the broker promises with an
+// acknowledgement is in the journal before the acknowledgement leaves:
+//
+//   - a QoS 1/2 message routed to a persistent session (one with an
+//     expiry, not an in-process subscriber) gets a message record (once)
+//     and a delivery record per such session; PUBACK/PUBREC wait for them;
+//   - a retained message (set or delete, not $SYS/) likewise;
+//   - a persistent session's state (owner, expiry, subscriptions, will)
+//     is a session record written when it changes; SUBACK and UNSUBACK
+//     wait for it;
+//   - the inbound QoS 2 packet identifiers of a persistent session whose
+//     message went to disk: PUBREC waits for the record, PUBCOMP for its
+//     removal, so that after a restart a resent PUBLISH is recognised and
+//     a new one with a reused identifier is not;
+//   - the packet identifier of a QoS 2 delivery in flight, and its
+//     PUBREL, so that a restart resends it with the same identifier.
+//
+// A delivery is retired (an acknowledgement record) when the subscriber
+// acknowledges it, or it is dropped (expired, too large, over a queue
+// limit); a session's end retires all of its deliveries. QoS 0 messages,
+// clean sessions and messages with no persistent subscriber never touch
+// the disk.
+
+// AppendJournal appends m's encoding (StoredMessage's) to b: the journal's
+// message records (journal.Encoder).
+func (m *Message) AppendJournal(b []byte) []byte {
+	sm := StoredMessage{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Props: m.Props}
+	if m.Expiry > 0 {
+		sm.Expires = time.Unix(0, m.Received).Add(time.Duration(m.Expiry) * time.Second)
+	}
+	b = append(b, storedVersion)
+	return sm.appendBody(b)
+}
+
+// appendDeliveryBody encodes what a delivery record says beside its
+// message: flags (bit 0 retain), QoS, subscription identifiers.
+func appendDeliveryBody(b []byte, d *delivery) []byte {
+	var flags byte
+	if d.retain {
+		flags |= 1
+	}
+	b = append(b, flags, d.qos)
+	b = binary.AppendUvarint(b, uint64(int(d.nids)+len(d.more)))
+	for _, id := range d.ids[:d.nids] {
+		b = binary.AppendUvarint(b, uint64(id))
+	}
+	for _, id := range d.more {
+		b = binary.AppendUvarint(b, uint64(id))
+	}
+	return b
+}
+
+func decodeDeliveryBody(b []byte, sd *StoredDelivery) error {
+	d := decoder{b: b}
+	flags := d.byte()
+	if flags>>1 != 0 {
+		d.fail("delivery flags %#x", flags)
+	}
+	sd.Retain = flags&1 != 0
+	sd.QoS = d.qos()
+	if k := d.count(1); k > 0 {
+		sd.SubIDs = make([]uint32, k)
+		for j := range sd.SubIDs {
+			sd.SubIDs[j] = d.u32()
+		}
+	}
+	return d.finish("delivery")
+}
+
+// journalLocked writes the session's record (or its end) if the journal
+// keeps it, and returns the sequence number to wait for; 0 if nothing
+// was written. Callers hold ss.mu.
+func (ss *session) journalLocked() uint64 {
+	j := ss.srv.jr
+	if j == nil || ss.handler != nil {
+		return 0
+	}
+	if ss.dead || ss.expiry == 0 {
+		if !ss.journaled {
+			return 0
+		}
+		ss.journaled = false
+		return j.End(ss.id)
+	}
+	ss.journaled = true
+	st := ss.snapshotLocked()
+	if w := ss.will; w != nil {
+		st.Will = &StoredWill{Message: storedMessage(w.msg), Retain: w.msg.Retain, Delay: w.delay, Expiry: w.msg.Expiry}
+		st.Will.Message.Expires = time.Time{}
+	}
+	b, _ := st.AppendBinary(nil)
+	return j.Session(ss.id, b)
+}
+
+// journalDelivery puts a QoS 1/2 delivery to a journaled session on
+// disk, noting the sequence number in sc. False when the journal refused
+// it (full, failed): the delivery is then dropped for this session, and
+// counted and logged. Callers hold ss.mu.
+func (ss *session) journalDelivery(d *delivery, sc *scratch) bool {
+	s := ss.srv
+	var buf [64]byte
+	mid, seq, err := s.jr.Enqueue(&d.msg.jid, d.msg, ss.id, appendDeliveryBody(buf[:0], d))
+	if err != nil {
+		sc.diskFull++
+		ss.drop()
+		s.Stats.MessagesRefusedDisk.Add(1)
+		if s.sec.Allow(seclog.LimitDisk) {
+			s.sec.Log(seclog.LimitDisk, "broker: message for a persistent session refused: no room on disk",
+				senderArgs(d.msg, "client", ss.id, "err", err.Error())...)
+		}
+		return false
+	}
+	d.jid = mid
+	sc.jseq = max(sc.jseq, seq)
+	return true
+}
+
+// retire removes a journaled delivery that left the session (delivered
+// and acknowledged, dropped or expired). Callers hold ss.mu.
+func (ss *session) retire(d *delivery) {
+	if d.jid != 0 {
+		ss.srv.jr.Ack(ss.id, d.jid)
+		d.jid = 0
+	}
+}
+
+// waitDurable blocks until the journal holds what seq promises.
+func (s *Server) waitDurable(seq uint64) error {
+	if s.jr == nil || seq == 0 {
+		return nil
+	}
+	return s.jr.Wait(seq)
+}
+
+// maxPendingAcks bounds a connection's acknowledgements waiting for the
+// journal; beyond it the reader waits (the publisher is throttled).
+const maxPendingAcks = 1024
+
+// ackQueue keeps a connection's acknowledgements in the order of its
+// packets while some of them wait for the journal [MQTT-4.6.0-2..4].
+type ackQueue struct {
+	mu      sync.Mutex
+	q       []pendingAck // oldest first; seq non-decreasing
+	waiting bool         // registered with the journal (Notify)
+	last    uint64       // the largest seq queued
+}
+
+type pendingAck struct {
+	typ  packet.Type
+	pid  uint16
+	code packet.Code
+	seq  uint64
+}
+
+// ackAfter writes an acknowledgement once the journal holds seq, after
+// every acknowledgement queued before it.
+func (c *conn) ackAfter(t packet.Type, pid uint16, code packet.Code, seq uint64) {
+	j := c.srv.jr
+	if j == nil {
+		c.writeAck(t, pid, code)
+		return
+	}
+	a := &c.acks
+	a.mu.Lock()
+	if len(a.q) == 0 && seq <= j.Durable() {
+		a.mu.Unlock()
+		c.writeAck(t, pid, code)
+		return
+	}
+	a.last = max(a.last, seq)
+	a.q = append(a.q, pendingAck{typ: t, pid: pid, code: code, seq: a.last})
+	register := !a.waiting
+	a.waiting = true
+	n, front := len(a.q), a.q[0].seq
+	a.mu.Unlock()
+	if register {
+		j.Notify(front, c)
+	}
+	if n >= maxPendingAcks {
+		j.Wait(a.last)
+	}
+}
+
+// Durable writes the acknowledgements the journal now holds
+// (journal.Waiter). A failed journal closes the connection: what it
+// sent is not stored, and the client resends it after reconnecting.
+func (c *conn) Durable(seq uint64, err error) {
+	a := &c.acks
+	a.mu.Lock()
+	if err != nil {
+		a.q, a.waiting = nil, false
+		a.mu.Unlock()
+		if !errors.Is(err, journal.ErrClosed) {
+			c.closeWith(packet.UnspecifiedError, "")
+		}
+		return
+	}
+	k := 0
+	for k < len(a.q) && a.q[k].seq <= seq {
+		p := a.q[k]
+		c.writeAck(p.typ, p.pid, p.code)
+		k++
+	}
+	a.q = append(a.q[:0], a.q[k:]...)
+	register := len(a.q) > 0
+	a.waiting = register
+	var front uint64
+	if register {
+		front = a.q[0].seq
+	}
+	a.mu.Unlock()
+	if register {
+		c.srv.jr.Notify(front, c)
+	}
+}
+
+// --- restore from the journal ------------------------------------------------
+
+// RestoreJournal loads what Config.Journal holds: retained messages, then
+// sessions with their queued and in-flight messages. Call it once, before
+// the server serves. What is expired or invalid is dropped (and retired
+// in the journal); what the memory budget leaves no room for stays on
+// disk (the Restorer's counters and Err say how much).
+func (s *Server) RestoreJournal() (*Restorer, error) {
+	if s.jr == nil {
+		return nil, errors.New("broker: RestoreJournal without a journal")
+	}
+	r, err := s.NewRestorer()
+	if err != nil {
+		return nil, err
+	}
+	r.fromJournal = true
+	var errs []error
+	err = s.jr.EachRetained(func(jr *journal.Retained) error {
+		var sm StoredMessage
+		if err := sm.UnmarshalBinary(jr.Body); err != nil || string(sm.Topic) != string(jr.Topic) {
+			s.jr.Retain(jr.Topic, nil)
+			errs = append(errs, errors.Join(errors.New("broker: a retained record does not decode: dropped"), err))
+			return nil
+		}
+		if err := r.Retained(&sm); err != nil {
+			errs = append(errs, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return r, err
+	}
+	err = s.jr.EachSession(func(js *journal.Session) error {
+		var st StoredSession
+		if err := st.UnmarshalBinary(js.Body); err != nil || st.ID != js.ID {
+			s.jr.End(js.ID)
+			errs = append(errs, errors.Join(errors.New("broker: a session record does not decode: dropped"), err))
+			return nil
+		}
+		st.InboundQoS2 = js.InQoS2
+		for _, jd := range js.Deliveries {
+			sd := StoredDelivery{PacketID: jd.PacketID, Released: jd.Released, JournalID: jd.ID}
+			err := decodeDeliveryBody(jd.Body, &sd)
+			if err == nil {
+				err = sd.Message.UnmarshalBinary(jd.Message)
+			}
+			if err != nil {
+				s.jr.Ack(js.ID, jd.ID)
+				continue
+			}
+			if sd.PacketID != 0 && sd.QoS == 2 {
+				st.Inflight = append(st.Inflight, sd)
+			} else {
+				sd.PacketID, sd.Released = 0, false
+				st.Queue = append(st.Queue, sd)
+			}
+		}
+		if err := r.Session(&st); err != nil {
+			errs = append(errs, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return r, err
+	}
+	r.Finish()
+	return r, errors.Join(append(errs, r.Err())...)
+}
+
+// journalRestoredLocked writes the queued and in-flight messages and the
+// inbound QoS 2 identifiers of an imported session to the journal.
+// Callers hold ss.mu; the session record is written.
+func (ss *session) journalRestoredLocked() {
+	j := ss.srv.jr
+	var sc scratch
+	for i := range ss.inflight {
+		f := &ss.inflight[i]
+		if f.d.msg == nil || f.d.qos == 0 || !ss.journalDelivery(&f.d, &sc) {
+			continue
+		}
+		if f.d.qos == 2 {
+			j.Sent(ss.id, f.d.jid, f.pid, false)
+		}
+	}
+	for i := range ss.queue.size {
+		if d := &ss.queue.buf[(ss.queue.head+i)%len(ss.queue.buf)]; d.qos > 0 {
+			ss.journalDelivery(d, &sc)
+		}
+	}
+	for _, pid := range ss.inQoS2 {
+		j.InQoS2(ss.id, pid, true)
+	}
+}

@@ -1,0 +1,119 @@
+package broker_test
+
+import (
+	"fmt"
+	"testing"
+
+	"edgebroker/broker"
+	"edgebroker/broker/brokertest"
+	"edgebroker/broker/journal"
+	"edgebroker/broker/packet"
+)
+
+// openJournal opens the journal in dir; it is closed when the test ends
+// unless closed before.
+func openJournal(t testing.TB, dir string) *journal.Journal {
+	t.Helper()
+	j, err := journal.Open(dir, journal.Options{SegmentSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return j
+}
+
+// startDurable runs a broker on the journal in dir, restored from it.
+func startDurable(t testing.TB, dir string) (*broker.Server, *journal.Journal, string) {
+	t.Helper()
+	j := openJournal(t, dir)
+	s := broker.New(broker.Config{Journal: j})
+	if _, err := s.RestoreJournal(); err != nil {
+		t.Fatalf("RestoreJournal: %v", err)
+	}
+	return s, j, brokertest.Serve(t, s, nil)
+}
+
+// TestDurableQueue: QoS 1 and 2 messages acknowledged to the publisher
+// while a 3.1.1 and a 5.0 persistent subscriber are offline come back
+// after a restart, in order, once; what a subscriber acknowledged does
+// not come back again.
+func TestDurableQueue(t *testing.T) {
+	dir := t.TempDir()
+	s1, j1, addr := startDurable(t, dir)
+	v3, _ := brokertest.V3Dial(t, addr, "v3", false)
+	v3.V3Sub("q/#", 2)
+	v3.V3Disconnect()
+	v5, _ := brokertest.V5Dial(t, addr, brokertest.V5Expiry(brokertest.V5Connect("v5", true), 3600))
+	v5.V5SubID(1, 9, packet.Subscription{Filter: []byte("q/+"), QoS: 2})
+	v5.Send(&packet.Disconnect{})
+	v5.ExpectClosed()
+	brokertest.WaitConns(t, s1, 0)
+
+	pub, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("pub", true))
+	const n = 50
+	for i := range n {
+		qos := byte(1 + i%2)
+		pub.V5Pub("q/x", qos, uint16(i+1), fmt.Sprint(i))
+		if qos == 1 {
+			pub.ExpectAck(packet.PUBACK)
+		} else {
+			pub.ExpectAck(packet.PUBREC)
+			pub.Ack(packet.PUBREL, uint16(i+1))
+			pub.ExpectAck(packet.PUBCOMP)
+		}
+	}
+	s1.Close()
+	if err := j1.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s2, j2, addr := startDurable(t, dir)
+	v3, present := brokertest.V3Dial(t, addr, "v3", false)
+	if !present {
+		t.Fatal("3.1.1 session not present after the restart")
+	}
+	for i := range n {
+		m := v3.V3Recv()
+		if string(m.Payload) != fmt.Sprint(i) {
+			t.Fatalf("3.1.1 message %d: %q", i, m.Payload)
+		}
+		if m.QoS == 2 {
+			v3.Ack(packet.PUBREC, m.PacketID)
+			v3.ExpectAck(packet.PUBREL)
+			v3.Ack(packet.PUBCOMP, m.PacketID)
+		} else {
+			v3.Ack(packet.PUBACK, m.PacketID)
+		}
+	}
+	v3.V3Disconnect()
+	v5, ack := brokertest.V5Dial(t, addr, brokertest.V5Expiry(brokertest.V5Connect("v5", false), 3600))
+	if !ack.SessionPresent {
+		t.Fatal("5.0 session not present after the restart")
+	}
+	for i := range n {
+		m := v5.ExpectPublish()
+		if string(m.Payload) != fmt.Sprint(i) || len(m.Props.SubscriptionIDs) != 1 || m.Props.SubscriptionIDs[0] != 9 {
+			t.Fatalf("5.0 message %d: %q ids %v", i, m.Payload, m.Props.SubscriptionIDs)
+		}
+		if m.QoS == 2 {
+			v5.Ack(packet.PUBREC, m.PacketID)
+			v5.ExpectAck(packet.PUBREL)
+			v5.Ack(packet.PUBCOMP, m.PacketID)
+		} else {
+			v5.Ack(packet.PUBACK, m.PacketID)
+		}
+	}
+	v5.Sync()
+	v5.Send(&packet.Disconnect{})
+	v5.ExpectClosed()
+	brokertest.WaitConns(t, s2, 0)
+	s2.Close()
+	j2.Close()
+
+	_, j3, addr := startDurable(t, dir)
+	if r := j3.Report(false); r.Messages != 0 {
+		t.Errorf("%d messages on disk after every one was acknowledged", r.Messages)
+	}
+	v3, _ = brokertest.V3Dial(t, addr, "v3", false)
+	v3.ExpectSilence(100e6)
+}
