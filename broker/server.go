@@ -171,9 +171,9 @@ type Server struct {
 	now          func() time.Time
 	tlim         topic.Limits
 	jr           *journal.Journal // Config.Journal; nil: nothing survives a restart
-	sec          *seclog.Log  // security events; set by New, read-only
-	subBytes     atomic.Int64 // charged for every session's subscriptions (see session.chargeSubLocked)
-	pending      pendingPool  // bytes waiting for sockets beyond each connection's freePending (outbox.putPublish)
+	sec          *seclog.Log      // security events; set by New, read-only
+	subBytes     atomic.Int64     // charged for every session's subscriptions (see session.chargeSubLocked)
+	pending      pendingPool      // bytes waiting for sockets beyond each connection's freePending (outbox.putPublish)
 
 	Stats Stats
 

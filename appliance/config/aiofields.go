@@ -30,11 +30,11 @@ var aioUnsupported = map[string]map[string]string{
 // while loading, with a warning (see Set.Warnings).
 var aioIgnored = map[string]map[string]string{
 	"Broker": {
-		"spec.cardinality":                     "one broker process on one device: no frontend or backend replicas",
-		"spec.diagnostics":                     "the appliance's metrics are at the status endpoint's /metrics; it has no self-check pods or traces",
-		"spec.generateResourceLimits":          "no Kubernetes CPU limits on the device",
-		"spec.advanced.encryptInternalTraffic": "one process: no internal traffic to encrypt",
-		"spec.advanced.internalCerts":          "one process: no internal certificates",
+		"spec.cardinality":                                       "one broker process on one device: no frontend or backend replicas",
+		"spec.diagnostics":                                       "the appliance's metrics are at the status endpoint's /metrics; it has no self-check pods or traces",
+		"spec.generateResourceLimits":                            "no Kubernetes CPU limits on the device",
+		"spec.advanced.encryptInternalTraffic":                   "one process: no internal traffic to encrypt",
+		"spec.advanced.internalCerts":                            "one process: no internal certificates",
 		"spec.diskBackedMessageBuffer.ephemeralVolumeClaimSpec":  "the journal lives under -data on the device's own disk; maxSize is its budget",
 		"spec.diskBackedMessageBuffer.persistentVolumeClaimSpec": "the journal lives under -data on the device's own disk; maxSize is its budget",
 	},

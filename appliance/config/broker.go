@@ -23,13 +23,13 @@ type BrokerSpec struct {
 	// MemoryProfile (AIO: Tiny|Low|Medium|High, default Medium) sets the
 	// broker's memory budget as a share of the device's memory: Tiny
 	// 1/16, Low 1/8, Medium 1/4, High 1/2 (see MemoryBudget).
-	MemoryProfile string           `json:"memoryProfile,omitempty" yaml:"memoryProfile,omitempty"`
-	Advanced      *BrokerAdvanced  `json:"advanced,omitempty" yaml:"advanced,omitempty"`
+	MemoryProfile string          `json:"memoryProfile,omitempty" yaml:"memoryProfile,omitempty"`
+	Advanced      *BrokerAdvanced `json:"advanced,omitempty" yaml:"advanced,omitempty"`
 	// DiskBackedMessageBuffer.MaxSize is the disk budget of the journal
 	// that keeps the messages queued for persistent sessions, retained
 	// messages and sessions (default DefaultDiskBufferBytes).
-	DiskBackedMessageBuffer *DiskBuffer `json:"diskBackedMessageBuffer,omitempty" yaml:"diskBackedMessageBuffer,omitempty"`
-	Appliance     *ApplianceLimits `json:"appliance,omitempty" yaml:"appliance,omitempty"`
+	DiskBackedMessageBuffer *DiskBuffer      `json:"diskBackedMessageBuffer,omitempty" yaml:"diskBackedMessageBuffer,omitempty"`
+	Appliance               *ApplianceLimits `json:"appliance,omitempty" yaml:"appliance,omitempty"`
 }
 
 // DiskBuffer is AIO's Broker spec.diskBackedMessageBuffer: its maxSize
