@@ -113,8 +113,8 @@ func TestPersistAcrossRestart(t *testing.T) {
 	v3ok(t, "publish queued", pub.Publish("cmd/queued", 1, false, "while offline"))
 	stop() // s5 is still connected: the shutdown disconnects it
 
-	if _, err := os.Stat(filepath.Join(dataDir, appliance.BrokerStateDir)); err != nil {
-		t.Fatalf("broker state folder: %v", err)
+	if _, err := os.Stat(filepath.Join(dataDir, appliance.JournalDir)); err != nil {
+		t.Fatalf("journal folder: %v", err)
 	}
 
 	_, addrs, stop = launch(t, persistConfig(t, dataDir))

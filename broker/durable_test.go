@@ -1,7 +1,9 @@
 package broker_test
 
 import (
+	"bytes"
 	"fmt"
+	"slices"
 	"testing"
 
 	"edgebroker/broker"
@@ -72,17 +74,9 @@ func TestDurableQueue(t *testing.T) {
 	if !present {
 		t.Fatal("3.1.1 session not present after the restart")
 	}
-	for i := range n {
-		m := v3.V3Recv()
+	for i, m := range receiveAll(t, v3, n) {
 		if string(m.Payload) != fmt.Sprint(i) {
 			t.Fatalf("3.1.1 message %d: %q", i, m.Payload)
-		}
-		if m.QoS == 2 {
-			v3.Ack(packet.PUBREC, m.PacketID)
-			v3.ExpectAck(packet.PUBREL)
-			v3.Ack(packet.PUBCOMP, m.PacketID)
-		} else {
-			v3.Ack(packet.PUBACK, m.PacketID)
 		}
 	}
 	v3.V3Disconnect()
@@ -90,17 +84,9 @@ func TestDurableQueue(t *testing.T) {
 	if !ack.SessionPresent {
 		t.Fatal("5.0 session not present after the restart")
 	}
-	for i := range n {
-		m := v5.ExpectPublish()
+	for i, m := range receiveAll(t, v5, n) {
 		if string(m.Payload) != fmt.Sprint(i) || len(m.Props.SubscriptionIDs) != 1 || m.Props.SubscriptionIDs[0] != 9 {
 			t.Fatalf("5.0 message %d: %q ids %v", i, m.Payload, m.Props.SubscriptionIDs)
-		}
-		if m.QoS == 2 {
-			v5.Ack(packet.PUBREC, m.PacketID)
-			v5.ExpectAck(packet.PUBREL)
-			v5.Ack(packet.PUBCOMP, m.PacketID)
-		} else {
-			v5.Ack(packet.PUBACK, m.PacketID)
 		}
 	}
 	v5.Sync()
@@ -116,4 +102,41 @@ func TestDurableQueue(t *testing.T) {
 	}
 	v3, _ = brokertest.V3Dial(t, addr, "v3", false)
 	v3.ExpectSilence(100e6)
+}
+
+// receiveAll reads n PUBLISH packets, acknowledging each (and completing
+// QoS 2 flows) as they come, and returns them in order.
+func receiveAll(t *testing.T, c *brokertest.Raw, n int) []*packet.Publish {
+	t.Helper()
+	var got []*packet.Publish
+	open := 0 // QoS 2 flows awaiting PUBREL
+	for len(got) < n || open > 0 {
+		h, body := c.Read()
+		switch h.Type {
+		case packet.PUBLISH:
+			p := new(packet.Publish)
+			if err := p.Decode(c.Version, h.Flags, body); err != nil {
+				t.Fatal(err)
+			}
+			p.Topic, p.Payload = bytes.Clone(p.Topic), bytes.Clone(p.Payload)
+			p.Props.SubscriptionIDs = slices.Clone(p.Props.SubscriptionIDs)
+			got = append(got, p)
+			if p.QoS == 2 {
+				c.Ack(packet.PUBREC, p.PacketID)
+				open++
+			} else {
+				c.Ack(packet.PUBACK, p.PacketID)
+			}
+		case packet.PUBREL:
+			a := new(packet.Ack)
+			if err := a.Decode(h.Type, c.Version, h.Flags, body); err != nil {
+				t.Fatal(err)
+			}
+			c.Ack(packet.PUBCOMP, a.PacketID)
+			open--
+		default:
+			t.Fatalf("packet type %d", h.Type)
+		}
+	}
+	return got
 }

@@ -14,8 +14,12 @@ import (
 // stored destinations allocates nothing in steady state.
 type Message struct {
 	refs atomic.Int32 // references; the last release recycles the message
-	buf  []byte       // backing store for Topic, Payload and the property values
-	pool *sync.Pool   // set by Server.newMessage, then read-only: its Server's messages
+	// Expiry is the message expiry interval in seconds; 0 means none.
+	// (Beside refs, and QoS and Retain together, so that no padding
+	// pushes a Message past its size class.)
+	Expiry uint32
+	buf    []byte     // backing store for Topic, Payload and the property values
+	pool   *sync.Pool // set by Server.newMessage, then read-only: its Server's messages
 
 	Topic   []byte
 	Payload []byte
@@ -27,8 +31,6 @@ type Message struct {
 	Props packet.Properties
 	// Received is when the broker got the message (Unix nanoseconds).
 	Received int64
-	// Expiry is the message expiry interval in seconds; 0 means none.
-	Expiry uint32
 	// Sender is the publishing client; nil for in-process publishers.
 	Sender *Client
 

@@ -34,7 +34,6 @@ spec:
 	_, err := Parse("t.yaml", []byte(yaml))
 	want := []string{
 		`t.yaml:5: Broker/default: spec.persistence: AIO field spec.persistence is not supported on the appliance (the appliance always keeps retained messages, sessions and the state store on disk under -data; remove it)`,
-		`t.yaml:6: Broker/default: spec.diskBackedMessageBuffer: AIO field spec.diskBackedMessageBuffer is not supported on the appliance (queues are held in memory within the memory budget; size them with spec.appliance.maxQueuedBytes and maxTotalQueuedBytes, and remove it)`,
 		`t.yaml:7: Broker/default: spec.memoryProfil: unknown field (did you mean "memoryProfile"?)`,
 		`t.yaml:17: BrokerAuthentication/x509: spec.authenticationMethods[0].x509Settings.additionalValidation: AIO field spec.authenticationMethods[0].x509Settings.additionalValidation is not supported on the appliance (Azure Device Registry is a cloud service the device does not consult; trust client certificates with trustedClientCaCert and authorizationAttributes, and remove it)`,
 		`t.yaml:27: BrokerListener/tls: spec.ports[0].tls.manual.secretName: AIO field spec.ports[0].tls.manual.secretName is not supported on the appliance (secretName is the ARM API's spelling; a manifest names the Secret with manual: {secretRef: NAME})`,
@@ -76,5 +75,44 @@ spec:
 	}
 	if got := s.Warnings().Error(); got != strings.Join(want, "\n") {
 		t.Errorf("Warnings:\n%s\nwant\n%s", got, strings.Join(want, "\n"))
+	}
+}
+
+// TestDiskBackedMessageBuffer: AIO's diskBackedMessageBuffer.maxSize is
+// the journal's disk budget; its volume claims are cluster fields,
+// warned about and ignored; a missing, bad or tiny maxSize is an error
+// naming the field.
+func TestDiskBackedMessageBuffer(t *testing.T) {
+	load := func(spec string) (*Set, error) {
+		rs, err := Parse("t.yaml", []byte(hdrB+"metadata: {name: default}\nspec:\n"+spec))
+		if err != nil {
+			return nil, err
+		}
+		var s Set
+		s.Add(rs...)
+		return &s, s.Validate()
+	}
+	s, err := load("  diskBackedMessageBuffer:\n    maxSize: 2G\n    ephemeralVolumeClaimSpec: {resources: {requests: {storage: 2G}}}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.DiskBufferBytes(); got != 2e9 {
+		t.Errorf("DiskBufferBytes = %d, want 2e9", got)
+	}
+	want := `t.yaml:7: Broker/default: spec.diskBackedMessageBuffer.ephemeralVolumeClaimSpec: AIO field spec.diskBackedMessageBuffer.ephemeralVolumeClaimSpec is not supported on the appliance (the journal lives under -data on the device's own disk; maxSize is its budget); ignored`
+	if got := s.Warnings().Error(); got != want {
+		t.Errorf("Warnings:\n%s\nwant\n%s", got, want)
+	}
+	if s, err := load("  memoryProfile: Low\n"); err != nil || s.DiskBufferBytes() != DefaultDiskBufferBytes {
+		t.Errorf("without the field: %v, %d", err, s.DiskBufferBytes())
+	}
+	for spec, msg := range map[string]string{
+		"  diskBackedMessageBuffer: {maxSize: 1M}\n":  "1M is below the minimum of 64Mi",
+		"  diskBackedMessageBuffer: {maxSize: lots}\n": "spec.diskBackedMessageBuffer.maxSize: ",
+		"  diskBackedMessageBuffer: {}\n":              "spec.diskBackedMessageBuffer.maxSize: required",
+	} {
+		if _, err := load(spec); err == nil || !strings.Contains(err.Error(), msg) {
+			t.Errorf("%q: %v, want %q", spec, err, msg)
+		}
 	}
 }

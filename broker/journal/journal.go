@@ -102,8 +102,16 @@ type Options struct {
 	// MaxBytes is the disk budget: segments never take more (default
 	// 1 GiB; at least four segments).
 	MaxBytes int64
-	Logger   *slog.Logger // nil: discard
+	// MaxDeliveries bounds the deliveries the journal holds (its index
+	// costs about IndexBytesPerDelivery of memory each); beyond it
+	// Enqueue returns ErrFull. Default: unbounded.
+	MaxDeliveries int
+	Logger        *slog.Logger // nil: discard
 }
+
+// IndexBytesPerDelivery is about what the journal's index costs in memory
+// for each delivery it holds (map entry, order entry, positions).
+const IndexBytesPerDelivery = 128
 
 // pos is where a record is: segment number, offset, length with header.
 type pos struct {
@@ -114,8 +122,9 @@ type pos struct {
 
 // delivery is a message on its way to one session.
 type delivery struct {
-	enq      pos // its kEnq record
-	sent     pos // its latest kSent record; n == 0: none
+	dseq     uint64 // its place in the session's queue (orderEnt)
+	enq      pos    // its kEnq record
+	sent     pos    // its latest kSent record; n == 0: none
 	pid      uint16
 	released bool
 }
@@ -129,6 +138,41 @@ type sessEnt struct {
 	rec   pos // its latest kSession record; n == 0: none (replay only)
 	dels  map[uint64]*delivery
 	inQoS map[uint16]pos
+	// order lists the deliveries in queue order (dseq increasing); an
+	// entry whose delivery was retired is skipped, and trimmed once it
+	// reaches the front.
+	order    []orderEnt
+	nextDseq uint64
+}
+
+type orderEnt struct {
+	dseq, id uint64
+}
+
+// add appends a new delivery to the queue order.
+func (se *sessEnt) add(id uint64, d *delivery) {
+	se.nextDseq++
+	d.dseq = se.nextDseq
+	se.dels[id] = d
+	se.order = append(se.order, orderEnt{dseq: d.dseq, id: id})
+}
+
+// trim drops retired entries from the front of order.
+func (se *sessEnt) trim() {
+	k := 0
+	for k < len(se.order) {
+		e := se.order[k]
+		if d := se.dels[e.id]; d != nil && d.dseq == e.dseq {
+			break
+		}
+		k++
+	}
+	if k > 0 {
+		se.order = se.order[k:]
+		if len(se.order) == 0 {
+			se.order = nil
+		}
+	}
 }
 
 type segment struct {
@@ -155,6 +199,7 @@ type Journal struct {
 	sessions map[string]*sessEnt
 	retained map[string]pos
 	live     int64 // bytes of live records
+	ndel     int   // deliveries held
 	seq      uint64
 	pending  []chunk
 	pendingN int64
@@ -417,19 +462,24 @@ func (j *Journal) markLive(p pos, delta int64) {
 // Enqueue makes a message durable for one session: the message record
 // (once per message: *id is 0, or an id the journal no longer holds,
 // until then; it is read and set under the journal's lock) and a
-// delivery record with the delivery body. It returns the message's id and
-// the sequence number to wait for.
-func (j *Journal) Enqueue(id *uint64, m Encoder, session string, body []byte) (mid, seq uint64, err error) {
+// delivery record with the delivery body. It returns the message's id,
+// the delivery's place in the session's queue (for Load) and the
+// sequence number to wait for.
+func (j *Journal) Enqueue(id *uint64, m Encoder, session string, body []byte) (mid, dseq, seq uint64, err error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	se := j.sessions[session]
 	if se == nil {
-		return 0, 0, fmt.Errorf("journal: enqueue for session %q without a session record", session)
+		return 0, 0, 0, fmt.Errorf("journal: enqueue for session %q without a session record", session)
+	}
+	if j.opts.MaxDeliveries > 0 && j.ndel >= j.opts.MaxDeliveries {
+		j.Stats.Refused.Add(1)
+		return 0, 0, 0, ErrFull
 	}
 	if *id == 0 || j.msgs[*id] == nil {
 		if err := j.roomLocked(0); err != nil {
 			j.Stats.Refused.Add(1)
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		nid := j.nextID
 		p, err := j.appendLocked(kMsg, func(b []byte) []byte { return m.AppendJournal(binary.LittleEndian.AppendUint64(b, nid)) })
@@ -437,7 +487,7 @@ func (j *Journal) Enqueue(id *uint64, m Encoder, session string, body []byte) (m
 			if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrFull) {
 				j.Stats.Refused.Add(1)
 			}
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		j.nextID++
 		*id = nid
@@ -446,8 +496,8 @@ func (j *Journal) Enqueue(id *uint64, m Encoder, session string, body []byte) (m
 		j.Stats.BytesAppended.Add(int64(p.n))
 	}
 	mid = *id
-	if se.dels[mid] != nil {
-		return mid, j.seq, nil
+	if d := se.dels[mid]; d != nil {
+		return mid, d.dseq, j.seq, nil
 	}
 	p, err := j.appendLocked(kEnq, func(b []byte) []byte {
 		b = appendID(b, mid, session)
@@ -455,13 +505,71 @@ func (j *Journal) Enqueue(id *uint64, m Encoder, session string, body []byte) (m
 	})
 	if err != nil {
 		j.dropIfUnusedLocked(mid)
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	j.msgs[mid].refs++
-	se.dels[mid] = &delivery{enq: p}
+	d := &delivery{enq: p}
+	se.add(mid, d)
+	j.ndel++
 	j.markLive(p, int64(p.n))
 	j.Stats.BytesAppended.Add(int64(p.n))
-	return mid, j.seq, nil
+	return mid, d.dseq, j.seq, nil
+}
+
+// Load returns up to max deliveries of a session, in queue order, from
+// the one at dseq from on, whose messages total at most maxBytes (at
+// least one is returned if any exists). Their slices are the caller's.
+// It reads from the disk: the broker calls it to refill a session's
+// in-memory window from what only the journal holds.
+func (j *Journal) Load(session string, from uint64, max int, maxBytes int64) ([]Delivery, error) {
+	j.mu.Lock()
+	se := j.sessions[session]
+	var snaps []delSnap
+	if se != nil {
+		k, _ := slices.BinarySearchFunc(se.order, from, func(e orderEnt, t uint64) int { return cmp.Compare(e.dseq, t) })
+		var bytes int64
+		for ; k < len(se.order) && len(snaps) < max; k++ {
+			e := se.order[k]
+			d := se.dels[e.id]
+			me := j.msgs[e.id]
+			if d == nil || d.dseq != e.dseq || me == nil {
+				continue
+			}
+			if bytes += int64(me.p.n); bytes > maxBytes && len(snaps) > 0 {
+				break
+			}
+			snaps = append(snaps, delSnap{id: e.id, dseq: e.dseq, enq: d.enq, msg: me.p, pid: d.pid, released: d.released})
+		}
+	}
+	seq := j.seq
+	j.mu.Unlock()
+	if err := j.Wait(seq); err != nil {
+		return nil, err
+	}
+	out := make([]Delivery, 0, len(snaps))
+	for _, dl := range snaps {
+		d, err := j.readDelivery(dl)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// readDelivery reads a delivery's records.
+func (j *Journal) readDelivery(dl delSnap) (Delivery, error) {
+	eb, err := j.readRecordLocking(dl.enq, nil)
+	if err != nil {
+		return Delivery{}, err
+	}
+	dd := decoder{b: eb[1+8:]}
+	dd.bytes()
+	mb, err := j.readRecordLocking(dl.msg, nil)
+	if err != nil {
+		return Delivery{}, err
+	}
+	return Delivery{ID: dl.id, Dseq: dl.dseq, Body: dd.b, Message: mb[1+8:], PacketID: dl.pid, Released: dl.released}, nil
 }
 
 // dropIfUnusedLocked forgets a message record no delivery refers to.
@@ -495,6 +603,8 @@ func (j *Journal) Ack(session string, id uint64) uint64 {
 func (j *Journal) retireLocked(se *sessEnt, id uint64) {
 	d := se.dels[id]
 	delete(se.dels, id)
+	j.ndel--
+	se.trim()
 	j.markLive(d.enq, -int64(d.enq.n))
 	if d.sent.n > 0 {
 		j.markLive(d.sent, -int64(d.sent.n))
@@ -916,6 +1026,7 @@ type Retained struct {
 // Delivery is a message on its way to a restored session.
 type Delivery struct {
 	ID       uint64
+	Dseq     uint64 // its place in the session's queue (Load)
 	Body     []byte // the delivery body given to Enqueue
 	Message  []byte // the message's encoding
 	PacketID uint16 // of a QoS 2 delivery in flight; 0: none
@@ -927,7 +1038,8 @@ type Session struct {
 	ID         string
 	Body       []byte
 	InQoS2     []uint16
-	Deliveries []Delivery // in message id order
+	Deliveries []Delivery // in queue order (EachSession)
+	Queued     int        // how many deliveries it has (Sessions)
 }
 
 // EachRetained hands every retained message to fn, in topic order. Its
@@ -967,16 +1079,51 @@ func (j *Journal) EachRetained(fn func(*Retained) error) error {
 	return nil
 }
 
+// Sessions hands every session to fn without its deliveries (Queued
+// says how many it has; Load reads them), in id order.
+func (j *Journal) Sessions(fn func(*Session) error) error {
+	j.mu.Lock()
+	snaps := make([]sessionSnap, 0, len(j.sessions))
+	for id, se := range j.sessions {
+		sn := sessionSnap{id: id, rec: se.rec, queued: len(se.dels)}
+		for pid := range se.inQoS {
+			sn.inQoS = append(sn.inQoS, pid)
+		}
+		snaps = append(snaps, sn)
+	}
+	seq := j.seq
+	j.mu.Unlock()
+	if err := j.Wait(seq); err != nil {
+		return err
+	}
+	slices.SortFunc(snaps, func(a, b sessionSnap) int { return strings.Compare(a.id, b.id) })
+	for i := range snaps {
+		sn := &snaps[i]
+		body, err := j.readRecordLocking(sn.rec, nil)
+		if err != nil {
+			return err
+		}
+		d := decoder{b: body[1:]}
+		d.bytes()
+		slices.Sort(sn.inQoS)
+		if err := fn(&Session{ID: sn.id, Body: d.b, InQoS2: sn.inQoS, Queued: sn.queued}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // sessionSnap is what EachSession reads of one session.
 type sessionSnap struct {
-	id    string
-	rec   pos
-	inQoS []uint16
-	dels  []delSnap
+	id     string
+	rec    pos
+	queued int
+	inQoS  []uint16
+	dels   []delSnap
 }
 
 type delSnap struct {
-	id       uint64
+	id, dseq uint64
 	enq, msg pos
 	pid      uint16
 	released bool
@@ -993,9 +1140,10 @@ func (j *Journal) EachSession(fn func(*Session) error) error {
 		for pid := range se.inQoS {
 			sn.inQoS = append(sn.inQoS, pid)
 		}
-		for mid, dl := range se.dels {
-			if me := j.msgs[mid]; me != nil {
-				sn.dels = append(sn.dels, delSnap{id: mid, enq: dl.enq, msg: me.p, pid: dl.pid, released: dl.released})
+		for _, e := range se.order {
+			dl, me := se.dels[e.id], j.msgs[e.id]
+			if dl != nil && dl.dseq == e.dseq && me != nil {
+				sn.dels = append(sn.dels, delSnap{id: e.id, dseq: e.dseq, enq: dl.enq, msg: me.p, pid: dl.pid, released: dl.released})
 			}
 		}
 		snaps = append(snaps, sn)
@@ -1017,19 +1165,12 @@ func (j *Journal) EachSession(fn func(*Session) error) error {
 		d.bytes()
 		s.Body = d.b
 		slices.Sort(s.InQoS2)
-		slices.SortFunc(sn.dels, func(a, b delSnap) int { return cmp.Compare(a.id, b.id) })
 		for _, dl := range sn.dels {
-			eb, err := j.readRecordLocking(dl.enq, nil)
+			d, err := j.readDelivery(dl)
 			if err != nil {
 				return err
 			}
-			dd := decoder{b: eb[1+8:]}
-			dd.bytes()
-			mb, err := j.readRecordLocking(dl.msg, nil)
-			if err != nil {
-				return err
-			}
-			s.Deliveries = append(s.Deliveries, Delivery{ID: dl.id, Body: dd.b, Message: mb[1+8:], PacketID: dl.pid, Released: dl.released})
+			s.Deliveries = append(s.Deliveries, d)
 		}
 		if err := fn(s); err != nil {
 			return err

@@ -45,7 +45,7 @@ func sessions(t *testing.T, j *Journal) map[string]Session {
 
 func mustEnq(t *testing.T, j *Journal, id *uint64, msg, session string) uint64 {
 	t.Helper()
-	_, seq, err := j.Enqueue(id, raw(msg), session, []byte{1})
+	_, _, seq, err := j.Enqueue(id, raw(msg), session, []byte{1})
 	if err != nil {
 		t.Fatalf("Enqueue: %v", err)
 	}
@@ -228,7 +228,7 @@ func TestBudget(t *testing.T) {
 	var err error
 	for range 1000 {
 		var id uint64
-		if _, _, err = j.Enqueue(&id, payload, "s", nil); err != nil {
+		if _, _, _, err = j.Enqueue(&id, payload, "s", nil); err != nil {
 			break
 		}
 		ids = append(ids, id)
@@ -246,7 +246,7 @@ func TestBudget(t *testing.T) {
 	j.Wait(j.Seq())
 	waitFor(t, func() bool {
 		var id uint64
-		_, _, err := j.Enqueue(&id, payload, "s", nil)
+		_, _, _, err := j.Enqueue(&id, payload, "s", nil)
 		return err == nil
 	})
 }
@@ -262,7 +262,7 @@ func TestGroupCommit(t *testing.T) {
 		wg.Go(func() {
 			for range each {
 				var id uint64
-				_, seq, err := j.Enqueue(&id, raw("m"), "s", nil)
+				_, _, seq, err := j.Enqueue(&id, raw("m"), "s", nil)
 				if err != nil {
 					t.Error(err)
 					return

@@ -234,14 +234,21 @@ func (r *replayer) finish() {
 	j := r.j
 	for id, p := range r.sess {
 		se := &sessEnt{rec: p, dels: map[uint64]*delivery{}, inQoS: map[uint16]pos{}}
-		for mid, dl := range r.dels[id] {
+		mids := make([]uint64, 0, len(r.dels[id]))
+		for mid := range r.dels[id] {
+			mids = append(mids, mid)
+		}
+		slices.Sort(mids) // message ids were assigned in append order
+		for _, mid := range mids {
+			dl := r.dels[id][mid]
 			me := j.msgs[mid]
 			if me == nil || dl.enq.n == 0 {
 				r.dropped++
 				continue
 			}
 			me.refs++
-			se.dels[mid] = dl
+			se.add(mid, dl)
+			j.ndel++
 		}
 		for pid, q := range r.inQoS[id] {
 			se.inQoS[pid] = q

@@ -22,10 +22,7 @@ import (
 // returns that port's address and the process.
 func runBinary(t *testing.T, args ...string) (addr string, cmd *exec.Cmd, exited chan error) {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "edgebroker")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testBinary(t)
 	args = append([]string{"-data", filepath.Join(t.TempDir(), "data"), "-loopback", "off", "-port-map", "18883=0", "-listen", "127.0.0.1:0"}, args...)
 	cmd = exec.Command(bin, args...)
 	stderr, err := cmd.StderrPipe()
@@ -144,10 +141,7 @@ func TestMosquittoClients(t *testing.T) {
 }
 
 func TestBadConfigExitsNonZero(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "edgebroker")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testBinary(t)
 	out, err := exec.Command(bin, "-data", t.TempDir(), "-loopback", "off", "-port-map", "18883=0", "-listen", "bad address").CombinedOutput()
 	if err == nil {
 		t.Fatalf("exit 0 with a bad -listen; output:\n%s", out)
@@ -161,10 +155,7 @@ func TestBadConfigExitsNonZero(t *testing.T) {
 // the binary exit non-zero before serving, with every error on stderr
 // naming file:line.
 func TestBadConfigFileExitsNonZero(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "edgebroker")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testBinary(t)
 	dir := t.TempDir()
 	bad := `apiVersion: mqttbroker.iotoperations.azure.com/v1
 kind: BrokerListener
