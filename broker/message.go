@@ -14,8 +14,12 @@ import (
 // stored destinations allocates nothing in steady state.
 type Message struct {
 	refs atomic.Int32 // references; the last release recycles the message
-	buf  []byte       // backing store for Topic, Payload and the property values
-	pool *sync.Pool   // set by Server.newMessage, then read-only: its Server's messages
+	// Expiry is the message expiry interval in seconds; 0 means none.
+	// (Beside refs: two 4-byte fields in one word keep a Message in its
+	// size class.)
+	Expiry uint32
+	buf    []byte     // backing store for Topic, Payload and the property values
+	pool   *sync.Pool // set by Server.newMessage, then read-only: its Server's messages
 
 	Topic   []byte
 	Payload []byte
@@ -25,10 +29,9 @@ type Message struct {
 	// (travelling, and user properties). Message expiry is kept in
 	// Received and Expiry.
 	Props packet.Properties
-	// Received is when the broker got the message (Unix nanoseconds).
+	// Received is when the broker got the message (Unix nanoseconds);
+	// Expiry (above) counts from it.
 	Received int64
-	// Expiry is the message expiry interval in seconds; 0 means none.
-	Expiry uint32
 	// Sender is the publishing client; nil for in-process publishers.
 	Sender *Client
 
