@@ -3,7 +3,6 @@ package broker_test
 import (
 	"bytes"
 	"errors"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -271,12 +270,12 @@ func TestBudgetUnauthenticatedSockets(t *testing.T) {
 	brokertest.V3Dial(t, addr, "c3", true)
 }
 
-// Restore loads stored state only within the limits; what is left out
-// stays stored (the Persister is not told to delete it) and the error
-// says how much, wrapping ErrOverBudget.
+// RestoreJournal loads the journal only within the limits; what is left
+// out stays on disk (not deleted: a restart with room loads it) and the
+// error says how much, wrapping ErrOverBudget. A new session under the
+// identifier of one left on disk starts empty: it does not inherit that
+// one's messages at the next restart.
 func TestRestoreWithinBudget(t *testing.T) {
-	p := newMemPersister()
-	s := broker.New(broker.Config{Persister: p, Limits: broker.Limits{MaxRetained: 3, MaxSessions: 2, MaxQueuedBytes: 2500}})
 	var retained []broker.StoredMessage
 	for i := range 5 {
 		retained = append(retained, broker.StoredMessage{Topic: []byte("r/" + string(rune('a'+i))), Payload: []byte("x"), QoS: 1})
@@ -286,35 +285,66 @@ func TestRestoreWithinBudget(t *testing.T) {
 		queue = append(queue, broker.StoredDelivery{QoS: 1, Message: broker.StoredMessage{Topic: []byte("q"), Payload: bytes.Repeat([]byte("p"), 1000), QoS: 1}})
 	}
 	now := time.Now()
-	sessions := []broker.StoredSession{
-		{ID: "s1", Expiry: 600, Disconnected: now, Queue: queue},
+	sub := []broker.StoredSubscription{{Filter: "q", QoS: 1}}
+	d := &durableBroker{t: t, dir: t.TempDir(), cfg: broker.Config{Limits: broker.Limits{MaxRetained: 3, MaxSessions: 2, MaxQueuedBytes: 2500}}}
+	seedJournal(t, d.dir, retained, []broker.StoredSession{
+		{ID: "gone", Expiry: 60, Disconnected: now.Add(-time.Hour), Queue: queue[:1]}, // expired: deleted, not skipped
+		{ID: "s1", Expiry: 600, Disconnected: now, Subscriptions: sub, Queue: queue},
 		{ID: "s2", Expiry: 600, Disconnected: now},
-		{ID: "s3", Expiry: 600, Disconnected: now},
-		{ID: "gone", Expiry: 60, Disconnected: now.Add(-time.Hour)}, // expired: deleted, not skipped
-	}
-	err := s.Restore(retained, sessions)
+		{ID: "s3", Owner: "user:bob", Expiry: 600, Disconnected: now, Subscriptions: sub, Queue: queue[:1]},
+	})
+	err := d.start()
 	if !errors.Is(err, broker.ErrOverBudget) || !strings.Contains(err.Error(), "2 retained messages, 1 sessions, 2 queued messages") {
-		t.Errorf("Restore: %v", err)
+		t.Errorf("RestoreJournal: %v", err)
 	}
-	if n := s.Retained(); n != 3 {
+	if n := d.s.Retained(); n != 3 {
 		t.Errorf("%d retained messages restored, want 3", n)
 	}
-	if calls := p.takeCalls(); len(calls) != 1 || calls[0] != "S- gone" {
-		t.Errorf("the Persister was told %v; only the expired session may be deleted", calls)
-	}
-	if got := broker.QueuedBytes(s); got != 2*1001 {
+	if got := broker.QueuedBytes(d.s); got != 2*1001 {
 		t.Errorf("%d bytes queued, want two messages", got)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// Only the expired session left the journal.
+	r := d.j.Report(true)
+	if r.Retained != 5 || r.Sessions != 3 || r.PerSession["s1"].Messages != 4 || r.PerSession["s3"].Messages != 1 {
+		t.Errorf("the journal holds %d retained messages, %d sessions, messages %v; want 5, 3, s1: 4, s3: 1",
+			r.Retained, r.Sessions, r.PerSession)
 	}
-	go s.Serve(ln)
-	t.Cleanup(func() { s.Close() })
 	// The session limit holds after the restore: s3 was not loaded.
-	c := brokertest.Dial(t, ln.Addr().String(), packet.V5)
+	c := brokertest.Dial(t, d.addr, packet.V5)
 	if ack := c.Connect(brokertest.V5Expiry(brokertest.V5Connect("s4", true), 600)); ack.Code != packet.QuotaExceeded {
 		t.Errorf("a new session after the restore: CONNACK %#x, want 0x97", byte(ack.Code))
+	}
+	// s2 ends; a client takes s3's identifier with a clean start: bob's
+	// session, not loaded, is not this client's.
+	brokertest.V5Dial(t, d.addr, brokertest.V5Connect("s2", true))
+	s3, ack := brokertest.V5Dial(t, d.addr, brokertest.V5Expiry(brokertest.V5Connect("s3", true), 600))
+	if ack.SessionPresent {
+		t.Error("s3: session present")
+	}
+	s3.V5Sub(1, packet.Subscription{Filter: []byte("new"), QoS: 1}, 1)
+
+	// With room, a restart loads what was left on disk.
+	d.cfg.Limits = broker.Limits{}
+	d.restart()
+	if n := d.s.Retained(); n != 5 {
+		t.Errorf("%d retained messages after a restart with room, want 5", n)
+	}
+	s1, ack := brokertest.V5Dial(t, d.addr, brokertest.V5Expiry(brokertest.V5Connect("s1", false), 600))
+	if !ack.SessionPresent {
+		t.Fatal("s1 not present after the restart")
+	}
+	for i := range 4 {
+		if m := s1.ExpectPublish(); len(m.Payload) != 1000 {
+			t.Fatalf("s1's message %d: %d bytes", i, len(m.Payload))
+		}
+	}
+	st := d.session("s3")
+	if st == nil {
+		t.Fatal("s3 not in the journal after the restart")
+	}
+	if len(st.Queue) != 0 || len(st.Subscriptions) != 1 || st.Subscriptions[0].Filter != "new" {
+		t.Errorf("s3 after the restart: %d queued messages, subscriptions %v; want the new session (new) without the old one's message",
+			len(st.Queue), st.Subscriptions)
 	}
 }
 

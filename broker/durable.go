@@ -3,6 +3,8 @@ package broker
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -94,6 +96,13 @@ func (ss *session) journalLocked() uint64 {
 		}
 		ss.journaled = false
 		return j.End(ss.id)
+	}
+	if !ss.journaled {
+		// A session new to the journal. Under its identifier the journal
+		// may still hold a session the memory budget left on disk at the
+		// restore (RestoreJournal): that one is not this session's state,
+		// and must not come back with it after a restart.
+		j.End(ss.id)
 	}
 	ss.journaled = true
 	st := ss.snapshotLocked()
@@ -261,28 +270,14 @@ func (s *Server) RestoreJournal() (*Restorer, error) {
 	}
 	err = s.jr.EachSession(func(js *journal.Session) error {
 		var st StoredSession
-		if err := st.UnmarshalBinary(js.Body); err != nil || st.ID != js.ID {
+		bad, err := decodeJournalSession(js, &st)
+		if err != nil {
 			s.jr.End(js.ID)
-			errs = append(errs, errors.Join(errors.New("broker: a session record does not decode: dropped"), err))
+			errs = append(errs, fmt.Errorf("broker: a session record does not decode: dropped: %w", err))
 			return nil
 		}
-		st.InboundQoS2 = js.InQoS2
-		for _, jd := range js.Deliveries {
-			sd := StoredDelivery{PacketID: jd.PacketID, Released: jd.Released, JournalID: jd.ID}
-			err := decodeDeliveryBody(jd.Body, &sd)
-			if err == nil {
-				err = sd.Message.UnmarshalBinary(jd.Message)
-			}
-			if err != nil {
-				s.jr.Ack(js.ID, jd.ID)
-				continue
-			}
-			if sd.PacketID != 0 && sd.QoS == 2 {
-				st.Inflight = append(st.Inflight, sd)
-			} else {
-				sd.PacketID, sd.Released = 0, false
-				st.Queue = append(st.Queue, sd)
-			}
+		for _, id := range bad {
+			s.jr.Ack(js.ID, id)
 		}
 		if err := r.Session(&st); err != nil {
 			errs = append(errs, err)
@@ -294,6 +289,40 @@ func (s *Server) RestoreJournal() (*Restorer, error) {
 	}
 	r.Finish()
 	return r, errors.Join(append(errs, r.Err())...)
+}
+
+// decodeJournalSession decodes a session as the journal holds it into
+// st: its record, its inbound QoS 2 packet identifiers and its
+// deliveries (in flight: a QoS 2 delivery with a packet identifier;
+// queued: the others, in message order). It returns the journal ids of
+// the deliveries that do not decode, and an error if the record does
+// not. st does not alias js.
+func decodeJournalSession(js *journal.Session, st *StoredSession) (bad []uint64, err error) {
+	if err := st.UnmarshalBinary(js.Body); err != nil {
+		return nil, err
+	}
+	if st.ID != js.ID {
+		return nil, fmt.Errorf("%w: the record of session %q is under %q", errStored, st.ID, js.ID)
+	}
+	st.InboundQoS2 = slices.Clone(js.InQoS2)
+	for _, jd := range js.Deliveries {
+		sd := StoredDelivery{PacketID: jd.PacketID, Released: jd.Released, JournalID: jd.ID}
+		err := decodeDeliveryBody(jd.Body, &sd)
+		if err == nil {
+			err = sd.Message.UnmarshalBinary(jd.Message)
+		}
+		if err != nil {
+			bad = append(bad, jd.ID)
+			continue
+		}
+		if sd.PacketID != 0 && sd.QoS == 2 {
+			st.Inflight = append(st.Inflight, sd)
+		} else {
+			sd.PacketID, sd.Released = 0, false
+			st.Queue = append(st.Queue, sd)
+		}
+	}
+	return bad, nil
 }
 
 // journalRestoredLocked writes the queued and in-flight messages and the

@@ -3,10 +3,9 @@ package broker_test
 import (
 	"bytes"
 	"context"
-	"errors"
-	"net"
-	"sync"
-	"sync/atomic"
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"edgebroker/broker"
@@ -14,124 +13,96 @@ import (
 	"edgebroker/broker/packet"
 )
 
-// gatedListener accepts connections whose writes, once armed, block until
-// release is closed and then fail: a client that stopped reading, whose
-// connection outlives Shutdown's context.
-type gatedListener struct {
-	net.Listener
-	armed   atomic.Bool
-	release chan struct{}
-}
+// TestShutdownKeepsQueues: a SIGTERM-like Shutdown saves nothing and needs
+// not: every message was in the journal before its PUBACK. An offline
+// session's queue (megabytes, across several segments) and an online
+// session's messages (in flight unacknowledged, and queued behind its
+// full window) come back, in order, after a restart
+// from the journal Shutdown left, and after one from a copy of the
+// journal's folder taken right after the last PUBACK (a power cut there).
+func TestShutdownKeepsQueues(t *testing.T) {
+	d := newDurable(t, broker.Config{})
+	off, _ := brokertest.V3Dial(t, d.addr, "off", false)
+	off.V3Sub("big", 1)
+	off.V3Disconnect()
+	on, _ := brokertest.V5Dial(t, d.addr, brokertest.V5Expiry(brokertest.V5Connect("on", true), 3600))
+	on.V5Sub(1, packet.Subscription{Filter: []byte("big"), QoS: 1}, 1)
+	brokertest.WaitConns(t, d.s, 1)
 
-func (l *gatedListener) Accept() (net.Conn, error) {
-	nc, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	const n, size = 48, 64 << 10 // 3 MiB: more than three 1 MiB segments
+	window := int(broker.DefaultLimits().MaxInflight)
+	payload := func(i int) []byte {
+		return append([]byte(fmt.Sprintf("%04d", i)), bytes.Repeat([]byte("x"), size-4)...)
 	}
-	return &gatedConn{Conn: nc, l: l}, nil
-}
-
-type gatedConn struct {
-	net.Conn
-	l *gatedListener
-}
-
-func (c *gatedConn) Write(b []byte) (int, error) {
-	if c.l.armed.Load() {
-		<-c.l.release
-		return 0, net.ErrClosed
+	pub, _ := brokertest.V5Dial(t, d.addr, brokertest.V5Connect("pub", true))
+	for i := range n {
+		pub.Send(&packet.Publish{Topic: []byte("big"), Payload: payload(i), QoS: 1, PacketID: uint16(i + 1)})
+		if a := pub.ExpectAck(packet.PUBACK); a.Code != packet.Success {
+			t.Fatalf("PUBACK %d: code %#x", i, byte(a.Code))
+		}
+		if i >= window {
+			continue // queued: the window is full
+		}
+		if m := on.ExpectPublish(); !bytes.Equal(m.Payload, payload(i)) {
+			t.Fatalf("online: message %d is %.4q", i, m.Payload)
+		}
 	}
-	return c.Conn.Write(b)
+	cut := t.TempDir()
+	copyDir(t, d.dir, cut)
+	if r := d.j.Report(false); r.Segments < 3 || r.Messages != n {
+		t.Errorf("the journal has %d segments, %d messages; want at least 3, %d", r.Segments, r.Messages, n)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), brokertest.WaitTime)
+	defer cancel()
+	if err := d.s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if code := on.ExpectClosed(); code != int(packet.ServerShuttingDown) {
+		t.Errorf("online client: DISCONNECT %#x, want 0x8B", code)
+	}
+	for _, dir := range []string{d.dir, cut} {
+		d.stop()
+		d.dir = dir
+		d.mustStart()
+		off, present := brokertest.V3Dial(t, d.addr, "off", false)
+		if !present {
+			t.Fatalf("%s: offline session not present", dir)
+		}
+		on, ack := brokertest.V5Dial(t, d.addr, brokertest.V5Expiry(brokertest.V5Connect("on", false), 3600))
+		if !ack.SessionPresent {
+			t.Fatalf("%s: online session not present", dir)
+		}
+		for i := range n {
+			if m := off.V3Recv(); !bytes.Equal(m.Payload, payload(i)) {
+				t.Fatalf("%s: offline session's message %d is %.4q", dir, i, m.Payload)
+			}
+			m := on.ExpectPublish()
+			if !bytes.Equal(m.Payload, payload(i)) {
+				t.Fatalf("%s: online session's message %d is %.4q", dir, i, m.Payload)
+			}
+			on.Ack(packet.PUBACK, m.PacketID)
+		}
+	}
 }
 
-// TestShutdownTimeoutFinalSave: when Shutdown gives up waiting for a
-// connection, its final save keeps the session's messages, and the
-// connection ending later does not overwrite that save with a snapshot
-// without them.
-func TestShutdownTimeoutFinalSave(t *testing.T) {
-	p := newMemPersister()
-	s := broker.New(broker.Config{Persister: p})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// copyDir copies the regular files of src into dst.
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	ents, err := os.ReadDir(src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gl := &gatedListener{Listener: ln, release: make(chan struct{})}
-	var releaseOnce sync.Once
-	release := func() { releaseOnce.Do(func() { close(gl.release) }) }
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(gl) }()
-	t.Cleanup(func() {
-		release()
-		s.Close()
-		if err := <-done; !errors.Is(err, broker.ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
 		}
-	})
-
-	c, _ := brokertest.V5Dial(t, ln.Addr().String(), brokertest.V5Expiry(brokertest.V5Connect("slow", false), 3600))
-	c.V5Sub(1, packet.Subscription{Filter: []byte("q"), QoS: 1}, 1)
-	gl.armed.Store(true)
-	for _, m := range []string{"one", "two"} {
-		if err := s.Publish(&packet.Publish{Topic: []byte("q"), Payload: []byte(m), QoS: 1}); err != nil {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel() // the connection cannot end while its write blocks
-	if err := s.Shutdown(ctx); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Shutdown: %v, want context.Canceled", err)
-	}
-	saved := func() int {
-		st := p.session("slow")
-		if st == nil {
-			return -1
-		}
-		return len(st.Inflight) + len(st.Queue)
-	}
-	if n := saved(); n != 2 {
-		t.Fatalf("final save holds %d messages, want 2", n)
-	}
-	release()
-	brokertest.WaitConns(t, s, 0) // the connection ended: detached
-	if n := saved(); n != 2 {
-		t.Errorf("after the late end of the connection the save holds %d messages, want 2", n)
-	}
-}
-
-// TestShutdownSavesWholeQueue: a clean shutdown saves every queued
-// message of an offline session, beyond the 16 MiB it used to keep
-// (with queue byte limits that let 20 MiB be queued).
-func TestShutdownSavesWholeQueue(t *testing.T) {
-	p := newMemPersister()
-	s, addr := startPersisting(t, p, false, broker.Limits{MaxQueuedBytes: 64 << 20, MaxTotalQueuedBytes: 64 << 20})
-	c, _ := brokertest.V3Dial(t, addr, "big", false)
-	c.V3Sub("big", 1)
-	c.V3Disconnect()
-	brokertest.WaitConns(t, s, 0)
-
-	const n, size = 20, 1 << 20 // 20 MiB
-	payload := bytes.Repeat([]byte("x"), size)
-	for range n {
-		if err := s.Publish(&packet.Publish{Topic: []byte("big"), Payload: payload, QoS: 1}); err != nil {
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if d := s.Stats.MessagesDropped.Load(); d != 0 {
-		t.Fatalf("%d messages dropped while queueing", d)
-	}
-	shutdown(t, s)
-	st := p.session("big")
-	if st == nil {
-		t.Fatal("session not saved")
-	}
-	total := 0
-	for _, d := range st.Queue {
-		total += len(d.Message.Payload)
-	}
-	if len(st.Queue) != n || total != n*size {
-		t.Errorf("saved %d messages, %d bytes; want %d, %d", len(st.Queue), total, n, n*size)
-	}
-	if d := s.Stats.MessagesDropped.Load(); d != 0 {
-		t.Errorf("%d messages dropped", d)
 	}
 }

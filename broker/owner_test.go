@@ -158,48 +158,45 @@ func TestTakeoverByOtherPrincipalRefused(t *testing.T) {
 	}
 }
 
-// TestSessionOwnerPersisted: the owner is saved with the session and
-// restored, so after a restart alice still cannot take bob's session.
-// A session saved before sessions had owners is claimed by the first
-// principal that connects with its id.
+// TestSessionOwnerPersisted: the owner is in the journal with the session
+// and restored, so after a restart alice still cannot take bob's session.
+// A session written before sessions had owners is claimed by the first
+// principal that connects with its id, and the claim is written too.
 func TestSessionOwnerPersisted(t *testing.T) {
-	p := newMemPersister()
-	s1 := broker.New(broker.Config{Persister: p})
-	addr := servePort(t, s1, &broker.Port{Name: "pw", Authenticator: passAuth{}})
-	bob, _ := dialUser(t, addr, packet.V311, "bob", "dev", false)
+	d := &durableBroker{t: t, dir: t.TempDir(), port: &broker.Port{Name: "pw", Authenticator: passAuth{}}}
+	d.mustStart()
+	bob, _ := dialUser(t, d.addr, packet.V311, "bob", "dev", false)
 	bob.Subscribe(1, packet.Subscription{Filter: []byte("bob/#"), QoS: 1})
-	shutdown(t, s1)
-	if st := p.session("dev"); st == nil || st.Owner != "user:bob" {
-		t.Fatalf("saved session %+v, want owner user:bob", st)
+	if st := d.session("dev"); st == nil || st.Owner != "user:bob" {
+		t.Fatalf("session in the journal: %+v, want owner user:bob", st)
 	}
+	d.stop()
 
 	// A record from before owners: no owner.
-	p.SessionChanged("old", &broker.StoredSession{ID: "old", Expiry: 3600})
-	s2 := broker.New(broker.Config{Persister: p})
-	t.Cleanup(func() { s2.Close() })
-	rs, ss := p.contents()
-	if err := s2.Restore(rs, ss); err != nil {
-		t.Fatal(err)
-	}
-	addr = servePort(t, s2, &broker.Port{Name: "pw", Authenticator: passAuth{}})
-	a := brokertest.Dial(t, addr, packet.V5)
+	seedJournal(t, d.dir, nil, []broker.StoredSession{{ID: "old", Expiry: 3600}})
+	d.mustStart()
+	a := brokertest.Dial(t, d.addr, packet.V5)
 	if ack := a.Connect(userConnect(packet.V5, "alice", "dev", false)); ack.Code != packet.NotAuthorized {
 		t.Fatalf("alice after restart: CONNACK %#x, want 0x87", byte(ack.Code))
 	}
-	carol, _ := dialUser(t, addr, packet.V311, "carol", "carol", true)
+	carol, _ := dialUser(t, d.addr, packet.V311, "carol", "carol", true)
 	pubAcked(carol, 1, "bob/1", "after restart")
-	bob, ack := dialUser(t, addr, packet.V311, "bob", "dev", false)
+	bob, ack := dialUser(t, d.addr, packet.V311, "bob", "dev", false)
 	if !ack.SessionPresent {
 		t.Fatal("bob's session not present after restart")
 	}
 	expectMsg(bob, "bob/1", "after restart")
 
-	if _, ack := dialUser(t, addr, packet.V311, "alice", "old", false); !ack.SessionPresent {
+	if _, ack := dialUser(t, d.addr, packet.V311, "alice", "old", false); !ack.SessionPresent {
 		t.Error("alice did not resume the session without an owner")
 	}
-	b := brokertest.Dial(t, addr, packet.V311)
+	if st := d.session("old"); st == nil || st.Owner != "user:alice" {
+		t.Errorf("claimed session in the journal: %+v, want owner user:alice", st)
+	}
+	d.restart()
+	b := brokertest.Dial(t, d.addr, packet.V311)
 	if ack := b.Connect(userConnect(packet.V311, "bob", "old", false)); ack.Code != 5 {
-		t.Errorf("bob for the session alice claimed: CONNACK %d, want 5", ack.Code)
+		t.Errorf("bob for the session alice claimed, after a restart: CONNACK %d, want 5", ack.Code)
 	}
 }
 
@@ -219,10 +216,10 @@ func (p switchPolicy) AllowSubscribe(f []byte) bool {
 func TestResumeDropsDeniedSubscriptions(t *testing.T) {
 	var deny atomic.Bool
 	var logs testenv.SyncBuffer
-	p := newMemPersister()
-	s := broker.New(broker.Config{Persister: p, Security: seclog.New(slog.New(slog.NewTextHandler(&logs, nil)), nil)})
-	t.Cleanup(func() { s.Close() })
-	addr := servePort(t, s, &broker.Port{Name: "pw", Authenticator: passAuth{}, Authorizer: switchPolicy{&deny}})
+	d := &durableBroker{t: t, dir: t.TempDir(), cfg: broker.Config{Security: seclog.New(slog.New(slog.NewTextHandler(&logs, nil)), nil)},
+		port: &broker.Port{Name: "pw", Authenticator: passAuth{}, Authorizer: switchPolicy{&deny}}}
+	d.mustStart()
+	s, addr := d.s, d.addr
 	bob, _ := dialUser(t, addr, packet.V5, "bob", "dev", false)
 	bob.Subscribe(1, packet.Subscription{Filter: []byte("a/#"), QoS: 1}, packet.Subscription{Filter: []byte("b/#"), QoS: 1},
 		packet.Subscription{Filter: []byte("$share/g/b/x"), QoS: 1})
@@ -235,8 +232,8 @@ func TestResumeDropsDeniedSubscriptions(t *testing.T) {
 	if !ack.SessionPresent {
 		t.Fatal("session not present")
 	}
-	if st := p.session("dev"); st == nil || len(st.Subscriptions) != 1 || st.Subscriptions[0].Filter != "a/#" {
-		t.Errorf("saved after resume: %+v, want only a/#", st)
+	if st := d.session("dev"); st == nil || len(st.Subscriptions) != 1 || st.Subscriptions[0].Filter != "a/#" {
+		t.Errorf("in the journal after resume: %+v, want only a/#", st)
 	}
 	carol, _ := dialUser(t, addr, packet.V5, "carol", "carol", true)
 	pubAcked(carol, 1, "b/x", "denied now")
@@ -257,18 +254,19 @@ func TestResumeDropsDeniedSubscriptions(t *testing.T) {
 func TestStoredSessionVersion1(t *testing.T) {
 	want := roundTripSessions[1]
 	want.Owner = ""
-	v2, err := want.MarshalBinary()
+	v3, err := want.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Version 2 is version 1 with the owner after the id: here the
-	// empty string, one zero byte.
+	// Version 2 is version 3 without the will (here none: a zero byte at
+	// the end); version 1 is version 2 without the owner after the id
+	// (here the empty string, one zero byte).
 	idEnd := 1 + 1 + len(want.ID)
-	if v2[0] != 2 || v2[idEnd] != 0 {
-		t.Fatalf("unexpected encoding % x", v2[:idEnd+1])
+	if v3[0] != 3 || v3[idEnd] != 0 || v3[len(v3)-1] != 0 {
+		t.Fatalf("unexpected encoding % x", v3)
 	}
-	v1 := append([]byte{1}, v2[1:idEnd]...)
-	v1 = append(v1, v2[idEnd+1:]...)
+	v1 := append([]byte{1}, v3[1:idEnd]...)
+	v1 = append(v1, v3[idEnd+1:len(v3)-1]...)
 	var got broker.StoredSession
 	if err := got.UnmarshalBinary(v1); err != nil {
 		t.Fatalf("decode version 1: %v", err)
@@ -276,7 +274,7 @@ func TestStoredSessionVersion1(t *testing.T) {
 	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("version 1 record (-want +got):\n%s", diff)
 	}
-	if err := got.UnmarshalBinary(append([]byte{3}, v2[1:]...)); err == nil {
-		t.Error("version 3 decoded")
+	if err := got.UnmarshalBinary(append([]byte{4}, v3[1:]...)); err == nil {
+		t.Error("version 4 decoded")
 	}
 }

@@ -225,12 +225,11 @@ func (s *Server) NewRestorer() (*Restorer, error) {
 
 // Retained restores one retained message; an error if it is not valid.
 func (r *Restorer) Retained(sm *StoredMessage) error {
-	ok, err := r.s.restoreRetained(sm, r.now, r.fromJournal)
+	loaded, skipped, err := r.s.restoreRetained(sm, r.now, r.fromJournal)
 	switch {
-	case err != nil:
-	case ok:
+	case loaded:
 		r.RetainedLoaded++
-	default:
+	case skipped:
 		r.SkippedRetained++
 	}
 	return err
@@ -244,7 +243,7 @@ func (r *Restorer) Session(st *StoredSession) error {
 	}
 	ss, skipped, err := r.s.restoreSession(st, r.now, r.fromJournal)
 	r.SkippedQueued += skipped
-	if err == nil {
+	if ss != nil { // nil: not valid, or expired
 		r.SessionsLoaded++
 	}
 	if ss != nil && ss.will != nil {
@@ -286,12 +285,13 @@ func (s *Server) forgetRetained(topic []byte, fromJournal bool) {
 	}
 }
 
-// restoreRetained restores sm; false (and no error) when it expired or
-// the retained limits leave no room (then it stays stored).
-func (s *Server) restoreRetained(sm *StoredMessage, now time.Time, fromJournal bool) (bool, error) {
+// restoreRetained restores sm (loaded). It is not loaded when it is not
+// valid (an error) or expired (both dropped), or when the retained limits
+// leave no room (skipped: it stays stored).
+func (s *Server) restoreRetained(sm *StoredMessage, now time.Time, fromJournal bool) (loaded, skipped bool, err error) {
 	if err := s.checkStored(sm); err != nil {
 		s.forgetRetained(sm.Topic, fromJournal)
-		return false, fmt.Errorf("broker: retained message %q: %w", sm.Topic, err)
+		return false, false, fmt.Errorf("broker: retained message %q: %w", sm.Topic, err)
 	}
 	m := s.restoreMessage(sm, true, now)
 	if m == nil || len(m.Payload) == 0 {
@@ -299,19 +299,19 @@ func (s *Server) restoreRetained(sm *StoredMessage, now time.Time, fromJournal b
 			m.release()
 		}
 		s.forgetRetained(sm.Topic, fromJournal)
-		return true, nil
+		return false, false, nil
 	}
 	s.retMu.Lock()
 	if !s.retainRoomLocked(m) {
 		s.retMu.Unlock()
 		m.release()
-		return false, nil
+		return false, true, nil
 	}
 	if s.jr != nil && !fromJournal { // an import: the journal keeps it from now on
 		if _, err := s.jr.Retain(m.Topic, m); err != nil {
 			s.retMu.Unlock()
 			m.release()
-			return false, fmt.Errorf("broker: retained message %q: %w", sm.Topic, err)
+			return false, false, fmt.Errorf("broker: retained message %q: %w", sm.Topic, err)
 		}
 	}
 	old, had := s.retained.Set(m.Topic, m)
@@ -323,7 +323,7 @@ func (s *Server) restoreRetained(sm *StoredMessage, now time.Time, fromJournal b
 	if had {
 		old.release()
 	}
-	return true, nil
+	return true, false, nil
 }
 
 func (s *Server) checkStored(sm *StoredMessage) error {

@@ -185,13 +185,24 @@ func (s *StoredSession) UnmarshalBinary(b []byte) error {
 			s.InboundQoS2[i] = d.u16()
 		}
 	}
-	if v >= 3 && d.byte() == 1 {
+	if v >= 3 && d.flag("will") {
 		w := &StoredWill{Delay: d.u32(), Expiry: d.u32()}
-		w.Retain = d.byte() == 1
+		w.Retain = d.flag("will retain")
 		d.message(&w.Message)
 		s.Will = w
 	}
 	return d.finish("session")
+}
+
+// flag reads a byte that must be 0 or 1.
+func (d *decoder) flag(what string) bool {
+	switch b := d.byte(); b {
+	case 0, 1:
+		return b == 1
+	default:
+		d.fail("%s flag %d", what, b)
+		return false
+	}
 }
 
 func b2u(b bool) byte {

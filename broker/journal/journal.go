@@ -324,7 +324,8 @@ func (j *Journal) allocSpare() error {
 		os.Remove(path)
 		return fmt.Errorf("journal: preallocate %s: %w", path, err)
 	}
-	if err := f.Sync(); err == nil {
+	err = f.Sync()
+	if err == nil {
 		err = syncDir(j.dir)
 	}
 	if err != nil {
@@ -775,8 +776,10 @@ func (j *Journal) Retain(topic []byte, m Encoder) (uint64, error) {
 			return 0, err
 		}
 		j.Stats.BytesAppended.Add(int64(p.n))
-	} else if _, ok := j.controlLocked(kRetain, fill); !ok {
-		// The delete is not on disk; the index forgets the topic anyway.
+	} else {
+		// A delete that does not reach the disk (controlLocked logs it):
+		// the index forgets the topic anyway.
+		j.controlLocked(kRetain, fill)
 	}
 	if had {
 		j.markLive(old, -int64(old.n))
