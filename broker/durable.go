@@ -121,7 +121,7 @@ func (ss *session) journalLocked() uint64 {
 func (ss *session) journalDelivery(d *delivery, sc *scratch) bool {
 	s := ss.srv
 	var buf [64]byte
-	mid, seq, err := s.jr.Enqueue(&d.msg.jid, d.msg, ss.id, appendDeliveryBody(buf[:0], d))
+	mid, dseq, seq, err := s.jr.Enqueue(&d.msg.jid, d.msg, ss.id, appendDeliveryBody(buf[:0], d))
 	if err != nil {
 		sc.diskFull++
 		ss.drop()
@@ -132,9 +132,69 @@ func (ss *session) journalDelivery(d *delivery, sc *scratch) bool {
 		}
 		return false
 	}
-	d.jid = mid
+	d.jid, d.dseq = mid, dseq
 	sc.jseq = max(sc.jseq, seq)
 	return true
+}
+
+// spillLocked keeps a journaled delivery on disk only, behind the
+// session's in-memory window: from the first one spilled, every later
+// delivery is spilled too, so that the queue keeps its order, until
+// unspillLocked brings them back. Callers hold ss.mu.
+func (ss *session) spillLocked(d *delivery) {
+	if ss.spilled == 0 {
+		ss.spillFrom = d.dseq
+	}
+	ss.spilled++
+}
+
+// unspillLocked refills the in-memory window from the journal; false if
+// nothing came back. Callers hold ss.mu.
+func (ss *session) unspillLocked(now time.Time) bool {
+	s := ss.srv
+	lim := &s.lim
+	room, roomBytes := lim.MaxQueued-ss.queue.len(), lim.MaxQueuedBytes-ss.queue.bytes
+	if ss.spilled == 0 || room <= 0 || roomBytes <= 0 {
+		return false
+	}
+	ds, err := s.jr.Load(ss.id, ss.spillFrom, min(room, 256), roomBytes)
+	if err != nil || len(ds) == 0 {
+		s.log.Error("broker: the journal did not return a session's queued messages", "client", ss.id, "err", err,
+			"spilled", ss.spilled)
+		ss.spilled = 0
+		return false
+	}
+	loaded := 0
+	for _, jd := range ds {
+		sd := StoredDelivery{JournalID: jd.ID}
+		err := decodeDeliveryBody(jd.Body, &sd)
+		if err == nil {
+			err = sd.Message.UnmarshalBinary(jd.Message)
+		}
+		if err != nil {
+			ss.spillFrom, ss.spilled = jd.Dseq+1, ss.spilled-1
+			ss.retire(&delivery{jid: jd.ID})
+			continue
+		}
+		d, ok := s.restoreDelivery(&sd, now)
+		if !ok { // expired on disk
+			ss.spillFrom, ss.spilled = jd.Dseq+1, ss.spilled-1
+			ss.retire(&delivery{jid: jd.ID})
+			continue
+		}
+		if !ss.queueRoom(d.msg.size()) {
+			d.msg.release()
+			break
+		}
+		d.dseq = jd.Dseq
+		ss.pushQueued(d)
+		ss.spillFrom, ss.spilled = jd.Dseq+1, ss.spilled-1
+		loaded++
+	}
+	if ss.spilled < 0 {
+		ss.spilled = 0
+	}
+	return loaded > 0
 }
 
 // retire removes a journaled delivery that left the session (delivered
@@ -268,7 +328,21 @@ func (s *Server) RestoreJournal() (*Restorer, error) {
 	if err != nil {
 		return r, err
 	}
-	err = s.jr.EachSession(func(js *journal.Session) error {
+	lim := &s.lim
+	err = s.jr.Sessions(func(js *journal.Session) error {
+		// Only a window of the queue is read: the rest stays on disk,
+		// behind it (spilled), until the window drains.
+		var lastDseq uint64
+		if js.Queued > 0 {
+			ds, err := s.jr.Load(js.ID, 0, lim.MaxQueued+int(lim.MaxInflight), lim.MaxQueuedBytes)
+			if err != nil {
+				return err
+			}
+			js.Deliveries = ds
+			if len(ds) > 0 {
+				lastDseq = ds[len(ds)-1].Dseq
+			}
+		}
 		var st StoredSession
 		bad, err := decodeJournalSession(js, &st)
 		if err != nil {
@@ -281,6 +355,19 @@ func (s *Server) RestoreJournal() (*Restorer, error) {
 		}
 		if err := r.Session(&st); err != nil {
 			errs = append(errs, err)
+		}
+		if rest := js.Queued - len(js.Deliveries); rest > 0 {
+			s.mu.Lock()
+			ss := s.sessions[js.ID]
+			s.mu.Unlock()
+			if ss != nil {
+				ss.mu.Lock()
+				if ss.spilled == 0 {
+					ss.spillFrom = lastDseq + 1
+				}
+				ss.spilled += rest
+				ss.mu.Unlock()
+			}
 		}
 		return nil
 	})
@@ -306,7 +393,7 @@ func decodeJournalSession(js *journal.Session, st *StoredSession) (bad []uint64,
 	}
 	st.InboundQoS2 = slices.Clone(js.InQoS2)
 	for _, jd := range js.Deliveries {
-		sd := StoredDelivery{PacketID: jd.PacketID, Released: jd.Released, JournalID: jd.ID}
+		sd := StoredDelivery{PacketID: jd.PacketID, Released: jd.Released, JournalID: jd.ID, JournalPlace: jd.Dseq}
 		err := decodeDeliveryBody(jd.Body, &sd)
 		if err == nil {
 			err = sd.Message.UnmarshalBinary(jd.Message)

@@ -10,6 +10,7 @@ import (
 	"edgebroker/broker/brokertest"
 	"edgebroker/broker/journal"
 	"edgebroker/broker/packet"
+	"edgebroker/broker/testenv"
 )
 
 // openJournal opens the journal in dir; it is closed when the test ends
@@ -139,4 +140,57 @@ func receiveAll(t *testing.T, c *brokertest.Raw, n int) []*packet.Publish {
 		}
 	}
 	return got
+}
+
+// TestDurableWindow: a journaled session's queue is bounded in memory by
+// the queue limits (a window) and on disk by the journal's budget: 300
+// messages to an offline session whose memory queue holds 10 are all
+// kept, none dropped, and arrive in order, live and after a restart.
+func TestDurableWindow(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		t.Run(fmt.Sprint("restart=", restart), func(t *testing.T) {
+			dir := t.TempDir()
+			lim := broker.Limits{MaxQueued: 10, MaxQueuedBytes: 10 << 10}
+			j := openJournal(t, dir)
+			s := broker.New(broker.Config{Journal: j, Limits: lim})
+			addr := brokertest.Serve(t, s, nil)
+			sub, _ := brokertest.V3Dial(t, addr, "sub", false)
+			sub.V3Sub("w/#", 1)
+			sub.V3Disconnect()
+			brokertest.WaitConns(t, s, 0)
+			pub, _ := brokertest.V5Dial(t, addr, brokertest.V5Connect("pub", true))
+			const n = 300
+			for i := range n {
+				pub.V5Pub("w/x", 1, uint16(i+1), fmt.Sprint(i))
+				if a := pub.ExpectAck(packet.PUBACK); a.Code != packet.Success {
+					t.Fatalf("PUBACK %d: %#x", i, byte(a.Code))
+				}
+			}
+			if q := broker.QueuedBytes(s); q > lim.MaxQueuedBytes {
+				t.Errorf("%d bytes queued in memory, above the window's %d", q, lim.MaxQueuedBytes)
+			}
+			if d := s.Stats.MessagesDropped.Load(); d != 0 {
+				t.Errorf("%d messages dropped", d)
+			}
+			if restart {
+				s.Close()
+				j.Close()
+				j = openJournal(t, dir)
+				s = broker.New(broker.Config{Journal: j, Limits: lim})
+				if _, err := s.RestoreJournal(); err != nil {
+					t.Fatal(err)
+				}
+				addr = brokertest.Serve(t, s, nil)
+			}
+			sub, _ = brokertest.V3Dial(t, addr, "sub", false)
+			for i, m := range sub.V3Collect(n) {
+				if string(m.Payload) != fmt.Sprint(i) {
+					t.Fatalf("message %d: %q", i, m.Payload)
+				}
+			}
+			testenv.Eventually(t, brokertest.WaitTime, "the journal to retire every message", func() bool {
+				return j.Report(false).Messages == 0
+			})
+		})
+	}
 }

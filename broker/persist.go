@@ -55,6 +55,10 @@ type StoredDelivery struct {
 	// JournalID is the message's id in the journal when RestoreJournal
 	// read it from there; 0 otherwise (it is then written to the journal).
 	JournalID uint64
+
+	// JournalPlace is its place in the journal's queue of the session
+	// (RestoreJournal); 0 otherwise.
+	JournalPlace uint64
 }
 
 // StoredSession is a session as it is saved. The journal's session record
@@ -433,9 +437,18 @@ func (s *Server) newRestored(st *StoredSession, now time.Time, fromJournal bool)
 	}
 	for i := range st.Queue {
 		// The size is checked before the message is built. What does not
-		// fit stays in the journal.
+		// fit stays in the journal: spilled, behind the window, when it
+		// came from there.
 		size := int64(len(st.Queue[i].Message.Topic) + len(st.Queue[i].Message.Payload))
+		if fromJournal && ss.spilled > 0 {
+			ss.spilled++
+			continue
+		}
 		if !ss.queueRoom(size) {
+			if fromJournal && st.Queue[i].JournalPlace != 0 {
+				ss.spillFrom, ss.spilled = st.Queue[i].JournalPlace, 1
+				continue
+			}
 			skipped++
 			continue
 		}
@@ -445,8 +458,13 @@ func (s *Server) newRestored(st *StoredSession, now time.Time, fromJournal bool)
 			ss.retire(&delivery{jid: st.Queue[i].JournalID}) // expired or invalid
 		case !ss.queueRoom(d.msg.size()): // its properties did not fit
 			d.msg.release()
-			skipped++
+			if fromJournal && st.Queue[i].JournalPlace != 0 {
+				ss.spillFrom, ss.spilled = st.Queue[i].JournalPlace, 1
+			} else {
+				skipped++
+			}
 		default:
+			d.dseq = st.Queue[i].JournalPlace
 			ss.pushQueued(d)
 		}
 	}

@@ -169,7 +169,7 @@ func seedJournal(t testing.TB, dir string, retained []broker.StoredMessage, sess
 		j.Session(st.ID, body)
 		for _, sd := range slices.Concat(st.Inflight, st.Queue) {
 			var id uint64
-			mid, _, err := j.Enqueue(&id, storedRecord{&sd.Message}, st.ID, broker.AppendDeliveryBody(nil, &sd))
+			mid, _, _, err := j.Enqueue(&id, storedRecord{&sd.Message}, st.ID, broker.AppendDeliveryBody(nil, &sd))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -600,7 +600,7 @@ func TestRestoreJournalRejects(t *testing.T) {
 	j := openJournal(t, dir)
 	j.Session("junk", []byte{9, 9})
 	var id uint64
-	if _, _, err := j.Enqueue(&id, rawRecord{1, 0xff}, "good", broker.AppendDeliveryBody(nil, &q[0])); err != nil {
+	if _, _, _, err := j.Enqueue(&id, rawRecord{1, 0xff}, "good", broker.AppendDeliveryBody(nil, &q[0])); err != nil {
 		t.Fatal(err)
 	}
 	if err := j.Close(); err != nil {

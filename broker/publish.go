@@ -303,8 +303,14 @@ func (ss *session) deliverLocked(d *delivery, sc *scratch, now time.Time) {
 		}
 		return
 	}
-	if ss.journaled && !ss.journalDelivery(d, sc) {
-		return
+	if ss.journaled {
+		if !ss.journalDelivery(d, sc) {
+			return
+		}
+		if ss.spilled > 0 { // behind older ones on disk: it waits there too
+			ss.spillLocked(d)
+			return
+		}
 	}
 	if c != nil && ss.queue.len() == 0 && len(ss.inflight) < c.window {
 		if ss.sendInflight(c, *d, sc, now, lim.MaxPendingBytes) == bufferFull && !ss.enqueue(d) {
@@ -346,6 +352,12 @@ func (ss *session) sendInflight(c *conn, d delivery, sc *scratch, now time.Time,
 func (ss *session) enqueue(d *delivery) bool {
 	lim := &ss.srv.lim
 	size := d.msg.size()
+	if d.jid != 0 && !ss.queueRoom(size) {
+		// Journaled: the memory limits bound the window, the journal's
+		// budget the queue.
+		ss.spillLocked(d)
+		return true
+	}
 	if size > lim.MaxQueuedBytes || ss.srv.queuedBytes.Load()-ss.queue.bytes+size > lim.MaxTotalQueuedBytes {
 		ss.refuseQueued(d.msg)
 		return false
@@ -375,7 +387,7 @@ func (ss *session) drop() {
 func (ss *session) refill(c *conn) {
 	now := ss.srv.now()
 	ss.mu.Lock()
-	if ss.queue.len() > 0 {
+	if ss.queue.len() > 0 || ss.spilled > 0 {
 		sc := ss.srv.scratchPool.Get().(*scratch)
 		ss.refillLocked(c, sc, now)
 		ss.srv.scratchPool.Put(sc)
@@ -384,6 +396,18 @@ func (ss *session) refill(c *conn) {
 }
 
 func (ss *session) refillLocked(c *conn, sc *scratch, now time.Time) {
+	for {
+		ss.sendQueuedLocked(c, sc, now)
+		// The window drained: bring back what waits on disk.
+		if ss.c != c || ss.queue.len() > 0 || !ss.unspillLocked(now) {
+			return
+		}
+	}
+}
+
+// sendQueuedLocked sends the in-memory queue while the in-flight window
+// and the socket buffer have room.
+func (ss *session) sendQueuedLocked(c *conn, sc *scratch, now time.Time) {
 	lim := &ss.srv.lim
 	for ss.c == c && ss.queue.len() > 0 {
 		d := ss.queue.buf[ss.queue.head] // popped only once it left the queue

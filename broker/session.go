@@ -25,6 +25,7 @@ type delivery struct {
 	ids    [4]uint32
 	more   []uint32 // identifiers beyond len(ids); rare
 	jid    uint64   // the journal's message id when the delivery is journaled (session.journalDelivery); 0: not
+	dseq   uint64   // its place in the journal's queue of the session (journal.Enqueue)
 }
 
 func (d *delivery) addID(id uint32) {
@@ -92,7 +93,11 @@ type session struct {
 	willTimer *time.Timer
 	dropped   uint64 // messages dropped for this session: queue full, too large, expired
 
-	journaled    bool      // the journal holds this session (journalLocked)
+	journaled bool // the journal holds this session (journalLocked)
+	// Deliveries the journal holds beyond the in-memory window (durable.go):
+	// how many, and the place of the first in the journal's queue.
+	spilled      int
+	spillFrom    uint64
 	disconnected time.Time // when it went offline; zero while online
 
 	// handler, when set, makes this an in-process subscriber: deliveries
@@ -203,6 +208,7 @@ func (s *session) clearLocked() {
 	}
 	s.inflight = nil
 	s.drainQueue()
+	s.spilled, s.spillFrom = 0, 0
 	s.inQoS2 = nil
 	s.stopTimersLocked()
 	if s.will != nil {
