@@ -3,6 +3,8 @@ package appliance
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 
 	"edgebroker/broker/seclog"
 )
@@ -23,6 +25,25 @@ func (a *Appliance) writeMetrics(w io.Writer) {
 	metric("edgebroker_bytes_sent_total", "counter", "Bytes sent to clients.", s.BytesSent.Load())
 	metric("edgebroker_statestore_keys", "gauge", "Keys in the state store.", st.StateStore.Keys)
 	metric("edgebroker_statestore_bytes", "gauge", "Bytes of keys and values in the state store.", st.StateStore.Bytes)
+	j := st.Journal
+	metric("edgebroker_journal_messages", "gauge", "Messages held on disk for persistent sessions.", j.Messages)
+	metric("edgebroker_journal_live_bytes", "gauge", "Bytes of live records in the journal.", j.LiveBytes)
+	metric("edgebroker_journal_disk_bytes", "gauge", "Bytes of the journal's segment files.", j.DiskBytes)
+	metric("edgebroker_journal_max_bytes", "gauge", "The journal's disk budget (diskBackedMessageBuffer.maxSize).", j.MaxBytes)
+	metric("edgebroker_journal_written_bytes_total", "counter", "Bytes the broker appended to the journal.", j.BytesWritten)
+	metric("edgebroker_journal_compacted_bytes_total", "counter", "Bytes compaction appended again.", j.BytesCompacted)
+	metric("edgebroker_journal_fsyncs_total", "counter", "fdatasync calls of the journal.", j.Fsyncs)
+	metric("edgebroker_journal_commit_p50_seconds", "gauge", "Median commit latency (write and fdatasync), last 1,024 commits.", j.CommitP50Ms/1e3)
+	metric("edgebroker_journal_commit_p99_seconds", "gauge", "99th percentile commit latency, last 1,024 commits.", j.CommitP99Ms/1e3)
+	metric("edgebroker_journal_refused_total", "counter", "Messages refused for lack of disk space or budget.", j.Refused)
+	fmt.Fprintf(w, "# HELP edgebroker_journal_session_messages Messages on disk per persistent session.\n# TYPE edgebroker_journal_session_messages gauge\n")
+	for _, id := range slices.Sorted(maps.Keys(j.PerSession)) {
+		fmt.Fprintf(w, "edgebroker_journal_session_messages{client=%q} %d\n", id, j.PerSession[id].Messages)
+	}
+	fmt.Fprintf(w, "# HELP edgebroker_journal_session_bytes Bytes on disk per persistent session.\n# TYPE edgebroker_journal_session_bytes gauge\n")
+	for _, id := range slices.Sorted(maps.Keys(j.PerSession)) {
+		fmt.Fprintf(w, "edgebroker_journal_session_bytes{client=%q} %d\n", id, j.PerSession[id].Bytes)
+	}
 	fmt.Fprintf(w, "# HELP edgebroker_security_events_total Security events (failed authentication, denials, refusals by a limit), by kind.\n# TYPE edgebroker_security_events_total counter\n")
 	sec := a.srv.Security()
 	for e := seclog.Event(0); e < seclog.NumEvents; e++ {

@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"edgebroker/broker/journal"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -82,6 +83,31 @@ type Status struct {
 	StateStore   StateStoreUsage `json:"stateStore"`
 	Clients      int64           `json:"clients"` // connected MQTT clients
 	Provisioning Provisioning    `json:"provisioning"`
+	Journal      JournalStatus   `json:"journal"`
+}
+
+// JournalStatus is what the broker's journal holds on disk (retained
+// messages, persistent sessions and the messages queued for them) and
+// what it costs the SD card.
+type JournalStatus struct {
+	Messages  int   `json:"messages"`  // messages held for persistent sessions
+	LiveBytes int64 `json:"liveBytes"` // bytes of live records
+	DiskBytes int64 `json:"diskBytes"` // bytes of segment files (preallocated)
+	MaxBytes  int64 `json:"maxBytes"`  // the disk budget (diskBackedMessageBuffer.maxSize)
+	Sessions  int   `json:"sessions"`
+	Retained  int   `json:"retained"`
+	Full      bool  `json:"full"`   // refusing messages: budget or disk full
+	Failed    bool  `json:"failed"` // a write or fsync failed: restart needed
+	// Written bytes (by the broker and again by compaction) and fsyncs
+	// since the start; commit latency (write + fdatasync) quantiles.
+	BytesWritten   int64   `json:"bytesWritten"`
+	BytesCompacted int64   `json:"bytesCompacted"`
+	Fsyncs         int64   `json:"fsyncs"`
+	CommitP50Ms    float64 `json:"commitP50Ms"`
+	CommitP99Ms    float64 `json:"commitP99Ms"`
+	Refused        int64   `json:"refused"` // messages refused for lack of space
+	// PerSession: each persistent session's messages and bytes on disk.
+	PerSession map[string]journal.SessionUsage `json:"perSession,omitempty"`
 }
 
 // Provisioning is the state of bundle provisioning.
@@ -187,6 +213,13 @@ func (a *Appliance) Status() Status {
 		st.StateStore.MaxKeysPerPrincipal, st.StateStore.MaxBytesPerPrincipal = q.MaxKeysPerPrincipal, q.MaxBytesPerPrincipal
 	}
 	st.Clients = a.srv.Stats.Connections.Load()
+	if a.bs != nil {
+		r := a.bs.j.Report(true)
+		st.Journal = JournalStatus{Messages: r.Messages, LiveBytes: r.LiveBytes, DiskBytes: r.DiskBytes, MaxBytes: r.MaxBytes,
+			Sessions: r.Sessions, Retained: r.Retained, Full: r.Full, Failed: r.Failed, BytesWritten: r.Appended,
+			BytesCompacted: r.Compacted, Fsyncs: r.Fsyncs, Refused: r.Refused,
+			CommitP50Ms: float64(r.CommitP50) / 1e6, CommitP99Ms: float64(r.CommitP99) / 1e6, PerSession: r.PerSession}
+	}
 	if a.prov != nil {
 		st.Provisioning.Serial = a.prov.LastSerial()
 		h := a.prov.History()

@@ -17,6 +17,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"edgebroker/appliance"
+	"edgebroker/broker/testenv"
 )
 
 // TestStatusEndpoint: the embedded default's status over HTTP: each port
@@ -222,4 +223,49 @@ spec:
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("/ca.crt: %d, want 404", resp.StatusCode)
 	}
+}
+
+// TestJournalStatus: what the journal holds for an offline persistent
+// session shows in Status and /metrics, per session and in total, with
+// the fsyncs and commit latency; once delivered it is gone.
+func TestJournalStatus(t *testing.T) {
+	a, addrs, stop := launch(t, appliance.Config{DataDir: t.TempDir(), Loopback: "127.0.0.1:0", PortMap: map[int]int{18883: 0},
+		StatusAddr: "127.0.0.1:0"})
+	defer stop()
+	url := "tcp://" + addrs[1].String()
+	sub := pahoClient(t, mqtt.NewClientOptions().AddBroker(url).SetClientID("keeper").SetCleanSession(false))
+	done(t, "subscribe", sub.Subscribe("j/#", 1, nil))
+	sub.Disconnect(100)
+	pub := pahoClient(t, mqtt.NewClientOptions().AddBroker(url).SetClientID("pub"))
+	defer pub.Disconnect(0)
+	for range 3 {
+		done(t, "publish", pub.Publish("j/x", 1, false, "queued"))
+	}
+	j := a.Status().Journal
+	if j.Messages != 3 || j.PerSession["keeper"].Messages != 3 || j.Fsyncs == 0 || j.BytesWritten == 0 || j.CommitP99Ms <= 0 || j.MaxBytes != 1<<30 {
+		t.Errorf("journal status %+v", j)
+	}
+	resp, err := http.Get("http://" + a.StatusAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"edgebroker_journal_messages 3", `edgebroker_journal_session_messages{client="keeper"} 3`, "edgebroker_journal_fsyncs_total "} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	got := make(chan struct{}, 3)
+	again := pahoClient(t, mqtt.NewClientOptions().AddBroker(url).SetClientID("keeper").SetCleanSession(false).
+		SetDefaultPublishHandler(func(mqtt.Client, mqtt.Message) { got <- struct{}{} }))
+	defer again.Disconnect(0)
+	for range 3 {
+		select {
+		case <-got:
+		case <-time.After(wait):
+			t.Fatal("queued message not delivered")
+		}
+	}
+	testenv.Eventually(t, wait, "the journal to retire the delivered messages", func() bool { return a.Status().Journal.Messages == 0 })
 }

@@ -1217,8 +1217,8 @@ type Report struct {
 
 // SessionUsage is one session's deliveries on disk.
 type SessionUsage struct {
-	Messages int
-	Bytes    int64
+	Messages int   `json:"messages"`
+	Bytes    int64 `json:"bytes"` // its delivery records and the message records they refer to
 }
 
 // Report returns the journal's figures; perSession adds each session's.
