@@ -165,7 +165,7 @@ func TestRunLeavesNoGoroutine(t *testing.T) {
 			cfg.PortMap = map[int]int{18883: n}
 		}},
 		{"state store unusable", func(t *testing.T, cfg *Config) { blockDir(t, cfg.DataDir, StateStoreDir) }},
-		{"broker state unusable", func(t *testing.T, cfg *Config) { blockDir(t, cfg.DataDir, BrokerStateDir) }},
+		{"journal unusable", func(t *testing.T, cfg *Config) { blockDir(t, cfg.DataDir, JournalDir) }},
 	}
 	for _, tt := range fails {
 		t.Run(tt.name, func(t *testing.T) {
