@@ -12,6 +12,8 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"edgebroker/appliance"
+	"edgebroker/broker"
+	"edgebroker/statestore/brokerstate"
 )
 
 // persistConfig runs the appliance over dataDir with one anonymous
@@ -152,5 +154,46 @@ func TestPersistAcrossRestart(t *testing.T) {
 		case <-timeout:
 			t.Fatal("5.0 client: no message after restart without subscribing again")
 		}
+	}
+}
+
+// TestImportLegacyBrokerState: the store of an earlier version
+// (DATA/brokerstate) is imported into the journal at start: its retained
+// message, session and queued message are served, the old store is moved
+// aside, and a second start serves them from the journal.
+func TestImportLegacyBrokerState(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "data")
+	st, err := brokerstate.Open(filepath.Join(dataDir, appliance.BrokerStateDir), brokerstate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.RetainedChanged("status/dev1", &broker.StoredMessage{Topic: []byte("status/dev1"), Payload: []byte("online"), QoS: 1})
+	st.SessionChanged("persist3", &broker.StoredSession{ID: "persist3", Expiry: 0xFFFFFFFF,
+		Subscriptions: []broker.StoredSubscription{{Filter: "cmd/#", QoS: 1}},
+		Queue:         []broker.StoredDelivery{{QoS: 1, Message: broker.StoredMessage{Topic: []byte("cmd/queued"), Payload: []byte("while offline"), QoS: 1}}}})
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 {
+		_, addrs, stop := launch(t, persistConfig(t, dataDir))
+		fresh, _, freshMsgs := v3client(t, addrs[0], "fresh", true)
+		v3ok(t, "subscribe status/#", fresh.Subscribe("status/#", 1, nil))
+		v3want(t, freshMsgs, v3got{"status/dev1", "online", true})
+		c, present, msgs := v3client(t, addrs[0], "persist3", false)
+		if !present {
+			t.Errorf("round %d: the imported session is not present", round)
+		}
+		if round == 0 {
+			v3want(t, msgs, v3got{"cmd/queued", "while offline", false})
+		}
+		c.Disconnect(100)
+		stop()
+		if _, err := os.Stat(filepath.Join(dataDir, appliance.BrokerStateDir)); !os.IsNotExist(err) {
+			t.Errorf("round %d: the old store is still in place: %v", round, err)
+		}
+	}
+	aside, _ := filepath.Glob(filepath.Join(dataDir, appliance.BrokerStateDir+".imported-*"))
+	if len(aside) != 1 {
+		t.Errorf("old store moved aside: %v", aside)
 	}
 }

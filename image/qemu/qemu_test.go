@@ -9,6 +9,7 @@ import (
 	"html"
 	"io"
 	"io/fs"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +18,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -24,6 +27,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"edgebroker/appliance"
+	"edgebroker/broker/testenv"
 	"edgebroker/image/build"
 	"edgebroker/image/qemu"
 	"edgebroker/image/update"
@@ -249,6 +253,13 @@ func TestQEMU(t *testing.T) {
 	ssGet(t, ctx, vm.Addr(mqttPort), "qemu-key", "kept across reboots")
 	waitMQTT(t, vm, bundlePort, 30*time.Second)
 	pubSub(t, vm.Addr(bundlePort))
+
+	// A power cut: QEMU is killed while a host client publishes QoS 1 to
+	// a persistent session; after the next boot every acknowledged
+	// message arrives.
+	acked := powerCut(t, vm)
+	vm = boot(t, img, filepath.Join(dir, "boot2b.log"), "")
+	wantAcked(t, vm.Addr(mqttPort), acked)
 
 	// Update to image B over gokrazy's HTTP protocol; it boots from p3.
 	imgB := filepath.Join(dir, "b.img")
@@ -596,5 +607,83 @@ func TestStartErrors(t *testing.T) {
 	_, err := qemu.Start(context.Background(), qemu.Options{Image: filepath.Join(t.TempDir(), "missing.img"), Log: filepath.Join(t.TempDir(), "log")})
 	if err == nil || !strings.Contains(err.Error(), "missing.img") {
 		t.Errorf("missing image: %v", err)
+	}
+}
+
+// powerCut subscribes a persistent session (3.1.1, clean session false),
+// lets it go offline, publishes numbered QoS 1 messages to it, kills QEMU
+// while publishing, and returns the payloads that were acknowledged.
+func powerCut(t *testing.T, vm *qemu.VM) map[string]bool {
+	t.Helper()
+	addr := vm.Addr(mqttPort)
+	opts := func(id string, clean bool) *mqtt.ClientOptions {
+		return mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id).SetCleanSession(clean).
+			SetConnectTimeout(5 * time.Second).SetAutoReconnect(false)
+	}
+	sub := mqtt.NewClient(opts("qemu-keeper", false))
+	if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscriber connect: %v", tok.Error())
+	}
+	if tok := sub.Subscribe("qemu/cut/#", 1, nil); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	sub.Disconnect(100)
+	pub := mqtt.NewClient(opts("qemu-cutter", true))
+	if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publisher connect: %v", tok.Error())
+	}
+	defer pub.Disconnect(0)
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			p := strconv.Itoa(i)
+			tok := pub.Publish("qemu/cut/n", 1, false, p)
+			if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+				return
+			}
+			mu.Lock()
+			acked[p] = true
+			mu.Unlock()
+		}
+	}()
+	testenv.Eventually(t, 60*time.Second, "200 acknowledged messages", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked) >= 200
+	})
+	syscall.Kill(vm.PID(), syscall.SIGKILL) // the power cut
+	<-vm.Done()
+	pub.Disconnect(0)
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("power cut after %d acknowledged messages", len(acked))
+	return maps.Clone(acked)
+}
+
+// wantAcked reconnects the persistent session and requires every
+// acknowledged message.
+func wantAcked(t *testing.T, addr string, acked map[string]bool) {
+	t.Helper()
+	got := make(chan string, len(acked)+1000)
+	sub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("qemu-keeper").
+		SetCleanSession(false).SetConnectTimeout(5 * time.Second).SetAutoReconnect(false).
+		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { got <- string(m.Payload()) }))
+	if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscriber connect after the cut: %v", tok.Error())
+	}
+	defer sub.Disconnect(0)
+	missing := maps.Clone(acked)
+	deadline := time.After(60 * time.Second)
+	for len(missing) > 0 {
+		select {
+		case p := <-got:
+			delete(missing, p)
+		case <-deadline:
+			t.Fatalf("after the power cut, %d of %d acknowledged messages did not arrive", len(missing), len(acked))
+		}
 	}
 }
