@@ -211,7 +211,7 @@ func (a *Appliance) openStores(set *config.Set, lim broker.Limits) error {
 	if err != nil {
 		return err
 	}
-	bs, err := openBrokerState(a.cfg.DataDir, set.DiskBufferBytes(), a.log.With("subsystem", "journal"))
+	bs, err := openBrokerState(a.cfg.DataDir, set.DiskBufferBytes(), lim.MemoryBudget, a.log.With("subsystem", "journal"))
 	if err != nil {
 		a.ss = ss
 		a.closeStores()

@@ -32,17 +32,23 @@ type brokerState struct {
 	dir string // the data directory
 }
 
-// openBrokerState opens dataDir/journal with a disk budget of maxBytes.
+// openBrokerState opens dataDir/journal with a disk budget of maxBytes;
+// its index may take a quarter of the memory budget (journal
+// MaxDeliveries).
 // A store of an earlier version still there means an import did not
 // finish: the journal, which can only hold part of it, starts empty.
-func openBrokerState(dataDir string, maxBytes int64, log *slog.Logger) (*brokerState, error) {
+func openBrokerState(dataDir string, maxBytes, memoryBudget int64, log *slog.Logger) (*brokerState, error) {
 	jdir := filepath.Join(dataDir, JournalDir)
 	if _, err := os.Stat(filepath.Join(dataDir, BrokerStateDir)); err == nil {
 		if err := os.RemoveAll(jdir); err != nil {
 			return nil, fmt.Errorf("appliance: broker state: %w", err)
 		}
 	}
-	j, err := journal.Open(jdir, journal.Options{MaxBytes: maxBytes, Logger: log})
+	opts := journal.Options{MaxBytes: maxBytes, Logger: log}
+	if memoryBudget > 0 {
+		opts.MaxDeliveries = int(memoryBudget / 4 / journal.IndexBytesPerDelivery)
+	}
+	j, err := journal.Open(jdir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("appliance: broker state: %w", err)
 	}

@@ -106,8 +106,8 @@ const DefaultMaxConnectSize = 64 << 10
 // b bytes (at least 16 MiB is used). Every other field is zero.
 //
 // The shares leave room for what a byte kept costs beyond itself: a
-// retained message or a persistent session is also held by the Persister
-// (the state store keeps its records in memory), and Go's collector lets
+// retained message or a persistent session is also indexed by the journal
+// (about journal.IndexBytesPerDelivery per queued message), and Go's collector lets
 // the heap grow to twice what is live. So what clients can make the
 // broker keep is an eighth of the budget per kind:
 //

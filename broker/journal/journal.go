@@ -45,7 +45,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -673,9 +672,9 @@ func (j *Journal) Session(session string, body []byte) uint64 {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	se := j.sessions[session]
-	if se == nil {
+	isNew := se == nil
+	if isNew {
 		se = &sessEnt{dels: map[uint64]*delivery{}, inQoS: map[uint16]pos{}}
-		j.sessions[session] = se
 	}
 	p, ok := j.controlLocked(kSession, func(b []byte) []byte {
 		b = binary.AppendUvarint(b, uint64(len(session)))
@@ -683,6 +682,11 @@ func (j *Journal) Session(session string, body []byte) uint64 {
 		return append(b, body...)
 	})
 	if ok {
+		if isNew {
+			// Only a session on disk takes deliveries (Enqueue): a
+			// message acknowledged for one that is not would be lost.
+			j.sessions[session] = se
+		}
 		if se.rec.n > 0 {
 			j.markLive(se.rec, -int64(se.rec.n))
 		}
@@ -1277,5 +1281,3 @@ func parseSegName(name string) (uint32, bool) {
 	n, err := strconv.ParseUint(hex, 16, 32)
 	return uint32(n), err == nil
 }
-
-var _ = io.EOF

@@ -283,3 +283,46 @@ func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	testenv.Eventually(t, 10*time.Second, "the journal", cond)
 }
+
+// TestLoadAndMaxDeliveries: Load reads a session's deliveries in queue
+// order from a place on, within a count and byte limit; MaxDeliveries
+// bounds what the journal indexes.
+func TestLoadAndMaxDeliveries(t *testing.T) {
+	j := open(t, t.TempDir(), Options{SegmentSize: 1 << 20, MaxDeliveries: 10})
+	defer j.Close()
+	j.Session("s", nil)
+	var places []uint64
+	for i := range 10 {
+		var id uint64
+		_, dseq, _, err := j.Enqueue(&id, raw(fmt.Sprint(i)), "s", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		places = append(places, dseq)
+	}
+	var id uint64
+	if _, _, _, err := j.Enqueue(&id, raw("over"), "s", nil); err != ErrFull {
+		t.Errorf("the 11th delivery: %v, want ErrFull", err)
+	}
+	ds, err := j.Load("s", places[3], 4, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range ds {
+		got = append(got, string(d.Message))
+	}
+	if fmt.Sprint(got) != "[3 4 5 6]" {
+		t.Errorf("Load from the 4th, 4 of them: %v", got)
+	}
+	if ds, _ := j.Load("s", places[3], 10, 1); len(ds) != 1 {
+		t.Errorf("Load within 1 byte: %d deliveries, want the first anyway", len(ds))
+	}
+	j.Ack("s", ds[0].ID)
+	if ds, _ := j.Load("s", places[3], 1, 1<<20); len(ds) != 1 || string(ds[0].Message) != "4" {
+		t.Errorf("after retiring the 4th, Load from it: %+v", ds)
+	}
+	if _, _, _, err := j.Enqueue(&id, raw("room again"), "s", nil); err != nil {
+		t.Errorf("after a retire: %v", err)
+	}
+}

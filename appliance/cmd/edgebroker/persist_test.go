@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -73,5 +74,55 @@ func expect(t *testing.T, ch <-chan mqtt.Message, topic, payload string, retaine
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatalf("no message, want %s %q", topic, payload)
+	}
+}
+
+// TestSIGTERMWithLargeQueue: 900 × 1 MB queued for an offline persistent
+// session (within the journal's 1 GiB budget, far beyond the memory
+// budget) are all delivered, in order, after SIGTERM and a restart.
+func TestSIGTERMWithLargeQueue(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	addr, cmd, exited := runBinary(t, "-data", data)
+	client := func(addr, id string, clean bool, h mqtt.MessageHandler) mqtt.Client {
+		t.Helper()
+		c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id).
+			SetCleanSession(clean).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).SetOrderMatters(true).
+			SetDefaultPublishHandler(h))
+		ok(t, "connect "+id, c.Connect())
+		t.Cleanup(func() { c.Disconnect(0) })
+		return c
+	}
+	sub := client(addr, "big", false, nil)
+	ok(t, "subscribe", sub.Subscribe("big/#", 1, nil))
+	sub.Disconnect(100)
+	pub := client(addr, "pub", true, nil)
+	payload := make([]byte, 1<<20)
+	const n = 900
+	for i := range n {
+		copy(payload, fmt.Sprintf("%06d", i))
+		ok(t, "publish", pub.Publish("big/x", 1, false, payload))
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("no exit after SIGTERM")
+	}
+
+	addr, _, _ = runBinary(t, "-data", data)
+	got := make(chan string, n+1)
+	client(addr, "big", false, func(_ mqtt.Client, m mqtt.Message) { got <- string(m.Payload()[:6]) })
+	for i := range n {
+		select {
+		case p := <-got:
+			if want := fmt.Sprintf("%06d", i); p != want {
+				t.Fatalf("message %d: %q", i, p)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%d of %d queued messages delivered after the restart", i, n)
+		}
 	}
 }
