@@ -482,6 +482,7 @@ func (j *Journal) Enqueue(id *uint64, m Encoder, session string, body []byte) (m
 			return 0, 0, 0, err
 		}
 		nid := j.nextID
+		j.nextID++ // taken before appendLocked, which may let go of mu to make a segment
 		p, err := j.appendLocked(kMsg, func(b []byte) []byte { return m.AppendJournal(binary.LittleEndian.AppendUint64(b, nid)) })
 		if err != nil {
 			if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrFull) {
@@ -489,7 +490,6 @@ func (j *Journal) Enqueue(id *uint64, m Encoder, session string, body []byte) (m
 			}
 			return 0, 0, 0, err
 		}
-		j.nextID++
 		*id = nid
 		j.msgs[nid] = &msgEnt{p: p}
 		j.markLive(p, int64(p.n))
