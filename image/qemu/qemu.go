@@ -142,6 +142,14 @@ func Start(ctx context.Context, o Options) (*VM, error) {
 	return vm, nil
 }
 
+// PowerCut kills QEMU at once (SIGKILL to the process group timeout(1)
+// makes for itself and QEMU): the guest loses power mid-flight, what its
+// disk did not flush is lost. It returns once QEMU is gone.
+func (vm *VM) PowerCut() {
+	syscall.Kill(-vm.cmd.Process.Pid, syscall.SIGKILL)
+	<-vm.done
+}
+
 // Addr is the host address forwarded to guest port p.
 func (vm *VM) Addr(p int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(vm.Ports[p])) }
 

@@ -19,7 +19,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -654,8 +653,7 @@ func powerCut(t *testing.T, vm *qemu.VM) map[string]bool {
 		defer mu.Unlock()
 		return len(acked) >= 200
 	})
-	syscall.Kill(vm.PID(), syscall.SIGKILL) // the power cut
-	<-vm.Done()
+	vm.PowerCut()
 	pub.Disconnect(0)
 	<-done
 	mu.Lock()
