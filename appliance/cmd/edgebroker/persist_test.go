@@ -96,7 +96,7 @@ func TestSIGTERMWithLargeQueue(t *testing.T) {
 	ok(t, "subscribe", sub.Subscribe("big/#", 1, nil))
 	sub.Disconnect(100)
 	pub := client(addr, "pub", true, nil)
-	payload := make([]byte, 1<<20)
+	payload := make([]byte, 1000000) // 1 MB: a packet within the default 1 MiB limit
 	const n = 900
 	for i := range n {
 		copy(payload, fmt.Sprintf("%06d", i))
