@@ -107,7 +107,7 @@ func TestDiskBackedMessageBuffer(t *testing.T) {
 		t.Errorf("without the field: %v, %d", err, s.DiskBufferBytes())
 	}
 	for spec, msg := range map[string]string{
-		"  diskBackedMessageBuffer: {maxSize: 1M}\n":  "1M is below the minimum of 64Mi",
+		"  diskBackedMessageBuffer: {maxSize: 1M}\n":   "1M is below the minimum of 64Mi",
 		"  diskBackedMessageBuffer: {maxSize: lots}\n": "spec.diskBackedMessageBuffer.maxSize: ",
 		"  diskBackedMessageBuffer: {}\n":              "spec.diskBackedMessageBuffer.maxSize: required",
 	} {
