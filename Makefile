@@ -85,10 +85,14 @@ clean:
 	rm -rf bin tmp
 
 # Compares edgebroker with Debian's mosquitto (installed if missing) on
-# loopback: fan-in, fan-out, latency and idle connections, alternating A/B
-# runs, medians in a Markdown table on stdout and in
+# loopback: fan-in, fan-out, latency, idle connections and durable fan-in
+# (64 QoS 1 publishers → a persistent subscriber; edgebroker's journal
+# figures from its /metrics, one fsync timed on the same disk),
+# alternating A/B runs, medians in a Markdown table on stdout and in
 # tools/benchcompare/RESULTS.md (every run in results.json next to it).
 # Sizes: make bench-compare BENCH_ARGS='-rounds 2 -duration 5s -idle 5000'.
+# One group: BENCH_ARGS='-only durable' (the later -out and -json flags
+# win, to keep RESULTS.md's full table).
 BENCH_ARGS ?=
 .PHONY: bench-compare
 bench-compare: build

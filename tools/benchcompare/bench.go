@@ -12,8 +12,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,16 +37,27 @@ type Config struct {
 	FanOutSubs  int
 	LatencyRate float64
 	IdleConns   int
-	Only        []string // scenario names to run; empty: all
+	// The durable fan-in scenarios: DurablePubs QoS 1 publishers with
+	// DurableInflight messages each awaiting PUBACK → one persistent
+	// subscriber, once per payload size in DurablePayloads.
+	DurablePubs     int
+	DurableInflight int
+	DurablePayloads []int
+	FsyncSamples    int      // 4 KiB writes + fdatasync timed once per run (default 200)
+	Only            []string // scenario name prefixes to run; empty: all
 
 	Log io.Writer // progress; nil: discard
 }
 
-// scenario is one load, run against every broker.
+// scenario is one load, run against every broker. A load with
+// persistent subscribers is durable: the brokers keep their sessions on
+// disk (as far as they do), and edgebroker's journal counters are read.
 type scenario struct {
 	name string
 	load loadgen.Config
 }
+
+func (s *scenario) durable() bool { return s.load.Persistent }
 
 func (cfg *Config) scenarios() []scenario {
 	base := loadgen.Config{Version: cfg.Version, Payload: cfg.Payload, Duration: cfg.Duration}
@@ -71,6 +84,12 @@ func (cfg *Config) scenarios() []scenario {
 			c.Mode, c.Count, c.Duration, c.Hold = loadgen.Conns, int64(cfg.IdleConns), 60*time.Second, time.Second
 		})},
 	}
+	for _, size := range cfg.DurablePayloads {
+		all = append(all, scenario{fmt.Sprintf("durable fan-in QoS 1 (%d→1 persistent, %s)", cfg.DurablePubs, sizeName(size)), with(func(c *loadgen.Config) {
+			c.Mode, c.Publishers, c.QoS, c.Count, c.Payload = loadgen.FanIn, cfg.DurablePubs, 1, 20_000_000, size
+			c.Inflight, c.Persistent = cfg.DurableInflight, true
+		})})
+	}
 	if len(cfg.Only) == 0 {
 		return all
 	}
@@ -86,10 +105,36 @@ func (cfg *Config) scenarios() []scenario {
 	return out
 }
 
+// ParseSizes parses comma-separated byte counts ("" for none), as
+// -durable-payloads takes them.
+func ParseSizes(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("benchcompare: payload size %q is not a positive number of bytes", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// sizeName is a payload size for a scenario name: "64 B", "1 KiB".
+func sizeName(n int) string {
+	if n >= 1024 && n%1024 == 0 {
+		return fmt.Sprintf("%d KiB", n/1024)
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
 // sample is one run of one scenario against one broker.
 type sample struct {
-	res *loadgen.Result
-	err error
+	res     *loadgen.Result
+	journal *JournalUsage // durable scenarios on a broker with metrics
+	err     error
 }
 
 // Report holds every run, by scenario and broker.
@@ -98,6 +143,9 @@ type Report struct {
 	brokers   []string
 	scenarios []string
 	samples   map[[2]string][]sample // {scenario, broker}
+	durable   map[string]bool        // scenarios with a persistent subscriber
+	fsync     *FsyncTiming           // one fsync on the scratch directory's disk; nil: not measured
+	fsyncErr  error
 	started   time.Time
 	elapsed   time.Duration
 }
@@ -113,19 +161,40 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Version == 0 {
 		cfg.Version = packet.V311
 	}
+	if cfg.DurablePubs == 0 {
+		cfg.DurablePubs = 64
+	}
+	if cfg.DurableInflight == 0 {
+		cfg.DurableInflight = 1
+	}
+	if cfg.FsyncSamples == 0 {
+		cfg.FsyncSamples = 200
+	}
 	brokers := []broker{edgebroker(cfg.Edgebroker), mosquitto(cfg.Mosquitto)}
 	// Both the brokers (children) and loadgen need descriptors for the
 	// idle clients and their server sides.
 	if err := loadgen.RaiseFileLimit(uint64(2*cfg.IdleConns + 1024)); err != nil {
 		return nil, err
 	}
-	rep := &Report{cfg: cfg, samples: make(map[[2]string][]sample), started: time.Now()}
+	rep := &Report{cfg: cfg, samples: make(map[[2]string][]sample), durable: make(map[string]bool), started: time.Now()}
 	for _, b := range brokers {
 		rep.brokers = append(rep.brokers, b.name)
 	}
 	scs := cfg.scenarios()
 	for _, s := range scs {
 		rep.scenarios = append(rep.scenarios, s.name)
+		if s.durable() && !rep.durable[s.name] {
+			rep.durable[s.name] = true
+			if rep.fsync == nil && rep.fsyncErr == nil {
+				// The brokers' state lives under cfg.Dir: time the disk there.
+				rep.fsync, rep.fsyncErr = MeasureFsync(cfg.Dir, cfg.FsyncSamples)
+				if rep.fsyncErr != nil {
+					fmt.Fprintf(cfg.Log, "benchcompare: fsync timing: %v\n", rep.fsyncErr)
+				} else {
+					fmt.Fprintf(cfg.Log, "benchcompare: one fsync (4 KiB + fdatasync) in %s (%s): median %v\n", cfg.Dir, rep.fsync.FS, rep.fsync.Median())
+				}
+			}
+		}
 	}
 	for round := range cfg.Rounds {
 		for _, s := range scs {
@@ -159,17 +228,50 @@ func runOne(ctx context.Context, b broker, s scenario, cfg *Config) sample {
 		return sample{err: err}
 	}
 	defer os.RemoveAll(dir)
-	p, err := start(ctx, b, dir)
+	l := launch{dir: dir, durable: s.durable()}
+	if s.durable() && b.metrics {
+		port, err := freePort()
+		if err != nil {
+			return sample{err: err}
+		}
+		l.status = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	}
+	p, err := start(ctx, b, l)
 	if err != nil {
 		return sample{err: err}
 	}
 	load := s.load
 	load.Addr, load.BrokerPID = p.addr, p.pid()
+	// The journal's counters, read where loadgen reads the broker's CPU
+	// time: after connecting, and after the drain.
+	var before, after journalReading
+	var jerr error
+	if l.status != "" {
+		url := "http://" + l.status + "/metrics"
+		load.AtStart = func() { before, jerr = readJournal(ctx, url) }
+		load.AtEnd = func() {
+			if jerr == nil {
+				after, jerr = readJournal(ctx, url)
+			}
+		}
+	}
 	// Let the broker finish starting up before the "before" readings.
 	time.Sleep(200 * time.Millisecond)
 	res, err := loadgen.Run(ctx, load, nil)
-	if serr := p.stop(); err == nil && serr != nil {
-		err = fmt.Errorf("%s: %w%s", b.name, serr, logTail(filepath.Join(dir, b.name+".log")))
+	smp := sample{res: res, err: err}
+	if l.status != "" && err == nil {
+		if jerr != nil {
+			smp.err = fmt.Errorf("%s: journal metrics: %w", b.name, jerr)
+		} else {
+			smp.journal = after.since(before, res)
+		}
 	}
-	return sample{res: res, err: err}
+	serr := p.stop()
+	if serr == nil && s.durable() && b.saved != nil {
+		serr = b.saved(l)
+	}
+	if smp.err == nil && serr != nil {
+		smp.err = fmt.Errorf("%s: %w%s", b.name, serr, logTail(filepath.Join(dir, b.name+".log")))
+	}
+	return smp
 }

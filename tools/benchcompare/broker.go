@@ -17,27 +17,50 @@ import (
 type broker struct {
 	name string
 	// command returns the command that serves plain anonymous MQTT on
-	// 127.0.0.1:port, keeping any state under dir.
-	command func(dir string, port int) (*exec.Cmd, error)
+	// 127.0.0.1:l.port, keeping any state under l.dir.
+	command func(l launch) (*exec.Cmd, error)
+	// metrics: the broker serves Prometheus /metrics (with its journal's
+	// counters) when launch.status is set.
+	metrics bool
+	// saved, when set, checks after a durable run's broker stopped that
+	// it did put its state on disk.
+	saved func(l launch) error
+}
+
+// launch is how one run starts a broker.
+type launch struct {
+	dir  string
+	port int
+	// durable: the run's persistent sessions are kept on disk as far as
+	// the broker does that (mosquitto: persistence true).
+	durable bool
+	// status is the host:port of the broker's HTTP status endpoint; ""
+	// for none. Only for brokers with metrics.
+	status string
 }
 
 func edgebroker(bin string) broker {
-	return broker{name: "edgebroker", command: func(dir string, port int) (*exec.Cmd, error) {
-		data := filepath.Join(dir, "data")
+	return broker{name: "edgebroker", metrics: true, command: func(l launch) (*exec.Cmd, error) {
+		data := filepath.Join(l.dir, "data")
 		if err := os.MkdirAll(data, 0o755); err != nil {
 			return nil, err
 		}
-		return exec.Command(bin, "-data", data, "-loopback", "off", "-listen", fmt.Sprintf("127.0.0.1:%d", port)), nil
+		args := []string{"-data", data, "-loopback", "off", "-listen", fmt.Sprintf("127.0.0.1:%d", l.port)}
+		if l.status != "" {
+			args = append(args, "-status", l.status)
+		}
+		return exec.Command(bin, args...), nil
 	}}
 }
 
 // mosquittoConf is the reference configuration: queues and the outbound
 // window large enough that QoS 1 is never dropped at these loads, no
-// persistence (edgebroker keeps sessions in memory too), and Nagle off,
-// as Go sockets have it by default.
+// persistence (edgebroker keeps clean sessions in memory too), and Nagle
+// off, as Go sockets have it by default. The durable scenarios replace
+// the persistence line with mosquittoDurable.
 const mosquittoConf = `listener %d 127.0.0.1
 allow_anonymous true
-persistence false
+%s
 max_connections -1
 max_inflight_messages 32
 max_queued_messages 100000
@@ -48,13 +71,38 @@ log_type error
 log_type warning
 `
 
+// mosquittoDurable is mosquitto's persistence as a durable deployment
+// would configure it: persistent sessions and their queued messages are
+// saved to persistence_location (the run's directory), every
+// autosave_interval seconds (default 1800) and at shutdown. A PUBACK
+// does not wait for that, so what was acknowledged is not on disk.
+const mosquittoDurable = `persistence true
+persistence_location %s/`
+
+// mosquittoDB is the file mosquitto saves its state to.
+const mosquittoDB = "mosquitto.db"
+
 func mosquitto(bin string) broker {
-	return broker{name: "mosquitto", command: func(dir string, port int) (*exec.Cmd, error) {
-		conf := filepath.Join(dir, "mosquitto.conf")
-		if err := os.WriteFile(conf, fmt.Appendf(nil, mosquittoConf, port), 0o644); err != nil {
+	return broker{name: "mosquitto", command: func(l launch) (*exec.Cmd, error) {
+		persistence := "persistence false"
+		if l.durable {
+			persistence = fmt.Sprintf(mosquittoDurable, l.dir)
+			if os.Geteuid() == 0 {
+				// Started as root, mosquitto switches to the user
+				// "mosquitto", who cannot write to our private directory.
+				persistence += "\nuser root"
+			}
+		}
+		conf := filepath.Join(l.dir, "mosquitto.conf")
+		if err := os.WriteFile(conf, fmt.Appendf(nil, mosquittoConf, l.port, persistence), 0o644); err != nil {
 			return nil, err
 		}
 		return exec.Command(bin, "-c", conf), nil
+	}, saved: func(l launch) error {
+		if _, err := os.Stat(filepath.Join(l.dir, mosquittoDB)); err != nil {
+			return fmt.Errorf("persistence true, but nothing saved at shutdown: %w", err)
+		}
+		return nil
 	}}
 }
 
@@ -65,14 +113,16 @@ type proc struct {
 	done chan error
 }
 
-// start runs b on a free loopback port with its output in dir/NAME.log
+// start runs b on a free loopback port with its output in l.dir/NAME.log
 // and waits until the port accepts connections.
-func start(ctx context.Context, b broker, dir string) (*proc, error) {
+func start(ctx context.Context, b broker, l launch) (*proc, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	cmd, err := b.command(dir, port)
+	l.port = port
+	dir := l.dir
+	cmd, err := b.command(l)
 	if err != nil {
 		return nil, fmt.Errorf("benchcompare: %s: %w", b.name, err)
 	}

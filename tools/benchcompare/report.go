@@ -47,12 +47,17 @@ var metrics = []metric{
 
 // median returns the median of a metric over the successful samples.
 func median(ss []sample, m metric) (float64, bool) {
+	return medianOf(ss, func(s sample) (float64, bool) { return m.value(s.res) })
+}
+
+// medianOf returns the median of value over the samples with a result.
+func medianOf(ss []sample, value func(s sample) (float64, bool)) (float64, bool) {
 	var vs []float64
 	for _, s := range ss {
 		if s.res == nil {
 			continue
 		}
-		if v, ok := m.value(s.res); ok {
+		if v, ok := value(s); ok {
 			vs = append(vs, v)
 		}
 	}
@@ -84,9 +89,9 @@ func lost(ss []sample) (n int64, failed int) {
 func (r *Report) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# edgebroker vs mosquitto\n\n")
-	fmt.Fprintf(&b, "Measured %s on %s/%s, %d CPUs (shared), %s, %s; %d rounds, median of each; %v per run, MQTT %s, %d-byte payloads. Total time %v.\n\n",
+	fmt.Fprintf(&b, "Measured %s on %s/%s, %d CPUs (shared), %s, %s; %d rounds, median of each; %v per run, MQTT %s, %s. Total time %v.\n\n",
 		r.started.Format("2006-01-02 15:04"), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), kernel(), mosquittoVersion(r.cfg.Mosquitto),
-		r.cfg.Rounds, r.cfg.Duration, mqttName(r.cfg.Version), r.cfg.Payload, r.elapsed.Round(time.Second))
+		r.cfg.Rounds, r.cfg.Duration, mqttName(r.cfg.Version), r.payloads(), r.elapsed.Round(time.Second))
 	b.WriteString("| scenario | broker |")
 	for _, m := range metrics {
 		fmt.Fprintf(&b, " %s |", m.head)
@@ -139,22 +144,49 @@ func (r *Report) Markdown() string {
 - lost: QoS 0 may lose messages under overload; QoS 1 must not. Ratio rows: edgebroker ÷ mosquitto (msg/s: higher is better for edgebroker; the other columns: lower is better).
 - mosquitto runs with a generated config (persistence false, max_queued_messages 100000, max_inflight_messages 32, set_tcp_nodelay true); edgebroker with its defaults (-loopback off -listen). Each run starts a fresh broker process; the order alternates per round.
 `)
+	r.durableMarkdown(&b)
 	return b.String()
+}
+
+// payloads describes the payload sizes for the header.
+func (r *Report) payloads() string {
+	n := 0
+	for _, sc := range r.scenarios {
+		if r.durable[sc] {
+			n++
+		}
+	}
+	switch n {
+	case 0:
+		return fmt.Sprintf("%d-byte payloads", r.cfg.Payload)
+	case len(r.scenarios):
+		return "payloads as named"
+	}
+	return fmt.Sprintf("%d-byte payloads (durable fan-in: as named)", r.cfg.Payload)
 }
 
 // JSON returns every run's result, for a closer look.
 func (r *Report) JSON() ([]byte, error) {
 	type run struct {
 		Scenario string          `json:"scenario"`
-		Broker   string          `json:"broker"`
+		Broker   string          `json:"broker,omitempty"`
 		Result   *loadgen.Result `json:"result,omitempty"`
+		Journal  *JournalUsage   `json:"journal,omitempty"`
+		Fsync    *FsyncTiming    `json:"fsync,omitempty"`
 		Error    string          `json:"error,omitempty"`
 	}
 	var out []run
+	if r.fsync != nil || r.fsyncErr != nil {
+		x := run{Scenario: fsyncScenario, Fsync: r.fsync}
+		if r.fsyncErr != nil {
+			x.Error = r.fsyncErr.Error()
+		}
+		out = append(out, x)
+	}
 	for _, sc := range r.scenarios {
 		for _, br := range r.brokers {
 			for _, s := range r.samples[[2]string{sc, br}] {
-				x := run{Scenario: sc, Broker: br, Result: s.res}
+				x := run{Scenario: sc, Broker: br, Result: s.res, Journal: s.journal}
 				if s.err != nil {
 					x.Error = s.err.Error()
 				}

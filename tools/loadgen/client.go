@@ -67,9 +67,14 @@ func newDialer(cfg *Config) (*dialer, error) {
 // source address now but choose the port at connect, per 4-tuple.
 const ipBindAddressNoPort = 24
 
-// dial connects, sends CONNECT with a clean session and waits for the
-// CONNACK. local, when set, is the source address.
-func (d *dialer) dial(ctx context.Context, id string, local net.IP) (*client, error) {
+// persistentExpiry is the Session Expiry Interval (seconds) a 5.0 client
+// asks for when its session is to persist.
+const persistentExpiry = 3600
+
+// dial connects, sends CONNECT and waits for the CONNACK. The session is
+// clean unless persistent (3.1.1: clean session false; 5.0: a session
+// expiry of persistentExpiry). local, when set, is the source address.
+func (d *dialer) dial(ctx context.Context, id string, local net.IP, persistent bool) (*client, error) {
 	nd := net.Dialer{Timeout: 10 * time.Second}
 	if local != nil {
 		nd.LocalAddr = &net.TCPAddr{IP: local}
@@ -93,7 +98,7 @@ func (d *dialer) dial(ctx context.Context, id string, local net.IP) (*client, er
 		nc = tc
 	}
 	c := &client{nc: nc, v: d.v, w: bufio.NewWriterSize(nc, 32<<10), rbuf: make([]byte, 0, 4<<10), recvMax: 65535}
-	if err := c.connect(ctx, id, d.ka); err != nil {
+	if err := c.connect(ctx, id, d.ka, persistent); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("%s: %w", id, err)
 	}
@@ -101,12 +106,19 @@ func (d *dialer) dial(ctx context.Context, id string, local net.IP) (*client, er
 }
 
 // connect performs the CONNECT/CONNACK exchange.
-func (c *client) connect(ctx context.Context, id string, ka uint16) error {
+func (c *client) connect(ctx context.Context, id string, ka uint16, persistent bool) error {
 	if dl, ok := ctx.Deadline(); ok {
 		c.nc.SetDeadline(dl)
 		defer c.nc.SetDeadline(time.Time{})
 	}
 	cp := packet.Connect{ProtocolName: []byte("MQTT"), Version: c.v, CleanStart: true, KeepAlive: ka, ClientID: []byte(id)}
+	if persistent {
+		cp.CleanStart = false // the client ids are fresh: no session to resume
+		if c.v == packet.V5 {
+			cp.Props.SessionExpiry = persistentExpiry
+			cp.Props.Set(packet.PropSessionExpiry)
+		}
+	}
 	if err := c.send(cp.Append(nil)); err != nil {
 		return err
 	}

@@ -44,6 +44,11 @@ type Config struct {
 	Sources     int           // Conns: spread over this many 127.0.0.x source addresses
 	Dialers     int           // Conns: concurrent connection attempts
 	TopicPrefix string        // topics are TopicPrefix/<run id>/...
+	// Persistent gives the subscribers a session that outlives the
+	// connection (3.1.1: clean session false; 5.0: Session Expiry Interval
+	// of an hour): a broker with a durable path puts their QoS 1/2
+	// messages on disk before it acknowledges them.
+	Persistent bool
 
 	TLS         bool
 	CAFile      string
@@ -56,6 +61,12 @@ type Config struct {
 	// clients connect) are read from ProcRoot.
 	BrokerPID int
 	ProcRoot  string // nil-like: "" means "/proc"
+
+	// AtStart and AtEnd, when set, are called where the broker's CPU time
+	// is read: after connecting, before the first publish, and after the
+	// drain (fan-in, fan-out and latency modes). benchcompare reads the
+	// broker's own counters there.
+	AtStart, AtEnd func()
 }
 
 // withDefaults returns cfg with the zero fields filled for its mode.

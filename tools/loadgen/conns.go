@@ -44,7 +44,7 @@ func runConns(ctx context.Context, cfg *Config, d *dialer, res *Result, progress
 				if len(sources) > 0 {
 					src = sources[i%len(sources)]
 				}
-				c, err := d.dial(dctx, fmt.Sprintf("mqttload-%s-c%d", id, i), src)
+				c, err := d.dial(dctx, fmt.Sprintf("mqttload-%s-c%d", id, i), src, false)
 				if err == nil {
 					clients[i] = c
 					err = c.subscribe(fmt.Sprintf("%s/%s/idle/%d", cfg.TopicPrefix, id, i), cfg.QoS)

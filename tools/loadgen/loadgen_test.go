@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -10,13 +11,20 @@ import (
 	"time"
 
 	"edgebroker/broker"
+	"edgebroker/broker/journal"
 	"edgebroker/broker/packet"
 )
 
 // startBroker serves an in-process broker on a loopback port.
 func startBroker(t *testing.T) string {
 	t.Helper()
-	s := broker.New(broker.Config{})
+	return serve(t, broker.Config{})
+}
+
+// serve serves an in-process broker with cfg on a loopback port.
+func serve(t *testing.T, cfg broker.Config) string {
+	t.Helper()
+	s := broker.New(cfg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -81,6 +89,52 @@ func TestRunModes(t *testing.T) {
 				t.Errorf("rate %v, broker usage %+v", res.RecvRate, res.Broker)
 			}
 		})
+	}
+}
+
+// TestPersistent: with Persistent the subscriber's session outlives its
+// connection, so a broker with a journal puts every QoS 1 message on disk
+// before its PUBACK; without it nothing reaches the disk. Every PUBACK
+// is timed.
+func TestPersistent(t *testing.T) {
+	for _, v := range []byte{packet.V311, packet.V5} {
+		for _, persistent := range []bool{false, true} {
+			t.Run(fmt.Sprintf("v%d persistent=%v", v, persistent), func(t *testing.T) {
+				j, err := journal.Open(t.TempDir(), journal.Options{SegmentSize: 1 << 20})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { j.Close() })
+				addr := serve(t, broker.Config{Journal: j})
+				cfg := Config{Mode: FanIn, Addr: addr, Version: v, QoS: 1, Publishers: 4, Inflight: 1, Count: 400,
+					Persistent: persistent, Duration: 5 * time.Second, Drain: 500 * time.Millisecond}
+				var fsyncsAtStart, fsyncsAtEnd int64
+				cfg.AtStart = func() { fsyncsAtStart = j.Stats.Fsyncs.Load() }
+				cfg.AtEnd = func() { fsyncsAtEnd = j.Stats.Fsyncs.Load() }
+				res, err := Run(t.Context(), cfg, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Log(res.Summary())
+				if len(res.Errors) > 0 || res.Lost > 0 || res.Acked != cfg.Count {
+					t.Fatalf("errors %v, lost %d, acked %d of %d", res.Errors, res.Lost, res.Acked, cfg.Count)
+				}
+				if res.Persistent != persistent || res.Inflight != 1 {
+					t.Errorf("result says persistent %v, inflight %d", res.Persistent, res.Inflight)
+				}
+				l := res.AckLatency
+				if l == nil || l.Samples != uint64(res.Acked) || !(0 < l.P50 && l.P50 <= l.P99 && l.P99 <= l.Max) {
+					t.Errorf("ack latency %+v for %d PUBACKs", l, res.Acked)
+				}
+				fsyncs := fsyncsAtEnd - fsyncsAtStart
+				if persistent && fsyncs == 0 {
+					t.Errorf("no fsync while %d messages went to a persistent session", res.Acked)
+				}
+				if !persistent && fsyncs != 0 {
+					t.Errorf("%d fsyncs for a clean session", fsyncs)
+				}
+			})
+		}
 	}
 }
 

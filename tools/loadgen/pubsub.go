@@ -39,6 +39,11 @@ type publisher struct {
 	dead   chan struct{} // closed when the ack reader ends
 	sent   atomic.Int64
 	acked  atomic.Int64
+	// sentAt holds, by packet identifier, when each QoS 1/2 PUBLISH was
+	// sent (since the run's base): written by the publishing goroutine,
+	// read by the ack reader.
+	sentAt []atomic.Int64
+	acks   histogram // publish → PUBACK/PUBCOMP; owned by the ack reader
 }
 
 type subscriber struct {
@@ -92,6 +97,9 @@ func (r *run) run(ctx context.Context, progress io.Writer) error {
 	defer ticker(done, time.Duration(cfg.KeepAlive)*time.Second/2, r.ping)()
 	defer close(done)
 
+	if cfg.AtStart != nil {
+		cfg.AtStart()
+	}
 	cpu0, _ := brokerSample(cfg, &r.e)
 	r.budget.Store(cfg.Count)
 	start := time.Since(r.base)
@@ -108,11 +116,17 @@ func (r *run) run(ctx context.Context, progress io.Writer) error {
 	stopCtx()
 	r.drain(ctx)
 	cpu1, _ := brokerSample(cfg, &r.e)
+	if cfg.AtEnd != nil {
+		cfg.AtEnd()
+	}
 	waitProgress()
 
 	r.closing.Store(true)
 	r.closeAll()
 	readers.Wait()
+	for _, p := range r.pubs {
+		<-p.dead
+	}
 	r.collect(start, cpu1-cpu0)
 	return nil
 }
@@ -137,7 +151,7 @@ func (r *run) connect(ctx context.Context) error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			c, err := r.d.dial(ctx, fmt.Sprintf("mqttload-%s-s%d", r.id, i), nil)
+			c, err := r.d.dial(ctx, fmt.Sprintf("mqttload-%s-s%d", r.id, i), nil, cfg.Persistent)
 			if err == nil {
 				r.subs[i] = &subscriber{c: c, idx: i}
 				err = c.subscribe(r.filter(), cfg.QoS)
@@ -152,13 +166,17 @@ func (r *run) connect(ctx context.Context) error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			c, err := r.d.dial(ctx, fmt.Sprintf("mqttload-%s-p%d", r.id, i), nil)
+			c, err := r.d.dial(ctx, fmt.Sprintf("mqttload-%s-p%d", r.id, i), nil, false)
 			if err != nil {
 				setErr(fmt.Errorf("loadgen: publisher %d: %w", i, err))
 				return
 			}
 			window := min(cfg.Inflight, c.recvMax)
-			r.pubs[i] = &publisher{c: c, topic: []byte(r.topic(i)), tokens: make(chan struct{}, window), dead: make(chan struct{})}
+			p := &publisher{c: c, topic: []byte(r.topic(i)), tokens: make(chan struct{}, window), dead: make(chan struct{})}
+			if cfg.QoS > 0 {
+				p.sentAt = make([]atomic.Int64, 1<<16)
+			}
+			r.pubs[i] = p
 		})
 	}
 	wg.Wait()
@@ -229,7 +247,11 @@ func (r *run) publish(p *publisher, i int) {
 			pid = pid%65535 + 1
 			pub.PacketID = pid
 		}
-		stamp(pub.Payload, time.Since(r.base), seq)
+		now := time.Since(r.base)
+		stamp(pub.Payload, now, seq)
+		if cfg.QoS > 0 {
+			p.sentAt[pid].Store(int64(now))
+		}
 		if err := c.publish(&pub); err != nil {
 			r.fail(fmt.Errorf("publisher %d: %w", i, err))
 			return
@@ -274,6 +296,8 @@ func (r *run) readAcks(p *publisher) {
 			} else if h.Type == packet.PUBREC {
 				p.c.ack(packet.PUBREL, a.PacketID) // flushed before the next read blocks
 				continue
+			} else if p.sentAt != nil {
+				p.acks.record(time.Since(r.base) - time.Duration(p.sentAt[a.PacketID].Load()))
 			}
 			<-p.tokens
 			p.acked.Add(1)
@@ -419,11 +443,14 @@ func (r *run) disconnect() {
 // collect fills the Result once the readers have ended.
 func (r *run) collect(start, cpu time.Duration) {
 	res := r.res
-	var h histogram
+	var h, acks histogram
 	var end time.Duration
 	for _, s := range r.subs {
 		h.merge(&s.hist)
 		end = max(end, time.Duration(s.last.Load()))
+	}
+	for _, p := range r.pubs {
+		acks.merge(&p.acks)
 	}
 	res.Sent, res.Acked, res.Received = r.sent(), r.acked(), r.received()
 	res.Expected = res.Sent * int64(len(r.subs))
@@ -436,6 +463,7 @@ func (r *run) collect(start, cpu time.Duration) {
 	res.SendRate = float64(res.Sent) / res.Seconds
 	res.RecvRate = float64(res.Received) / res.Seconds
 	res.Latency = summarize(&h)
+	res.AckLatency = summarize(&acks)
 	if r.cfg.BrokerPID != 0 {
 		res.Broker = &BrokerUsage{PID: r.cfg.BrokerPID, CPUSeconds: cpu.Seconds()}
 		if res.Received > 0 {

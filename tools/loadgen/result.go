@@ -18,6 +18,8 @@ type Result struct {
 	Publishers  int     `json:"publishers,omitempty"`
 	Subscribers int     `json:"subscribers,omitempty"`
 	Rate        float64 `json:"target_rate,omitempty"` // msg/s asked for; 0: unpaced
+	Inflight    int     `json:"inflight,omitempty"`    // QoS 1/2 window per publisher
+	Persistent  bool    `json:"persistent,omitempty"`  // subscribers with a persistent session
 
 	Seconds    float64 `json:"seconds"` // first publish to last delivery (Conns: connecting)
 	Sent       int64   `json:"sent"`
@@ -30,6 +32,9 @@ type Result struct {
 	RecvRate   float64 `json:"recv_msgs_per_sec"` // deliveries per second
 
 	Latency *LatencySummary `json:"latency_us,omitempty"`
+	// AckLatency is publish to PUBACK (QoS 2: PUBCOMP) at the publisher,
+	// from the moment the PUBLISH is handed to the connection's buffer.
+	AckLatency *LatencySummary `json:"ack_latency_us,omitempty"`
 
 	Conns          int     `json:"conns,omitempty"`
 	ConnectFailed  int     `json:"connect_failed,omitempty"`
@@ -98,6 +103,9 @@ func (r *Result) Summary() string {
 	}
 	if l := r.Latency; l != nil {
 		fmt.Fprintf(&b, " latency p50=%s p90=%s p99=%s max=%s", fmtUS(l.P50), fmtUS(l.P90), fmtUS(l.P99), fmtUS(l.Max))
+	}
+	if l := r.AckLatency; l != nil {
+		fmt.Fprintf(&b, " ack p50=%s p99=%s", fmtUS(l.P50), fmtUS(l.P99))
 	}
 	if u := r.Broker; u != nil && r.Mode == Conns {
 		fmt.Fprintf(&b, " broker rss %d→%d KiB (%.1f KiB/conn)", u.RSSBefore>>10, u.RSSAfter>>10, u.RSSPerConn/1024)

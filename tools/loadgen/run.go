@@ -45,7 +45,10 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	if cfg.Mode == Conns {
 		return res, runConns(ctx, &cfg, d, res, progress)
 	}
-	res.Publishers, res.Subscribers, res.Rate = cfg.Publishers, cfg.Subscribers, cfg.Rate
+	res.Publishers, res.Subscribers, res.Rate, res.Persistent = cfg.Publishers, cfg.Subscribers, cfg.Rate, cfg.Persistent
+	if cfg.QoS > 0 {
+		res.Inflight = cfg.Inflight
+	}
 	r := &run{cfg: &cfg, d: d, res: res, base: time.Now(), stop: make(chan struct{}), id: runID()}
 	return res, r.run(ctx, progress)
 }

@@ -3,6 +3,7 @@
 //
 //	benchcompare -edgebroker bin/edgebroker -out tools/benchcompare/RESULTS.md
 //	benchcompare -rounds 3 -duration 5s -idle 5000 -only fan-in
+//	benchcompare -only durable -durable-payloads 64,1024 -durable-inflight 1
 package main
 
 import (
@@ -25,7 +26,7 @@ func main() {
 	log.SetFlags(0)
 	log.SetPrefix("benchcompare: ")
 	var cfg benchcompare.Config
-	var version, only, out, jsonOut string
+	var version, only, out, jsonOut, durablePayloads string
 	flag.StringVar(&cfg.Edgebroker, "edgebroker", "bin/edgebroker", "edgebroker binary")
 	flag.StringVar(&cfg.Mosquitto, "mosquitto", "", "mosquitto binary (default: from PATH or /usr/sbin)")
 	flag.IntVar(&cfg.Rounds, "rounds", 3, "rounds per scenario and broker (the table shows medians)")
@@ -36,7 +37,11 @@ func main() {
 	flag.IntVar(&cfg.FanOutSubs, "subs", 100, "fan-out subscribers")
 	flag.Float64Var(&cfg.LatencyRate, "rate", 5000, "latency scenario: messages per second")
 	flag.IntVar(&cfg.IdleConns, "idle", 2000, "idle-connections scenario: clients")
-	flag.StringVar(&only, "only", "", "comma-separated scenario name prefixes to run (fan-in, fan-out, latency, idle)")
+	flag.IntVar(&cfg.DurablePubs, "durable-pubs", 64, "durable fan-in: QoS 1 publishers")
+	flag.IntVar(&cfg.DurableInflight, "durable-inflight", 1, "durable fan-in: PUBLISHes each publisher may have awaiting PUBACK (1: each waits for its PUBACK)")
+	flag.StringVar(&durablePayloads, "durable-payloads", "64,1024", "durable fan-in: comma-separated payload sizes in bytes, a scenario each")
+	flag.IntVar(&cfg.FsyncSamples, "fsync-samples", 200, "durable fan-in: 4 KiB writes + fdatasync timed in the scratch directory")
+	flag.StringVar(&only, "only", "", "comma-separated scenario name prefixes to run (fan-in, fan-out, latency, idle, durable)")
 	flag.StringVar(&out, "out", "", "also write the Markdown table to this file")
 	flag.StringVar(&jsonOut, "json", "", "write every run's result as JSON to this file")
 	flag.Parse()
@@ -48,6 +53,9 @@ func main() {
 	cfg.Version = v
 	if only != "" {
 		cfg.Only = strings.Split(only, ",")
+	}
+	if cfg.DurablePayloads, err = benchcompare.ParseSizes(durablePayloads); err != nil {
+		log.Fatal(err)
 	}
 	if cfg.Mosquitto == "" {
 		if cfg.Mosquitto, err = findMosquitto(); err != nil {

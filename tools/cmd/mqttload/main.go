@@ -5,6 +5,7 @@
 //	mqttload -mode fan-out -subs 100 -qos 0
 //	mqttload -mode latency -rate 5000 -mqtt 5 -json lat.json
 //	mqttload -mode conns -count 2000 -pid $(pidof edgebroker)
+//	mqttload -mode fan-in -pubs 64 -qos 1 -inflight 1 -persistent
 //
 // Progress goes to stderr once a second, a one-line summary to stdout and
 // the full result to -json. Only loopback targets are allowed unless
@@ -51,6 +52,7 @@ func main() {
 	flag.IntVar(&cfg.Sources, "sources", 16, "conns: spread over this many 127.0.0.x source addresses")
 	flag.IntVar(&cfg.Dialers, "dialers", 32, "concurrent connection attempts")
 	flag.StringVar(&cfg.TopicPrefix, "topic", "mqttload", "topic prefix")
+	flag.BoolVar(&cfg.Persistent, "persistent", false, "subscribers keep their session (3.1.1 clean session false, 5.0 session expiry 1h)")
 	flag.BoolVar(&cfg.TLS, "tls", false, "connect with TLS (implied by -cafile and -insecure)")
 	flag.StringVar(&cfg.CAFile, "cafile", "", "PEM CA certificates to verify the broker with")
 	flag.BoolVar(&cfg.Insecure, "insecure", false, "do not verify the broker's certificate")
