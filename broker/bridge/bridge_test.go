@@ -1,0 +1,307 @@
+package bridge_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+
+	"edgebroker/broker"
+	"edgebroker/broker/bridge"
+	"edgebroker/broker/brokertest"
+	"edgebroker/broker/journal"
+	"edgebroker/broker/testenv"
+)
+
+// mosquitto runs a real mosquitto on a loopback port (the upstream); stop
+// ends it, start starts it again on the same port.
+type mosquitto struct {
+	t    *testing.T
+	bin  string
+	conf string
+	addr string
+	cmd  *exec.Cmd
+}
+
+func startMosquitto(t *testing.T) *mosquitto {
+	t.Helper()
+	bin := testenv.NeedTool(t, "mosquitto")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "mosquitto.conf")
+	err = os.WriteFile(conf, []byte(fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\nautosave_interval 1\nuser root\nmax_queued_messages 100000\n", port, dir)), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &mosquitto{t: t, bin: bin, conf: conf, addr: "127.0.0.1:" + strconv.Itoa(port)}
+	m.start()
+	t.Cleanup(m.stop)
+	return m
+}
+
+func (m *mosquitto) start() {
+	m.t.Helper()
+	m.cmd = exec.Command(m.bin, "-c", m.conf)
+	if err := m.cmd.Start(); err != nil {
+		m.t.Fatal(err)
+	}
+	testenv.Eventually(m.t, 10*time.Second, "mosquitto to listen", func() bool {
+		c, err := net.Dial("tcp", m.addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
+
+// stop ends mosquitto with SIGTERM: it saves its sessions (the cloud
+// subscriber's queue) first.
+func (m *mosquitto) stop() {
+	if m.cmd != nil && m.cmd.Process != nil {
+		m.cmd.Process.Signal(syscall.SIGTERM)
+		m.cmd.Wait()
+		m.cmd = nil
+	}
+}
+
+// remoteClient is a paho.golang client of the upstream with a channel of
+// what it receives.
+func remoteClient(t *testing.T, addr, id string, filter string) (*brokertest.V5Client, chan *paho.Publish) {
+	t.Helper()
+	got := make(chan *paho.Publish, 100000)
+	expiry := uint32(3600)
+	c, _, err := brokertest.V5DialPaho(t, addr, &paho.Connect{ClientID: id, KeepAlive: 30,
+		Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}}, func(cfg *paho.ClientConfig) {
+		cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){func(r paho.PublishReceived) (bool, error) {
+			got <- r.Packet
+			return true, nil
+		}}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filter != "" {
+		c.Sub(paho.SubscribeOptions{Topic: filter, QoS: 1}, 0)
+	}
+	return c, got
+}
+
+func localBroker(t *testing.T) (*broker.Server, string) {
+	t.Helper()
+	j, err := journal.Open(t.TempDir(), journal.Options{SegmentSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := broker.New(broker.Config{Journal: j})
+	addr := brokertest.Serve(t, s, nil)
+	t.Cleanup(func() { s.Close(); j.Close() })
+	return s, addr
+}
+
+// TestUpAcrossAnOutage: messages published locally go up with the
+// destination template, in order, with their properties; while the
+// upstream is down they are acknowledged locally (journaled) and held,
+// and once it is back every one arrives.
+func TestUpAcrossAnOutage(t *testing.T) {
+	up := startMosquitto(t)
+	s, addr := localBroker(t)
+	b, err := bridge.Start(bridge.Config{Name: "up", Local: s, Up: true, Sources: []string{"telemetry/#"},
+		Destination: "site1/${inputTopic}", MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
+		Remote: bridge.Remote{Hosts: []string{"127.0.0.1:1", up.addr}, ClientID: "site1-up", QoS: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	_, got := remoteClient(t, up.addr, "cloud-sub", "site1/#")
+	testenv.Eventually(t, 10*time.Second, "the bridge to connect", func() bool { return b.Status().Connected == up.addr })
+	testenv.Eventually(t, 10*time.Second, "the bridge's local subscription", func() bool { return b.Status().Subscribed })
+
+	pub, _ := brokertest.V5Paho(t, addr, &paho.Connect{ClientID: "sensor", CleanStart: true, KeepAlive: 30})
+	ct := "text/plain"
+	pub.Pub(&paho.Publish{Topic: "telemetry/a", QoS: 1, Payload: []byte("0"), Properties: &paho.PublishProperties{
+		ContentType: ct, User: paho.UserProperties{{Key: "k", Value: "v"}}}})
+	first := <-got
+	if first.Topic != "site1/telemetry/a" || string(first.Payload) != "0" || first.Properties.ContentType != ct ||
+		first.Properties.User.Get("k") != "v" {
+		t.Fatalf("first message upstream: %s %q %+v", first.Topic, first.Payload, first.Properties)
+	}
+
+	const n = 500
+	for i := 1; i < n; i++ {
+		if i == 100 {
+			up.stop() // the WAN goes down; the local publisher keeps being acknowledged
+		}
+		pub.Pub(&paho.Publish{Topic: "telemetry/a", QoS: 1, Payload: []byte(strconv.Itoa(i))})
+	}
+	up.start()
+	_, got2 := remoteClient(t, up.addr, "cloud-sub", "")
+	next := 1
+	dups := 0
+	deadline := time.After(60 * time.Second)
+	for next < n {
+		var m *paho.Publish
+		select {
+		case m = <-got:
+		case m = <-got2:
+		case <-deadline:
+			t.Fatalf("after the outage: %d of %d messages arrived (bridge %+v)", next, n, b.Status())
+		}
+		v, _ := strconv.Atoi(string(m.Payload))
+		switch {
+		case v == next:
+			next++
+		case v < next:
+			dups++ // QoS 1 across a reconnection
+		default:
+			t.Fatalf("message %d arrived before %d", v, next)
+		}
+	}
+	t.Logf("%d messages up across the outage, %d duplicates; status %+v", n, dups, b.Status())
+}
+
+// TestDown: a flow down brings upstream messages to local subscribers,
+// including ones published upstream while the gateway was away.
+func TestDown(t *testing.T) {
+	up := startMosquitto(t)
+	s, addr := localBroker(t)
+	cfg := bridge.Config{Name: "down", Local: s, Up: false, Sources: []string{"commands/site1/#"},
+		Destination: "cmd/${inputTopic.3}", MinBackoff: 50 * time.Millisecond,
+		Remote: bridge.Remote{Hosts: []string{up.addr}, ClientID: "site1-down", QoS: 1}}
+	b, err := bridge.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, got := remoteClient(t, addr, "actuator", "cmd/#")
+	_ = local
+	cloud, _ := remoteClient(t, up.addr, "cloud", "")
+	testenv.Eventually(t, 10*time.Second, "the bridge to connect", func() bool { return b.Status().Connected != "" })
+	// The upstream subscription is made after CONNACK: wait for it by
+	// publishing until one arrives.
+	testenv.Eventually(t, 10*time.Second, "a command down", func() bool {
+		cloud.Pub(&paho.Publish{Topic: "commands/site1/reboot", QoS: 1, Payload: []byte("now")})
+		select {
+		case m := <-got:
+			return m.Topic == "cmd/reboot" && string(m.Payload) == "now"
+		case <-time.After(200 * time.Millisecond):
+			return false
+		}
+	})
+	b.Close()
+	for len(got) > 0 {
+		<-got
+	}
+	cloud.Pub(&paho.Publish{Topic: "commands/site1/open", QoS: 1, Payload: []byte("queued upstream")})
+	b, err = bridge.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		select {
+		case m := <-got:
+			if m.Topic == "cmd/open" && string(m.Payload) == "queued upstream" {
+				return
+			}
+		case <-ctx.Done():
+			t.Fatal("the command queued upstream while the gateway was away did not arrive")
+		}
+	}
+}
+
+func TestExpand(t *testing.T) {
+	for _, tt := range []struct{ tmpl, topic, want string }{
+		{"site1/${inputTopic}", "a/b", "site1/a/b"},
+		{"x/${inputTopic.2}/${inputTopic.1}", "a/b/c", "x/b/a"},
+		{"fixed", "a", "fixed"},
+		{"${inputTopic.9}", "a", ""},
+	} {
+		if got := bridge.Expand(tt.tmpl, tt.topic); got != tt.want {
+			t.Errorf("Expand(%q, %q) = %q, want %q", tt.tmpl, tt.topic, got, tt.want)
+		}
+	}
+}
+
+// TestRestartWithUpstreamDown: 1,000 messages acknowledged locally while
+// the upstream is unreachable wait in the journal (the bridge's
+// persistent session); the broker stops (no save: the journal already
+// holds them) and starts again from its journal, the upstream comes
+// up, and all 1,000 arrive, in order.
+func TestRestartWithUpstreamDown(t *testing.T) {
+	up := startMosquitto(t)
+	_, got := remoteClient(t, up.addr, "cloud-sub", "site1/#")
+	up.stop()
+
+	dir := t.TempDir()
+	open := func() (*broker.Server, *journal.Journal, string) {
+		j, err := journal.Open(dir, journal.Options{SegmentSize: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := broker.New(broker.Config{Journal: j})
+		if _, err := s.RestoreJournal(); err != nil {
+			t.Fatal(err)
+		}
+		return s, j, brokertest.Serve(t, s, nil)
+	}
+	cfg := bridge.Config{Name: "up", Up: true, Sources: []string{"telemetry/#"}, Destination: "site1/${inputTopic}",
+		MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+		Remote: bridge.Remote{Hosts: []string{up.addr}, ClientID: "site1-up", QoS: 1}}
+	s, j, addr := open()
+	cfg.Local = s
+	b, err := bridge.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "the bridge's local subscription", func() bool { return b.Status().Subscribed })
+	pub, _ := brokertest.V5Paho(t, addr, &paho.Connect{ClientID: "sensor", CleanStart: true, KeepAlive: 30})
+	const n = 1000
+	for i := range n {
+		pub.Pub(&paho.Publish{Topic: "telemetry/a", QoS: 1, Payload: []byte(strconv.Itoa(i))})
+	}
+	pub.Disconnect(&paho.Disconnect{})
+	b.Close()
+	s.Close()
+	j.Close()
+
+	s, j, _ = open()
+	defer func() { s.Close(); j.Close() }()
+	if r := j.Report(true); r.PerSession[bridge.LocalClientID("up")].Messages < n-100 {
+		t.Fatalf("after the restart the journal holds %+v for the bridge", r.PerSession)
+	}
+	cfg.Local = s
+	b, err = bridge.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	up.start()
+	_, got = remoteClient(t, up.addr, "cloud-sub", "") // its session kept the subscription
+	next := 0
+	for next < n {
+		select {
+		case m := <-got:
+			if v, _ := strconv.Atoi(string(m.Payload)); v == next {
+				next++
+			} else if v > next {
+				t.Fatalf("message %d before %d", v, next)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%d of %d messages arrived after the restart (%+v)", next, n, b.Status())
+		}
+	}
+}
