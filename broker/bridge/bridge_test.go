@@ -243,7 +243,7 @@ func TestExpand(t *testing.T) {
 // up, and all 1,000 arrive, in order.
 func TestRestartWithUpstreamDown(t *testing.T) {
 	up := startMosquitto(t)
-	_, got := remoteClient(t, up.addr, "cloud-sub", "site1/#")
+	remoteClient(t, up.addr, "cloud-sub", "site1/#") // a session upstream that keeps the subscription
 	up.stop()
 
 	dir := t.TempDir()
@@ -290,7 +290,7 @@ func TestRestartWithUpstreamDown(t *testing.T) {
 	}
 	defer b.Close()
 	up.start()
-	_, got = remoteClient(t, up.addr, "cloud-sub", "") // its session kept the subscription
+	_, got := remoteClient(t, up.addr, "cloud-sub", "") // its session kept the subscription
 	next := 0
 	for next < n {
 		select {
