@@ -26,9 +26,20 @@ const (
 // root CA.
 const builtinSelfSigned = "quickstart-selfsigned-issuer"
 
+// BuiltinEndpoint returns the appliance's DataflowEndpoint default, which
+// a configuration gets when a Dataflow refers to it without defining it, as
+// AIO installs one: the appliance's own broker, reached in process (its
+// settings are not read; see DefaultEndpoint).
+func BuiltinEndpoint() *DataflowEndpoint {
+	return &DataflowEndpoint{
+		Object: Object{APIVersion: APIVersionConnectivity, Kind: "DataflowEndpoint", Metadata: ObjectMeta{Name: DefaultEndpoint}},
+		Spec:   DataflowEndpointSpec{EndpointType: EndpointMqtt},
+	}
+}
+
 // BuiltIn reports whether the appliance supplied the resource because
 // the configuration refers to it without defining it (see
-// BuiltinIssuer, BuiltinAuthentication).
+// BuiltinIssuer, BuiltinAuthentication, BuiltinEndpoint).
 func (o *Object) BuiltIn() bool { return o.builtin }
 
 // BuiltIns returns the resources the appliance supplied to s.
@@ -49,9 +60,15 @@ func (s *Set) BuiltIns() []Resource {
 // quickstart-passwords (unless s has it); for ClusterIssuer
 // BuiltinIssuer, a ca issuer of Secret quickstart-root-ca and, unless s
 // brings that Secret or a Certificate writing it, the Certificate that
-// makes it and its self-signed Issuer. A resource s defines under one of
-// these names is never replaced.
+// makes it and its self-signed Issuer; for DataflowEndpoint default,
+// BuiltinEndpoint. A resource s defines under one of these names is never
+// replaced.
 func (s *Set) addBuiltins() {
+	if s.refersToDefaultEndpoint() && s.DataflowEndpoint(DefaultEndpoint) == nil {
+		ep := BuiltinEndpoint()
+		ep.builtin = true
+		s.Add(ep)
+	}
 	var wantAuthn, wantIssuer bool
 	for _, l := range s.Listeners {
 		for _, p := range l.Spec.Ports {
@@ -96,6 +113,20 @@ func (s *Set) addBuiltins() {
 		}
 		add(def.Certificate(QuickstartCASecret))
 	}
+}
+
+// refersToDefaultEndpoint reports whether a Dataflow of s names
+// DefaultEndpoint.
+func (s *Set) refersToDefaultEndpoint() bool {
+	for _, d := range s.Dataflows {
+		for _, op := range d.Spec.Operations {
+			if op.SourceSettings != nil && op.SourceSettings.EndpointRef == DefaultEndpoint ||
+				op.DestinationSettings != nil && op.DestinationSettings.EndpointRef == DefaultEndpoint {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // isBuiltinIssuer reports whether ref names AIO's built-in ClusterIssuer.

@@ -104,6 +104,9 @@ func TestRealAIOManifests(t *testing.T) {
 	if len(got) != 1 || got[0].Secret != "azure-iot-operations-aio-ca-certificate" {
 		t.Errorf("Pending() = %v, want the ClusterIssuer's CA secret", got)
 	}
+	if f := s.Flows(); len(f) != 1 || f[0].Name != "aio-to-custom" || f[0].Remote.Hosts[0] != "broker.example.com:8883" {
+		t.Errorf("Flows() = %+v, want aio-to-custom up to broker.example.com:8883", f)
+	}
 }
 
 func TestLoadFolder(t *testing.T) {

@@ -27,18 +27,25 @@ type kindInfo struct {
 	ignoreSpec  []string // spec fields AIO carries that mean nothing here
 }
 
-var aioVersions = []string{APIVersionAIO, APIVersionAIOBeta}
+var (
+	aioVersions          = []string{APIVersionAIO, APIVersionAIOBeta}
+	connectivityVersions = []string{APIVersionConnectivity, APIVersionConnectivityBeta}
+)
 
 var kinds = map[string]kindInfo{
 	"Broker":               {aioVersions, func() Resource { return new(Broker) }, nil}, // see aioIgnored
 	"BrokerListener":       {aioVersions, func() Resource { return new(BrokerListener) }, []string{"brokerRef"}},
 	"BrokerAuthentication": {aioVersions, func() Resource { return new(BrokerAuthentication) }, []string{"brokerRef"}},
 	"BrokerAuthorization":  {aioVersions, func() Resource { return new(BrokerAuthorization) }, []string{"brokerRef"}},
-	"Issuer":               {[]string{APIVersionCertManager}, func() Resource { return new(Issuer) }, nil},
-	"ClusterIssuer":        {[]string{APIVersionCertManager}, func() Resource { return new(Issuer) }, nil},
-	"Certificate":          {[]string{APIVersionCertManager}, func() Resource { return new(Certificate) }, nil},
-	"Secret":               {[]string{APIVersionCore}, func() Resource { return new(Secret) }, nil},
-	"ConfigMap":            {[]string{APIVersionCore}, func() Resource { return new(ConfigMap) }, nil},
+	// profileRef names the DataflowProfile (a cluster's dataflow pods) a
+	// Dataflow runs in; like brokerRef it means nothing on one device.
+	"DataflowEndpoint": {connectivityVersions, func() Resource { return new(DataflowEndpoint) }, nil},
+	"Dataflow":         {connectivityVersions, func() Resource { return new(Dataflow) }, []string{"profileRef"}},
+	"Issuer":           {[]string{APIVersionCertManager}, func() Resource { return new(Issuer) }, nil},
+	"ClusterIssuer":    {[]string{APIVersionCertManager}, func() Resource { return new(Issuer) }, nil},
+	"Certificate":      {[]string{APIVersionCertManager}, func() Resource { return new(Certificate) }, nil},
+	"Secret":           {[]string{APIVersionCore}, func() Resource { return new(Secret) }, nil},
+	"ConfigMap":        {[]string{APIVersionCore}, func() Resource { return new(ConfigMap) }, nil},
 }
 
 // ignoredMeta are metadata fields the API server sets; a manifest exported

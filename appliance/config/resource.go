@@ -9,7 +9,10 @@ const (
 	APIVersionAIO         = "mqttbroker.iotoperations.azure.com/v1"
 	APIVersionAIOBeta     = "mqttbroker.iotoperations.azure.com/v1beta1"
 	APIVersionCertManager = "cert-manager.io/v1"
-	APIVersionCore        = "v1"
+	// AIO's dataflows (Dataflow, DataflowEndpoint).
+	APIVersionConnectivity     = "connectivity.iotoperations.azure.com/v1"
+	APIVersionConnectivityBeta = "connectivity.iotoperations.azure.com/v1beta1"
+	APIVersionCore             = "v1"
 )
 
 // Object is what every resource has: type and metadata. It also remembers
@@ -47,8 +50,9 @@ type source struct {
 }
 
 // Resource is one configuration document: *BrokerListener,
-// *BrokerAuthentication, *BrokerAuthorization, *Broker, *Secret,
-// *ConfigMap, *Issuer (Issuer and ClusterIssuer) or *Certificate.
+// *BrokerAuthentication, *BrokerAuthorization, *Broker,
+// *DataflowEndpoint, *Dataflow, *Secret, *ConfigMap, *Issuer (Issuer and
+// ClusterIssuer) or *Certificate.
 type Resource interface {
 	// Ref returns "Kind/name".
 	Ref() string
@@ -102,10 +106,14 @@ type Set struct {
 	Listeners       []*BrokerListener
 	Authentications []*BrokerAuthentication
 	Authorizations  []*BrokerAuthorization
-	Issuers         []*Issuer // kinds Issuer and ClusterIssuer
-	Certificates    []*Certificate
-	Secrets         []*Secret
-	ConfigMaps      []*ConfigMap
+	// DataflowEndpoints are the brokers Dataflows connect to; Dataflows
+	// copy messages between the appliance's broker and one of them.
+	DataflowEndpoints []*DataflowEndpoint
+	Dataflows         []*Dataflow
+	Issuers           []*Issuer // kinds Issuer and ClusterIssuer
+	Certificates      []*Certificate
+	Secrets           []*Secret
+	ConfigMaps        []*ConfigMap
 }
 
 // Add appends resources to their kind's group.
@@ -120,6 +128,10 @@ func (s *Set) Add(rs ...Resource) {
 			s.Authentications = append(s.Authentications, r)
 		case *BrokerAuthorization:
 			s.Authorizations = append(s.Authorizations, r)
+		case *DataflowEndpoint:
+			s.DataflowEndpoints = append(s.DataflowEndpoints, r)
+		case *Dataflow:
+			s.Dataflows = append(s.Dataflows, r)
 		case *Issuer:
 			s.Issuers = append(s.Issuers, r)
 		case *Certificate:
@@ -139,6 +151,8 @@ func (s *Set) All() []Resource {
 	out = appendAll(out, s.Listeners)
 	out = appendAll(out, s.Authentications)
 	out = appendAll(out, s.Authorizations)
+	out = appendAll(out, s.DataflowEndpoints)
+	out = appendAll(out, s.Dataflows)
 	out = appendAll(out, s.Issuers)
 	out = appendAll(out, s.Certificates)
 	out = appendAll(out, s.Secrets)
@@ -174,6 +188,16 @@ func (s *Set) Authentication(name string) *BrokerAuthentication {
 func (s *Set) Authorization(name string) *BrokerAuthorization {
 	return find(s.Authorizations, "", name)
 }
+
+// DataflowEndpoint returns the DataflowEndpoint called name, or nil. A
+// loaded Set has DefaultEndpoint when a Dataflow refers to it (see
+// addBuiltins); a Dataflow's reference to it is valid either way.
+func (s *Set) DataflowEndpoint(name string) *DataflowEndpoint {
+	return find(s.DataflowEndpoints, "", name)
+}
+
+// Dataflow returns the Dataflow called name, or nil.
+func (s *Set) Dataflow(name string) *Dataflow { return find(s.Dataflows, "", name) }
 
 // Issuer returns the Issuer or ClusterIssuer (kind) called name, or nil.
 func (s *Set) Issuer(kind, name string) *Issuer { return find(s.Issuers, kind, name) }

@@ -11,8 +11,10 @@ import (
 // meant, in the form of errors (file:line, resource, field path), ordered
 // by file and line: AIO fields that mean nothing on the appliance and are
 // ignored, ports using the built-in BrokerAuthentication default (which
-// means something else than AIO's), and topic rules with a '*' (a literal character in MQTT, not
-// a wildcard). They do not make the configuration invalid; the appliance
+// means something else than AIO's), topic rules with a '*' (a literal character in MQTT, not
+// a wildcard), the settings of a defined DataflowEndpoint default (ignored), a
+// dataflow password sent without TLS, and a dataDestination with $inputTopic
+// written without braces. They do not make the configuration invalid; the appliance
 // logs them and edgebundle lint prints them.
 func (s *Set) Warnings() Errors {
 	var rp report
@@ -20,6 +22,8 @@ func (s *Set) Warnings() Errors {
 		rp.errs = append(rp.errs, r.object().warnings...)
 	}
 	s.builtinWarnings(&rp)
+	s.endpointWarnings(&rp)
+	s.dataflowWarnings(&rp)
 	for _, a := range s.Authorizations {
 		for i, rule := range a.Spec.AuthorizationPolicies.Rules {
 			for j, br := range rule.BrokerResources {
