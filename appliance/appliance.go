@@ -225,6 +225,7 @@ func (a *Appliance) openStores(set *config.Set, lim broker.Limits) error {
 		Journal:      bs.j,
 	})
 	bs.restore(a.srv)
+	a.flows = newDataflows(a.srv, a.log.With("subsystem", "dataflow"))
 	return nil
 }
 
@@ -340,6 +341,9 @@ func (a *Appliance) run(ctx context.Context, b *bound) error {
 		a.serve(lp)
 	}
 	a.pending = nil
+	if err := a.flows.apply(a.set); err != nil {
+		a.log.Error("dataflows", "err", err)
+	}
 	a.reloadMu.Unlock()
 	addrs := a.servedAddrs()
 	for _, l := range b.listen {
@@ -431,6 +435,7 @@ func (a *Appliance) shutdown(g *errgroup.Group, b *bound, status *led.LED) error
 	a.log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
+	a.flows.close() // before the broker: a bridge's local client is one of its clients
 	serr := a.srv.Shutdown(sctx)
 	a.reloadMu.Lock() // no apply binds anything from here on
 	a.closed = true
@@ -500,6 +505,11 @@ func (a *Appliance) applyPorts(path string, set *config.Set, ports []*port, why 
 	}
 	a.set, a.path = set, path
 	a.iss.prune(set, ports)
+	if a.g != nil { // running: at the start, run starts the flows
+		if err := a.flows.apply(set); err != nil {
+			a.log.Error("dataflows", "err", err)
+		}
+	}
 	a.log.Info("configuration applied", "config", configName(path), "by", why)
 	return nil
 }

@@ -44,6 +44,22 @@ func (a *Appliance) writeMetrics(w io.Writer) {
 	for _, id := range slices.Sorted(maps.Keys(j.PerSession)) {
 		fmt.Fprintf(w, "edgebroker_journal_session_bytes{client=%q} %d\n", id, j.PerSession[id].Bytes)
 	}
+	fmt.Fprintf(w, "# HELP edgebroker_dataflow_connected Whether a Dataflow is connected upstream.\n# TYPE edgebroker_dataflow_connected gauge\n")
+	for _, f := range st.Dataflows {
+		c := 0
+		if f.Connected != "" {
+			c = 1
+		}
+		fmt.Fprintf(w, "edgebroker_dataflow_connected{dataflow=%q} %d\n", f.Name, c)
+	}
+	fmt.Fprintf(w, "# HELP edgebroker_dataflow_forwarded_total Messages a Dataflow forwarded (acknowledged by the destination).\n# TYPE edgebroker_dataflow_forwarded_total counter\n")
+	for _, f := range st.Dataflows {
+		fmt.Fprintf(w, "edgebroker_dataflow_forwarded_total{dataflow=%q} %d\n", f.Name, f.Forwarded)
+	}
+	fmt.Fprintf(w, "# HELP edgebroker_dataflow_queued_messages Messages a Dataflow up holds on disk, not yet acknowledged upstream.\n# TYPE edgebroker_dataflow_queued_messages gauge\n")
+	for _, f := range st.Dataflows {
+		fmt.Fprintf(w, "edgebroker_dataflow_queued_messages{dataflow=%q} %d\n", f.Name, f.QueuedMessages)
+	}
 	fmt.Fprintf(w, "# HELP edgebroker_security_events_total Security events (failed authentication, denials, refusals by a limit), by kind.\n# TYPE edgebroker_security_events_total counter\n")
 	sec := a.srv.Security()
 	for e := seclog.Event(0); e < seclog.NumEvents; e++ {

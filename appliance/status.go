@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"edgebroker/broker/bridge"
 	"edgebroker/broker/journal"
 	"encoding/json"
 	"fmt"
@@ -28,6 +29,9 @@ type Appliance struct {
 	srv *broker.Server // set by Run before anything serves
 	ss  *stateStore    // set by Run before anything serves
 	bs  *brokerState   // set by Run before anything serves
+	// flows runs the Dataflows; set by Run before anything serves, its
+	// flows started by run and changed by applyPorts (under reloadMu).
+	flows *dataflows
 
 	boardRoot string   // where the board's /proc and /sys are; read-only
 	pid       *pidLock // DATA/edgebroker.pid, locked from newAppliance until Run returns
@@ -79,11 +83,21 @@ type Status struct {
 	Ports []PortStatus `json:"ports"`
 	// Certificates are the certificates the device issues and renews
 	// (Certificate resources and Automatic TLS ports), by Secret name.
-	Certificates []CertStatus    `json:"certificates"`
-	StateStore   StateStoreUsage `json:"stateStore"`
-	Clients      int64           `json:"clients"` // connected MQTT clients
-	Provisioning Provisioning    `json:"provisioning"`
-	Journal      JournalStatus   `json:"journal"`
+	Certificates []CertStatus     `json:"certificates"`
+	StateStore   StateStoreUsage  `json:"stateStore"`
+	Clients      int64            `json:"clients"` // connected MQTT clients
+	Provisioning Provisioning     `json:"provisioning"`
+	Journal      JournalStatus    `json:"journal"`
+	Dataflows    []DataflowStatus `json:"dataflows"`
+}
+
+// DataflowStatus is one running Dataflow.
+type DataflowStatus struct {
+	bridge.Status
+	// Queued: messages (and their bytes on disk) a flow up holds in its
+	// local session's journal, not yet acknowledged upstream.
+	QueuedMessages int   `json:"queuedMessages"`
+	QueuedBytes    int64 `json:"queuedBytes"`
 }
 
 // JournalStatus is what the broker's journal holds on disk (retained
@@ -213,6 +227,16 @@ func (a *Appliance) Status() Status {
 		st.StateStore.MaxKeysPerPrincipal, st.StateStore.MaxBytesPerPrincipal = q.MaxKeysPerPrincipal, q.MaxBytesPerPrincipal
 	}
 	st.Clients = a.srv.Stats.Connections.Load()
+	if a.flows != nil {
+		var usage map[string]journal.SessionUsage
+		if a.bs != nil {
+			usage = a.bs.j.Report(true).PerSession
+		}
+		for _, f := range a.flows.statuses() {
+			u := usage[bridge.LocalClientID(f.Name)]
+			st.Dataflows = append(st.Dataflows, DataflowStatus{Status: f, QueuedMessages: u.Messages, QueuedBytes: u.Bytes})
+		}
+	}
 	if a.bs != nil {
 		r := a.bs.j.Report(true)
 		st.Journal = JournalStatus{Messages: r.Messages, LiveBytes: r.LiveBytes, DiskBytes: r.DiskBytes, MaxBytes: r.MaxBytes,

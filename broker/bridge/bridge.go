@@ -22,10 +22,11 @@
 // message is acknowledged to the remote only once the local broker
 // acknowledged it (journaled, for persistent local subscribers).
 //
-// Messages the bridge publishes locally come from its own client: a flow
-// up of the same endpoint never receives them back (No Local), so a
-// message that came down is not sent up again by an overlapping flow of
-// that client. Each flow is processed in order by one goroutine, so the
+// No loops: a message a flow down publishes locally carries the user
+// property CameDown (the flow's name), and a flow up drops any message
+// that carries it, so a message that came down is never sent back up by
+// an overlapping flow; the bridge's local client also subscribes with No
+// Local. Each flow is processed in order by one goroutine, so the
 // order per topic is kept; a message is retried until acknowledged, so a
 // reconnection may deliver one twice (QoS 1).
 package bridge
@@ -38,6 +39,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,12 +74,21 @@ type Config struct {
 	Remote      Remote
 	Up          bool     // local sources → remote; false: remote sources → local
 	Sources     []string // topic filters on the source side
-	Destination string   // topic template: ${inputTopic}, ${inputTopic.N}
-	Logger      *slog.Logger
+	Destination string   // topic template: ${inputTopic}, ${inputTopic.N} (see Expand)
+	// Map, if set, replaces Destination: the destination topic of a
+	// message on topic; false drops the message (acknowledged to the
+	// source, counted in Status.Dropped).
+	Map    func(topic string) (string, bool)
+	Logger *slog.Logger
 	// Backoff bounds the wait between connection attempts (exponential
 	// with jitter); defaults 250 ms and 30 s.
 	MinBackoff, MaxBackoff time.Duration
 }
+
+// CameDown is the user property a flow down sets on what it publishes
+// locally (its value: the flow's name); flows up do not forward such
+// messages.
+const CameDown = "edgebroker-dataflow"
 
 // LocalClientID returns the local client identifier of a flow's bridge.
 func LocalClientID(flow string) string { return "edgebroker-dataflow-" + flow }
@@ -88,6 +99,7 @@ type Status struct {
 	Up        bool   `json:"up"`        // the flow goes up (local → remote)
 	Connected string `json:"connected"` // the remote host connected to; "" while not
 	Forwarded uint64 `json:"forwarded"` // messages acknowledged by the destination
+	Dropped   uint64 `json:"dropped"`   // messages Map had no destination for, or that came down (CameDown)
 	// Subscribed: the source side's subscription to the sources holds
 	// (the local one for a flow up, the upstream one for a flow down).
 	Subscribed bool      `json:"subscribed"`
@@ -109,6 +121,7 @@ type Bridge struct {
 	wg     sync.WaitGroup
 
 	forwarded  atomic.Uint64
+	dropped    atomic.Uint64
 	subscribed atomic.Bool
 	mu         sync.Mutex // guards connected, dialed, lastErr, errAt
 	connected  string
@@ -181,7 +194,7 @@ func (b *Bridge) Close() {
 func (b *Bridge) Status() Status {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return Status{Name: b.cfg.Name, Up: b.cfg.Up, Connected: b.connected, Forwarded: b.forwarded.Load(), Subscribed: b.subscribed.Load(),
+	return Status{Name: b.cfg.Name, Up: b.cfg.Up, Connected: b.connected, Forwarded: b.forwarded.Load(), Dropped: b.dropped.Load(), Subscribed: b.subscribed.Load(),
 		LastError: b.lastErr, ErrorAt: b.errAt}
 }
 
@@ -372,7 +385,7 @@ func (b *Bridge) forward() {
 		}
 		in := pr.Packet
 		out := b.translate(in)
-		for attempt := 0; ; attempt++ {
+		for attempt := 0; out != nil; attempt++ {
 			if err := dst.AwaitConnection(b.ctx); err != nil {
 				return
 			}
@@ -392,7 +405,11 @@ func (b *Bridge) forward() {
 				return
 			}
 		}
-		b.forwarded.Add(1)
+		if out != nil {
+			b.forwarded.Add(1)
+		} else {
+			b.dropped.Add(1)
+		}
 		if in.QoS > 0 {
 			// On the connection it came from; if that one is gone, the
 			// source sends it again on the next (a duplicate downstream).
@@ -404,9 +421,20 @@ func (b *Bridge) forward() {
 }
 
 // translate makes the destination's PUBLISH: the topic from the template,
-// the QoS and retain flag of the flow, the properties that travel.
+// the QoS and retain flag of the flow, the properties that travel; nil
+// if Map has no destination for it.
 func (b *Bridge) translate(in *paho.Publish) *paho.Publish {
-	out := &paho.Publish{Topic: Expand(b.cfg.Destination, in.Topic), Payload: in.Payload, QoS: min(in.QoS, b.qos())}
+	if b.cfg.Up && in.Properties != nil && in.Properties.User.Get(CameDown) != "" {
+		return nil // it came down: never back up
+	}
+	topic := Expand(b.cfg.Destination, in.Topic)
+	if b.cfg.Map != nil {
+		var ok bool
+		if topic, ok = b.cfg.Map(in.Topic); !ok {
+			return nil
+		}
+	}
+	out := &paho.Publish{Topic: topic, Payload: in.Payload, QoS: min(in.QoS, b.qos())}
 	if b.cfg.Remote.RetainKeep || !b.cfg.Up {
 		out.Retain = in.Retain
 	}
@@ -419,6 +447,12 @@ func (b *Bridge) translate(in *paho.Publish) *paho.Publish {
 			MessageExpiry:   p.MessageExpiry,
 			User:            p.User,
 		}
+	}
+	if !b.cfg.Up {
+		if out.Properties == nil {
+			out.Properties = &paho.PublishProperties{}
+		}
+		out.Properties.User = append(slices.Clone(out.Properties.User), paho.UserProperty{Key: CameDown, Value: b.cfg.Name})
 	}
 	return out
 }

@@ -1,0 +1,178 @@
+package appliance_test
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"edgebroker/appliance"
+	"edgebroker/broker/testenv"
+)
+
+// upstreamMosquitto runs mosquitto on a loopback port: the cluster a
+// gateway's dataflows reach.
+func upstreamMosquitto(t *testing.T) string {
+	t.Helper()
+	bin := testenv.NeedTool(t, "mosquitto")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
+	_, port, _ := net.SplitHostPort(addr)
+	if err := os.WriteFile(conf, []byte("listener "+port+" 127.0.0.1\nallow_anonymous true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-c", conf)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+	testenv.Eventually(t, 10*time.Second, "mosquitto to listen", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return addr
+}
+
+// TestDataflowsFromConfig: a configuration's DataflowEndpoint and two
+// Dataflows (telemetry up, commands down) run against a real upstream,
+// and show in Status; a command that came down is not sent back up by
+// an overlapping flow (echo), which forwards local messages as usual.
+func TestDataflowsFromConfig(t *testing.T) {
+	upstream := upstreamMosquitto(t)
+	cfgFile := filepath.Join(t.TempDir(), "site.yaml")
+	yaml := fmt.Sprintf(`apiVersion: mqttbroker.iotoperations.azure.com/v1
+kind: BrokerListener
+metadata: {name: local}
+spec:
+  serviceType: ClusterIp
+  ports:
+  - port: 1883
+---
+apiVersion: connectivity.iotoperations.azure.com/v1
+kind: DataflowEndpoint
+metadata: {name: cloud}
+spec:
+  endpointType: Mqtt
+  mqttSettings:
+    host: "127.0.0.1:1,%s"
+    authentication: {method: Anonymous}
+    tls: {mode: Disabled}
+    clientIdPrefix: site1
+    qos: 1
+---
+apiVersion: connectivity.iotoperations.azure.com/v1
+kind: Dataflow
+metadata: {name: up}
+spec:
+  operations:
+  - operationType: Source
+    sourceSettings: {endpointRef: default, dataSources: ["telemetry/#"]}
+  - operationType: Destination
+    destinationSettings: {endpointRef: cloud, dataDestination: "site1/${inputTopic}"}
+---
+apiVersion: connectivity.iotoperations.azure.com/v1
+kind: Dataflow
+metadata: {name: down}
+spec:
+  operations:
+  - operationType: Source
+    sourceSettings: {endpointRef: cloud, dataSources: ["commands/site1/#"]}
+  - operationType: Destination
+    destinationSettings: {endpointRef: default, dataDestination: "cmd/${inputTopic.3}"}
+---
+apiVersion: connectivity.iotoperations.azure.com/v1
+kind: Dataflow
+metadata: {name: echo}
+spec:
+  operations:
+  - operationType: Source
+    sourceSettings: {endpointRef: default, dataSources: ["cmd/#"]}
+  - operationType: Destination
+    destinationSettings: {endpointRef: cloud, dataDestination: "echo/${inputTopic}"}
+`, upstream)
+	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, addrs, stop := launch(t, appliance.Config{DataDir: t.TempDir(), ConfigPath: cfgFile, PortMap: map[int]int{1883: 0},
+		StatusAddr: "127.0.0.1:0"})
+	defer stop()
+	local := "tcp://" + addrs[0].String()
+	remote := "tcp://" + upstream
+
+	cloudGot := make(chan string, 100)
+	cloud := pahoClient(t, mqtt.NewClientOptions().AddBroker(remote).SetClientID("cloud"))
+	defer cloud.Disconnect(0)
+	done(t, "cloud subscribe", cloud.Subscribe("site1/#", 1, func(_ mqtt.Client, m mqtt.Message) {
+		cloudGot <- m.Topic() + " " + string(m.Payload())
+	}))
+	echoGot := make(chan string, 100)
+	done(t, "cloud subscribe echo", cloud.Subscribe("echo/#", 1, func(_ mqtt.Client, m mqtt.Message) {
+		echoGot <- m.Topic() + " " + string(m.Payload())
+	}))
+	localGot := make(chan string, 100)
+	dev := pahoClient(t, mqtt.NewClientOptions().AddBroker(local).SetClientID("device"))
+	defer dev.Disconnect(0)
+	done(t, "device subscribe", dev.Subscribe("cmd/#", 1, func(_ mqtt.Client, m mqtt.Message) {
+		localGot <- m.Topic() + " " + string(m.Payload())
+	}))
+	testenv.Eventually(t, 20*time.Second, "both dataflows connected and subscribed", func() bool {
+		st := a.Status().Dataflows
+		return len(st) == 3 && st[0].Connected == upstream && st[0].Subscribed && st[1].Subscribed && st[2].Subscribed
+	})
+	for i := range 10 {
+		done(t, "publish", dev.Publish("telemetry/t1", 1, false, strconv.Itoa(i)))
+	}
+	for i := range 10 {
+		select {
+		case m := <-cloudGot:
+			if want := "site1/telemetry/t1 " + strconv.Itoa(i); m != want {
+				t.Fatalf("upstream got %q, want %q", m, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("message %d did not reach the upstream", i)
+		}
+	}
+	done(t, "command", cloud.Publish("commands/site1/reboot", 1, false, "now"))
+	select {
+	case m := <-localGot:
+		if m != "cmd/reboot now" {
+			t.Fatalf("device got %q", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the command did not come down")
+	}
+	// A local message on cmd/ goes up through echo; the command that
+	// came down did not (it would have arrived first: one flow, in order).
+	done(t, "local cmd", dev.Publish("cmd/local", 1, false, "from the device"))
+	select {
+	case m := <-echoGot:
+		if m != "echo/cmd/local from the device" {
+			t.Fatalf("echo upstream got %q: a message that came down went back up", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the echo flow did not forward the local message")
+	}
+	testenv.Eventually(t, 10*time.Second, "the forwarded count", func() bool {
+		for _, f := range a.Status().Dataflows {
+			if f.Name == "up" {
+				return f.Forwarded == 10 && f.QueuedMessages == 0
+			}
+		}
+		return false
+	})
+}
