@@ -337,13 +337,15 @@ func (a *Appliance) run(ctx context.Context, b *bound) error {
 	g, gctx := errgroup.WithContext(ctx)
 	a.reloadMu.Lock()
 	a.g = g
+	// Flows up subscribe before the ports open: nothing published at the
+	// start escapes them.
+	if err := a.flows.apply(a.set); err != nil {
+		a.log.Error("dataflows", "err", err)
+	}
 	for _, lp := range a.pending {
 		a.serve(lp)
 	}
 	a.pending = nil
-	if err := a.flows.apply(a.set); err != nil {
-		a.log.Error("dataflows", "err", err)
-	}
 	a.reloadMu.Unlock()
 	addrs := a.servedAddrs()
 	for _, l := range b.listen {

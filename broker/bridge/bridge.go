@@ -123,6 +123,8 @@ type Bridge struct {
 	forwarded  atomic.Uint64
 	dropped    atomic.Uint64
 	subscribed atomic.Bool
+	subOnce    sync.Once
+	subDone    chan struct{} // closed once the source side first subscribed
 	mu         sync.Mutex // guards connected, dialed, lastErr, errAt
 	connected  string
 	dialed     string // the host of the last connection made
@@ -156,7 +158,8 @@ func Start(cfg Config) (*Bridge, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	b := &Bridge{cfg: cfg, log: log.With("dataflow", cfg.Name), msgs: make(chan paho.PublishReceived, int(r.MaxInflight)+1)}
+	b := &Bridge{cfg: cfg, log: log.With("dataflow", cfg.Name), msgs: make(chan paho.PublishReceived, int(r.MaxInflight)+1),
+		subDone: make(chan struct{})}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.ln = newPipeListener()
 	port := &broker.Port{Name: "dataflow/" + cfg.Name}
@@ -171,6 +174,16 @@ func Start(cfg Config) (*Bridge, error) {
 		return nil, err
 	}
 	b.wg.Go(b.forward)
+	if cfg.Up {
+		// The local subscription is made over an in-memory pipe: wait for
+		// it, so that what is published once Start returned (the ports
+		// open after it) is kept for the flow.
+		select {
+		case <-b.subDone:
+		case <-time.After(5 * time.Second):
+			b.log.Warn("dataflow: the local subscription is not made yet")
+		}
+	}
 	return b, nil
 }
 
@@ -358,6 +371,7 @@ func (b *Bridge) subscribe(cm *autopaho.ConnectionManager, local bool) {
 		return
 	}
 	b.subscribed.Store(true)
+	b.subOnce.Do(func() { close(b.subDone) })
 }
 
 // received queues a message from the source side for forward.
