@@ -125,7 +125,7 @@ type Bridge struct {
 	subscribed atomic.Bool
 	subOnce    sync.Once
 	subDone    chan struct{} // closed once the source side first subscribed
-	mu         sync.Mutex // guards connected, dialed, lastErr, errAt
+	mu         sync.Mutex    // guards connected, dialed, lastErr, errAt
 	connected  string
 	dialed     string // the host of the last connection made
 	lastErr    string
