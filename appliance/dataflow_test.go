@@ -176,3 +176,72 @@ spec:
 		return false
 	})
 }
+
+// TestDataflowReload: a reload that changes a flow's endpoint restarts
+// the flow without losing what it queued while the old endpoint was
+// unreachable.
+func TestDataflowReload(t *testing.T) {
+	upstream := upstreamMosquitto(t)
+	cfgFile := filepath.Join(t.TempDir(), "site.yaml")
+	write := func(host string) {
+		y := `apiVersion: mqttbroker.iotoperations.azure.com/v1
+kind: BrokerListener
+metadata: {name: local}
+spec:
+  serviceType: ClusterIp
+  ports:
+  - port: 1883
+---
+apiVersion: connectivity.iotoperations.azure.com/v1
+kind: DataflowEndpoint
+metadata: {name: cloud}
+spec:
+  endpointType: Mqtt
+  mqttSettings: {host: "` + host + `", authentication: {method: Anonymous}, tls: {mode: Disabled}}
+---
+apiVersion: connectivity.iotoperations.azure.com/v1
+kind: Dataflow
+metadata: {name: up}
+spec:
+  operations:
+  - operationType: Source
+    sourceSettings: {endpointRef: default, dataSources: ["telemetry/#"]}
+  - operationType: Destination
+    destinationSettings: {endpointRef: cloud, dataDestination: "site1/${inputTopic}"}
+`
+		if err := os.WriteFile(cfgFile, []byte(y), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("127.0.0.1:1") // nobody there
+	a, addrs, stop := launch(t, appliance.Config{DataDir: t.TempDir(), ConfigPath: cfgFile, PortMap: map[int]int{1883: 0}})
+	defer stop()
+	dev := pahoClient(t, mqtt.NewClientOptions().AddBroker("tcp://"+addrs[0].String()).SetClientID("device"))
+	defer dev.Disconnect(0)
+	for i := range 20 {
+		done(t, "publish", dev.Publish("telemetry/t", 1, false, strconv.Itoa(i)))
+	}
+	testenv.Eventually(t, 10*time.Second, "20 messages queued for the flow", func() bool {
+		st := a.Status().Dataflows
+		return len(st) == 1 && st[0].QueuedMessages == 20
+	})
+	cloudGot := make(chan string, 100)
+	cloud := pahoClient(t, mqtt.NewClientOptions().AddBroker("tcp://"+upstream).SetClientID("cloud"))
+	defer cloud.Disconnect(0)
+	done(t, "cloud subscribe", cloud.Subscribe("site1/#", 1, func(_ mqtt.Client, m mqtt.Message) { cloudGot <- string(m.Payload()) }))
+
+	write(upstream)
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		select {
+		case p := <-cloudGot:
+			if p != strconv.Itoa(i) {
+				t.Fatalf("upstream got %q, want %d", p, i)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("after the reload, %d of 20 queued messages arrived", i)
+		}
+	}
+}
