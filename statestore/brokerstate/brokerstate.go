@@ -310,14 +310,16 @@ func (s *Store) write(ws []statestore.Write) {
 	if len(ws) == 0 {
 		return
 	}
-	s.batches.Add(1)
-	s.writes.Add(int64(len(ws)))
 	if err := s.st.Batch(ws); err != nil {
 		s.log.Error("brokerstate: write failed: broker state changes lost", "keys", len(ws), "err", err)
 		if s.err == nil {
 			s.err = err
 		}
 	}
+	// Counted once the batch is durable: a test that awaits the count
+	// then reads what was written.
+	s.batches.Add(1)
+	s.writes.Add(int64(len(ws)))
 }
 
 // Close writes everything pending, waits until it is durable, and closes
