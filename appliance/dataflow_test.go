@@ -2,12 +2,9 @@ package appliance_test
 
 import (
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,43 +14,12 @@ import (
 	"edgebroker/broker/testenv"
 )
 
-// upstreamMosquitto runs mosquitto on a loopback port: the cluster a
-// gateway's dataflows reach.
-func upstreamMosquitto(t *testing.T) string {
-	t.Helper()
-	bin := testenv.NeedTool(t, "mosquitto")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
-	_, port, _ := net.SplitHostPort(addr)
-	if err := os.WriteFile(conf, []byte("listener "+port+" 127.0.0.1\nallow_anonymous true\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", conf)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
-	testenv.Eventually(t, 10*time.Second, "mosquitto to listen", func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	return addr
-}
-
 // TestDataflowsFromConfig: a configuration's DataflowEndpoint and two
 // Dataflows (telemetry up, commands down) run against a real upstream,
 // and show in Status; a command that came down is not sent back up by
 // an overlapping flow (echo), which forwards local messages as usual.
 func TestDataflowsFromConfig(t *testing.T) {
-	upstream := upstreamMosquitto(t)
+	upstream := testenv.StartMosquitto(t).Addr
 	cfgFile := filepath.Join(t.TempDir(), "site.yaml")
 	yaml := fmt.Sprintf(`apiVersion: mqttbroker.iotoperations.azure.com/v1
 kind: BrokerListener
@@ -181,7 +147,7 @@ spec:
 // the flow without losing what it queued while the old endpoint was
 // unreachable.
 func TestDataflowReload(t *testing.T) {
-	upstream := upstreamMosquitto(t)
+	upstream := testenv.StartMosquitto(t).Addr
 	cfgFile := filepath.Join(t.TempDir(), "site.yaml")
 	write := func(host string) {
 		y := `apiVersion: mqttbroker.iotoperations.azure.com/v1

@@ -108,7 +108,7 @@ func (d *dataflows) start(f config.ResolvedFlow) (*bridge.Bridge, error) {
 		return nil, err
 	}
 	return bridge.Start(bridge.Config{Name: f.Name, Local: d.srv, Remote: r, Up: f.Direction == config.FlowUp,
-		Sources: f.Sources, Destination: f.Destination, Map: tmpl.Expand, Logger: d.log})
+		Sources: f.Sources, Map: tmpl.Expand, Logger: d.log})
 }
 
 // statuses reports every running flow, by name.

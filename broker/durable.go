@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"edgebroker/broker/journal"
@@ -225,6 +226,9 @@ type ackQueue struct {
 	q       []pendingAck // oldest first; seq non-decreasing
 	waiting bool         // registered with the journal (Notify)
 	last    uint64       // the largest seq queued
+	// n is len(q), for the lock-free fast path: only the connection's
+	// reader adds to q (ackAfter), so when it reads 0 nothing is queued.
+	n atomic.Int32
 }
 
 type pendingAck struct {
@@ -243,6 +247,10 @@ func (c *conn) ackAfter(t packet.Type, pid uint16, code packet.Code, seq uint64)
 		return
 	}
 	a := &c.acks
+	if a.n.Load() == 0 && seq <= j.Durable() { // the common case: no lock
+		c.writeAck(t, pid, code)
+		return
+	}
 	a.mu.Lock()
 	if len(a.q) == 0 && seq <= j.Durable() {
 		a.mu.Unlock()
@@ -251,6 +259,7 @@ func (c *conn) ackAfter(t packet.Type, pid uint16, code packet.Code, seq uint64)
 	}
 	a.last = max(a.last, seq)
 	a.q = append(a.q, pendingAck{typ: t, pid: pid, code: code, seq: a.last})
+	a.n.Store(int32(len(a.q)))
 	register := !a.waiting
 	a.waiting = true
 	n, front := len(a.q), a.q[0].seq
@@ -271,6 +280,7 @@ func (c *conn) Durable(seq uint64, err error) {
 	a.mu.Lock()
 	if err != nil {
 		a.q, a.waiting = nil, false
+		a.n.Store(0)
 		a.mu.Unlock()
 		if !errors.Is(err, journal.ErrClosed) {
 			c.closeWith(packet.UnspecifiedError, "")
@@ -284,6 +294,7 @@ func (c *conn) Durable(seq uint64, err error) {
 		k++
 	}
 	a.q = append(a.q[:0], a.q[k:]...)
+	a.n.Store(int32(len(a.q)))
 	register := len(a.q) > 0
 	a.waiting = register
 	var front uint64

@@ -40,8 +40,6 @@ import (
 	"net"
 	"net/url"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,15 +67,14 @@ type Remote struct {
 
 // Config is one flow.
 type Config struct {
-	Name        string         // the Dataflow's name: the local client id is "edgebroker-dataflow-" + Name
-	Local       *broker.Server // the local broker
-	Remote      Remote
-	Up          bool     // local sources → remote; false: remote sources → local
-	Sources     []string // topic filters on the source side
-	Destination string   // topic template: ${inputTopic}, ${inputTopic.N} (see Expand)
-	// Map, if set, replaces Destination: the destination topic of a
-	// message on topic; false drops the message (acknowledged to the
-	// source, counted in Status.Dropped).
+	Name    string         // the Dataflow's name: the local client id is "edgebroker-dataflow-" + Name
+	Local   *broker.Server // the local broker
+	Remote  Remote
+	Up      bool     // local sources → remote; false: remote sources → local
+	Sources []string // topic filters on the source side
+	// Map gives the destination topic of a message on topic (the
+	// Dataflow's dataDestination template); false drops the message
+	// (acknowledged to the source, counted in Status.Dropped).
 	Map    func(topic string) (string, bool)
 	Logger *slog.Logger
 	// Backoff bounds the wait between connection attempts (exponential
@@ -135,8 +132,8 @@ type Bridge struct {
 // Start starts the bridge: its local and remote connections, retried
 // until Close.
 func Start(cfg Config) (*Bridge, error) {
-	if cfg.Local == nil || len(cfg.Remote.Hosts) == 0 || len(cfg.Sources) == 0 {
-		return nil, errors.New("bridge: a flow needs the local broker, remote hosts and sources")
+	if cfg.Local == nil || len(cfg.Remote.Hosts) == 0 || len(cfg.Sources) == 0 || cfg.Map == nil {
+		return nil, errors.New("bridge: a flow needs the local broker, remote hosts, sources and a destination")
 	}
 	r := &cfg.Remote
 	if r.KeepAlive == 0 {
@@ -441,12 +438,9 @@ func (b *Bridge) translate(in *paho.Publish) *paho.Publish {
 	if b.cfg.Up && in.Properties != nil && in.Properties.User.Get(CameDown) != "" {
 		return nil // it came down: never back up
 	}
-	topic := Expand(b.cfg.Destination, in.Topic)
-	if b.cfg.Map != nil {
-		var ok bool
-		if topic, ok = b.cfg.Map(in.Topic); !ok {
-			return nil
-		}
+	topic, ok := b.cfg.Map(in.Topic)
+	if !ok {
+		return nil
 	}
 	out := &paho.Publish{Topic: topic, Payload: in.Payload, QoS: min(in.QoS, b.qos())}
 	if b.cfg.Remote.RetainKeep || !b.cfg.Up {
@@ -476,42 +470,6 @@ func (b *Bridge) qos() byte {
 		return b.cfg.Remote.QoS
 	}
 	return 1
-}
-
-// Expand returns the destination topic for a message on topic: template
-// with ${inputTopic} replaced by the topic and ${inputTopic.N} by its
-// N-th level (from 1; empty beyond the last).
-func Expand(template, topic string) string {
-	if !strings.Contains(template, "${") {
-		return template
-	}
-	levels := strings.Split(topic, "/")
-	var sb strings.Builder
-	for {
-		i := strings.Index(template, "${inputTopic")
-		if i < 0 {
-			sb.WriteString(template)
-			return sb.String()
-		}
-		sb.WriteString(template[:i])
-		rest := template[i+len("${inputTopic"):]
-		end := strings.IndexByte(rest, '}')
-		if end < 0 {
-			sb.WriteString(template[i:])
-			return sb.String()
-		}
-		switch arg := rest[:end]; {
-		case arg == "":
-			sb.WriteString(topic)
-		case arg[0] == '.':
-			if n, err := strconv.Atoi(arg[1:]); err == nil && n >= 1 && n <= len(levels) {
-				sb.WriteString(levels[n-1])
-			}
-		default:
-			sb.WriteString("${inputTopic" + arg + "}")
-		}
-		template = rest[end+1:]
-	}
 }
 
 // pipeListener hands the bridge's in-memory connections to the broker.

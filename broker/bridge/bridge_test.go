@@ -2,13 +2,8 @@ package bridge_test
 
 import (
 	"context"
-	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
-	"syscall"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,62 +15,6 @@ import (
 	"edgebroker/broker/journal"
 	"edgebroker/broker/testenv"
 )
-
-// mosquitto runs a real mosquitto on a loopback port (the upstream); stop
-// ends it, start starts it again on the same port.
-type mosquitto struct {
-	t    *testing.T
-	bin  string
-	conf string
-	addr string
-	cmd  *exec.Cmd
-}
-
-func startMosquitto(t *testing.T) *mosquitto {
-	t.Helper()
-	bin := testenv.NeedTool(t, "mosquitto")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "mosquitto.conf")
-	err = os.WriteFile(conf, []byte(fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\nautosave_interval 1\nuser root\nmax_queued_messages 100000\n", port, dir)), 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &mosquitto{t: t, bin: bin, conf: conf, addr: "127.0.0.1:" + strconv.Itoa(port)}
-	m.start()
-	t.Cleanup(m.stop)
-	return m
-}
-
-func (m *mosquitto) start() {
-	m.t.Helper()
-	m.cmd = exec.Command(m.bin, "-c", m.conf)
-	if err := m.cmd.Start(); err != nil {
-		m.t.Fatal(err)
-	}
-	testenv.Eventually(m.t, 10*time.Second, "mosquitto to listen", func() bool {
-		c, err := net.Dial("tcp", m.addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-}
-
-// stop ends mosquitto with SIGTERM: it saves its sessions (the cloud
-// subscriber's queue) first.
-func (m *mosquitto) stop() {
-	if m.cmd != nil && m.cmd.Process != nil {
-		m.cmd.Process.Signal(syscall.SIGTERM)
-		m.cmd.Wait()
-		m.cmd = nil
-	}
-}
 
 // remoteClient is a paho.golang client of the upstream with a channel of
 // what it receives.
@@ -116,17 +55,17 @@ func localBroker(t *testing.T) (*broker.Server, string) {
 // upstream is down they are acknowledged locally (journaled) and held,
 // and once it is back every one arrives.
 func TestUpAcrossAnOutage(t *testing.T) {
-	up := startMosquitto(t)
+	up := testenv.StartMosquitto(t)
 	s, addr := localBroker(t)
 	b, err := bridge.Start(bridge.Config{Name: "up", Local: s, Up: true, Sources: []string{"telemetry/#"},
-		Destination: "site1/${inputTopic}", MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
-		Remote: bridge.Remote{Hosts: []string{"127.0.0.1:1", up.addr}, ClientID: "site1-up", QoS: 1}})
+		Map: prefix("site1/"), MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
+		Remote: bridge.Remote{Hosts: []string{"127.0.0.1:1", up.Addr}, ClientID: "site1-up", QoS: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	_, got := remoteClient(t, up.addr, "cloud-sub", "site1/#")
-	testenv.Eventually(t, 10*time.Second, "the bridge to connect", func() bool { return b.Status().Connected == up.addr })
+	_, got := remoteClient(t, up.Addr, "cloud-sub", "site1/#")
+	testenv.Eventually(t, 10*time.Second, "the bridge to connect", func() bool { return b.Status().Connected == up.Addr })
 	testenv.Eventually(t, 10*time.Second, "the bridge's local subscription", func() bool { return b.Status().Subscribed })
 
 	pub, _ := brokertest.V5Paho(t, addr, &paho.Connect{ClientID: "sensor", CleanStart: true, KeepAlive: 30})
@@ -142,12 +81,12 @@ func TestUpAcrossAnOutage(t *testing.T) {
 	const n = 500
 	for i := 1; i < n; i++ {
 		if i == 100 {
-			up.stop() // the WAN goes down; the local publisher keeps being acknowledged
+			up.Stop() // the WAN goes down; the local publisher keeps being acknowledged
 		}
 		pub.Pub(&paho.Publish{Topic: "telemetry/a", QoS: 1, Payload: []byte(strconv.Itoa(i))})
 	}
-	up.start()
-	_, got2 := remoteClient(t, up.addr, "cloud-sub", "")
+	up.Start()
+	_, got2 := remoteClient(t, up.Addr, "cloud-sub", "")
 	// Every message arrives. What the upstream itself redelivers (DUP:
 	// it had sent it to the subscriber's old connection) may come late;
 	// every other first arrival is in order.
@@ -184,18 +123,18 @@ func TestUpAcrossAnOutage(t *testing.T) {
 // TestDown: a flow down brings upstream messages to local subscribers,
 // including ones published upstream while the gateway was away.
 func TestDown(t *testing.T) {
-	up := startMosquitto(t)
+	up := testenv.StartMosquitto(t)
 	s, addr := localBroker(t)
 	cfg := bridge.Config{Name: "down", Local: s, Up: false, Sources: []string{"commands/site1/#"},
-		Destination: "cmd/${inputTopic.3}", MinBackoff: 50 * time.Millisecond,
-		Remote: bridge.Remote{Hosts: []string{up.addr}, ClientID: "site1-down", QoS: 1}}
+		Map: func(topic string) (string, bool) { return "cmd/" + strings.Split(topic, "/")[2], true }, MinBackoff: 50 * time.Millisecond,
+		Remote: bridge.Remote{Hosts: []string{up.Addr}, ClientID: "site1-down", QoS: 1}}
 	b, err := bridge.Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	local, got := remoteClient(t, addr, "actuator", "cmd/#")
 	_ = local
-	cloud, _ := remoteClient(t, up.addr, "cloud", "")
+	cloud, _ := remoteClient(t, up.Addr, "cloud", "")
 	testenv.Eventually(t, 10*time.Second, "the bridge to connect", func() bool { return b.Status().Connected != "" })
 	// The upstream subscription is made after CONNACK: wait for it by
 	// publishing until one arrives.
@@ -232,17 +171,9 @@ func TestDown(t *testing.T) {
 	}
 }
 
-func TestExpand(t *testing.T) {
-	for _, tt := range []struct{ tmpl, topic, want string }{
-		{"site1/${inputTopic}", "a/b", "site1/a/b"},
-		{"x/${inputTopic.2}/${inputTopic.1}", "a/b/c", "x/b/a"},
-		{"fixed", "a", "fixed"},
-		{"${inputTopic.9}", "a", ""},
-	} {
-		if got := bridge.Expand(tt.tmpl, tt.topic); got != tt.want {
-			t.Errorf("Expand(%q, %q) = %q, want %q", tt.tmpl, tt.topic, got, tt.want)
-		}
-	}
+// prefix maps a topic to the same under p.
+func prefix(p string) func(string) (string, bool) {
+	return func(topic string) (string, bool) { return p + topic, true }
 }
 
 // TestRestartWithUpstreamDown: 1,000 messages acknowledged locally while
@@ -251,9 +182,9 @@ func TestExpand(t *testing.T) {
 // holds them) and starts again from its journal, the upstream comes
 // up, and all 1,000 arrive, in order.
 func TestRestartWithUpstreamDown(t *testing.T) {
-	up := startMosquitto(t)
-	remoteClient(t, up.addr, "cloud-sub", "site1/#") // a session upstream that keeps the subscription
-	up.stop()
+	up := testenv.StartMosquitto(t)
+	remoteClient(t, up.Addr, "cloud-sub", "site1/#") // a session upstream that keeps the subscription
+	up.Stop()
 
 	dir := t.TempDir()
 	open := func() (*broker.Server, *journal.Journal, string) {
@@ -267,9 +198,9 @@ func TestRestartWithUpstreamDown(t *testing.T) {
 		}
 		return s, j, brokertest.Serve(t, s, nil)
 	}
-	cfg := bridge.Config{Name: "up", Up: true, Sources: []string{"telemetry/#"}, Destination: "site1/${inputTopic}",
+	cfg := bridge.Config{Name: "up", Up: true, Sources: []string{"telemetry/#"}, Map: prefix("site1/"),
 		MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-		Remote: bridge.Remote{Hosts: []string{up.addr}, ClientID: "site1-up", QoS: 1}}
+		Remote: bridge.Remote{Hosts: []string{up.Addr}, ClientID: "site1-up", QoS: 1}}
 	s, j, addr := open()
 	cfg.Local = s
 	b, err := bridge.Start(cfg)
@@ -298,8 +229,8 @@ func TestRestartWithUpstreamDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	up.start()
-	_, got := remoteClient(t, up.addr, "cloud-sub", "") // its session kept the subscription
+	up.Start()
+	_, got := remoteClient(t, up.Addr, "cloud-sub", "") // its session kept the subscription
 	next := 0
 	for next < n {
 		select {

@@ -46,6 +46,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -1120,13 +1121,12 @@ func (j *Journal) Sessions(fn func(*Session) error) error {
 	return nil
 }
 
-// sessionSnap is what EachSession reads of one session.
+// sessionSnap is what Sessions reads of one session under the lock.
 type sessionSnap struct {
 	id     string
 	rec    pos
 	queued int
 	inQoS  []uint16
-	dels   []delSnap
 }
 
 type delSnap struct {
@@ -1140,50 +1140,16 @@ type delSnap struct {
 // at a time, in id order. Its slices are valid only during the call. Like
 // EachRetained, it reads what was durable when it was called.
 func (j *Journal) EachSession(fn func(*Session) error) error {
-	j.mu.Lock()
-	snaps := make([]sessionSnap, 0, len(j.sessions))
-	for id, se := range j.sessions {
-		sn := sessionSnap{id: id, rec: se.rec}
-		for pid := range se.inQoS {
-			sn.inQoS = append(sn.inQoS, pid)
-		}
-		for _, e := range se.order {
-			dl, me := se.dels[e.id], j.msgs[e.id]
-			if dl != nil && dl.dseq == e.dseq && me != nil {
-				sn.dels = append(sn.dels, delSnap{id: e.id, dseq: e.dseq, enq: dl.enq, msg: me.p, pid: dl.pid, released: dl.released})
-			}
-		}
-		snaps = append(snaps, sn)
-	}
-	seq := j.seq
-	j.mu.Unlock()
-	if err := j.Wait(seq); err != nil {
-		return err
-	}
-	slices.SortFunc(snaps, func(a, b sessionSnap) int { return strings.Compare(a.id, b.id) })
-	for i := range snaps {
-		sn := &snaps[i]
-		s := &Session{ID: sn.id, InQoS2: sn.inQoS}
-		body, err := j.readRecordLocking(sn.rec, nil)
-		if err != nil {
-			return err
-		}
-		d := decoder{b: body[1:]}
-		d.bytes()
-		s.Body = d.b
-		slices.Sort(s.InQoS2)
-		for _, dl := range sn.dels {
-			d, err := j.readDelivery(dl)
+	return j.Sessions(func(s *Session) error {
+		if s.Queued > 0 {
+			ds, err := j.Load(s.ID, 0, s.Queued, math.MaxInt64)
 			if err != nil {
 				return err
 			}
-			s.Deliveries = append(s.Deliveries, d)
+			s.Deliveries = ds
 		}
-		if err := fn(s); err != nil {
-			return err
-		}
-	}
-	return nil
+		return fn(s)
+	})
 }
 
 // readRecordLocking is readRecord finding the segment under mu.

@@ -2,12 +2,9 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,32 +17,8 @@ import (
 // messages it acknowledged wait for an unreachable upstream; after a
 // restart, once the upstream is up, all 1,000 arrive there, in order.
 func TestDataflowSurvivesKill(t *testing.T) {
-	bin := testenv.NeedTool(t, "mosquitto")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	upstream := ln.Addr().String()
-	ln.Close()
-	_, port, _ := net.SplitHostPort(upstream)
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "mosquitto.conf")
-	os.WriteFile(conf, []byte("listener "+port+" 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location "+dir+"/\nuser root\n"), 0o600)
-	startUp := func() *exec.Cmd {
-		cmd := exec.Command(bin, "-c", conf)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
-		testenv.Eventually(t, 10*time.Second, "mosquitto to listen", func() bool {
-			c, err := net.Dial("tcp", upstream)
-			if err == nil {
-				c.Close()
-			}
-			return err == nil
-		})
-		return cmd
-	}
+	up := testenv.StartMosquitto(t)
+	upstream := up.Addr
 	got := make(chan string, 2000)
 	cloud := func() mqtt.Client {
 		c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + upstream).SetClientID("cloud").
@@ -57,10 +30,8 @@ func TestDataflowSurvivesKill(t *testing.T) {
 	}
 	// The cloud subscriber's session is made, then the upstream stops
 	// (saving it): the gateway's upstream is unreachable.
-	up := startUp()
 	ok(t, "cloud subscribe", cloud().Subscribe("site1/#", 1, nil))
-	up.Process.Signal(syscall.SIGTERM)
-	up.Wait()
+	up.Stop()
 
 	cfg := filepath.Join(t.TempDir(), "flows.yaml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`apiVersion: connectivity.iotoperations.azure.com/v1
@@ -95,7 +66,7 @@ spec:
 	<-exited
 
 	runBinary(t, "-data", data, "-config", cfg)
-	startUp()
+	up.Start()
 	cloud()
 	next := 0
 	for next < n {

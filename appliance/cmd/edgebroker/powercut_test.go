@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strconv"
 	"sync"
 	"testing"
@@ -142,7 +143,7 @@ func TestPowerCutLosesNothingAcknowledged(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	mu.Lock()
-	want := maps(acked)
+	want := maps.Clone(acked)
 	wantRetained := lastRetained
 	mu.Unlock()
 	t.Logf("%d messages acknowledged before the cut; retained counter at %d", len(want), wantRetained)
@@ -210,12 +211,4 @@ func TestPowerCutLosesNothingAcknowledged(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Error("no retained message after the cut")
 	}
-}
-
-func maps(m map[string]int) map[string]int {
-	c := make(map[string]int, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
 }
