@@ -202,7 +202,11 @@ func (ss *session) unspillLocked(now time.Time) bool {
 // and acknowledged, dropped or expired). Callers hold ss.mu.
 func (ss *session) retire(d *delivery) {
 	if d.jid != 0 {
-		ss.srv.jr.Ack(ss.id, d.jid)
+		if d.qos == 2 {
+			ss.srv.jr.Ack(ss.id, d.jid) // a QoS 2 delivery must not come again
+		} else {
+			ss.srv.jr.AckLater(ss.id, d.jid)
+		}
 		d.jid = 0
 	}
 }

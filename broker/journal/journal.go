@@ -207,7 +207,11 @@ type Journal struct {
 	closed   bool
 	full     bool // the last spare allocation failed
 	lastTry  time.Time
-	space    *sync.Cond // signalled when pending bytes drained (backpressure)
+	// later: the record being appended is AckLater's (no commit of its
+	// own); laterArmed: a kickLater is scheduled.
+	later, laterArmed bool
+	want              uint64 // the largest seq a commit is asked for
+	space             *sync.Cond // signalled when pending bytes drained (backpressure)
 
 	kick chan struct{}
 	done chan struct{}
@@ -365,6 +369,8 @@ func (j *Journal) appendLocked(kind byte, fill func([]byte) []byte) (pos, error)
 		return pos{}, ErrClosed
 	}
 	for j.pendingN > maxPending && j.err == nil && !j.closed {
+		j.want = j.seq
+		j.signal(j.kick)
 		j.space.Wait()
 	}
 	a := j.segs[len(j.segs)-1]
@@ -411,8 +417,36 @@ func (j *Journal) appendLocked(kind byte, fill func([]byte) []byte) (pos, error)
 	a.end += int64(n)
 	j.pendingN += int64(n)
 	j.seq++
-	j.signal(j.kick)
+	switch {
+	case !j.later:
+		j.want = j.seq
+		j.signal(j.kick)
+	case !j.laterArmed:
+		j.laterArmed = true
+		time.AfterFunc(laterDelay, j.kickLater)
+	}
 	return p, nil
+}
+
+// laterDelay bounds how long a record appended by AckLater may wait for
+// a commit that another record asks for.
+const laterDelay = 100 * time.Millisecond
+
+// kickLater commits what AckLater appended if nothing else did meanwhile.
+func (j *Journal) kickLater() {
+	j.mu.Lock()
+	j.laterArmed = false
+	j.want = j.seq
+	j.mu.Unlock()
+	j.signal(j.kick)
+}
+
+// commitUpTo asks the committer for a commit that covers seq.
+func (j *Journal) commitUpTo(seq uint64) {
+	j.mu.Lock()
+	j.want = max(j.want, min(seq, j.seq))
+	j.mu.Unlock()
+	j.signal(j.kick)
 }
 
 func (j *Journal) tailChunkLocked(a *segment) *chunk {
@@ -597,6 +631,25 @@ func (j *Journal) Ack(session string, id uint64) uint64 {
 		return j.seq
 	}
 	j.controlLocked(kAck, func(b []byte) []byte { return appendID(b, id, session) })
+	j.retireLocked(se, id)
+	return j.seq
+}
+
+// AckLater is Ack without a commit of its own: the record goes to disk
+// with the next commit another record asks for, or within laterDelay
+// (one fsync fewer per message at low rates). A power cut before then
+// delivers the message again after the restart: a duplicate, which QoS 1
+// allows and QoS 2 does not (retire QoS 2 deliveries with Ack).
+func (j *Journal) AckLater(session string, id uint64) uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	se := j.sessions[session]
+	if se == nil || se.dels[id] == nil {
+		return j.seq
+	}
+	j.later = true
+	j.controlLocked(kAck, func(b []byte) []byte { return appendID(b, id, session) })
+	j.later = false
 	j.retireLocked(se, id)
 	return j.seq
 }
@@ -818,6 +871,7 @@ func (j *Journal) Wait(seq uint64) error {
 		if err := j.failure(); err != nil {
 			return err
 		}
+		j.commitUpTo(seq) // seq may be AckLater's
 		j.cond.Wait()
 	}
 	return nil
@@ -850,6 +904,7 @@ func (j *Journal) Notify(seq uint64, w Waiter) {
 	}
 	j.waiters = append(j.waiters, waiter{seq: seq, w: w})
 	j.wmu.Unlock()
+	j.commitUpTo(seq) // seq may be AckLater's
 	if err := j.failure(); err != nil {
 		j.wake(err)
 	}
@@ -884,9 +939,15 @@ func (j *Journal) commitLoop() {
 	for {
 		<-j.kick
 		j.mu.Lock()
-		batch := j.pending
-		j.pending = spare[:0]
-		seq := j.seq
+		var batch []chunk
+		seq := j.durable.Load()
+		if j.want > seq || j.closed {
+			// Commit only when a record asks for it: what AckLater
+			// appended waits for the next such record (or kickLater).
+			batch = j.pending
+			j.pending = spare[:0]
+			seq = j.seq
+		}
 		closed := j.closed
 		needSpare := j.spare == nil && j.err == nil && !closed
 		j.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"edgebroker/broker/testenv"
@@ -324,5 +325,50 @@ func TestLoadAndMaxDeliveries(t *testing.T) {
 	}
 	if _, _, _, err := j.Enqueue(&id, raw("room again"), "s", nil); err != nil {
 		t.Errorf("after a retire: %v", err)
+	}
+}
+
+// TestAckLater: an acknowledgement appended with AckLater costs no commit
+// of its own: it waits for the next one another record asks for, or
+// laterDelay; then it is durable, and a reopen no longer holds the
+// delivery.
+func TestAckLater(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		j := open(t, dir, Options{SegmentSize: 64 << 10})
+		j.Session("s", []byte("S"))
+		var m1, m2 uint64
+		mustEnq(t, j, &m1, "one", "s")
+		if err := j.Wait(mustEnq(t, j, &m2, "two", "s")); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		f0 := j.Stats.Fsyncs.Load()
+		seq := j.AckLater("s", m1)
+		synctest.Wait()
+		if got := j.Stats.Fsyncs.Load(); got != f0 || j.Durable() >= seq {
+			t.Fatalf("after AckLater: %d fsyncs (want %d), durable %d (seq %d): it committed at once", got, f0, j.Durable(), seq)
+		}
+		time.Sleep(laterDelay)
+		synctest.Wait()
+		if got := j.Stats.Fsyncs.Load(); got != f0+1 || j.Durable() < seq {
+			t.Fatalf("laterDelay after AckLater: %d fsyncs (want %d), durable %d (seq %d)", got, f0+1, j.Durable(), seq)
+		}
+		// Another record's commit takes a later acknowledgement along.
+		seq = j.AckLater("s", m2)
+		if err := j.Wait(j.Session("s", []byte("S2"))); err != nil {
+			t.Fatal(err)
+		}
+		if j.Durable() < seq {
+			t.Fatalf("durable %d < %d after the next commit", j.Durable(), seq)
+		}
+		if err := j.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	j := open(t, dir, Options{SegmentSize: 64 << 10})
+	defer j.Close()
+	if s := sessions(t, j)["s"]; len(s.Deliveries) != 0 || string(s.Body) != "S2" {
+		t.Fatalf("after reopen: %+v", s)
 	}
 }

@@ -43,8 +43,12 @@ type Config struct {
 	DurablePubs     int
 	DurableInflight int
 	DurablePayloads []int
-	FsyncSamples    int      // 4 KiB writes + fdatasync timed once per run (default 200)
-	Only            []string // scenario name prefixes to run; empty: all
+	// The durable latency scenario: one QoS 1 publisher at DurableRate
+	// messages per second (default 2,000) → one persistent subscriber:
+	// publish to PUBACK below saturation, against one fsync.
+	DurableRate  float64
+	FsyncSamples int      // 4 KiB writes + fdatasync timed once per run (default 200)
+	Only         []string // scenario name prefixes to run; empty: all
 
 	Log io.Writer // progress; nil: discard
 }
@@ -84,6 +88,11 @@ func (cfg *Config) scenarios() []scenario {
 			c.Mode, c.Count, c.Duration, c.Hold = loadgen.Conns, int64(cfg.IdleConns), 60*time.Second, time.Second
 		})},
 	}
+	all = append(all, scenario{fmt.Sprintf("durable latency QoS 1 (1→1 persistent, %s) at %.0f msg/s", sizeName(cfg.Payload), cfg.DurableRate), with(func(c *loadgen.Config) {
+		c.Mode, c.Publishers, c.QoS, c.Rate = loadgen.FanIn, 1, 1, cfg.DurableRate
+		c.Count = int64(cfg.DurableRate * cfg.Duration.Seconds())
+		c.Inflight, c.Persistent = 1, true
+	})})
 	for _, size := range cfg.DurablePayloads {
 		all = append(all, scenario{fmt.Sprintf("durable fan-in QoS 1 (%d→1 persistent, %s)", cfg.DurablePubs, sizeName(size)), with(func(c *loadgen.Config) {
 			c.Mode, c.Publishers, c.QoS, c.Count, c.Payload = loadgen.FanIn, cfg.DurablePubs, 1, 20_000_000, size
@@ -166,6 +175,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if cfg.DurableInflight == 0 {
 		cfg.DurableInflight = 1
+	}
+	if cfg.DurableRate == 0 {
+		cfg.DurableRate = 2000
 	}
 	if cfg.FsyncSamples == 0 {
 		cfg.FsyncSamples = 200

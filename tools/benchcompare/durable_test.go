@@ -87,22 +87,30 @@ func TestJournalUsage(t *testing.T) {
 }
 
 func TestDurableScenarios(t *testing.T) {
-	cfg := Config{Payload: 64, DurablePubs: 64, DurableInflight: 1, DurablePayloads: []int{64, 1024}, Only: []string{"durable"}}
+	cfg := Config{Payload: 64, DurablePubs: 64, DurableInflight: 1, DurablePayloads: []int{64, 1024}, Only: []string{"durable"},
+		DurableRate: 2000, Duration: 5 * time.Second}
 	scs := cfg.scenarios()
 	var names []string
 	for _, s := range scs {
 		names = append(names, s.name)
+	}
+	want := []string{"durable latency QoS 1 (1→1 persistent, 64 B) at 2000 msg/s",
+		"durable fan-in QoS 1 (64→1 persistent, 64 B)", "durable fan-in QoS 1 (64→1 persistent, 1 KiB)"}
+	if d := cmp.Diff(want, names); d != "" {
+		t.Fatalf("scenarios (-want +got):\n%s", d)
+	}
+	if l := scs[0].load; !scs[0].durable() || l.Mode != loadgen.FanIn || l.QoS != 1 || l.Publishers != 1 || l.Inflight != 1 ||
+		l.Rate != 2000 || l.Count != 10000 {
+		t.Errorf("%s: load %+v", scs[0].name, l)
+	}
+	for _, s := range scs[1:] {
 		l := s.load
-		if !s.durable() || l.Mode != loadgen.FanIn || l.QoS != 1 || l.Publishers != 64 || l.Inflight != 1 {
+		if !s.durable() || l.Mode != loadgen.FanIn || l.QoS != 1 || l.Publishers != 64 || l.Inflight != 1 || l.Rate != 0 {
 			t.Errorf("%s: load %+v", s.name, l)
 		}
 	}
-	want := []string{"durable fan-in QoS 1 (64→1 persistent, 64 B)", "durable fan-in QoS 1 (64→1 persistent, 1 KiB)"}
-	if d := cmp.Diff(want, names); d != "" {
-		t.Errorf("scenarios (-want +got):\n%s", d)
-	}
-	if scs[0].load.Payload != 64 || scs[1].load.Payload != 1024 {
-		t.Errorf("payloads %d, %d", scs[0].load.Payload, scs[1].load.Payload)
+	if scs[1].load.Payload != 64 || scs[2].load.Payload != 1024 {
+		t.Errorf("payloads %d, %d", scs[1].load.Payload, scs[2].load.Payload)
 	}
 	cfg.Only = nil
 	for _, s := range cfg.scenarios() {

@@ -40,6 +40,7 @@ func main() {
 	flag.IntVar(&cfg.DurablePubs, "durable-pubs", 64, "durable fan-in: QoS 1 publishers")
 	flag.IntVar(&cfg.DurableInflight, "durable-inflight", 1, "durable fan-in: PUBLISHes each publisher may have awaiting PUBACK (1: each waits for its PUBACK)")
 	flag.StringVar(&durablePayloads, "durable-payloads", "64,1024", "durable fan-in: comma-separated payload sizes in bytes, a scenario each")
+	flag.Float64Var(&cfg.DurableRate, "durable-rate", 2000, "durable latency: messages per second of its one QoS 1 publisher")
 	flag.IntVar(&cfg.FsyncSamples, "fsync-samples", 200, "durable fan-in: 4 KiB writes + fdatasync timed in the scratch directory")
 	flag.StringVar(&only, "only", "", "comma-separated scenario name prefixes to run (fan-in, fan-out, latency, idle, durable)")
 	flag.StringVar(&out, "out", "", "also write the Markdown table to this file")
