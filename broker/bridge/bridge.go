@@ -26,29 +26,31 @@
 // property CameDown (the flow's name), and a flow up drops any message
 // that carries it, so a message that came down is never sent back up by
 // an overlapping flow; the bridge's local client also subscribes with No
-// Local. Each flow is processed in order by one goroutine, so the
-// order per topic is kept; a message is retried until acknowledged, so a
-// reconnection may deliver one twice (QoS 1).
+// Local. The upstream side is package remote: up to MaxInflight messages
+// in flight, sent and acknowledged to the source in the order they came,
+// sent again in that order after a reconnection, so the order per topic is
+// kept and a reconnection may deliver one twice (QoS 1). An upstream that
+// refuses MQTT 5.0 (a NATS server) gets 3.1.1.
 package bridge
 
 import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
-	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/eclipse/paho.golang/autopaho"
-	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 
 	"edgebroker/broker"
+	"edgebroker/broker/bridge/remote"
+	"edgebroker/broker/packet"
 )
 
 // Remote is the upstream broker of a flow.
@@ -102,6 +104,15 @@ type Status struct {
 	Subscribed bool      `json:"subscribed"`
 	LastError  string    `json:"lastError,omitempty"`
 	ErrorAt    time.Time `json:"errorAt,omitzero"`
+	// Protocol of the upstream connection: "5.0", or "3.1.1" when the
+	// upstream refused 5.0 (then what 3.1.1 cannot carry is dropped:
+	// PropertiesDropped counts such messages).
+	Protocol          string `json:"protocol,omitempty"`
+	PropertiesDropped uint64 `json:"propertiesDropped,omitempty"`
+	// Refused: messages the upstream refused for good (not authorized,
+	// invalid topic, too large): not sent again.
+	Refused  uint64 `json:"refused,omitempty"`
+	Inflight int    `json:"inflight"` // messages sent upstream, not yet acknowledged
 }
 
 // Bridge runs one flow until Close.
@@ -112,19 +123,17 @@ type Bridge struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	ln     *pipeListener
-	local  *autopaho.ConnectionManager
-	remote *autopaho.ConnectionManager
-	msgs   chan paho.PublishReceived // received on the source side, in order; bounded by the receive window
+	local  *autopaho.ConnectionManager // the bridge's client of the local broker
+	remote *remote.Client              // of the upstream
+	msgs   chan paho.PublishReceived   // a flow up's local messages, in order; bounded by the receive window
 	wg     sync.WaitGroup
 
 	forwarded  atomic.Uint64
 	dropped    atomic.Uint64
-	subscribed atomic.Bool
+	subscribed atomic.Bool // the local subscription of a flow up holds
 	subOnce    sync.Once
-	subDone    chan struct{} // closed once the source side first subscribed
-	mu         sync.Mutex    // guards connected, dialed, lastErr, errAt
-	connected  string
-	dialed     string // the host of the last connection made
+	subDone    chan struct{} // closed once the local subscription was first made
+	mu         sync.Mutex    // guards lastErr, errAt: the local side's last failure
 	lastErr    string
 	errAt      time.Time
 }
@@ -163,14 +172,14 @@ func Start(cfg Config) (*Bridge, error) {
 	b.wg.Go(func() { cfg.Local.ServePort(b.ln, port) })
 
 	var err error
-	if b.local, err = b.connectLocal(); err == nil {
-		b.remote, err = b.connectRemote()
-	}
-	if err != nil {
+	if b.local, err = b.connectLocal(); err != nil {
 		b.Close()
 		return nil, err
 	}
-	b.wg.Go(b.forward)
+	b.remote = b.connectRemote()
+	if cfg.Up {
+		b.wg.Go(b.forward)
+	}
 	if cfg.Up {
 		// The local subscription is made over an in-memory pipe: wait for
 		// it, so that what is published once Start returned (the ports
@@ -191,21 +200,37 @@ func (b *Bridge) Close() {
 	b.ln.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	for _, cm := range []*autopaho.ConnectionManager{b.remote, b.local} {
-		if cm != nil {
-			cm.Disconnect(ctx)
-			<-cm.Done()
-		}
+	if b.remote != nil {
+		b.remote.Close()
+	}
+	if b.local != nil {
+		b.local.Disconnect(ctx)
+		<-b.local.Done()
 	}
 	b.wg.Wait()
 }
 
 // Status reports the bridge's state.
 func (b *Bridge) Status() Status {
+	rs := b.remote.Status()
+	st := Status{Name: b.cfg.Name, Up: b.cfg.Up, Connected: rs.Connected, Forwarded: b.forwarded.Load(), Dropped: b.dropped.Load(),
+		Subscribed: b.subscribed.Load(), LastError: rs.LastError, ErrorAt: rs.ErrorAt, PropertiesDropped: rs.PropsDropped,
+		Refused: rs.Refused + rs.TooLarge, Inflight: rs.Inflight}
+	if !b.cfg.Up {
+		st.Subscribed = rs.Subscribed
+	}
+	switch rs.Version {
+	case packet.V5:
+		st.Protocol = "5.0"
+	case packet.V311:
+		st.Protocol = "3.1.1"
+	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	return Status{Name: b.cfg.Name, Up: b.cfg.Up, Connected: b.connected, Forwarded: b.forwarded.Load(), Dropped: b.dropped.Load(), Subscribed: b.subscribed.Load(),
-		LastError: b.lastErr, ErrorAt: b.errAt}
+	if b.errAt.After(st.ErrorAt) {
+		st.LastError, st.ErrorAt = b.lastErr, b.errAt
+	}
+	b.mu.Unlock()
+	return st
 }
 
 func (b *Bridge) fail(what string, err error) {
@@ -247,7 +272,7 @@ func (b *Bridge) connectLocal() (*autopaho.ConnectionManager, error) {
 		},
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, ack *paho.Connack) {
 			if b.cfg.Up {
-				go b.subscribe(cm, true)
+				go b.subscribe(cm)
 			}
 		},
 		OnConnectError: func(err error) { b.fail("local connection", err) },
@@ -262,101 +287,24 @@ func (b *Bridge) connectLocal() (*autopaho.ConnectionManager, error) {
 	return autopaho.NewConnection(b.ctx, cfg)
 }
 
-// connectRemote connects to the upstream broker.
-func (b *Bridge) connectRemote() (*autopaho.ConnectionManager, error) {
+// connectRemote starts the client of the upstream broker.
+func (b *Bridge) connectRemote() *remote.Client {
 	r := &b.cfg.Remote
-	scheme := "mqtt"
-	if r.TLS != nil {
-		scheme = "tls"
-	}
-	var urls []*url.URL
-	for _, h := range r.Hosts {
-		u, err := url.Parse(scheme + "://" + h)
-		if err != nil {
-			return nil, fmt.Errorf("bridge: host %q: %w", h, err)
-		}
-		urls = append(urls, u)
-	}
-	cfg := autopaho.ClientConfig{
-		ServerUrls:                    urls,
-		TlsCfg:                        r.TLS,
-		KeepAlive:                     r.KeepAlive,
-		CleanStartOnInitialConnection: false,
-		SessionExpiryInterval:         r.SessionExpiry,
-		ReconnectBackoff:              b.backoff,
-		ConnectTimeout:                10 * time.Second,
-		ConnectUsername:               r.Username,
-		ConnectPassword:               r.Password,
-		AttemptConnection: func(ctx context.Context, _ autopaho.ClientConfig, u *url.URL) (net.Conn, error) {
-			nc, err := b.dialRemote(ctx, u.Host)
-			if err == nil {
-				b.mu.Lock()
-				b.dialed = u.Host
-				b.mu.Unlock()
-			}
-			return nc, err
-		},
-		OnConnectionUp: func(cm *autopaho.ConnectionManager, ack *paho.Connack) {
-			b.mu.Lock()
-			b.connected = b.dialed
-			b.mu.Unlock()
-			b.log.Info("dataflow: connected upstream", "host", b.Status().Connected)
-			if !b.cfg.Up {
-				go b.subscribe(cm, false)
-			}
-		},
-		OnConnectionDown: func() bool {
-			b.mu.Lock()
-			b.connected = ""
-			b.mu.Unlock()
-			return true
-		},
-		OnConnectError: func(err error) { b.fail("upstream connection", err) },
-		ClientConfig: paho.ClientConfig{
-			ClientID:                   r.ClientID,
-			EnableManualAcknowledgment: true,
-		},
-	}
-	if r.Username != "" {
-		cfg.ConnectUsername = r.Username
-	}
+	cfg := remote.Config{Hosts: r.Hosts, TLS: r.TLS, Username: r.Username, Password: r.Password, ClientID: r.ClientID,
+		KeepAlive: r.KeepAlive, SessionExpiry: r.SessionExpiry, MaxInflight: r.MaxInflight,
+		MinBackoff: b.cfg.MinBackoff, MaxBackoff: b.cfg.MaxBackoff, Logger: b.log}
 	if !b.cfg.Up {
-		cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){b.received}
+		cfg.Subscriptions, cfg.SubQoS, cfg.OnMessage = b.cfg.Sources, r.QoS, b.down
 	}
-	return autopaho.NewConnection(b.ctx, cfg)
+	return remote.New(cfg)
 }
 
-// dialRemote opens a connection to host (TLS when configured).
-func (b *Bridge) dialRemote(ctx context.Context, host string) (net.Conn, error) {
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", host)
-	if err != nil {
-		return nil, err
-	}
-	if c := b.cfg.Remote.TLS; c != nil {
-		c = c.Clone()
-		if c.ServerName == "" {
-			c.ServerName, _, _ = net.SplitHostPort(host)
-		}
-		tc := tls.Client(nc, c)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			nc.Close()
-			return nil, err
-		}
-		nc = tc
-	}
-	return packets.NewThreadSafeConn(nc), nil
-}
-
-// subscribe subscribes the source side to the flow's sources.
-func (b *Bridge) subscribe(cm *autopaho.ConnectionManager, local bool) {
-	qos := byte(1)
-	if !local {
-		qos = b.cfg.Remote.QoS
-	}
+// subscribe subscribes the bridge's local client to the sources of a
+// flow up.
+func (b *Bridge) subscribe(cm *autopaho.ConnectionManager) {
 	s := &paho.Subscribe{}
 	for _, f := range b.cfg.Sources {
-		s.Subscriptions = append(s.Subscriptions, paho.SubscribeOptions{Topic: f, QoS: qos, NoLocal: local,
+		s.Subscriptions = append(s.Subscriptions, paho.SubscribeOptions{Topic: f, QoS: 1, NoLocal: true,
 			RetainAsPublished: true})
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
@@ -380,13 +328,11 @@ func (b *Bridge) received(pr paho.PublishReceived) (bool, error) {
 	return true, nil
 }
 
-// forward sends each source message to the destination, in order, until
-// the destination acknowledged it, then acknowledges it to the source.
+// forward hands each local message of a flow up to the upstream client,
+// in order; the client keeps up to MaxInflight in flight, and each is
+// acknowledged to the local broker (retired from the journal) once the
+// upstream acknowledged it, in order (a dropped one in its turn too).
 func (b *Bridge) forward() {
-	dst := b.remote
-	if !b.cfg.Up {
-		dst = b.local
-	}
 	for {
 		var pr paho.PublishReceived
 		select {
@@ -395,81 +341,143 @@ func (b *Bridge) forward() {
 			return
 		}
 		in := pr.Packet
-		out := b.translate(in)
-		for attempt := 0; out != nil; attempt++ {
-			if err := dst.AwaitConnection(b.ctx); err != nil {
-				return
+		out, why := b.up(in)
+		done := func() {
+			if out != nil {
+				b.forwarded.Add(1)
 			}
-			ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-			_, err := dst.Publish(ctx, out)
-			cancel()
-			if err == nil {
-				break
-			}
-			if b.ctx.Err() != nil {
-				return
-			}
-			b.fail("forward", err)
-			select {
-			case <-time.After(b.backoff(attempt)):
-			case <-b.ctx.Done():
-				return
+			if in.QoS > 0 {
+				// On the connection it came from; if that one is gone, the
+				// local broker sends it again on the next (a duplicate
+				// upstream).
+				if err := pr.Client.Ack(in); err != nil && b.ctx.Err() == nil {
+					b.log.Debug("dataflow: acknowledgement to the local broker not sent", "err", err)
+				}
 			}
 		}
-		if out != nil {
-			b.forwarded.Add(1)
-		} else {
-			b.dropped.Add(1)
+		if out == nil {
+			b.drop(in.Topic, why)
 		}
-		if in.QoS > 0 {
-			// On the connection it came from; if that one is gone, the
-			// source sends it again on the next (a duplicate downstream).
-			if err := pr.Client.Ack(in); err != nil && b.ctx.Err() == nil {
-				b.log.Debug("dataflow: acknowledgement to the source not sent", "err", err)
-			}
+		if err := b.remote.Publish(b.ctx, out, done); err != nil {
+			return // closed
 		}
 	}
 }
 
-// translate makes the destination's PUBLISH: the topic from the template,
-// the QoS and retain flag of the flow, the properties that travel; nil
-// if Map has no destination for it.
-func (b *Bridge) translate(in *paho.Publish) *paho.Publish {
-	if b.cfg.Up && in.Properties != nil && in.Properties.User.Get(CameDown) != "" {
-		return nil // it came down: never back up
+// drop counts (and logs, for a reason) a message the flow does not send.
+func (b *Bridge) drop(topic, why string) {
+	b.dropped.Add(1)
+	if why != "" {
+		b.log.Warn("dataflow: a message is not forwarded", "topic", topic, "why", why)
+	}
+}
+
+// badTopicBytes are what some upstreams cannot take in a topic: a NATS
+// server closes the connection on a space, tab, newline or DEL. Such a
+// local message is not forwarded (counted, logged) rather than allowed to
+// break the link.
+const badTopicBytes = " \t\n\r\x7f"
+
+// up makes the upstream PUBLISH of a local message: the topic from the
+// template, the QoS and retain flag of the flow, the properties that
+// travel; nil (with why, when worth a log line) if it is not forwarded.
+func (b *Bridge) up(in *paho.Publish) (*packet.Publish, string) {
+	if in.Properties != nil && in.Properties.User.Get(CameDown) != "" {
+		return nil, "" // it came down: never back up
 	}
 	topic, ok := b.cfg.Map(in.Topic)
 	if !ok {
-		return nil
+		return nil, ""
 	}
-	out := &paho.Publish{Topic: topic, Payload: in.Payload, QoS: min(in.QoS, b.qos())}
-	if b.cfg.Remote.RetainKeep || !b.cfg.Up {
-		out.Retain = in.Retain
+	if strings.ContainsAny(topic, badTopicBytes) {
+		return nil, "its topic has a space, tab, newline or DEL, which upstreams may refuse by closing the connection"
 	}
+	out := &packet.Publish{Topic: []byte(topic), Payload: in.Payload, QoS: min(in.QoS, b.cfg.Remote.QoS),
+		Retain: in.Retain && b.cfg.Remote.RetainKeep}
 	if p := in.Properties; p != nil {
-		out.Properties = &paho.PublishProperties{
-			ContentType:     p.ContentType,
-			CorrelationData: p.CorrelationData,
-			ResponseTopic:   p.ResponseTopic,
-			PayloadFormat:   p.PayloadFormat,
-			MessageExpiry:   p.MessageExpiry,
-			User:            p.User,
+		pp := &out.Props
+		if p.ContentType != "" {
+			pp.Set(packet.PropContentType)
+			pp.ContentType = []byte(p.ContentType)
+		}
+		if p.CorrelationData != nil {
+			pp.Set(packet.PropCorrelationData)
+			pp.CorrelationData = p.CorrelationData
+		}
+		if p.ResponseTopic != "" {
+			pp.Set(packet.PropResponseTopic)
+			pp.ResponseTopic = []byte(p.ResponseTopic)
+		}
+		if p.PayloadFormat != nil {
+			pp.Set(packet.PropPayloadFormat)
+			pp.PayloadFormat = *p.PayloadFormat
+		}
+		if p.MessageExpiry != nil {
+			pp.Set(packet.PropMessageExpiry)
+			pp.MessageExpiry = *p.MessageExpiry
+		}
+		for _, u := range p.User {
+			pp.User = append(pp.User, packet.UserProperty{Key: []byte(u.Key), Value: []byte(u.Value)})
 		}
 	}
-	if !b.cfg.Up {
-		if out.Properties == nil {
-			out.Properties = &paho.PublishProperties{}
-		}
-		out.Properties.User = append(slices.Clone(out.Properties.User), paho.UserProperty{Key: CameDown, Value: b.cfg.Name})
-	}
-	return out
+	return out, ""
 }
 
-func (b *Bridge) qos() byte {
-	if b.cfg.Up {
-		return b.cfg.Remote.QoS
+// down publishes a message of a flow down locally (retried until the
+// local broker acknowledged it: journaled for persistent subscribers),
+// then acknowledges it upstream. The client calls it in order.
+func (b *Bridge) down(in *packet.Publish, ack func()) {
+	topic, ok := b.cfg.Map(string(in.Topic))
+	if !ok {
+		b.drop(string(in.Topic), "")
+		ack()
+		return
 	}
-	return 1
+	out := &paho.Publish{Topic: topic, Payload: in.Payload, QoS: 1, Retain: in.Retain,
+		Properties: &paho.PublishProperties{User: paho.UserProperties{{Key: CameDown, Value: b.cfg.Name}}}}
+	p := &in.Props
+	if p.Has(packet.PropContentType) {
+		out.Properties.ContentType = string(p.ContentType)
+	}
+	if p.Has(packet.PropCorrelationData) {
+		out.Properties.CorrelationData = p.CorrelationData
+	}
+	if p.Has(packet.PropResponseTopic) {
+		out.Properties.ResponseTopic = string(p.ResponseTopic)
+	}
+	if p.Has(packet.PropPayloadFormat) {
+		v := p.PayloadFormat
+		out.Properties.PayloadFormat = &v
+	}
+	if p.Has(packet.PropMessageExpiry) {
+		v := p.MessageExpiry
+		out.Properties.MessageExpiry = &v
+	}
+	for _, u := range p.User {
+		out.Properties.User = append(out.Properties.User, paho.UserProperty{Key: string(u.Key), Value: string(u.Value)})
+	}
+	for attempt := 0; ; attempt++ {
+		if err := b.local.AwaitConnection(b.ctx); err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+		_, err := b.local.Publish(ctx, out)
+		cancel()
+		if err == nil {
+			break
+		}
+		if b.ctx.Err() != nil {
+			return
+		}
+		b.fail("local publish", err)
+		select {
+		case <-time.After(b.backoff(attempt)):
+		case <-b.ctx.Done():
+			return
+		}
+	}
+	b.forwarded.Add(1)
+	ack()
 }
 
 // pipeListener hands the bridge's in-memory connections to the broker.

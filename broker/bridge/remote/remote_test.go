@@ -311,3 +311,19 @@ func TestSubscribeDown(t *testing.T) {
 		want++
 	}
 }
+
+// TestQoS0Sent: a QoS 0 message on an idle connection leaves at once
+// (nothing else comes to push it out of the write buffer), and its done
+// runs once it is written.
+func TestQoS0Sent(t *testing.T) {
+	m := testenv.StartMosquitto(t)
+	sub := subscribe(t, m.Addr, "sub", "up/#", true)
+	c := New(Config{Hosts: []string{m.Addr}, ClientID: "bridge"})
+	defer c.Close()
+	testenv.Eventually(t, 10*time.Second, "connected", func() bool { return c.Status().Connected != "" })
+	var done atomic.Int64
+	if err := c.Publish(context.Background(), &packet.Publish{Topic: []byte("up/q0"), Payload: []byte("0")}, func() { done.Add(1) }); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 5*time.Second, "the QoS 0 message delivered", func() bool { return sub.distinct() == 1 && done.Load() == 1 })
+}

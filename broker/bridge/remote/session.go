@@ -186,6 +186,9 @@ func (s *session) serve() error {
 		if err := s.sendQueued(); err != nil {
 			return err
 		}
+		if err := s.flush(); err != nil {
+			return err
+		}
 		select {
 		case <-c.ctx.Done():
 			d := packet.Disconnect{}
