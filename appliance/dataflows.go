@@ -39,6 +39,15 @@ func newDataflows(srv *broker.Server, log *slog.Logger) *dataflows {
 // apply makes the running flows those of set.
 func (d *dataflows) apply(set *config.Set) error {
 	flows := set.Flows()
+	// Each flow up may fill an equal share of half the disk budget with
+	// what its upstream does not take; beyond it its oldest messages go.
+	ups := 0
+	for _, f := range flows {
+		if f.Direction == config.FlowUp {
+			ups++
+		}
+	}
+	share := set.DiskBufferBytes() / 2 / int64(max(ups, 1))
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
@@ -55,7 +64,7 @@ func (d *dataflows) apply(set *config.Set) error {
 			r.b.Close()
 			delete(d.running, f.Name)
 		}
-		b, err := d.start(f)
+		b, err := d.start(f, share)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("dataflow %s: %w", f.Name, err))
 			continue
@@ -77,7 +86,7 @@ func (d *dataflows) apply(set *config.Set) error {
 }
 
 // start starts one flow's bridge.
-func (d *dataflows) start(f config.ResolvedFlow) (*bridge.Bridge, error) {
+func (d *dataflows) start(f config.ResolvedFlow, queueBytes int64) (*bridge.Bridge, error) {
 	e := &f.Remote
 	r := bridge.Remote{Hosts: e.Hosts, Username: e.Username, Password: e.Password, KeepAlive: e.KeepAliveSeconds,
 		SessionExpiry: e.SessionExpirySeconds, QoS: e.QoS, RetainKeep: e.RetainKeep, MaxInflight: e.MaxInflightMessages,
@@ -108,7 +117,7 @@ func (d *dataflows) start(f config.ResolvedFlow) (*bridge.Bridge, error) {
 		return nil, err
 	}
 	return bridge.Start(bridge.Config{Name: f.Name, Local: d.srv, Remote: r, Up: f.Direction == config.FlowUp,
-		Sources: f.Sources, Map: tmpl.Expand, Logger: d.log})
+		Sources: f.Sources, Map: tmpl.Expand, QueueDiskBytes: queueBytes, Logger: d.log})
 }
 
 // statuses reports every running flow, by name.

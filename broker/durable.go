@@ -138,6 +138,29 @@ func (ss *session) journalDelivery(d *delivery, sc *scratch) bool {
 	return true
 }
 
+// makeDiskRoomLocked drops the session's oldest queued messages while its
+// deliveries in the journal and d would exceed maxDisk (the port's
+// MaxQueuedDiskBytes): oldest first, as a store-and-forward buffer does.
+// In-flight messages are not dropped. Callers hold ss.mu.
+func (ss *session) makeDiskRoomLocked(d *delivery, now time.Time) {
+	s := ss.srv
+	need := int64(d.msg.size()) + 64 + int64(len(ss.id)) // its records, about
+	for s.jr.SessionBytes(ss.id)+need > ss.maxDisk {
+		if ss.queue.len() == 0 && (ss.spilled == 0 || !ss.unspillLocked(now)) {
+			return
+		}
+		old, _ := ss.popQueued()
+		ss.drop()
+		s.Stats.MessagesDroppedOldest.Add(1)
+		if s.sec.Allow(seclog.LimitDisk) {
+			s.sec.Log(seclog.LimitDisk, "broker: oldest queued message dropped: the session's disk budget is full",
+				"session", ss.id, "topic", string(old.msg.Topic), "size", old.msg.size(), "max_bytes", ss.maxDisk)
+		}
+		ss.retire(&old)
+		old.msg.release()
+	}
+}
+
 // spillLocked keeps a journaled delivery on disk only, behind the
 // session's in-memory window: from the first one spilled, every later
 // delivery is spilled too, so that the queue keeps its order, until

@@ -194,3 +194,46 @@ func TestDurableWindow(t *testing.T) {
 		})
 	}
 }
+
+// TestDropOldestOnDisk: a persistent session attached through a port with
+// MaxQueuedDiskBytes keeps at most that much in the journal while it is
+// away: every publish is acknowledged (none refused), the oldest queued
+// messages make room, and what comes back is the newest, in order.
+func TestDropOldestOnDisk(t *testing.T) {
+	j := openJournal(t, t.TempDir())
+	s := broker.New(broker.Config{Journal: j})
+	if _, err := s.RestoreJournal(); err != nil {
+		t.Fatal(err)
+	}
+	const max = 16 << 10
+	flow := brokertest.Serve(t, s, &broker.Port{Name: "flow", MaxQueuedDiskBytes: max})
+	addr := brokertest.Serve(t, s, nil)
+	sub, _ := brokertest.V3Dial(t, flow, "flow", false)
+	sub.V3Sub("t/#", 1)
+	sub.V3Disconnect()
+	brokertest.WaitConns(t, s, 0)
+
+	pub, _ := brokertest.V3Dial(t, addr, "pub", true)
+	payload := string(bytes.Repeat([]byte("x"), 1000))
+	const n = 100
+	for i := range n {
+		pub.V3Pub("t/x", 1, false, uint16(i+1), fmt.Sprintf("%03d%s", i, payload)) // waits for its PUBACK
+	}
+	if got := j.SessionBytes("flow"); got > max {
+		t.Errorf("the session holds %d bytes on disk, more than %d", got, max)
+	}
+	dropped := s.Stats.MessagesDroppedOldest.Load()
+	if dropped == 0 || s.Stats.MessagesRefusedDisk.Load() != 0 {
+		t.Fatalf("dropped oldest %d, refused %d", dropped, s.Stats.MessagesRefusedDisk.Load())
+	}
+	sub, _ = brokertest.V3Dial(t, flow, "flow", false)
+	got := receiveAll(t, sub, n-int(dropped))
+	for i, m := range got {
+		if want := fmt.Sprintf("%03d", int(dropped)+i); string(m.Payload[:3]) != want {
+			t.Fatalf("message %d: %s, want %s (the newest, in order)", i, m.Payload[:3], want)
+		}
+	}
+	if len(got) < 10 {
+		t.Errorf("only %d kept within %d bytes", len(got), max)
+	}
+}

@@ -304,6 +304,9 @@ func (ss *session) deliverLocked(d *delivery, sc *scratch, now time.Time) {
 		return
 	}
 	if ss.journaled {
+		if ss.maxDisk > 0 {
+			ss.makeDiskRoomLocked(d, now)
+		}
 		if !ss.journalDelivery(d, sc) {
 			return
 		}

@@ -148,6 +148,12 @@ type Port struct {
 	Name          string
 	Authenticator Authenticator
 	Authorizer    Authorizer
+	// MaxQueuedDiskBytes, when set, bounds what each persistent session
+	// attached through the port keeps in the journal (Config.Journal):
+	// beyond it the session's oldest queued message is dropped to make
+	// room for a new one (counted, logged) instead of refusing the new
+	// one. A dataflow's store-and-forward buffer works this way.
+	MaxQueuedDiskBytes int64
 }
 
 // Stats are the server's running counters.
@@ -161,6 +167,9 @@ type Stats struct {
 	// MessagesRefusedDisk counts deliveries to persistent sessions the
 	// journal refused (its disk budget, a full disk).
 	MessagesRefusedDisk atomic.Uint64
+	// MessagesDroppedOldest counts queued messages dropped to make room
+	// under a port's MaxQueuedDiskBytes.
+	MessagesDroppedOldest atomic.Uint64
 }
 
 // Server is an MQTT broker.

@@ -94,6 +94,9 @@ type session struct {
 	dropped   uint64 // messages dropped for this session: queue full, too large, expired
 
 	journaled bool // the journal holds this session (journalLocked)
+	// maxDisk: Port.MaxQueuedDiskBytes of the port the session was last
+	// attached through (set at attach); 0: none.
+	maxDisk int64
 	// Deliveries the journal holds beyond the in-memory window (durable.go):
 	// how many, and the place of the first in the journal's queue.
 	spilled      int

@@ -75,6 +75,7 @@ func (s *Server) attach(c *conn, p *pendingConnect) (owner string, ok bool) {
 	ss.will = p.will
 	ss.journalLocked()
 	ss.c = c
+	ss.maxDisk = c.port.MaxQueuedDiskBytes
 	ss.online.Store(true)
 	c.out.mu.Lock()
 	c.sess = ss

@@ -77,8 +77,13 @@ type Config struct {
 	// Map gives the destination topic of a message on topic (the
 	// Dataflow's dataDestination template); false drops the message
 	// (acknowledged to the source, counted in Status.Dropped).
-	Map    func(topic string) (string, bool)
-	Logger *slog.Logger
+	Map func(topic string) (string, bool)
+	// QueueDiskBytes bounds what a flow up keeps queued in the journal
+	// while the upstream does not take it: beyond it the oldest queued
+	// message is dropped (counted, logged: broker.Port.MaxQueuedDiskBytes);
+	// 0: the journal's budget alone (new messages are refused when full).
+	QueueDiskBytes int64
+	Logger         *slog.Logger
 	// Backoff bounds the wait between connection attempts (exponential
 	// with jitter); defaults 250 ms and 30 s.
 	MinBackoff, MaxBackoff time.Duration
@@ -168,7 +173,7 @@ func Start(cfg Config) (*Bridge, error) {
 		subDone: make(chan struct{})}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.ln = newPipeListener()
-	port := &broker.Port{Name: "dataflow/" + cfg.Name}
+	port := &broker.Port{Name: "dataflow/" + cfg.Name, MaxQueuedDiskBytes: cfg.QueueDiskBytes}
 	b.wg.Go(func() { cfg.Local.ServePort(b.ln, port) })
 
 	var err error

@@ -245,3 +245,53 @@ func TestRestartWithUpstreamDown(t *testing.T) {
 		}
 	}
 }
+
+// TestQueueDiskBytesDropsOldest: while the upstream is down, a flow up
+// keeps at most QueueDiskBytes queued on disk: every local publish is
+// acknowledged, the oldest queued messages make room, and once the
+// upstream is back the newest arrive, in order, the last one included.
+func TestQueueDiskBytesDropsOldest(t *testing.T) {
+	up := testenv.StartMosquitto(t)
+	remoteClient(t, up.Addr, "cloud-sub", "site1/#")
+	up.Stop()
+	s, addr := localBroker(t)
+	b, err := bridge.Start(bridge.Config{Name: "up", Local: s, Up: true, Sources: []string{"telemetry/#"}, Map: prefix("site1/"),
+		QueueDiskBytes: 32 << 10, MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+		Remote: bridge.Remote{Hosts: []string{up.Addr}, ClientID: "site1-up", QoS: 1, MaxInflight: 5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	pub, _ := brokertest.V5Paho(t, addr, &paho.Connect{ClientID: "sensor", CleanStart: true, KeepAlive: 30})
+	const n = 200
+	pad := strings.Repeat("x", 1000)
+	for i := range n {
+		if r := pub.Pub(&paho.Publish{Topic: "telemetry/a", QoS: 1, Payload: []byte(strconv.Itoa(i) + " " + pad)}); r.ReasonCode != 0 {
+			t.Fatalf("publish %d: reason code %#x", i, r.ReasonCode)
+		}
+	}
+	dropped := s.Stats.MessagesDroppedOldest.Load()
+	if dropped == 0 {
+		t.Fatal("nothing dropped: the queue is not bounded")
+	}
+	up.Start()
+	_, got := remoteClient(t, up.Addr, "cloud-sub", "")
+	last, count := -1, 0
+	for last != n-1 {
+		select {
+		case m := <-got:
+			v, _ := strconv.Atoi(strings.Fields(string(m.Payload))[0])
+			if v <= last {
+				t.Fatalf("message %d after %d", v, last)
+			}
+			last = v
+			count++
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the last message did not arrive (last %d, %+v)", last, b.Status())
+		}
+	}
+	if count > n-int(dropped) {
+		t.Errorf("%d arrived, %d dropped of %d", count, dropped, n)
+	}
+	t.Logf("%d of %d arrived, %d dropped oldest first", count, n, dropped)
+}

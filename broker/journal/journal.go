@@ -143,6 +143,9 @@ type sessEnt struct {
 	// reaches the front.
 	order    []orderEnt
 	nextDseq uint64
+	// bytes: its delivery records and the message records they refer
+	// to (a message shared with other sessions counts for each).
+	bytes int64
 }
 
 type orderEnt struct {
@@ -210,7 +213,7 @@ type Journal struct {
 	// later: the record being appended is AckLater's (no commit of its
 	// own); laterArmed: a kickLater is scheduled.
 	later, laterArmed bool
-	want              uint64 // the largest seq a commit is asked for
+	want              uint64     // the largest seq a commit is asked for
 	space             *sync.Cond // signalled when pending bytes drained (backpressure)
 
 	kick chan struct{}
@@ -545,6 +548,7 @@ func (j *Journal) Enqueue(id *uint64, m Encoder, session string, body []byte) (m
 	j.msgs[mid].refs++
 	d := &delivery{enq: p}
 	se.add(mid, d)
+	se.bytes += int64(p.n) + int64(j.msgs[mid].p.n)
 	j.ndel++
 	j.markLive(p, int64(p.n))
 	j.Stats.BytesAppended.Add(int64(p.n))
@@ -635,6 +639,17 @@ func (j *Journal) Ack(session string, id uint64) uint64 {
 	return j.seq
 }
 
+// SessionBytes returns the bytes a session's deliveries hold in the
+// journal: their delivery records and the message records they refer to.
+func (j *Journal) SessionBytes(session string) int64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if se := j.sessions[session]; se != nil {
+		return se.bytes
+	}
+	return 0
+}
+
 // AckLater is Ack without a commit of its own: the record goes to disk
 // with the next commit another record asks for, or within laterDelay
 // (one fsync fewer per message at low rates). A power cut before then
@@ -658,12 +673,14 @@ func (j *Journal) retireLocked(se *sessEnt, id uint64) {
 	d := se.dels[id]
 	delete(se.dels, id)
 	j.ndel--
+	se.bytes -= int64(d.enq.n)
 	se.trim()
 	j.markLive(d.enq, -int64(d.enq.n))
 	if d.sent.n > 0 {
 		j.markLive(d.sent, -int64(d.sent.n))
 	}
 	if me := j.msgs[id]; me != nil {
+		se.bytes -= int64(me.p.n)
 		if me.refs--; me.refs <= 0 {
 			j.markLive(me.p, -int64(me.p.n))
 			delete(j.msgs, id)
@@ -1264,14 +1281,7 @@ func (j *Journal) Report(perSession bool) Report {
 	if perSession {
 		r.PerSession = make(map[string]SessionUsage, len(j.sessions))
 		for id, se := range j.sessions {
-			u := SessionUsage{Messages: len(se.dels)}
-			for mid, d := range se.dels {
-				u.Bytes += int64(d.enq.n)
-				if me := j.msgs[mid]; me != nil {
-					u.Bytes += int64(me.p.n)
-				}
-			}
-			r.PerSession[id] = u
+			r.PerSession[id] = SessionUsage{Messages: len(se.dels), Bytes: se.bytes}
 		}
 	}
 	j.mu.Unlock()

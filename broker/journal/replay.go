@@ -248,6 +248,7 @@ func (r *replayer) finish() {
 			}
 			me.refs++
 			se.add(mid, dl)
+			se.bytes += int64(dl.enq.n) + int64(me.p.n)
 			j.ndel++
 		}
 		for pid, q := range r.inQoS[id] {
