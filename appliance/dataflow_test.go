@@ -2,6 +2,7 @@ package appliance_test
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,7 +12,9 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"edgebroker/appliance"
+	"edgebroker/broker"
 	"edgebroker/broker/testenv"
+	"edgebroker/broker/wsnet"
 )
 
 // TestDataflowsFromConfig: a configuration's DataflowEndpoint and two
@@ -210,4 +213,62 @@ spec:
 			t.Fatalf("after the reload, %d of 20 queued messages arrived", i)
 		}
 	}
+}
+
+// TestDataflowOverWebSockets: an endpoint with protocol WebSockets (and
+// a path in its host) reaches an upstream that speaks MQTT over
+// WebSockets only.
+func TestDataflowOverWebSockets(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := broker.New(broker.Config{})
+	wl := wsnet.Listen(ln, nil)
+	go up.Serve(wl)
+	defer func() { up.Close(); wl.Close() }()
+	wsAddr := ln.Addr().String()
+
+	cfgFile := filepath.Join(t.TempDir(), "site.yaml")
+	yaml := `apiVersion: mqttbroker.iotoperations.azure.com/v1
+kind: BrokerListener
+metadata: {name: local}
+spec:
+  serviceType: ClusterIp
+  ports:
+  - port: 1883
+---
+apiVersion: connectivity.iotoperations.azure.com/v1
+kind: DataflowEndpoint
+metadata: {name: cloud}
+spec:
+  endpointType: Mqtt
+  mqttSettings: {host: "` + wsAddr + `/ws", protocol: WebSockets, authentication: {method: Anonymous}, tls: {mode: Disabled}}
+---
+apiVersion: connectivity.iotoperations.azure.com/v1
+kind: Dataflow
+metadata: {name: up}
+spec:
+  operations:
+  - operationType: Source
+    sourceSettings: {endpointRef: default, dataSources: ["telemetry/#"]}
+  - operationType: Destination
+    destinationSettings: {endpointRef: cloud, dataDestination: "site1/${inputTopic}"}
+`
+	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, addrs, stop := launch(t, appliance.Config{DataDir: t.TempDir(), ConfigPath: cfgFile, PortMap: map[int]int{1883: 0}})
+	defer stop()
+	cloud := pahoClient(t, mqtt.NewClientOptions().AddBroker("ws://"+wsAddr+"/mqtt").SetClientID("cloud"))
+	defer cloud.Disconnect(0)
+	got := subscribe(t, cloud, "site1/#")
+	testenv.Eventually(t, 10*time.Second, "the flow connected over WebSockets", func() bool {
+		st := a.Status().Dataflows
+		return len(st) == 1 && st[0].Connected == wsAddr+"/ws" && st[0].Subscribed
+	})
+	dev := pahoClient(t, mqtt.NewClientOptions().AddBroker("tcp://"+addrs[0].String()).SetClientID("device"))
+	defer dev.Disconnect(0)
+	done(t, "publish", dev.Publish("telemetry/t", 1, false, "over ws"))
+	expect(t, got, "site1/telemetry/t over ws")
 }

@@ -90,7 +90,7 @@ func (d *dataflows) start(f config.ResolvedFlow, queueBytes int64) (*bridge.Brid
 	e := &f.Remote
 	r := bridge.Remote{Hosts: e.Hosts, Username: e.Username, Password: e.Password, KeepAlive: e.KeepAliveSeconds,
 		SessionExpiry: e.SessionExpirySeconds, QoS: e.QoS, RetainKeep: e.RetainKeep, MaxInflight: e.MaxInflightMessages,
-		ClientID: f.Name}
+		ClientID: f.Name, WebSocket: e.Protocol == config.ProtocolWebSockets}
 	if e.ClientIDPrefix != "" {
 		r.ClientID = e.ClientIDPrefix + "-" + f.Name
 	}

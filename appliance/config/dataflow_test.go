@@ -293,8 +293,14 @@ data: {x: y}
 			`t.yaml:9: ` + e + `sessionExpirySeconds: -1 is out of range 0..2147483647`},
 		{"retain", ep(anon + "    retain: keep\n"),
 			`t.yaml:9: ` + e + `retain: "keep" is not valid; did you mean "Keep"? (spelling is case-sensitive)`},
-		{"WebSockets", ep(anon + "    protocol: WebSockets\n"),
-			`t.yaml:9: ` + e + `protocol: WebSockets is not supported for dataflow endpoints yet; use Mqtt (MQTT over TCP, with TLS)`},
+		{"protocol", ep(anon + "    protocol: Websockets\n"),
+			`t.yaml:9: ` + e + `protocol: "Websockets" is not valid; did you mean "WebSockets"? (spelling is case-sensitive)`},
+		{"path without WebSockets", ep("    host: h.example:443/mqtt\n    authentication: {method: Anonymous}\n"),
+			`t.yaml:7: ` + e + `host: "h.example:443/mqtt": a path is only for protocol WebSockets (want host:port)`},
+		{"WebSocket path", ep("    host: 'a.example:443, h.example:443/mqtt?x=1'\n    authentication: {method: Anonymous}\n    protocol: WebSockets\n"),
+			`t.yaml:7: ` + e + `host: "h.example:443/mqtt?x=1" (entry 2): path "/mqtt?x=1" is not a URL path (letters, digits and -._~!$&'()*+,;=:@/%)`},
+		{"WebSocket host", ep("    host: h.example/mqtt\n    authentication: {method: Anonymous}\n    protocol: WebSockets\n"),
+			`t.yaml:7: ` + e + `host: "h.example/mqtt": ` + hostport},
 		{"CreateOrRemap", ep(anon + "    cloudEventAttributes: CreateOrRemap\n"),
 			`t.yaml:9: ` + e + `cloudEventAttributes: CreateOrRemap is not supported on the appliance: flows forward messages with their user properties as they are (Propagate); remove it or use Propagate`},
 		{"clientIdPrefix", ep(anon + "    clientIdPrefix: site 1\n"),
@@ -602,5 +608,26 @@ func TestFlowDirectionString(t *testing.T) {
 		if got := d.String(); got != want {
 			t.Errorf("%d.String() = %q, want %q", int(d), got, want)
 		}
+	}
+}
+
+// TestWebSocketsEndpoint: protocol WebSockets resolves with its hosts as
+// written, a path or none (the bridge then uses /mqtt), and TLS.
+func TestWebSocketsEndpoint(t *testing.T) {
+	yaml := ep("    host: 'a.example:443/ws/mqtt, [fd00::1]:8443'\n    authentication: {method: Anonymous}\n    protocol: WebSockets\n") +
+		"---\n" + df(src("default", "t/#")+dst("e", "site1/${inputTopic}"))
+	s, err := loadMap(t, map[string]string{"t.yaml": yaml})
+	if err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	want := ResolvedEndpoint{Name: "e", Hosts: []string{"a.example:443/ws/mqtt", "[fd00::1]:8443"}, TLS: true,
+		AuthMethod: EndpointAnonymous, QoS: 1, SessionExpirySeconds: 3600, KeepAliveSeconds: 60, MaxInflightMessages: 100,
+		RetainKeep: true, Protocol: ProtocolWebSockets}
+	flows := s.Flows()
+	if len(flows) != 1 {
+		t.Fatalf("Flows() = %v, want one", flows)
+	}
+	if diff := cmp.Diff(want, flows[0].Remote); diff != "" {
+		t.Errorf("Flows()[0].Remote (-want +got):\n%s", diff)
 	}
 }

@@ -115,7 +115,9 @@ type AIOSettings map[string]any
 // MqttEndpointSettings is an Mqtt endpoint's mqttSettings, AIO's fields.
 type MqttEndpointSettings struct {
 	// Host is the broker as host:port (required). The appliance's
-	// extension: a comma-separated list of host:port, tried in turn.
+	// extensions: a comma-separated list of host:port, tried in turn; with
+	// protocol WebSockets, an entry may end in the HTTP path of the
+	// broker's WebSocket endpoint (host:port/path; default /mqtt).
 	Host string `json:"host,omitempty" yaml:"host,omitempty"`
 	// Authentication is how the flow logs in to the broker (required).
 	Authentication *EndpointAuthentication `json:"authentication,omitempty" yaml:"authentication,omitempty"`
@@ -137,7 +139,9 @@ type MqttEndpointSettings struct {
 	MaxInflightMessages *int `json:"maxInflightMessages,omitempty" yaml:"maxInflightMessages,omitempty"`
 	// Retain is Keep (forward the retain flag, default) or Never (clear it).
 	Retain string `json:"retain,omitempty" yaml:"retain,omitempty"`
-	// Protocol is Mqtt (default). AIO's WebSockets is refused for now.
+	// Protocol is Mqtt (default: MQTT over TCP) or WebSockets (MQTT over
+	// WebSockets, subprotocol mqtt, at path /mqtt unless the host names
+	// one; wss with tls.mode Enabled).
 	Protocol string `json:"protocol,omitempty" yaml:"protocol,omitempty"`
 	// CloudEventAttributes is AIO's cloud event handling: Propagate (what
 	// the appliance does: user properties pass as they are) is accepted,
@@ -262,7 +266,8 @@ func (e *DataflowEndpoint) validate(s *Set, rp *report) {
 		return
 	}
 	const p = "spec.mqttSettings."
-	e.validateHosts(rp, p+"host", m.Host)
+	ws := m.Protocol == ProtocolWebSockets
+	e.validateHosts(rp, p+"host", m.Host, ws)
 	e.validateTLS(s, rp, p+"tls", m.TLS)
 	e.validateAuth(s, rp, p+"authentication", m)
 	if m.ClientIDPrefix != "" && (len(m.ClientIDPrefix) > 64 || !clientIDPrefix.MatchString(m.ClientIDPrefix)) {
@@ -275,9 +280,7 @@ func (e *DataflowEndpoint) validate(s *Set, rp *report) {
 	e.limit(rp, p+"keepAliveSeconds", m.KeepAliveSeconds, 0, 65535)
 	e.limit(rp, p+"maxInflightMessages", m.MaxInflightMessages, 1, 65535)
 	oneOf(rp, e, p+"retain", m.Retain, RetainKeep, RetainNever)
-	if oneOf(rp, e, p+"protocol", m.Protocol, ProtocolMqtt, ProtocolWebSockets) && m.Protocol == ProtocolWebSockets {
-		rp.add(e, p+"protocol", "WebSockets is not supported for dataflow endpoints yet; use Mqtt (MQTT over TCP, with TLS)")
-	}
+	oneOf(rp, e, p+"protocol", m.Protocol, ProtocolMqtt, ProtocolWebSockets)
 	if m.CloudEventAttributes != "" &&
 		oneOf(rp, e, p+"cloudEventAttributes", m.CloudEventAttributes, CloudEventsPropagate, CloudEventsCreateOrRemap) &&
 		m.CloudEventAttributes == CloudEventsCreateOrRemap {
@@ -296,8 +299,9 @@ func (e *DataflowEndpoint) limit(rp *report, path string, v *int, lo, hi int) {
 }
 
 // validateHosts checks host: one host:port, or a comma-separated list of
-// them, each a DNS name or an IP address (IPv6 in brackets) and a port.
-func (e *DataflowEndpoint) validateHosts(rp *report, path, hosts string) {
+// them, each a DNS name or an IP address (IPv6 in brackets) and a port,
+// and for WebSockets (ws) optionally a path.
+func (e *DataflowEndpoint) validateHosts(rp *report, path, hosts string, ws bool) {
 	if strings.TrimSpace(hosts) == "" {
 		rp.add(e, path, "required: the broker as host:port (e.g. mqtt.example.net:8883), or several, comma-separated, tried in turn")
 		return
@@ -308,13 +312,24 @@ func (e *DataflowEndpoint) validateHosts(rp *report, path, hosts string) {
 		if len(list) > 1 {
 			where = " (entry " + itoa(i+1) + ")"
 		}
-		if msg := checkHostPort(h); msg != "" {
+		hp, urlPath, hasPath := strings.Cut(h, "/")
+		switch {
+		case hasPath && !ws:
+			rp.add(e, path, "%q%s: a path is only for protocol WebSockets (want host:port)", h, where)
+		case hasPath && !wsPath.MatchString("/"+urlPath):
+			rp.add(e, path, "%q%s: path %q is not a URL path (letters, digits and -._~!$&'()*+,;=:@/%%)", h, where, "/"+urlPath)
+		}
+		if msg := checkHostPort(hp); msg != "" {
 			rp.add(e, path, "%q%s: %s", h, where, msg)
 		} else if slices.Contains(list[:i], h) {
 			rp.add(e, path, "%q%s is listed twice", h, where)
 		}
 	}
 }
+
+// wsPath is what the path of a WebSocket endpoint may hold: RFC 3986's
+// path characters, no query or fragment.
+var wsPath = regexp.MustCompile(`^/[-A-Za-z0-9._~!$&'()*+,;=:@/%]*$`)
 
 // splitHosts cuts a host list at commas, trimming spaces.
 func splitHosts(hosts string) []string {

@@ -46,7 +46,7 @@ type ResolvedFlow struct {
 // Its byte slices are its own.
 type ResolvedEndpoint struct {
 	Name  string   // the DataflowEndpoint's metadata.name
-	Hosts []string // host:port, tried in turn
+	Hosts []string // host:port (for WebSockets, host:port/path too), tried in turn
 	TLS   bool     // tls.mode Enabled
 	// CAPEM holds the PEM certificates of trustedCaCertificateConfigMapRef
 	// (every key, in key order); nil: trust the system's roots.
@@ -66,7 +66,7 @@ type ResolvedEndpoint struct {
 	KeepAliveSeconds     uint16 // 0: no keep-alive
 	MaxInflightMessages  uint16
 	RetainKeep           bool   // retain Keep: forward the retain flag; Never: clear it
-	Protocol             string // Mqtt
+	Protocol             string // Mqtt or WebSockets
 }
 
 // Flows returns each enabled Dataflow, in load order, resolved. It is

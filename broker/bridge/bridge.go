@@ -65,6 +65,9 @@ type Remote struct {
 	QoS           byte   // 0 or 1
 	RetainKeep    bool   // forward the retain flag (AIO retain: Keep); false: Never
 	MaxInflight   uint16 // messages in flight at once; 0: 100
+	// WebSocket carries MQTT over WebSockets (ws://, wss:// with TLS); a
+	// host is then host:port or host:port/path (DefaultWebSocketPath).
+	WebSocket bool
 }
 
 // Config is one flow.
@@ -300,6 +303,9 @@ func (b *Bridge) connectRemote() *remote.Client {
 		MinBackoff: b.cfg.MinBackoff, MaxBackoff: b.cfg.MaxBackoff, Logger: b.log}
 	if !b.cfg.Up {
 		cfg.Subscriptions, cfg.SubQoS, cfg.OnMessage = b.cfg.Sources, r.QoS, b.down
+	}
+	if r.WebSocket {
+		cfg.Dial = wsDial(b.ctx, r.TLS)
 	}
 	return remote.New(cfg)
 }

@@ -49,6 +49,9 @@ type Config struct {
 	DurableRate  float64
 	FsyncSamples int      // 4 KiB writes + fdatasync timed once per run (default 200)
 	Only         []string // scenario name prefixes to run; empty: all
+	// The dataflow scenario: DataflowPubs QoS 1 publishers (default 8)
+	// on the broker, which forwards to an upstream with the subscriber.
+	DataflowPubs int
 
 	Log io.Writer // progress; nil: discard
 }
@@ -62,6 +65,10 @@ type scenario struct {
 }
 
 func (s *scenario) durable() bool { return s.load.Persistent }
+
+// dataflow: the load's topics are those the broker forwards to an
+// upstream broker (started for the run), where the subscribers are.
+func (s *scenario) dataflow() bool { return s.load.TopicPrefix == dataflowTopic }
 
 func (cfg *Config) scenarios() []scenario {
 	base := loadgen.Config{Version: cfg.Version, Payload: cfg.Payload, Duration: cfg.Duration}
@@ -99,6 +106,7 @@ func (cfg *Config) scenarios() []scenario {
 			c.Inflight, c.Persistent = cfg.DurableInflight, true
 		})})
 	}
+	all = append(all, dataflowScenario(base, cfg.DataflowPubs))
 	if len(cfg.Only) == 0 {
 		return all
 	}
@@ -153,6 +161,7 @@ type Report struct {
 	scenarios []string
 	samples   map[[2]string][]sample // {scenario, broker}
 	durable   map[string]bool        // scenarios with a persistent subscriber
+	dataflow  map[string]bool        // scenarios forwarding to an upstream
 	fsync     *FsyncTiming           // one fsync on the scratch directory's disk; nil: not measured
 	fsyncErr  error
 	started   time.Time
@@ -182,19 +191,24 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.FsyncSamples == 0 {
 		cfg.FsyncSamples = 200
 	}
+	if cfg.DataflowPubs == 0 {
+		cfg.DataflowPubs = 8
+	}
 	brokers := []broker{edgebroker(cfg.Edgebroker), mosquitto(cfg.Mosquitto)}
 	// Both the brokers (children) and loadgen need descriptors for the
 	// idle clients and their server sides.
 	if err := loadgen.RaiseFileLimit(uint64(2*cfg.IdleConns + 1024)); err != nil {
 		return nil, err
 	}
-	rep := &Report{cfg: cfg, samples: make(map[[2]string][]sample), durable: make(map[string]bool), started: time.Now()}
+	rep := &Report{cfg: cfg, samples: make(map[[2]string][]sample), durable: make(map[string]bool), dataflow: make(map[string]bool),
+		started: time.Now()}
 	for _, b := range brokers {
 		rep.brokers = append(rep.brokers, b.name)
 	}
 	scs := cfg.scenarios()
 	for _, s := range scs {
 		rep.scenarios = append(rep.scenarios, s.name)
+		rep.dataflow[s.name] = s.dataflow()
 		if s.durable() && !rep.durable[s.name] {
 			rep.durable[s.name] = true
 			if rep.fsync == nil && rep.fsyncErr == nil {
@@ -240,8 +254,18 @@ func runOne(ctx context.Context, b broker, s scenario, cfg *Config) sample {
 		return sample{err: err}
 	}
 	defer os.RemoveAll(dir)
-	l := launch{dir: dir, durable: s.durable()}
-	if s.durable() && b.metrics {
+	// A dataflow run keeps the bridge's queue on disk as far as the
+	// broker does (mosquitto: persistence true).
+	l := launch{dir: dir, durable: s.durable() || s.dataflow()}
+	if s.dataflow() {
+		up, err := startUpstream(ctx, cfg.Mosquitto, dir)
+		if err != nil {
+			return sample{err: err}
+		}
+		defer up.stop()
+		l.upstream = up.addr
+	}
+	if l.durable && b.metrics {
 		port, err := freePort()
 		if err != nil {
 			return sample{err: err}
@@ -253,7 +277,13 @@ func runOne(ctx context.Context, b broker, s scenario, cfg *Config) sample {
 		return sample{err: err}
 	}
 	load := s.load
-	load.Addr, load.BrokerPID = p.addr, p.pid()
+	load.Addr, load.BrokerPID, load.SubAddr = p.addr, p.pid(), l.upstream
+	if s.dataflow() {
+		if err := awaitForwarding(ctx, p.addr, l.upstream); err != nil {
+			p.stop()
+			return sample{err: fmt.Errorf("%s: %w%s", b.name, err, logTail(filepath.Join(dir, b.name+".log")))}
+		}
+	}
 	// The journal's counters, read where loadgen reads the broker's CPU
 	// time: after connecting, and after the drain.
 	var before, after journalReading
@@ -279,7 +309,7 @@ func runOne(ctx context.Context, b broker, s scenario, cfg *Config) sample {
 		}
 	}
 	serr := p.stop()
-	if serr == nil && s.durable() && b.saved != nil {
+	if serr == nil && l.durable && b.saved != nil {
 		serr = b.saved(l)
 	}
 	if smp.err == nil && serr != nil {

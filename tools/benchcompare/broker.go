@@ -37,6 +37,10 @@ type launch struct {
 	// status is the host:port of the broker's HTTP status endpoint; ""
 	// for none. Only for brokers with metrics.
 	status string
+	// upstream is the host:port of the broker to forward dataflowTopic/#
+	// to at QoS 1 (edgebroker: a Dataflow; mosquitto: a bridge); "" for
+	// none.
+	upstream string
 }
 
 func edgebroker(bin string) broker {
@@ -48,6 +52,13 @@ func edgebroker(bin string) broker {
 		args := []string{"-data", data, "-loopback", "off", "-listen", fmt.Sprintf("127.0.0.1:%d", l.port)}
 		if l.status != "" {
 			args = append(args, "-status", l.status)
+		}
+		if l.upstream != "" {
+			conf, err := writeDataflowConfig(l.dir, l.upstream)
+			if err != nil {
+				return nil, err
+			}
+			args = append(args, "-config", conf)
 		}
 		return exec.Command(bin, args...), nil
 	}}
@@ -93,8 +104,12 @@ func mosquitto(bin string) broker {
 				persistence += "\nuser root"
 			}
 		}
+		text := fmt.Appendf(nil, mosquittoConf, l.port, persistence)
+		if l.upstream != "" {
+			text = fmt.Appendf(text, mosquittoBridge, l.upstream)
+		}
 		conf := filepath.Join(l.dir, "mosquitto.conf")
-		if err := os.WriteFile(conf, fmt.Appendf(nil, mosquittoConf, l.port, persistence), 0o644); err != nil {
+		if err := os.WriteFile(conf, text, 0o644); err != nil {
 			return nil, err
 		}
 		return exec.Command(bin, "-c", conf), nil

@@ -145,6 +145,7 @@ func (r *Report) Markdown() string {
 - mosquitto runs with a generated config (persistence false, max_queued_messages 100000, max_inflight_messages 32, set_tcp_nodelay true); edgebroker with its defaults (-loopback off -listen). Each run starts a fresh broker process; the order alternates per round.
 `)
 	r.durableMarkdown(&b)
+	r.dataflowMarkdown(&b)
 	return b.String()
 }
 

@@ -25,9 +25,13 @@ const (
 // Config describes one run. Zero fields take the defaults of the mode (see
 // withDefaults); Count and Duration always bound a run.
 type Config struct {
-	Mode    Mode
-	Addr    string // host:port of the broker
-	Version byte   // packet.V311 or packet.V5
+	Mode Mode
+	Addr string // host:port of the broker
+	// SubAddr, when set, is where the subscribers connect instead (with
+	// the same TLS settings): the upstream of a bridge from Addr, so that
+	// what they receive went through the bridge.
+	SubAddr string
+	Version byte // packet.V311 or packet.V5
 	QoS     byte
 	Payload int // bytes per message; at least 16 (timestamp and sequence)
 
@@ -155,6 +159,11 @@ func (cfg *Config) validate() error {
 	}
 	if cfg.AllowRemote {
 		return nil
+	}
+	if cfg.SubAddr != "" {
+		if err := checkLoopback(cfg.SubAddr); err != nil {
+			return err
+		}
 	}
 	return checkLoopback(cfg.Addr)
 }

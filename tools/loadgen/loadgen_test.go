@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"edgebroker/broker"
+	"edgebroker/broker/bridge"
 	"edgebroker/broker/journal"
 	"edgebroker/broker/packet"
 )
@@ -24,7 +25,12 @@ func startBroker(t *testing.T) string {
 // serve serves an in-process broker with cfg on a loopback port.
 func serve(t *testing.T, cfg broker.Config) string {
 	t.Helper()
-	s := broker.New(cfg)
+	return serveServer(t, broker.New(cfg))
+}
+
+// serveServer serves s on a loopback port until the test ends.
+func serveServer(t *testing.T, s *broker.Server) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -220,5 +226,41 @@ func TestProc(t *testing.T) {
 	rss, err := ProcRSS(root, 42)
 	if got, want := rss, int64(2048<<10); err != nil || got != want {
 		t.Errorf("ProcRSS = %v, %v; want %v", got, err, want)
+	}
+}
+
+// TestSubAddr: with SubAddr the subscribers connect there, the upstream
+// of a bridge from Addr, and receive every QoS 1 message through it.
+func TestSubAddr(t *testing.T) {
+	j, err := journal.Open(t.TempDir(), journal.Options{SegmentSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	local := broker.New(broker.Config{Journal: j})
+	addr := serveServer(t, local)
+	up := broker.New(broker.Config{})
+	upAddr := serveServer(t, up)
+	b, err := bridge.Start(bridge.Config{Name: "up", Local: local, Up: true, Sources: []string{"bridged/#"},
+		Map:    func(topic string) (string, bool) { return topic, true },
+		Remote: bridge.Remote{Hosts: []string{upAddr}, ClientID: "bridge", QoS: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	cfg := Config{Mode: FanIn, Addr: addr, SubAddr: upAddr, TopicPrefix: "bridged", QoS: 1, Publishers: 2, Count: 1000,
+		Duration: 5 * time.Second, Drain: 2 * time.Second}
+	var upConns int64
+	cfg.AtStart = func() { upConns = up.Stats.Connections.Load() }
+	res, err := Run(t.Context(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(res.Summary())
+	if upConns != 2 { // the subscriber and the bridge
+		t.Errorf("the upstream had %d connections, want 2 (the subscriber and the bridge)", upConns)
+	}
+	if len(res.Errors) > 0 || res.Lost > 0 || res.Received != cfg.Count {
+		t.Errorf("errors %v, lost %d, received %d of %d", res.Errors, res.Lost, res.Received, cfg.Count)
 	}
 }

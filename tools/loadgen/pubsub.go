@@ -15,7 +15,8 @@ import (
 // run is one fan-in, fan-out or latency run.
 type run struct {
 	cfg  *Config
-	d    *dialer
+	d    *dialer // the publishers' (and, without SubAddr, the subscribers')
+	sd   *dialer // the subscribers'
 	res  *Result
 	id   string
 	base time.Time // origin of the payload time stamps (monotonic)
@@ -151,7 +152,7 @@ func (r *run) connect(ctx context.Context) error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			c, err := r.d.dial(ctx, fmt.Sprintf("mqttload-%s-s%d", r.id, i), nil, cfg.Persistent)
+			c, err := r.sd.dial(ctx, fmt.Sprintf("mqttload-%s-s%d", r.id, i), nil, cfg.Persistent)
 			if err == nil {
 				r.subs[i] = &subscriber{c: c, idx: i}
 				err = c.subscribe(r.filter(), cfg.QoS)

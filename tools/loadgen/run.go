@@ -49,7 +49,12 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	if cfg.QoS > 0 {
 		res.Inflight = cfg.Inflight
 	}
-	r := &run{cfg: &cfg, d: d, res: res, base: time.Now(), stop: make(chan struct{}), id: runID()}
+	r := &run{cfg: &cfg, d: d, sd: d, res: res, base: time.Now(), stop: make(chan struct{}), id: runID()}
+	if cfg.SubAddr != "" {
+		sd := *d
+		sd.addr = cfg.SubAddr
+		r.sd = &sd
+	}
 	return res, r.run(ctx, progress)
 }
 

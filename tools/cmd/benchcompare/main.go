@@ -4,6 +4,7 @@
 //	benchcompare -edgebroker bin/edgebroker -out tools/benchcompare/RESULTS.md
 //	benchcompare -rounds 3 -duration 5s -idle 5000 -only fan-in
 //	benchcompare -only durable -durable-payloads 64,1024 -durable-inflight 1
+//	benchcompare -only dataflow -dataflow-pubs 8
 package main
 
 import (
@@ -42,7 +43,8 @@ func main() {
 	flag.StringVar(&durablePayloads, "durable-payloads", "64,1024", "durable fan-in: comma-separated payload sizes in bytes, a scenario each")
 	flag.Float64Var(&cfg.DurableRate, "durable-rate", 2000, "durable latency: messages per second of its one QoS 1 publisher")
 	flag.IntVar(&cfg.FsyncSamples, "fsync-samples", 200, "durable fan-in: 4 KiB writes + fdatasync timed in the scratch directory")
-	flag.StringVar(&only, "only", "", "comma-separated scenario name prefixes to run (fan-in, fan-out, latency, idle, durable)")
+	flag.IntVar(&cfg.DataflowPubs, "dataflow-pubs", 8, "dataflow: QoS 1 publishers on the broker that forwards to the upstream")
+	flag.StringVar(&only, "only", "", "comma-separated scenario name prefixes to run (fan-in, fan-out, latency, idle, durable, dataflow)")
 	flag.StringVar(&out, "out", "", "also write the Markdown table to this file")
 	flag.StringVar(&jsonOut, "json", "", "write every run's result as JSON to this file")
 	flag.Parse()

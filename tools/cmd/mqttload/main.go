@@ -36,6 +36,7 @@ func main() {
 	var quiet bool
 	flag.StringVar(&mode, "mode", "fan-in", "fan-in, fan-out, latency or conns")
 	flag.StringVar(&cfg.Addr, "addr", "127.0.0.1:1883", "broker host:port")
+	flag.StringVar(&cfg.SubAddr, "sub-addr", "", "subscribers' broker host:port (the upstream of a bridge from -addr); default -addr")
 	flag.StringVar(&version, "mqtt", "3.1.1", "MQTT version: 3.1.1 or 5")
 	flag.UintVar(&qos, "qos", 0, "QoS of publishes and subscriptions (0, 1, 2)")
 	flag.IntVar(&cfg.Payload, "payload", 64, "payload bytes (at least 16: send time and sequence)")
