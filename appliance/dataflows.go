@@ -1,6 +1,8 @@
 package appliance
 
 import (
+	"cmp"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -8,6 +10,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"time"
 
 	"edgebroker/appliance/config"
 	"edgebroker/broker"
@@ -17,7 +20,9 @@ import (
 // dataflows runs the configuration's Dataflows, one bridge each. A flow
 // whose resolved settings did not change keeps running across a reload; a
 // changed one restarts (what it has not forwarded waits in its local
-// session's journal, or upstream, meanwhile); a removed one stops.
+// session's journal, or upstream, meanwhile); a removed one stops. While
+// the appliance runs, sampleRates reads each flow's forwarded count every
+// rateEvery for its forwarded-per-second figure.
 type dataflows struct {
 	srv *broker.Server
 	log *slog.Logger
@@ -30,6 +35,7 @@ type dataflows struct {
 type runningFlow struct {
 	flow config.ResolvedFlow
 	b    *bridge.Bridge
+	fwd  rate // of b's forwarded count; guarded by dataflows.mu
 }
 
 func newDataflows(srv *broker.Server, log *slog.Logger) *dataflows {
@@ -120,24 +126,41 @@ func (d *dataflows) start(f config.ResolvedFlow, queueBytes int64) (*bridge.Brid
 		Sources: f.Sources, Map: tmpl.Expand, QueueDiskBytes: queueBytes, Logger: d.log})
 }
 
-// statuses reports every running flow, by name.
-func (d *dataflows) statuses() []bridge.Status {
+// statuses reports every running flow, by name: the bridge's status and
+// its forwarding rate (the queue is the Appliance's to add).
+func (d *dataflows) statuses() []DataflowStatus {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := make([]bridge.Status, 0, len(d.running))
+	out := make([]DataflowStatus, 0, len(d.running))
 	for _, r := range d.running {
-		out = append(out, r.b.Status())
+		out = append(out, DataflowStatus{Status: r.b.Status(), ForwardedPerSecond: r.fwd.perSecond()})
 	}
-	slices.SortFunc(out, func(a, b bridge.Status) int {
-		switch {
-		case a.Name < b.Name:
-			return -1
-		case a.Name > b.Name:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b DataflowStatus) int { return cmp.Compare(a.Name, b.Name) })
 	return out
+}
+
+// sampleRates samples every running flow's forwarded count each
+// rateEvery until ctx ends.
+func (d *dataflows) sampleRates(ctx context.Context) {
+	tick := time.NewTicker(rateEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			d.sample(now)
+		}
+	}
+}
+
+// sample records each running flow's forwarded count at now.
+func (d *dataflows) sample(now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, r := range d.running {
+		r.fwd.add(now, r.b.Status().Forwarded)
+	}
 }
 
 // close stops every flow.

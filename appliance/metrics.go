@@ -44,22 +44,7 @@ func (a *Appliance) writeMetrics(w io.Writer) {
 	for _, id := range slices.Sorted(maps.Keys(j.PerSession)) {
 		fmt.Fprintf(w, "edgebroker_journal_session_bytes{client=%q} %d\n", id, j.PerSession[id].Bytes)
 	}
-	fmt.Fprintf(w, "# HELP edgebroker_dataflow_connected Whether a Dataflow is connected upstream.\n# TYPE edgebroker_dataflow_connected gauge\n")
-	for _, f := range st.Dataflows {
-		c := 0
-		if f.Connected != "" {
-			c = 1
-		}
-		fmt.Fprintf(w, "edgebroker_dataflow_connected{dataflow=%q} %d\n", f.Name, c)
-	}
-	fmt.Fprintf(w, "# HELP edgebroker_dataflow_forwarded_total Messages a Dataflow forwarded (acknowledged by the destination).\n# TYPE edgebroker_dataflow_forwarded_total counter\n")
-	for _, f := range st.Dataflows {
-		fmt.Fprintf(w, "edgebroker_dataflow_forwarded_total{dataflow=%q} %d\n", f.Name, f.Forwarded)
-	}
-	fmt.Fprintf(w, "# HELP edgebroker_dataflow_queued_messages Messages a Dataflow up holds on disk, not yet acknowledged upstream.\n# TYPE edgebroker_dataflow_queued_messages gauge\n")
-	for _, f := range st.Dataflows {
-		fmt.Fprintf(w, "edgebroker_dataflow_queued_messages{dataflow=%q} %d\n", f.Name, f.QueuedMessages)
-	}
+	writeDataflowMetrics(w, st.Dataflows)
 	fmt.Fprintf(w, "# HELP edgebroker_security_events_total Security events (failed authentication, denials, refusals by a limit), by kind.\n# TYPE edgebroker_security_events_total counter\n")
 	sec := a.srv.Security()
 	for e := seclog.Event(0); e < seclog.NumEvents; e++ {
@@ -79,4 +64,59 @@ func (a *Appliance) writeMetrics(w io.Writer) {
 			fmt.Fprintf(w, "edgebroker_certificate_not_after_seconds{secret=%q} %d\n", c.Secret, c.NotAfter.Unix())
 		}
 	}
+}
+
+// writeDataflowMetrics writes each Dataflow's figures, labelled
+// dataflow="NAME". Its last error's text is on the status page and in
+// status.json only (text makes a poor label); /metrics has its time.
+func writeDataflowMetrics(w io.Writer, flows []DataflowStatus) {
+	family := func(name, typ, help string, v func(f *DataflowStatus) any) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+		for i := range flows {
+			f := &flows[i]
+			if x := v(f); x != nil {
+				fmt.Fprintf(w, "%s{dataflow=%q} %v\n", name, f.Name, x)
+			}
+		}
+	}
+	family("edgebroker_dataflow_connected", "gauge", "Whether a Dataflow is connected upstream.", func(f *DataflowStatus) any {
+		return b2i(f.Connected != "")
+	})
+	fmt.Fprintf(w, "# HELP edgebroker_dataflow_upstream_info The upstream host a Dataflow is connected to, and the protocol.\n# TYPE edgebroker_dataflow_upstream_info gauge\n")
+	for _, f := range flows {
+		if f.Connected != "" {
+			fmt.Fprintf(w, "edgebroker_dataflow_upstream_info{dataflow=%q,host=%q,protocol=%q} 1\n", f.Name, f.Connected, f.Protocol)
+		}
+	}
+	family("edgebroker_dataflow_forwarded_total", "counter", "Messages a Dataflow forwarded (acknowledged by the destination).", func(f *DataflowStatus) any {
+		return f.Forwarded
+	})
+	family("edgebroker_dataflow_forwarded_per_second", "gauge", "Messages a Dataflow forwarded per second, over the last 10 s.", func(f *DataflowStatus) any {
+		return f.ForwardedPerSecond
+	})
+	family("edgebroker_dataflow_dropped_total", "counter", "Messages a Dataflow did not forward: no destination topic, came down, or a topic upstreams refuse.", func(f *DataflowStatus) any {
+		return f.Dropped
+	})
+	family("edgebroker_dataflow_queued_messages", "gauge", "Messages a Dataflow up holds on disk, not yet acknowledged upstream.", func(f *DataflowStatus) any {
+		return f.QueuedMessages
+	})
+	family("edgebroker_dataflow_queued_bytes", "gauge", "Bytes on disk of the messages a Dataflow up holds.", func(f *DataflowStatus) any {
+		return f.QueuedBytes
+	})
+	family("edgebroker_dataflow_oldest_queued_seconds", "gauge", "How long the oldest message waiting for a Dataflow has waited (0: none waits).", func(f *DataflowStatus) any {
+		return f.OldestQueuedSeconds
+	})
+	family("edgebroker_dataflow_last_error_timestamp_seconds", "gauge", "When a Dataflow last failed (Unix time); its text is in status.json.", func(f *DataflowStatus) any {
+		if f.ErrorAt.IsZero() {
+			return nil
+		}
+		return f.ErrorAt.Unix()
+	})
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -95,9 +95,20 @@ type Status struct {
 type DataflowStatus struct {
 	bridge.Status
 	// Queued: messages (and their bytes on disk) a flow up holds in its
-	// local session's journal, not yet acknowledged upstream.
+	// local session's journal, not yet acknowledged upstream. A flow down
+	// queues nothing here: what it has not fetched waits upstream.
 	QueuedMessages int   `json:"queuedMessages"`
 	QueuedBytes    int64 `json:"queuedBytes"`
+	// OldestQueuedSeconds is how long the oldest message waiting for the
+	// flow (queued, or sent upstream and not yet acknowledged) has waited;
+	// 0 when none waits. The broker does not keep a message's arrival
+	// time on disk: one read back from the journal (after a restart, or
+	// when a long queue's window refills) counts from its reading (see
+	// broker.QueueInfo).
+	OldestQueuedSeconds float64 `json:"oldestQueuedSeconds"`
+	// ForwardedPerSecond is the rate of Forwarded over the last 10 s,
+	// from the samples the appliance takes every second (see rateWindow).
+	ForwardedPerSecond float64 `json:"forwardedPerSecond"`
 }
 
 // JournalStatus is what the broker's journal holds on disk (retained
@@ -232,9 +243,15 @@ func (a *Appliance) Status() Status {
 		if a.bs != nil {
 			usage = a.bs.j.Report(true).PerSession
 		}
+		now := time.Now()
 		for _, f := range a.flows.statuses() {
-			u := usage[bridge.LocalClientID(f.Name)]
-			st.Dataflows = append(st.Dataflows, DataflowStatus{Status: f, QueuedMessages: u.Messages, QueuedBytes: u.Bytes})
+			id := bridge.LocalClientID(f.Name)
+			u := usage[id]
+			f.QueuedMessages, f.QueuedBytes = u.Messages, u.Bytes
+			if q, ok := a.srv.SessionQueue(id); ok && !q.Oldest.IsZero() {
+				f.OldestQueuedSeconds = max(now.Sub(q.Oldest).Seconds(), 0)
+			}
+			st.Dataflows = append(st.Dataflows, f)
 		}
 	}
 	if a.bs != nil {

@@ -98,7 +98,8 @@ func TestStatusEndpoint(t *testing.T) {
 		!strings.Contains(body, `edgebroker_certificate_not_after_seconds{secret="quickstart-root-ca"}`) {
 		t.Errorf("/metrics: %d\n%s", code, body)
 	}
-	if code, body = get("/"); code != 200 || !strings.Contains(body, "ca quickstart-root-ca") || !strings.Contains(body, "default-18883-server-cert") || !strings.Contains(body, "No bundle applied yet.") {
+	if code, body = get("/"); code != 200 || !strings.Contains(body, "ca quickstart-root-ca") || !strings.Contains(body, "default-18883-server-cert") || !strings.Contains(body, "No bundle applied yet.") ||
+		!strings.Contains(body, "<h2>Dataflows</h2>\n<p>No dataflows.</p>") {
 		t.Errorf("status page: %d\n%s", code, body)
 	}
 }

@@ -15,7 +15,8 @@ import (
 
 // The status endpoint (Config.StatusAddr) serves, over plain HTTP:
 //
-//	/             a small HTML page: ports, certificates, state store
+//	/             a small HTML page: ports, certificates, dataflows,
+//	              provisioning, state store
 //	/status.json  the same as JSON (Status)
 //	/ca.crt       the CA certificate clients need for Automatic TLS ports
 //	/metrics      Prometheus text format
@@ -89,6 +90,13 @@ var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 <table><tr><th>secret</th><th>issuer</th><th>valid until</th><th>next renewal</th><th>last error</th></tr>
 {{range .Certificates}}<tr><td>{{.Secret}}</td><td>{{.Issuer}}</td><td>{{time .NotAfter}}</td><td>{{time .NextRenewal}}</td><td class="bad">{{.LastError}}</td></tr>
 {{end}}</table>
+<h2>Dataflows</h2>
+{{with .Dataflows}}<table><tr><th>dataflow</th><th>direction</th><th>upstream</th><th>queued</th><th>oldest queued</th><th>forwarded/s</th><th>forwarded</th><th>dropped</th><th>last error</th></tr>
+{{range .}}<tr><td>{{.Name}}</td><td>{{if .Up}}up{{else}}down{{end}}</td>
+<td{{if not .Connected}} class="bad"{{end}}>{{if .Connected}}{{.Connected}}{{with .Protocol}} (MQTT {{.}}){{end}}{{else}}not connected{{end}}</td>
+<td>{{.QueuedMessages}} messages, {{.QueuedBytes}} bytes</td><td>{{printf "%.1f" .OldestQueuedSeconds}} s</td><td>{{printf "%.1f" .ForwardedPerSecond}}</td>
+<td>{{.Forwarded}}</td><td>{{.Dropped}}</td><td class="bad">{{.LastError}}{{if .LastError}} ({{time .ErrorAt}}){{end}}</td></tr>
+{{end}}</table>{{else}}<p>No dataflows.</p>{{end}}
 <h2>Provisioning</h2>
 <p>{{if .Provisioning.Serial}}Bundle serial {{.Provisioning.Serial}} is in force.{{else}}No bundle applied yet.{{end}}
 {{with .Provisioning.USB}}Provisioning is {{.}}.{{else}}USB sticks are not watched (no -usb).{{end}}</p>

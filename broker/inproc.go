@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"edgebroker/broker/packet"
 )
@@ -143,6 +144,59 @@ func (s *Server) HasSession(clientID string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.sessions[clientID] != nil
+}
+
+// QueueInfo is what a session holds for its client: messages sent and
+// not yet acknowledged, and messages waiting to be sent.
+type QueueInfo struct {
+	Inflight int   // sent, not yet acknowledged (QoS 1 and 2)
+	Queued   int   // waiting in memory
+	Spilled  int   // waiting in the journal only, behind those in memory
+	Bytes    int64 // of the messages waiting in memory (as the queue limits count them)
+	// Oldest is when the broker took in the oldest message in flight or
+	// waiting in memory (Message.Received, on Config.Now's clock); zero
+	// when there is none. Those spilled to the journal came later, so it
+	// is the oldest of all, with one exception: the time a message arrived
+	// is not on disk, so a message read back from the journal (after a
+	// restart, or into the window from behind it) counts from that reading,
+	// or, when it has an expiry, from its arrival to within a second.
+	Oldest time.Time
+}
+
+// SessionQueue reports what the session of clientID holds for it, online
+// or offline; false if the server holds no such session.
+func (s *Server) SessionQueue(clientID string) (QueueInfo, bool) {
+	s.mu.Lock()
+	ss := s.sessions[clientID]
+	s.mu.Unlock()
+	if ss == nil {
+		return QueueInfo{}, false
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.dead {
+		return QueueInfo{}, false
+	}
+	q := QueueInfo{Inflight: len(ss.inflight), Queued: ss.queue.len(), Spilled: ss.spilled, Bytes: ss.queue.bytes}
+	var oldest int64
+	older := func(m *Message) {
+		if m != nil && (oldest == 0 || m.Received < oldest) {
+			oldest = m.Received
+		}
+	}
+	// In flight: the window is small, so every entry is looked at (one
+	// whose PUBREC released its message is delivered, not waiting).
+	// Queued: in the order routed, so the head came first.
+	for i := range ss.inflight {
+		older(ss.inflight[i].d.msg)
+	}
+	if ss.queue.len() > 0 {
+		older(ss.queue.buf[ss.queue.head].msg)
+	}
+	if oldest != 0 {
+		q.Oldest = time.Unix(0, oldest)
+	}
+	return q, true
 }
 
 // Disconnect closes the named client's connection; a 5.0 client is told
