@@ -21,6 +21,7 @@ func (a *Appliance) writeMetrics(w io.Writer) {
 	metric("edgebroker_messages_received_total", "counter", "PUBLISH packets received.", s.MessagesReceived.Load())
 	metric("edgebroker_messages_sent_total", "counter", "PUBLISH packets sent.", s.MessagesSent.Load())
 	metric("edgebroker_messages_dropped_total", "counter", "Messages dropped (queue limits, expiry).", s.MessagesDropped.Load())
+	metric("edgebroker_messages_dropped_oldest_total", "counter", "Queued messages dropped oldest first to keep a dataflow within its share of the disk budget.", s.MessagesDroppedOldest.Load())
 	metric("edgebroker_bytes_received_total", "counter", "Bytes received from clients.", s.BytesReceived.Load())
 	metric("edgebroker_bytes_sent_total", "counter", "Bytes sent to clients.", s.BytesSent.Load())
 	metric("edgebroker_statestore_keys", "gauge", "Keys in the state store.", st.StateStore.Keys)

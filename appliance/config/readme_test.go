@@ -109,7 +109,6 @@ func TestReadmeUpstreamRefusals(t *testing.T) {
 		{method, "{method: ServiceAccountToken}", endpoint, "spec.mqttSettings.authentication.method"},
 		{method, "{method: SystemAssignedManagedIdentity}", endpoint, "spec.mqttSettings.authentication.method"},
 		{method, "{method: UserAssignedManagedIdentity}", endpoint, "spec.mqttSettings.authentication.method"},
-		{qos, qos + "    protocol: WebSockets\n", endpoint, "spec.mqttSettings.protocol"},
 		{qos, "    qos: 2\n", endpoint, "spec.mqttSettings.qos"},
 		{qos, qos + "    cloudEventAttributes: CreateOrRemap\n", endpoint, "spec.mqttSettings.cloudEventAttributes"},
 		{firstDest, "  - operationType: BuiltInTransformation\n    builtInTransformationSettings: {map: []}\n" + firstDest,
