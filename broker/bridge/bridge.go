@@ -12,8 +12,7 @@
 // persistent session's messages: a power cut loses nothing acknowledged,
 // and an outage of the remote fills the journal (within its disk budget;
 // the broker's memory keeps only a window), not memory. The bridge
-// acknowledges a message to the local broker (manual acknowledgement)
-// only once the remote acknowledged it: the journal retires it then. While
+// acknowledges a message to the local broker only once the remote acknowledged it: the journal retires it then. While
 // the remote is unreachable the bridge holds at most MaxInflight messages
 // and the broker keeps the rest.
 //
@@ -26,11 +25,12 @@
 // property CameDown (the flow's name), and a flow up drops any message
 // that carries it, so a message that came down is never sent back up by
 // an overlapping flow; the bridge's local client also subscribes with No
-// Local. The upstream side is package remote: up to MaxInflight messages
-// in flight, sent and acknowledged to the source in the order they came,
-// sent again in that order after a reconnection, so the order per topic is
-// kept and a reconnection may deliver one twice (QoS 1). An upstream that
-// refuses MQTT 5.0 (a NATS server) gets 3.1.1.
+// Local. Both sides are package remote's client (the local one over the
+// pipe): up to MaxInflight messages in flight, sent and acknowledged to
+// the source in the order they came, sent again in that order after a
+// reconnection, so the order per topic is kept and a reconnection may
+// deliver one twice (QoS 1). An upstream that refuses MQTT 5.0 (a NATS
+// server) gets 3.1.1.
 package bridge
 
 import (
@@ -39,14 +39,10 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/eclipse/paho.golang/autopaho"
-	"github.com/eclipse/paho.golang/paho"
 
 	"edgebroker/broker"
 	"edgebroker/broker/bridge/remote"
@@ -125,25 +121,18 @@ type Status struct {
 
 // Bridge runs one flow until Close.
 type Bridge struct {
-	cfg Config
+	cfg Config // set by Start, then read-only
 	log *slog.Logger
 
-	ctx    context.Context
+	ctx    context.Context // the bridge's life; cancelled by Close
 	cancel context.CancelFunc
-	ln     *pipeListener
-	local  *autopaho.ConnectionManager // the bridge's client of the local broker
-	remote *remote.Client              // of the upstream
-	msgs   chan paho.PublishReceived   // a flow up's local messages, in order; bounded by the receive window
-	wg     sync.WaitGroup
+	ln     *pipeListener  // the in-memory port the local client dials
+	local  *remote.Client // the bridge's client of the local broker (over ln)
+	remote *remote.Client // of the upstream
+	wg     sync.WaitGroup // the local port's ServePort
 
-	forwarded  atomic.Uint64
-	dropped    atomic.Uint64
-	subscribed atomic.Bool // the local subscription of a flow up holds
-	subOnce    sync.Once
-	subDone    chan struct{} // closed once the local subscription was first made
-	mu         sync.Mutex    // guards lastErr, errAt: the local side's last failure
-	lastErr    string
-	errAt      time.Time
+	forwarded atomic.Uint64
+	dropped   atomic.Uint64
 }
 
 // Start starts the bridge: its local and remote connections, retried
@@ -172,60 +161,54 @@ func Start(cfg Config) (*Bridge, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	b := &Bridge{cfg: cfg, log: log.With("dataflow", cfg.Name), msgs: make(chan paho.PublishReceived, int(r.MaxInflight)+1),
-		subDone: make(chan struct{})}
+	b := &Bridge{cfg: cfg, log: log.With("dataflow", cfg.Name)}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.ln = newPipeListener()
 	port := &broker.Port{Name: "dataflow/" + cfg.Name, MaxQueuedDiskBytes: cfg.QueueDiskBytes}
 	b.wg.Go(func() { cfg.Local.ServePort(b.ln, port) })
-
-	var err error
-	if b.local, err = b.connectLocal(); err != nil {
-		b.Close()
-		return nil, err
-	}
-	b.remote = b.connectRemote()
+	// The destination's client first: the source's hands it messages.
 	if cfg.Up {
-		b.wg.Go(b.forward)
+		b.remote = b.connectRemote()
+		b.local = b.connectLocal()
+	} else {
+		b.local = b.connectLocal()
+		b.remote = b.connectRemote()
 	}
 	if cfg.Up {
 		// The local subscription is made over an in-memory pipe: wait for
 		// it, so that what is published once Start returned (the ports
 		// open after it) is kept for the flow.
-		select {
-		case <-b.subDone:
-		case <-time.After(5 * time.Second):
-			b.log.Warn("dataflow: the local subscription is not made yet")
+		deadline := time.Now().Add(5 * time.Second)
+		for !b.local.Status().Subscribed {
+			if time.Now().After(deadline) {
+				b.log.Warn("dataflow: the local subscription is not made yet")
+				break
+			}
+			time.Sleep(2 * time.Millisecond)
 		}
 	}
 	return b, nil
 }
 
 // Close stops the bridge. What is not yet acknowledged to the source stays
-// there (in the journal for a flow up) and is forwarded by the next start.
+// there (in the journal for a flow up, upstream for a flow down) and is
+// forwarded by the next start.
 func (b *Bridge) Close() {
 	b.cancel()
+	b.remote.Close()
+	b.local.Close()
 	b.ln.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if b.remote != nil {
-		b.remote.Close()
-	}
-	if b.local != nil {
-		b.local.Disconnect(ctx)
-		<-b.local.Done()
-	}
 	b.wg.Wait()
 }
 
 // Status reports the bridge's state.
 func (b *Bridge) Status() Status {
-	rs := b.remote.Status()
+	rs, ls := b.remote.Status(), b.local.Status()
 	st := Status{Name: b.cfg.Name, Up: b.cfg.Up, Connected: rs.Connected, Forwarded: b.forwarded.Load(), Dropped: b.dropped.Load(),
-		Subscribed: b.subscribed.Load(), LastError: rs.LastError, ErrorAt: rs.ErrorAt, PropertiesDropped: rs.PropsDropped,
+		Subscribed: rs.Subscribed, LastError: rs.LastError, ErrorAt: rs.ErrorAt, PropertiesDropped: rs.PropsDropped,
 		Refused: rs.Refused + rs.TooLarge, Inflight: rs.Inflight}
-	if !b.cfg.Up {
-		st.Subscribed = rs.Subscribed
+	if b.cfg.Up {
+		st.Subscribed = ls.Subscribed
 	}
 	switch rs.Version {
 	case packet.V5:
@@ -233,66 +216,27 @@ func (b *Bridge) Status() Status {
 	case packet.V311:
 		st.Protocol = "3.1.1"
 	}
-	b.mu.Lock()
-	if b.errAt.After(st.ErrorAt) {
-		st.LastError, st.ErrorAt = b.lastErr, b.errAt
+	if ls.ErrorAt.After(st.ErrorAt) {
+		st.LastError, st.ErrorAt = "local: "+ls.LastError, ls.ErrorAt
 	}
-	b.mu.Unlock()
 	return st
 }
 
-func (b *Bridge) fail(what string, err error) {
-	b.mu.Lock()
-	b.lastErr, b.errAt = what+": "+err.Error(), time.Now()
-	b.mu.Unlock()
-	b.log.Warn("dataflow: "+what, "err", err)
-}
-
-// backoff is exponential from MinBackoff to MaxBackoff with ±25 % jitter.
-func (b *Bridge) backoff(attempt int) time.Duration {
-	d := b.cfg.MinBackoff << min(attempt, 20)
-	if d <= 0 || d > b.cfg.MaxBackoff {
-		d = b.cfg.MaxBackoff
-	}
-	j := time.Duration(time.Now().UnixNano() % int64(d/2+1))
-	return d*3/4 + j
-}
-
-// connectLocal connects the bridge's client of the local broker.
-func (b *Bridge) connectLocal() (*autopaho.ConnectionManager, error) {
-	u, _ := url.Parse("mqtt://local")
-	cfg := autopaho.ClientConfig{
-		ServerUrls:                    []*url.URL{u},
-		KeepAlive:                     60,
-		CleanStartOnInitialConnection: false,
-		SessionExpiryInterval:         0xFFFFFFFF,
-		ReconnectBackoff:              b.backoff,
-		AttemptConnection: func(ctx context.Context, _ autopaho.ClientConfig, _ *url.URL) (net.Conn, error) {
-			return b.ln.dial(ctx)
-		},
-		ConnectPacketBuilder: func(c *paho.Connect, _ *url.URL) (*paho.Connect, error) {
-			if c.Properties == nil {
-				c.Properties = &paho.ConnectProperties{}
-			}
-			rm := b.cfg.Remote.MaxInflight
-			c.Properties.ReceiveMaximum = &rm
-			return c, nil
-		},
-		OnConnectionUp: func(cm *autopaho.ConnectionManager, ack *paho.Connack) {
-			if b.cfg.Up {
-				go b.subscribe(cm)
-			}
-		},
-		OnConnectError: func(err error) { b.fail("local connection", err) },
-		ClientConfig: paho.ClientConfig{
-			ClientID:                   LocalClientID(b.cfg.Name),
-			EnableManualAcknowledgment: true,
-		},
-	}
+// connectLocal starts the bridge's client of the local broker: an MQTT
+// 5.0 persistent session that never expires, over the in-memory port. For
+// a flow up it subscribes to the sources (No Local, Retain As Published)
+// with Receive Maximum MaxInflight: the broker keeps the rest queued, in
+// the journal.
+func (b *Bridge) connectLocal() *remote.Client {
+	cfg := remote.Config{Hosts: []string{"local"}, ClientID: LocalClientID(b.cfg.Name), KeepAlive: 60,
+		SessionExpiry: 0xFFFFFFFF, MaxInflight: b.cfg.Remote.MaxInflight,
+		Dial:       func(ctx context.Context, _ string) (net.Conn, error) { return b.ln.dial(ctx) },
+		MinBackoff: b.cfg.MinBackoff, MaxBackoff: b.cfg.MaxBackoff, Logger: b.log.With("side", "local")}
 	if b.cfg.Up {
-		cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){b.received}
+		cfg.Subscriptions, cfg.SubQoS, cfg.OnMessage = b.cfg.Sources, 1, b.upMsg
+		cfg.SubNoLocal, cfg.SubRetainAsPublished = true, true
 	}
-	return autopaho.NewConnection(b.ctx, cfg)
+	return remote.New(cfg)
 }
 
 // connectRemote starts the client of the upstream broker.
@@ -301,78 +245,32 @@ func (b *Bridge) connectRemote() *remote.Client {
 	cfg := remote.Config{Hosts: r.Hosts, TLS: r.TLS, Username: r.Username, Password: r.Password, ClientID: r.ClientID,
 		KeepAlive: r.KeepAlive, SessionExpiry: r.SessionExpiry, MaxInflight: r.MaxInflight,
 		MinBackoff: b.cfg.MinBackoff, MaxBackoff: b.cfg.MaxBackoff, Logger: b.log}
-	if !b.cfg.Up {
-		cfg.Subscriptions, cfg.SubQoS, cfg.OnMessage = b.cfg.Sources, r.QoS, b.down
-	}
 	if r.WebSocket {
 		cfg.Dial = wsDial(b.ctx, r.TLS)
+	}
+	if !b.cfg.Up {
+		cfg.Subscriptions, cfg.SubQoS, cfg.OnMessage = b.cfg.Sources, r.QoS, b.downMsg
 	}
 	return remote.New(cfg)
 }
 
-// subscribe subscribes the bridge's local client to the sources of a
-// flow up.
-func (b *Bridge) subscribe(cm *autopaho.ConnectionManager) {
-	s := &paho.Subscribe{}
-	for _, f := range b.cfg.Sources {
-		s.Subscriptions = append(s.Subscriptions, paho.SubscribeOptions{Topic: f, QoS: 1, NoLocal: true,
-			RetainAsPublished: true})
-	}
-	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
-	defer cancel()
-	if _, err := cm.Subscribe(ctx, s); err != nil {
-		if b.ctx.Err() == nil {
-			b.fail("subscribe", err)
-		}
-		return
-	}
-	b.subscribed.Store(true)
-	b.subOnce.Do(func() { close(b.subDone) })
-}
-
-// received queues a message from the source side for forward.
-func (b *Bridge) received(pr paho.PublishReceived) (bool, error) {
-	select {
-	case b.msgs <- pr:
-	case <-b.ctx.Done():
-	}
-	return true, nil
-}
-
-// forward hands each local message of a flow up to the upstream client,
-// in order; the client keeps up to MaxInflight in flight, and each is
+// upMsg hands a local message of a flow up to the upstream client, in
+// order; the client keeps up to MaxInflight in flight, and each is
 // acknowledged to the local broker (retired from the journal) once the
 // upstream acknowledged it, in order (a dropped one in its turn too).
-func (b *Bridge) forward() {
-	for {
-		var pr paho.PublishReceived
-		select {
-		case pr = <-b.msgs:
-		case <-b.ctx.Done():
-			return
-		}
-		in := pr.Packet
-		out, why := b.up(in)
-		done := func() {
-			if out != nil {
-				b.forwarded.Add(1)
-			}
-			if in.QoS > 0 {
-				// On the connection it came from; if that one is gone, the
-				// local broker sends it again on the next (a duplicate
-				// upstream).
-				if err := pr.Client.Ack(in); err != nil && b.ctx.Err() == nil {
-					b.log.Debug("dataflow: acknowledgement to the local broker not sent", "err", err)
-				}
-			}
-		}
-		if out == nil {
-			b.drop(in.Topic, why)
-		}
-		if err := b.remote.Publish(b.ctx, out, done); err != nil {
-			return // closed
-		}
+// While the upstream's window is full it waits: the local broker keeps
+// the rest.
+func (b *Bridge) upMsg(in *packet.Publish, ack func()) {
+	out, why := b.up(in)
+	if out == nil {
+		b.drop(string(in.Topic), why)
 	}
+	b.remote.Publish(b.ctx, out, func() {
+		if out != nil {
+			b.forwarded.Add(1)
+		}
+		ack()
+	}) // an error: closed, and the local broker keeps the message
 }
 
 // drop counts (and logs, for a reason) a message the flow does not send.
@@ -392,11 +290,13 @@ const badTopicBytes = " \t\n\r\x7f"
 // up makes the upstream PUBLISH of a local message: the topic from the
 // template, the QoS and retain flag of the flow, the properties that
 // travel; nil (with why, when worth a log line) if it is not forwarded.
-func (b *Bridge) up(in *paho.Publish) (*packet.Publish, string) {
-	if in.Properties != nil && in.Properties.User.Get(CameDown) != "" {
-		return nil, "" // it came down: never back up
+func (b *Bridge) up(in *packet.Publish) (*packet.Publish, string) {
+	for _, u := range in.Props.User {
+		if string(u.Key) == CameDown {
+			return nil, "" // it came down: never back up
+		}
 	}
-	topic, ok := b.cfg.Map(in.Topic)
+	topic, ok := b.cfg.Map(string(in.Topic))
 	if !ok {
 		return nil, ""
 	}
@@ -405,90 +305,47 @@ func (b *Bridge) up(in *paho.Publish) (*packet.Publish, string) {
 	}
 	out := &packet.Publish{Topic: []byte(topic), Payload: in.Payload, QoS: min(in.QoS, b.cfg.Remote.QoS),
 		Retain: in.Retain && b.cfg.Remote.RetainKeep}
-	if p := in.Properties; p != nil {
-		pp := &out.Props
-		if p.ContentType != "" {
-			pp.Set(packet.PropContentType)
-			pp.ContentType = []byte(p.ContentType)
-		}
-		if p.CorrelationData != nil {
-			pp.Set(packet.PropCorrelationData)
-			pp.CorrelationData = p.CorrelationData
-		}
-		if p.ResponseTopic != "" {
-			pp.Set(packet.PropResponseTopic)
-			pp.ResponseTopic = []byte(p.ResponseTopic)
-		}
-		if p.PayloadFormat != nil {
-			pp.Set(packet.PropPayloadFormat)
-			pp.PayloadFormat = *p.PayloadFormat
-		}
-		if p.MessageExpiry != nil {
-			pp.Set(packet.PropMessageExpiry)
-			pp.MessageExpiry = *p.MessageExpiry
-		}
-		for _, u := range p.User {
-			pp.User = append(pp.User, packet.UserProperty{Key: []byte(u.Key), Value: []byte(u.Value)})
-		}
-	}
+	travel(&out.Props, &in.Props)
 	return out, ""
 }
 
-// down publishes a message of a flow down locally (retried until the
-// local broker acknowledged it: journaled for persistent subscribers),
-// then acknowledges it upstream. The client calls it in order.
-func (b *Bridge) down(in *packet.Publish, ack func()) {
+// travelling are the properties a flow carries over.
+var travelling = []byte{packet.PropPayloadFormat, packet.PropMessageExpiry, packet.PropContentType,
+	packet.PropResponseTopic, packet.PropCorrelationData}
+
+// travel copies the properties that travel with a message (payload
+// format, expiry, content type, response topic, correlation data, user
+// properties) from in to out; subscription identifiers and topic aliases
+// belong to one connection and stay.
+func travel(out, in *packet.Properties) {
+	for _, id := range travelling {
+		if in.Has(id) {
+			out.Set(id)
+		}
+	}
+	out.PayloadFormat, out.MessageExpiry = in.PayloadFormat, in.MessageExpiry
+	out.ContentType, out.ResponseTopic, out.CorrelationData = in.ContentType, in.ResponseTopic, in.CorrelationData
+	out.User = append(out.User, in.User...)
+}
+
+// downMsg publishes a message of a flow down locally and acknowledges it
+// upstream once the local broker acknowledged it (journaled for
+// persistent subscribers). The client calls it in order; the local
+// client keeps the order and up to MaxInflight in flight.
+func (b *Bridge) downMsg(in *packet.Publish, ack func()) {
 	topic, ok := b.cfg.Map(string(in.Topic))
 	if !ok {
 		b.drop(string(in.Topic), "")
 		ack()
 		return
 	}
-	out := &paho.Publish{Topic: topic, Payload: in.Payload, QoS: 1, Retain: in.Retain,
-		Properties: &paho.PublishProperties{User: paho.UserProperties{{Key: CameDown, Value: b.cfg.Name}}}}
-	p := &in.Props
-	if p.Has(packet.PropContentType) {
-		out.Properties.ContentType = string(p.ContentType)
-	}
-	if p.Has(packet.PropCorrelationData) {
-		out.Properties.CorrelationData = p.CorrelationData
-	}
-	if p.Has(packet.PropResponseTopic) {
-		out.Properties.ResponseTopic = string(p.ResponseTopic)
-	}
-	if p.Has(packet.PropPayloadFormat) {
-		v := p.PayloadFormat
-		out.Properties.PayloadFormat = &v
-	}
-	if p.Has(packet.PropMessageExpiry) {
-		v := p.MessageExpiry
-		out.Properties.MessageExpiry = &v
-	}
-	for _, u := range p.User {
-		out.Properties.User = append(out.Properties.User, paho.UserProperty{Key: string(u.Key), Value: string(u.Value)})
-	}
-	for attempt := 0; ; attempt++ {
-		if err := b.local.AwaitConnection(b.ctx); err != nil {
-			return
-		}
-		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-		_, err := b.local.Publish(ctx, out)
-		cancel()
-		if err == nil {
-			break
-		}
-		if b.ctx.Err() != nil {
-			return
-		}
-		b.fail("local publish", err)
-		select {
-		case <-time.After(b.backoff(attempt)):
-		case <-b.ctx.Done():
-			return
-		}
-	}
-	b.forwarded.Add(1)
-	ack()
+	out := &packet.Publish{Topic: []byte(topic), Payload: in.Payload, QoS: 1, Retain: in.Retain}
+	travel(&out.Props, &in.Props)
+	out.Props.User = append(out.Props.User, packet.UserProperty{Key: []byte(CameDown), Value: []byte(b.cfg.Name)})
+	b.local.Publish(b.ctx, out, func() {
+		b.forwarded.Add(1)
+		ack()
+	}) // an error: closed, and the upstream sends it again
 }
 
 // pipeListener hands the bridge's in-memory connections to the broker.

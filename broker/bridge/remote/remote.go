@@ -51,6 +51,9 @@ type Config struct {
 	// bring goes to OnMessage, one message at a time, in order.
 	Subscriptions []string
 	SubQoS        byte
+	// SubNoLocal and SubRetainAsPublished are the 5.0 subscription
+	// options (ignored by a 3.1.1 upstream).
+	SubNoLocal, SubRetainAsPublished bool
 	OnMessage     func(p *packet.Publish, ack func())
 	// Dial opens a connection to host; nil: TCP, with TLS if set.
 	Dial                   func(ctx context.Context, host string) (net.Conn, error)

@@ -230,7 +230,11 @@ func (s *session) subscribe() error {
 	cfg := &s.c.cfg
 	sub := packet.Subscribe{PacketID: s.newPID()}
 	for _, f := range cfg.Subscriptions {
-		sub.Filters = append(sub.Filters, packet.Subscription{Filter: []byte(f), QoS: cfg.SubQoS})
+		o := packet.Subscription{Filter: []byte(f), QoS: cfg.SubQoS}
+		if s.v == packet.V5 {
+			o.NoLocal, o.RetainAsPublished = cfg.SubNoLocal, cfg.SubRetainAsPublished
+		}
+		sub.Filters = append(sub.Filters, o)
 	}
 	s.subPID = sub.PacketID
 	if err := s.write(sub.Append(s.buf[:0], s.v)); err != nil {
