@@ -197,11 +197,8 @@ func (s *session) serve() error {
 			return c.ctx.Err()
 		case <-c.kick:
 		case a := <-c.acks:
-			if a.gen == s.gen {
-				ack := packet.Ack{Type: packet.PUBACK, PacketID: a.pid}
-				if err := s.write(ack.Append(s.buf[:0], s.v)); err != nil {
-					return err
-				}
+			if err := s.ack(a); err != nil {
+				return err
 			}
 		case e := <-events:
 			lastRead, pinged = time.Now(), false
@@ -219,10 +216,32 @@ func (s *session) serve() error {
 				}
 			}
 		}
-		if err := s.flush(); err != nil {
-			return err
+		// Take what else is ready before writing: one write for a batch.
+		for more := true; more; {
+			select {
+			case a := <-c.acks:
+				if err := s.ack(a); err != nil {
+					return err
+				}
+			case e := <-events:
+				if err := s.handle(e); err != nil {
+					return err
+				}
+			default:
+				more = false
+			}
 		}
 	}
+}
+
+// ack writes the PUBACK of a message from the upstream that the handler
+// acknowledged, unless it came on an earlier connection.
+func (s *session) ack(a downAck) error {
+	if a.gen != s.gen {
+		return nil
+	}
+	ack := packet.Ack{Type: packet.PUBACK, PacketID: a.pid}
+	return s.write(ack.Append(s.buf[:0], s.v))
 }
 
 // subscribe sends the SUBSCRIBE; its SUBACK is checked in handle.
