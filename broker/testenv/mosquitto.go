@@ -27,6 +27,29 @@ type Mosquitto struct {
 // persistence in a temporary folder; it is stopped when the test ends.
 func StartMosquitto(t testing.TB) *Mosquitto {
 	t.Helper()
+	return startMosquitto(t, nil)
+}
+
+// StartMosquittoTLS is StartMosquitto with a TLS listener that requires a
+// client certificate: caPEM verifies clients, certPEM and keyPEM are the
+// server's (for 127.0.0.1).
+func StartMosquittoTLS(t testing.TB, caPEM, certPEM, keyPEM []byte) *Mosquitto {
+	t.Helper()
+	return startMosquitto(t, func(dir string) string {
+		files := map[string][]byte{"ca.pem": caPEM, "cert.pem": certPEM, "key.pem": keyPEM}
+		for name, b := range files {
+			if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return fmt.Sprintf("cafile %[1]s/ca.pem\ncertfile %[1]s/cert.pem\nkeyfile %[1]s/key.pem\nrequire_certificate true\n", dir)
+	})
+}
+
+// startMosquitto starts mosquitto; listener, if set, gives more lines for
+// its listener (written in dir).
+func startMosquitto(t testing.TB, listener func(dir string) string) *Mosquitto {
+	t.Helper()
 	bin := NeedTool(t, "mosquitto")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -39,6 +62,9 @@ func StartMosquitto(t testing.TB) *Mosquitto {
 	// user root: started as root, mosquitto would otherwise switch to
 	// the user mosquitto, which cannot write the test's folder.
 	text := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\nuser root\nmax_queued_messages 100000\n", port, dir)
+	if listener != nil {
+		text += listener(dir)
+	}
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
