@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.golang/paho"
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"edgebroker/broker/bridge"
 	"edgebroker/broker/brokertest"
@@ -85,7 +85,7 @@ func TestUpTLSClientCertificate(t *testing.T) {
 	tc := &tls.Config{RootCAs: ca.pool(), Certificates: []tls.Certificate{cliCert}, MinVersion: tls.VersionTLS12}
 
 	got := make(chan string, 10)
-	sub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("ssl://"+up.Addr).SetClientID("cloud-sub").SetTLSConfig(tc))
+	sub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("ssl://" + up.Addr).SetClientID("cloud-sub").SetTLSConfig(tc))
 	if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("TLS subscriber: %v", tok.Error())
 	}

@@ -54,7 +54,7 @@ type Config struct {
 	// SubNoLocal and SubRetainAsPublished are the 5.0 subscription
 	// options (ignored by a 3.1.1 upstream).
 	SubNoLocal, SubRetainAsPublished bool
-	OnMessage     func(p *packet.Publish, ack func())
+	OnMessage                        func(p *packet.Publish, ack func())
 	// Dial opens a connection to host; nil: TCP, with TLS if set.
 	Dial                   func(ctx context.Context, host string) (net.Conn, error)
 	MinBackoff, MaxBackoff time.Duration // defaults 250 ms, 30 s
