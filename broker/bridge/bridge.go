@@ -46,6 +46,7 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 
 	"edgebroker/broker"
@@ -260,7 +261,17 @@ func (b *Bridge) connectLocal() (*autopaho.ConnectionManager, error) {
 		SessionExpiryInterval:         0xFFFFFFFF,
 		ReconnectBackoff:              b.backoff,
 		AttemptConnection: func(ctx context.Context, _ autopaho.ClientConfig, _ *url.URL) (net.Conn, error) {
-			return b.ln.dial(ctx)
+			nc, err := b.ln.dial(ctx)
+			if err != nil {
+				return nil, err
+			}
+			// paho.golang writes a packet as several Writes, from several
+			// goroutines (the acknowledgements' flusher, the pinger,
+			// publishes); it holds the lock of a conn that is a
+			// sync.Locker around each packet. A bare pipe would let a
+			// PINGREQ slip into a PUBACK: a malformed packet, the local
+			// connection closed, its messages delivered again.
+			return packets.NewThreadSafeConn(nc), nil
 		},
 		ConnectPacketBuilder: func(c *paho.Connect, _ *url.URL) (*paho.Connect, error) {
 			if c.Properties == nil {
