@@ -376,7 +376,7 @@ func (c *Client) handshake(host string, v byte) (*session, error) {
 	s := &session{c: c, nc: nc, v: v, r: bufio.NewReaderSize(nc, 16<<10), w: bufio.NewWriterSize(nc, 16<<10),
 		maxOut: int(cfg.MaxInflight), maxPacket: 1<<28 - 1}
 	nc.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := s.w.Write(cp.Append(nil)); err == nil {
+	if _, err = s.w.Write(cp.Append(nil)); err == nil {
 		err = s.w.Flush()
 	}
 	if err != nil {
