@@ -55,6 +55,13 @@ type Config struct {
 	// options (ignored by a 3.1.1 upstream).
 	SubNoLocal, SubRetainAsPublished bool
 	OnMessage                        func(p *packet.Publish, ack func())
+	// MaxPacketSize bounds a packet from the upstream (announced in the
+	// 5.0 CONNECT; a larger one ends the connection); 0: 1 MiB, the
+	// broker's default. MaxReceivedBytes bounds what received messages
+	// not yet acknowledged by OnMessage's ack hold in memory: beyond it
+	// the client stops reading (the upstream waits); 0: 8 MiB.
+	MaxPacketSize    uint32
+	MaxReceivedBytes int64
 	// Dial opens a connection to host; nil: TCP, with TLS if set.
 	Dial                   func(ctx context.Context, host string) (net.Conn, error)
 	MinBackoff, MaxBackoff time.Duration // defaults 250 ms, 30 s
@@ -107,6 +114,7 @@ type Client struct {
 	st     Status
 	v3     map[string]bool // hosts that refused 5.0
 
+	recv  budget        // bytes of received messages not yet acknowledged by the handler
 	kick  chan struct{} // wakes the connection loop: queue grew
 	down  chan downMsg  // reader → deliver: messages from the upstream, in order
 	acks  chan downAck  // deliver → connection loop: PUBACKs to send
@@ -114,8 +122,54 @@ type Client struct {
 }
 
 type downMsg struct {
-	p   *packet.Publish
-	gen int
+	p    *packet.Publish
+	gen  int
+	size int64 // taken from Client.recv
+}
+
+// budget bounds bytes in use; take waits for room.
+type budget struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	used int64
+	max  int64 // set by New, then read-only
+}
+
+// take waits until n bytes fit (one packet always fits when nothing is
+// held) or stop is closed (false).
+func (b *budget) take(n int64, stop <-chan struct{}) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used > 0 && b.used+n > b.max {
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			select {
+			case <-stop:
+				b.mu.Lock()
+				b.cond.Broadcast()
+				b.mu.Unlock()
+			case <-done:
+			}
+		}()
+		for b.used > 0 && b.used+n > b.max {
+			select {
+			case <-stop:
+				return false
+			default:
+			}
+			b.cond.Wait()
+		}
+	}
+	b.used += n
+	return true
+}
+
+func (b *budget) release(n int64) {
+	b.mu.Lock()
+	b.used -= n
+	b.cond.Broadcast()
+	b.mu.Unlock()
 }
 
 type downAck struct {
@@ -134,6 +188,12 @@ func New(cfg Config) *Client {
 	if cfg.MaxInflight == 0 {
 		cfg.MaxInflight = 100
 	}
+	if cfg.MaxPacketSize == 0 {
+		cfg.MaxPacketSize = 1 << 20
+	}
+	if cfg.MaxReceivedBytes <= 0 {
+		cfg.MaxReceivedBytes = 8 << 20
+	}
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = 250 * time.Millisecond
 	}
@@ -148,6 +208,8 @@ func New(cfg Config) *Client {
 		kick: make(chan struct{}, 1), down: make(chan downMsg, int(cfg.MaxInflight)),
 		acks: make(chan downAck, int(cfg.MaxInflight)+1)}
 	c.room = sync.NewCond(&c.mu)
+	c.recv.cond = sync.NewCond(&c.recv.mu)
+	c.recv.max = cfg.MaxReceivedBytes
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	go c.run()
 	if cfg.OnMessage != nil {
@@ -279,7 +341,9 @@ func (c *Client) deliver() {
 		select {
 		case m := <-c.down:
 			p := m.p
+			var once sync.Once
 			c.cfg.OnMessage(p, func() {
+				once.Do(func() { c.recv.release(m.size) })
 				if p.QoS > 0 {
 					select {
 					case c.acks <- downAck{pid: p.PacketID, gen: m.gen}:
@@ -365,6 +429,8 @@ func (c *Client) handshake(host string, v byte) (*session, error) {
 	cfg := &c.cfg
 	cp := packet.Connect{ProtocolName: []byte("MQTT"), Version: v, KeepAlive: cfg.KeepAlive, ClientID: []byte(cfg.ClientID)}
 	if v == packet.V5 {
+		cp.Props.Set(packet.PropMaximumPacketSize)
+		cp.Props.MaximumPacketSize = cfg.MaxPacketSize
 		cp.Props.Set(packet.PropSessionExpiry)
 		cp.Props.SessionExpiry = cfg.SessionExpiry
 		cp.Props.Set(packet.PropReceiveMaximum)
@@ -376,7 +442,7 @@ func (c *Client) handshake(host string, v byte) (*session, error) {
 	if cfg.Password != nil {
 		cp.PasswordFlag, cp.Password = true, cfg.Password
 	}
-	s := &session{c: c, nc: nc, v: v, r: bufio.NewReaderSize(nc, 16<<10), w: bufio.NewWriterSize(nc, 16<<10),
+	s := &session{c: c, nc: nc, v: v, stop: make(chan struct{}), r: bufio.NewReaderSize(nc, 16<<10), w: bufio.NewWriterSize(nc, 16<<10),
 		maxOut: int(cfg.MaxInflight), maxPacket: 1<<28 - 1}
 	nc.SetDeadline(time.Now().Add(10 * time.Second))
 	_, err = s.w.Write(cp.Append(nil))

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -326,4 +327,113 @@ func TestQoS0Sent(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 5*time.Second, "the QoS 0 message delivered", func() bool { return sub.distinct() == 1 && done.Load() == 1 })
+}
+
+// hostile is an upstream that accepts one connection, answers its CONNECT
+// (and SUBSCRIBE), and then floods it with PUBLISHes, or sends one
+// oversized packet, without waiting for acknowledgements. It counts what
+// the client took off the socket.
+func hostile(t *testing.T, flood int, oversized bool) (addr string, written *atomic.Int64, closed chan struct{}) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	written, closed = &atomic.Int64{}, make(chan struct{})
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		tc := c.(*net.TCPConn)
+		tc.SetReadBuffer(4096)
+		tc.SetWriteBuffer(4096)
+		buf := make([]byte, 4096)
+		c.Read(buf)                                   // CONNECT
+		c.Write([]byte{0x20, 0x03, 0x00, 0x00, 0x00}) // 5.0 CONNACK, no properties
+		n, _ := c.Read(buf)                           // SUBSCRIBE
+		if n > 3 {
+			pid := buf[2:4]
+			c.Write([]byte{0x90, 0x04, pid[0], pid[1], 0x00, 0x01}) // SUBACK: granted QoS 1
+		}
+		if oversized {
+			p := (&packet.Publish{Topic: []byte("cmd/x"), QoS: 1, PacketID: 1, Payload: make([]byte, 2<<20)}).Append(nil, packet.V5)
+			c.Write(p[:64])
+			// The client must close without reading the rest.
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, err := c.Read(buf); err != nil {
+				close(closed)
+			}
+			return
+		}
+		for i := range flood {
+			p := (&packet.Publish{Topic: []byte("cmd/x"), QoS: 1, PacketID: uint16(i%60000 + 1), Payload: make([]byte, 64<<10)}).Append(nil, packet.V5)
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			k, err := c.Write(p)
+			written.Add(int64(k))
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return ln.Addr().String(), written, closed
+}
+
+// TestReceiveBudget: an upstream that floods a flow down faster than the
+// handler acknowledges gets at most MaxReceivedBytes (and the socket
+// buffers) taken off its connection; the client reads on once the handler
+// acknowledges.
+func TestReceiveBudget(t *testing.T) {
+	addr, written, _ := hostile(t, 200, false) // 200 × 64 KiB = 12.5 MiB
+	var held []func()
+	var mu sync.Mutex
+	var got atomic.Int64
+	c := New(Config{Hosts: []string{addr}, ClientID: "down", Subscriptions: []string{"cmd/#"}, SubQoS: 1,
+		MaxReceivedBytes: 1 << 20, MaxInflight: 1000,
+		OnMessage: func(p *packet.Publish, ack func()) {
+			got.Add(int64(len(p.Payload)))
+			mu.Lock()
+			held = append(held, ack)
+			mu.Unlock()
+		}})
+	defer c.Close()
+	testenv.Eventually(t, 10*time.Second, "the first messages", func() bool { return got.Load() > 0 })
+	// Let the flood run into the budget, then check it held.
+	testenv.Eventually(t, 10*time.Second, "the flood to stall", func() bool {
+		w := written.Load()
+		time.Sleep(100 * time.Millisecond)
+		return written.Load() == w
+	})
+	if g := got.Load(); g > 1<<20 {
+		t.Fatalf("the handler holds %d bytes, above MaxReceivedBytes", g)
+	}
+	if w := written.Load(); w > 4<<20 {
+		t.Fatalf("%d bytes taken off the socket with 1 MiB allowed", w)
+	}
+	mu.Lock()
+	for _, ack := range held {
+		ack()
+	}
+	held = nil
+	mu.Unlock()
+	testenv.Eventually(t, 10*time.Second, "reading on after the acknowledgements", func() bool { return got.Load() > 1<<20 })
+}
+
+// TestMaxPacketSize: a packet above MaxPacketSize ends the connection
+// before its body is read (and MaxPacketSize is announced in CONNECT).
+func TestMaxPacketSize(t *testing.T) {
+	addr, _, closed := hostile(t, 0, true)
+	c := New(Config{Hosts: []string{addr}, ClientID: "down", Subscriptions: []string{"cmd/#"}, SubQoS: 1,
+		MaxPacketSize: 1 << 20, OnMessage: func(p *packet.Publish, ack func()) { t.Error("an oversized message was delivered") }})
+	defer c.Close()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection stayed open")
+	}
+	testenv.Eventually(t, 5*time.Second, "the error in status", func() bool {
+		return strings.Contains(c.Status().LastError, "maximum packet size")
+	})
 }

@@ -25,6 +25,9 @@ type session struct {
 	r         *bufio.Reader // the reader goroutine's (handshake's before it)
 	w         *bufio.Writer // serve's
 
+	stop  chan struct{} // closed when serve ends: the reader stops waiting
+	taken int64         // the reader's: budget taken for the PUBLISH being read
+
 	// Owned by serve.
 	pids    map[uint16]*out // sent on this connection, awaiting PUBACK
 	nextPID uint16
@@ -49,11 +52,6 @@ var refusedForGood = map[packet.Code]bool{
 	packet.NotAuthorized: true, packet.TopicNameInvalid: true, packet.PayloadFormatInvalid: true,
 	packet.PacketTooLarge: true,
 }
-
-// maxIncoming bounds a packet from the upstream (a message for a flow
-// down): 1 MiB more than the largest the local broker takes by default is
-// pointless, and the reader must not allocate what a peer announces.
-const maxIncoming = 16 << 20
 
 // readPacket reads one packet's fixed header and body.
 func (s *session) readPacket() (packet.FixedHeader, []byte, error) {
@@ -82,8 +80,16 @@ func (s *session) readPacket() (packet.FixedHeader, []byte, error) {
 	if err != nil {
 		return h, nil, err
 	}
-	if k != n || h.Remaining > maxIncoming {
-		return h, nil, fmt.Errorf("a %v of %d bytes", h.Type, h.Remaining)
+	if k != n || h.Remaining+n > int(s.c.cfg.MaxPacketSize) {
+		return h, nil, fmt.Errorf("a %v of %d bytes, above the maximum packet size %d", h.Type, h.Remaining+n, s.c.cfg.MaxPacketSize)
+	}
+	if h.Type == packet.PUBLISH {
+		// Checked before the bytes are read: what the handler holds
+		// stays within MaxReceivedBytes.
+		if !s.c.recv.take(int64(h.Remaining), s.stop) {
+			return h, nil, net.ErrClosed
+		}
+		s.taken = int64(h.Remaining)
 	}
 	body := make([]byte, h.Remaining)
 	if _, err := io.ReadFull(s.r, body); err != nil {
@@ -126,18 +132,23 @@ func (s *session) read(events chan<- event, stop <-chan struct{}) {
 			}
 			e.pid, e.sub = sa.PacketID, &sa
 		case packet.PUBLISH:
+			size := s.taken
+			s.taken = 0
 			p := &packet.Publish{}
 			if err := p.Decode(s.v, h.Flags, body); err != nil {
+				s.c.recv.release(size)
 				send(event{err: fmt.Errorf("PUBLISH: %w", err)})
 				return
 			}
 			if p.QoS > 1 || s.c.cfg.OnMessage == nil {
+				s.c.recv.release(size)
 				send(event{err: fmt.Errorf("an unexpected PUBLISH (QoS %d) on %q", p.QoS, p.Topic)})
 				return
 			}
 			select {
-			case s.c.down <- downMsg{p: p, gen: s.gen}:
+			case s.c.down <- downMsg{p: p, gen: s.gen, size: size}:
 			case <-stop:
+				s.c.recv.release(size)
 				return
 			}
 			continue
@@ -164,7 +175,7 @@ func (s *session) serve() error {
 	c := s.c
 	s.pids = map[uint16]*out{}
 	events := make(chan event, 64)
-	stop := make(chan struct{})
+	stop := s.stop
 	defer close(stop)
 	go s.read(events, stop)
 
