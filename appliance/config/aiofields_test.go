@@ -116,3 +116,30 @@ func TestDiskBackedMessageBuffer(t *testing.T) {
 		}
 	}
 }
+
+// TestBrokerRef: spec.brokerRef "default" (AIO's one Broker) is accepted
+// quietly; any other name is warned about, and the resource still applies.
+func TestBrokerRef(t *testing.T) {
+	doc := func(ref string) string {
+		return "apiVersion: mqttbroker.iotoperations.azure.com/v1\nkind: BrokerAuthorization\nmetadata: {name: authz}\nspec:\n  brokerRef: " + ref +
+			"\n  authorizationPolicies:\n    rules:\n    - principals: {usernames: [a]}\n      brokerResources:\n      - {method: Connect}\n"
+	}
+	for ref, warn := range map[string]bool{"default": false, "broker2": true} {
+		rs, err := Parse("t.yaml", []byte(doc(ref)))
+		if err != nil {
+			t.Fatalf("%s: %v", ref, err)
+		}
+		var s Set
+		s.Add(rs...)
+		if err := s.Validate(); err != nil {
+			t.Fatalf("%s: %v", ref, err)
+		}
+		got := s.Warnings().Error()
+		if has := strings.Contains(got, `spec.brokerRef: "broker2" names no broker`); has != warn {
+			t.Errorf("brokerRef %s: warnings %q", ref, got)
+		}
+		if s.Authorization("authz") == nil {
+			t.Errorf("brokerRef %s: the resource was not kept", ref)
+		}
+	}
+}

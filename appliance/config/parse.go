@@ -237,6 +237,22 @@ func splitDocuments(data []byte) []document {
 }
 
 // parseDocument decodes one document strictly into its kind's type.
+// brokerRefWarning warns about a spec.brokerRef other than "default": AIO's
+// one Broker is always named default, and so is the appliance's; the
+// resource applies to it all the same.
+func brokerRefWarning(hdr *Object, spec ast.Node, ignored []string) Errors {
+	if !slices.Contains(ignored, "brokerRef") {
+		return nil
+	}
+	ref := scalar(spec, "brokerRef")
+	if ref == "" || ref == "default" {
+		return nil
+	}
+	var rp report
+	rp.add(hdr, "spec.brokerRef", "%q names no broker: the appliance has one, AIO's \"default\", and this resource applies to it", ref)
+	return rp.errs
+}
+
 func parseDocument(file string, offset int, body ast.Node, rp *report) Resource {
 	hdr := &Object{src: source{file: file, offset: offset, node: body}}
 	if _, ok := unwrap(body).(*ast.MappingNode); !ok {
@@ -262,8 +278,9 @@ func parseDocument(file string, offset int, body ast.Node, rp *report) Resource 
 	}
 	removeKeys(body, "status")
 	removeKeys(child1(body, "metadata"), ignoredMeta...)
+	refWarning := brokerRefWarning(hdr, child1(body, "spec"), info.ignoreSpec)
 	removeKeys(child1(body, "spec"), info.ignoreSpec...)
-	warnings := ignoredAIOFields(hdr)
+	warnings := append(ignoredAIOFields(hdr), refWarning...)
 	r := info.new()
 	if unk := unknownFields(body, reflect.TypeOf(r), "", nil); len(unk) > 0 {
 		// Every unknown field of the document at once, then what the
