@@ -22,20 +22,7 @@ import (
 // 1884) replaced by upstream.
 func readmeUpstreamYAML(t *testing.T, upstream string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, sec, ok := strings.Cut(string(b), "\n## Sending data upstream\n")
-	if !ok {
-		t.Fatal(`README has no section "Sending data upstream"`)
-	}
-	sec, _, _ = strings.Cut(sec, "\n## ")
-	_, block, ok := strings.Cut(sec, "```yaml\n")
-	if !ok {
-		t.Fatal(`README's "Sending data upstream" has no yaml block`)
-	}
-	block, _, _ = strings.Cut(block, "```")
+	block := testenv.ReadmeBlock(t, "\n## Sending data upstream\n", "```yaml")
 	const host = `host: "localhost:1884"`
 	if strings.Count(block, host) != 1 {
 		t.Fatalf("README's example does not say %s once", host)

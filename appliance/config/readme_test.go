@@ -2,32 +2,18 @@ package config
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"edgebroker/broker/testenv"
 )
 
 // readmeUpstreamYAML returns the configuration of README's "Sending data
 // upstream" example: the first yaml block of that section.
 func readmeUpstreamYAML(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, sec, ok := strings.Cut(string(b), "\n## Sending data upstream\n")
-	if !ok {
-		t.Fatal(`README has no section "Sending data upstream"`)
-	}
-	sec, _, _ = strings.Cut(sec, "\n## ")
-	_, block, ok := strings.Cut(sec, "```yaml\n")
-	if !ok {
-		t.Fatal(`README's "Sending data upstream" has no yaml block`)
-	}
-	block, _, _ = strings.Cut(block, "```")
-	return block
+	return testenv.ReadmeBlock(t, "\n## Sending data upstream\n", "```yaml")
 }
 
 func loadYAML(yaml string) (*Set, error) {

@@ -178,13 +178,10 @@ func Start(cfg Config) (*Bridge, error) {
 		// The local subscription is made over an in-memory pipe: wait for
 		// it, so that what is published once Start returned (the ports
 		// open after it) is kept for the flow.
-		deadline := time.Now().Add(5 * time.Second)
-		for !b.local.Status().Subscribed {
-			if time.Now().After(deadline) {
-				b.log.Warn("dataflow: the local subscription is not made yet")
-				break
-			}
-			time.Sleep(2 * time.Millisecond)
+		select {
+		case <-b.local.Subscribed():
+		case <-time.After(5 * time.Second):
+			b.log.Warn("dataflow: the local subscription is not made yet")
 		}
 	}
 	return b, nil

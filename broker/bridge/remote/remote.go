@@ -114,6 +114,9 @@ type Client struct {
 	st     Status
 	v3     map[string]bool // hosts that refused 5.0
 
+	subOnce sync.Once
+	subDone chan struct{} // closed at the first SUBACK (Subscribed)
+
 	recv  budget        // bytes of received messages not yet acknowledged by the handler
 	kick  chan struct{} // wakes the connection loop: queue grew
 	down  chan downMsg  // reader → deliver: messages from the upstream, in order
@@ -136,30 +139,17 @@ type budget struct {
 }
 
 // take waits until n bytes fit (one packet always fits when nothing is
-// held) or stop is closed (false).
+// held) or stop is closed (false; whoever closes stop calls wake).
 func (b *budget) take(n int64, stop <-chan struct{}) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.used > 0 && b.used+n > b.max {
-		done := make(chan struct{})
-		defer close(done)
-		go func() {
-			select {
-			case <-stop:
-				b.mu.Lock()
-				b.cond.Broadcast()
-				b.mu.Unlock()
-			case <-done:
-			}
-		}()
-		for b.used > 0 && b.used+n > b.max {
-			select {
-			case <-stop:
-				return false
-			default:
-			}
-			b.cond.Wait()
+	for b.used > 0 && b.used+n > b.max {
+		select {
+		case <-stop:
+			return false
+		default:
 		}
+		b.cond.Wait()
 	}
 	b.used += n
 	return true
@@ -168,6 +158,13 @@ func (b *budget) take(n int64, stop <-chan struct{}) bool {
 func (b *budget) release(n int64) {
 	b.mu.Lock()
 	b.used -= n
+	b.cond.Broadcast()
+	b.mu.Unlock()
+}
+
+// wake makes a waiting take look at its stop channel again.
+func (b *budget) wake() {
+	b.mu.Lock()
 	b.cond.Broadcast()
 	b.mu.Unlock()
 }
@@ -204,7 +201,7 @@ func New(cfg Config) *Client {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Client{cfg: cfg, log: log, done: make(chan struct{}), v3: map[string]bool{},
+	c := &Client{cfg: cfg, log: log, done: make(chan struct{}), v3: map[string]bool{}, subDone: make(chan struct{}),
 		kick: make(chan struct{}, 1), down: make(chan downMsg, int(cfg.MaxInflight)),
 		acks: make(chan downAck, int(cfg.MaxInflight)+1)}
 	c.room = sync.NewCond(&c.mu)
@@ -261,6 +258,9 @@ func (c *Client) Publish(ctx context.Context, p *packet.Publish, done func()) er
 	}
 	return nil
 }
+
+// Subscribed is closed once the Subscriptions were first acknowledged.
+func (c *Client) Subscribed() <-chan struct{} { return c.subDone }
 
 // Status reports the client's state.
 func (c *Client) Status() Status {

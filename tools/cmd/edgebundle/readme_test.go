@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"edgebroker/broker/testenv"
 )
 
 // TestReadmeBundleWalkthrough runs README's bundle walkthrough (the sh
@@ -18,13 +20,8 @@ import (
 // here: the Example's config/broker.yaml as README shows it, a server
 // certificate and key, and a mosquitto_passwd file.
 func TestReadmeBundleWalkthrough(t *testing.T) {
-	readme, err := os.ReadFile(filepath.Join("..", "..", "..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := string(readme)
-	brokerYAML := fenced(t, text, "and `config/broker.yaml`:", "```yaml")
-	walk := fenced(t, text, "## Provisioning from a USB stick", "```sh")
+	brokerYAML := testenv.ReadmeBlock(t, "and `config/broker.yaml`:", "```yaml")
+	walk := testenv.ReadmeBlock(t, "## Provisioning from a USB stick", "```sh")
 
 	host := t.TempDir()
 	crt, key := tlsPair(t)
@@ -84,23 +81,6 @@ func TestReadmeBundleWalkthrough(t *testing.T) {
 }
 
 // fenced returns the body of the first code block opening with fence
-// after the line containing after.
-func fenced(t *testing.T, text, after, fence string) string {
-	t.Helper()
-	_, rest, ok := strings.Cut(text, after)
-	if !ok {
-		t.Fatalf("README: no %q", after)
-	}
-	_, rest, ok = strings.Cut(rest, fence+"\n")
-	if !ok {
-		t.Fatalf("README: no %s block after %q", fence, after)
-	}
-	body, _, ok := strings.Cut(rest, "```\n")
-	if !ok {
-		t.Fatalf("README: unterminated %s block after %q", fence, after)
-	}
-	return body
-}
 
 // pbkdf2Like returns a well-formed mosquitto_passwd $7$ hash (random
 // salt and digest: lint checks the form, not a password).
