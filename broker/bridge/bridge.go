@@ -141,22 +141,9 @@ func Start(cfg Config) (*Bridge, error) {
 	if cfg.Local == nil || len(cfg.Remote.Hosts) == 0 || len(cfg.Sources) == 0 || cfg.Map == nil {
 		return nil, errors.New("bridge: a flow needs the local broker, remote hosts, sources and a destination")
 	}
-	r := &cfg.Remote
-	if r.KeepAlive == 0 {
-		r.KeepAlive = 60
-	}
-	if r.SessionExpiry == 0 {
-		r.SessionExpiry = 3600
-	}
-	if r.MaxInflight == 0 {
-		r.MaxInflight = 100
-	}
-	if cfg.MinBackoff <= 0 {
-		cfg.MinBackoff = 250 * time.Millisecond
-	}
-	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = 30 * time.Second
-	}
+	// The zero values of the connection settings are remote.New's
+	// defaults (keep-alive 60 s, session 1 h, 100 in flight, backoff
+	// 250 ms to 30 s).
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

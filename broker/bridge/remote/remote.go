@@ -32,6 +32,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"edgebroker/broker/packet"
 )
 
@@ -117,56 +119,17 @@ type Client struct {
 	subOnce sync.Once
 	subDone chan struct{} // closed at the first SUBACK (Subscribed)
 
-	recv  budget        // bytes of received messages not yet acknowledged by the handler
-	kick  chan struct{} // wakes the connection loop: queue grew
-	down  chan downMsg  // reader → deliver: messages from the upstream, in order
-	acks  chan downAck  // deliver → connection loop: PUBACKs to send
-	conns int           // owned by run: connections made, the generation of downMsg
+	recv  *semaphore.Weighted // bytes of received messages not yet acknowledged by the handler
+	kick  chan struct{}       // wakes the connection loop: queue grew
+	down  chan downMsg        // reader → deliver: messages from the upstream, in order
+	acks  chan downAck        // deliver → connection loop: PUBACKs to send
+	conns int                 // owned by run: connections made, the generation of downMsg
 }
 
 type downMsg struct {
 	p    *packet.Publish
 	gen  int
 	size int64 // taken from Client.recv
-}
-
-// budget bounds bytes in use; take waits for room.
-type budget struct {
-	mu   sync.Mutex
-	cond *sync.Cond
-	used int64
-	max  int64 // set by New, then read-only
-}
-
-// take waits until n bytes fit (one packet always fits when nothing is
-// held) or stop is closed (false; whoever closes stop calls wake).
-func (b *budget) take(n int64, stop <-chan struct{}) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for b.used > 0 && b.used+n > b.max {
-		select {
-		case <-stop:
-			return false
-		default:
-		}
-		b.cond.Wait()
-	}
-	b.used += n
-	return true
-}
-
-func (b *budget) release(n int64) {
-	b.mu.Lock()
-	b.used -= n
-	b.cond.Broadcast()
-	b.mu.Unlock()
-}
-
-// wake makes a waiting take look at its stop channel again.
-func (b *budget) wake() {
-	b.mu.Lock()
-	b.cond.Broadcast()
-	b.mu.Unlock()
 }
 
 type downAck struct {
@@ -191,6 +154,8 @@ func New(cfg Config) *Client {
 	if cfg.MaxReceivedBytes <= 0 {
 		cfg.MaxReceivedBytes = 8 << 20
 	}
+	// One packet always fits.
+	cfg.MaxReceivedBytes = max(cfg.MaxReceivedBytes, int64(cfg.MaxPacketSize))
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = 250 * time.Millisecond
 	}
@@ -205,8 +170,7 @@ func New(cfg Config) *Client {
 		kick: make(chan struct{}, 1), down: make(chan downMsg, int(cfg.MaxInflight)),
 		acks: make(chan downAck, int(cfg.MaxInflight)+1)}
 	c.room = sync.NewCond(&c.mu)
-	c.recv.cond = sync.NewCond(&c.recv.mu)
-	c.recv.max = cfg.MaxReceivedBytes
+	c.recv = semaphore.NewWeighted(cfg.MaxReceivedBytes)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	go c.run()
 	if cfg.OnMessage != nil {
@@ -343,7 +307,7 @@ func (c *Client) deliver() {
 			p := m.p
 			var once sync.Once
 			c.cfg.OnMessage(p, func() {
-				once.Do(func() { c.recv.release(m.size) })
+				once.Do(func() { c.recv.Release(m.size) })
 				if p.QoS > 0 {
 					select {
 					case c.acks <- downAck{pid: p.PacketID, gen: m.gen}:
@@ -442,7 +406,7 @@ func (c *Client) handshake(host string, v byte) (*session, error) {
 	if cfg.Password != nil {
 		cp.PasswordFlag, cp.Password = true, cfg.Password
 	}
-	s := &session{c: c, nc: nc, v: v, stop: make(chan struct{}), r: bufio.NewReaderSize(nc, 16<<10), w: bufio.NewWriterSize(nc, 16<<10),
+	s := &session{c: c, nc: nc, v: v, r: bufio.NewReaderSize(nc, 16<<10), w: bufio.NewWriterSize(nc, 16<<10),
 		maxOut: int(cfg.MaxInflight), maxPacket: 1<<28 - 1}
 	nc.SetDeadline(time.Now().Add(10 * time.Second))
 	_, err = s.w.Write(cp.Append(nil))

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -25,8 +26,8 @@ type session struct {
 	r         *bufio.Reader // the reader goroutine's (handshake's before it)
 	w         *bufio.Writer // serve's
 
-	stop  chan struct{} // closed when serve ends: the reader stops waiting
-	taken int64         // the reader's: budget taken for the PUBLISH being read
+	ctx   context.Context // set by serve: ends with the connection (the reader stops waiting)
+	taken int64           // the reader's: bytes of Client.recv taken for the PUBLISH being read
 
 	// Owned by serve.
 	pids    map[uint16]*out // sent on this connection, awaiting PUBACK
@@ -87,7 +88,10 @@ func (s *session) readPacket() (packet.FixedHeader, []byte, error) {
 	if h.Type == packet.PUBLISH {
 		// Checked before the bytes are read: what the handler holds
 		// stays within MaxReceivedBytes.
-		if !s.c.recv.take(int64(h.Remaining), s.stop) {
+		if s.ctx == nil {
+			return h, nil, errors.New("a PUBLISH before the CONNACK")
+		}
+		if err := s.c.recv.Acquire(s.ctx, int64(h.Remaining)); err != nil {
 			return h, nil, net.ErrClosed
 		}
 		s.taken = int64(h.Remaining)
@@ -137,19 +141,19 @@ func (s *session) read(events chan<- event, stop <-chan struct{}) {
 			s.taken = 0
 			p := &packet.Publish{}
 			if err := p.Decode(s.v, h.Flags, body); err != nil {
-				s.c.recv.release(size)
+				s.c.recv.Release(size)
 				send(event{err: fmt.Errorf("PUBLISH: %w", err)})
 				return
 			}
 			if p.QoS > 1 || s.c.cfg.OnMessage == nil {
-				s.c.recv.release(size)
+				s.c.recv.Release(size)
 				send(event{err: fmt.Errorf("an unexpected PUBLISH (QoS %d) on %q", p.QoS, p.Topic)})
 				return
 			}
 			select {
 			case s.c.down <- downMsg{p: p, gen: s.gen, size: size}:
 			case <-stop:
-				s.c.recv.release(size)
+				s.c.recv.Release(size)
 				return
 			}
 			continue
@@ -176,11 +180,10 @@ func (s *session) serve() error {
 	c := s.c
 	s.pids = map[uint16]*out{}
 	events := make(chan event, 64)
-	stop := s.stop
-	defer func() {
-		close(stop)
-		c.recv.wake() // a reader waiting for room stops
-	}()
+	ctx, cancel := context.WithCancel(c.ctx)
+	defer cancel()
+	s.ctx = ctx
+	stop := ctx.Done()
 	go s.read(events, stop)
 
 	c.mu.Lock()
