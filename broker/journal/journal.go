@@ -444,12 +444,16 @@ func (j *Journal) kickLater() {
 	j.signal(j.kick)
 }
 
-// commitUpTo asks the committer for a commit that covers seq.
-func (j *Journal) commitUpTo(seq uint64) {
+// commitUpTo asks the committer for a commit that covers seq (it may be
+// AckLater's, which asks for none), in the same critical section as the
+// check that the journal still commits (failureLocked).
+func (j *Journal) commitUpTo(seq uint64) error {
 	j.mu.Lock()
+	err := j.failureLocked()
 	j.want = max(j.want, min(seq, j.seq))
 	j.mu.Unlock()
 	j.signal(j.kick)
+	return err
 }
 
 func (j *Journal) tailChunkLocked(a *segment) *chunk {
@@ -885,18 +889,18 @@ func (j *Journal) Wait(seq uint64) error {
 	j.wmu.Lock()
 	defer j.wmu.Unlock()
 	for j.durable.Load() < seq {
-		if err := j.failure(); err != nil {
+		if err := j.commitUpTo(seq); err != nil {
 			return err
 		}
-		j.commitUpTo(seq) // seq may be AckLater's
 		j.cond.Wait()
 	}
 	return nil
 }
 
-func (j *Journal) failure() error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
+// failureLocked is why nothing more will become durable: the journal
+// failed or is closed with nothing pending; nil if it goes on. Callers
+// hold mu.
+func (j *Journal) failureLocked() error {
 	if j.err != nil {
 		return j.err
 	}
@@ -921,8 +925,7 @@ func (j *Journal) Notify(seq uint64, w Waiter) {
 	}
 	j.waiters = append(j.waiters, waiter{seq: seq, w: w})
 	j.wmu.Unlock()
-	j.commitUpTo(seq) // seq may be AckLater's
-	if err := j.failure(); err != nil {
+	if err := j.commitUpTo(seq); err != nil {
 		j.wake(err)
 	}
 }
