@@ -26,6 +26,7 @@ import (
 
 	"edgebroker/appliance/config"
 	"edgebroker/broker"
+	"edgebroker/broker/bridge"
 )
 
 // DefaultLoopback is the embedded default's plain port for programs on
@@ -223,6 +224,8 @@ func (a *Appliance) openStores(set *config.Set, lim broker.Limits) error {
 		Logger:       a.log.With("subsystem", "broker"),
 		OnDisconnect: ss.clientGone,
 		Journal:      bs.j,
+		// a dataflow's local session is the appliance's alone
+		ReservedClientIDPrefix: bridge.LocalClientIDPrefix,
 	})
 	bs.restore(a.srv)
 	a.flows = newDataflows(a.srv, a.log.With("subsystem", "dataflow"))

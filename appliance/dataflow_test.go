@@ -103,6 +103,14 @@ spec:
 		st := a.Status().Dataflows
 		return len(st) == 3 && st[0].Connected == upstream && st[0].Subscribed && st[1].Subscribed && st[2].Subscribed
 	})
+	// A LAN client cannot squat on the local session of a flow a reload
+	// may add later (its CONNECT would be refused as a takeover).
+	squat := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(local).SetClientID("edgebroker-dataflow-later").
+		SetCleanSession(false).SetAutoReconnect(false).SetConnectRetry(false))
+	if tok := squat.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() == nil {
+		squat.Disconnect(0)
+		t.Fatalf("a LAN client connected as the flow's local client (err %v)", tok.Error())
+	}
 	for i := range 10 {
 		done(t, "publish", dev.Publish("telemetry/t1", 1, false, strconv.Itoa(i)))
 	}

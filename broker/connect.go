@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -60,6 +61,11 @@ func (c *conn) handleConnect(flags byte, body []byte) error {
 		id, p.assigned = newClientID(), true
 	}
 	if len(id) > lim.MaxClientIDLength {
+		return c.refuse(packet.ClientIdentifierNotValid)
+	}
+	if r := c.srv.reservedID; r != "" && !c.port.ReservedClientIDs && strings.HasPrefix(id, r) {
+		c.srv.sec.Event(seclog.ConnectDenied, "reserved client identifier refused", "client", id,
+			"port", c.port.Name, "remote", remoteString(c.nc))
 		return c.refuse(packet.ClientIdentifierNotValid)
 	}
 

@@ -278,3 +278,47 @@ func TestStoredSessionVersion1(t *testing.T) {
 		t.Error("version 4 decoded")
 	}
 }
+
+// TestReservedClientIDPrefix: an identifier that starts with the reserved
+// prefix is refused on an ordinary port (3.1.1 CONNACK 2, 5.0 0x85), so a
+// LAN client cannot squat on the session of a client the appliance has not
+// started yet; a port with ReservedClientIDs accepts it, and other
+// identifiers are untouched.
+func TestReservedClientIDPrefix(t *testing.T) {
+	for _, v := range []byte{packet.V311, packet.V5} {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
+			var logs testenv.SyncBuffer
+			sec := seclog.New(slog.New(slog.NewTextHandler(&logs, nil)), nil)
+			s, lan := brokertest.Start(t, broker.Config{Security: sec, ReservedClientIDPrefix: "own-"}, &broker.Port{Name: "lan"})
+			own := brokertest.Serve(t, s, &broker.Port{Name: "own", ReservedClientIDs: true})
+			refused := byte(packet.ClientIdentifierNotValid)
+			if v != packet.V5 {
+				refused = 2
+			}
+			persistent := func(id string) *packet.Connect {
+				cp := &packet.Connect{ClientID: []byte(id), KeepAlive: 60}
+				if v == packet.V5 {
+					brokertest.V5Expiry(cp, 3600)
+				}
+				return cp
+			}
+			squat := brokertest.Dial(t, lan, v)
+			if ack := squat.Connect(persistent("own-flow")); byte(ack.Code) != refused || ack.SessionPresent {
+				t.Fatalf("reserved id on the LAN port: CONNACK %#x present %v, want %#x", byte(ack.Code), ack.SessionPresent, refused)
+			}
+			squat.ExpectClosed()
+			if ack := brokertest.Dial(t, lan, v).Connect(persistent("owner-not-reserved")); ack.Code != 0 {
+				t.Fatalf("ordinary id on the LAN port: CONNACK %#x", byte(ack.Code))
+			}
+			if ack := brokertest.Dial(t, own, v).Connect(persistent("own-flow")); ack.Code != 0 || ack.SessionPresent {
+				t.Fatalf("reserved id on its own port: CONNACK %#x present %v (a squatter's session?)", byte(ack.Code), ack.SessionPresent)
+			}
+			if n := s.Security().Count(seclog.ConnectDenied); n != 1 {
+				t.Errorf("connect_denied counted %d, want 1", n)
+			}
+			if out := logs.String(); !strings.Contains(out, "reserved client identifier") || !strings.Contains(out, "client=own-flow") {
+				t.Errorf("log lacks the refusal:\n%s", out)
+			}
+		})
+	}
+}

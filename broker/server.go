@@ -63,6 +63,12 @@ type Config struct {
 	// denied publishes and subscribes, refusals by a limit). nil: a Log
 	// on Logger.
 	Security *seclog.Log
+	// ReservedClientIDPrefix, if set, is refused as the start of a
+	// client identifier on every port but those with ReservedClientIDs
+	// (3.1.1 CONNACK 2, 5.0 0x85), so that nobody on the LAN can take,
+	// or squat on, an identifier the appliance's own clients use (a
+	// dataflow's local session) before they connect.
+	ReservedClientIDPrefix string
 }
 
 // Client is what hooks learn about a client. The broker fills it at
@@ -154,6 +160,10 @@ type Port struct {
 	// room for a new one (counted, logged) instead of refusing the new
 	// one. A dataflow's store-and-forward buffer works this way.
 	MaxQueuedDiskBytes int64
+	// ReservedClientIDs lets the port's clients use identifiers that
+	// start with Config.ReservedClientIDPrefix (the appliance's own
+	// in-process ports).
+	ReservedClientIDs bool
 }
 
 // Stats are the server's running counters.
@@ -175,6 +185,7 @@ type Stats struct {
 // Server is an MQTT broker.
 type Server struct {
 	lim          Limits
+	reservedID   string // Config.ReservedClientIDPrefix; read-only
 	log          *slog.Logger
 	onDisconnect func(*Client)
 	now          func() time.Time
@@ -230,6 +241,7 @@ func New(cfg Config) *Server {
 	s := &Server{
 		lim:          cfg.Limits.withDefaults(),
 		onDisconnect: cfg.OnDisconnect,
+		reservedID:   cfg.ReservedClientIDPrefix,
 		jr:           cfg.Journal,
 		log:          cfg.Logger,
 		now:          cfg.Now,

@@ -94,7 +94,13 @@ type Config struct {
 const CameDown = "edgebroker-dataflow"
 
 // LocalClientID returns the local client identifier of a flow's bridge.
-func LocalClientID(flow string) string { return "edgebroker-dataflow-" + flow }
+func LocalClientID(flow string) string { return LocalClientIDPrefix + flow }
+
+// LocalClientIDPrefix starts every flow's local client identifier. The
+// appliance reserves it (broker.Config.ReservedClientIDPrefix) so that no
+// LAN client can take or squat on a flow's session; only the flows'
+// in-process ports may use it.
+const LocalClientIDPrefix = "edgebroker-dataflow-"
 
 // Status is what a bridge reports.
 type Status struct {
@@ -151,7 +157,7 @@ func Start(cfg Config) (*Bridge, error) {
 	b := &Bridge{cfg: cfg, log: log.With("dataflow", cfg.Name)}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.ln = newPipeListener()
-	port := &broker.Port{Name: "dataflow/" + cfg.Name, MaxQueuedDiskBytes: cfg.QueueDiskBytes}
+	port := &broker.Port{Name: "dataflow/" + cfg.Name, MaxQueuedDiskBytes: cfg.QueueDiskBytes, ReservedClientIDs: true}
 	b.wg.Go(func() { cfg.Local.ServePort(b.ln, port) })
 	// The destination's client first: the source's hands it messages.
 	if cfg.Up {
