@@ -190,6 +190,11 @@ func (a *Appliance) newLivePort(p *port) (*livePort, error) {
 			},
 		})
 	}
+	if tc != nil && !p.ws {
+		// The broker speaks TLS itself, so that idle TLS clients park
+		// in its reactor like plain ones (broker.Port.TLS).
+		lp.bport.TLS, tc = tc, nil
+	}
 	ln, err := p.listen(tc, a.log, a.srv.Security())
 	if err != nil {
 		return nil, err

@@ -114,19 +114,24 @@ type reader struct {
 	credTimer  *time.Timer     // its function only calls closeWith
 
 	// Plain TCP: the reader waits for readability without a buffer.
-	raw    syscall.RawConn       // set by newConn, then read-only
+	raw    syscall.RawConn       // set by newConn, then read-only; nil on TLS
 	rawFn  func(fd uintptr) bool // c.rawRead, bound once by newConn
 	rw, rn int                   // rawRead's offset into rbuf and result
 	rerr   error                 // rawRead's error
 
 	replyPending bool // the reader appended replies to send (reply.go)
 
+	// TLS on a TCP socket (tlssock.go): the socket under crypto/tls.
+	tsock   *tlsSock // set by newConn, then read-only
+	tlsMore bool     // the last TLS read filled the buffer: plaintext may wait in crypto/tls
+
 	// Parking in the reactor (reactor.go).
-	added   bool   // pfd is in the shard's epoll instance
-	idleSet bool   // the read deadline is readerIdle: it parks the reader
-	noPark  bool   // parking failed: keep the reader
-	shard   *shard // the shard the connection parks in, chosen once
-	pfd     int32  // file descriptor registered in shard
+	sock    syscall.RawConn // the TCP socket the reactor watches; set by newConn, then read-only
+	added   bool            // pfd is in the shard's epoll instance
+	idleSet bool            // the read deadline is readerIdle: it parks the reader
+	noPark  bool            // parking failed: keep the reader
+	shard   *shard          // the shard the connection parks in, chosen once
+	pfd     int32           // file descriptor registered in shard
 }
 
 func newConn(s *Server, nc net.Conn, p *Port) *conn {
@@ -138,9 +143,20 @@ func newConn(s *Server, nc net.Conn, p *Port) *conn {
 	}
 	c.out.wake = make(chan struct{}, 1)
 	c.out.pool = &s.pending
-	if tc, ok := nc.(*net.TCPConn); ok {
+	tc, tcp := nc.(*net.TCPConn)
+	switch {
+	case p.TLS != nil && tcp:
+		if ts, err := newTLSSock(tc); err == nil {
+			c.tsock, c.sock = ts, ts.raw
+			c.nc = tls.Server(ts, p.TLS)
+		} else {
+			c.nc = tls.Server(nc, p.TLS)
+		}
+	case p.TLS != nil:
+		c.nc = tls.Server(nc, p.TLS)
+	case tcp:
 		if raw, err := tc.SyscallConn(); err == nil {
-			c.raw, c.rawFn = raw, c.rawRead
+			c.raw, c.rawFn, c.sock = raw, c.rawRead, raw
 		}
 	}
 	return c
@@ -191,7 +207,7 @@ func (c *conn) end(err error) {
 func (c *conn) read() error {
 	s := c.srv
 	if c.raw == nil && c.rbuf == nil {
-		c.rbuf = make([]byte, rbufSize)
+		c.rbuf = c.srv.rbufs.Get().(*[rbufSize]byte)[:]
 	}
 	if !c.started {
 		c.started = true

@@ -97,10 +97,12 @@ func startOrderServers(t *testing.T) []orderTransport {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tlsLn := tls.NewListener(tl, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})
+	// The broker's own TLS (Port.TLS): idle TLS connections park in the
+	// reactor as plain ones do.
+	tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
 	done := make(chan error, 2)
 	go func() { done <- s.ServePort(tcp, &broker.Port{Name: "tcp"}) }()
-	go func() { done <- s.ServePort(tlsLn, &broker.Port{Name: "tls"}) }()
+	go func() { done <- s.ServePort(tl, &broker.Port{Name: "tls", TLS: tlsCfg}) }()
 	t.Cleanup(func() {
 		s.Close()
 		for range 2 {

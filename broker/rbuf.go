@@ -17,7 +17,9 @@ const rbufSize = 2048
 // holds none.
 func (c *conn) fill(w int) (int, error) {
 	if c.raw == nil {
-		return c.nc.Read(c.rbuf[w:])
+		n, err := c.nc.Read(c.rbuf[w:])
+		c.tlsMore = n == len(c.rbuf)-w
+		return n, err
 	}
 	c.rw, c.rn, c.rerr = w, 0, nil
 	if err := c.raw.Read(c.rawFn); err != nil {

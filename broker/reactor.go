@@ -184,9 +184,11 @@ func (sh *shard) armLocked(exp, now int64) {
 }
 
 // canPark reports whether the reader may park the connection: a connected
-// plain TCP client outside an authentication exchange, with the reactor on.
+// TCP client outside an authentication exchange, with the reactor on and,
+// on TLS, nothing the client sent waiting in user space (tlssock.go).
 func (c *conn) canPark() bool {
-	return c.raw != nil && !c.noPark && !c.srv.noReactor && c.connected && c.pending == nil
+	return c.sock != nil && !c.noPark && !c.srv.noReactor && c.connected && c.pending == nil &&
+		(c.tsock == nil || !c.tlsMore && c.tsock.idle())
 }
 
 // claim takes a parked connection; only one caller wins.
@@ -228,7 +230,7 @@ func (s *Server) park(c *conn, idle bool) bool {
 		r.next++
 		s.mu.Unlock()
 		fd := int32(-1)
-		if err := c.raw.Control(func(f uintptr) { fd = int32(f) }); err != nil {
+		if err := c.sock.Control(func(f uintptr) { fd = int32(f) }); err != nil {
 			return false
 		}
 		c.shard, c.pfd = sh, fd
@@ -252,8 +254,8 @@ func (s *Server) park(c *conn, idle bool) bool {
 	}
 	c.added = true
 	// From here on another goroutine may own c: only locals and the
-	// read-only raw and the outbox (locked) are used.
-	raw := c.raw
+	// read-only sock and the outbox (locked) are used.
+	raw := c.sock
 	c.parked.Store(true)
 	var cerr error
 	err := raw.Control(func(fd uintptr) {
@@ -293,7 +295,7 @@ func (c *conn) unpark() {
 	}
 	sh.mu.Unlock()
 	if c.added {
-		c.raw.Control(func(fd uintptr) {
+		c.sock.Control(func(fd uintptr) {
 			unix.EpollCtl(sh.epfd, unix.EPOLL_CTL_DEL, int(fd), nil)
 		})
 	}

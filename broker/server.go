@@ -164,6 +164,11 @@ type Port struct {
 	// start with Config.ReservedClientIDPrefix (the appliance's own
 	// in-process ports).
 	ReservedClientIDs bool
+	// TLS, if set, makes the broker speak TLS on the port's TCP
+	// connections itself (instead of a tls.NewListener around the
+	// listener), so that an idle TLS connection parks in the reactor
+	// without a goroutine or read buffer, as a plain one does.
+	TLS *tls.Config
 }
 
 // Stats are the server's running counters.

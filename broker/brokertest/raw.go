@@ -27,7 +27,10 @@ func Dial(t testing.TB, addr string, v byte) *Raw {
 	t.Helper()
 	nc, mem, err := memDial(addr)
 	if !mem {
-		nc, err = net.DialTimeout("tcp", addr, WaitTime)
+		var secure bool
+		if nc, secure, err = tlsDial(addr); !secure {
+			nc, err = net.DialTimeout("tcp", addr, WaitTime)
+		}
 	}
 	if err != nil {
 		t.Fatal(err)

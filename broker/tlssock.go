@@ -1,0 +1,139 @@
+package broker
+
+import (
+	"io"
+	"net"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// A TLS connection parks in the reactor like a plain one (reactor.go):
+// no goroutine and no read buffer while idle. crypto/tls reads from the
+// socket through a tlsSock, which hands it at most one TLS record per
+// Read. crypto/tls reads exactly what it asks for through it, so once a
+// tls.Conn.Read has returned, nothing it read from the socket is left
+// unprocessed: whatever the client sent that the broker has not seen is
+// in the tlsSock's buffer (idle says whether there is any) or in the
+// kernel, where epoll sees it. The one other place plaintext can wait is
+// the record crypto/tls decrypted but did not fully return because the
+// reader's buffer was full (conn.tlsMore).
+//
+// The tlsSock reads the socket with syscall.RawConn.Read, taking a buffer
+// from a pool only when data is there and giving it back as soon as it is
+// drained, so a waiting reader holds no buffer either.
+
+// tlsRecordHeader is the length of a TLS record header: type, version,
+// length (RFC 8446 §5.1).
+const tlsRecordHeader = 5
+
+// tlsBufSize is the tlsSock's read buffer: one maximal TLS record with
+// its header and expansion, so that a bulk stream is read a record per
+// system call.
+const tlsBufSize = 16<<10 + 256 + tlsRecordHeader
+
+var tlsBufs = sync.Pool{New: func() any { return new([tlsBufSize]byte) }}
+
+// tlsSock is the TCP socket under a parked TLS connection. It is owned
+// by the tls.Conn above it (crypto/tls serializes its reads); the
+// connection's reader asks idle only while it owns the connection, when
+// no read is in progress.
+type tlsSock struct {
+	*net.TCPConn // writes, deadlines, addresses and Close go straight to the socket
+	raw          syscall.RawConn
+
+	buf  *[tlsBufSize]byte // nil while empty
+	r, w int               // buf[r:w] is read from the socket, not yet handed on
+
+	hdr  [tlsRecordHeader]byte // the current record's header, as far as handed on
+	hn   int                   // header bytes handed on (0: at a record boundary)
+	left int                   // the current record's body bytes not yet handed on
+
+	// rawFn's arguments and results.
+	fn   func(fd uintptr) bool
+	rerr error
+}
+
+func newTLSSock(tc *net.TCPConn) (*tlsSock, error) {
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	s := &tlsSock{TCPConn: tc, raw: raw}
+	s.fn = s.rawRead
+	return s, nil
+}
+
+// idle reports whether nothing the client sent waits in user space: the
+// tlsSock's buffer is empty.
+func (s *tlsSock) idle() bool { return s.buf == nil }
+
+// Read hands crypto/tls the next bytes of the current record, at most up
+// to its end, reading the socket when the buffer is empty.
+func (s *tlsSock) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if s.buf == nil {
+		s.rerr = nil
+		if err := s.raw.Read(s.fn); err != nil {
+			return 0, err // a deadline, or the socket closed
+		}
+		if s.rerr != nil {
+			return 0, s.rerr
+		}
+	}
+	n := 0
+	for n < len(p) && s.r < s.w {
+		var k int
+		if s.hn < tlsRecordHeader {
+			k = min(len(p)-n, s.w-s.r, tlsRecordHeader-s.hn)
+			copy(s.hdr[s.hn:], s.buf[s.r:s.r+k])
+			s.hn += k
+			if s.hn == tlsRecordHeader {
+				s.left = int(s.hdr[3])<<8 | int(s.hdr[4])
+			}
+		} else {
+			k = min(len(p)-n, s.w-s.r, s.left)
+			s.left -= k
+		}
+		copy(p[n:], s.buf[s.r:s.r+k])
+		n += k
+		s.r += k
+		if s.hn == tlsRecordHeader && s.left == 0 {
+			s.hn = 0 // the record is handed on whole: stop at its end
+			break
+		}
+	}
+	if s.r == s.w {
+		tlsBufs.Put(s.buf)
+		s.buf, s.r, s.w = nil, 0, 0
+	}
+	return n, nil
+}
+
+// rawRead is the syscall.RawConn callback of Read: it takes a buffer only
+// once the socket has data, and returns false to wait for readability.
+func (s *tlsSock) rawRead(fd uintptr) bool {
+	buf := tlsBufs.Get().(*[tlsBufSize]byte)
+	for {
+		n, err := unix.Read(int(fd), buf[:])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			tlsBufs.Put(buf)
+			return false
+		case err != nil:
+			tlsBufs.Put(buf)
+			s.rerr = &net.OpError{Op: "read", Net: "tcp", Err: err}
+		case n == 0:
+			tlsBufs.Put(buf)
+			s.rerr = io.EOF
+		default:
+			s.buf, s.r, s.w = buf, 0, n
+		}
+		return true
+	}
+}
