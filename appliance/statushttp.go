@@ -17,7 +17,7 @@ import (
 //	/              the status page (statuspage.go): clients, messages
 //	               per second over the last hour, ports, certificates,
 //	               dataflows, provisioning, state store; live
-//	/status.css    its style, /status.js its script
+//	/status.css    its style, /status.js its script, /favicon.svg
 //	/status.json   the same as JSON (Status)
 //	/history.json  messages per second over the last hour (RateHistory)
 //	/ca.crt        the CA certificate clients need for Automatic TLS ports

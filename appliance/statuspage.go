@@ -82,7 +82,7 @@ func (a *Appliance) handleStatusPage(mux *http.ServeMux) {
 			a.log.Warn("status page", "err", err)
 		}
 	})
-	for _, name := range []string{"status.css", "status.js"} {
+	for _, name := range []string{"status.css", "status.js", "favicon.svg"} {
 		mux.HandleFunc("GET /"+name, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Cache-Control", "no-cache")
 			http.ServeFileFS(w, r, statusFiles, "statuspage/"+name)

@@ -50,6 +50,18 @@
 			el("text", {x: w - 2, y: ht - 4, "text-anchor": "end"}, "now"));
 	}
 
+	// label gives each table cell its column's heading as data-label: on a
+	// narrow screen the CSS shows a table's rows as stacked cards, each
+	// cell after its label.
+	function label(root) {
+		for (const table of root.querySelectorAll("table")) {
+			const heads = [...table.querySelectorAll("th")].map(th => th.textContent);
+			for (const tr of table.querySelectorAll("tr")) {
+				[...tr.querySelectorAll("td")].forEach((td, i) => td.dataset.label = heads[i] || "");
+			}
+		}
+	}
+
 	async function get(path) {
 		const r = await fetch(path, {cache: "no-store"});
 		if (!r.ok) throw new Error(path + ": HTTP " + r.status);
@@ -62,7 +74,10 @@
 			const [page, hist] = await Promise.all([get("/"), get("/history.json")]);
 			const html = await page.text(), h = await hist.json();
 			const live = new DOMParser().parseFromString(html, "text/html").getElementById("live");
-			if (live) document.getElementById("live").replaceWith(live);
+			if (live) {
+				label(live);
+				document.getElementById("live").replaceWith(live);
+			}
 			draw(document.getElementById("chart"), h);
 			last = new Date().toLocaleTimeString();
 			updated.textContent = "updated " + last;
@@ -73,5 +88,6 @@
 		}
 		setTimeout(refresh, every);
 	}
+	label(document);
 	refresh();
 })();
