@@ -132,17 +132,24 @@ func TestStatusPageInBrowser(t *testing.T) {
 		t.Errorf("page width/window width at 375 px: %s: the page overflows a phone's screen", w)
 	}
 
-	png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
+	// The whole page, and the phone's first screen (the README's).
+	full, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}
-	shot := filepath.Join(t.ArtifactDir(), "statuspage.png")
-	if err := os.WriteFile(shot, png, 0o644); err != nil {
-		t.Fatal(err)
+	first, err := chromedp.Run(bctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
 	}
-	t.Logf("screenshot: %s (%d bytes)", shot, len(png))
+	for name, png := range map[string][]byte{"statuspage-full.png": full, "statuspage.png": first} {
+		shot := filepath.Join(t.ArtifactDir(), name)
+		if err := os.WriteFile(shot, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s (%d bytes)", shot, len(png))
+	}
 	if *updateScreenshot {
-		if err := os.WriteFile(filepath.Join("testdata", "statuspage.png"), png, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join("testdata", "statuspage.png"), first, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
