@@ -23,6 +23,10 @@ import (
 	"edgebroker/broker/testenv"
 )
 
+// browserWait bounds a wait for the page in Chromium: generous, as the
+// browser is slow on a loaded 2-core machine.
+const browserWait = 30 * time.Second
+
 var updateScreenshot = flag.Bool("update-screenshot", false, "TestStatusPageInBrowser: write the README's screenshot, appliance/testdata/statuspage.png")
 
 // TestStatusPageInBrowser: the status page in headless Chromium at a
@@ -105,7 +109,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 		return v
 	}
 	inPath := `document.querySelector("#chart path.in")?.getAttribute("d") ?? ""`
-	testenv.Eventually(t, wait, "the chart's line of messages in", func() bool {
+	testenv.Eventually(t, browserWait, "the chart's line of messages in", func() bool {
 		return strings.Count(eval(inPath), "L") >= 1 // two points at least
 	})
 	in0, out0 := eval(`document.getElementById("in").textContent`), eval(`document.getElementById("out").textContent`)
@@ -113,18 +117,29 @@ func TestStatusPageInBrowser(t *testing.T) {
 	mqttURL := "tcp://" + addrs[1].String()
 	sub := pahoClient(t, mqtt.NewClientOptions().AddBroker(mqttURL).SetClientID("page-sub"))
 	defer sub.Disconnect(0)
-	subscribe(t, sub, "page/#")
+	done(t, "subscribe", sub.Subscribe("page/#", 0, func(mqtt.Client, mqtt.Message) {}))
 	pub := pahoClient(t, mqtt.NewClientOptions().AddBroker(mqttURL).SetClientID("page-pub"))
 	defer pub.Disconnect(0)
-	for i := range 200 {
-		done(t, "publish", pub.Publish("page/"+string(rune('a'+i%26)), 0, false, "x"))
-	}
 	var in, out string
-	testenv.Eventually(t, wait, "the page's messages in/out per second to change", func() bool {
+	n := 0
+	testenv.Eventually(t, browserWait, "the page's messages in/out per second to change", func() bool {
+		for range 20 { // the rate stays above 0 while the page takes its time
+			done(t, "publish", pub.Publish("page/"+string(rune('a'+n%26)), 0, false, "x"))
+			n++
+		}
 		in, out = eval(`document.getElementById("in").textContent`), eval(`document.getElementById("out").textContent`)
 		return in != in0 && out != out0
 	})
-	t.Logf("messages in/s %s → %s, out/s %s → %s; chart: %s", in0, in, out0, out, eval(inPath))
+	t.Logf("%d messages published; messages in/s %s → %s, out/s %s → %s; chart: %s", n, in0, in, out0, out, eval(inPath))
+	// The same refresh redrew the chart: its line's newest point is above
+	// the axis.
+	risen := `(() => {
+		const [x, y] = document.querySelector("#chart path.in").getAttribute("d").split(/[ML]/).pop().split(",");
+		return String(+y < +document.querySelector("#chart line.axis").getAttribute("y1"));
+	})()`
+	if eval(risen) != "true" {
+		t.Errorf("the chart's line of messages in did not rise: %s", eval(inPath))
+	}
 	if clients := eval(`document.getElementById("clients").textContent`); clients != "2" {
 		t.Errorf("clients on the page: %q, want 2", clients)
 	}
