@@ -31,9 +31,13 @@ run: build
 # round trip) runs alone after the rest: its latency bound is about the
 # broker, not about the other packages' tests sharing the cores.
 SOAK := ^TestSoak$$
+# ARTIFACTS=DIR keeps what tests write to t.ArtifactDir (screenshots) under DIR.
+ARTIFACTS ?=
+TESTARTIFACTS = $(if $(ARTIFACTS),-artifacts -outputdir $(abspath $(ARTIFACTS)))
 test:
 	./tools/setup-test-deps
-	$(GO) test -count=1 -timeout 20m -skip '$(SOAK)' ./...
+	$(if $(ARTIFACTS),mkdir -p $(ARTIFACTS))
+	$(GO) test -count=1 -timeout 20m $(TESTARTIFACTS) -skip '$(SOAK)' ./...
 	$(GO) test -count=1 -timeout 5m -run '$(SOAK)' -v ./appliance/cmd/edgebroker/
 
 race:

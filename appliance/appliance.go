@@ -384,6 +384,7 @@ func (a *Appliance) run(ctx context.Context, b *bound) error {
 	started := time.Now()
 	g.Go(func() error { return publishSys(gctx, a.srv, a.cfg.SysInterval, started) })
 	g.Go(func() error { a.flows.sampleRates(gctx); return nil })
+	g.Go(func() error { a.sampleHistory(gctx); return nil })
 	g.Go(func() error { return b.wd.Run(gctx) }) // a wedged subsystem ends Run with an error: gokrazy restarts us
 	var status *led.LED
 	if a.cfg.USB != nil {

@@ -61,6 +61,9 @@ type Appliance struct {
 	id   board.Identity // this board, for bundles and reports
 
 	statusAddr net.Addr // of the status endpoint; nil without one
+	// hist is the broker's message rate over the last hour, for the
+	// status page: sampled by sampleHistory; its own lock.
+	hist history
 
 	mu     sync.Mutex
 	status Status
@@ -83,9 +86,12 @@ type Status struct {
 	Ports []PortStatus `json:"ports"`
 	// Certificates are the certificates the device issues and renews
 	// (Certificate resources and Automatic TLS ports), by Secret name.
-	Certificates []CertStatus     `json:"certificates"`
-	StateStore   StateStoreUsage  `json:"stateStore"`
-	Clients      int64            `json:"clients"` // connected MQTT clients
+	Certificates []CertStatus    `json:"certificates"`
+	StateStore   StateStoreUsage `json:"stateStore"`
+	Clients      int64           `json:"clients"` // connected MQTT clients
+	// Messages is the broker's message rate over the last 10 s (see
+	// rateWindow); /history.json has the last hour's.
+	Messages     RatePoint        `json:"messagesPerSecond"`
 	Provisioning Provisioning     `json:"provisioning"`
 	Journal      JournalStatus    `json:"journal"`
 	Dataflows    []DataflowStatus `json:"dataflows"`
@@ -238,6 +244,7 @@ func (a *Appliance) Status() Status {
 		st.StateStore.MaxKeysPerPrincipal, st.StateStore.MaxBytesPerPrincipal = q.MaxKeysPerPrincipal, q.MaxBytesPerPrincipal
 	}
 	st.Clients = a.srv.Stats.Connections.Load()
+	st.Messages = a.hist.now()
 	if a.flows != nil {
 		var usage map[string]journal.SessionUsage
 		if a.bs != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html/template"
 	"net"
 	"net/http"
 	"os"
@@ -15,21 +14,21 @@ import (
 
 // The status endpoint (Config.StatusAddr) serves, over plain HTTP:
 //
-//	/             a small HTML page: ports, certificates, dataflows,
-//	              provisioning, state store
-//	/status.json  the same as JSON (Status)
-//	/ca.crt       the CA certificate clients need for Automatic TLS ports
-//	/metrics      Prometheus text format
+//	/              the status page (statuspage.go): clients, messages
+//	               per second over the last hour, ports, certificates,
+//	               dataflows, provisioning, state store; live
+//	/status.css    its style, /status.js its script, /favicon.svg
+//	/status.json   the same as JSON (Status)
+//	/history.json  messages per second over the last hour (RateHistory)
+//	/ca.crt        the CA certificate clients need for Automatic TLS ports
+//	/metrics       Prometheus text format
 //
-// It shows no secrets: no keys, passwords or stored values.
+// It shows no secrets: no keys, passwords or stored values. Every
+// response allows the browser nothing from another origin
+// (statusHeaders).
 func (a *Appliance) statusHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if err := statusPage.Execute(w, a.Status()); err != nil {
-			a.log.Warn("status page", "err", err)
-		}
-	})
+	a.handleStatusPage(mux)
 	mux.HandleFunc("GET /status.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
@@ -49,7 +48,7 @@ func (a *Appliance) statusHandler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		a.writeMetrics(w)
 	})
-	return mux
+	return statusHeaders(mux)
 }
 
 // serveStatus serves the status endpoint on ln until ctx ends.
@@ -70,40 +69,3 @@ func (a *Appliance) serveStatus(ctx context.Context, ln net.Listener) {
 	})
 	a.log.Info("serving status", "addr", ln.Addr().String())
 }
-
-var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
-	"time": when,
-}).Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><title>edgebroker</title>
-<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}.bad{color:#b00}</style>
-</head><body>
-<h1>edgebroker</h1>
-<p>{{.Clients}} clients connected. <a href="/ca.crt">CA certificate (ca.crt)</a> · <a href="/status.json">JSON</a> · <a href="/metrics">metrics</a></p>
-<h2>Listeners</h2>
-<table><tr><th>listener</th><th>port</th><th>state</th><th>TLS</th><th>valid until</th><th>next renewal</th></tr>
-{{range .Ports}}<tr><td>{{.Listener}}</td><td>{{.Port}}</td>
-<td{{if not .Serving}} class="bad"{{end}}>{{if .Serving}}serving on {{.Addr}}{{else}}not served{{end}}{{with .Message}}: {{.}}{{end}}</td>
-<td>{{with .TLS}}{{.Mode}}: {{.Issuer}}{{with .LastError}}<br><span class="bad">{{.}}</span>{{end}}{{else}}plain{{end}}</td>
-<td>{{with .TLS}}{{time .NotAfter}}{{end}}</td><td>{{with .TLS}}{{time .NextRenewal}}{{end}}</td></tr>
-{{end}}</table>
-<h2>Certificates</h2>
-<table><tr><th>secret</th><th>issuer</th><th>valid until</th><th>next renewal</th><th>last error</th></tr>
-{{range .Certificates}}<tr><td>{{.Secret}}</td><td>{{.Issuer}}</td><td>{{time .NotAfter}}</td><td>{{time .NextRenewal}}</td><td class="bad">{{.LastError}}</td></tr>
-{{end}}</table>
-<h2>Dataflows</h2>
-{{with .Dataflows}}<table><tr><th>dataflow</th><th>direction</th><th>upstream</th><th>queued</th><th>oldest queued</th><th>forwarded/s</th><th>forwarded</th><th>dropped</th><th>last error</th></tr>
-{{range .}}<tr><td>{{.Name}}</td><td>{{if .Up}}up{{else}}down{{end}}</td>
-<td{{if not .Connected}} class="bad"{{end}}>{{if .Connected}}{{.Connected}}{{with .Protocol}} (MQTT {{.}}){{end}}{{else}}not connected{{end}}</td>
-<td>{{.QueuedMessages}} messages, {{.QueuedBytes}} bytes</td><td>{{printf "%.1f" .OldestQueuedSeconds}} s</td><td>{{printf "%.1f" .ForwardedPerSecond}}</td>
-<td>{{.Forwarded}}</td><td>{{.Dropped}}</td><td class="bad">{{.LastError}}{{if .LastError}} ({{time .ErrorAt}}){{end}}</td></tr>
-{{end}}</table>{{else}}<p>No dataflows.</p>{{end}}
-<h2>Provisioning</h2>
-<p>{{if .Provisioning.Serial}}Bundle serial {{.Provisioning.Serial}} is in force.{{else}}No bundle applied yet.{{end}}
-{{with .Provisioning.USB}}Provisioning is {{.}}.{{else}}USB sticks are not watched (no -usb).{{end}}</p>
-{{with .Provisioning.History}}<table><tr><th>time</th><th>serial</th><th>outcome</th><th>reasons</th></tr>
-{{range .}}<tr><td>{{time .Time}}</td><td>{{.Serial}}</td><td{{if not .Applied}} class="bad"{{end}}>{{if .Applied}}applied{{else if .RolledBack}}rolled back{{else}}rejected{{end}}</td><td>{{range .Reasons}}{{.}}<br>{{end}}</td></tr>
-{{end}}</table>{{end}}
-<h2>State store</h2>
-<p>{{.StateStore.Keys}} keys, {{.StateStore.Bytes}} bytes{{if .StateStore.MaxKeys}} (quota {{.StateStore.MaxKeys}} keys, {{.StateStore.MaxBytes}} bytes; per principal {{.StateStore.MaxKeysPerPrincipal}} keys, {{.StateStore.MaxBytesPerPrincipal}} bytes){{end}}.</p>
-</body></html>
-`))
