@@ -71,6 +71,11 @@ func (o *Object) Ref() string { return o.Kind + "/" + o.Metadata.Name }
 // Position returns the file and line of the resource's metadata.name.
 func (o *Object) Position() (string, int) { return o.src.file, o.line("metadata.name") }
 
+// FieldPosition returns the file and line of the field at path
+// ("spec.interfaces[0].name"), or of its nearest parent: for errors found
+// outside this package about a loaded resource.
+func (o *Object) FieldPosition(path string) (string, int) { return o.src.file, o.line(path) }
+
 func (o *Object) object() *Object { return o }
 
 // line returns the line of path in the document, or of the nearest parent
