@@ -195,7 +195,7 @@ func TestDeviceSettingsOnHost(t *testing.T) {
 	}
 	a, _, stop := launch(t, appliance.Config{
 		DataDir: t.TempDir(), Loopback: "off", PortMap: map[int]int{18883: 0}, Listen: []string{"127.0.0.1:0"},
-		Trust: []ed25519.PublicKey{key.Public().(ed25519.PublicKey)}, BoardRoot: t.TempDir(),
+		Trust: []ed25519.PublicKey{key.Public().(ed25519.PublicKey)}, BoardRoot: t.TempDir(), StatusAddr: "127.0.0.1:0",
 	})
 	defer stop()
 	bad := packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(freePort(t)),
@@ -218,5 +218,9 @@ func TestDeviceSettingsOnHost(t *testing.T) {
 	}
 	if !strings.Contains(a.Status().String(), want) {
 		t.Errorf("Status.String lacks the device:\n%s", a.Status())
+	}
+	page := get(t, "http://"+a.StatusAddr().String()+"/")
+	if !strings.Contains(page, "Device/site: shown, not applied") || !strings.Contains(page, "<li>eth0: static 10.0.2.20/24 gateway 10.0.2.2 dns 10.0.2.3</li>") {
+		t.Errorf("status page lacks the device settings:\n%s", page)
 	}
 }

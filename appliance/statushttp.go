@@ -103,6 +103,9 @@ var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 {{with .Provisioning.History}}<table><tr><th>time</th><th>serial</th><th>outcome</th><th>reasons</th></tr>
 {{range .}}<tr><td>{{time .Time}}</td><td>{{.Serial}}</td><td{{if not .Applied}} class="bad"{{end}}>{{if .Applied}}applied{{else if .RolledBack}}rolled back{{else}}rejected{{end}}</td><td>{{range .Reasons}}{{.}}<br>{{end}}</td></tr>
 {{end}}</table>{{end}}
+<h2>Device</h2>
+{{with .Device}}<p>{{.Resource}}: {{if .Applied}}applied{{else}}shown, not applied: not running on gokrazy{{end}}{{with .Error}} <span class="bad">{{.}}</span>{{end}}</p>
+<ul>{{range .Settings}}<li>{{.}}</li>{{end}}</ul>{{else}}<p>No Device resource: the image's host name and addressing.</p>{{end}}
 <h2>State store</h2>
 <p>{{.StateStore.Keys}} keys, {{.StateStore.Bytes}} bytes{{if .StateStore.MaxKeys}} (quota {{.StateStore.MaxKeys}} keys, {{.StateStore.MaxBytes}} bytes; per principal {{.StateStore.MaxKeysPerPrincipal}} keys, {{.StateStore.MaxBytesPerPrincipal}} bytes){{end}}.</p>
 </body></html>
