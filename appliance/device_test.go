@@ -106,9 +106,14 @@ func TestDeviceSettingsFromUSB(t *testing.T) {
 		disk++
 		img := usbtest.NewFAT32Image(t, map[string][]byte{bundle.FileName: b})
 		mounter.Images[name] = img
-		n := len(a.Status().Provisioning.History)
+		_, before := mounter.Mounted()
 		usbtest.AddStick(t, sysRoot, name, img)
-		testenv.Eventually(t, 20*time.Second, "the bundle handled", func() bool { return len(a.Status().Provisioning.History) > n })
+		// Handled once the stick, mounted for the bundle and the report,
+		// is unmounted again.
+		testenv.Eventually(t, 20*time.Second, "the stick handled", func() bool {
+			now, total := mounter.Mounted()
+			return total > before && now == 0
+		})
 		return img
 	}
 	readStick := func(img string) string {
