@@ -15,7 +15,7 @@ import (
 
 // Paths of gokrazy's programs in the image.
 const (
-	DHCPService = "/user/dhcp"
+	DHCPService = "/gokrazy/dhcp" // gokrazy installs its helpers under /gokrazy
 	WiFiService = "/user/wifi" // github.com/gokrazy/wifi, when the image has it
 )
 
@@ -29,7 +29,7 @@ const (
 //   - static address: gokrazy's DHCP client applies a static
 //     configuration (a JSON lease) given by -static_network_config and
 //     exits. Gokrazy writes the lease into Dir, stops the supervised DHCP
-//     client through gokrazy's web interface and runs /user/dhcp with the
+//     client through gokrazy's web interface and runs /gokrazy/dhcp with the
 //     lease; back to DHCP it restarts the supervised client.
 //   - Wi-Fi: github.com/gokrazy/wifi reads /perm/wifi.json ({"ssid",
 //     "psk"}); Gokrazy writes it and restarts /user/wifi if the image

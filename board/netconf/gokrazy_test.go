@@ -64,7 +64,7 @@ func TestGokrazyApply(t *testing.T) {
 		t.Errorf("host names (-want +got):\n%s", diff)
 	}
 	lease := filepath.Join(dir, "eth0.json")
-	if diff := cmp.Diff([]string{filepath.Join(root, "user/dhcp") + " -interface eth0 -static_network_config " + lease}, runs); diff != "" {
+	if diff := cmp.Diff([]string{filepath.Join(root, "gokrazy/dhcp") + " -interface eth0 -static_network_config " + lease}, runs); diff != "" {
 		t.Errorf("runs (-want +got):\n%s", diff)
 	}
 	// gokrazy's dhcp decodes this into rtr7/dhcp4.Lease: Netmask is a

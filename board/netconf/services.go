@@ -13,7 +13,7 @@ import (
 )
 
 // Services stops and restarts the programs gokrazy supervises, by path
-// (/user/dhcp).
+// (/gokrazy/dhcp).
 type Services interface {
 	Stop(ctx context.Context, path string) error
 	Restart(ctx context.Context, path string) error
