@@ -16,7 +16,7 @@ import (
 // Paths of gokrazy's programs in the image.
 const (
 	DHCPService = "/gokrazy/dhcp" // gokrazy installs its helpers under /gokrazy
-	WiFiService = "/user/wifi" // github.com/gokrazy/wifi, when the image has it
+	WiFiService = "/user/wifi"    // github.com/gokrazy/wifi, when the image has it
 )
 
 // Gokrazy applies settings on a gokrazy image with gokrazy's own
