@@ -178,6 +178,8 @@ func (a *Appliance) fromStick(ctx context.Context, m usb.Mounter, d usb.Device, 
 	} else {
 		status.Show(ctx, led.Failure)
 	}
+	// A Device resource may have changed the host name since the start.
+	id.Hostname = board.Identify(a.boardRoot).Hostname
 	if err := a.writeReport(med, &Report{Device: id, Result: res, Status: a.Status(), Running: a.running()}); err != nil {
 		log.Warn("report not written to the stick", "err", err)
 	}
