@@ -33,7 +33,9 @@ const (
 //     lease; back to DHCP it restarts the supervised client.
 //   - Wi-Fi: github.com/gokrazy/wifi reads /perm/wifi.json ({"ssid",
 //     "psk"}); Gokrazy writes it and restarts /user/wifi if the image
-//     has it.
+//     has it. Settings without Wi-Fi leave the file alone (an operator
+//     may have put it there, as gokrazy's documentation says), unless
+//     they take back one this Gokrazy wrote.
 //   - NTP servers are not applied: gokrazy's ntp takes them from its
 //     command line, which the image fixes. They are validated and shown.
 //
@@ -52,9 +54,10 @@ type Gokrazy struct {
 
 	// applied is the last settings applied; owned by the caller's
 	// serialisation, like every call.
-	applied  *Settings
-	stopped  bool // the supervised DHCP client is stopped by us
-	ntpShown bool // the NTP message was logged
+	applied     *Settings
+	stopped     bool // the supervised DHCP client is stopped by us
+	wifiWritten bool // this Gokrazy wrote /perm/wifi.json
+	ntpShown    bool // the NTP message was logged
 }
 
 // Apply makes s the device's settings (see Gokrazy).
@@ -82,7 +85,7 @@ func (g *Gokrazy) Apply(ctx context.Context, s Settings) error {
 	case !static && hostChanged && (g.applied != nil || s.Hostname != ""):
 		errs = append(errs, g.services().Restart(ctx, DHCPService))
 	}
-	if g.applied == nil || !wifiEqual(g.applied.WiFi, s.WiFi) {
+	if (s.WiFi != nil || g.wifiWritten) && (g.applied == nil || !wifiEqual(g.applied.WiFi, s.WiFi)) {
 		errs = append(errs, g.applyWiFi(ctx, s.WiFi))
 	}
 	if len(s.NTPServers) > 0 && !g.ntpShown {
@@ -180,11 +183,13 @@ func (g *Gokrazy) applyWiFi(ctx context.Context, w *WiFi) error {
 		if err := os.Remove(file); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("netconf: %w", err)
 		}
+		g.wifiWritten = false
 	} else {
 		b, _ := json.Marshal(wifiJSON{SSID: w.SSID, PSK: w.Passphrase})
 		if err := os.WriteFile(file, b, 0o600); err != nil {
 			return fmt.Errorf("netconf: %w", err)
 		}
+		g.wifiWritten = true
 	}
 	err := g.services().Restart(ctx, WiFiService)
 	if errors.Is(err, ErrNoService) {

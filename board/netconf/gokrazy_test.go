@@ -37,6 +37,19 @@ func (s *services) Restart(_ context.Context, path string) error { return s.call
 
 func TestGokrazyApply(t *testing.T) {
 	root, perm, dir := t.TempDir(), t.TempDir(), t.TempDir()
+	// An operator's own wifi.json survives settings without Wi-Fi.
+	own := filepath.Join(perm, "wifi.json")
+	os.WriteFile(own, []byte(`{"ssid":"operator"}`), 0o600)
+	g0 := &Gokrazy{Root: root, Perm: perm, Dir: dir, Services: new(services), SetHostname: func(string) error { return nil }}
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc", "hostname"), []byte("edgebroker"), 0o644)
+	if err := g0.Apply(t.Context(), Settings{Hostname: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(own); err != nil || string(b) != `{"ssid":"operator"}` {
+		t.Errorf("the operator's wifi.json after settings without Wi-Fi: %q, %v", b, err)
+	}
+
 	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
 	os.WriteFile(filepath.Join(root, "etc", "hostname"), []byte("edgebroker"), 0o644)
 	svc := &services{missing: []string{WiFiService}}
@@ -80,7 +93,8 @@ func TestGokrazyApply(t *testing.T) {
 		t.Errorf("service calls (-want +got):\n%s", diff)
 	}
 
-	// Back to the image's settings: its host name, DHCP again, no Wi-Fi.
+	// Back to the image's settings: its host name, DHCP again, and the
+	// wifi.json this Gokrazy wrote removed.
 	svc.calls, runs = nil, nil
 	if err := g.Apply(t.Context(), Settings{}); err != nil {
 		t.Fatal(err)

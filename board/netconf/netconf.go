@@ -31,7 +31,7 @@ type Settings struct {
 	Hostname   string      // "": the image's (/etc/hostname)
 	Interfaces []Interface // interfaces not listed keep DHCP
 	NTPServers []string    // none: gokrazy's pool
-	WiFi       *WiFi       // nil: no Wi-Fi network
+	WiFi       *WiFi       // nil: Wi-Fi as it is (see Gokrazy)
 }
 
 // Interface is one interface's addressing.
