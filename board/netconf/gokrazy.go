@@ -13,10 +13,13 @@ import (
 	"strings"
 )
 
-// Paths of gokrazy's programs in the image.
+// Paths of gokrazy's programs in the image, and the interface the
+// supervised DHCP client serves (its -interface default; the image passes
+// none).
 const (
-	DHCPService = "/gokrazy/dhcp" // gokrazy installs its helpers under /gokrazy
-	WiFiService = "/user/wifi"    // github.com/gokrazy/wifi, when the image has it
+	DHCPInterface = "eth0"
+	DHCPService   = "/gokrazy/dhcp" // gokrazy installs its helpers under /gokrazy
+	WiFiService   = "/user/wifi"    // github.com/gokrazy/wifi, when the image has it
 )
 
 // Gokrazy applies settings on a gokrazy image with gokrazy's own
@@ -67,10 +70,10 @@ func (g *Gokrazy) Apply(ctx context.Context, s Settings) error {
 	if hostChanged {
 		errs = append(errs, g.setHostname(s.Hostname))
 	}
-	static := false
+	static := false // the supervised client's interface is static
 	for _, in := range s.Interfaces {
 		if in.Static() {
-			static = true
+			static = static || in.Name == DHCPInterface
 			errs = append(errs, g.applyStatic(ctx, in))
 		}
 	}
@@ -153,7 +156,7 @@ func (g *Gokrazy) applyStatic(ctx context.Context, in Interface) error {
 	if err := os.WriteFile(file, b, 0o600); err != nil {
 		return fmt.Errorf("netconf: %w", err)
 	}
-	if !g.stopped {
+	if in.Name == DHCPInterface && !g.stopped {
 		if err := g.services().Stop(ctx, DHCPService); err != nil && !errors.Is(err, ErrNoService) {
 			return err
 		}

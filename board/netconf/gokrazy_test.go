@@ -111,6 +111,17 @@ func TestGokrazyApply(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(perm, "wifi.json")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("wifi.json after Wi-Fi was removed: %v", err)
 	}
+
+	// A static address on another interface leaves eth0's DHCP client
+	// running.
+	svc.calls, runs = nil, nil
+	wlan := Settings{Interfaces: []Interface{{Name: "eth0"}, {Name: "wlan0", Address: netip.MustParsePrefix("192.168.7.2/24")}}}
+	if err := g.Apply(t.Context(), wlan); err != nil {
+		t.Fatal(err)
+	}
+	if len(svc.calls) != 0 || len(runs) != 1 || !strings.Contains(runs[0], "-interface wlan0") {
+		t.Errorf("static wlan0: service calls %q, runs %q; want none and one /gokrazy/dhcp -interface wlan0", svc.calls, runs)
+	}
 }
 
 // TestGokrazyAPI checks the requests against what gokrazy's
