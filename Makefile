@@ -80,10 +80,11 @@ qemu-image:
 
 # Boots the QEMU image and checks it from the host: MQTT, a USB stick with a
 # signed bundle, state across a reboot, an update over gokrazy's HTTP
-# protocol (a few minutes).
+# protocol (a few minutes); a bundle's Device settings (host name, a static
+# address on the emulated NIC).
 qemu-test:
 	./tools/setup-test-deps
-	EDGEBROKER_QEMU_TEST=1 EDGEBROKER_IMAGE_CACHE=$(IMAGE_CACHE) $(GO) test -count=1 -timeout 30m -v -run '^TestQEMU$$' ./image/qemu/
+	EDGEBROKER_QEMU_TEST=1 EDGEBROKER_IMAGE_CACHE=$(IMAGE_CACHE) $(GO) test -count=1 -timeout 30m -v -run '^TestQEMU(Device)?$$' ./image/qemu/
 
 clean:
 	rm -rf bin tmp

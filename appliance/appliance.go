@@ -72,6 +72,9 @@ type Config struct {
 	ACMEHTTPAddr string
 	// USB, if set, applies bundles from USB sticks as they are plugged in.
 	USB *USBConfig
+	// Device, if set, applies the Device resource's settings (host name,
+	// addressing, NTP, Wi-Fi); nil (a host) validates and shows them only.
+	Device *DeviceConfig
 	// Trust are the public keys bundles must be signed by (baked into the
 	// image); bundles may enrol more and retire some.
 	Trust []ed25519.PublicKey
@@ -149,6 +152,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	a.reloadMu.Lock()
+	a.startDevice(ctx, set)
+	a.reloadMu.Unlock()
 	// The budget's soft limit applies before the stores load: it keeps
 	// their start-up garbage in check too. Quotas apply at start, as
 	// broker limits do.
@@ -192,7 +198,7 @@ func newAppliance(ctx context.Context, cfg *Config) (*Appliance, error) {
 	}
 	a := &Appliance{cfg: cfg, log: log, id: board.Identify(boardRoot), boardRoot: boardRoot,
 		live: map[string]*livePort{}, refreshc: make(chan struct{}, 1), path: cfg.ConfigPath, pid: pid}
-	a.prov = newProvisioning(cfg.DataDir, cfg.Trust, a.id, a.applyBundle)
+	a.prov = newProvisioning(cfg.DataDir, cfg.Trust, a.id, a.checkDevice, a.applyBundle)
 	if dir, ok := a.prov.Current(); ok && a.path == "" {
 		log.Info("running the configuration of the last bundle applied", "serial", a.prov.LastSerial(), "dir", dir)
 		a.path = dir
@@ -474,7 +480,7 @@ func (a *Appliance) Reload() error {
 	if err != nil {
 		return err
 	}
-	return a.applyConfig(a.path, set, "reload")
+	return a.applyWithDevice(context.Background(), a.path, set, "reload")
 }
 
 // applyConfig makes set, read from path ("" for the embedded default),

@@ -56,6 +56,7 @@ func ApplyBundleFile(ctx context.Context, cfg Config, file string) (Report, erro
 		}
 		a.reloadMu.Lock()
 		a.set, a.path = set, dir
+		a.showDevice(set, "") // the device applies them when it runs
 		a.reloadMu.Unlock()
 		staged = ports
 		return nil
@@ -63,6 +64,9 @@ func ApplyBundleFile(ctx context.Context, cfg Config, file string) (Report, erro
 	med := dirMedium(filepath.Dir(file))
 	res := a.installFrom(ctx, med, filepath.Base(file))
 	rep := Report{Device: a.id, Result: res, Status: a.stagedStatus(staged), Running: a.running()}
+	a.mu.Lock()
+	rep.Status.Device = a.deviceStatus
+	a.mu.Unlock()
 	err = a.writeReport(med, &rep)
 	return rep, err
 }

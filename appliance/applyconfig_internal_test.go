@@ -118,7 +118,7 @@ func TestApplyConfigOnePath(t *testing.T) {
 		wantPath string
 	}{
 		{"reload", a.Reload, confA},
-		{"bundle", func() error { return a.applyBundle(confB) }, confB},
+		{"bundle", func() error { return a.applyBundle(t.Context(), confB) }, confB},
 		{"certificate", func() error { a.refresh(); return nil }, confB},
 		{"reload after bundle", a.Reload, confB},
 	}

@@ -54,10 +54,12 @@ type Report struct {
 }
 
 // newProvisioning opens the provisioning store. The configuration a
-// bundle brings is validated like -config and applied through the same
-// live reload; a bundle whose configuration cannot come up (a port that
-// cannot bind) is rolled back.
-func newProvisioning(dataDir string, trust []ed25519.PublicKey, id board.Identity, applyDir func(dir string) error) *apply.Store {
+// bundle brings is validated like -config, then by check (what the board
+// can carry out), and applied through the same live reload; a bundle
+// whose configuration cannot come up (a port that cannot bind, a static
+// address that loses its gateway) is rolled back.
+func newProvisioning(dataDir string, trust []ed25519.PublicKey, id board.Identity,
+	check func(*config.Set) error, applyDir func(ctx context.Context, dir string) error) *apply.Store {
 	return &apply.Store{
 		Dir:    filepath.Join(dataDir, ProvisioningDir),
 		Trust:  trust,
@@ -67,23 +69,26 @@ func newProvisioning(dataDir string, trust []ed25519.PublicKey, id board.Identit
 			if err != nil {
 				return err
 			}
-			return set.Validate()
+			if err := set.Validate(); err != nil {
+				return err
+			}
+			return check(set)
 		},
-		Apply: func(ctx context.Context, dir string) error { return applyDir(dir) },
+		Apply: applyDir,
 	}
 }
 
 // applyBundle makes the configuration of a bundle, in dir, the running
-// one; from then on Reload (SIGHUP) re-reads dir. Config.ConfigPath
-// stays as the caller gave it.
-func (a *Appliance) applyBundle(dir string) error {
+// one, Device settings included; from then on Reload (SIGHUP) re-reads
+// dir. Config.ConfigPath stays as the caller gave it.
+func (a *Appliance) applyBundle(ctx context.Context, dir string) error {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
 	set, err := loadConfig(dir, a.log)
 	if err != nil {
 		return err
 	}
-	return a.applyConfig(dir, set, "bundle")
+	return a.applyWithDevice(ctx, dir, set, "bundle")
 }
 
 // Install applies a bundle (read whole from data) and returns the result,
@@ -173,6 +178,8 @@ func (a *Appliance) fromStick(ctx context.Context, m usb.Mounter, d usb.Device, 
 	} else {
 		status.Show(ctx, led.Failure)
 	}
+	// A Device resource may have changed the host name since the start.
+	id.Hostname = board.Identify(a.boardRoot).Hostname
 	if err := a.writeReport(med, &Report{Device: id, Result: res, Status: a.Status(), Running: a.running()}); err != nil {
 		log.Warn("report not written to the stick", "err", err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"edgebroker/appliance/config"
 	"edgebroker/board"
+	"edgebroker/board/netconf"
 	"edgebroker/broker"
 	"edgebroker/provisioning/apply"
 )
@@ -73,6 +74,11 @@ type Appliance struct {
 	// usb describes the -usb watcher while it runs ("" without one): set
 	// and cleared by watchUSB; guarded by mu.
 	usb string
+	// device are the Device settings applied last (zero: the image's);
+	// guarded by reloadMu. deviceStatus is what Status shows of the
+	// running configuration's Device; guarded by mu.
+	device       netconf.Settings
+	deviceStatus *DeviceStatus
 }
 
 // StatusAddr returns the bound address of the status endpoint, or nil.
@@ -95,6 +101,8 @@ type Status struct {
 	Provisioning Provisioning     `json:"provisioning"`
 	Journal      JournalStatus    `json:"journal"`
 	Dataflows    []DataflowStatus `json:"dataflows"`
+	// Device is the Device resource's settings; nil without one.
+	Device *DeviceStatus `json:"device,omitempty"`
 }
 
 // DataflowStatus is one running Dataflow.
@@ -218,6 +226,7 @@ func (a *Appliance) Status() Status {
 	st := a.status
 	st.Ports = slices.Concat(st.Ports, a.listen)
 	st.Provisioning.USB = a.usb
+	st.Device = a.deviceStatus
 	a.mu.Unlock()
 	for i, p := range st.Ports {
 		if p.TLS != nil && p.TLS.Mode == "Automatic" {
@@ -310,7 +319,8 @@ func (s Status) Port(listener string, port int) (PortStatus, bool) {
 	return PortStatus{}, false
 }
 
-// String returns one line per port, then one per certificate.
+// String returns one line per port, then one per certificate, then the
+// device's settings.
 func (s Status) String() string {
 	var b strings.Builder
 	for _, p := range s.Ports {
@@ -340,6 +350,9 @@ func (s Status) String() string {
 			b.WriteString(", last error: " + c.LastError)
 		}
 		b.WriteByte('\n')
+	}
+	if s.Device != nil {
+		b.WriteString(s.Device.String() + "\n")
 	}
 	return b.String()
 }

@@ -3,7 +3,9 @@
 // MQTT broker (BrokerListener, BrokerAuthentication, BrokerAuthorization,
 // Broker) and its dataflows (DataflowEndpoint, Dataflow: see Set.Flows), of
 // cert-manager (Issuer, ClusterIssuer, Certificate) and of Kubernetes
-// (Secret, ConfigMap), so AIO users apply the manifests they already have.
+// (Secret, ConfigMap), so AIO users apply the manifests they already have,
+// plus the appliance's own kind in group appliance.edgebroker.dev (Device:
+// host name, addressing, NTP, Wi-Fi).
 //
 // Load and LoadPath read files, Parse reads one file's documents; all
 // three are strict (unknown kinds, apiVersions and fields are errors) but

@@ -46,6 +46,7 @@ var kinds = map[string]kindInfo{
 	"Certificate":      {[]string{APIVersionCertManager}, func() Resource { return new(Certificate) }, nil},
 	"Secret":           {[]string{APIVersionCore}, func() Resource { return new(Secret) }, nil},
 	"ConfigMap":        {[]string{APIVersionCore}, func() Resource { return new(ConfigMap) }, nil},
+	"Device":           {[]string{APIVersionAppliance}, func() Resource { return new(Device) }, nil},
 }
 
 // ignoredMeta are metadata fields the API server sets; a manifest exported

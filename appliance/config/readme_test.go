@@ -119,3 +119,34 @@ func TestReadmeUpstreamRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeDeviceExample: README's Device example validates, means what
+// its comments say, and the error README quotes is the one a bad address
+// in it gets.
+func TestReadmeDeviceExample(t *testing.T) {
+	block := testenv.ReadmeBlock(t, "\n### Device settings\n", "```yaml")
+	rs, err := Parse("device.yaml", []byte(block))
+	if err != nil {
+		t.Fatalf("README's Device example:\n%v", err)
+	}
+	var s Set
+	s.Add(rs...)
+	if err := s.Validate(); err != nil {
+		t.Fatalf("README's Device example:\n%v", err)
+	}
+	d := s.Device()
+	if d == nil || d.Spec.Hostname != "gw-hall-3" || d.Spec.Interfaces[0].Addressing != AddressingStatic || s.WiFiPassphrase() != "correct horse battery staple" {
+		t.Errorf("README's Device: %+v", d)
+	}
+	bad := strings.Replace(block, "192.168.10.20/24", "10.0.0.300/24", 1)
+	rs, _ = Parse("device.yaml", []byte(bad))
+	var s2 Set
+	s2.Add(rs...)
+	want := `device.yaml:10: Device/site: spec.interfaces[0].address: "10.0.0.300/24" is not an IP prefix`
+	if err := s2.Validate(); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("bad address: %v, want %s", err, want)
+	}
+	if !strings.Contains(testenv.Readme(t), "`"+want+"`") {
+		t.Errorf("README does not quote %s", want)
+	}
+}

@@ -13,6 +13,7 @@ const (
 	APIVersionConnectivity     = "connectivity.iotoperations.azure.com/v1"
 	APIVersionConnectivityBeta = "connectivity.iotoperations.azure.com/v1beta1"
 	APIVersionCore             = "v1"
+	// APIVersionAppliance (device.go) serves the appliance's own kinds.
 )
 
 // Object is what every resource has: type and metadata. It also remembers
@@ -52,7 +53,7 @@ type source struct {
 // Resource is one configuration document: *BrokerListener,
 // *BrokerAuthentication, *BrokerAuthorization, *Broker,
 // *DataflowEndpoint, *Dataflow, *Secret, *ConfigMap, *Issuer (Issuer and
-// ClusterIssuer) or *Certificate.
+// ClusterIssuer), *Certificate or *Device.
 type Resource interface {
 	// Ref returns "Kind/name".
 	Ref() string
@@ -69,6 +70,11 @@ func (o *Object) Ref() string { return o.Kind + "/" + o.Metadata.Name }
 
 // Position returns the file and line of the resource's metadata.name.
 func (o *Object) Position() (string, int) { return o.src.file, o.line("metadata.name") }
+
+// FieldPosition returns the file and line of the field at path
+// ("spec.interfaces[0].name"), or of its nearest parent: for errors found
+// outside this package about a loaded resource.
+func (o *Object) FieldPosition(path string) (string, int) { return o.src.file, o.line(path) }
 
 func (o *Object) object() *Object { return o }
 
@@ -114,6 +120,8 @@ type Set struct {
 	Certificates      []*Certificate
 	Secrets           []*Secret
 	ConfigMaps        []*ConfigMap
+	// Devices holds the device's own settings (at most one).
+	Devices []*Device
 }
 
 // Add appends resources to their kind's group.
@@ -140,6 +148,8 @@ func (s *Set) Add(rs ...Resource) {
 			s.Secrets = append(s.Secrets, r)
 		case *ConfigMap:
 			s.ConfigMaps = append(s.ConfigMaps, r)
+		case *Device:
+			s.Devices = append(s.Devices, r)
 		}
 	}
 }
@@ -156,7 +166,8 @@ func (s *Set) All() []Resource {
 	out = appendAll(out, s.Issuers)
 	out = appendAll(out, s.Certificates)
 	out = appendAll(out, s.Secrets)
-	return appendAll(out, s.ConfigMaps)
+	out = appendAll(out, s.ConfigMaps)
+	return appendAll(out, s.Devices)
 }
 
 func appendAll[T Resource](out []Resource, rs []T) []Resource {

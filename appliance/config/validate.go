@@ -42,6 +42,10 @@ func (s *Set) Validate() error {
 		rp.add(s.Brokers[1], "metadata.name", "only one Broker resource is allowed; %s is already defined%s",
 			s.Brokers[0].Ref(), where(s.Brokers[0]))
 	}
+	if len(s.Devices) > 1 {
+		rp.add(s.Devices[1], "metadata.name", "only one Device resource is allowed; %s is already defined%s",
+			s.Devices[0].Ref(), where(s.Devices[0]))
+	}
 	return rp.err()
 }
 

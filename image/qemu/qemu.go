@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -35,6 +36,11 @@ type Options struct {
 	// Forward maps guest TCP ports to host ports on 127.0.0.1; a host port
 	// of 0 picks a free one (see VM.Ports).
 	Forward map[int]int
+	// ForwardTo maps guest address:port pairs ("10.0.2.20:1883") to host
+	// ports on 127.0.0.1 the same way (see VM.AddrPorts): Forward reaches
+	// the address QEMU's DHCP server hands out (10.0.2.15), ForwardTo any
+	// address the guest sets itself.
+	ForwardTo map[string]int
 	// USBStick, when set, is a raw image attached as a USB mass-storage
 	// stick on an xHCI controller.
 	USBStick string
@@ -51,9 +57,10 @@ type Options struct {
 
 // VM is a running QEMU.
 type VM struct {
-	Ports map[int]int // guest port → host port on 127.0.0.1
-	Log   string      // serial console log
-	Args  []string    // the command line that was run
+	Ports     map[int]int    // guest port → host port on 127.0.0.1
+	AddrPorts map[string]int // guest address:port → host port on 127.0.0.1
+	Log       string         // serial console log
+	Args      []string       // the command line that was run
 
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -83,7 +90,7 @@ func Start(ctx context.Context, o Options) (*VM, error) {
 	if err != nil {
 		return nil, err
 	}
-	vm := &VM{Ports: map[int]int{}, Log: o.Log, done: make(chan struct{}), tmp: tmp}
+	vm := &VM{Ports: map[int]int{}, AddrPorts: map[string]int{}, Log: o.Log, done: make(chan struct{}), tmp: tmp}
 	fail := func(err error) (*VM, error) {
 		os.RemoveAll(tmp)
 		return nil, err
@@ -102,6 +109,19 @@ func Start(ctx context.Context, o Options) (*VM, error) {
 		}
 		vm.Ports[guest] = host
 		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", host, guest)
+	}
+	for _, guest := range slices.Sorted(maps.Keys(o.ForwardTo)) {
+		if _, _, err := net.SplitHostPort(guest); err != nil {
+			return fail(fmt.Errorf("qemu: ForwardTo %q: %w", guest, err))
+		}
+		host := o.ForwardTo[guest]
+		if host == 0 {
+			if host, err = freePort(); err != nil {
+				return fail(err)
+			}
+		}
+		vm.AddrPorts[guest] = host
+		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-%s", host, guest)
 	}
 	args := []string{
 		"--signal=TERM", "--kill-after=10", strconv.Itoa(int(o.Timeout.Seconds())),
@@ -152,6 +172,12 @@ func (vm *VM) PowerCut() {
 
 // Addr is the host address forwarded to guest port p.
 func (vm *VM) Addr(p int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(vm.Ports[p])) }
+
+// AddrTo is the host address forwarded to guest address:port guest
+// (Options.ForwardTo).
+func (vm *VM) AddrTo(guest string) string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(vm.AddrPorts[guest]))
+}
 
 // PID is the process ID of timeout(1), QEMU's parent.
 func (vm *VM) PID() int { return vm.cmd.Process.Pid }

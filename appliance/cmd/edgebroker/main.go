@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"edgebroker/appliance"
+	"edgebroker/board/netconf"
 	"edgebroker/provisioning/bundle"
 )
 
@@ -105,6 +106,11 @@ func main() {
 		os.Exit(applyBundleFile(cfg, *applyBundle))
 	}
 
+	if defaultDataDir(gokrazyInit) != "" {
+		// On gokrazy a Device resource's settings are applied with
+		// gokrazy's own programs; on a host they are only shown.
+		cfg.Device = &appliance.DeviceConfig{Applier: &netconf.Gokrazy{Dir: "/tmp/edgebroker-device", Log: cfg.Logger}}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	hup := make(chan os.Signal, 1)

@@ -1,0 +1,251 @@
+package netconf
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// Paths of gokrazy's programs in the image, and the interface the
+// supervised DHCP client serves (its -interface default; the image passes
+// none).
+const (
+	DHCPInterface = "eth0"
+	DHCPService   = "/gokrazy/dhcp" // gokrazy installs its helpers under /gokrazy
+	WiFiService   = "/user/wifi"    // github.com/gokrazy/wifi, when the image has it
+)
+
+// Gokrazy applies settings on a gokrazy image with gokrazy's own
+// mechanisms:
+//
+//   - host name: gokrazy sets it from /etc/hostname at boot, and the root
+//     file system is read-only, so Gokrazy sets the kernel's (sethostname)
+//     and restarts gokrazy's DHCP client, which sends the name it finds
+//     at start. An empty host name restores /etc/hostname's.
+//   - static address: gokrazy's DHCP client applies a static
+//     configuration (a JSON lease) given by -static_network_config and
+//     exits. Gokrazy writes the lease into Dir, stops the supervised DHCP
+//     client through gokrazy's web interface and runs /gokrazy/dhcp with the
+//     lease; back to DHCP it restarts the supervised client.
+//   - Wi-Fi: github.com/gokrazy/wifi reads /perm/wifi.json ({"ssid",
+//     "psk"}); Gokrazy writes it and restarts /user/wifi if the image
+//     has it. Settings without Wi-Fi leave the file alone (an operator
+//     may have put it there, as gokrazy's documentation says), unless
+//     they take back one this Gokrazy wrote.
+//   - NTP servers are not applied: gokrazy's ntp takes them from its
+//     command line, which the image fixes. They are validated and shown.
+//
+// Calls must not overlap (Guard's callers serialise them).
+type Gokrazy struct {
+	Root     string       // where /etc and /user are; "" means "/"
+	Perm     string       // gokrazy's /perm ("" means "/perm"): wifi.json
+	Dir      string       // where the static leases are written; required
+	Services Services     // nil: GokrazyAPI{}
+	Log      *slog.Logger // nil: slog.Default()
+
+	// Run runs a program and waits for it; nil: os/exec. SetHostname sets
+	// the kernel's host name; nil: sethostname(2). Tests replace both.
+	Run         func(ctx context.Context, name string, args ...string) error
+	SetHostname func(name string) error
+
+	// applied is the last settings applied; owned by the caller's
+	// serialisation, like every call.
+	applied     *Settings
+	stopped     bool // the supervised DHCP client is stopped by us
+	wifiWritten bool // this Gokrazy wrote /perm/wifi.json
+	ntpShown    bool // the NTP message was logged
+}
+
+// Apply makes s the device's settings (see Gokrazy).
+func (g *Gokrazy) Apply(ctx context.Context, s Settings) error {
+	var errs []error
+	hostChanged := g.applied == nil || g.applied.Hostname != s.Hostname
+	if hostChanged {
+		errs = append(errs, g.setHostname(s.Hostname))
+	}
+	static := false // the supervised client's interface is static
+	for _, in := range s.Interfaces {
+		if in.Static() {
+			static = static || in.Name == DHCPInterface
+			errs = append(errs, g.applyStatic(ctx, in))
+		}
+	}
+	switch {
+	case !static && g.stopped:
+		// Back to DHCP (the supervised client sends the current host name).
+		err := g.services().Restart(ctx, DHCPService)
+		if err == nil {
+			g.stopped = false
+		}
+		errs = append(errs, err)
+	case !static && hostChanged && (g.applied != nil || s.Hostname != ""):
+		errs = append(errs, g.services().Restart(ctx, DHCPService))
+	}
+	if (s.WiFi != nil || g.wifiWritten) && (g.applied == nil || !wifiEqual(g.applied.WiFi, s.WiFi)) {
+		errs = append(errs, g.applyWiFi(ctx, s.WiFi))
+	}
+	if len(s.NTPServers) > 0 && !g.ntpShown {
+		g.log().Info("device settings: NTP servers are shown, not applied: gokrazy's ntp takes its servers from its command line, fixed in the image", "servers", strings.Join(s.NTPServers, " "))
+		g.ntpShown = true
+	}
+	g.applied = &s
+	return errors.Join(errs...)
+}
+
+func (g *Gokrazy) setHostname(name string) error {
+	if name == "" {
+		b, err := os.ReadFile(filepath.Join(g.root(), "etc", "hostname"))
+		if err != nil {
+			return fmt.Errorf("netconf: the image's host name: %w", err)
+		}
+		name = strings.TrimSpace(string(b))
+	}
+	set := g.SetHostname
+	if set == nil {
+		set = sethostname
+	}
+	if err := set(name); err != nil {
+		return fmt.Errorf("netconf: host name %q: %w", name, err)
+	}
+	return nil
+}
+
+// lease is the JSON gokrazy's DHCP client reads with
+// -static_network_config (github.com/rtr7/dhcp4's Lease: the same field
+// names and types, so the same encoding).
+type lease struct {
+	IP      net.IP
+	Netmask net.IPMask
+	Router  net.IP   `json:",omitempty"`
+	DNS     []net.IP `json:",omitempty"`
+}
+
+func leaseOf(in Interface) lease {
+	l := lease{
+		IP:      net.IP(in.Address.Addr().AsSlice()),
+		Netmask: net.CIDRMask(in.Address.Bits(), 32),
+	}
+	if in.Gateway.IsValid() {
+		l.Router = net.IP(in.Gateway.AsSlice())
+	}
+	for _, d := range in.DNS {
+		l.DNS = append(l.DNS, net.IP(d.AsSlice()))
+	}
+	return l
+}
+
+func (g *Gokrazy) applyStatic(ctx context.Context, in Interface) error {
+	if g.Dir == "" {
+		return errors.New("netconf: Gokrazy.Dir is empty")
+	}
+	b, err := json.Marshal(leaseOf(in))
+	if err != nil {
+		return fmt.Errorf("netconf: %w", err)
+	}
+	if err := os.MkdirAll(g.Dir, 0o700); err != nil {
+		return fmt.Errorf("netconf: %w", err)
+	}
+	file := filepath.Join(g.Dir, in.Name+".json")
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		return fmt.Errorf("netconf: %w", err)
+	}
+	if in.Name == DHCPInterface && !g.stopped {
+		if err := g.services().Stop(ctx, DHCPService); err != nil && !errors.Is(err, ErrNoService) {
+			return err
+		}
+		g.stopped = true
+	}
+	dhcp := filepath.Join(g.root(), strings.TrimPrefix(DHCPService, "/"))
+	err = g.run(ctx, dhcp, "-interface", in.Name, "-static_network_config", file)
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() == 125 { // applied; "do not restart me"
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("netconf: %s: %s -static_network_config: %w", in.Name, DHCPService, err)
+	}
+	return nil
+}
+
+// wifiJSON is /perm/wifi.json as github.com/gokrazy/wifi reads it.
+type wifiJSON struct {
+	SSID string `json:"ssid"`
+	PSK  string `json:"psk,omitempty"`
+}
+
+func (g *Gokrazy) applyWiFi(ctx context.Context, w *WiFi) error {
+	file := filepath.Join(g.perm(), "wifi.json")
+	if w == nil {
+		if err := os.Remove(file); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("netconf: %w", err)
+		}
+		g.wifiWritten = false
+	} else {
+		b, _ := json.Marshal(wifiJSON{SSID: w.SSID, PSK: w.Passphrase})
+		if err := os.WriteFile(file, b, 0o600); err != nil {
+			return fmt.Errorf("netconf: %w", err)
+		}
+		g.wifiWritten = true
+	}
+	err := g.services().Restart(ctx, WiFiService)
+	if errors.Is(err, ErrNoService) {
+		if w != nil {
+			g.log().Warn("device settings: Wi-Fi written to " + file + ", but the image has no " + WiFiService + " (github.com/gokrazy/wifi) to join it")
+		}
+		return nil
+	}
+	return err
+}
+
+func wifiEqual(a, b *WiFi) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+func (g *Gokrazy) root() string {
+	if g.Root == "" {
+		return "/"
+	}
+	return g.Root
+}
+
+func (g *Gokrazy) perm() string {
+	if g.Perm == "" {
+		return "/perm"
+	}
+	return g.Perm
+}
+
+func (g *Gokrazy) services() Services {
+	if g.Services == nil {
+		return GokrazyAPI{}
+	}
+	return g.Services
+}
+
+func (g *Gokrazy) log() *slog.Logger {
+	if g.Log == nil {
+		return slog.Default()
+	}
+	return g.Log
+}
+
+func (g *Gokrazy) run(ctx context.Context, name string, args ...string) error {
+	if g.Run != nil {
+		return g.Run(ctx, name, args...)
+	}
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil && len(out) > 0 {
+		g.log().Warn("device settings: "+name, "output", strings.TrimSpace(string(out)))
+	}
+	return err
+}
