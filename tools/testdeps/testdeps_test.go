@@ -35,6 +35,7 @@ var toolPackage = map[string]string{
 	"mksquashfs":       "squashfs-tools",
 	"unsquashfs":       "squashfs-tools",
 	"openssl":          "openssl",
+	"ip":               "iproute2",
 	"chromium":         "chromium",
 	"stdbuf":           essential,
 	"timeout":          essential,
