@@ -23,6 +23,12 @@ type scratch struct {
 	// sequence number the acknowledgement waits for (0: none).
 	diskFull int
 	jseq     uint64
+	// direct, when set, is where writePublish lists the plain TCP
+	// connections it made the scratch's goroutine the writer of (their
+	// writer was parked): that goroutine writes them once it holds no
+	// lock (conn.flushDirect) instead of a writer goroutine being woken
+	// for each delivery. Set by a reader for its handling values.
+	direct *[]*conn
 }
 
 // handling is what a reader needs only while it handles packets: the
@@ -39,6 +45,7 @@ type handling struct {
 func (c *conn) handling() *handling {
 	if c.hs == nil {
 		c.hs = c.srv.handlings.Get().(*handling)
+		c.hs.sc.direct = &c.directq
 	}
 	return c.hs
 }
@@ -48,6 +55,7 @@ func (c *conn) handling() *handling {
 func (c *conn) releaseHandling() {
 	if h := c.hs; h != nil {
 		h.in.Topic, h.in.Payload = nil, nil // do not keep a read buffer reachable
+		h.sc.direct = nil
 		c.hs = nil
 		c.srv.handlings.Put(h)
 	}
@@ -87,6 +95,15 @@ type conn struct {
 
 	out outbox // the write side; its mutex guards itself and the fields above that say so
 
+	// writeNow's arguments and results (reply.go); owned by the writer
+	// (outbox.writing), whichever goroutine that is.
+	wnow struct {
+		fn  func(fd uintptr) bool // c.rawWrite, bound on first use
+		b   []byte
+		n   int
+		err error
+	}
+
 	acks ackQueue // acknowledgements waiting for the journal; its mutex guards it (durable.go)
 }
 
@@ -119,7 +136,8 @@ type reader struct {
 	rw, rn int                   // rawRead's offset into rbuf and result
 	rerr   error                 // rawRead's error
 
-	replyPending bool // the reader appended replies to send (reply.go)
+	replyPending bool    // the reader appended replies to send (reply.go)
+	directq      []*conn // connections whose deliveries this reader writes (scratch.direct)
 
 	// TLS on a TCP socket (tlssock.go): the socket under crypto/tls.
 	tsock   *tlsSock // set by newConn, then read-only
@@ -179,6 +197,7 @@ var errRestack = errors.New("broker: continue on a fresh stack")
 func (c *conn) readLoop() {
 	for {
 		err := c.read()
+		c.flushDirect() // deliveries of a batch an error cut short
 		switch err {
 		case errRestack:
 			go c.readLoop()
@@ -263,6 +282,7 @@ func (c *conn) read() error {
 			r = 0
 		}
 		c.flushReplies()
+		c.flushDirect()
 		if r == w && c.restack {
 			c.restack = false
 			if c.canPark() {

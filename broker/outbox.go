@@ -262,6 +262,26 @@ func (o *outbox) takeReplies() ([]byte, bool) {
 	return buf, true
 }
 
+// takeClaimed hands what waits to a goroutine that made itself the writer
+// (conn.signalVia). false: the connection is closing, and the caller
+// starts a writer goroutine to finish it. An empty buffer (nothing waits)
+// releases the writer role at once.
+func (o *outbox) takeClaimed() ([]byte, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closing {
+		return nil, false
+	}
+	buf := o.buf
+	if len(buf) == 0 {
+		o.writing.Store(false)
+		return nil, true
+	}
+	o.buf = nil
+	o.releaseLocked()
+	return buf, true
+}
+
 // repliesWritten takes back buf, of which the reader wrote n bytes with
 // err. true: everything is written and nothing else waits; the reader is
 // no longer the writer. false: what is left waits again (in order), and

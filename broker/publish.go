@@ -475,7 +475,7 @@ func (c *conn) writePublish(d *delivery, pid uint16, dup bool, sc *scratch, now 
 		c.forgetAlias(p)
 		return bufferFull
 	}
-	c.signal()
+	c.signalVia(sc)
 	c.srv.Stats.MessagesSent.Add(1)
 	return written
 }

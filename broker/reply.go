@@ -70,31 +70,94 @@ func (c *conn) flushReplies() {
 }
 
 // writeNow writes b to the socket without waiting: it returns what the
-// socket took.
+// socket took. Only the writer (outbox.writing) calls it.
 func (c *conn) writeNow(b []byte) (int, error) {
-	n := 0
-	var werr error
-	err := c.raw.Write(func(fd uintptr) bool {
-		for n < len(b) {
-			k, err := unix.Write(int(fd), b[n:])
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil {
-				if err != unix.EAGAIN {
-					werr = os.NewSyscallError("write", err)
-				}
-				break
-			}
-			n += k
-		}
-		return true // never wait
-	})
+	w := &c.wnow
+	if w.fn == nil {
+		w.fn = c.rawWrite // bound once: a closure per call would allocate
+	}
+	w.b, w.n, w.err = b, 0, nil
+	err := c.raw.Write(w.fn)
+	n, werr := w.n, w.err
+	w.b, w.err = nil, nil
 	if werr == nil {
 		werr = err
 	}
 	return n, werr
 }
 
+// rawWrite is writeNow's syscall.RawConn callback.
+func (c *conn) rawWrite(fd uintptr) bool {
+	w := &c.wnow
+	for w.n < len(w.b) {
+		k, err := unix.Write(int(fd), w.b[w.n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			if err != unix.EAGAIN {
+				w.err = os.NewSyscallError("write", err)
+			}
+			break
+		}
+		w.n += k
+	}
+	return true // never wait
+}
+
 // noDeadline clears a write deadline.
 var noDeadline time.Time
+
+// signalVia is signal for a delivery appended by the goroutine that owns
+// sc. When that goroutine writes deliveries itself (sc.direct) and the
+// connection is plain TCP with its writer parked, it becomes the writer
+// and lists the connection for flushDirect: at a few thousand messages a
+// second a delivery then costs one non-blocking write on the publisher's
+// goroutine instead of waking another goroutine (a context switch) for
+// each message. A busy connection keeps its writer goroutine, which
+// batches what publishers append meanwhile.
+func (c *conn) signalVia(sc *scratch) {
+	if sc.direct != nil && c.raw != nil && !c.out.writing.Load() && c.out.claim() {
+		*sc.direct = append(*sc.direct, c)
+		return
+	}
+	c.signal()
+}
+
+// flushDirect writes the deliveries to the connections the reader became
+// the writer of (signalVia), each with one non-blocking write; what a
+// socket does not take, or what others appended meanwhile, goes to a
+// writer goroutine.
+func (c *conn) flushDirect() {
+	q := c.directq
+	if len(q) == 0 {
+		return
+	}
+	for i, d := range q {
+		q[i] = nil
+		d.writeDirect()
+	}
+	c.directq = q[:0]
+}
+
+// writeDirect writes what waits for c, whose writer the caller is
+// (signalVia claimed it), without waiting for the socket.
+func (c *conn) writeDirect() {
+	buf, ok := c.out.takeClaimed()
+	if !ok {
+		go c.writeLoop() // closing: the writer goroutine finishes the close
+		return
+	}
+	if len(buf) == 0 {
+		return // released (takeClaimed)
+	}
+	n, err := c.writeNow(buf)
+	c.srv.Stats.BytesSent.Add(uint64(n))
+	if !c.out.repliesWritten(buf, n, err) {
+		go c.writeLoop() // writing stays set: it is the writer now
+		return
+	}
+	if sess := c.attached(); sess != nil {
+		sess.refill(c) // as the writer does after a write
+	}
+}
