@@ -41,6 +41,10 @@ type issuers struct {
 	// http01 binds the http-01 port the first time an ACME issuer needs
 	// it; nil when the appliance serves none.
 	http01 func() error
+	// keep are certificates the appliance manages besides the
+	// configuration's (the status endpoint's): never pruned. Set at
+	// construction; read-only.
+	keep []string
 	// wg counts the http-01 port's goroutines, which end with the
 	// context acmeHTTP01 was given; Run waits for them.
 	wg sync.WaitGroup
@@ -269,6 +273,7 @@ func (iss *issuers) automaticTLS(set *config.Set, p *port, cs *config.CertManage
 	if ca, err := os.ReadFile(filepath.Join(m.SecretDir(secret), "ca.crt")); err == nil {
 		p.caPEM = ca
 	}
+	p.deviceCA = is
 	return ""
 }
 
@@ -276,6 +281,9 @@ func (iss *issuers) automaticTLS(set *config.Set, p *port, cs *config.CertManage
 // (their files stay, so a configuration that comes back reuses them).
 func (iss *issuers) prune(set *config.Set, ports []*port) {
 	keep := map[string]bool{}
+	for _, name := range iss.keep {
+		keep[name] = true
+	}
 	for _, c := range set.Certificates {
 		keep[c.Spec.SecretName] = true
 	}

@@ -70,6 +70,10 @@ type Appliance struct {
 	// usb describes the -usb watcher while it runs ("" without one): set
 	// and cleared by watchUSB; guarded by mu.
 	usb string
+
+	// uploading is held by the one POST /bundle being read and applied;
+	// a second upload meanwhile is refused (409), not queued.
+	uploading atomic.Bool
 }
 
 // StatusAddr returns the bound address of the status endpoint, or nil.
