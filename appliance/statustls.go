@@ -1,8 +1,14 @@
 package appliance
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
 
 	"edgebroker/provisioning/certs"
 )
@@ -42,7 +48,45 @@ func (a *Appliance) ensureStatusCert(ports []*port) {
 }
 
 // statusTLS is the status endpoint's tls.Config (Config.StatusTLS): the
-// appliance's server policy and the certificate ensureStatusCert keeps.
+// appliance's server policy and the certificate ensureStatusCert keeps,
+// presented with its CA (statusChain).
 func (a *Appliance) statusTLS() *tls.Config {
-	return serverPolicy(&tls.Config{GetCertificate: a.iss.m.Holder(StatusCertSecret).GetCertificate})
+	sc := &statusChain{holder: a.iss.m.Holder(StatusCertSecret), caFile: filepath.Join(a.iss.m.SecretDir(StatusCertSecret), "ca.crt")}
+	return serverPolicy(&tls.Config{GetCertificate: sc.get})
+}
+
+// statusChain presents the status endpoint's certificate followed by the
+// CA certificates that issued it (the Secret's ca.crt), so that a client
+// can pin the CA (edgebundle push -pin), which outlives the leaf's
+// renewals, and check that the leaf chains to it.
+type statusChain struct {
+	holder *certs.Holder // the Manager's; read-only
+	caFile string        // the Secret's ca.crt; read-only
+	// last is the holder's certificate seen last and its chain with the
+	// CA; rebuilt when a renewal swaps the holder's.
+	last atomic.Pointer[[2]*tls.Certificate]
+}
+
+func (s *statusChain) get(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	c, err := s.holder.GetCertificate(hello)
+	if err != nil {
+		return nil, err
+	}
+	if l := s.last.Load(); l != nil && l[0] == c {
+		return l[1], nil
+	}
+	full := *c
+	full.Certificate = slices.Clone(c.Certificate)
+	rest, _ := os.ReadFile(s.caFile)
+	for {
+		var blk *pem.Block
+		if blk, rest = pem.Decode(rest); blk == nil {
+			break
+		}
+		if blk.Type == "CERTIFICATE" && !slices.ContainsFunc(full.Certificate, func(der []byte) bool { return bytes.Equal(der, blk.Bytes) }) {
+			full.Certificate = append(full.Certificate, blk.Bytes)
+		}
+	}
+	s.last.Store(&[2]*tls.Certificate{c, &full})
+	return &full, nil
 }

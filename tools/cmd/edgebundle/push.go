@@ -139,21 +139,41 @@ func pushTLS(caFile, pin string) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	// With a pin alone the chain and name are not checked: the pin is the
-	// check, done in VerifyConnection on every handshake.
+	// With a pin alone crypto/tls checks neither chain nor name:
+	// VerifyConnection does, on every handshake, with the pinned
+	// certificate as the only root.
 	tc.InsecureSkipVerify = caFile == ""
-	tc.VerifyConnection = func(cs tls.ConnectionState) error {
-		var seen []string
-		for _, cert := range cs.PeerCertificates {
-			sum := sha256.Sum256(cert.Raw)
-			if bytes.Equal(sum[:], want) {
-				return nil
-			}
-			seen = append(seen, hex.EncodeToString(sum[:]))
-		}
-		return fmt.Errorf("the gateway presents no certificate with SHA-256 %x (it presents %s)", want, strings.Join(seen, ", "))
-	}
+	tc.VerifyConnection = func(cs tls.ConnectionState) error { return verifyPin(cs.PeerCertificates, want) }
 	return tc, nil
+}
+
+// verifyPin accepts a gateway whose chain holds the certificate whose
+// SHA-256 is want: its own (the leaf), or a CA that the leaf chains to
+// (presenting a CA's certificate, which is public, proves nothing by
+// itself). The host name is not checked: the pin names the gateway.
+func verifyPin(chain []*x509.Certificate, want []byte) error {
+	var seen []string
+	for i, cert := range chain {
+		sum := sha256.Sum256(cert.Raw)
+		if !bytes.Equal(sum[:], want) {
+			seen = append(seen, hex.EncodeToString(sum[:]))
+			continue
+		}
+		if i == 0 {
+			return nil
+		}
+		roots, inter := x509.NewCertPool(), x509.NewCertPool()
+		roots.AddCert(cert)
+		for _, c := range chain[1:i] {
+			inter.AddCert(c)
+		}
+		_, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+		if err != nil {
+			return fmt.Errorf("the gateway's certificate does not chain to the pinned one (SHA-256 %x): %w", want, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("the gateway presents no certificate with SHA-256 %x (it presents %s)", want, strings.Join(seen, ", "))
 }
 
 // parsePin reads a SHA-256 fingerprint: 64 hex digits, colons allowed (as

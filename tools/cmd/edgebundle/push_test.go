@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"edgebroker/appliance"
+	"edgebroker/provisioning/bundle"
+	"edgebroker/provisioning/certs/certstest"
+)
+
+// startGateway runs an appliance in-process on data with the status
+// endpoint over TLS on loopback, trusting pub; it stops when the test
+// ends.
+func startGateway(t *testing.T, data string, pub ed25519.PublicKey) *appliance.Appliance {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan *appliance.Appliance, 1)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- appliance.Run(ctx, appliance.Config{
+			DataDir: data, Loopback: "off", PortMap: map[int]int{18883: 0}, BoardRoot: t.TempDir(),
+			Trust: []ed25519.PublicKey{pub}, StatusAddr: "127.0.0.1:0", StatusTLS: true,
+			Logger:  slog.New(slog.NewTextHandler(t.Output(), nil)),
+			Started: func(a *appliance.Appliance) { started <- a },
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	select {
+	case a := <-started:
+		return a
+	case err := <-errc:
+		errc <- err
+		t.Fatalf("Run: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the gateway did not start")
+	}
+	return nil
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestPush: edgebundle push uploads a bundle packed by edgebundle pack to
+// a gateway (in-process, status endpoint over TLS on loopback) and prints
+// its report: the gateway is authenticated by -cacert (its DATA/ca.crt)
+// or by -pin (the SHA-256 of its CA certificate, as openssl prints it),
+// never by nothing (the system's roots do not know the device's CA) and
+// never by a wrong pin; http:// is refused before anything is sent; a
+// bundle the gateway refuses (a replay) exits 1 with the reasons.
+func TestPush(t *testing.T) {
+	dir := t.TempDir()
+	keyName := filepath.Join(dir, "site")
+	expect(t, exitOK, "key id", "keygen", "-o", keyName)
+	pubPEM, err := os.ReadFile(keyName + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := bundle.ParsePublicKey(pubPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	gw := startGateway(t, data, pub)
+	url := "https://" + gw.StatusAddr().String()
+	// The CA as a client gets it before the first bundle (DATA/ca.crt, a
+	// stick's edgebroker-ca.crt); a bundle without Automatic TLS removes
+	// DATA/ca.crt, and the status endpoint keeps its certificate.
+	caPEM, err := os.ReadFile(filepath.Join(data, appliance.CAFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(dir, "ca.crt")
+	if err := os.WriteFile(caFile, caPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(caPEM)
+	sum := sha256.Sum256(blk.Bytes)
+	var pin []string
+	for _, b := range sum {
+		pin = append(pin, fmt.Sprintf("%02X", b))
+	}
+
+	pack := func(serial int) (string, int) {
+		port := freePort(t)
+		cfg := filepath.Join(dir, fmt.Sprintf("cfg%d", serial))
+		writeTree(t, cfg, map[string]string{"site.yaml": fmt.Sprintf(`apiVersion: mqttbroker.iotoperations.azure.com/v1
+kind: BrokerListener
+metadata: {name: site}
+spec:
+  serviceType: ClusterIp
+  ports:
+  - port: %d
+`, port)})
+		out := filepath.Join(dir, fmt.Sprintf("b%d.bundle", serial))
+		expect(t, exitOK, "wrote", "pack", "-key", keyName+".key", "-serial", fmt.Sprint(serial), "-o", out, cfg)
+		return out, port
+	}
+	b1, p1 := pack(1)
+
+	expect(t, exitUsage, "never sent in the clear", "push", "-cacert", caFile, "http://"+gw.StatusAddr().String(), b1)
+	expect(t, exitFail, "certificate signed by unknown authority", "push", url, b1)
+	expect(t, exitFail, "presents no certificate with SHA-256", "push", "-pin", strings.Repeat("ab", 32), url, b1)
+	if st := gw.Status().Provisioning; st.Serial != 0 || len(st.History) != 0 {
+		t.Fatalf("after pushes that must not connect: serial %d, history %+v", st.Serial, st.History)
+	}
+
+	out := expect(t, exitOK, "APPLIED: bundle serial 1", "push", "-cacert", caFile, url, b1)
+	if !strings.Contains(out, fmt.Sprintf("site/%d: serving", p1)) {
+		t.Errorf("report of bundle 1:\n%s", out)
+	}
+	out = expect(t, exitFail, "REJECTED: nothing was changed", "push", "-cacert", caFile, url, b1)
+	if !strings.Contains(out, "replayed serial: serial 1 is not above 1") || !strings.Contains(out, "the gateway did not apply the bundle: 422") {
+		t.Errorf("replayed bundle 1:\n%s", out)
+	}
+
+	b2, _ := pack(2)
+	out = expect(t, exitOK, `"applied": true`, "push", "-pin", strings.Join(pin, ":"), "-json", url, b2)
+	if !strings.Contains(out, `"serial": 2`) {
+		t.Errorf("JSON report of bundle 2:\n%s", out)
+	}
+	if s := gw.Status().Provisioning.Serial; s != 2 {
+		t.Errorf("serial %d, want 2", s)
+	}
+}
+
+// TestPushPinNeedsChain: a server presenting the pinned CA's certificate
+// (public: anyone can present it) after a leaf that CA did not issue is
+// refused before the bundle is sent; the same server with a leaf the CA
+// issued is accepted, and so is a pinned leaf.
+func TestPushPinNeedsChain(t *testing.T) {
+	ca := certstest.Root("device CA", certstest.EC256)
+	good := ca.Server("gw", nil, []net.IP{net.IPv4(127, 0, 0, 1)}, certstest.EC256)
+	evil := certstest.Root("evil", certstest.EC256).Server("gw", nil, []net.IP{net.IPv4(127, 0, 0, 1)}, certstest.EC256)
+	var received atomic.Int32
+	serve := func(leaf *certstest.Cert) string {
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			received.Add(1)
+			io.Copy(io.Discard, r.Body)
+			fmt.Fprintln(w, "APPLIED: test")
+		}))
+		srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{leaf.Cert.Raw, ca.Cert.Raw}, PrivateKey: leaf.Key}}}
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	file := filepath.Join(t.TempDir(), "b.bundle")
+	if err := os.WriteFile(file, []byte("bundle bytes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hash := func(c *certstest.Cert) string { s := sha256.Sum256(c.Cert.Raw); return hex.EncodeToString(s[:]) }
+
+	expect(t, exitFail, "does not chain to the pinned one", "push", "-pin", hash(ca), serve(evil), file)
+	if n := received.Load(); n != 0 {
+		t.Fatalf("%d requests reached the server with a foreign leaf", n)
+	}
+	expect(t, exitOK, "APPLIED: test", "push", "-pin", hash(ca), serve(good), file)
+	expect(t, exitOK, "APPLIED: test", "push", "-pin", hash(evil), serve(evil), file)
+}
