@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"edgebroker/broker/seclog"
@@ -35,6 +37,47 @@ const (
 	reasonNeedsTLS = "bundle uploads are accepted only over TLS (edgebroker -status-tls): a bundle carries the configuration's secrets"
 )
 
+// Uploads refused after being read are limited to uploadRefusals per
+// uploadRefusalWindow; more are answered 429, unread and unrecorded. Each
+// one costs a write of the provisioning history with an fsync (and up to
+// maxBundleFile bytes of memory): a LAN client looping bad uploads would
+// otherwise wear the flash and push the real attempts out of the
+// history.
+const (
+	uploadRefusals      = 10
+	uploadRefusalWindow = time.Minute
+)
+
+// refusals counts the uploads refused in the current window.
+type refusals struct {
+	mu    sync.Mutex
+	start time.Time // the window's start; guarded by mu
+	n     int       // refusals since start; guarded by mu
+}
+
+// wait says how long until another refusal may be recorded: 0 now.
+func (r *refusals) wait(now time.Time) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now.Sub(r.start) >= uploadRefusalWindow {
+		r.start, r.n = now, 0
+	}
+	if r.n < uploadRefusals {
+		return 0
+	}
+	return r.start.Add(uploadRefusalWindow).Sub(now)
+}
+
+// add counts a refusal.
+func (r *refusals) add(now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now.Sub(r.start) >= uploadRefusalWindow {
+		r.start, r.n = now, 0
+	}
+	r.n++
+}
+
 // postBundle is POST /bundle: a bundle uploaded over the LAN gets exactly
 // what a stick's gets. Its length is checked against maxBundleFile before
 // anything is read (Content-Length, then http.MaxBytesReader as it
@@ -45,7 +88,8 @@ const (
 // application/json and as text otherwise: 200 when the bundle was
 // applied, 4xx when it was refused (reasons as a stick's report words
 // them) and nothing changed but the history. One upload at a time:
-// another one meanwhile gets 409 without being read.
+// another one meanwhile gets 409 without being read; after
+// uploadRefusals refusals in uploadRefusalWindow, 429.
 func (a *Appliance) postBundle(w http.ResponseWriter, r *http.Request) {
 	if r.TLS == nil {
 		a.refuseUpload(w, r, http.StatusForbidden, reasonNeedsTLS)
@@ -56,6 +100,12 @@ func (a *Appliance) postBundle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer a.uploading.Store(false)
+	if d := a.refused.wait(time.Now()); d > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(d.Seconds())+1))
+		a.refuseUpload(w, r, http.StatusTooManyRequests, fmt.Sprintf("%d bundle uploads were refused in the last %v; try again in %v",
+			uploadRefusals, uploadRefusalWindow, d.Round(time.Second)))
+		return
+	}
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Now().Add(uploadReadTimeout))
 	rc.SetWriteDeadline(time.Now().Add(uploadWriteTimeout))
@@ -69,6 +119,7 @@ func (a *Appliance) postBundle(w http.ResponseWriter, r *http.Request) {
 	}
 	code := uploadCode(res)
 	if code != http.StatusOK {
+		a.refused.add(time.Now())
 		if a.srv.Security().Allow(seclog.BundleRefused) {
 			a.srv.Security().Log(seclog.BundleRefused, "appliance: bundle upload refused", "remote", r.RemoteAddr,
 				"serial", res.Serial, "key", res.KeyID, "status", code, "reasons", strings.Join(res.Reasons, "; "))

@@ -82,8 +82,8 @@ func (u *uploader) post(body []byte, chunked bool) (int, appliance.Report) {
 // unread, and chunked, cut at the limit) are refused with 4xx and the
 // reasons a stick with the same bytes gets, and nothing changes
 // (state.json, the serial, the running port); a second upload while one
-// is being read gets 409 unread; refusals are counted as security
-// events; the endpoint keeps its certificate after a bundle without
+// is being read gets 409 unread; after 10 refusals in a minute, 429
+// unread and unrecorded; refusals are counted as security events; the endpoint keeps its certificate after a bundle without
 // Automatic TLS replaced the default.
 func TestBundleUpload(t *testing.T) {
 	key, err := bundle.GenerateKey()
@@ -231,6 +231,44 @@ func TestBundleUpload(t *testing.T) {
 		t.Errorf("bundle 2's port %d does not answer", p2)
 	}
 
+	// Refusals are limited: 10 a minute (6 above), then 429 unread and
+	// unrecorded.
+	attempts := func() int { // history.json keeps 20; Status shows 10
+		b, err := os.ReadFile(filepath.Join(data, appliance.ProvisioningDir, "history.json"))
+		var h []json.RawMessage
+		if err == nil {
+			err = json.Unmarshal(b, &h)
+		}
+		if err != nil {
+			t.Fatalf("history.json: %v", err)
+		}
+		return len(h)
+	}
+	history := attempts()
+	for i := 0; ; i++ {
+		req, _ := http.NewRequest(http.MethodPost, up.base+"/bundle", strings.NewReader("not a bundle"))
+		resp, err := up.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusUnprocessableEntity {
+			if i >= 4 {
+				t.Fatalf("upload %d after 6 refusals: %s, want 429:\n%s", i+1, resp.Status, body)
+			}
+			continue
+		}
+		if resp.StatusCode != http.StatusTooManyRequests || i != 4 || resp.Header.Get("Retry-After") == "" ||
+			!strings.Contains(string(body), "10 bundle uploads were refused in the last 1m0s; try again in") {
+			t.Fatalf("upload %d after 6 refusals: %s, Retry-After %q:\n%s", i+1, resp.Status, resp.Header.Get("Retry-After"), body)
+		}
+		break
+	}
+	if h := attempts(); h != history+4 {
+		t.Errorf("history: %d attempts, want %d (the 429 is not recorded)", h, history+4)
+	}
+
 	// Every refusal is a security event.
 	resp, err = up.client.Get(up.base + "/metrics")
 	if err != nil {
@@ -238,7 +276,7 @@ func TestBundleUpload(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if want := `edgebroker_security_events_total{event="bundle_refused"} 7`; !strings.Contains(string(metrics), want) {
+	if want := `edgebroker_security_events_total{event="bundle_refused"} 12`; !strings.Contains(string(metrics), want) {
 		t.Errorf("metrics: no %s:\n%s", want, metrics)
 	}
 }

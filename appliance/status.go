@@ -74,6 +74,7 @@ type Appliance struct {
 	// uploading is held by the one POST /bundle being read and applied;
 	// a second upload meanwhile is refused (409), not queued.
 	uploading atomic.Bool
+	refused   refusals // uploads refused lately, for the 429 limit
 }
 
 // StatusAddr returns the bound address of the status endpoint, or nil.
