@@ -83,8 +83,9 @@ func (u *uploader) post(body []byte, chunked bool) (int, appliance.Report) {
 // reasons a stick with the same bytes gets, and nothing changes
 // (state.json, the serial, the running port); a second upload while one
 // is being read gets 409 unread; after 10 refusals in a minute, 429
-// unread and unrecorded; refusals are counted as security events; the endpoint keeps its certificate after a bundle without
-// Automatic TLS replaced the default.
+// unread and unrecorded; refusals are counted as security events; the
+// endpoint speaks HTTP/1 only, and keeps its certificate after a bundle
+// without Automatic TLS replaced the default.
 func TestBundleUpload(t *testing.T) {
 	key, err := bundle.GenerateKey()
 	if err != nil {
@@ -107,6 +108,19 @@ func TestBundleUpload(t *testing.T) {
 		if resp.StatusCode == http.StatusOK {
 			t.Errorf("plain HTTP on the TLS status endpoint: %s", resp.Status)
 		}
+	}
+
+	// HTTP/1 only: HTTP/2 would multiply the requests served at once past
+	// the endpoint's connection limit.
+	h2 := up.tls.Clone()
+	h2.NextProtos = []string{"h2", "http/1.1"}
+	if c, err := tls.Dial("tcp", a.StatusAddr().String(), h2); err != nil {
+		t.Fatalf("TLS to the status endpoint, trusting DATA/ca.crt: %v", err)
+	} else {
+		if p := c.ConnectionState().NegotiatedProtocol; p == "h2" {
+			t.Errorf("the status endpoint speaks HTTP/2")
+		}
+		c.Close()
 	}
 
 	// A good bundle applies.

@@ -75,7 +75,7 @@ func (c *cmd) push(args []string) error {
 		req.Header.Set("Accept", "application/json")
 	}
 	client := &http.Client{Timeout: *timeout, Transport: &http.Transport{
-		TLSClientConfig: tc, ExpectContinueTimeout: 10 * time.Second, ForceAttemptHTTP2: true,
+		TLSClientConfig: tc, ExpectContinueTimeout: 10 * time.Second,
 	}}
 	resp, err := client.Do(req)
 	if err != nil {
