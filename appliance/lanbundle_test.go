@@ -32,6 +32,7 @@ type uploader struct {
 	base   string // https://127.0.0.1:PORT
 	client *http.Client
 	tls    *tls.Config
+	caPEM  []byte // DATA/ca.crt when the uploader was made
 }
 
 func newUploader(t *testing.T, a *appliance.Appliance, data string) *uploader {
@@ -45,7 +46,7 @@ func newUploader(t *testing.T, a *appliance.Appliance, data string) *uploader {
 		t.Fatal("DATA/ca.crt: no certificate")
 	}
 	tc := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	return &uploader{t: t, base: "https://" + a.StatusAddr().String(), tls: tc,
+	return &uploader{t: t, base: "https://" + a.StatusAddr().String(), tls: tc, caPEM: ca,
 		client: &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: tc, ExpectContinueTimeout: 10 * time.Second}}}
 }
 
@@ -85,7 +86,7 @@ func (u *uploader) post(body []byte, chunked bool) (int, appliance.Report) {
 // is being read gets 409 unread; after 10 refusals in a minute, 429
 // unread and unrecorded; refusals are counted as security events; the
 // endpoint speaks HTTP/1 only, and keeps its certificate after a bundle
-// without Automatic TLS replaced the default.
+// without Automatic TLS replaced the default, and DATA/ca.crt its CA.
 func TestBundleUpload(t *testing.T) {
 	key, err := bundle.GenerateKey()
 	if err != nil {
@@ -131,6 +132,11 @@ func TestBundleUpload(t *testing.T) {
 	}
 	if !answers(p1) {
 		t.Fatalf("the bundle's port %d does not answer; status:\n%s", p1, a.Status())
+	}
+	// Bundle 1 has no Automatic TLS port: DATA/ca.crt still carries the
+	// CA of the status endpoint's certificate.
+	if ca, err := os.ReadFile(filepath.Join(data, appliance.CAFile)); err != nil || !bytes.Equal(ca, up.caPEM) || !rep.CA {
+		t.Errorf("DATA/ca.crt after bundle 1 (report says %v): %v\n%s\nwant\n%s", rep.CA, err, ca, up.caPEM)
 	}
 	// The text report is the stick's.
 	req, _ := http.NewRequest(http.MethodPost, up.base+"/bundle", bytes.NewReader(packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(p1)}, nil)))

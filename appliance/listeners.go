@@ -163,7 +163,7 @@ func buildPorts(set *config.Set, cfg *Config, def bool, iss *issuers, log *slog.
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	if err := exportCAs(ports, cfg.DataDir); err != nil {
+	if err := exportCAs(ports, cfg.DataDir, statusCA(cfg, ports, iss)); err != nil {
 		return nil, err
 	}
 	return ports, nil

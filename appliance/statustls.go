@@ -23,9 +23,9 @@ const StatusCertSecret = "status-server-cert"
 // port's own certificate is: a client trusting DATA/ca.crt trusts both.
 // A certificate from another CA is replaced. A configuration without such
 // a port keeps the certificate and the CA it has (the Manager renews it
-// with the last CA, whose key stays in DATA/certs); before any, the
-// status endpoint's handshakes fail and the log says why. The caller
-// holds reloadMu.
+// with the last CA, whose key stays in DATA/certs; DATA/ca.crt keeps
+// carrying it, see statusCA); before any, the status endpoint's
+// handshakes fail and the log says why. The caller holds reloadMu.
 func (a *Appliance) ensureStatusCert(ports []*port) {
 	if !a.cfg.StatusTLS {
 		return
@@ -45,6 +45,20 @@ func (a *Appliance) ensureStatusCert(ports []*port) {
 	if a.iss.m.Holder(StatusCertSecret).Load() == nil {
 		a.log.Error("status endpoint: no TLS certificate: no port uses Automatic TLS from an on-device CA, which would issue it; its TLS handshakes fail")
 	}
+}
+
+// statusCA is the CA of the status endpoint's certificate when DATA/ca.crt
+// must carry it besides the ports' CAs: with Config.StatusTLS, when no
+// port of the configuration has an on-device CA (whose CA the ports
+// export, and which issues the status certificate anew if it is another).
+// Clients keep reaching the status endpoint with DATA/ca.crt, /ca.crt or
+// a stick's edgebroker-ca.crt.
+func statusCA(cfg *Config, ports []*port, iss *issuers) []byte {
+	if !cfg.StatusTLS || slices.ContainsFunc(ports, func(p *port) bool { return p.deviceCA != nil }) {
+		return nil
+	}
+	ca, _ := os.ReadFile(filepath.Join(iss.m.SecretDir(StatusCertSecret), "ca.crt"))
+	return ca
 }
 
 // statusTLS is the status endpoint's tls.Config (Config.StatusTLS): the
