@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"edgebroker/broker/testenv"
 	"edgebroker/provisioning/certs/certstest"
 )
 
@@ -97,6 +98,7 @@ func freePort(t *testing.T) int {
 // never by nothing (the system's roots do not know the device's CA) and
 // never by a wrong pin; http:// is refused before anything is sent; a
 // bundle the gateway refuses (a replay) exits 1 with the reasons.
+// README's push commands work as written.
 func TestPush(t *testing.T) {
 	dir := t.TempDir()
 	keyName := filepath.Join(dir, "site")
@@ -157,6 +159,37 @@ spec:
 	out = expect(t, exitOK, `"applied": true`, "push", "-pin", strings.Join(pin, ":"), "-json", url, b2)
 	if !strings.Contains(out, `"serial": 2`) || !strings.Contains(out, `"running": "bundle serial 2"`) {
 		t.Errorf("JSON report of bundle 2:\n%s", out)
+	}
+
+	// README's push commands, each with a new bundle, this gateway and
+	// its CA.
+	serial, ran := 3, 0
+	for _, line := range strings.Split(testenv.ReadmeBlock(t, "### Over the LAN", "```sh"), "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != "bin/edgebundle" || f[1] != "push" {
+			continue
+		}
+		b, _ := pack(serial)
+		args := f[1:]
+		for i, arg := range args {
+			switch {
+			case arg == "edgebroker-ca.crt":
+				args[i] = caFile
+			case arg == "edgebroker.bundle":
+				args[i] = b
+			case strings.HasPrefix(arg, "https://"):
+				args[i] = url
+			case i > 0 && args[i-1] == "-pin":
+				args[i] = strings.Join(pin, ":")
+			}
+		}
+		expect(t, exitOK, fmt.Sprintf("APPLIED: bundle serial %d", serial), args...)
+		serial++
+		ran++
+	}
+	if ran != 2 {
+		t.Errorf("README's LAN block: %d push commands, want 2 (-cacert and -pin)", ran)
 	}
 }
 
