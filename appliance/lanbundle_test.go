@@ -86,7 +86,8 @@ func (u *uploader) post(body []byte, chunked bool) (int, appliance.Report) {
 // is being read gets 409 unread; after 10 refusals in a minute, 429
 // unread and unrecorded; refusals are counted as security events; the
 // endpoint speaks HTTP/1 only, and keeps its certificate after a bundle
-// without Automatic TLS replaced the default, and DATA/ca.crt its CA.
+// without Automatic TLS replaced the default, and DATA/ca.crt its CA,
+// across a restart.
 func TestBundleUpload(t *testing.T) {
 	key, err := bundle.GenerateKey()
 	if err != nil {
@@ -94,13 +95,14 @@ func TestBundleUpload(t *testing.T) {
 	}
 	sysRoot, data := t.TempDir(), t.TempDir()
 	mounter := &usbtest.Mounter{Images: map[string]string{}}
-	a, _, stop := launch(t, appliance.Config{
+	cfg := appliance.Config{
 		DataDir: data, Loopback: "off", PortMap: map[int]int{18883: 0},
 		Trust: []ed25519.PublicKey{key.Public().(ed25519.PublicKey)}, BoardRoot: t.TempDir(),
 		StatusAddr: "127.0.0.1:0", StatusTLS: true,
 		USB: &appliance.USBConfig{Root: sysRoot, Mounter: mounter, Uevents: make(chan usb.Uevent), Interval: 20 * time.Millisecond},
-	})
-	defer stop()
+	}
+	a, _, stop := launch(t, cfg)
+	defer func() { stop() }()
 	up := newUploader(t, a, data)
 
 	// Plain HTTP on the TLS endpoint is not served.
@@ -298,6 +300,20 @@ func TestBundleUpload(t *testing.T) {
 	resp.Body.Close()
 	if want := `edgebroker_security_events_total{event="bundle_refused"} 12`; !strings.Contains(string(metrics), want) {
 		t.Errorf("metrics: no %s:\n%s", want, metrics)
+	}
+
+	// After a restart on bundle 2 (no Automatic TLS port), the endpoint
+	// serves the certificate it had, from the same CA, and uploads go on.
+	firstCA := up.caPEM
+	stop()
+	a, _, stop = launch(t, cfg)
+	up = newUploader(t, a, data) // trusting DATA/ca.crt
+	if !bytes.Equal(up.caPEM, firstCA) {
+		t.Errorf("DATA/ca.crt after a restart:\n%s\nwant\n%s", up.caPEM, firstCA)
+	}
+	p3 := freePort(t)
+	if code, rep := up.post(packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(p3)}, nil), false); code != http.StatusOK || rep.Result.Serial != 3 {
+		t.Errorf("bundle 3 after a restart: %d, %+v", code, rep.Result)
 	}
 }
 

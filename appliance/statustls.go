@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/pem"
 	"os"
 	"path/filepath"
@@ -30,21 +31,61 @@ func (a *Appliance) ensureStatusCert(ports []*port) {
 	if !a.cfg.StatusTLS {
 		return
 	}
+	var ca certs.Issuer
 	for _, p := range ports {
-		if p.deviceCA == nil {
+		if p.deviceCA != nil {
+			ca = p.deviceCA
+			break
+		}
+	}
+	if ca == nil {
+		if a.iss.m.Holder(StatusCertSecret).Load() != nil {
+			return // kept, and renewed by its CA
+		}
+		// Started with such a configuration: the CA in DATA/certs that
+		// issued the stored certificate, if any, keeps renewing it.
+		if ca = a.storedStatusCA(); ca == nil {
+			a.log.Error("status endpoint: no TLS certificate: no port uses Automatic TLS from an on-device CA, which would issue it; its TLS handshakes fail")
+			return
+		}
+	}
+	spec := certs.Spec{}.WithNames(deviceNames())
+	ctx, cancel := context.WithTimeout(context.Background(), issueTimeout)
+	defer cancel()
+	if _, err := a.iss.m.Ensure(ctx, StatusCertSecret, spec, ca); err != nil {
+		a.log.Error("status endpoint: no TLS certificate", "issuer", ca.Name(), "err", err)
+	}
+}
+
+// storedStatusCA returns the CA, among the Secrets in DATA/certs, that
+// issued the stored status certificate; nil if none did (or there is
+// none). A CA that only a configuration's Secret held is not there.
+func (a *Appliance) storedStatusCA() certs.Issuer {
+	m := a.iss.m
+	rest, err := os.ReadFile(filepath.Join(m.SecretDir(StatusCertSecret), "tls.crt"))
+	if err != nil {
+		return nil
+	}
+	var chain []*x509.Certificate
+	for {
+		var blk *pem.Block
+		if blk, rest = pem.Decode(rest); blk == nil {
+			break
+		}
+		if c, err := x509.ParseCertificate(blk.Bytes); err == nil {
+			chain = append(chain, c)
+		}
+	}
+	entries, _ := os.ReadDir(m.Dir)
+	for _, e := range entries {
+		if len(chain) == 0 || !e.IsDir() || e.Name() == StatusCertSecret {
 			continue
 		}
-		spec := certs.Spec{}.WithNames(deviceNames())
-		ctx, cancel := context.WithTimeout(context.Background(), issueTimeout)
-		defer cancel()
-		if _, err := a.iss.m.Ensure(ctx, StatusCertSecret, spec, p.deviceCA); err != nil {
-			a.log.Error("status endpoint: no TLS certificate", "issuer", p.deviceCA.Name(), "err", err)
+		if ca := m.SecretCA(e.Name()); ca.IssuedBy(chain) {
+			return ca
 		}
-		return
 	}
-	if a.iss.m.Holder(StatusCertSecret).Load() == nil {
-		a.log.Error("status endpoint: no TLS certificate: no port uses Automatic TLS from an on-device CA, which would issue it; its TLS handshakes fail")
-	}
+	return nil
 }
 
 // statusCA is the CA of the status endpoint's certificate when DATA/ca.crt
