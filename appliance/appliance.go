@@ -90,8 +90,14 @@ type Config struct {
 	// 0: DefaultSysInterval.
 	SysInterval time.Duration
 	// StatusAddr is where the status endpoint (HTML, JSON, ca.crt,
-	// Prometheus metrics) listens; "" serves none.
+	// Prometheus metrics, POST /bundle) listens; "" serves none.
 	StatusAddr string
+	// StatusTLS serves the status endpoint over TLS (only), with a
+	// certificate for the device's names (Secret StatusCertSecret) from
+	// the on-device CA of the configuration's Automatic TLS ports, which
+	// clients trust through DATA/ca.crt. Bundle uploads (POST /bundle)
+	// are accepted only over TLS.
+	StatusTLS bool
 	// Reload, when it delivers, makes the appliance re-read and apply its
 	// configuration (main sends SIGHUP here).
 	Reload <-chan os.Signal
@@ -204,6 +210,9 @@ func newAppliance(ctx context.Context, cfg *Config) (*Appliance, error) {
 		a.path = dir
 	}
 	a.iss = newIssuers(cfg.DataDir, log)
+	if cfg.StatusTLS {
+		a.iss.keep = []string{StatusCertSecret}
+	}
 	a.iss.m.Issued = func(string) { a.kickRefresh() }
 	if cfg.ACMEHTTPAddr != "off" {
 		a.iss.http01 = acmeHTTP01(ctx, cfg.ACMEHTTPAddr, a.iss, log)
@@ -518,6 +527,7 @@ func (a *Appliance) applyPorts(path string, set *config.Set, ports []*port, why 
 	}
 	a.set, a.path = set, path
 	a.iss.prune(set, ports)
+	a.ensureStatusCert(ports)
 	if a.g != nil { // running: at the start, run starts the flows
 		if err := a.flows.apply(set); err != nil {
 			a.log.Error("dataflows", "err", err)

@@ -41,6 +41,10 @@ type issuers struct {
 	// http01 binds the http-01 port the first time an ACME issuer needs
 	// it; nil when the appliance serves none.
 	http01 func() error
+	// keep are certificates the appliance manages besides the
+	// configuration's (the status endpoint's): never pruned. Set at
+	// construction; read-only.
+	keep []string
 	// wg counts the http-01 port's goroutines, which end with the
 	// context acmeHTTP01 was given; Run waits for them.
 	wg sync.WaitGroup
@@ -269,6 +273,9 @@ func (iss *issuers) automaticTLS(set *config.Set, p *port, cs *config.CertManage
 	if ca, err := os.ReadFile(filepath.Join(m.SecretDir(secret), "ca.crt")); err == nil {
 		p.caPEM = ca
 	}
+	if _, self := is.(certs.SelfSigned); !self { // a CA, not a lone self-signed certificate
+		p.deviceCA = is
+	}
 	return ""
 }
 
@@ -276,6 +283,9 @@ func (iss *issuers) automaticTLS(set *config.Set, p *port, cs *config.CertManage
 // (their files stay, so a configuration that comes back reuses them).
 func (iss *issuers) prune(set *config.Set, ports []*port) {
 	keep := map[string]bool{}
+	for _, name := range iss.keep {
+		keep[name] = true
+	}
 	for _, c := range set.Certificates {
 		keep[c.Spec.SecretName] = true
 	}
@@ -293,15 +303,16 @@ func (iss *issuers) prune(set *config.Set, ports []*port) {
 }
 
 // exportCAs writes the CA certificates of the Automatic ports' on-device
-// issuers to DATA/ca.crt, each once, for clients (mosquitto_pub --cafile).
-// When no port uses one any more the file is removed, so that neither
-// /ca.crt nor a USB report hands out a CA the device no longer serves;
-// while an Automatic port waits for its certificate (its CA unknown) the
-// file is kept.
-func exportCAs(ports []*port, dataDir string) error {
+// issuers to DATA/ca.crt, each once, for clients (mosquitto_pub --cafile),
+// and then extra (the status endpoint's CA, when no port's issues its
+// certificate: see statusCA). When no port uses one any more and there is
+// no extra, the file is removed, so that neither /ca.crt nor a USB report
+// hands out a CA the device no longer serves; while an Automatic port
+// waits for its certificate (its CA unknown) the file is kept.
+func exportCAs(ports []*port, dataDir string, extra []byte) error {
 	var all []byte
 	waiting := false
-	for _, p := range ports {
+	for _, p := range append(ports, &port{caPEM: extra}) {
 		if len(p.caPEM) > 0 && !bytes.Contains(all, p.caPEM) {
 			all = append(all, p.caPEM...)
 		}

@@ -12,6 +12,7 @@ import (
 	"edgebroker/broker"
 	"edgebroker/broker/seclog"
 	"edgebroker/broker/wsnet"
+	"edgebroker/provisioning/certs"
 )
 
 // port is one configured BrokerListener port as the appliance runs it.
@@ -23,9 +24,10 @@ type port struct {
 	tls      *tls.Config
 	cert     *serverCert // nil without TLS
 	bport    broker.Port
-	waiting  string      // why the port is not served; "" if it is
-	certInfo *CertStatus // for status: where the server certificate comes from; nil without TLS
-	caPEM    []byte      // the on-device CA clients need for this port (Automatic TLS), exported as ca.crt
+	waiting  string       // why the port is not served; "" if it is
+	certInfo *CertStatus  // for status: where the server certificate comes from; nil without TLS
+	caPEM    []byte       // the on-device CA clients need for this port (Automatic TLS), exported as ca.crt
+	deviceCA certs.Issuer // that CA as an issuer (Automatic TLS from an on-device CA); nil otherwise
 	// Fingerprints of what the port's authentication and authorization
 	// are built from: a reload that changes them disconnects the port's
 	// clients so they reconnect under the new rules.
@@ -161,7 +163,7 @@ func buildPorts(set *config.Set, cfg *Config, def bool, iss *issuers, log *slog.
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	if err := exportCAs(ports, cfg.DataDir); err != nil {
+	if err := exportCAs(ports, cfg.DataDir, statusCA(cfg, ports, iss)); err != nil {
 		return nil, err
 	}
 	return ports, nil

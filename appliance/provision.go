@@ -190,15 +190,43 @@ func (a *Appliance) fromStick(ctx context.Context, m usb.Mounter, d usb.Device, 
 // one that cannot be read (pulled mid-read, too large) is recorded in
 // the history as rejected.
 func (a *Appliance) installFrom(ctx context.Context, med usb.Medium, name string) apply.Result {
-	lim := bundle.DefaultLimits()
-	data, err := usb.ReadFile(med, name, lim.MaxTotal+lim.MaxTotal/4) // room for the archive's headers
+	data, err := usb.ReadFile(med, name, maxBundleFile())
 	if err == nil {
 		return a.Install(ctx, data)
 	}
-	res := apply.Result{Time: time.Now(), Reasons: []string{"reading " + name + ": " + err.Error()}, Err: err}
 	if errors.Is(err, usb.ErrTooLarge) {
-		res.Err = fmt.Errorf("%w: %v", bundle.ErrOversize, err)
+		size := int64(-1)
+		if fi, serr := fs.Stat(med.FS(), name); serr == nil && fi.Size() > maxBundleFile() {
+			size = fi.Size()
+		}
+		return a.notRead(errBundleTooLarge(size))
 	}
+	return a.notRead(fmt.Errorf("reading %s: %w", name, err))
+}
+
+// maxBundleFile is the most bytes of a bundle file the appliance reads,
+// from a stick or over the LAN (POST /bundle): the bundle's size limit
+// and room for the archive's headers. A longer file is refused before
+// it is read.
+func maxBundleFile() int64 {
+	lim := bundle.DefaultLimits()
+	return lim.MaxTotal + lim.MaxTotal/4
+}
+
+// errBundleTooLarge is why a bundle file longer than maxBundleFile is
+// refused, from a stick or over the LAN: the same words from both. size
+// is the file's length, or -1 when only "more than the limit" is known.
+func errBundleTooLarge(size int64) error {
+	if size < 0 {
+		return fmt.Errorf("%w: the bundle file is more than %d bytes, the limit", bundle.ErrOversize, maxBundleFile())
+	}
+	return fmt.Errorf("%w: the bundle file is %d bytes, more than %d, the limit", bundle.ErrOversize, size, maxBundleFile())
+}
+
+// notRead records in the history, and returns, the rejection of a bundle
+// that could not be read (err says why).
+func (a *Appliance) notRead(err error) apply.Result {
+	res := apply.Result{Time: time.Now(), Reasons: []string{err.Error()}, Err: err}
 	a.log.Warn("bundle not read", "err", err)
 	if err := a.prov.Record(res); err != nil {
 		a.log.Warn("provisioning history", "err", err)
@@ -212,8 +240,7 @@ func (a *Appliance) installFrom(ctx context.Context, med usb.Medium, name string
 func (a *Appliance) writeReport(med usb.Medium, rep *Report) error {
 	ca, err := os.ReadFile(filepath.Join(a.cfg.DataDir, CAFile))
 	rep.CA = err == nil
-	js, _ := json.MarshalIndent(rep, "", "  ")
-	files := map[string][]byte{ReportJSONFile: append(js, '\n'), ReportFile: []byte(rep.String())}
+	files := map[string][]byte{ReportJSONFile: rep.JSON(), ReportFile: []byte(rep.String())}
 	if rep.CA {
 		files[ReportCAFile] = ca
 	}
@@ -238,6 +265,12 @@ func (a *Appliance) running() string {
 		return fmt.Sprintf("bundle serial %d", a.prov.LastSerial())
 	}
 	return a.path
+}
+
+// JSON is the report for programs (edgebroker-report.json).
+func (r Report) JSON() []byte {
+	js, _ := json.MarshalIndent(r, "", "  ")
+	return append(js, '\n')
 }
 
 // String is the report for people.

@@ -103,6 +103,7 @@ func leakConfig(t *testing.T) (Config, string) {
 		PortMap:      map[int]int{18883: 0},
 		Listen:       []string{"127.0.0.1:0"},
 		StatusAddr:   "127.0.0.1:0",
+		StatusTLS:    true, // the TLS server has more to stop than the plain one
 		ACMETLSAddr:  "127.0.0.1:0",
 		ACMEHTTPAddr: "127.0.0.1:0",
 		SysInterval:  time.Hour,

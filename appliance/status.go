@@ -79,6 +79,11 @@ type Appliance struct {
 	// running configuration's Device; guarded by mu.
 	device       netconf.Settings
 	deviceStatus *DeviceStatus
+
+	// uploading is held by the one POST /bundle being read and applied;
+	// a second upload meanwhile is refused (409), not queued.
+	uploading atomic.Bool
+	refused   refusals // uploads refused lately, for the 429 limit
 }
 
 // StatusAddr returns the bound address of the status endpoint, or nil.

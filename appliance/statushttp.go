@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -12,7 +13,8 @@ import (
 	"time"
 )
 
-// The status endpoint (Config.StatusAddr) serves, over plain HTTP:
+// The status endpoint (Config.StatusAddr) serves, over plain HTTP or
+// over TLS (Config.StatusTLS):
 //
 //	/              the status page (statuspage.go): clients, messages
 //	               per second over the last hour, ports, certificates,
@@ -22,6 +24,7 @@ import (
 //	/history.json  messages per second over the last hour (RateHistory)
 //	/ca.crt        the CA certificate clients need for Automatic TLS ports
 //	/metrics       Prometheus text format
+//	POST /bundle   apply a bundle as a USB stick does (postBundle; over TLS only)
 //
 // It shows no secrets: no keys, passwords or stored values. Every
 // response allows the browser nothing from another origin
@@ -48,14 +51,24 @@ func (a *Appliance) statusHandler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		a.writeMetrics(w)
 	})
+	mux.HandleFunc("POST /bundle", a.postBundle)
 	return statusHeaders(mux)
 }
 
-// serveStatus serves the status endpoint on ln until ctx ends.
+// serveStatus serves the status endpoint on ln until ctx ends: over TLS
+// with Config.StatusTLS, else plain.
 func (a *Appliance) serveStatus(ctx context.Context, ln net.Listener) {
 	hs, ln := lanHTTP(a.statusHandler(), ln)
+	// The server's own complaints (a LAN scanner's failed TLS handshake)
+	// are for debugging, not the operator's log.
+	hs.ErrorLog = slog.NewLogLogger(a.log.With("subsystem", "status").Handler(), slog.LevelDebug)
+	serve := hs.Serve
+	if a.cfg.StatusTLS {
+		hs.TLSConfig = a.statusTLS()
+		serve = func(ln net.Listener) error { return hs.ServeTLS(ln, "", "") }
+	}
 	a.g.Go(func() error {
-		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("appliance: status endpoint: %w", err)
 		}
 		return nil
@@ -67,5 +80,5 @@ func (a *Appliance) serveStatus(ctx context.Context, ln net.Listener) {
 		hs.Shutdown(sctx)
 		return nil
 	})
-	a.log.Info("serving status", "addr", ln.Addr().String())
+	a.log.Info("serving status", "addr", ln.Addr().String(), "tls", a.cfg.StatusTLS)
 }

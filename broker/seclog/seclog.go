@@ -1,6 +1,7 @@
 // Package seclog records security events: failed authentication, refused
 // session takeovers, denied publishes and subscribes, refused response
-// topics and refusals by a memory or quota limit.
+// topics, refusals by a memory or quota limit and bundles refused over
+// the LAN.
 //
 // Every event is counted (for /metrics), and logged as one structured
 // line at Warn level, at most Burst lines per Window for each kind of
@@ -38,6 +39,7 @@ const (
 	LimitStateStore                   // a state store quota (per principal or total)
 	LimitSubscriptions                // a session's or the total subscription memory
 	LimitDisk                         // the journal's disk budget, or a full disk
+	BundleRefused                     // a bundle uploaded over the LAN (POST /bundle) refused
 	NumEvents                         // the number of kinds; not an event
 )
 
@@ -56,6 +58,7 @@ var names = [NumEvents]string{
 	LimitStateStore:      "limit_statestore",
 	LimitSubscriptions:   "limit_subscriptions",
 	LimitDisk:            "limit_disk",
+	BundleRefused:        "bundle_refused",
 }
 
 // String returns the event's name as it appears in logs and metrics

@@ -60,6 +60,7 @@ func main() {
 		return nil
 	})
 	flag.StringVar(&cfg.StatusAddr, "status", "", `serve the status page, status.json, ca.crt and Prometheus /metrics over HTTP on this address (e.g. ":8080"); "" for none`)
+	flag.BoolVar(&cfg.StatusTLS, "status-tls", false, "serve -status over HTTPS only, with a certificate for the device's names from the on-device CA of the Automatic TLS ports (clients trust DATA/ca.crt), and accept signed bundles on it (POST /bundle, edgebundle push)")
 	flag.StringVar(&cfg.ACMEHTTPAddr, "acme-http", ":80", `where ACME http-01 challenges are answered when an ACME issuer has an http01 solver ("off" for nowhere)`)
 	var trust listFlag
 	flag.Var(&trust, "trust", "a file of public keys (PEM, or base64 one per line, as edgebundle keygen writes) that bundles must be signed by; repeatable")
@@ -70,6 +71,10 @@ func main() {
 	flag.Parse()
 	if cfg.DataDir == "" {
 		fmt.Fprintln(os.Stderr, "edgebroker: -data DIR is required (the state directory; only on gokrazy is the default /perm/edgebroker)")
+		os.Exit(2)
+	}
+	if cfg.StatusTLS && cfg.StatusAddr == "" {
+		fmt.Fprintln(os.Stderr, "edgebroker: -status-tls needs -status ADDR")
 		os.Exit(2)
 	}
 	cfg.Listen = listen

@@ -1,5 +1,6 @@
 // Command edgebundle makes and checks the signed configuration bundles an
-// edgebroker gateway takes from a USB stick (the file edgebroker.bundle).
+// edgebroker gateway takes from a USB stick (the file edgebroker.bundle)
+// or over the LAN (push).
 //
 // Usage:
 //
@@ -9,6 +10,7 @@
 //	edgebundle verify -trust K.pub[,...] [-last-serial N] [-device-serial S] [-device-model M] FILE
 //	edgebundle inspect FILE
 //	edgebundle lint FOLDER|FILE
+//	edgebundle push [-cacert DATA/ca.crt | -pin SHA256] [-json] [-timeout 5m] https://GATEWAY:PORT FILE
 //
 // keygen writes a new ed25519 signing key to NAME.key (mode 0600, PEM
 // PKCS #8) and its public key to NAME.pub (PEM), and prints the key id and
@@ -32,6 +34,15 @@
 // lint validates a configuration folder, a YAML file, or a bundle's
 // contents with the appliance's own validator, printing every error as
 // file:line: Kind/name: field: problem.
+//
+// push uploads a bundle to a gateway's status endpoint (edgebroker
+// -status ADDR -status-tls), which applies it with exactly a stick's
+// checks, and prints the report the gateway answers with (-json for the
+// JSON one). The gateway is authenticated over TLS by -cacert (the
+// gateway's DATA/ca.crt, or edgebroker-ca.crt from a stick's report), by
+// -pin (the SHA-256 fingerprint of a certificate the gateway presents,
+// its own or its CA's: openssl x509 -in ca.crt -noout -fingerprint
+// -sha256), or by the system's roots; plain http is refused.
 //
 // Exit status: 0 on success, 1 when a check fails, 2 on usage errors.
 package main

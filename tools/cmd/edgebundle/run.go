@@ -31,6 +31,7 @@ const usage = `usage:
   edgebundle verify -trust K.pub[,...] [-last-serial N] [-device-serial S] [-device-model M] FILE
   edgebundle inspect FILE
   edgebundle lint FOLDER|FILE
+  edgebundle push [-cacert DATA/ca.crt | -pin SHA256] [-json] https://GATEWAY:PORT FILE
 `
 
 // cmd is one run of the tool: its output streams and the clock.
@@ -49,7 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	subs := map[string]func([]string) error{
-		"keygen": c.keygen, "pack": c.pack, "verify": c.verify, "inspect": c.inspect, "lint": c.lint,
+		"keygen": c.keygen, "pack": c.pack, "verify": c.verify, "inspect": c.inspect, "lint": c.lint, "push": c.push,
 	}
 	f, ok := subs[args[0]]
 	if !ok {
