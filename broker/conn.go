@@ -512,12 +512,15 @@ func (c *conn) attached() *session {
 	return c.sess
 }
 
-// writeAck sends an acknowledgement (reply, replyNow).
-func (c *conn) writeAck(t packet.Type, pid uint16, code packet.Code) {
+// writeAck sends an acknowledgement: mode replyBatched from the reader
+// (with its writer parked, it writes the acknowledgements of a batch of
+// packets itself, after the batch: no goroutine wakes for them), replyNow
+// from any other goroutine.
+func (c *conn) writeAck(t packet.Type, pid uint16, code packet.Code, mode replyMode) {
 	a := packet.Ack{Type: t, PacketID: pid, Code: code}
 	c.addReason(&a.Props, code)
 	var b [ackBuf]byte
-	c.reply(a.Append(b[:0], c.version), replyNow)
+	c.reply(a.Append(b[:0], c.version), mode)
 }
 
 // tlsState returns the TLS connection state of a *tls.Conn, or of any

@@ -270,18 +270,18 @@ type pendingAck struct {
 func (c *conn) ackAfter(t packet.Type, pid uint16, code packet.Code, seq uint64) {
 	j := c.srv.jr
 	if j == nil {
-		c.writeAck(t, pid, code)
+		c.writeAck(t, pid, code, replyBatched)
 		return
 	}
 	a := &c.acks
 	if a.n.Load() == 0 && seq <= j.Durable() { // the common case: no lock
-		c.writeAck(t, pid, code)
+		c.writeAck(t, pid, code, replyBatched)
 		return
 	}
 	a.mu.Lock()
 	if len(a.q) == 0 && seq <= j.Durable() {
 		a.mu.Unlock()
-		c.writeAck(t, pid, code)
+		c.writeAck(t, pid, code, replyBatched)
 		return
 	}
 	a.last = max(a.last, seq)
@@ -317,7 +317,7 @@ func (c *conn) Durable(seq uint64, err error) {
 	k := 0
 	for k < len(a.q) && a.q[k].seq <= seq {
 		p := a.q[k]
-		c.writeAck(p.typ, p.pid, p.code)
+		c.writeAck(p.typ, p.pid, p.code, replyNow) // the journal's goroutine
 		k++
 	}
 	a.q = append(a.q[:0], a.q[k:]...)

@@ -535,7 +535,7 @@ func (c *conn) handleAck(a *packet.Ack) error {
 	i := ss.findInflight(a.PacketID)
 	if i < 0 {
 		if a.Type == packet.PUBREC && c.version == packet.V5 {
-			c.writeAck(packet.PUBREL, a.PacketID, packet.PacketIdentifierNotFound)
+			c.writeAck(packet.PUBREL, a.PacketID, packet.PacketIdentifierNotFound, replyBatched)
 		}
 		return nil // a late or duplicate acknowledgement
 	}
@@ -552,7 +552,7 @@ func (c *conn) handleAck(a *packet.Ack) error {
 		if f.d.jid != 0 {
 			c.srv.jr.Sent(ss.id, f.d.jid, f.pid, true)
 		}
-		c.writeAck(packet.PUBREL, a.PacketID, packet.Success)
+		c.writeAck(packet.PUBREL, a.PacketID, packet.Success, replyBatched)
 		return nil
 	default:
 		return packet.ProtocolError

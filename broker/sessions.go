@@ -88,7 +88,7 @@ func (s *Server) attach(c *conn, p *pendingConnect) (owner string, ok bool) {
 	for i := 0; i < len(ss.inflight); i++ { // [MQTT-4.4.0-1]: resend in order, DUP set
 		f := &ss.inflight[i]
 		if f.state == awaitComp {
-			c.writeAck(packet.PUBREL, f.pid, packet.Success)
+			c.writeAck(packet.PUBREL, f.pid, packet.Success, replyBatched)
 		} else if c.writePublish(&f.d, f.pid, true, &c.handling().sc, now, 0) != written {
 			ss.removeInflight(i) // shifts the rest down: look at i again
 			i--
