@@ -35,6 +35,7 @@ var toolPackage = map[string]string{
 	"mksquashfs":       "squashfs-tools",
 	"unsquashfs":       "squashfs-tools",
 	"openssl":          "openssl",
+	"ip":               "iproute2",
 	"stdbuf":           essential,
 	"timeout":          essential,
 	"uname":            essential,
