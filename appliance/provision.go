@@ -73,6 +73,9 @@ func newProvisioning(dataDir string, trust []ed25519.PublicKey, id board.Identit
 	}
 }
 
+// whyBundle is applyConfig's why for a bundle's configuration.
+const whyBundle = "bundle"
+
 // applyBundle makes the configuration of a bundle, in dir, the running
 // one; from then on Reload (SIGHUP) re-reads dir. Config.ConfigPath
 // stays as the caller gave it.
@@ -83,13 +86,16 @@ func (a *Appliance) applyBundle(dir string) error {
 	if err != nil {
 		return err
 	}
-	return a.applyConfig(dir, set, "bundle")
+	return a.applyConfig(dir, set, whyBundle)
 }
 
 // Install applies a bundle (read whole from data) and returns the result,
 // as plugging in a stick with it does.
 func (a *Appliance) Install(ctx context.Context, data []byte) apply.Result {
 	res := a.prov.Install(ctx, bytes.NewReader(data))
+	a.reloadMu.Lock()
+	a.announce() // the serial in force is recorded once Install returns
+	a.reloadMu.Unlock()
 	if res.Applied {
 		a.log.Info("bundle applied", "serial", res.Serial, "key", res.KeyID)
 	} else {

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"edgebroker/appliance/announce"
 	"edgebroker/appliance/config"
 	"edgebroker/board"
 	"edgebroker/broker"
@@ -61,6 +62,11 @@ type Appliance struct {
 	id   board.Identity // this board, for bundles and reports
 
 	statusAddr net.Addr // of the status endpoint; nil without one
+
+	// mdns announces the broker on the LAN (Config.MDNS; nil without):
+	// set by Run before anything serves, updated under reloadMu
+	// (announce), run by run.
+	mdns *announce.Responder
 
 	mu     sync.Mutex
 	status Status

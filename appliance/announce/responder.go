@@ -48,7 +48,8 @@ type announced struct {
 
 // Update makes services the announced list: services no longer in it (or
 // changed) get a goodbye, new ones are announced. A service whose
-// Instance is "" is named after the host. The error names the services
+// Instance is "" is named after the host; a name repeated within a type
+// gets the port appended. The error names the services
 // that could not be announced; the others are. Update after Close does
 // nothing.
 func (r *Responder) Update(services []Service) error {
@@ -142,7 +143,7 @@ func (r *Responder) apply(l lan) error {
 	}
 	for _, a := range r.running {
 		a.srv.Shutdown() // goodbye: TTL 0 for its records
-		r.logger().Info("mDNS: withdrawn", "service", a.svc.String())
+		r.logger().Debug("mDNS: withdrawn", "service", a.svc.String())
 	}
 	r.running, r.on = nil, l
 	if len(l.ifaces) == 0 {
@@ -159,18 +160,27 @@ func (r *Responder) apply(l lan) error {
 			continue
 		}
 		r.running = append(r.running, announced{s, srv})
-		r.logger().Info("mDNS: announced", "service", s.String(), "host", l.host+".local", "addrs", l.addrs)
+		r.logger().Debug("mDNS: announced", "service", s.String())
 	}
+	r.logger().Info("mDNS: announcing", "services", len(r.running), "host", l.host+".local", "addrs", l.addrs)
 	return errors.Join(errs...)
 }
 
-// named returns services with empty instance names set to host.
+// named returns services with empty instance names set to host, and
+// each name unique within its type: a service whose name an earlier one
+// of its type has is "NAME (PORT)" (two plain MQTT ports: "gw" and
+// "gw (1884)").
 func named(services []Service, host string) []Service {
 	out := make([]Service, len(services))
+	taken := map[[2]string]bool{}
 	for i, s := range services {
 		if s.Instance == "" {
 			s.Instance = host
 		}
+		if taken[[2]string{s.Type, s.Instance}] {
+			s.Instance = fmt.Sprintf("%s (%d)", s.Instance, s.Port)
+		}
+		taken[[2]string{s.Type, s.Instance}] = true
 		out[i] = s
 	}
 	return out

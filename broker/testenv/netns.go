@@ -68,8 +68,8 @@ func InNetns(t *testing.T) bool {
 		in("link", "set", l.Name, "up")
 	}
 	args := []string{"netns", "exec", ns, os.Args[0], "-test.run=^" + regexp.QuoteMeta(t.Name()) + "$", "-test.count=1", "-test.v"}
-	if d, ok := t.Deadline(); ok {
-		args = append(args, "-test.timeout="+time.Until(d).Round(time.Second).String())
+	if d, ok := t.Deadline(); ok { // the child times out first, so its goroutines are printed here
+		args = append(args, "-test.timeout="+(time.Until(d)*9/10).Round(time.Second).String())
 	}
 	cmd := exec.Command(ip, args...)
 	cmd.Env = append(os.Environ(), netnsEnv+"="+t.Name())
