@@ -146,6 +146,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}()
 	if cfg.MDNS { // only Run serves, so only Run announces (not ApplyBundleFile)
 		a.mdns = &announce.Responder{Log: a.log.With("subsystem", "mdns")}
+		a.bundleSerial = a.prov.LastSerial()
 	}
 	set, err := loadConfig(a.path, a.log)
 	if err != nil {
@@ -531,9 +532,8 @@ func (a *Appliance) applyPorts(path string, set *config.Set, ports []*port, why 
 	}
 	a.log.Info("configuration applied", "config", configName(path), "by", why)
 	// Running, announce the change: at the start, run announces once
-	// everything is bound; a bundle is announced by Install once its
-	// serial is in force (the provisioning store stays locked while the
-	// bundle applies: LastSerial would wait for it here).
+	// everything is bound; a bundle is announced by Install, with its
+	// serial, once the provisioning store has recorded it.
 	if a.g != nil && why != whyBundle {
 		a.announce()
 	}

@@ -19,8 +19,8 @@ import (
 // reloadMu.
 func (a *Appliance) announcements() []announce.Service {
 	txt := []string{"id=" + a.id.Serial}
-	if s := a.prov.LastSerial(); s != 0 {
-		txt = append(txt, "bundle="+strconv.FormatUint(s, 10))
+	if a.bundleSerial != 0 {
+		txt = append(txt, "bundle="+strconv.FormatUint(a.bundleSerial, 10))
 	}
 	a.mu.Lock()
 	ports := append(append([]PortStatus(nil), a.status.Ports...), a.listen...)

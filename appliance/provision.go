@@ -93,8 +93,10 @@ func (a *Appliance) applyBundle(dir string) error {
 // as plugging in a stick with it does.
 func (a *Appliance) Install(ctx context.Context, data []byte) apply.Result {
 	res := a.prov.Install(ctx, bytes.NewReader(data))
+	serial := a.prov.LastSerial() // recorded once Install returns; asked before reloadMu (see bundleSerial)
 	a.reloadMu.Lock()
-	a.announce() // the serial in force is recorded once Install returns
+	a.bundleSerial = serial
+	a.announce()
 	a.reloadMu.Unlock()
 	if res.Applied {
 		a.log.Info("bundle applied", "serial", res.Serial, "key", res.KeyID)

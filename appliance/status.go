@@ -67,6 +67,12 @@ type Appliance struct {
 	// set by Run before anything serves, updated under reloadMu
 	// (announce), run by run.
 	mdns *announce.Responder
+	// bundleSerial is the serial of the bundle in force (0: none), as
+	// announced: set by Run before anything serves and by Install, under
+	// reloadMu. A copy, because the provisioning store's lock comes before
+	// reloadMu (Install holds it while the bundle applies): nothing under
+	// reloadMu may ask the store.
+	bundleSerial uint64
 
 	mu     sync.Mutex
 	status Status

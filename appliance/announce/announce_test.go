@@ -4,6 +4,8 @@ import (
 	"context"
 	"net"
 	"os/exec"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,7 +73,8 @@ func TestAnnounceFollowsUpdate(t *testing.T) {
 }
 
 // TestAnnounceFollowsAddresses: Run announces the services again when an
-// interface gains an address, and Run's end says goodbye.
+// interface gains an address, and Run's end says goodbye and leaves none
+// of the responder's goroutines behind.
 func TestAnnounceFollowsAddresses(t *testing.T) {
 	if !testenv.InNetns(t) {
 		return
@@ -95,5 +98,14 @@ func TestAnnounceFollowsAddresses(t *testing.T) {
 	if err := <-ran; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
+	if st := stacks(); strings.Contains(st, "zeroconf.(*Server)") {
+		t.Errorf("a responder goroutine is left after Run returned:\n%s", st)
+	}
 	announcetest.AwaitGoodbye(t, bye, `gw-test._mqtt._tcp.local.:1883`)
+}
+
+// stacks returns every goroutine's stack.
+func stacks() string {
+	buf := make([]byte, 1<<20)
+	return string(buf[:runtime.Stack(buf, true)])
 }
