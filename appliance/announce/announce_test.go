@@ -50,6 +50,15 @@ func TestAnnounceFollowsUpdate(t *testing.T) {
 	announcetest.AwaitBrowse(t, client, announce.MQTT, "gw-test@gw-test.local.:1883 [id=board-1,bundle=3] [10.77.0.1]")
 	announcetest.AwaitBrowse(t, client, announce.SecureMQTT, "gw-test@gw-test.local.:8883 [id=board-1,bundle=3] [10.77.0.1]")
 	announcetest.AwaitBrowse(t, client, announce.HTTP, "gw-test status v1.2@gw-test.local.:8080 [path=/] [10.77.0.1]")
+	// A second mDNS client, of another implementation, resolves them too.
+	for typ, want := range map[string]string{
+		announce.MQTT: "gw-test@gw-test.local.:1883 [id=board-1,bundle=3] [10.77.0.1]",
+		announce.HTTP: "gw-test status v1.2@gw-test.local.:8080 [path=/] [10.77.0.1]",
+	} {
+		if got := announcetest.Query(t, client, typ, time.Second); len(got) != 1 || got[0].String() != want {
+			t.Errorf("query %s: got %q, want %q", typ, got, want)
+		}
+	}
 
 	bye := announcetest.Goodbyes(t, client)
 	err = r.Update([]announce.Service{

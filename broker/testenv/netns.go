@@ -17,7 +17,9 @@ const netnsEnv = "EDGEBROKER_NETNS_TEST"
 
 // LAN is the network InNetns builds: a veth pair whose two ends are both
 // in the namespace, up and addressed, as a LAN the device and a client
-// share. Multicast leaving one end arrives at the other.
+// share. Multicast leaving one end arrives at the other; multicast sent
+// without naming an interface leaves by the second, the client's end
+// (route 224.0.0.0/4).
 var LAN = []struct{ Name, Addr string }{
 	{"lan0", "10.77.0.1/24"},
 	{"lan1", "10.77.0.2/24"},
@@ -67,6 +69,7 @@ func InNetns(t *testing.T) bool {
 		in("addr", "add", l.Addr, "dev", l.Name)
 		in("link", "set", l.Name, "up")
 	}
+	in("route", "add", "224.0.0.0/4", "dev", LAN[1].Name)
 	args := []string{"netns", "exec", ns, os.Args[0], "-test.run=^" + regexp.QuoteMeta(t.Name()) + "$", "-test.count=1", "-test.v"}
 	if d, ok := t.Deadline(); ok { // the child times out first, so its goroutines are printed here
 		args = append(args, "-test.timeout="+(time.Until(d)*9/10).Round(time.Second).String())

@@ -8,12 +8,15 @@ package announcetest
 import (
 	"context"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/mdns"
 	"github.com/libp2p/zeroconf/v2"
 	"github.com/miekg/dns"
 
@@ -86,6 +89,38 @@ func AwaitBrowse(t testing.TB, ifname, typ string, want ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Query asks for services of type typ with a second, independent mDNS
+// client (github.com/hashicorp/mdns: one query from an ephemeral port,
+// answers read on the group) on ifname for window, and returns what it
+// resolved, sorted by String. Found.Host and Addrs are as Browse gives
+// them; the instance is the name's first label.
+func Query(t testing.TB, ifname, typ string, window time.Duration) []Found {
+	t.Helper()
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := make(chan *mdns.ServiceEntry, 64)
+	p := mdns.DefaultParams(typ)
+	p.Entries, p.Interface, p.Timeout, p.DisableIPv6 = entries, ifi, window, true
+	p.Logger = log.New(io.Discard, "", 0)
+	if err := mdns.Query(p); err != nil {
+		t.Fatalf("query %s: %v", typ, err)
+	}
+	close(entries)
+	var out []Found
+	for e := range entries {
+		instance, _, _ := strings.Cut(e.Name, "."+typ)
+		f := Found{Instance: unescape(instance), Host: e.Host, Port: e.Port, Text: strings.Join(e.InfoFields, ",")}
+		if e.AddrV4 != nil {
+			f.Addrs = []string{e.AddrV4.String()}
+		}
+		out = append(out, f)
+	}
+	slices.SortFunc(out, func(a, b Found) int { return strings.Compare(a.String(), b.String()) })
+	return slices.CompactFunc(out, func(a, b Found) bool { return a.String() == b.String() })
 }
 
 // unescape turns a label in DNS presentation format (as zeroconf's
