@@ -78,8 +78,9 @@ func (r *Responder) Announced() []Service {
 }
 
 // Run re-announces the services whenever the host name, the interfaces or
-// their addresses change, until ctx ends; then it closes r (goodbyes
-// for everything) and returns nil.
+// their addresses change, and retries those that could not be announced,
+// every Poll until ctx ends; then it closes r (goodbyes for everything)
+// and returns nil.
 func (r *Responder) Run(ctx context.Context) error {
 	poll := r.Poll
 	if poll <= 0 {
@@ -110,10 +111,11 @@ func (r *Responder) refresh() {
 		r.logger().Warn("mDNS: cannot read the interfaces", "err", err)
 		return
 	}
-	if l.key() == r.on.key() {
+	failed := len(l.ifaces) > 0 && len(r.running) < len(r.want) // a service could not be announced: retry
+	if l.key() == r.on.key() && !failed {
 		return
 	}
-	r.logger().Info("mDNS: interfaces changed: announcing again", "host", l.host, "addrs", l.addrs)
+	r.logger().Info("mDNS: announcing again", "host", l.host, "addrs", l.addrs, "retry", failed)
 	if err := r.apply(l); err != nil {
 		r.logger().Warn("mDNS: announcement", "err", err)
 	}
