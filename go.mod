@@ -14,6 +14,9 @@ require (
 	github.com/eclipse/paho.mqtt.golang v1.5.1
 	github.com/goccy/go-yaml v1.19.2
 	github.com/google/go-cmp v0.7.0
+	github.com/hashicorp/mdns v1.0.7
+	github.com/libp2p/zeroconf/v2 v2.2.0
+	github.com/miekg/dns v1.1.73
 	github.com/tidwall/buntdb v1.3.2
 	golang.org/x/crypto v0.58.0
 	golang.org/x/net v0.60.0

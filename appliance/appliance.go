@@ -24,6 +24,7 @@ import (
 	"edgebroker/board/led"
 	"edgebroker/board/watchdog"
 
+	"edgebroker/appliance/announce"
 	"edgebroker/appliance/config"
 	"edgebroker/broker"
 	"edgebroker/broker/bridge"
@@ -101,6 +102,10 @@ type Config struct {
 	// Reload, when it delivers, makes the appliance re-read and apply its
 	// configuration (main sends SIGHUP here).
 	Reload <-chan os.Signal
+	// MDNS announces the broker on every LAN interface by mDNS/DNS-SD
+	// (package announce): its MQTT ports, TLS ports and status page,
+	// following reloads and bundles.
+	MDNS bool
 }
 
 // ShutdownTimeout bounds a clean shutdown (gokrazy kills after 100 s).
@@ -123,12 +128,14 @@ const ShutdownTimeout = 10 * time.Second
 // the -acme-tls port bound; the watchdog's probe subscription. Then, with
 // nothing left to fail, the goroutines start in one errgroup: the ports'
 // accept loops, certificate renewal, the status endpoint, $SYS, the
-// watchdog, the USB watcher and the reload loop. The first to fail stops
+// watchdog, the USB watcher, the mDNS responder (Config.MDNS) and the
+// reload loop. The first to fail stops
 // the others, and Run returns its error (a wedged subsystem, found by the
 // watchdog, so gokrazy restarts the process).
 //
 // Shutdown, when ctx ends or a goroutine fails, is the sequence in
-// shutdown: stop the listeners; drain the sessions (every client
+// shutdown (the mDNS responder says goodbye as it begins): stop the
+// listeners; drain the sessions (every client
 // disconnected within ShutdownTimeout, well inside gokrazy's window, and
 // every session saved with its queued messages); wait for every
 // goroutine; flush and close the broker state; close the state store;
@@ -147,6 +154,10 @@ func Run(ctx context.Context, cfg Config) error {
 		a.iss.wg.Wait() // the http-01 port's server (bound on demand), which ends with ctx
 		a.pid.release()
 	}()
+	if cfg.MDNS { // only Run serves, so only Run announces (not ApplyBundleFile)
+		a.mdns = &announce.Responder{Log: a.log.With("subsystem", "mdns")}
+		a.bundleSerial = a.prov.LastSerial()
+	}
 	set, err := loadConfig(a.path, a.log)
 	if err != nil {
 		return err
@@ -386,6 +397,12 @@ func (a *Appliance) run(ctx context.Context, b *bound) error {
 	if b.status != nil {
 		a.serveStatus(gctx, b.status)
 	}
+	if a.mdns != nil {
+		a.reloadMu.Lock()
+		a.announce()
+		a.reloadMu.Unlock()
+		g.Go(func() error { return a.mdns.Run(gctx) }) // says goodbye when gctx ends
+	}
 	if b.alpn != nil {
 		a.log.Info("serving ACME tls-alpn-01 challenges", "addr", b.alpn.Addr().String())
 		g.Go(func() error { return serveALPN(gctx, b.alpn) })
@@ -534,6 +551,12 @@ func (a *Appliance) applyPorts(path string, set *config.Set, ports []*port, why 
 		}
 	}
 	a.log.Info("configuration applied", "config", configName(path), "by", why)
+	// Running, announce the change: at the start, run announces once
+	// everything is bound; a bundle is announced by Install, with its
+	// serial, once the provisioning store has recorded it.
+	if a.g != nil && why != whyBundle {
+		a.announce()
+	}
 	return nil
 }
 

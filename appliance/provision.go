@@ -78,6 +78,9 @@ func newProvisioning(dataDir string, trust []ed25519.PublicKey, id board.Identit
 	}
 }
 
+// whyBundle is applyConfig's why for a bundle's configuration.
+const whyBundle = "bundle"
+
 // applyBundle makes the configuration of a bundle, in dir, the running
 // one, Device settings included; from then on Reload (SIGHUP) re-reads
 // dir. Config.ConfigPath stays as the caller gave it.
@@ -88,13 +91,18 @@ func (a *Appliance) applyBundle(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
-	return a.applyWithDevice(ctx, dir, set, "bundle")
+	return a.applyWithDevice(ctx, dir, set, whyBundle)
 }
 
 // Install applies a bundle (read whole from data) and returns the result,
 // as plugging in a stick with it does.
 func (a *Appliance) Install(ctx context.Context, data []byte) apply.Result {
 	res := a.prov.Install(ctx, bytes.NewReader(data))
+	serial := a.prov.LastSerial() // recorded once Install returns; asked before reloadMu (see bundleSerial)
+	a.reloadMu.Lock()
+	a.bundleSerial = serial
+	a.announce()
+	a.reloadMu.Unlock()
 	if res.Applied {
 		a.log.Info("bundle applied", "serial", res.Serial, "key", res.KeyID)
 	} else {

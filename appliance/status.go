@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"edgebroker/appliance/announce"
 	"edgebroker/appliance/config"
 	"edgebroker/board"
 	"edgebroker/board/netconf"
@@ -65,6 +66,17 @@ type Appliance struct {
 	// hist is the broker's message rate over the last hour, for the
 	// status page: sampled by sampleHistory; its own lock.
 	hist history
+
+	// mdns announces the broker on the LAN (Config.MDNS; nil without):
+	// set by Run before anything serves, updated under reloadMu
+	// (announce), run by run.
+	mdns *announce.Responder
+	// bundleSerial is the serial of the bundle in force (0: none), as
+	// announced: set by Run before anything serves and by Install, under
+	// reloadMu. A copy, because the provisioning store's lock comes before
+	// reloadMu (Install holds it while the bundle applies): nothing under
+	// reloadMu may ask the store.
+	bundleSerial uint64
 
 	mu     sync.Mutex
 	status Status

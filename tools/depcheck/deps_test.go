@@ -92,7 +92,33 @@ var rules = append(floorRules(), []rule{
 	{name: "only appliance and board import gokrazy", from: all(inModule, not(anyOf(under("appliance"), under("board"), under("image"), under("tools")))),
 		tests: true, bad: path("github.com/gokrazy/gokrazy/...")},
 	{name: "go-diskfs is host/test-only", from: path(firmware), deep: true, bad: path("github.com/diskfs/go-diskfs/...")},
+	{name: "firmware stays within its dependency budget", from: path(firmware), deep: true, bad: all(not(standard), not(inModule), not(inBudget))},
 }...)
+
+// firmwareBudget is the firmware's dependency budget (the style guide's):
+// the modules outside the standard library the device's binary may link,
+// each with its reason. A module that is not here fails the rule "firmware
+// stays within its dependency budget": add it with its reason, and give
+// the reason in the commit message too.
+var firmwareBudget = []struct{ module, why string }{
+	{"golang.org/x/crypto", "ACME client, bcrypt password files"},
+	{"golang.org/x/sys", "unix: mounts, uevents, device files"},
+	{"golang.org/x/sync", "errgroup, semaphore"},
+	{"github.com/tidwall", "buntdb (the state store) and its tidwall dependencies"},
+	{"github.com/goccy/go-yaml", "the configuration's YAML"},
+	{"github.com/coder/websocket", "MQTT over WebSockets"},
+	{"github.com/gokrazy/gokrazy", "the platform"},
+	{"github.com/libp2p/zeroconf/v2", "the mDNS/DNS-SD responder (appliance/announce says why this one): +0.85 MB on arm64 with the two below"},
+	{"github.com/miekg/dns", "DNS messages, for zeroconf"},
+	{"golang.org/x/net", "ipv4/ipv6 multicast sockets, for zeroconf"},
+}
+
+// inBudget matches the packages of the modules in firmwareBudget.
+func inBudget(p *pkg) bool {
+	return slices.ContainsFunc(firmwareBudget, func(b struct{ module, why string }) bool {
+		return path(b.module + "/...")(p)
+	})
+}
 
 // floorRules turns the floors into one rule per folder (code and tests),
 // and one for the folder apart (code only).
@@ -513,6 +539,12 @@ func TestRulesCatchViolations(t *testing.T) {
 			&pkg{ImportPath: m("board"), Imports: []string{"github.com/gokrazy/gokrazy"}},
 		), []string{
 			m("broker") + " imports github.com/gokrazy/gokrazy",
+		}},
+		"firmware stays within its dependency budget": {fake(
+			&pkg{ImportPath: firmware, Name: "main", Imports: []string{m("appliance"), "golang.org/x/net/ipv4"}},
+			&pkg{ImportPath: m("appliance"), Imports: []string{"github.com/foo/bar", "github.com/tidwall/buntdb", "net"}},
+		), []string{
+			firmware + " imports github.com/foo/bar (via " + firmware + " -> " + m("appliance") + " -> github.com/foo/bar)",
 		}},
 		"go-diskfs is host/test-only": {fake(
 			&pkg{ImportPath: firmware, Name: "main", Imports: []string{m("provisioning/usb")}},

@@ -31,10 +31,17 @@ const bundleName = bundle.FileName
 // presence tells the device from a host.
 const gokrazyInit = "/gokrazy/init"
 
+// onGokrazy reports whether initPath, gokrazy's init, exists: the
+// device, not a host.
+func onGokrazy(initPath string) bool {
+	fi, err := os.Stat(initPath)
+	return err == nil && fi.Mode().IsRegular()
+}
+
 // defaultDataDir is -data's default: /perm/edgebroker where initPath
 // exists (gokrazy), none elsewhere, so that a host never creates /perm.
 func defaultDataDir(initPath string) string {
-	if fi, err := os.Stat(initPath); err == nil && fi.Mode().IsRegular() {
+	if onGokrazy(initPath) {
 		return "/perm/edgebroker"
 	}
 	return ""
@@ -67,6 +74,7 @@ func main() {
 	useUSB := flag.Bool("usb", false, "apply bundles ("+bundleName+") from USB sticks as they are plugged in, and write a report back to the stick")
 	flag.StringVar(&cfg.ACMETLSAddr, "acme-tls", "", `an extra port (e.g. ":443") answering only ACME tls-alpn-01 challenges; "" for none (MQTT TLS ports answer them anyway)`)
 	applyBundle := flag.String("apply-bundle", "", "apply the bundle `FILE` to -data with the device's checks (-trust as the image has them), write the stick's report next to it and on stdout, and exit: 0 applied, 1 not")
+	flag.BoolVar(&cfg.MDNS, "mdns", onGokrazy(gokrazyInit), "announce the broker on every LAN interface by mDNS/DNS-SD (_mqtt._tcp, _secure-mqtt._tcp, _http._tcp); default on gokrazy")
 	verbose := flag.Bool("v", false, "debug logging")
 	flag.Parse()
 	if cfg.DataDir == "" {
