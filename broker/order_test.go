@@ -35,8 +35,8 @@ import (
 //     gets the message, No Matching Subscribers exactly when it does not.
 //
 // Each variant runs for QoS 0 and 1, 3.1.1 and 5.0, on a plain TCP port
-// (the reactor parks the subscriber after CONNECT, so its SUBSCRIBE is
-// read by a fresh goroutine) and a TLS port (no reactor), in parallel, so
+// and a TLS port (on both the reactor parks the subscriber after CONNECT,
+// so its SUBSCRIBE is read by a fresh goroutine), in parallel, so
 // the subtests load each other. Every try uses a fresh subscriber client
 // id and a fresh topic. Run it with -cpu 1,2 and -race as well.
 
