@@ -176,6 +176,14 @@ func newConn(s *Server, nc net.Conn, p *Port) *conn {
 		if raw, err := tc.SyscallConn(); err == nil {
 			c.raw, c.rawFn, c.sock = raw, c.rawRead, raw
 		}
+	default:
+		// A Unix stream socket (a dataflow's local connection) is read
+		// and parked as a TCP one is.
+		if uc, ok := nc.(*net.UnixConn); ok {
+			if raw, err := uc.SyscallConn(); err == nil {
+				c.raw, c.rawFn, c.sock = raw, c.rawRead, raw
+			}
+		}
 	}
 	return c
 }

@@ -5,7 +5,7 @@
 // # Store and forward on the durable path
 //
 // The bridge's local side is an ordinary MQTT 5.0 client of the local
-// broker, connected over an in-memory pipe, with a persistent session
+// broker, connected over a Unix socket pair, with a persistent session
 // (clean start only the first time, session expiry never). For a flow up
 // it subscribes to the sources with No Local, so what the broker routes
 // to it is journaled before the local publisher gets its PUBACK, like any
@@ -39,10 +39,13 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"edgebroker/broker"
 	"edgebroker/broker/bridge/remote"
@@ -168,7 +171,7 @@ func Start(cfg Config) (*Bridge, error) {
 		b.remote = b.connectRemote()
 	}
 	if cfg.Up {
-		// The local subscription is made over an in-memory pipe: wait for
+		// The local subscription is made over a socket pair: wait for
 		// it, so that what is published once Start returned (the ports
 		// open after it) is kept for the flow.
 		select {
@@ -338,7 +341,8 @@ func (b *Bridge) downMsg(in *packet.Publish, ack func()) {
 	}) // an error: closed, and the upstream sends it again
 }
 
-// pipeListener hands the bridge's in-memory connections to the broker.
+// pipeListener hands the bridge's local connections (socket pairs) to the
+// broker.
 type pipeListener struct {
 	ch     chan net.Conn
 	done   chan struct{}
@@ -350,15 +354,47 @@ func newPipeListener() *pipeListener {
 }
 
 func (l *pipeListener) dial(ctx context.Context) (net.Conn, error) {
-	server, client := net.Pipe()
+	server, client, err := socketPair()
+	if err != nil {
+		return nil, err
+	}
 	select {
 	case l.ch <- server:
 		return client, nil
 	case <-l.done:
-		return nil, net.ErrClosed
+		err = net.ErrClosed
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		err = ctx.Err()
 	}
+	server.Close()
+	client.Close()
+	return nil, err
+}
+
+// socketPair returns the two ends of a connected Unix stream socket pair:
+// unlike net.Pipe, each direction has a kernel buffer, so the broker
+// writes a batch of messages in one system call without waiting for the
+// bridge to read it, and parks the connection in its reactor when idle.
+func socketPair() (net.Conn, net.Conn, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, os.NewSyscallError("socketpair", err)
+	}
+	var conns [2]net.Conn
+	for i, fd := range fds {
+		f := os.NewFile(uintptr(fd), "dataflow")
+		conns[i], err = net.FileConn(f) // a duplicate of fd
+		f.Close()
+		if err != nil {
+			if i == 0 {
+				unix.Close(fds[1])
+			} else {
+				conns[0].Close()
+			}
+			return nil, nil, err
+		}
+	}
+	return conns[0], conns[1], nil
 }
 
 func (l *pipeListener) Accept() (net.Conn, error) {

@@ -246,7 +246,7 @@ func TestNATSClusterUp(t *testing.T) {
 		t.Errorf("status after a node's kill and a cluster restart: no last error (%+v)", st)
 	}
 	// Each message came once from the local broker: the bridge's local
-	// connection (an in-memory pipe) never broke, whatever the upstream
+	// connection (a socket pair) never broke, whatever the upstream
 	// did.
 	if st.Forwarded != n || st.Inflight != 0 {
 		t.Errorf("status forwarded, inflight: got %d, %d; want %d, 0", st.Forwarded, st.Inflight, n)
