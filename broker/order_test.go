@@ -1,20 +1,15 @@
 package broker_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"math/big"
 	"net"
 	"strconv"
 	"testing"
-	"time"
 
 	"edgebroker/broker"
 	"edgebroker/broker/brokertest"
 	"edgebroker/broker/packet"
+	"edgebroker/broker/testenv"
 )
 
 // The ordering guarantee across connections (issue 16, item 12), in the
@@ -92,7 +87,7 @@ func startOrderServers(t *testing.T) []orderTransport {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, pool := orderCert(t)
+	cert, pool, _ := testenv.SelfSigned(t, "broker.test")
 	tl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -115,37 +110,6 @@ func startOrderServers(t *testing.T) []orderTransport {
 		{name: "tcp", addr: tcp.Addr().String()},
 		{name: "tls", addr: tl.Addr().String(), tls: &tls.Config{RootCAs: pool, ServerName: "broker.test", MinVersion: tls.VersionTLS13}},
 	}
-}
-
-// orderCert makes a self-signed server certificate for broker.test.
-func orderCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		DNSNames:     []string{"broker.test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IsCA:         true,
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
 
 // orderCase is one combination of the order tests.

@@ -56,11 +56,17 @@ func (c *conn) flushReplies() {
 		c.signal()
 		return
 	}
+	c.writeTaken(buf)
+}
+
+// writeTaken writes buf, which the caller took from the outbox as its
+// writer, without waiting. What the socket does not take, what others
+// appended meanwhile, or a connection that is closing goes to a writer
+// goroutine; else the caller is no longer the writer.
+func (c *conn) writeTaken(buf []byte) {
 	n, err := c.writeNow(buf)
 	c.srv.Stats.BytesSent.Add(uint64(n))
 	if !c.out.repliesWritten(buf, n, err) {
-		// Others appended meanwhile, the socket is full, or the
-		// connection is closing: a writer goroutine takes over.
 		go c.writeLoop() // writing stays set: it is the writer now
 		return
 	}
@@ -148,16 +154,7 @@ func (c *conn) writeDirect() {
 		go c.writeLoop() // closing: the writer goroutine finishes the close
 		return
 	}
-	if len(buf) == 0 {
-		return // released (takeClaimed)
-	}
-	n, err := c.writeNow(buf)
-	c.srv.Stats.BytesSent.Add(uint64(n))
-	if !c.out.repliesWritten(buf, n, err) {
-		go c.writeLoop() // writing stays set: it is the writer now
-		return
-	}
-	if sess := c.attached(); sess != nil {
-		sess.refill(c) // as the writer does after a write
+	if len(buf) > 0 { // else released (takeClaimed)
+		c.writeTaken(buf)
 	}
 }

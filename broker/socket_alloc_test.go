@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"edgebroker/broker/packet"
+	"edgebroker/broker/testenv"
 )
 
 // TestSocketWriteAllocs: routing a PUBLISH to a subscriber on a real
@@ -28,7 +29,7 @@ func socketWriteAllocs(t *testing.T, secure bool) {
 	if raceEnabled {
 		t.Skip("sync.Pool drops items under the race detector")
 	}
-	cert, certPEM := idleTLSCert(t)
+	cert, _, certPEM := testenv.SelfSigned(t, "broker.test")
 	s := New(Config{})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

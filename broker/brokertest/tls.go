@@ -1,18 +1,13 @@
 package brokertest
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"math/big"
 	"net"
 	"sync"
 	"testing"
-	"time"
 
 	"edgebroker/broker"
+	"edgebroker/broker/testenv"
 )
 
 // tlsNets maps the address of a ServeTLS port to its clients' TLS
@@ -33,7 +28,7 @@ func ServeTLS(t testing.TB, s *broker.Server, port *broker.Port) string {
 	if port == nil {
 		port = &broker.Port{Name: "tls"}
 	}
-	cert, pool := selfSigned(t)
+	cert, pool, _ := testenv.SelfSigned(t, "broker.test")
 	port.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	addr := ln.Addr().String()
 	tlsNets.Store(addr, &tls.Config{RootCAs: pool, ServerName: "broker.test", MinVersion: tls.VersionTLS13})
@@ -51,35 +46,4 @@ func tlsDial(addr string) (nc net.Conn, ok bool, err error) {
 	}
 	nc, err = tls.DialWithDialer(&net.Dialer{Timeout: WaitTime}, "tcp", addr, cfg.(*tls.Config))
 	return nc, true, err
-}
-
-// selfSigned makes a self-signed ECDSA P-256 certificate for broker.test
-// and a pool that trusts it.
-func selfSigned(t testing.TB) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		DNSNames:              []string{"broker.test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
