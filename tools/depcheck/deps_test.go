@@ -52,6 +52,7 @@ const apart = "image"
 // never drags a subsystem along.
 var shared = []string{
 	"broker/testenv", // NeedTool, Eventually, Poll: for every floor's tests
+	"provisioning/firmware", // the signed firmware update format: the device and image/ (host) share it
 }
 
 // testClients are packages of a higher floor that any floor's tests may use

@@ -3,6 +3,7 @@
 //
 //	mkimage [build flags] -o bin/edgebroker-rpi.img
 //	mkimage -target qemu -o bin/edgebroker-qemu.img
+//	mkimage sign -key site.key -target qemu bin/edgebroker-qemu.img
 //	mkimage update -device 127.0.0.1:8080 -password-file pw.txt bin/edgebroker-qemu.img
 //	mkimage qemu [-forward 1883:11883] [-usb stick.img] bin/edgebroker-qemu.img
 //
@@ -39,6 +40,8 @@ func main() {
 	switch {
 	case len(os.Args) > 1 && os.Args[1] == "update":
 		err = updateMain(ctx, os.Args[2:])
+	case len(os.Args) > 1 && os.Args[1] == "sign":
+		err = signMain(ctx, os.Args[2:])
 	case len(os.Args) > 1 && os.Args[1] == "qemu":
 		err = qemuMain(ctx, os.Args[2:])
 	default:
