@@ -4,7 +4,8 @@
 //	mkimage [build flags] -o bin/edgebroker-rpi.img
 //	mkimage -target qemu -o bin/edgebroker-qemu.img
 //	mkimage sign -key site.key -target qemu bin/edgebroker-qemu.img
-//	mkimage update -device 127.0.0.1:8080 -password-file pw.txt bin/edgebroker-qemu.img
+//	mkimage update -device https://edgebroker:8443 -ca ca.crt bin/edgebroker-qemu.fwupdate
+//	mkimage update -device 127.0.0.1:8080 -password-file pw.txt bin/edgebroker-qemu.img   (legacy)
 //	mkimage qemu [-forward 1883:11883] [-usb stick.img] bin/edgebroker-qemu.img
 //
 // See image/README.md.
