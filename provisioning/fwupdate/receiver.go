@@ -15,13 +15,17 @@
 package fwupdate
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
+	"edgebroker/provisioning/atomicfile"
 	"edgebroker/provisioning/firmware"
 )
 
@@ -84,21 +88,84 @@ type Receiver struct {
 	// version, clock, partition sizes); it is called once per update.
 	Policy func() firmware.Policy
 	Log    *slog.Logger // nil: slog.Default()
+	// StateFile, if set, keeps what the inactive partition holds and the
+	// last attempt across restarts and reboots (on /perm).
+	StateFile string
 
 	busy sync.Mutex // held by the one Install in progress (TryLock)
 
-	mu   sync.Mutex // guards last
-	last *Attempt   // the latest attempt, nil before the first
+	mu     sync.Mutex // guards the fields below
+	loaded bool       // saved was read from StateFile
+	saved  saved
+}
+
+// saved is StateFile's content.
+type saved struct {
+	// Installed is the version last written to the inactive partition and
+	// switched to, over the version Over that ran then; "" after an
+	// update that was refused while writing (the partition is marked bad).
+	Installed string   `json:"installed,omitempty"`
+	Over      string   `json:"over,omitempty"`
+	Last      *Attempt `json:"last,omitempty"`
+}
+
+// Status is what the receiver shows: the versions of both root
+// partitions and the last attempt.
+type Status struct {
+	Running string `json:"running"` // the version running
+	Board   string `json:"board"`
+	// Other is the version in the other root partition, "" when unknown
+	// or marked bad.
+	Other string   `json:"other"`
+	Last  *Attempt `json:"lastAttempt,omitempty"`
+}
+
+// Status returns the receiver's status.
+func (rc *Receiver) Status() Status {
+	p := rc.Policy()
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.loadLocked()
+	st := Status{Running: p.Running, Board: p.Board, Last: rc.saved.Last}
+	switch sv := rc.saved; {
+	case sv.Installed == "":
+	case sv.Installed == p.Running: // the update runs: the previous one is in the other partition
+		st.Other = sv.Over
+	default: // written, not running: a trial to come, or one that rolled back
+		st.Other = sv.Installed
+	}
+	return st
 }
 
 // Last returns the latest attempt, if any.
 func (rc *Receiver) Last() (Attempt, bool) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	if rc.last == nil {
+	rc.loadLocked()
+	if rc.saved.Last == nil {
 		return Attempt{}, false
 	}
-	return *rc.last, true
+	return *rc.saved.Last, true
+}
+
+// loadLocked reads StateFile once; a missing or unreadable file is an
+// empty state (logged when unreadable).
+func (rc *Receiver) loadLocked() {
+	if rc.loaded || rc.StateFile == "" {
+		return
+	}
+	rc.loaded = true
+	b, err := os.ReadFile(rc.StateFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	if err == nil {
+		err = json.Unmarshal(b, &rc.saved)
+	}
+	if err != nil {
+		rc.log().Warn("firmware update state unreadable; starting empty", "file", rc.StateFile, "err", err)
+		rc.saved = saved{}
+	}
 }
 
 func (rc *Receiver) log() *slog.Logger {
@@ -115,10 +182,11 @@ func (rc *Receiver) Install(r io.Reader, from string) Attempt {
 	a := Attempt{Time: time.Now(), From: from}
 	if !rc.busy.TryLock() {
 		a.Reason, a.Detail = firmware.ReasonBusy, "another update is being received"
-		return rc.record(a)
+		return rc.record(a, "", false)
 	}
 	defer rc.busy.Unlock()
-	err := rc.install(r, &a)
+	p := rc.Policy()
+	wrote, err := rc.install(r, &a, p)
 	a.Installed = err == nil
 	if err != nil {
 		a.Reason, a.Detail = firmware.ReasonOf(err), err.Error()
@@ -130,21 +198,22 @@ func (rc *Receiver) Install(r io.Reader, from string) Attempt {
 			a.Reason = firmware.ReasonWrite
 		}
 	}
-	return rc.record(a)
+	return rc.record(a, p.Running, wrote)
 }
 
 // install checks the header against the policy, then writes and checks
 // the file systems, then switches; it discards what it wrote on any
-// failure after the first write.
-func (rc *Receiver) install(r io.Reader, a *Attempt) error {
+// failure after the first write. wrote says whether it wrote to the
+// target.
+func (rc *Receiver) install(r io.Reader, a *Attempt, p firmware.Policy) (wrote bool, err error) {
 	s, err := firmware.ReadHeader(r)
 	if err != nil {
-		return err
+		return false, err
 	}
 	m := s.Manifest
 	a.Version, a.Board, a.KeyID = m.Version, m.Board, m.KeyID
-	if err := s.Verify(rc.Policy()); err != nil {
-		return err // nothing written
+	if err := s.Verify(p); err != nil {
+		return false, err // nothing written
 	}
 	err = rc.write(r, m)
 	if err == nil {
@@ -157,7 +226,7 @@ func (rc *Receiver) install(r io.Reader, a *Attempt) error {
 			rc.log().Error("firmware update: marking the inactive partition bad", "err", derr)
 		}
 	}
-	return err
+	return true, err
 }
 
 // write streams root, then boot, from r into the target, each checked
@@ -197,10 +266,24 @@ func copyTo(open func() (WriteSyncCloser, error), r io.Reader, name string, part
 	return err
 }
 
-// record keeps a as the last attempt and logs it.
-func (rc *Receiver) record(a Attempt) Attempt {
+// record keeps a as the last attempt (with what the inactive partition
+// now holds: wrote says the attempt wrote to it), saves it and logs it.
+func (rc *Receiver) record(a Attempt, running string, wrote bool) Attempt {
 	rc.mu.Lock()
-	rc.last = &a
+	rc.loadLocked()
+	rc.saved.Last = &a
+	switch {
+	case a.Installed:
+		rc.saved.Installed, rc.saved.Over = a.Version, running
+	case wrote:
+		rc.saved.Installed, rc.saved.Over = "", ""
+	}
+	if rc.StateFile != "" {
+		b, _ := json.Marshal(rc.saved)
+		if err := atomicfile.WriteFile(rc.StateFile, b, 0o600); err != nil {
+			rc.log().Error("firmware update state not saved", "file", rc.StateFile, "err", err)
+		}
+	}
 	rc.mu.Unlock()
 	if a.Installed {
 		rc.log().Info("firmware update installed", "version", a.Version, "board", a.Board, "key", a.KeyID, "from", a.From)

@@ -276,3 +276,34 @@ func TestHandler(t *testing.T) {
 		t.Errorf("/update/last: %+v", last)
 	}
 }
+
+// TestStatusAcrossReboots: the receiver's status says what each root
+// partition holds and the last attempt, also after a restart (StateFile):
+// the update pending, then running over the previous version, then a
+// partition marked bad by a broken upload.
+func TestStatusAcrossReboots(t *testing.T) {
+	r := newRig(t)
+	state := filepath.Join(t.TempDir(), "firmware.json")
+	r.rc.StateFile = state
+	if a := r.rc.Install(bytes.NewReader(r.file(r.manifest("1.1"), r.key, r.root, r.boot)), "test"); !a.Installed {
+		t.Fatal(a)
+	}
+	if st := r.rc.Status(); st.Running != "1.0" || st.Other != "1.1" || st.Last == nil || !st.Last.Installed {
+		t.Errorf("after the install: %+v", st)
+	}
+	// The reboot into 1.1: a new receiver reads the state.
+	r.running = "1.1"
+	rc := &fwupdate.Receiver{Target: r.disk, Policy: r.rc.Policy, StateFile: state}
+	if st := rc.Status(); st.Running != "1.1" || st.Other != "1.0" || st.Last == nil || st.Last.Version != "1.1" {
+		t.Errorf("after the reboot: %+v", st)
+	}
+	root := bytes.Clone(r.root)
+	root[0] ^= 1
+	if a := rc.Install(bytes.NewReader(r.file(r.manifest("1.2"), r.key, root, r.boot)), "test"); a.Reason != firmware.ReasonHash {
+		t.Fatal(a)
+	}
+	rc = &fwupdate.Receiver{Target: r.disk, Policy: r.rc.Policy, StateFile: state}
+	if st := rc.Status(); st.Other != "" || st.Last == nil || st.Last.Reason != firmware.ReasonHash {
+		t.Errorf("after a broken upload: %+v", st)
+	}
+}
