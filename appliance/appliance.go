@@ -26,6 +26,7 @@ import (
 
 	"edgebroker/appliance/config"
 	"edgebroker/broker"
+	"edgebroker/provisioning/fwupdate"
 )
 
 // DefaultLoopback is the embedded default's plain port for programs on
@@ -71,6 +72,11 @@ type Config struct {
 	ACMEHTTPAddr string
 	// USB, if set, applies bundles from USB sticks as they are plugged in.
 	USB *USBConfig
+	// Firmware, if set, takes signed firmware updates: PUT
+	// /update/firmware on the status endpoint, and firmware.FileName on
+	// USB sticks (with USB). Status and /metrics show its versions and
+	// last attempt.
+	Firmware *fwupdate.Receiver
 	// Trust are the public keys bundles must be signed by (baked into the
 	// image); bundles may enrol more and retire some.
 	Trust []ed25519.PublicKey

@@ -20,6 +20,7 @@ import (
 	"edgebroker/board"
 	"edgebroker/broker"
 	"edgebroker/provisioning/apply"
+	"edgebroker/provisioning/fwupdate"
 )
 
 // Appliance is a running appliance, as Config.Started hands it over.
@@ -89,6 +90,9 @@ type Status struct {
 	Provisioning Provisioning     `json:"provisioning"`
 	Journal      JournalStatus    `json:"journal"`
 	Dataflows    []DataflowStatus `json:"dataflows"`
+	// Firmware is the firmware update receiver's state (Config.Firmware):
+	// the running version, the other partition's, the last attempt.
+	Firmware *fwupdate.Status `json:"firmware,omitempty"`
 }
 
 // DataflowStatus is one running Dataflow.
@@ -213,6 +217,10 @@ func (a *Appliance) Status() Status {
 	st.Ports = slices.Concat(st.Ports, a.listen)
 	st.Provisioning.USB = a.usb
 	a.mu.Unlock()
+	if a.cfg.Firmware != nil {
+		fw := a.cfg.Firmware.Status()
+		st.Firmware = &fw
+	}
 	for i, p := range st.Ports {
 		if p.TLS != nil && p.TLS.Mode == "Automatic" {
 			c := a.certStatus(p.TLS.Secret)

@@ -20,6 +20,7 @@ import (
 //	/status.json  the same as JSON (Status)
 //	/ca.crt       the CA certificate clients need for Automatic TLS ports
 //	/metrics      Prometheus text format
+//	/update/      signed firmware updates (Config.Firmware; provisioning/fwupdate)
 //
 // It shows no secrets: no keys, passwords or stored values.
 func (a *Appliance) statusHandler() http.Handler {
@@ -49,6 +50,9 @@ func (a *Appliance) statusHandler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		a.writeMetrics(w)
 	})
+	if a.cfg.Firmware != nil {
+		mux.Handle("/update/", http.StripPrefix("/update", a.cfg.Firmware.Handler()))
+	}
 	return mux
 }
 
@@ -103,6 +107,9 @@ var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 {{with .Provisioning.History}}<table><tr><th>time</th><th>serial</th><th>outcome</th><th>reasons</th></tr>
 {{range .}}<tr><td>{{time .Time}}</td><td>{{.Serial}}</td><td{{if not .Applied}} class="bad"{{end}}>{{if .Applied}}applied{{else if .RolledBack}}rolled back{{else}}rejected{{end}}</td><td>{{range .Reasons}}{{.}}<br>{{end}}</td></tr>
 {{end}}</table>{{end}}
+{{with .Firmware}}<h2>Firmware</h2>
+<p>Running version {{.Running}} (board {{.Board}}); the other root partition holds {{with .Other}}version {{.}}{{else}}no usable system{{end}}.</p>
+{{with .Last}}<p{{if not .Installed}} class="bad"{{end}}>Last update {{time .Time}}: {{.}}</p>{{end}}{{end}}
 <h2>State store</h2>
 <p>{{.StateStore.Keys}} keys, {{.StateStore.Bytes}} bytes{{if .StateStore.MaxKeys}} (quota {{.StateStore.MaxKeys}} keys, {{.StateStore.MaxBytes}} bytes; per principal {{.StateStore.MaxKeysPerPrincipal}} keys, {{.StateStore.MaxBytesPerPrincipal}} bytes){{end}}.</p>
 </body></html>

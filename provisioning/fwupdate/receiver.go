@@ -76,7 +76,7 @@ func (a Attempt) String() string {
 	if v == "" {
 		v = "unknown version"
 	}
-	return fmt.Sprintf("refused %s from %s: %s: %s", v, a.From, a.Reason, a.Detail)
+	return fmt.Sprintf("refused %s from %s: %s: %s", v, a.From, string(a.Reason), a.Detail)
 }
 
 // Receiver installs updates into Target. Its Handler serves them over
