@@ -14,38 +14,56 @@ import (
 	"edgebroker/provisioning/atomicfile"
 )
 
-// DirBoot is the Boot of a gokrazy boot FAT mounted at Dir, the Raspberry
-// Pi firmware's tryboot way: the default boot reads config.txt and
+// FileBoot is the Boot of a gokrazy boot file system, the Raspberry Pi
+// firmware's tryboot way: a default boot reads config.txt and
 // cmdline.txt; a boot with the tryboot flag (reboot "0 tryboot") reads
-// tryboot.txt instead, which names cmdline.try.txt. The firmware clears
-// the flag, so any boot after the trial is a default boot again. The QEMU
-// harness (image/qemu) plays the firmware's part: it boots from
-// cmdline.try.txt once when tryboot.txt is there, removes it, and adds
-// QEMUTrialArg to the kernel command line.
+// tryboot.txt instead, which names cmdtry.txt as its command line. The
+// firmware clears the flag, so any boot after the trial is a default boot
+// again. The QEMU harness (image/qemu) is to play the firmware's part: boot
+// from cmdtry.txt once when asked, adding QEMUTrialArg to the kernel
+// command line.
 //
 // Both command lines name the root partition as root=PARTUUID=<disk
-// signature>-02 (slot 0) or -03 (slot 1).
-type DirBoot struct {
+// signature>-02 (slot 0) or -03 (slot 1). The image carries tryboot.txt
+// and cmdtry.txt (padded, so FATFiles can rewrite them in place).
+type FileBoot struct {
 	// All fields are set at construction and read-only.
-	Dir string // the mounted boot file system
+	Files BootFiles // the boot file system: FATFiles on a device, DirFiles in tests
 	// CmdlinePath is the running kernel's command line; "" means
 	// /proc/cmdline.
 	CmdlinePath string
-	// IsTrial reports whether this boot is a trial; nil means PiTrial
+	// IsTrial reports whether this boot is a trial; nil means PiTrial("/")
 	// (the firmware's device tree flag).
 	IsTrial func() (bool, error)
 }
 
-// Files DirBoot writes in the boot file system.
+// Files FileBoot reads and writes in the boot file system (8.3 names).
 const (
+	Cmdline    = "cmdline.txt"
 	TryConfig  = "tryboot.txt"
-	TryCmdline = "cmdline.try.txt"
+	TryCmdline = "cmdtry.txt"
+	// TryConfigLine is the line of tryboot.txt that names TryCmdline.
+	TryConfigLine = "cmdline=" + TryCmdline
 	// PiRebootArg is the argument of reboot(2) that starts a Pi's tryboot.
 	PiRebootArg = "0 tryboot"
 	// QEMUTrialArg is what the QEMU harness adds to a trial boot's kernel
 	// command line.
 	QEMUTrialArg = "edgebroker.tryboot=1"
 )
+
+// DirFiles are the files of a boot file system mounted (or copied) at a
+// folder.
+type DirFiles string
+
+// ReadFile reads dir/name.
+func (d DirFiles) ReadFile(name string) ([]byte, error) {
+	return os.ReadFile(filepath.Join(string(d), name))
+}
+
+// WriteFile replaces dir/name (temporary file, fsync, rename).
+func (d DirFiles) WriteFile(name string, b []byte) error {
+	return atomicfile.WriteFile(filepath.Join(string(d), name), b, 0o644)
+}
 
 var partuuid = regexp.MustCompile(`root=PARTUUID=([0-9a-fA-F]{8})-0([23])\b`)
 
@@ -65,7 +83,7 @@ func withSlot(cmdline []byte, slot int) []byte {
 
 // State reads the running slot from the kernel's command line, the
 // default from cmdline.txt, and the trial flag.
-func (d *DirBoot) State() (BootState, error) {
+func (d *FileBoot) State() (BootState, error) {
 	p := d.CmdlinePath
 	if p == "" {
 		p = "/proc/cmdline"
@@ -78,12 +96,12 @@ func (d *DirBoot) State() (BootState, error) {
 	if st.Running, err = slotOf(run); err != nil {
 		return st, fmt.Errorf("running: %w", err)
 	}
-	def, err := os.ReadFile(filepath.Join(d.Dir, "cmdline.txt"))
+	def, err := d.Files.ReadFile(Cmdline)
 	if err != nil {
 		return st, err
 	}
 	if st.Default, err = slotOf(def); err != nil {
-		return st, fmt.Errorf("cmdline.txt: %w", err)
+		return st, fmt.Errorf("%s: %w", Cmdline, err)
 	}
 	isTrial := d.IsTrial
 	if isTrial == nil {
@@ -93,54 +111,45 @@ func (d *DirBoot) State() (BootState, error) {
 	return st, err
 }
 
-// Try writes cmdline.try.txt for slot and tryboot.txt (config.txt plus a
-// line naming it), and points cmdline.txt at the other slot, the one
-// running: an update may have just rewritten the boot file system with
-// its own cmdline.txt.
-func (d *DirBoot) Try(slot int) error {
-	cmd, err := os.ReadFile(filepath.Join(d.Dir, "cmdline.txt"))
+// Try points cmdtry.txt at slot, and cmdline.txt at the other slot, the
+// one running (an update may have just rewritten the boot file system
+// with the image's own cmdline.txt); it writes tryboot.txt (config.txt
+// and TryConfigLine) only when it does not name cmdtry.txt yet.
+func (d *FileBoot) Try(slot int) error {
+	cmd, err := d.Files.ReadFile(Cmdline)
 	if err != nil {
 		return err
 	}
 	if _, err := slotOf(cmd); err != nil {
-		return fmt.Errorf("cmdline.txt: %w", err)
+		return fmt.Errorf("%s: %w", Cmdline, err)
 	}
-	cfg, err := os.ReadFile(filepath.Join(d.Dir, "config.txt"))
+	tc, err := d.Files.ReadFile(TryConfig)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	try := append(bytes.Clone(cfg), "\n[all]\ncmdline="+TryCmdline+"\n"...)
-	for _, f := range []struct {
-		name string
-		b    []byte
-	}{
-		{"cmdline.txt", withSlot(cmd, 1-slot)},
-		{TryCmdline, withSlot(cmd, slot)},
-		{TryConfig, try},
-	} {
-		if err := atomicfile.WriteFile(filepath.Join(d.Dir, f.name), f.b, 0o644); err != nil {
+	if !slices.Contains(strings.Fields(string(tc)), TryConfigLine) {
+		cfg, err := d.Files.ReadFile("config.txt")
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if err := d.Files.WriteFile(TryConfig, append(bytes.Clone(cfg), "\n[all]\n"+TryConfigLine+"\n"...)); err != nil {
 			return err
 		}
 	}
-	return nil
+	if err := d.Files.WriteFile(TryCmdline, withSlot(cmd, slot)); err != nil {
+		return err
+	}
+	return d.Files.WriteFile(Cmdline, withSlot(cmd, 1-slot))
 }
 
-// Commit points cmdline.txt at slot and removes the trial's files.
-func (d *DirBoot) Commit(slot int) error {
-	path := filepath.Join(d.Dir, "cmdline.txt")
-	cmd, err := os.ReadFile(path)
+// Commit points cmdline.txt at slot. The trial's files stay: only a
+// tryboot reads them.
+func (d *FileBoot) Commit(slot int) error {
+	cmd, err := d.Files.ReadFile(Cmdline)
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(path, withSlot(cmd, slot), 0o644); err != nil {
-		return err
-	}
-	for _, name := range []string{TryConfig, TryCmdline} {
-		if err := os.Remove(filepath.Join(d.Dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-	}
-	return nil
+	return d.Files.WriteFile(Cmdline, withSlot(cmd, slot))
 }
 
 // PiTrial reads the Pi firmware's tryboot flag from the device tree under
