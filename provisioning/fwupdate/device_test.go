@@ -3,10 +3,10 @@ package fwupdate_test
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
