@@ -65,6 +65,10 @@ func main() {
 	useUSB := flag.Bool("usb", false, "apply bundles ("+bundleName+") from USB sticks as they are plugged in, and write a report back to the stick")
 	flag.StringVar(&cfg.ACMETLSAddr, "acme-tls", "", `an extra port (e.g. ":443") answering only ACME tls-alpn-01 challenges; "" for none (MQTT TLS ports answer them anyway)`)
 	applyBundle := flag.String("apply-bundle", "", "apply the bundle `FILE` to -data with the device's checks (-trust as the image has them), write the stick's report next to it and on stdout, and exit: 0 applied, 1 not")
+	var fw appliance.FirmwareConfig
+	flag.StringVar(&fw.Version, "firmware-version", "", "the image's version (mkimage bakes it in): take signed firmware updates at /update/ on -status and from USB sticks (with -usb), signed by a -trust key")
+	flag.StringVar(&fw.Board, "firmware-board", "rpi", `the image's target for firmware updates: "rpi" or "qemu"`)
+	flag.StringVar(&fw.Disk, "firmware-disk", "", "the disk firmware updates write (default /dev/mmcblk0 on rpi, /dev/vda on qemu)")
 	verbose := flag.Bool("v", false, "debug logging")
 	flag.Parse()
 	if cfg.DataDir == "" {
@@ -101,6 +105,19 @@ func main() {
 		level = slog.LevelDebug
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if fw.Version != "" && *applyBundle == "" {
+		if len(cfg.Trust) == 0 {
+			fmt.Fprintln(os.Stderr, "edgebroker: -firmware-version needs -trust: without trusted keys every update is refused")
+			os.Exit(2)
+		}
+		// A device whose disk cannot be read still serves MQTT: it only
+		// takes no firmware update.
+		if rc, err := appliance.NewFirmware(fw, cfg.DataDir, cfg.Trust, cfg.Logger); err != nil {
+			cfg.Logger.Error("firmware updates are off", "err", err)
+		} else {
+			cfg.Firmware = rc
+		}
+	}
 	if *applyBundle != "" {
 		os.Exit(applyBundleFile(cfg, *applyBundle))
 	}

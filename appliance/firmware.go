@@ -1,0 +1,74 @@
+package appliance
+
+import (
+	"crypto/ed25519"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"edgebroker/provisioning/firmware"
+	"edgebroker/provisioning/fwupdate"
+)
+
+// FirmwareDir is the firmware receiver's folder under Config.DataDir: the
+// staged boot file system and the receiver's state.
+const FirmwareDir = "firmware"
+
+// FirmwareConfig says how a gokrazy device takes signed firmware updates.
+type FirmwareConfig struct {
+	Version string // the running image's version (mkimage bakes it in)
+	Board   string // the image's target: "rpi" or "qemu"
+	// Disk is the whole disk the device boots from; "" means
+	// /dev/mmcblk0 on "rpi" and /dev/vda on "qemu".
+	Disk string
+	// Root is where /proc is ("" means "/"): the kernel command line and,
+	// on a Pi, the firmware's tryboot flag.
+	Root string
+}
+
+// NewFirmware builds the receiver of a gokrazy device's firmware updates:
+// the root partition that is not running and the boot partition of
+// fc.Disk, read from its MBR, are written; the trial boot is prepared in
+// the new boot file system in place (fwupdate.FileBoot on FATFiles).
+// Updates must be signed by a key of trust.
+func NewFirmware(fc FirmwareConfig, dataDir string, trust []ed25519.PublicKey, log *slog.Logger) (*fwupdate.Receiver, error) {
+	if _, err := firmware.ParseVersion(fc.Version); err != nil {
+		return nil, fmt.Errorf("appliance: firmware: %w", err)
+	}
+	disk := fc.Disk
+	isTrial := fwupdate.PiTrial(fc.Root)
+	cmdline := filepath.Join(fc.Root, "proc", "cmdline")
+	switch {
+	case fc.Board == "rpi" && disk == "":
+		disk = "/dev/mmcblk0"
+	case fc.Board == "qemu":
+		isTrial = fwupdate.QEMUTrial(cmdline)
+		if disk == "" {
+			disk = "/dev/vda"
+		}
+	case disk == "":
+		return nil, fmt.Errorf("appliance: firmware: board %q: name its disk", fc.Board)
+	}
+	dir := filepath.Join(dataDir, FirmwareDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("appliance: firmware: %w", err)
+	}
+	var boot *fwupdate.FileBoot
+	target, err := fwupdate.GokrazyDisk(disk, cmdline, filepath.Join(dir, "boot.staged"),
+		func(slot int, m firmware.Manifest) error { return boot.Try(slot) })
+	if err != nil {
+		return nil, fmt.Errorf("appliance: firmware: %w", err)
+	}
+	boot = &fwupdate.FileBoot{Files: &fwupdate.FATFiles{Path: disk, Extent: target.BootFS}, CmdlinePath: cmdline, IsTrial: isTrial}
+	return &fwupdate.Receiver{
+		Target: target,
+		Policy: func() firmware.Policy {
+			return firmware.Policy{Trust: trust, Board: fc.Board, Running: fc.Version, Now: time.Now(),
+				MaxRoot: target.Roots[target.Inactive()].Size, MaxBoot: target.BootFS.Size}
+		},
+		Log:       log.With("subsystem", "firmware"),
+		StateFile: filepath.Join(dir, "state.json"),
+	}, nil
+}
