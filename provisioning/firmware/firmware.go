@@ -88,7 +88,8 @@ func KeyID(pub ed25519.PublicKey) string {
 // Version is a parsed dotted version: "1.4.2" is [1 4 2].
 type Version []uint64
 
-// ParseVersion parses dotted decimal numbers (at most 8 of them).
+// ParseVersion parses dotted decimal numbers (at most 8 of them). Numbers
+// compare as numbers: "20261203.093015" (a build time) is 20261203.93015.
 func ParseVersion(s string) (Version, error) {
 	parts := strings.Split(s, ".")
 	if s == "" || len(parts) > 8 {
@@ -97,8 +98,8 @@ func ParseVersion(s string) (Version, error) {
 	v := make(Version, len(parts))
 	for i, p := range parts {
 		n, err := strconv.ParseUint(p, 10, 64)
-		if err != nil || p != strconv.FormatUint(n, 10) {
-			return nil, fmt.Errorf("version %q: %q is not a number without leading zeros", s, p)
+		if err != nil || p[0] == '+' {
+			return nil, fmt.Errorf("version %q: %q is not a number", s, p)
 		}
 		v[i] = n
 	}

@@ -187,7 +187,7 @@ func TestVersionCompare(t *testing.T) {
 		a, b string
 		want int
 	}{
-		{"1.2", "1.2.0", 0}, {"1.10", "1.9", 1}, {"1", "1.0.1", -1}, {"20261203.2", "20261203.10", -1},
+		{"1.2", "1.2.0", 0}, {"1.10", "1.9", 1}, {"1", "1.0.1", -1}, {"20261203.2", "20261203.10", -1}, {"20261203.093015", "20261203.93015", 0}, {"20261203.093015", "20261203.100000", -1},
 	} {
 		a, err := firmware.ParseVersion(c.a)
 		if err != nil {
@@ -198,7 +198,7 @@ func TestVersionCompare(t *testing.T) {
 			t.Errorf("%s vs %s: got %d, want %d", c.a, c.b, got, c.want)
 		}
 	}
-	for _, bad := range []string{"", "1..2", "01.2", "v1", "1.-2", "1.2.3.4.5.6.7.8.9"} {
+	for _, bad := range []string{"", "1..2", "+1.2", "v1", "1.-2", "1.2.3.4.5.6.7.8.9"} {
 		if _, err := firmware.ParseVersion(bad); err == nil {
 			t.Errorf("ParseVersion(%q): no error", bad)
 		}

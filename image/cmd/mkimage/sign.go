@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"edgebroker/image/build"
 	"edgebroker/image/update"
 	"edgebroker/provisioning/firmware"
 )
@@ -48,7 +49,7 @@ func signMain(ctx context.Context, args []string) error {
 		return err
 	}
 	if *version == "" {
-		*version = built.UTC().Format("20060102.150405")
+		*version = build.VersionOf(built)
 	}
 	m := firmware.Manifest{Version: *version, Built: built.UTC(), Board: *target}
 	if *downgrade > 0 {
