@@ -77,6 +77,12 @@ type Config struct {
 	// USB sticks (with USB). Status and /metrics show its versions and
 	// last attempt.
 	Firmware *fwupdate.Receiver
+	// Trial, if set, decides a trial boot once the appliance serves
+	// (fwupdate.Trial with Boot, Deadline and Reboot): it commits the
+	// running system when every health probe has passed (the broker
+	// routes, the state store reads) within Deadline, and otherwise calls
+	// Reboot. Its Healthy is the appliance's own and need not be set.
+	Trial *fwupdate.Trial
 	// Trust are the public keys bundles must be signed by (baked into the
 	// image); bundles may enrol more and retire some.
 	Trust []ed25519.PublicKey
@@ -394,6 +400,9 @@ func (a *Appliance) run(ctx context.Context, b *bound) error {
 		g.Go(func() error { return a.watchUSB(gctx, a.cfg.USB, a.id, status) })
 	}
 	g.Go(func() error { a.loop(gctx); return nil })
+	if a.cfg.Trial != nil {
+		g.Go(func() error { a.decideTrial(gctx, b.wd); return nil })
+	}
 	if a.cfg.Ready != nil {
 		a.cfg.Ready(addrs)
 	}

@@ -1,13 +1,16 @@
 package appliance
 
 import (
+	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
 
+	"edgebroker/board/watchdog"
 	"edgebroker/provisioning/firmware"
 	"edgebroker/provisioning/fwupdate"
 )
@@ -32,10 +35,19 @@ type FirmwareConfig struct {
 // the root partition that is not running and the boot partition of
 // fc.Disk, read from its MBR, are written; the trial boot is prepared in
 // the new boot file system in place (fwupdate.FileBoot on FATFiles).
-// Updates must be signed by a key of trust.
-func NewFirmware(fc FirmwareConfig, dataDir string, trust []ed25519.PublicKey, log *slog.Logger) (*fwupdate.Receiver, error) {
+// Updates must be signed by a key of trust. The FileBoot it returns is
+// the Boot of Config.Trial.
+func NewFirmware(fc FirmwareConfig, dataDir string, trust []ed25519.PublicKey, log *slog.Logger) (*fwupdate.Receiver, *fwupdate.FileBoot, error) {
+	rc, boot, err := newFirmware(fc, dataDir, trust, log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("appliance: firmware: %w", err)
+	}
+	return rc, boot, nil
+}
+
+func newFirmware(fc FirmwareConfig, dataDir string, trust []ed25519.PublicKey, log *slog.Logger) (*fwupdate.Receiver, *fwupdate.FileBoot, error) {
 	if _, err := firmware.ParseVersion(fc.Version); err != nil {
-		return nil, fmt.Errorf("appliance: firmware: %w", err)
+		return nil, nil, err
 	}
 	disk := fc.Disk
 	isTrial := fwupdate.PiTrial(fc.Root)
@@ -49,17 +61,17 @@ func NewFirmware(fc FirmwareConfig, dataDir string, trust []ed25519.PublicKey, l
 			disk = "/dev/vda"
 		}
 	case disk == "":
-		return nil, fmt.Errorf("appliance: firmware: board %q: name its disk", fc.Board)
+		return nil, nil, fmt.Errorf("board %q: name its disk", fc.Board)
 	}
 	dir := filepath.Join(dataDir, FirmwareDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("appliance: firmware: %w", err)
+		return nil, nil, err
 	}
 	var boot *fwupdate.FileBoot
 	target, err := fwupdate.GokrazyDisk(disk, cmdline, filepath.Join(dir, "boot.staged"),
 		func(slot int, m firmware.Manifest) error { return boot.Try(slot) })
 	if err != nil {
-		return nil, fmt.Errorf("appliance: firmware: %w", err)
+		return nil, nil, err
 	}
 	boot = &fwupdate.FileBoot{Files: &fwupdate.FATFiles{Path: disk, Extent: target.BootFS}, CmdlinePath: cmdline, IsTrial: isTrial}
 	return &fwupdate.Receiver{
@@ -70,5 +82,37 @@ func NewFirmware(fc FirmwareConfig, dataDir string, trust []ed25519.PublicKey, l
 		},
 		Log:       log.With("subsystem", "firmware"),
 		StateFile: filepath.Join(dir, "state.json"),
-	}, nil
+	}, boot, nil
+}
+
+// decideTrial runs Config.Trial with the watchdog's probes as its health
+// and keeps the outcome for Status.
+func (a *Appliance) decideTrial(ctx context.Context, wd *watchdog.Watchdog) {
+	tr := *a.cfg.Trial
+	tr.Healthy = func(context.Context) error { return probesPassed(wd) }
+	if tr.Log == nil {
+		tr.Log = a.log.With("subsystem", "firmware")
+	}
+	out, err := tr.Run(ctx)
+	if err != nil && !errors.Is(err, fwupdate.ErrRolledBack) && ctx.Err() == nil {
+		a.log.Error("firmware: trial boot", "err", err)
+	}
+	a.mu.Lock()
+	a.trial = &out
+	a.mu.Unlock()
+}
+
+// probesPassed is nil once every health probe has run and its last run
+// passed.
+func probesPassed(wd *watchdog.Watchdog) error {
+	for _, s := range wd.Status() {
+		switch {
+		case s.Kind != "probe":
+		case s.Last.IsZero():
+			return fmt.Errorf("%s: not probed yet", s.Name)
+		case s.LastErr != "":
+			return fmt.Errorf("%s: %s", s.Name, s.LastErr)
+		}
+	}
+	return nil
 }

@@ -71,6 +71,9 @@ type Appliance struct {
 	// usb describes the -usb watcher while it runs ("" without one): set
 	// and cleared by watchUSB; guarded by mu.
 	usb string
+	// trial is Config.Trial's decision on this boot, nil until it is
+	// made: set by decideTrial; guarded by mu.
+	trial *fwupdate.TrialOutcome
 }
 
 // StatusAddr returns the bound address of the status endpoint, or nil.
@@ -93,6 +96,9 @@ type Status struct {
 	// Firmware is the firmware update receiver's state (Config.Firmware):
 	// the running version, the other partition's, the last attempt.
 	Firmware *fwupdate.Status `json:"firmware,omitempty"`
+	// Boot is the decision on this boot (Config.Trial): a trial
+	// committed, or rolled back and why; nil until it is made.
+	Boot *fwupdate.TrialOutcome `json:"boot,omitempty"`
 }
 
 // DataflowStatus is one running Dataflow.
@@ -216,6 +222,7 @@ func (a *Appliance) Status() Status {
 	st := a.status
 	st.Ports = slices.Concat(st.Ports, a.listen)
 	st.Provisioning.USB = a.usb
+	st.Boot = a.trial
 	a.mu.Unlock()
 	if a.cfg.Firmware != nil {
 		fw := a.cfg.Firmware.Status()

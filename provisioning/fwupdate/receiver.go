@@ -91,6 +91,10 @@ type Receiver struct {
 	// StateFile, if set, keeps what the inactive partition holds and the
 	// last attempt across restarts and reboots (on /perm).
 	StateFile string
+	// Installed, if set, is called after an update was installed and
+	// recorded (to reboot into the trial). It must not block: the HTTP
+	// answer waits for it.
+	Installed func(Attempt)
 
 	busy sync.Mutex // held by the one Install in progress (TryLock)
 
@@ -287,6 +291,9 @@ func (rc *Receiver) record(a Attempt, running string, wrote bool) Attempt {
 	rc.mu.Unlock()
 	if a.Installed {
 		rc.log().Info("firmware update installed", "version", a.Version, "board", a.Board, "key", a.KeyID, "from", a.From)
+		if rc.Installed != nil {
+			rc.Installed(a)
+		}
 	} else {
 		rc.log().Warn("firmware update refused", "reason", string(a.Reason), "detail", a.Detail, "version", a.Version, "from", a.From)
 	}

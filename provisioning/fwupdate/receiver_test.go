@@ -118,9 +118,14 @@ func (r *rig) trialCount() int {
 func TestInstall(t *testing.T) {
 	r := newRig(t)
 	activeBefore := r.read(rootAExt, rootAExt.Size)
+	var hooked []string
+	r.rc.Installed = func(a fwupdate.Attempt) { hooked = append(hooked, a.Version) }
 	a := r.rc.Install(bytes.NewReader(r.file(r.manifest("1.1"), r.key, r.root, r.boot)), "test")
 	if !a.Installed {
 		t.Fatalf("not installed: %v", a)
+	}
+	if len(hooked) != 1 || hooked[0] != "1.1" {
+		t.Errorf("Installed hook calls: %q, want [1.1]", hooked)
 	}
 	if got := r.read(rootBExt, int64(len(r.root))); !bytes.Equal(got, r.root) {
 		t.Error("the inactive root partition does not hold the new root file system")
@@ -139,6 +144,10 @@ func TestInstall(t *testing.T) {
 	}
 	if _, err := os.Stat(r.disk.Stage); !os.IsNotExist(err) {
 		t.Errorf("staged boot file system left behind: %v", err)
+	}
+	r.rc.Install(bytes.NewReader(r.file(r.manifest("1.0"), r.key, r.root, r.boot)), "test") // refused
+	if len(hooked) != 1 {
+		t.Errorf("Installed hook called for a refused update: %q", hooked)
 	}
 }
 

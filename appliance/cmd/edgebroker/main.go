@@ -14,9 +14,11 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"edgebroker/appliance"
 	"edgebroker/provisioning/bundle"
+	"edgebroker/provisioning/fwupdate"
 )
 
 type listFlag []string
@@ -69,6 +71,7 @@ func main() {
 	flag.StringVar(&fw.Version, "firmware-version", "", "the image's version (mkimage bakes it in): take signed firmware updates at /update/ on -status and from USB sticks (with -usb), signed by a -trust key")
 	flag.StringVar(&fw.Board, "firmware-board", "rpi", `the image's target for firmware updates: "rpi" or "qemu"`)
 	flag.StringVar(&fw.Disk, "firmware-disk", "", "the disk firmware updates write (default /dev/mmcblk0 on rpi, /dev/vda on qemu)")
+	trialDeadline := flag.Duration("firmware-trial", 5*time.Minute, "how long a new firmware has, on its trial boot, to become healthy before the device reboots into the previous one")
 	verbose := flag.Bool("v", false, "debug logging")
 	flag.Parse()
 	if cfg.DataDir == "" {
@@ -105,6 +108,9 @@ func main() {
 		level = slog.LevelDebug
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	rb := &rebooter{cancel: stop}
 	if fw.Version != "" && *applyBundle == "" {
 		if len(cfg.Trust) == 0 {
 			fmt.Fprintln(os.Stderr, "edgebroker: -firmware-version needs -trust: without trusted keys every update is refused")
@@ -112,22 +118,33 @@ func main() {
 		}
 		// A device whose disk cannot be read still serves MQTT: it only
 		// takes no firmware update.
-		if rc, err := appliance.NewFirmware(fw, cfg.DataDir, cfg.Trust, cfg.Logger); err != nil {
+		if rc, boot, err := appliance.NewFirmware(fw, cfg.DataDir, cfg.Trust, cfg.Logger); err != nil {
 			cfg.Logger.Error("firmware updates are off", "err", err)
 		} else {
+			tryArg := "" // QEMU: the harness is to arm the trial (image/README.md)
+			if fw.Board == "rpi" {
+				tryArg = fwupdate.PiRebootArg
+			}
+			rc.Installed = func(fwupdate.Attempt) { rb.ask(tryArg) }
 			cfg.Firmware = rc
+			cfg.Trial = &fwupdate.Trial{Boot: boot, Deadline: *trialDeadline, Reboot: func() error { rb.ask(""); return nil }}
 		}
 	}
 	if *applyBundle != "" {
 		os.Exit(applyBundleFile(cfg, *applyBundle))
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP) // re-read -config and apply it
 	cfg.Reload = hup
-	if err := appliance.Run(ctx, cfg); err != nil {
+	err := appliance.Run(ctx, cfg)
+	if asked, arg := rb.requested(); asked {
+		cfg.Logger.Info("rebooting", "arg", arg, "run", err)
+		if err := reboot(arg); err != nil {
+			log.Fatal("edgebroker: reboot: ", err)
+		}
+	}
+	if err != nil {
 		log.Fatal(err)
 	}
 }
