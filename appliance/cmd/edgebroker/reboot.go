@@ -34,4 +34,3 @@ func (r *rebooter) requested() (bool, string) {
 	defer r.mu.Unlock()
 	return r.asked, r.arg
 }
-
