@@ -100,6 +100,9 @@ func (a *Appliance) decideTrial(ctx context.Context, wd *watchdog.Watchdog) {
 	a.mu.Lock()
 	a.trial = &out
 	a.mu.Unlock()
+	if out.Trial && a.cfg.Firmware != nil && (out.Committed || out.RolledBack) {
+		a.cfg.Firmware.RecordTrial(out) // kept on /perm: the previous system shows why it runs again
+	}
 }
 
 // probesPassed is nil once every health probe has run and its last run

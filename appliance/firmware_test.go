@@ -129,4 +129,11 @@ func TestFirmwareUpdate(t *testing.T) {
 	if fw := a.Status().Firmware; fw.Other != "1.2" {
 		t.Errorf("after the stick: %+v", fw)
 	}
+
+	// A trial that rolled back (as the trial system records it before
+	// its reboot) shows on the previous system's page.
+	rc.RecordTrial(fwupdate.TrialOutcome{Trial: true, Slot: 1, RolledBack: true, Reason: "statestore: closed", DecidedAt: time.Now()})
+	if page := get(t, base+"/"); !strings.Contains(page, "Last trial boot (partition 1): rolled back") || !strings.Contains(page, "statestore: closed") {
+		t.Errorf("status page lacks the rolled back trial:\n%s", page)
+	}
 }

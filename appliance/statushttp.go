@@ -109,7 +109,8 @@ var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 {{end}}</table>{{end}}
 {{with .Firmware}}<h2>Firmware</h2>
 <p>Running version {{.Running}} (board {{.Board}}); the other root partition holds {{with .Other}}version {{.}}{{else}}no usable system{{end}}.</p>
-{{with .Last}}<p{{if not .Installed}} class="bad"{{end}}>Last update {{time .Time}}: {{.}}</p>{{end}}{{end}}
+{{with .Last}}<p{{if not .Installed}} class="bad"{{end}}>Last update {{time .Time}}: {{.}}</p>{{end}}
+{{with .Trial}}<p{{if .RolledBack}} class="bad"{{end}}>Last trial boot (partition {{.Slot}}): {{if .Committed}}committed {{time .DecidedAt}}{{else}}rolled back {{time .DecidedAt}}: {{.Reason}}{{end}}</p>{{end}}{{end}}
 <h2>State store</h2>
 <p>{{.StateStore.Keys}} keys, {{.StateStore.Bytes}} bytes{{if .StateStore.MaxKeys}} (quota {{.StateStore.MaxKeys}} keys, {{.StateStore.MaxBytes}} bytes; per principal {{.StateStore.MaxKeysPerPrincipal}} keys, {{.StateStore.MaxBytesPerPrincipal}} bytes){{end}}.</p>
 </body></html>

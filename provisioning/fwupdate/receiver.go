@@ -108,9 +108,10 @@ type saved struct {
 	// Installed is the version last written to the inactive partition and
 	// switched to, over the version Over that ran then; "" after an
 	// update that was refused while writing (the partition is marked bad).
-	Installed string   `json:"installed,omitempty"`
-	Over      string   `json:"over,omitempty"`
-	Last      *Attempt `json:"last,omitempty"`
+	Installed string        `json:"installed,omitempty"`
+	Over      string        `json:"over,omitempty"`
+	Last      *Attempt      `json:"last,omitempty"`
+	Trial     *TrialOutcome `json:"trial,omitempty"`
 }
 
 // Status is what the receiver shows: the versions of both root
@@ -122,6 +123,10 @@ type Status struct {
 	// or marked bad.
 	Other string   `json:"other"`
 	Last  *Attempt `json:"lastAttempt,omitempty"`
+	// Trial is the last trial boot's decision (RecordTrial): committed,
+	// or rolled back and why. It survives the reboot into the previous
+	// system.
+	Trial *TrialOutcome `json:"lastTrial,omitempty"`
 }
 
 // Status returns the receiver's status.
@@ -130,7 +135,7 @@ func (rc *Receiver) Status() Status {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	rc.loadLocked()
-	st := Status{Running: p.Running, Board: p.Board, Last: rc.saved.Last}
+	st := Status{Running: p.Running, Board: p.Board, Last: rc.saved.Last, Trial: rc.saved.Trial}
 	switch sv := rc.saved; {
 	case sv.Installed == "":
 	case sv.Installed == p.Running: // the update runs: the previous one is in the other partition
@@ -270,6 +275,27 @@ func copyTo(open func() (WriteSyncCloser, error), r io.Reader, name string, part
 	return err
 }
 
+// RecordTrial keeps a trial boot's decision (Trial.Run's outcome, when it
+// was a trial) for Status, across the reboot that follows a rollback.
+func (rc *Receiver) RecordTrial(out TrialOutcome) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.loadLocked()
+	rc.saved.Trial = &out
+	rc.saveLocked()
+}
+
+// saveLocked writes StateFile.
+func (rc *Receiver) saveLocked() {
+	if rc.StateFile == "" {
+		return
+	}
+	b, _ := json.Marshal(rc.saved)
+	if err := atomicfile.WriteFile(rc.StateFile, b, 0o600); err != nil {
+		rc.log().Error("firmware update state not saved", "file", rc.StateFile, "err", err)
+	}
+}
+
 // record keeps a as the last attempt (with what the inactive partition
 // now holds: wrote says the attempt wrote to it), saves it and logs it.
 func (rc *Receiver) record(a Attempt, running string, wrote bool) Attempt {
@@ -282,12 +308,7 @@ func (rc *Receiver) record(a Attempt, running string, wrote bool) Attempt {
 	case wrote:
 		rc.saved.Installed, rc.saved.Over = "", ""
 	}
-	if rc.StateFile != "" {
-		b, _ := json.Marshal(rc.saved)
-		if err := atomicfile.WriteFile(rc.StateFile, b, 0o600); err != nil {
-			rc.log().Error("firmware update state not saved", "file", rc.StateFile, "err", err)
-		}
-	}
+	rc.saveLocked()
 	rc.mu.Unlock()
 	if a.Installed {
 		rc.log().Info("firmware update installed", "version", a.Version, "board", a.Board, "key", a.KeyID, "from", a.From)

@@ -315,4 +315,11 @@ func TestStatusAcrossReboots(t *testing.T) {
 	if st := rc.Status(); st.Other != "" || st.Last == nil || st.Last.Reason != firmware.ReasonHash {
 		t.Errorf("after a broken upload: %+v", st)
 	}
+	// A trial that rolled back says why, after the reboot into the
+	// previous system.
+	rc.RecordTrial(fwupdate.TrialOutcome{Trial: true, Slot: 1, RolledBack: true, Reason: "statestore: closed"})
+	rc = &fwupdate.Receiver{Target: r.disk, Policy: r.rc.Policy, StateFile: state}
+	if st := rc.Status(); st.Trial == nil || !st.Trial.RolledBack || st.Trial.Reason != "statestore: closed" {
+		t.Errorf("after a rolled back trial: %+v", st.Trial)
+	}
 }
