@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"edgebroker/board/watchdog"
+	"edgebroker/provisioning/apply"
 	"edgebroker/provisioning/firmware"
 	"edgebroker/provisioning/fwupdate"
 )
@@ -35,9 +36,9 @@ type FirmwareConfig struct {
 // the root partition that is not running and the boot partition of
 // fc.Disk, read from its MBR, are written; the trial boot is prepared in
 // the new boot file system in place (fwupdate.FileBoot on FATFiles).
-// Updates must be signed by a key of trust. The FileBoot it returns is
-// the Boot of Config.Trial.
-func NewFirmware(fc FirmwareConfig, dataDir string, trust []ed25519.PublicKey, log *slog.Logger) (*fwupdate.Receiver, *fwupdate.FileBoot, error) {
+// Updates must be signed by a key trust returns (TrustedKeys). The
+// FileBoot it returns is the Boot of Config.Trial.
+func NewFirmware(fc FirmwareConfig, dataDir string, trust func() []ed25519.PublicKey, log *slog.Logger) (*fwupdate.Receiver, *fwupdate.FileBoot, error) {
 	rc, boot, err := newFirmware(fc, dataDir, trust, log)
 	if err != nil {
 		return nil, nil, fmt.Errorf("appliance: firmware: %w", err)
@@ -45,7 +46,7 @@ func NewFirmware(fc FirmwareConfig, dataDir string, trust []ed25519.PublicKey, l
 	return rc, boot, nil
 }
 
-func newFirmware(fc FirmwareConfig, dataDir string, trust []ed25519.PublicKey, log *slog.Logger) (*fwupdate.Receiver, *fwupdate.FileBoot, error) {
+func newFirmware(fc FirmwareConfig, dataDir string, trust func() []ed25519.PublicKey, log *slog.Logger) (*fwupdate.Receiver, *fwupdate.FileBoot, error) {
 	if _, err := firmware.ParseVersion(fc.Version); err != nil {
 		return nil, nil, err
 	}
@@ -77,12 +78,20 @@ func newFirmware(fc FirmwareConfig, dataDir string, trust []ed25519.PublicKey, l
 	return &fwupdate.Receiver{
 		Target: target,
 		Policy: func() firmware.Policy {
-			return firmware.Policy{Trust: trust, Board: fc.Board, Running: fc.Version, Now: time.Now(),
+			return firmware.Policy{Trust: trust(), Board: fc.Board, Running: fc.Version, Now: time.Now(),
 				MaxRoot: target.Roots[target.Inactive()].Size, MaxBoot: target.BootFS.Size}
 		},
 		Log:       log.With("subsystem", "firmware"),
 		StateFile: filepath.Join(dir, "state.json"),
 	}, boot, nil
+}
+
+// TrustedKeys returns the keys provisioning trusts now under dataDir,
+// read from its store at each call: the baked-in ones plus those bundles
+// enrolled, minus those retired. Firmware is signed with the same keys.
+func TrustedKeys(dataDir string, baked []ed25519.PublicKey) func() []ed25519.PublicKey {
+	s := &apply.Store{Dir: filepath.Join(dataDir, ProvisioningDir), Trust: baked} // read only: Trusted
+	return func() []ed25519.PublicKey { return s.Trusted() }
 }
 
 // decideTrial runs Config.Trial with the watchdog's probes as its health

@@ -30,7 +30,7 @@ func TestNewFirmware(t *testing.T) {
 	pub, _, _ := ed25519.GenerateKey(nil)
 	log := slog.New(slog.DiscardHandler)
 	fc := appliance.FirmwareConfig{Version: "20261203.101500", Board: "qemu", Disk: disk, Root: root}
-	rc, boot, err := appliance.NewFirmware(fc, t.TempDir(), []ed25519.PublicKey{pub}, log)
+	rc, boot, err := appliance.NewFirmware(fc, t.TempDir(), func() []ed25519.PublicKey { return []ed25519.PublicKey{pub} }, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestNewFirmware(t *testing.T) {
 		"disk":    {Version: "1", Board: "qemu", Disk: filepath.Join(t.TempDir(), "none"), Root: root},
 		"board":   {Version: "1", Board: "x86", Root: root},
 	} {
-		if _, _, err := appliance.NewFirmware(bad, t.TempDir(), nil, log); err == nil {
+		if _, _, err := appliance.NewFirmware(bad, t.TempDir(), func() []ed25519.PublicKey { return nil }, log); err == nil {
 			t.Errorf("bad %s accepted", name)
 		}
 	}

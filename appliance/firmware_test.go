@@ -23,8 +23,8 @@ import (
 
 // TestFirmwareUpdate: the appliance takes a signed firmware update at
 // /update/firmware on its status endpoint and from a USB stick beside
-// (or without) a bundle, writes the report back to the stick, refuses a
-// downgrade with its reason, and shows the versions and the last attempt
+// (or without) a bundle, writes the report back to the stick, trusts the
+// keys bundles enrol, refuses a downgrade with its reason, and shows the versions and the last attempt
 // in status.json, the status page and /metrics.
 func TestFirmwareUpdate(t *testing.T) {
 	key, err := bundle.GenerateKey()
@@ -32,7 +32,8 @@ func TestFirmwareUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub := key.Public().(ed25519.PublicKey)
-	dir := t.TempDir()
+	dir, data := t.TempDir(), t.TempDir()
+	trusted := appliance.TrustedKeys(data, []ed25519.PublicKey{pub})
 	disk := filepath.Join(dir, "disk.img")
 	if err := os.WriteFile(disk, make([]byte, 3<<20), 0o600); err != nil {
 		t.Fatal(err)
@@ -43,21 +44,21 @@ func TestFirmwareUpdate(t *testing.T) {
 			Stage: filepath.Join(dir, "boot.staged"),
 			Trial: func(int, firmware.Manifest) error { return nil }},
 		Policy: func() firmware.Policy {
-			return firmware.Policy{Trust: []ed25519.PublicKey{pub}, Board: "qemu", Running: "1.0", Now: time.Now(), MaxRoot: 1 << 20, MaxBoot: 1 << 20}
+			return firmware.Policy{Trust: trusted(), Board: "qemu", Running: "1.0", Now: time.Now(), MaxRoot: 1 << 20, MaxBoot: 1 << 20}
 		},
 		StateFile: filepath.Join(dir, "firmware.json"),
 	}
 	sysRoot := t.TempDir()
 	mounter := &usbtest.Mounter{Images: map[string]string{}}
 	a, _, stop := launch(t, appliance.Config{
-		DataDir: t.TempDir(), Loopback: "off", Listen: []string{"127.0.0.1:0"}, Trust: []ed25519.PublicKey{pub},
+		DataDir: data, Loopback: "off", Listen: []string{"127.0.0.1:0"}, Trust: []ed25519.PublicKey{pub},
 		BoardRoot: t.TempDir(), StatusAddr: "127.0.0.1:0", Firmware: rc,
 		USB: &appliance.USBConfig{Root: sysRoot, Mounter: mounter, Uevents: make(chan usb.Uevent), Interval: 20 * time.Millisecond},
 	})
 	defer stop()
 	rc.Log = nil
 	base := "http://" + a.StatusAddr().String()
-	update := func(version string) []byte {
+	update := func(version string, key ed25519.PrivateKey) []byte {
 		root, boot := bytes.Repeat([]byte("root "+version), 5000), bytes.Repeat([]byte("boot "+version), 2000)
 		h, err := firmware.Sign(firmware.Manifest{Version: version, Board: "qemu", Root: firmware.PartOf(root), Boot: firmware.PartOf(boot)}, key)
 		if err != nil {
@@ -67,7 +68,7 @@ func TestFirmwareUpdate(t *testing.T) {
 	}
 
 	// Over the network.
-	req, _ := http.NewRequest(http.MethodPut, base+"/update/firmware", bytes.NewReader(update("1.1")))
+	req, _ := http.NewRequest(http.MethodPut, base+"/update/firmware", bytes.NewReader(update("1.1", key)))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +105,7 @@ func TestFirmwareUpdate(t *testing.T) {
 		})
 		return string(out)
 	}
-	img := usbtest.NewFAT32Image(t, map[string][]byte{firmware.FileName: update("0.9")})
+	img := usbtest.NewFAT32Image(t, map[string][]byte{firmware.FileName: update("0.9", key)})
 	mounter.Images["sda"] = img
 	usbtest.AddStick(t, sysRoot, "sda", img)
 	if rep := readStick(img, appliance.FirmwareReportFile); !strings.Contains(rep, "Refused 0.9 from usb: downgrade") {
@@ -115,9 +116,13 @@ func TestFirmwareUpdate(t *testing.T) {
 	}
 	usbtest.RemoveDisk(t, sysRoot, "sda")
 
-	// A newer one from a stick, beside a bundle: both applied.
-	img = usbtest.NewFAT32Image(t, map[string][]byte{firmware.FileName: update("1.2"),
-		bundle.FileName: packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(freePort(t))}, nil)})
+	// A newer one from a stick, signed by a key the bundle beside it
+	// enrols: the bundle first, then the update.
+	key2, _ := bundle.GenerateKey()
+	img = usbtest.NewFAT32Image(t, map[string][]byte{firmware.FileName: update("1.2", key2),
+		bundle.FileName: packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(freePort(t))}, func(o *bundle.PackOptions) {
+			o.Enrol = []ed25519.PublicKey{key2.Public().(ed25519.PublicKey)}
+		})})
 	mounter.Images["sdb"] = img
 	usbtest.AddStick(t, sysRoot, "sdb", img)
 	if rep := readStick(img, appliance.FirmwareReportFile); !strings.Contains(rep, "Installed version 1.2") {

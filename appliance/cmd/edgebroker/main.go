@@ -118,7 +118,7 @@ func main() {
 		}
 		// A device whose disk cannot be read still serves MQTT: it only
 		// takes no firmware update.
-		if rc, boot, err := appliance.NewFirmware(fw, cfg.DataDir, cfg.Trust, cfg.Logger); err != nil {
+		if rc, boot, err := appliance.NewFirmware(fw, cfg.DataDir, appliance.TrustedKeys(cfg.DataDir, cfg.Trust), cfg.Logger); err != nil {
 			cfg.Logger.Error("firmware updates are off", "err", err)
 		} else {
 			tryArg := "" // QEMU: the harness is to arm the trial (image/README.md)
