@@ -74,7 +74,8 @@ func newFirmware(fc FirmwareConfig, dataDir string, trust func() []ed25519.Publi
 	if err != nil {
 		return nil, nil, err
 	}
-	boot = &fwupdate.FileBoot{Files: &fwupdate.FATFiles{Path: disk, Extent: target.BootFS}, CmdlinePath: cmdline, IsTrial: isTrial}
+	boot = &fwupdate.FileBoot{Files: &fwupdate.FATFiles{Path: disk, Extent: target.BootFS}, CmdlinePath: cmdline, IsTrial: isTrial,
+		Arm: fc.Board == "qemu"}
 	return &fwupdate.Receiver{
 		Target: target,
 		Policy: func() firmware.Policy {

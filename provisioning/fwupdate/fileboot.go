@@ -35,6 +35,11 @@ type FileBoot struct {
 	// IsTrial reports whether this boot is a trial; nil means PiTrial("/")
 	// (the firmware's device tree flag).
 	IsTrial func() (bool, error)
+	// Arm makes Try also arm the trial on the disk, with TryArmedLine in
+	// tryboot.txt, for a boot loader that gets no reboot argument: the
+	// QEMU harness boots cmdtry.txt once when it finds the line, and
+	// removes it.
+	Arm bool
 }
 
 // Files FileBoot reads and writes in the boot file system (8.3 names).
@@ -49,6 +54,9 @@ const (
 	// QEMUTrialArg is what the QEMU harness adds to a trial boot's kernel
 	// command line.
 	QEMUTrialArg = "edgebroker.tryboot=1"
+	// TryArmedLine in tryboot.txt asks the QEMU harness for one trial boot
+	// (FileBoot.Arm); a comment to the Pi firmware.
+	TryArmedLine = "# edgebroker: tryboot armed"
 )
 
 // DirFiles are the files of a boot file system mounted (or copied) at a
@@ -132,14 +140,22 @@ func (d *FileBoot) Try(slot int) error {
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
-		if err := d.Files.WriteFile(TryConfig, append(bytes.Clone(cfg), "\n[all]\n"+TryConfigLine+"\n"...)); err != nil {
+		tc = append(bytes.Clone(cfg), "\n[all]\n"+TryConfigLine+"\n"...)
+		if err := d.Files.WriteFile(TryConfig, tc); err != nil {
 			return err
 		}
 	}
 	if err := d.Files.WriteFile(TryCmdline, withSlot(cmd, slot)); err != nil {
 		return err
 	}
-	return d.Files.WriteFile(Cmdline, withSlot(cmd, 1-slot))
+	if err := d.Files.WriteFile(Cmdline, withSlot(cmd, 1-slot)); err != nil {
+		return err
+	}
+	if d.Arm && !bytes.Contains(tc, []byte(TryArmedLine)) {
+		// Last: armed only once both command lines are in place.
+		return d.Files.WriteFile(TryConfig, append(bytes.TrimRight(tc, " "), TryArmedLine+"\n"...))
+	}
+	return nil
 }
 
 // Commit points cmdline.txt at slot. The trial's files stay: only a
