@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"edgebroker/board/watchdog"
@@ -128,4 +130,28 @@ func probesPassed(wd *watchdog.Watchdog) error {
 		}
 	}
 	return nil
+}
+
+// SinceBoot returns what is left of d since the machine booted, by the
+// kernel's clock under root (/proc/uptime); d when it cannot be read.
+func SinceBoot(d time.Duration, root string) time.Duration {
+	b, err := os.ReadFile(filepath.Join(root, "proc", "uptime"))
+	if err != nil {
+		return d
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return d
+	}
+	up, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return d
+	}
+	return max(d-time.Duration(up*float64(time.Second)), 0)
+}
+
+// StartFailed is the outcome of a trial boot whose appliance did not
+// start: rolled back, with Run's error as the reason.
+func StartFailed(slot int, err error) fwupdate.TrialOutcome {
+	return fwupdate.TrialOutcome{Trial: true, Slot: slot, RolledBack: true, Reason: "the appliance did not start: " + err.Error(), DecidedAt: time.Now()}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"edgebroker/appliance"
 )
@@ -50,6 +51,22 @@ func TestNewFirmware(t *testing.T) {
 	} {
 		if _, _, err := appliance.NewFirmware(bad, t.TempDir(), func() []ed25519.PublicKey { return nil }, log); err == nil {
 			t.Errorf("bad %s accepted", name)
+		}
+	}
+}
+
+// TestSinceBoot: a trial's deadline counts from the boot (/proc/uptime),
+// so an edgebroker that keeps restarting cannot keep a trial going.
+func TestSinceBoot(t *testing.T) {
+	root := t.TempDir()
+	if got := appliance.SinceBoot(5*time.Minute, root); got != 5*time.Minute {
+		t.Errorf("without /proc/uptime: %v, want all of it", got)
+	}
+	os.MkdirAll(filepath.Join(root, "proc"), 0o755)
+	for uptime, want := range map[string]time.Duration{"100.50 180.00\n": 5*time.Minute - 100500*time.Millisecond, "301.00 9.00\n": 0} {
+		os.WriteFile(filepath.Join(root, "proc", "uptime"), []byte(uptime), 0o644)
+		if got := appliance.SinceBoot(5*time.Minute, root); got != want {
+			t.Errorf("uptime %q: %v, want %v", uptime, got, want)
 		}
 	}
 }

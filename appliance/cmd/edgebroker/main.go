@@ -111,6 +111,8 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	rb := &rebooter{cancel: stop}
+	var trial *fwupdate.Receiver // set on a trial boot
+	trialSlot := 0
 	if fw.Version != "" && *applyBundle == "" {
 		if len(cfg.Trust) == 0 {
 			fmt.Fprintln(os.Stderr, "edgebroker: -firmware-version needs -trust: without trusted keys every update is refused")
@@ -127,7 +129,13 @@ func main() {
 			}
 			rc.Installed = func(fwupdate.Attempt) { rb.ask(tryArg) }
 			cfg.Firmware = rc
-			cfg.Trial = &fwupdate.Trial{Boot: boot, Deadline: *trialDeadline, Reboot: func() error { rb.ask(""); return nil }}
+			// The deadline counts from the boot, not from this process: a
+			// trial whose edgebroker keeps restarting still ends.
+			cfg.Trial = &fwupdate.Trial{Boot: boot, Deadline: appliance.SinceBoot(*trialDeadline, "/"),
+				Reboot: func() error { rb.ask(""); return nil }}
+			if st, err := boot.State(); err == nil && st.Trial {
+				trial, trialSlot = rc, st.Running
+			}
 		}
 	}
 	if *applyBundle != "" {
@@ -138,6 +146,12 @@ func main() {
 	signal.Notify(hup, syscall.SIGHUP) // re-read -config and apply it
 	cfg.Reload = hup
 	err := appliance.Run(ctx, cfg)
+	if asked, _ := rb.requested(); err != nil && trial != nil && !asked && ctx.Err() == nil {
+		// The new system cannot even start: back to the previous one.
+		cfg.Logger.Error("firmware: the appliance does not start on a trial boot; rebooting into the previous system", "err", err)
+		trial.RecordTrial(appliance.StartFailed(trialSlot, err))
+		rb.ask("")
+	}
 	if asked, arg := rb.requested(); asked {
 		cfg.Logger.Info("rebooting", "arg", arg, "run", err)
 		if err := reboot(arg); err != nil {
