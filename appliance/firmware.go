@@ -52,9 +52,12 @@ func newFirmware(fc FirmwareConfig, dataDir string, trust func() []ed25519.Publi
 	if _, err := firmware.ParseVersion(fc.Version); err != nil {
 		return nil, nil, err
 	}
-	disk := fc.Disk
-	isTrial := fwupdate.PiTrial(fc.Root)
-	cmdline := filepath.Join(fc.Root, "proc", "cmdline")
+	disk, root := fc.Disk, fc.Root
+	if root == "" {
+		root = "/"
+	}
+	isTrial := fwupdate.PiTrial(root)
+	cmdline := filepath.Join(root, "proc", "cmdline")
 	switch {
 	case fc.Board == "rpi" && disk == "":
 		disk = "/dev/mmcblk0"
