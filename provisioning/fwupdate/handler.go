@@ -3,6 +3,7 @@ package fwupdate
 import (
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"edgebroker/provisioning/firmware"
 )
@@ -10,6 +11,9 @@ import (
 // Path is where Handler takes updates, below the prefix it is mounted at
 // (appliance mounts it at /update/): PUT /update/firmware.
 const Path = "firmware"
+
+// UploadTimeout bounds one update's upload and answer.
+const UploadTimeout = 15 * time.Minute
 
 // Handler serves the receiver over HTTP, to be mounted with its prefix
 // stripped:
@@ -25,6 +29,11 @@ const Path = "firmware"
 func (rc *Receiver) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("PUT /"+Path, func(w http.ResponseWriter, r *http.Request) {
+		// An update is tens of MiB over what may be a slow link: the
+		// server's short read and write deadlines give way to UploadTimeout.
+		ctl := http.NewResponseController(w)
+		ctl.SetReadDeadline(time.Now().Add(UploadTimeout))
+		ctl.SetWriteDeadline(time.Now().Add(UploadTimeout))
 		p := rc.Policy()
 		limit := int64(firmware.MaxManifest+1024) + max(p.MaxRoot, 0) + max(p.MaxBoot, 0)
 		if p.MaxRoot <= 0 || p.MaxBoot <= 0 {

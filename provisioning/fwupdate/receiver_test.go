@@ -323,3 +323,45 @@ func TestStatusAcrossReboots(t *testing.T) {
 		t.Errorf("after a rolled back trial: %+v", st.Trial)
 	}
 }
+
+// TestHandlerOutlastsServerTimeouts: an upload slower than the server's
+// own read and write timeouts (the status endpoint's are 30 s) is still
+// installed and answered.
+func TestHandlerOutlastsServerTimeouts(t *testing.T) {
+	r := newRig(t)
+	srv := httptest.NewUnstartedServer(http.StripPrefix("/update", r.rc.Handler()))
+	srv.Config.ReadTimeout, srv.Config.WriteTimeout = 50*time.Millisecond, 50*time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	upd := r.file(r.manifest("1.1"), r.key, r.root, r.boot)
+	half := len(upd) / 2
+	// The body's second half comes after both timeouts have passed.
+	body := io.MultiReader(bytes.NewReader(upd[:half]), &lateReader{after: 200 * time.Millisecond, r: bytes.NewReader(upd[half:])})
+	req, _ := http.NewRequest(http.MethodPut, srv.URL+"/update/firmware", body)
+	req.ContentLength = int64(len(upd))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("slow upload: %v", err)
+	}
+	defer resp.Body.Close()
+	var a fwupdate.Attempt
+	json.NewDecoder(resp.Body).Decode(&a)
+	if resp.StatusCode != http.StatusOK || !a.Installed {
+		t.Errorf("slow upload: %s %+v", resp.Status, a)
+	}
+}
+
+// lateReader delays its first read: an upload stalled on a slow link.
+type lateReader struct {
+	after  time.Duration
+	r      io.Reader
+	waited bool
+}
+
+func (l *lateReader) Read(p []byte) (int, error) {
+	if !l.waited {
+		l.waited = true
+		<-time.After(l.after)
+	}
+	return l.r.Read(p)
+}
