@@ -28,6 +28,7 @@ import (
 	"edgebroker/appliance/config"
 	"edgebroker/broker"
 	"edgebroker/broker/bridge"
+	"edgebroker/provisioning/fwupdate"
 )
 
 // DefaultLoopback is the embedded default's plain port for programs on
@@ -76,6 +77,17 @@ type Config struct {
 	// Device, if set, applies the Device resource's settings (host name,
 	// addressing, NTP, Wi-Fi); nil (a host) validates and shows them only.
 	Device *DeviceConfig
+	// Firmware, if set, takes signed firmware updates: PUT
+	// /update/firmware on the status endpoint, and firmware.FileName on
+	// USB sticks (with USB). Status and /metrics show its versions and
+	// last attempt.
+	Firmware *fwupdate.Receiver
+	// Trial, if set, decides a trial boot once the appliance serves
+	// (fwupdate.Trial with Boot, Deadline and Reboot): it commits the
+	// running system when every health probe has passed (the broker
+	// routes, the state store reads) within Deadline, and otherwise calls
+	// Reboot. Its Healthy is the appliance's own and need not be set.
+	Trial *fwupdate.Trial
 	// Trust are the public keys bundles must be signed by (baked into the
 	// image); bundles may enrol more and retire some.
 	Trust []ed25519.PublicKey
@@ -424,6 +436,9 @@ func (a *Appliance) run(ctx context.Context, b *bound) error {
 		g.Go(func() error { return a.watchUSB(gctx, a.cfg.USB, a.id, status) })
 	}
 	g.Go(func() error { a.loop(gctx); return nil })
+	if a.cfg.Trial != nil {
+		g.Go(func() error { a.decideTrial(gctx, b.wd); return nil })
+	}
 	if a.cfg.Ready != nil {
 		a.cfg.Ready(addrs)
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"edgebroker/broker/seclog"
+	"edgebroker/provisioning/fwupdate"
 )
 
 // writeMetrics writes the appliance's figures in the Prometheus text
@@ -46,6 +47,7 @@ func (a *Appliance) writeMetrics(w io.Writer) {
 		fmt.Fprintf(w, "edgebroker_journal_session_bytes{client=%q} %d\n", id, j.PerSession[id].Bytes)
 	}
 	writeDataflowMetrics(w, st.Dataflows)
+	writeFirmwareMetrics(w, st.Firmware)
 	fmt.Fprintf(w, "# HELP edgebroker_security_events_total Security events (failed authentication, denials, refusals by a limit), by kind.\n# TYPE edgebroker_security_events_total counter\n")
 	sec := a.srv.Security()
 	for e := seclog.Event(0); e < seclog.NumEvents; e++ {
@@ -120,4 +122,22 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// writeFirmwareMetrics writes the firmware receiver's versions and last
+// attempt (nothing without Config.Firmware).
+func writeFirmwareMetrics(w io.Writer, fw *fwupdate.Status) {
+	if fw == nil {
+		return
+	}
+	fmt.Fprintf(w, "# HELP edgebroker_firmware_info The running firmware version and the other root partition's (\"\": none usable).\n# TYPE edgebroker_firmware_info gauge\n")
+	fmt.Fprintf(w, "edgebroker_firmware_info{running=%q,other=%q,board=%q} 1\n", fw.Running, fw.Other, fw.Board)
+	if a := fw.Last; a != nil {
+		outcome := "refused"
+		if a.Installed {
+			outcome = "installed"
+		}
+		fmt.Fprintf(w, "# HELP edgebroker_firmware_last_attempt_timestamp_seconds When the last firmware update was attempted, with its outcome and reason.\n# TYPE edgebroker_firmware_last_attempt_timestamp_seconds gauge\n")
+		fmt.Fprintf(w, "edgebroker_firmware_last_attempt_timestamp_seconds{version=%q,outcome=%q,reason=%q} %d\n", a.Version, outcome, string(a.Reason), a.Time.Unix())
+	}
 }

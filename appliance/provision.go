@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,8 @@ import (
 	"edgebroker/board/led"
 	"edgebroker/provisioning/apply"
 	"edgebroker/provisioning/bundle"
+	"edgebroker/provisioning/firmware"
+	"edgebroker/provisioning/fwupdate"
 	"edgebroker/provisioning/usb"
 )
 
@@ -31,6 +34,9 @@ const (
 	ReportFile     = "edgebroker-report.txt"  // for people
 	ReportJSONFile = "edgebroker-report.json" // for programs
 	ReportCAFile   = "edgebroker-ca.crt"      // the CA certificates clients need (DATA/ca.crt)
+	// The outcome of a firmware update (firmware.FileName) on the stick.
+	FirmwareReportFile     = "edgebroker-firmware-report.txt"
+	FirmwareReportJSONFile = "edgebroker-firmware-report.json"
 )
 
 // USBConfig turns on provisioning from USB sticks (SPEC §7).
@@ -175,9 +181,22 @@ func (a *Appliance) fromStick(ctx context.Context, m usb.Mounter, d usb.Device, 
 			log.Warn("unmount", "err", err)
 		}
 	}()
-	if _, err := fs.Stat(med.FS(), bundle.FileName); err != nil {
+	_, err = fs.Stat(med.FS(), bundle.FileName)
+	hasBundle := err == nil
+	hasFirmware := false
+	if a.cfg.Firmware != nil {
+		_, err = fs.Stat(med.FS(), firmware.FileName)
+		hasFirmware = err == nil
+	}
+	if !hasBundle && !hasFirmware {
 		log.Info("no bundle on this stick", "want", bundle.FileName)
 		return false
+	}
+	if hasFirmware {
+		defer a.firmwareFromStick(ctx, med, status, log)
+	}
+	if !hasBundle {
+		return true
 	}
 	status.Show(ctx, led.Working)
 	res := a.installFrom(ctx, med, bundle.FileName)
@@ -192,6 +211,36 @@ func (a *Appliance) fromStick(ctx context.Context, m usb.Mounter, d usb.Device, 
 		log.Warn("report not written to the stick", "err", err)
 	}
 	return true
+}
+
+// firmwareFromStick installs the signed firmware update on the stick (a
+// bundle beside it is applied first) and writes its report back.
+func (a *Appliance) firmwareFromStick(ctx context.Context, med usb.Medium, status *led.LED, log *slog.Logger) {
+	status.Show(ctx, led.Working)
+	var att fwupdate.Attempt
+	f, err := med.FS().Open(firmware.FileName)
+	if err != nil {
+		att = fwupdate.Attempt{Time: time.Now(), From: "usb", Reason: firmware.ReasonTruncated, Detail: "reading " + firmware.FileName + ": " + err.Error()}
+	} else {
+		att = a.cfg.Firmware.Install(f, "usb")
+		f.Close()
+	}
+	if att.Installed {
+		status.Show(ctx, led.Success)
+	} else {
+		status.Show(ctx, led.Failure)
+	}
+	js, _ := json.MarshalIndent(att, "", "  ")
+	text := fmt.Sprintf("edgebroker firmware update report, %s\n\n%s\n", att.Time.UTC().Format(time.RFC3339), strings.ToUpper(att.String()[:1])+att.String()[1:])
+	for _, w := range []struct {
+		name string
+		b    []byte
+	}{{FirmwareReportJSONFile, append(js, '\n')}, {FirmwareReportFile, []byte(text)}} {
+		if err := med.WriteFile(w.name, w.b); err != nil {
+			log.Warn("firmware report not written to the stick", "file", w.name, "err", err)
+			return
+		}
+	}
 }
 
 // installFrom reads the bundle name from med, bounded, and applies it;

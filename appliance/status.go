@@ -22,6 +22,7 @@ import (
 	"edgebroker/board/netconf"
 	"edgebroker/broker"
 	"edgebroker/provisioning/apply"
+	"edgebroker/provisioning/fwupdate"
 )
 
 // Appliance is a running appliance, as Config.Started hands it over.
@@ -96,6 +97,10 @@ type Appliance struct {
 	// a second upload meanwhile is refused (409), not queued.
 	uploading atomic.Bool
 	refused   refusals // uploads refused lately, for the 429 limit
+
+	// trial is Config.Trial's decision on this boot, nil until it is
+	// made: set by decideTrial; guarded by mu.
+	trial *fwupdate.TrialOutcome
 }
 
 // StatusAddr returns the bound address of the status endpoint, or nil.
@@ -120,6 +125,12 @@ type Status struct {
 	Dataflows    []DataflowStatus `json:"dataflows"`
 	// Device is the Device resource's settings; nil without one.
 	Device *DeviceStatus `json:"device,omitempty"`
+	// Firmware is the firmware update receiver's state (Config.Firmware):
+	// the running version, the other partition's, the last attempt.
+	Firmware *fwupdate.Status `json:"firmware,omitempty"`
+	// Boot is the decision on this boot (Config.Trial): a trial
+	// committed, or rolled back and why; nil until it is made.
+	Boot *fwupdate.TrialOutcome `json:"boot,omitempty"`
 }
 
 // DataflowStatus is one running Dataflow.
@@ -244,7 +255,12 @@ func (a *Appliance) Status() Status {
 	st.Ports = slices.Concat(st.Ports, a.listen)
 	st.Provisioning.USB = a.usb
 	st.Device = a.deviceStatus
+	st.Boot = a.trial
 	a.mu.Unlock()
+	if a.cfg.Firmware != nil {
+		fw := a.cfg.Firmware.Status()
+		st.Firmware = &fw
+	}
 	for i, p := range st.Ports {
 		if p.TLS != nil && p.TLS.Mode == "Automatic" {
 			c := a.certStatus(p.TLS.Secret)

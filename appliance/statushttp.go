@@ -25,6 +25,7 @@ import (
 //	/ca.crt        the CA certificate clients need for Automatic TLS ports
 //	/metrics       Prometheus text format
 //	POST /bundle   apply a bundle as a USB stick does (postBundle; over TLS only)
+//	/update/       signed firmware updates (Config.Firmware; provisioning/fwupdate)
 //
 // It shows no secrets: no keys, passwords or stored values. Every
 // response allows the browser nothing from another origin
@@ -51,6 +52,9 @@ func (a *Appliance) statusHandler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		a.writeMetrics(w)
 	})
+	if a.cfg.Firmware != nil {
+		mux.Handle("/update/", http.StripPrefix("/update", a.cfg.Firmware.Handler()))
+	}
 	mux.HandleFunc("POST /bundle", a.postBundle)
 	return statusHeaders(mux)
 }

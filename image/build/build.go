@@ -24,7 +24,7 @@ type Result struct {
 
 // cacheVersion changes whenever the builder's output for the same inputs
 // changes, so that stale cache entries are not reused.
-const cacheVersion = "edgebroker-image-1"
+const cacheVersion = "edgebroker-image-2"
 
 // Build writes the image described by c to out (via a temporary file in the
 // same directory, renamed into place at the end).

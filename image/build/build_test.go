@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"edgebroker/broker/testenv"
+	"edgebroker/provisioning/fwupdate"
 )
 
 // mainDir is the root of the edgebroker module.
@@ -213,6 +214,26 @@ func TestQEMUImage(t *testing.T) {
 	if !strings.Contains(res.Cmdline, "console=ttyAMA0,115200") {
 		t.Errorf("cmdline %q: want the QEMU serial console", res.Cmdline)
 	}
+	// The trial boot's files are there, and the device's FileBoot rewrites
+	// them in place: trying slot 1 points cmdtry.txt at partition 3.
+	if try, cmd := tool(t, "mtype", "-i", boot, "::/cmdtry.txt"), tool(t, "mtype", "-i", boot, "::/cmdline.txt"); try != cmd {
+		t.Errorf("cmdtry.txt = %q, want cmdline.txt's %q", try, cmd)
+	}
+	if tb := tool(t, "mtype", "-i", boot, "::/tryboot.txt"); !strings.HasSuffix(tb, "\n[all]\ncmdline="+fwupdate.TryCmdline+"\n") {
+		t.Errorf("tryboot.txt = %q, want config.txt and a line naming %s", tb, fwupdate.TryCmdline)
+	}
+	st, _ := os.Stat(boot)
+	proc := filepath.Join(t.TempDir(), "cmdline")
+	os.WriteFile(proc, []byte(res.Cmdline), 0o644)
+	fb := &fwupdate.FileBoot{Files: &fwupdate.FATFiles{Path: boot, Extent: fwupdate.Extent{Size: st.Size()}}, CmdlinePath: proc,
+		IsTrial: func() (bool, error) { return false, nil }}
+	if err := fb.Try(1); err != nil {
+		t.Fatal(err)
+	}
+	if try := tool(t, "mtype", "-i", boot, "::/cmdtry.txt"); !strings.Contains(try, "-03 ") {
+		t.Errorf("cmdtry.txt after Try(1) = %q, want partition 3", try)
+	}
+	tool(t, "fsck.vfat", "-n", boot)
 	dirs, err := moduleDirs(context.Background(), filepath.Join(mainDir(t), "image", "pins"), modKernelARM64)
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"edgebroker/provisioning/firmware"
 )
 
 // Target selects the kernel and boot files of an image.
@@ -96,6 +98,13 @@ type Config struct {
 	// "serial0,115200" on the Pi, "ttyAMA0,115200" on QEMU. "off" for none;
 	// "" means the target's default.
 	SerialConsole string
+
+	// Version is the image's firmware version, dotted numbers
+	// (provisioning/firmware); "" means the Epoch as YYYYMMDD.HHMMSS, as
+	// mkimage sign's default. With TrustedKeys, edgebroker runs with
+	// -firmware-version and -firmware-board (the Target) and takes signed
+	// firmware updates.
+	Version string
 
 	// Epoch is the timestamp of every file and file system in the image
 	// (usually SOURCE_DATE_EPOCH or the commit time); zero means the Unix
@@ -182,6 +191,12 @@ func (c Config) withDefaults() (Config, error) {
 		c.Epoch = time.Unix(0, 0)
 	}
 	c.Epoch = c.Epoch.UTC().Truncate(time.Second)
+	if c.Version == "" {
+		c.Version = VersionOf(c.Epoch)
+	}
+	if _, err := firmware.ParseVersion(c.Version); err != nil {
+		return c, fmt.Errorf("build: %w", err)
+	}
 	if c.Size == 0 {
 		c.Size = DefaultSize
 	}
@@ -215,9 +230,15 @@ func (c Config) edgebrokerArgs() []string {
 	}
 	if len(c.TrustedKeys) > 0 {
 		args = append(args, "-usb")
+		if c.Version != "" {
+			args = append(args, "-firmware-version", c.Version, "-firmware-board", string(c.Target))
+		}
 	}
 	return append(args, c.Flags...)
 }
+
+// VersionOf is the default firmware version of an image built at epoch.
+func VersionOf(epoch time.Time) string { return epoch.UTC().Format("20060102.150405") }
 
 // reserved reports whether the builder writes p itself.
 func reserved(p string) bool {

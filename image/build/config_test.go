@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestConfigDefaults(t *testing.T) {
@@ -176,13 +177,23 @@ func TestEdgebrokerArgs(t *testing.T) {
 		{Config{Flags: []string{"-v"}}, "-data /perm/edgebroker -v"},
 		{Config{TrustedKeys: [][]byte{[]byte("a"), []byte("b")}, Flags: []string{"-v"}},
 			"-data /perm/edgebroker -trust /etc/edgebroker/trusted-keys-0.pub -trust /etc/edgebroker/trusted-keys-1.pub -usb -v"},
+		{Config{TrustedKeys: [][]byte{[]byte("a")}, Version: "1.2", Target: TargetQEMU},
+			"-data /perm/edgebroker -trust /etc/edgebroker/trusted-keys-0.pub -usb -firmware-version 1.2 -firmware-board qemu"},
 	} {
 		if got := strings.Join(tc.c.edgebrokerArgs(), " "); got != tc.want {
 			t.Errorf("edgebrokerArgs = %q; want %q", got, tc.want)
 		}
 	}
+	// The version defaults to the build time.
+	c, err := Config{MainDir: "/src", Password: "pw", Epoch: time.Unix(1764756000, 0), TrustedKeys: [][]byte{[]byte("k")}}.withDefaults()
+	if got, want := strings.Join(c.edgebrokerArgs(), " "), "-firmware-version 20251203.100000 -firmware-board rpi"; err != nil || !strings.HasSuffix(got, want) {
+		t.Errorf("edgebrokerArgs = %q, %v; want it to end in %q", got, err, want)
+	}
+	if _, err := (Config{MainDir: "/src", Password: "pw", Version: "1.x"}).withDefaults(); err == nil {
+		t.Error("version 1.x accepted")
+	}
 	// An image's edgebroker serves its status page on :8080 by default.
-	c, err := Config{MainDir: "/src", Password: "pw"}.withDefaults()
+	c, err = Config{MainDir: "/src", Password: "pw"}.withDefaults()
 	if got, want := strings.Join(c.edgebrokerArgs(), " "), "-data /perm/edgebroker -status :8080"; err != nil || got != want {
 		t.Errorf("default edgebrokerArgs = %q, %v; want %q", got, err, want)
 	}

@@ -5,12 +5,20 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+)
+
+// The trial boot's files in the boot file system, as
+// provisioning/fwupdate names them (TryConfig, TryCmdline).
+const (
+	tryConfig  = "tryboot.txt"
+	tryCmdline = "cmdtry.txt"
 )
 
 // cmdlinePad is the white space after the kernel command line: gokrazy's
@@ -92,6 +100,7 @@ func bootFiles(c Config, dirs map[string]string, gen string) ([]bootFile, error)
 		files = append(files, eeprom...)
 	}
 	sig := DiskSignature(c.Hostname)
+	gens := map[string]string{}
 	for name, tmpl := range map[string]func(string) string{
 		"cmdline.txt": func(s string) string { return cmdline(s, sig, c.SerialConsole) },
 		"config.txt":  func(s string) string { return configTxt(s, c.SerialConsole) },
@@ -100,8 +109,17 @@ func bootFiles(c Config, dirs map[string]string, gen string) ([]bootFile, error)
 		if err != nil {
 			return nil, fmt.Errorf("build: kernel template: %w", err)
 		}
+		gens[name] = tmpl(string(b))
+	}
+	// The trial boot's files (provisioning/fwupdate.FileBoot, which
+	// rewrites them in place on the device and cannot create them): the
+	// Pi firmware reads tryboot.txt instead of config.txt on a tryboot,
+	// and it names cmdtry.txt as the kernel command line.
+	gens[tryCmdline] = gens["cmdline.txt"]
+	gens[tryConfig] = gens["config.txt"] + "\n[all]\ncmdline=" + tryCmdline + "\n"
+	for _, name := range slices.Sorted(maps.Keys(gens)) {
 		p := filepath.Join(gen, name)
-		if err := os.WriteFile(p, []byte(tmpl(string(b))), 0o644); err != nil {
+		if err := os.WriteFile(p, []byte(gens[name]), 0o644); err != nil {
 			return nil, err
 		}
 		files = append(files, bootFile{"/" + name, p})

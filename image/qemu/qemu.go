@@ -3,7 +3,9 @@
 // firmware boots the SD card: at every Start it reads /vmlinuz and
 // /cmdline.txt from the image's boot partition (with mtools), so a root
 // partition switch or a boot partition update made by gokrazy's updater
-// takes effect at the next Start.
+// takes effect at the next Start. It plays the firmware's tryboot too:
+// when the device armed a trial in tryboot.txt, the next Start boots
+// cmdtry.txt once, with edgebroker.tryboot=1.
 //
 // QEMU runs under timeout(1) and is stopped by its PID; the guest's
 // network is QEMU's user-mode network with restrict=on (no way out) and
@@ -238,10 +240,50 @@ func bootFiles(ctx context.Context, image, tmp string) (kernel, cmdline string, 
 		return "", "", fmt.Errorf("qemu: reading cmdline.txt from %s: %v", image, err)
 	}
 	cmdline = strings.TrimSpace(string(out))
+	if try, ok, err := tryboot(ctx, fat, tmp); err != nil {
+		return "", "", fmt.Errorf("qemu: %s: %w", image, err)
+	} else if ok {
+		cmdline = try
+	}
 	if !strings.Contains(cmdline, "root=") {
 		return "", "", fmt.Errorf("qemu: cmdline.txt of %s has no root=: %q", image, cmdline)
 	}
 	return kernel, cmdline, nil
+}
+
+// The trial boot, as provisioning/fwupdate arms it (FileBoot.Arm): these
+// are its TryConfig, TryCmdline, TryArmedLine and QEMUTrialArg.
+const (
+	tryConfig   = "tryboot.txt"
+	tryCmdline  = "cmdtry.txt"
+	tryArmed    = "# edgebroker: tryboot armed"
+	tryKernelOn = "edgebroker.tryboot=1"
+)
+
+// tryboot plays the Pi firmware's tryboot: when tryboot.txt of the boot
+// FAT fat carries the armed line, it removes the line (a trial is one
+// boot) and returns cmdtry.txt's command line with the trial argument.
+func tryboot(ctx context.Context, fat, tmp string) (cmdline string, ok bool, err error) {
+	cmd := exec.CommandContext(ctx, "mtype", "-i", fat, "::/"+tryConfig)
+	cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
+	tc, err := cmd.Output()
+	if err != nil || !slices.Contains(strings.Split(string(tc), "\n"), tryArmed) {
+		return "", false, nil // an image without the trial's files, or not armed
+	}
+	cmd = exec.CommandContext(ctx, "mtype", "-i", fat, "::/"+tryCmdline)
+	cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
+	try, err := cmd.Output()
+	if err != nil {
+		return "", false, fmt.Errorf("reading %s: %v", tryCmdline, err)
+	}
+	disarmed := filepath.Join(tmp, tryConfig)
+	if err := os.WriteFile(disarmed, bytes.ReplaceAll(tc, []byte(tryArmed+"\n"), nil), 0o644); err != nil {
+		return "", false, err
+	}
+	if err := mtools(ctx, "mcopy", "-o", "-i", fat, disarmed, "::/"+tryConfig); err != nil {
+		return "", false, err
+	}
+	return strings.TrimSpace(string(try)) + " " + tryKernelOn, true, nil
 }
 
 func mtools(ctx context.Context, name string, args ...string) error {

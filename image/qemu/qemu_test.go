@@ -66,7 +66,7 @@ func mainDir() string {
 // buildImage builds a QEMU image whose edgebroker trusts the provisioning
 // public key trusted (so it runs with -trust … -usb) and serves its status
 // page on the default :8080.
-func buildImage(t *testing.T, out string, epoch int64, trusted ed25519.PublicKey) *build.Result {
+func buildImage(t *testing.T, out string, epoch int64, trusted ed25519.PublicKey, extraFlags ...string) *build.Result {
 	t.Helper()
 	start := time.Now()
 	res, err := build.Build(context.Background(), build.Config{
@@ -78,7 +78,7 @@ func buildImage(t *testing.T, out string, epoch int64, trusted ed25519.PublicKey
 		TrustedKeys: [][]byte{bundle.MarshalPublicKey(trusted)},
 		// A plain anonymous MQTT port on every interface, for the test
 		// (instead of the default loopback port, which has the same number).
-		Flags:    []string{"-listen", "0.0.0.0:1883", "-loopback", "off"},
+		Flags:    append([]string{"-listen", "0.0.0.0:1883", "-loopback", "off"}, extraFlags...),
 		Epoch:    time.Unix(epoch, 0),
 		Progress: testWriter{t},
 	}, out)

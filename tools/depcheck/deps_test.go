@@ -51,7 +51,8 @@ const apart = "image"
 // the ground included. They must be stdlib-only leaves, so importing one
 // never drags a subsystem along.
 var shared = []string{
-	"broker/testenv", // NeedTool, Eventually, Poll: for every floor's tests
+	"broker/testenv",        // NeedTool, Eventually, Poll: for every floor's tests
+	"provisioning/firmware", // the signed firmware update format: the device and image/ (host) share it
 }
 
 // testClients are packages of a higher floor that any floor's tests may use

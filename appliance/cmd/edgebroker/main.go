@@ -14,10 +14,12 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"edgebroker/appliance"
 	"edgebroker/board/netconf"
 	"edgebroker/provisioning/bundle"
+	"edgebroker/provisioning/fwupdate"
 )
 
 type listFlag []string
@@ -75,6 +77,11 @@ func main() {
 	flag.StringVar(&cfg.ACMETLSAddr, "acme-tls", "", `an extra port (e.g. ":443") answering only ACME tls-alpn-01 challenges; "" for none (MQTT TLS ports answer them anyway)`)
 	applyBundle := flag.String("apply-bundle", "", "apply the bundle `FILE` to -data with the device's checks (-trust as the image has them), write the stick's report next to it and on stdout, and exit: 0 applied, 1 not")
 	flag.BoolVar(&cfg.MDNS, "mdns", onGokrazy(gokrazyInit), "announce the broker on every LAN interface by mDNS/DNS-SD (_mqtt._tcp, _secure-mqtt._tcp, _http._tcp); default on gokrazy")
+	var fw appliance.FirmwareConfig
+	flag.StringVar(&fw.Version, "firmware-version", "", "the image's version (mkimage bakes it in): take signed firmware updates at /update/ on -status and from USB sticks (with -usb), signed by a -trust key")
+	flag.StringVar(&fw.Board, "firmware-board", "rpi", `the image's target for firmware updates: "rpi" or "qemu"`)
+	flag.StringVar(&fw.Disk, "firmware-disk", "", "the disk firmware updates write (default /dev/mmcblk0 on rpi, /dev/vda on qemu)")
+	trialDeadline := flag.Duration("firmware-trial", 5*time.Minute, "how long a new firmware has, on its trial boot, to become healthy before the device reboots into the previous one")
 	verbose := flag.Bool("v", false, "debug logging")
 	flag.Parse()
 	if cfg.DataDir == "" {
@@ -115,6 +122,36 @@ func main() {
 		level = slog.LevelDebug
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	rb := &rebooter{cancel: stop}
+	var trial *fwupdate.Receiver // set on a trial boot
+	trialSlot := 0
+	if fw.Version != "" && *applyBundle == "" {
+		if len(cfg.Trust) == 0 {
+			fmt.Fprintln(os.Stderr, "edgebroker: -firmware-version needs -trust: without trusted keys every update is refused")
+			os.Exit(2)
+		}
+		// A device whose disk cannot be read still serves MQTT: it only
+		// takes no firmware update.
+		if rc, boot, err := appliance.NewFirmware(fw, cfg.DataDir, appliance.TrustedKeys(cfg.DataDir, cfg.Trust), cfg.Logger); err != nil {
+			cfg.Logger.Error("firmware updates are off", "err", err)
+		} else {
+			tryArg := "" // QEMU: the harness is to arm the trial (image/README.md)
+			if fw.Board == "rpi" {
+				tryArg = fwupdate.PiRebootArg
+			}
+			rc.Installed = func(fwupdate.Attempt) { rb.ask(tryArg) }
+			cfg.Firmware = rc
+			// The deadline counts from the boot, not from this process: a
+			// trial whose edgebroker keeps restarting still ends.
+			cfg.Trial = &fwupdate.Trial{Boot: boot, Deadline: appliance.SinceBoot(*trialDeadline, "/"),
+				Reboot: func() error { rb.ask(""); return nil }}
+			if st, err := boot.State(); err == nil && st.Trial {
+				trial, trialSlot = rc, st.Running
+			}
+		}
+	}
 	if *applyBundle != "" {
 		os.Exit(applyBundleFile(cfg, *applyBundle))
 	}
@@ -124,12 +161,23 @@ func main() {
 		// gokrazy's own programs; on a host they are only shown.
 		cfg.Device = &appliance.DeviceConfig{Applier: &netconf.Gokrazy{Dir: "/tmp/edgebroker-device", Log: cfg.Logger}}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP) // re-read -config and apply it
 	cfg.Reload = hup
-	if err := appliance.Run(ctx, cfg); err != nil {
+	err := appliance.Run(ctx, cfg)
+	if asked, _ := rb.requested(); err != nil && trial != nil && !asked && ctx.Err() == nil {
+		// The new system cannot even start: back to the previous one.
+		cfg.Logger.Error("firmware: the appliance does not start on a trial boot; rebooting into the previous system", "err", err)
+		trial.RecordTrial(appliance.StartFailed(trialSlot, err))
+		rb.ask("")
+	}
+	if asked, arg := rb.requested(); asked {
+		cfg.Logger.Info("rebooting", "arg", arg, "run", err)
+		if err := reboot(arg); err != nil {
+			log.Fatal("edgebroker: reboot: ", err)
+		}
+	}
+	if err != nil {
 		log.Fatal(err)
 	}
 }

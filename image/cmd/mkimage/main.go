@@ -3,7 +3,9 @@
 //
 //	mkimage [build flags] -o bin/edgebroker-rpi.img
 //	mkimage -target qemu -o bin/edgebroker-qemu.img
-//	mkimage update -device 127.0.0.1:8080 -password-file pw.txt bin/edgebroker-qemu.img
+//	mkimage sign -key site.key -target qemu bin/edgebroker-qemu.img
+//	mkimage update -device https://edgebroker:8443 -ca ca.crt bin/edgebroker-qemu.fwupdate
+//	mkimage update -device 127.0.0.1:8080 -password-file pw.txt bin/edgebroker-qemu.img   (legacy)
 //	mkimage qemu [-forward 1883:11883] [-usb stick.img] bin/edgebroker-qemu.img
 //
 // See image/README.md.
@@ -39,6 +41,8 @@ func main() {
 	switch {
 	case len(os.Args) > 1 && os.Args[1] == "update":
 		err = updateMain(ctx, os.Args[2:])
+	case len(os.Args) > 1 && os.Args[1] == "sign":
+		err = signMain(ctx, os.Args[2:])
 	case len(os.Args) > 1 && os.Args[1] == "qemu":
 		err = qemuMain(ctx, os.Args[2:])
 	default:
@@ -69,6 +73,7 @@ func buildMain(ctx context.Context, args []string) error {
 	fs.StringVar(&c.SerialConsole, "serial", "", `kernel serial console ("off" for none; default serial0,115200 on the Pi, ttyAMA0,115200 on QEMU)`)
 	epoch := fs.String("epoch", os.Getenv("SOURCE_DATE_EPOCH"), "time stamp of every file, in Unix seconds (default $SOURCE_DATE_EPOCH, else the commit time of HEAD)")
 	fs.Int64Var(&c.Size, "size", build.DefaultSize, "image size in bytes")
+	fs.StringVar(&c.Version, "version", "", "firmware version, dotted numbers (default the -epoch as YYYYMMDD.HHMMSS, as mkimage sign's); with -trust, edgebroker takes signed updates newer than it")
 	fs.Parse(args)
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -126,7 +131,11 @@ func buildMain(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%s: sha256 %s (%.1fs); update password in %s\n", res.Path, res.SHA256, time.Since(start).Seconds(), *pwFile)
+	version := c.Version
+	if version == "" {
+		version = build.VersionOf(c.Epoch)
+	}
+	fmt.Printf("%s: version %s, sha256 %s (%.1fs); update password in %s\n", res.Path, version, res.SHA256, time.Since(start).Seconds(), *pwFile)
 	return nil
 }
 

@@ -1,0 +1,168 @@
+package qemu_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"edgebroker/appliance"
+	"edgebroker/broker/testenv"
+	"edgebroker/image/build"
+	"edgebroker/image/qemu"
+	"edgebroker/image/update"
+	"edgebroker/provisioning/bundle"
+	"edgebroker/provisioning/firmware"
+)
+
+// TestQEMUSignedUpdate: a signed update (mkimage sign's format) sent to
+// edgebroker's receiver is installed into partition 3, the device reboots
+// into a trial of it, commits it once healthy, and keeps /perm; a signed
+// update whose edgebroker cannot start (a broken -config baked in) rolls
+// back by itself to the previous version, which then says why.
+func TestQEMUSignedUpdate(t *testing.T) {
+	if os.Getenv(envRun) != "1" {
+		t.Skipf("boots images under QEMU for minutes: set %s=1 (make qemu-test)", envRun)
+	}
+	dir := t.TempDir()
+	key, err := bundle.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	trusted := key.Public().(ed25519.PublicKey)
+	const epochA, epochB, epochC = 1700000000, 1700086400, 1700172800
+	img := filepath.Join(dir, "a.img")
+	buildImage(t, img, epochA, trusted)
+	signed := func(epoch int64, flags ...string) []byte {
+		t.Helper()
+		out := filepath.Join(dir, fmt.Sprintf("%d.img", epoch))
+		buildImage(t, out, epoch, trusted, flags...)
+		parts, err := update.ReadImage(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := parts.Sign(firmware.Manifest{Version: build.VersionOf(time.Unix(epoch, 0)), Built: time.Unix(epoch, 0), Board: "qemu"}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		parts.WriteUpdate(&b, h)
+		return b.Bytes()
+	}
+	updB := signed(epochB)
+	updC := signed(epochC, "-config", "/nonexistent/edgebroker.yaml")
+	vA, vB, vC := build.VersionOf(time.Unix(epochA, 0)), build.VersionOf(time.Unix(epochB, 0)), build.VersionOf(time.Unix(epochC, 0))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+
+	vm := boot(t, img, filepath.Join(dir, "boot1.log"), "")
+	if fw := status(t, vm).Firmware; fw == nil || fw.Running != vA {
+		t.Fatalf("image A's firmware status: %+v, want running %s", fw, vA)
+	}
+	ssSet(t, ctx, vm.Addr(mqttPort), "fw-key", "kept across updates")
+
+	// B over the network: installed, then the device reboots (QEMU ends).
+	put(t, vm, updB, http.StatusOK)
+	if err := vm.Wait(150 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// The harness boots the armed trial: B on partition 3, which commits
+	// itself once its probes pass.
+	vm = boot(t, img, filepath.Join(dir, "boot2.log"), "")
+	var st appliance.Status
+	testenv.Eventually(t, 90*time.Second, "B's trial committed", func() bool {
+		var err error
+		st, err = readStatus(vm)
+		return err == nil && st.Boot != nil && st.Boot.Committed
+	})
+	if fw := st.Firmware; fw.Running != vB || fw.Other != vA || st.Boot.Slot != 1 {
+		t.Errorf("after B's trial: firmware %+v, boot %+v; want %s running from partition 3 over %s", fw, st.Boot, vB, vA)
+	}
+	if cl := cmdline(t, img); !strings.Contains(cl, "-03 ") {
+		t.Errorf("cmdline.txt after the commit = %q, want partition 3", cl)
+	}
+	ssGet(t, ctx, vm.Addr(mqttPort), "fw-key", "kept across updates")
+	put(t, vm, updB, http.StatusUnprocessableEntity) // replayed: not newer
+
+	// C cannot start: its trial rolls back by itself, and B, back on
+	// partition 3, says why.
+	put(t, vm, updC, http.StatusOK)
+	if err := vm.Wait(150 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	trialC := start(t, img, filepath.Join(dir, "boot3.log"))
+	if err := trialC.Wait(150 * time.Second); err != nil {
+		t.Fatalf("C's trial did not reboot by itself: %v", err)
+	}
+	vm = boot(t, img, filepath.Join(dir, "boot4.log"), "")
+	st = status(t, vm)
+	if fw := st.Firmware; fw.Running != vB || fw.Other != vC || fw.Trial == nil || !fw.Trial.RolledBack ||
+		!strings.Contains(fw.Trial.Reason, "did not start") {
+		t.Errorf("after C's failed trial: %+v (trial %+v); want %s running, %s rolled back", fw, fw.Trial, vB, vC)
+	}
+	ssGet(t, ctx, vm.Addr(mqttPort), "fw-key", "kept across updates")
+}
+
+// put sends an update to the device's receiver (plain HTTP until the
+// status endpoint serves TLS) and checks the answer's status code.
+func put(t *testing.T, vm *qemu.VM, upd []byte, want int) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPut, "http://"+vm.Addr(statusPort)+"/update/firmware", bytes.NewReader(upd))
+	resp, err := (&http.Client{Timeout: 5 * time.Minute}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var a struct {
+		Installed      bool
+		Reason, Detail string
+	}
+	json.NewDecoder(resp.Body).Decode(&a)
+	if resp.StatusCode != want {
+		t.Fatalf("PUT /update/firmware: %s %+v, want %d", resp.Status, a, want)
+	}
+	t.Logf("PUT /update/firmware: %s %+v", resp.Status, a)
+}
+
+func status(t *testing.T, vm *qemu.VM) appliance.Status {
+	t.Helper()
+	st, err := readStatus(vm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func readStatus(vm *qemu.VM) (appliance.Status, error) {
+	var st appliance.Status
+	resp, err := http.Get("http://" + vm.Addr(statusPort) + "/status.json")
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// start boots without waiting for MQTT (a system that cannot serve).
+func start(t *testing.T, img, log string) *qemu.VM {
+	t.Helper()
+	vm, err := qemu.Start(context.Background(), qemu.Options{Image: img, Forward: map[int]int{mqttPort: 0, statusPort: 0}, Log: log, Timeout: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		vm.Stop()
+		if t.Failed() {
+			b, _ := os.ReadFile(log)
+			t.Logf("serial console %s (last 6 KiB):\n%s", log, tail(b, 6<<10))
+		}
+	})
+	return vm
+}
