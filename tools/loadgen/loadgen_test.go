@@ -113,7 +113,10 @@ func TestPersistent(t *testing.T) {
 				t.Cleanup(func() { j.Close() })
 				addr := serve(t, broker.Config{Journal: j})
 				cfg := Config{Mode: FanIn, Addr: addr, Version: v, QoS: 1, Publishers: 4, Inflight: 1, Count: 400,
-					Persistent: persistent, Duration: 5 * time.Second, Drain: 500 * time.Millisecond}
+					// Count ends the run (in about 0.1 s); Duration only
+					// bounds it when fsync stalls, as it does for seconds
+					// while another test writes a disk image.
+					Persistent: persistent, Duration: time.Minute, Drain: 500 * time.Millisecond}
 				var fsyncsAtStart, fsyncsAtEnd int64
 				cfg.AtStart = func() { fsyncsAtStart = j.Stats.Fsyncs.Load() }
 				cfg.AtEnd = func() { fsyncsAtEnd = j.Stats.Fsyncs.Load() }
