@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 )
 
 // Paths of gokrazy's programs in the image, and the interface the
@@ -19,7 +21,8 @@ import (
 const (
 	DHCPInterface = "eth0"
 	DHCPService   = "/gokrazy/dhcp" // gokrazy installs its helpers under /gokrazy
-	WiFiService   = "/user/wifi"    // github.com/gokrazy/wifi, when the image has it
+	NTPService    = "/gokrazy/ntp"
+	WiFiService   = "/user/wifi" // github.com/gokrazy/wifi, when the image has it
 )
 
 // Gokrazy applies settings on a gokrazy image with gokrazy's own
@@ -39,8 +42,13 @@ const (
 //     has it. Settings without Wi-Fi leave the file alone (an operator
 //     may have put it there, as gokrazy's documentation says), unless
 //     they take back one this Gokrazy wrote.
-//   - NTP servers are not applied: gokrazy's ntp takes them from its
-//     command line, which the image fixes. They are validated and shown.
+//   - NTP servers: gokrazy's ntp takes them as arguments, which the image
+//     fixes. Gokrazy stops the supervised /gokrazy/ntp and runs it itself
+//     with the servers (as its child, in its own process group, killed
+//     with edgebroker: a restarted edgebroker applies the settings
+//     again), handing it /dev/rtc0 and the saved time as gokrazy's
+//     privilege drop would; without servers it restarts the supervised
+//     one.
 //
 // Calls must not overlap (Guard's callers serialise them).
 type Gokrazy struct {
@@ -58,9 +66,10 @@ type Gokrazy struct {
 	// applied is the last settings applied; owned by the caller's
 	// serialisation, like every call.
 	applied     *Settings
-	stopped     bool // the supervised DHCP client is stopped by us
-	wifiWritten bool // this Gokrazy wrote /perm/wifi.json
-	ntpShown    bool // the NTP message was logged
+	stopped     bool      // the supervised DHCP client is stopped by us
+	wifiWritten bool      // this Gokrazy wrote /perm/wifi.json
+	ntpStopped  bool      // the supervised ntp is stopped by us
+	ntp         *exec.Cmd // our ntp with the Device's servers; nil: none
 }
 
 // Apply makes s the device's settings (see Gokrazy).
@@ -91,9 +100,8 @@ func (g *Gokrazy) Apply(ctx context.Context, s Settings) error {
 	if (s.WiFi != nil || g.wifiWritten) && (g.applied == nil || !wifiEqual(g.applied.WiFi, s.WiFi)) {
 		errs = append(errs, g.applyWiFi(ctx, s.WiFi))
 	}
-	if len(s.NTPServers) > 0 && !g.ntpShown {
-		g.log().Info("device settings: NTP servers are shown, not applied: gokrazy's ntp takes its servers from its command line, fixed in the image", "servers", strings.Join(s.NTPServers, " "))
-		g.ntpShown = true
+	if g.applied == nil && len(s.NTPServers) > 0 || g.applied != nil && !slices.Equal(g.applied.NTPServers, s.NTPServers) {
+		errs = append(errs, g.applyNTP(ctx, s.NTPServers))
 	}
 	g.applied = &s
 	return errors.Join(errs...)
@@ -172,6 +180,62 @@ func (g *Gokrazy) applyStatic(ctx context.Context, in Interface) error {
 		return fmt.Errorf("netconf: %s: %s -static_network_config: %w", in.Name, DHCPService, err)
 	}
 	return nil
+}
+
+// applyNTP runs gokrazy's ntp with servers instead of the supervised one;
+// no servers: the supervised one again.
+func (g *Gokrazy) applyNTP(ctx context.Context, servers []string) error {
+	g.stopNTP()
+	if len(servers) == 0 {
+		if !g.ntpStopped {
+			return nil
+		}
+		err := g.services().Restart(ctx, NTPService)
+		if err == nil || errors.Is(err, ErrNoService) {
+			g.ntpStopped = false
+			err = nil
+		}
+		return err
+	}
+	if !g.ntpStopped {
+		if err := g.services().Stop(ctx, NTPService); err != nil && !errors.Is(err, ErrNoService) {
+			return err
+		}
+		g.ntpStopped = true
+	}
+	cmd := exec.Command(filepath.Join(g.root(), strings.TrimPrefix(NTPService, "/")), servers...)
+	// As gokrazy's ntp hands itself the clock and the saved time when it
+	// drops privileges: fd 3 /dev/rtc0, the next the time file.
+	cmd.Env = append(os.Environ(), "NTP_PRIVILEGES_DROPPED=1")
+	if rtc, err := os.Open(filepath.Join(g.root(), "dev", "rtc0")); err == nil {
+		defer rtc.Close()
+		cmd.Env = append(cmd.Env, "NTP_RTC=1")
+		cmd.ExtraFiles = append(cmd.ExtraFiles, rtc)
+	}
+	if err := os.MkdirAll(filepath.Join(g.perm(), "home", "ntp"), 0o700); err == nil {
+		if tf, err := os.OpenFile(filepath.Join(g.perm(), "home", "ntp", "ntp-time-at-last-shutdown"), os.O_RDWR|os.O_CREATE, 0o600); err == nil {
+			defer tf.Close()
+			cmd.Env = append(cmd.Env, "NTP_TIMEFILE=1")
+			cmd.ExtraFiles = append(cmd.ExtraFiles, tf)
+		}
+	}
+	cmd.SysProcAttr = ntpProcAttr()
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr // gokrazy keeps edgebroker's output
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("netconf: %s: %w", NTPService, err)
+	}
+	go cmd.Wait() // reaps it when it ends (stopNTP, or it fails)
+	g.ntp = cmd
+	g.log().Info("device settings: NTP servers applied", "servers", strings.Join(servers, " "), "pid", cmd.Process.Pid)
+	return nil
+}
+
+// stopNTP ends the ntp applyNTP started, if any.
+func (g *Gokrazy) stopNTP() {
+	if g.ntp != nil {
+		syscall.Kill(-g.ntp.Process.Pid, syscall.SIGTERM) // its process group
+		g.ntp = nil
+	}
 }
 
 // wifiJSON is /perm/wifi.json as github.com/gokrazy/wifi reads it.
