@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -39,11 +41,12 @@ func TestQEMUSignedUpdate(t *testing.T) {
 	trusted := key.Public().(ed25519.PublicKey)
 	const epochA, epochB, epochC = 1700000000, 1700086400, 1700172800
 	img := filepath.Join(dir, "a.img")
-	buildImage(t, img, epochA, trusted)
+	// The status endpoint, where updates arrive, serves TLS only.
+	buildImage(t, img, epochA, trusted, "-status-tls")
 	signed := func(epoch int64, flags ...string) []byte {
 		t.Helper()
 		out := filepath.Join(dir, fmt.Sprintf("%d.img", epoch))
-		buildImage(t, out, epoch, trusted, flags...)
+		buildImage(t, out, epoch, trusted, append([]string{"-status-tls"}, flags...)...)
 		parts, err := update.ReadImage(out)
 		if err != nil {
 			t.Fatal(err)
@@ -69,7 +72,7 @@ func TestQEMUSignedUpdate(t *testing.T) {
 	ssSet(t, ctx, vm.Addr(mqttPort), "fw-key", "kept across updates")
 
 	// B over the network: installed, then the device reboots (QEMU ends).
-	put(t, vm, updB, http.StatusOK)
+	put(t, vm, updB, "")
 	if err := vm.Wait(150 * time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -89,11 +92,11 @@ func TestQEMUSignedUpdate(t *testing.T) {
 		t.Errorf("cmdline.txt after the commit = %q, want partition 3", cl)
 	}
 	ssGet(t, ctx, vm.Addr(mqttPort), "fw-key", "kept across updates")
-	put(t, vm, updB, http.StatusUnprocessableEntity) // replayed: not newer
+	put(t, vm, updB, firmware.ReasonNotNewer) // replayed
 
 	// C cannot start: its trial rolls back by itself, and B, back on
 	// partition 3, says why.
-	put(t, vm, updC, http.StatusOK)
+	put(t, vm, updC, "")
 	if err := vm.Wait(150 * time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -110,25 +113,33 @@ func TestQEMUSignedUpdate(t *testing.T) {
 	ssGet(t, ctx, vm.Addr(mqttPort), "fw-key", "kept across updates")
 }
 
-// put sends an update to the device's receiver (plain HTTP until the
-// status endpoint serves TLS) and checks the answer's status code.
-func put(t *testing.T, vm *qemu.VM, upd []byte, want int) {
+// put sends an update to the device's receiver over TLS, as mkimage
+// update does (update.PushSigned, the device's certificate pinned: the
+// test reaches it through a forwarded loopback port, not by its names),
+// and checks that it is installed, or refused with the reason want.
+func put(t *testing.T, vm *qemu.VM, upd []byte, want firmware.Reason) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPut, "http://"+vm.Addr(statusPort)+"/update/firmware", bytes.NewReader(upd))
-	resp, err := (&http.Client{Timeout: 5 * time.Minute}).Do(req)
-	if err != nil {
-		t.Fatal(err)
+	addr := vm.Addr(statusPort)
+	var pin []byte
+	testenv.Eventually(t, 60*time.Second, "the status endpoint's TLS certificate", func() bool {
+		c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) // only to learn the pin
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		sum := sha256.Sum256(c.ConnectionState().PeerCertificates[0].Raw)
+		pin = sum[:]
+		return true
+	})
+	o, err := update.PushSigned(context.Background(), &update.SecureDevice{BaseURL: "https://" + addr, Fingerprint: pin, Timeout: 5 * time.Minute},
+		bytes.NewReader(upd), int64(len(upd)))
+	switch {
+	case want == "" && err != nil:
+		t.Fatalf("update over TLS: %v", err)
+	case want != "" && (o == nil || o.Installed || o.Reason != string(want)):
+		t.Fatalf("update over TLS: %+v, %v; want refused (%s)", o, err, want)
 	}
-	defer resp.Body.Close()
-	var a struct {
-		Installed      bool
-		Reason, Detail string
-	}
-	json.NewDecoder(resp.Body).Decode(&a)
-	if resp.StatusCode != want {
-		t.Fatalf("PUT /update/firmware: %s %+v, want %d", resp.Status, a, want)
-	}
-	t.Logf("PUT /update/firmware: %s %+v", resp.Status, a)
+	t.Logf("update over TLS: %+v", o)
 }
 
 func status(t *testing.T, vm *qemu.VM) appliance.Status {
@@ -142,7 +153,9 @@ func status(t *testing.T, vm *qemu.VM) appliance.Status {
 
 func readStatus(vm *qemu.VM) (appliance.Status, error) {
 	var st appliance.Status
-	resp, err := http.Get("http://" + vm.Addr(statusPort) + "/status.json")
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // reading status, not trusting it
+	resp, err := c.Get("https://" + vm.Addr(statusPort) + "/status.json")
 	if err != nil {
 		return st, err
 	}
