@@ -1,5 +1,9 @@
 // Package benchcompare runs the same loads against edgebroker and
-// Debian's mosquitto on loopback and reports them side by side.
+// Debian's mosquitto on loopback and reports them side by side, as a
+// Markdown table and an SVG bar chart. Loads run over plain TCP, TLS (one
+// ECDSA P-256 certificate per run, both brokers configured alike) or
+// WebSockets; a broker that cannot serve a transport is left out of its
+// scenarios, and the report says why.
 //
 // Each run starts a fresh broker process, so that RSS and CPU readings
 // (from /proc, taken by loadgen) belong to that run alone. Runs alternate
@@ -351,11 +355,17 @@ func (rep *Report) prepareTransports(ctx context.Context, cfg *Config, scs []sce
 	return nil
 }
 
-// lastLogLine is the last line of a failed start's error (which ends with
-// the broker's log), without mosquitto's time stamp: "Error: Unable to
-// start any listening sockets, exiting."
+// lastLogLine is the last line of the broker's log that ends a failed
+// start's error (see logTail), without mosquitto's time stamp: "Error:
+// Unable to start any listening sockets, exiting."; the whole error when
+// it has no log.
 func lastLogLine(err error) string {
-	lines := strings.Split(strings.TrimSpace(err.Error()), "\n")
+	s := err.Error()
+	_, tail, ok := strings.Cut(s, "; log ends: ")
+	if !ok {
+		return s
+	}
+	lines := strings.Split(strings.TrimSpace(tail), "\n")
 	last := strings.TrimSpace(lines[len(lines)-1])
 	if stamp, rest, ok := strings.Cut(last, ": "); ok && strings.Trim(stamp, "0123456789") == "" {
 		last = rest
