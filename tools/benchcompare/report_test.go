@@ -97,7 +97,7 @@ func TestSVG(t *testing.T) {
 			if tok.Name.Local == "rect" && attr["class"] == "bar" {
 				bars = append(bars, bar{panels[panel].title, attr["data-scenario"], attr["data-broker"]})
 			}
-			inText = tok.Name.Local == "text"
+			inText = tok.Name.Local == "text" || tok.Name.Local == "title"
 		case xml.CharData:
 			if inText {
 				texts = append(texts, string(tok))
@@ -120,7 +120,7 @@ func TestSVG(t *testing.T) {
 		t.Errorf("bars:\n got %v\nwant %v", bars, want)
 	}
 	for _, s := range []string{"200 msg/s (2.00× mosquitto)", "2000 connects/s (2.00× mosquitto)", "500 µs / connect (0.50× mosquitto)",
-		"4.00 KiB / conn (4.00× mosquitto)", "mosquitto: not run: mosquitto did not serve a WebSocket port"} {
+		"4.00 KiB / conn (4.00× mosquitto)", "mosquitto: not run (see the table's notes)", "mosquitto did not serve a WebSocket port (Error"} {
 		if !slices.ContainsFunc(texts, func(x string) bool { return strings.HasPrefix(x, s) }) {
 			t.Errorf("no text %q in %q", s, texts)
 		}

@@ -153,11 +153,11 @@ func (r *Report) drawRow(b *strings.Builder, p panel, row chartRow, y int) int {
 		v := row.values[i]
 		by := y + i*(svgBarH+2)
 		if math.IsNaN(v) {
-			label := "not measured"
-			if why, ok := r.notRun[[2]string{row.scenario, br}]; ok {
-				label = "not run: " + why
+			label, why := "not measured", "no successful run"
+			if w, ok := r.notRun[[2]string{row.scenario, br}]; ok {
+				label, why = "not run (see the table's notes)", w
 			}
-			fmt.Fprintf(b, "<text class=\"note\" x=\"%d\" y=\"%d\">%s: %s</text>\n", svgLabelW+10, by+svgBarH-1, esc(br), esc(label))
+			fmt.Fprintf(b, "<text class=\"note\" x=\"%d\" y=\"%d\">%s: %s<title>%s</title></text>\n", svgLabelW+10, by+svgBarH-1, esc(br), esc(label), esc(why))
 			continue
 		}
 		w := 0.0
