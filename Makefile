@@ -90,16 +90,18 @@ clean:
 	rm -rf bin tmp
 
 # Compares edgebroker with Debian's mosquitto (installed if missing) on
-# loopback: fan-in, fan-out, latency, idle connections and durable fan-in
-# (64 QoS 1 publishers → a persistent subscriber; edgebroker's journal
-# figures from its /metrics, one fsync timed on the same disk),
-# alternating A/B runs, medians in a Markdown table on stdout and in
-# tools/benchcompare/RESULTS.md (every run in results.json next to it).
+# loopback: fan-in, fan-out, paced latency at 1,000 and 5,000 msg/s, idle
+# connections, the same over TLS plus TLS 1.3 and 1.2 handshakes per
+# second, WebSocket fan-in, and durable fan-in (64 QoS 1 publishers → a
+# persistent subscriber; edgebroker's journal figures from its /metrics,
+# one fsync timed on the same disk), alternating A/B runs, medians in a
+# Markdown table on stdout and in tools/benchcompare/RESULTS.md (every run
+# in results.json, a bar chart in results.svg next to it).
 # Sizes: make bench-compare BENCH_ARGS='-rounds 2 -duration 5s -idle 5000'.
-# One group: BENCH_ARGS='-only durable' (the later -out and -json flags
-# win, to keep RESULTS.md's full table).
+# One group: BENCH_ARGS='-only durable' (the later -out, -json and -svg
+# flags win, to keep RESULTS.md's full table).
 BENCH_ARGS ?=
 .PHONY: bench-compare
 bench-compare: build
 	./tools/benchcompare/install-mosquitto
-	$(GO) run ./tools/cmd/benchcompare -edgebroker $(BIN) -out tools/benchcompare/RESULTS.md -json tools/benchcompare/results.json $(BENCH_ARGS)
+	$(GO) run ./tools/cmd/benchcompare -edgebroker $(BIN) -out tools/benchcompare/RESULTS.md -json tools/benchcompare/results.json -svg tools/benchcompare/results.svg $(BENCH_ARGS)

@@ -1,5 +1,9 @@
 // Package benchcompare runs the same loads against edgebroker and
-// Debian's mosquitto on loopback and reports them side by side.
+// Debian's mosquitto on loopback and reports them side by side, as a
+// Markdown table and an SVG bar chart. Loads run over plain TCP, TLS (one
+// ECDSA P-256 certificate per run, both brokers configured alike) or
+// WebSockets; a broker that cannot serve a transport is left out of its
+// scenarios, and the report says why.
 //
 // Each run starts a fresh broker process, so that RSS and CPU readings
 // (from /proc, taken by loadgen) belong to that run alone. Runs alternate
@@ -10,8 +14,10 @@ package benchcompare
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -29,14 +35,20 @@ type Config struct {
 	Mosquitto  string // path of the mosquitto binary
 	Dir        string // scratch directory for broker state, configs and logs
 
-	Rounds      int
-	Duration    time.Duration // per throughput and latency run
-	Payload     int
-	Version     byte
-	FanInPubs   int
-	FanOutSubs  int
-	LatencyRate float64
-	IdleConns   int
+	Rounds     int
+	Duration   time.Duration // per throughput and latency run
+	Payload    int
+	Version    byte
+	FanInPubs  int
+	FanOutSubs int
+	// LatencyRates are the paced scenarios' rates (messages per second,
+	// one publisher → one subscriber), plain and over TLS: a scenario
+	// each. The broker's CPU per message is the figure to read there.
+	LatencyRates []float64
+	IdleConns    int // the idle-connections scenarios' clients, plain and TLS
+	// HandshakeDialers is how many clients connect and disconnect at once
+	// in the TLS handshake scenarios (default 8).
+	HandshakeDialers int
 	// The durable fan-in scenarios: DurablePubs QoS 1 publishers with
 	// DurableInflight messages each awaiting PUBACK → one persistent
 	// subscriber, once per payload size in DurablePayloads.
@@ -54,14 +66,17 @@ type Config struct {
 	DataflowPubs int
 
 	Log io.Writer // progress; nil: discard
+
+	certs certFiles // the TLS scenarios' server certificate; written by Run
 }
 
 // scenario is one load, run against every broker. A load with
 // persistent subscribers is durable: the brokers keep their sessions on
 // disk (as far as they do), and edgebroker's journal counters are read.
 type scenario struct {
-	name string
-	load loadgen.Config
+	name      string
+	load      loadgen.Config
+	transport transport // the port the broker serves the load on
 }
 
 func (s *scenario) durable() bool { return s.load.Persistent }
@@ -77,31 +92,57 @@ func (cfg *Config) scenarios() []scenario {
 		f(&c)
 		return c
 	}
+	fanIn0 := func(c *loadgen.Config) {
+		c.Mode, c.Publishers, c.Count = loadgen.FanIn, cfg.FanInPubs, 50_000_000
+	}
+	paced := func(rate float64) func(c *loadgen.Config) {
+		return func(c *loadgen.Config) {
+			c.Mode, c.Rate, c.Count = loadgen.Latency, rate, int64(rate*cfg.Duration.Seconds())
+		}
+	}
+	idle := func(c *loadgen.Config) {
+		c.Mode, c.Count, c.Duration, c.Hold = loadgen.Conns, int64(cfg.IdleConns), 60*time.Second, time.Second
+	}
 	all := []scenario{
-		{fmt.Sprintf("fan-in QoS 0 (%d→1)", cfg.FanInPubs), with(func(c *loadgen.Config) {
-			c.Mode, c.Publishers, c.Count = loadgen.FanIn, cfg.FanInPubs, 50_000_000
-		})},
-		{fmt.Sprintf("fan-in QoS 1 (%d→1)", cfg.FanInPubs), with(func(c *loadgen.Config) {
+		{name: fmt.Sprintf("fan-in QoS 0 (%d→1)", cfg.FanInPubs), load: with(fanIn0)},
+		{name: fmt.Sprintf("fan-in QoS 1 (%d→1)", cfg.FanInPubs), load: with(func(c *loadgen.Config) {
 			c.Mode, c.Publishers, c.QoS, c.Count = loadgen.FanIn, cfg.FanInPubs, 1, 20_000_000
 		})},
-		{fmt.Sprintf("fan-out QoS 0 (1→%d)", cfg.FanOutSubs), with(func(c *loadgen.Config) {
+		{name: fmt.Sprintf("fan-out QoS 0 (1→%d)", cfg.FanOutSubs), load: with(func(c *loadgen.Config) {
 			c.Mode, c.Subscribers, c.Count = loadgen.FanOut, cfg.FanOutSubs, 1_000_000
 		})},
-		{fmt.Sprintf("latency QoS 0 at %.0f msg/s", cfg.LatencyRate), with(func(c *loadgen.Config) {
-			c.Mode, c.Rate = loadgen.Latency, cfg.LatencyRate
-			c.Count = int64(cfg.LatencyRate * cfg.Duration.Seconds())
-		})},
-		{fmt.Sprintf("idle connections (%d)", cfg.IdleConns), with(func(c *loadgen.Config) {
-			c.Mode, c.Count, c.Duration, c.Hold = loadgen.Conns, int64(cfg.IdleConns), 60*time.Second, time.Second
-		})},
 	}
-	all = append(all, scenario{fmt.Sprintf("durable latency QoS 1 (1→1 persistent, %s) at %.0f msg/s", sizeName(cfg.Payload), cfg.DurableRate), with(func(c *loadgen.Config) {
+	for _, rate := range cfg.LatencyRates {
+		all = append(all, scenario{name: fmt.Sprintf("latency QoS 0 at %.0f msg/s", rate), load: with(paced(rate))})
+	}
+	all = append(all, scenario{name: fmt.Sprintf("idle connections (%d)", cfg.IdleConns), load: with(idle)})
+	// Over TLS: the same loads on a port with an ECDSA P-256 certificate
+	// (TLS 1.2 and 1.3 allowed; Go's client picks 1.3), and handshakes.
+	tlsScenario := func(name string, f func(*loadgen.Config)) scenario {
+		l := with(f)
+		l.TLS = true
+		return scenario{name: "TLS " + name, load: l, transport: overTLS}
+	}
+	all = append(all, tlsScenario(fmt.Sprintf("fan-in QoS 0 (%d→1)", cfg.FanInPubs), fanIn0))
+	for _, rate := range cfg.LatencyRates {
+		all = append(all, tlsScenario(fmt.Sprintf("latency QoS 0 at %.0f msg/s", rate), paced(rate)))
+	}
+	all = append(all, tlsScenario(fmt.Sprintf("idle connections (%d)", cfg.IdleConns), idle))
+	for _, v := range []uint16{tls.VersionTLS13, tls.VersionTLS12} {
+		all = append(all, tlsScenario(fmt.Sprintf("handshakes (%s, ECDSA P-256)", strings.TrimPrefix(tls.VersionName(v), "TLS ")), func(c *loadgen.Config) {
+			c.Mode, c.TLSVersion, c.Count, c.Dialers = loadgen.Connects, v, 10_000_000, cfg.HandshakeDialers
+		}))
+	}
+	ws := with(fanIn0)
+	ws.WebSocket = true
+	all = append(all, scenario{name: fmt.Sprintf("WebSocket fan-in QoS 0 (%d→1)", cfg.FanInPubs), load: ws, transport: overWS})
+	all = append(all, scenario{name: fmt.Sprintf("durable latency QoS 1 (1→1 persistent, %s) at %.0f msg/s", sizeName(cfg.Payload), cfg.DurableRate), load: with(func(c *loadgen.Config) {
 		c.Mode, c.Publishers, c.QoS, c.Rate = loadgen.FanIn, 1, 1, cfg.DurableRate
 		c.Count = int64(cfg.DurableRate * cfg.Duration.Seconds())
 		c.Inflight, c.Persistent = 1, true
 	})})
 	for _, size := range cfg.DurablePayloads {
-		all = append(all, scenario{fmt.Sprintf("durable fan-in QoS 1 (%d→1 persistent, %s)", cfg.DurablePubs, sizeName(size)), with(func(c *loadgen.Config) {
+		all = append(all, scenario{name: fmt.Sprintf("durable fan-in QoS 1 (%d→1 persistent, %s)", cfg.DurablePubs, sizeName(size)), load: with(func(c *loadgen.Config) {
 			c.Mode, c.Publishers, c.QoS, c.Count, c.Payload = loadgen.FanIn, cfg.DurablePubs, 1, 20_000_000, size
 			c.Inflight, c.Persistent = cfg.DurableInflight, true
 		})})
@@ -139,6 +180,23 @@ func ParseSizes(s string) ([]int, error) {
 	return out, nil
 }
 
+// ParseRates parses comma-separated messages per second ("" for none), as
+// -rate takes them.
+func ParseRates(s string) ([]float64, error) {
+	var out []float64
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		r, err := strconv.ParseFloat(f, 64)
+		if err != nil || r <= 0 || math.IsInf(r, 0) {
+			return nil, fmt.Errorf("benchcompare: rate %q is not a positive number of messages per second", f)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
 // sizeName is a payload size for a scenario name: "64 B", "1 KiB".
 func sizeName(n int) string {
 	if n >= 1024 && n%1024 == 0 {
@@ -162,10 +220,13 @@ type Report struct {
 	samples   map[[2]string][]sample // {scenario, broker}
 	durable   map[string]bool        // scenarios with a persistent subscriber
 	dataflow  map[string]bool        // scenarios forwarding to an upstream
-	fsync     *FsyncTiming           // one fsync on the scratch directory's disk; nil: not measured
-	fsyncErr  error
-	started   time.Time
-	elapsed   time.Duration
+	// notRun says why a broker was not run in a scenario (it cannot
+	// serve the scenario's transport), by {scenario, broker}.
+	notRun   map[[2]string]string
+	fsync    *FsyncTiming // one fsync on the scratch directory's disk; nil: not measured
+	fsyncErr error
+	started  time.Time
+	elapsed  time.Duration
 }
 
 // Run runs every scenario cfg.Rounds times against both brokers.
@@ -194,6 +255,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.DataflowPubs == 0 {
 		cfg.DataflowPubs = 8
 	}
+	if cfg.HandshakeDialers == 0 {
+		cfg.HandshakeDialers = 8
+	}
 	brokers := []broker{edgebroker(cfg.Edgebroker), mosquitto(cfg.Mosquitto)}
 	// Both the brokers (children) and loadgen need descriptors for the
 	// idle clients and their server sides.
@@ -201,7 +265,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	rep := &Report{cfg: cfg, samples: make(map[[2]string][]sample), durable: make(map[string]bool), dataflow: make(map[string]bool),
-		started: time.Now()}
+		notRun: make(map[[2]string]string), started: time.Now()}
 	for _, b := range brokers {
 		rep.brokers = append(rep.brokers, b.name)
 	}
@@ -222,6 +286,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 		}
 	}
+	if err := rep.prepareTransports(ctx, &cfg, scs, brokers); err != nil {
+		return nil, err
+	}
 	for round := range cfg.Rounds {
 		for _, s := range scs {
 			for i := range brokers {
@@ -231,6 +298,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				}
 				if err := ctx.Err(); err != nil {
 					return rep, err
+				}
+				if _, ok := rep.notRun[[2]string{s.name, b.name}]; ok {
+					continue
 				}
 				smp := runOne(ctx, b, s, &cfg)
 				key := [2]string{s.name, b.name}
@@ -247,6 +317,76 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return rep, nil
 }
 
+// prepareTransports writes the server certificate when a scenario runs
+// over TLS, and tries each broker once on a WebSocket port when a
+// scenario runs over WebSockets: a broker built without them (Debian's
+// mosquitto 2.0.11 has no libwebsockets) is not run there, and the report
+// says why.
+func (rep *Report) prepareTransports(ctx context.Context, cfg *Config, scs []scenario, brokers []broker) error {
+	used := map[transport]bool{}
+	for _, s := range scs {
+		used[s.transport] = true
+	}
+	if used[overTLS] {
+		var err error
+		if cfg.certs, err = writeCert(cfg.Dir); err != nil {
+			return fmt.Errorf("benchcompare: server certificate: %w", err)
+		}
+	}
+	if !used[overWS] {
+		return nil
+	}
+	for _, b := range brokers {
+		err := tryTransport(ctx, b, cfg.Dir, overWS)
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		why := fmt.Sprintf("%s did not serve a WebSocket port (%s)", b.name, lastLogLine(err))
+		fmt.Fprintf(cfg.Log, "benchcompare: %s\n", why)
+		for _, s := range scs {
+			if s.transport == overWS {
+				rep.notRun[[2]string{s.name, b.name}] = why
+			}
+		}
+	}
+	return nil
+}
+
+// lastLogLine is the last line of the broker's log that ends a failed
+// start's error (see logTail), without mosquitto's time stamp: "Error:
+// Unable to start any listening sockets, exiting."; the whole error when
+// it has no log.
+func lastLogLine(err error) string {
+	s := err.Error()
+	_, tail, ok := strings.Cut(s, "; log ends: ")
+	if !ok {
+		return s
+	}
+	lines := strings.Split(strings.TrimSpace(tail), "\n")
+	last := strings.TrimSpace(lines[len(lines)-1])
+	if stamp, rest, ok := strings.Cut(last, ": "); ok && strings.Trim(stamp, "0123456789") == "" {
+		last = rest
+	}
+	return last
+}
+
+// tryTransport starts b with a port over t and stops it.
+func tryTransport(ctx context.Context, b broker, scratch string, t transport) error {
+	dir, err := os.MkdirTemp(scratch, b.name+"-probe-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	p, err := start(ctx, b, launch{dir: dir, transport: t})
+	if err != nil {
+		return err
+	}
+	return p.stop()
+}
+
 // runOne starts a fresh broker, runs the scenario against it and stops it.
 func runOne(ctx context.Context, b broker, s scenario, cfg *Config) sample {
 	dir, err := os.MkdirTemp(cfg.Dir, b.name+"-")
@@ -256,7 +396,7 @@ func runOne(ctx context.Context, b broker, s scenario, cfg *Config) sample {
 	defer os.RemoveAll(dir)
 	// A dataflow run keeps the bridge's queue on disk as far as the
 	// broker does (mosquitto: persistence true).
-	l := launch{dir: dir, durable: s.durable() || s.dataflow()}
+	l := launch{dir: dir, durable: s.durable() || s.dataflow(), transport: s.transport, certs: cfg.certs}
 	if s.dataflow() {
 		up, err := startUpstream(ctx, cfg.Mosquitto, dir)
 		if err != nil {
@@ -278,6 +418,9 @@ func runOne(ctx context.Context, b broker, s scenario, cfg *Config) sample {
 	}
 	load := s.load
 	load.Addr, load.BrokerPID, load.SubAddr = p.addr, p.pid(), l.upstream
+	if s.transport == overTLS {
+		load.CAFile = cfg.certs.cert
+	}
 	if s.dataflow() {
 		if err := awaitForwarding(ctx, p.addr, l.upstream); err != nil {
 			p.stop()

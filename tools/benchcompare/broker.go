@@ -41,6 +41,10 @@ type launch struct {
 	// to at QoS 1 (edgebroker: a Dataflow; mosquitto: a bridge); "" for
 	// none.
 	upstream string
+	// transport is what the port speaks: plain MQTT, MQTT over TLS with
+	// certs, or MQTT over WebSockets.
+	transport transport
+	certs     certFiles
 }
 
 func edgebroker(bin string) broker {
@@ -49,10 +53,21 @@ func edgebroker(bin string) broker {
 		if err := os.MkdirAll(data, 0o755); err != nil {
 			return nil, err
 		}
-		args := []string{"-data", data, "-loopback", "off", "-listen", fmt.Sprintf("127.0.0.1:%d", l.port)}
+		args := []string{"-data", data, "-loopback", "off"}
 		if l.status != "" {
 			args = append(args, "-status", l.status)
 		}
+		switch {
+		case l.transport != overTCP && l.upstream != "":
+			return nil, errors.New("benchcompare: a dataflow run is plain MQTT")
+		case l.transport != overTCP:
+			conf, err := writeListenerConfig(l.dir, l.port, l.transport, l.certs)
+			if err != nil {
+				return nil, err
+			}
+			return exec.Command(bin, append(args, "-config", conf)...), nil
+		}
+		args = append(args, "-listen", fmt.Sprintf("127.0.0.1:%d", l.port))
 		if l.upstream != "" {
 			conf, err := writeDataflowConfig(l.dir, l.upstream)
 			if err != nil {
@@ -70,7 +85,7 @@ func edgebroker(bin string) broker {
 // off, as Go sockets have it by default. The durable scenarios replace
 // the persistence line with mosquittoDurable.
 const mosquittoConf = `listener %d 127.0.0.1
-allow_anonymous true
+%sallow_anonymous true
 %s
 max_connections -1
 max_inflight_messages 32
@@ -98,13 +113,14 @@ func mosquitto(bin string) broker {
 		persistence := "persistence false"
 		if l.durable {
 			persistence = fmt.Sprintf(mosquittoDurable, l.dir)
-			if os.Geteuid() == 0 {
-				// Started as root, mosquitto switches to the user
-				// "mosquitto", who cannot write to our private directory.
-				persistence += "\nuser root"
-			}
 		}
-		text := fmt.Appendf(nil, mosquittoConf, l.port, persistence)
+		if (l.durable || l.transport == overTLS) && os.Geteuid() == 0 {
+			// Started as root, mosquitto switches to the user
+			// "mosquitto", who can neither write to our private
+			// directory nor read the key there.
+			persistence += "\nuser root"
+		}
+		text := fmt.Appendf(nil, mosquittoConf, l.port, mosquittoListener(l.transport, l.certs), persistence)
 		if l.upstream != "" {
 			text = fmt.Appendf(text, mosquittoBridge, l.upstream)
 		}

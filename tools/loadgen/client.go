@@ -2,18 +2,22 @@ package loadgen
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"sync"
 	"syscall"
 	"time"
 
 	"edgebroker/broker/packet"
+
+	"github.com/coder/websocket"
 )
 
 // client is one raw MQTT connection built on the project's codec. One
@@ -38,15 +42,21 @@ type dialer struct {
 	tls  *tls.Config // nil: plain TCP
 	v    byte
 	ka   uint16
+	ws   string // the WebSocket URL path; "": MQTT straight on the stream
 }
 
 func newDialer(cfg *Config) (*dialer, error) {
 	d := &dialer{addr: cfg.Addr, v: cfg.Version, ka: cfg.KeepAlive}
-	if !cfg.TLS && cfg.CAFile == "" && !cfg.Insecure {
+	if cfg.WebSocket {
+		d.ws = cmp.Or(cfg.WebSocketPath, "/mqtt")
+	}
+	if !cfg.TLS && cfg.CAFile == "" && !cfg.Insecure && cfg.TLSVersion == 0 {
 		return d, nil
 	}
 	host, _, _ := net.SplitHostPort(cfg.Addr)
-	d.tls = &tls.Config{ServerName: host, InsecureSkipVerify: cfg.Insecure}
+	// No ClientSessionCache: every connection makes a full handshake.
+	d.tls = &tls.Config{ServerName: host, InsecureSkipVerify: cfg.Insecure,
+		MinVersion: cfg.TLSVersion, MaxVersion: cfg.TLSVersion}
 	if cfg.ServerName != "" {
 		d.tls.ServerName = cfg.ServerName
 	}
@@ -75,7 +85,22 @@ const persistentExpiry = 3600
 // clean unless persistent (3.1.1: clean session false; 5.0: a session
 // expiry of persistentExpiry). local, when set, is the source address.
 func (d *dialer) dial(ctx context.Context, id string, local net.IP, persistent bool) (*client, error) {
-	nd := net.Dialer{Timeout: 10 * time.Second}
+	nc, err := d.stream(ctx, local)
+	if err != nil {
+		return nil, err
+	}
+	c := &client{nc: nc, v: d.v, w: bufio.NewWriterSize(nc, 32<<10), rbuf: make([]byte, 0, 4<<10), recvMax: 65535}
+	if err := c.connect(ctx, id, d.ka, persistent); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("%s: %w", id, err)
+	}
+	return c, nil
+}
+
+// stream opens the byte stream MQTT runs on: TCP, TLS over TCP, or a
+// WebSocket (subprotocol mqtt, binary messages) over either.
+func (d *dialer) stream(ctx context.Context, local net.IP) (net.Conn, error) {
+	nd := &net.Dialer{Timeout: 10 * time.Second}
 	if local != nil {
 		nd.LocalAddr = &net.TCPAddr{IP: local}
 		nd.Control = func(_, _ string, rc syscall.RawConn) error {
@@ -84,6 +109,9 @@ func (d *dialer) dial(ctx context.Context, id string, local net.IP, persistent b
 			})
 			return nil
 		}
+	}
+	if d.ws != "" {
+		return d.websocket(ctx, nd)
 	}
 	nc, err := nd.DialContext(ctx, "tcp", d.addr)
 	if err != nil {
@@ -97,12 +125,28 @@ func (d *dialer) dial(ctx context.Context, id string, local net.IP, persistent b
 		}
 		nc = tc
 	}
-	c := &client{nc: nc, v: d.v, w: bufio.NewWriterSize(nc, 32<<10), rbuf: make([]byte, 0, 4<<10), recvMax: 65535}
-	if err := c.connect(ctx, id, d.ka, persistent); err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("%s: %w", id, err)
+	return nc, nil
+}
+
+// websocket opens a WebSocket to d.addr at path d.ws, with TLS (wss) when
+// d.tls is set.
+func (d *dialer) websocket(ctx context.Context, nd *net.Dialer) (net.Conn, error) {
+	scheme := "ws"
+	if d.tls != nil {
+		scheme = "wss"
 	}
-	return c, nil
+	hc := &http.Client{Transport: &http.Transport{DialContext: nd.DialContext, TLSClientConfig: d.tls}}
+	ws, _, err := websocket.Dial(ctx, scheme+"://"+d.addr+d.ws, &websocket.DialOptions{
+		HTTPClient: hc, Subprotocols: []string{"mqtt"}, CompressionMode: websocket.CompressionDisabled})
+	if err != nil {
+		return nil, err
+	}
+	if ws.Subprotocol() != "mqtt" {
+		ws.CloseNow()
+		return nil, fmt.Errorf("loadgen: WebSocket subprotocol %q, want mqtt", ws.Subprotocol())
+	}
+	// The stream outlives ctx (a dial's timeout); closing it ends it.
+	return websocket.NetConn(context.WithoutCancel(ctx), ws, websocket.MessageBinary), nil
 }
 
 // connect performs the CONNECT/CONNACK exchange.

@@ -20,6 +20,9 @@ const (
 	FanOut  Mode = "fan-out" // one publisher → Subscribers on the same topic
 	Latency Mode = "latency" // one publisher → one subscriber at a fixed Rate
 	Conns   Mode = "conns"   // Conns idle clients with one subscription each
+	// Connects: clients connect (over TLS: a full handshake), CONNECT,
+	// CONNACK, DISCONNECT, again and again; Count bounds the connections.
+	Connects Mode = "connects"
 )
 
 // Config describes one run. Zero fields take the defaults of the mode (see
@@ -54,11 +57,18 @@ type Config struct {
 	// messages on disk before it acknowledges them.
 	Persistent bool
 
-	TLS         bool
-	CAFile      string
+	TLS    bool
+	CAFile string
+	// TLSVersion, when set (tls.VersionTLS12, tls.VersionTLS13), is the
+	// only TLS version the clients offer; it implies TLS.
+	TLSVersion  uint16
 	Insecure    bool
 	ServerName  string
 	AllowRemote bool // permit a target outside 127.0.0.0/8 and ::1
+	// WebSocket: MQTT over a WebSocket (subprotocol mqtt) at
+	// WebSocketPath (default /mqtt); with TLS, wss.
+	WebSocket     bool
+	WebSocketPath string
 
 	// BrokerPID, when set, is the broker process whose CPU time (over the
 	// measured phase) and resident memory (Conns: before and after the
@@ -136,9 +146,9 @@ func (cfg Config) withDefaults() Config {
 // validate checks a Config after withDefaults.
 func (cfg *Config) validate() error {
 	switch cfg.Mode {
-	case FanIn, FanOut, Latency, Conns:
+	case FanIn, FanOut, Latency, Conns, Connects:
 	default:
-		return fmt.Errorf("loadgen: unknown mode %q (want fan-in, fan-out, latency or conns)", cfg.Mode)
+		return fmt.Errorf("loadgen: unknown mode %q (want fan-in, fan-out, latency, conns or connects)", cfg.Mode)
 	}
 	if cfg.Version != packet.V311 && cfg.Version != packet.V5 {
 		return fmt.Errorf("loadgen: MQTT version %d: want 4 (3.1.1) or 5", cfg.Version)
@@ -148,7 +158,7 @@ func (cfg *Config) validate() error {
 		return fmt.Errorf("loadgen: QoS %d", cfg.QoS)
 	case cfg.Count < 0 || cfg.Duration < 0:
 		return errors.New("loadgen: a run is bounded by both a positive count and a positive duration")
-	case cfg.Mode != Conns && (cfg.Publishers < 1 || cfg.Subscribers < 1):
+	case cfg.Mode != Conns && cfg.Mode != Connects && (cfg.Publishers < 1 || cfg.Subscribers < 1):
 		return errors.New("loadgen: need at least one publisher and one subscriber")
 	case cfg.Payload > 1<<20:
 		return fmt.Errorf("loadgen: payload of %d bytes is over 1 MiB", cfg.Payload)

@@ -20,7 +20,7 @@ func runConns(ctx context.Context, cfg *Config, d *dialer, res *Result, progress
 	}
 	sources := sourceAddrs(cfg.Addr, cfg.Sources)
 	var e errs
-	_, rss0 := brokerSample(cfg, &e)
+	b0 := brokerSample(cfg, &e)
 
 	id := runID()
 	clients := make([]*client, n)
@@ -40,11 +40,7 @@ func runConns(ctx context.Context, cfg *Config, d *dialer, res *Result, progress
 	for range min(cfg.Dialers, n) {
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < n && dctx.Err() == nil; i = int(next.Add(1) - 1) {
-				var src net.IP
-				if len(sources) > 0 {
-					src = sources[i%len(sources)]
-				}
-				c, err := d.dial(dctx, fmt.Sprintf("mqttload-%s-c%d", id, i), src, false)
+				c, err := d.dial(dctx, fmt.Sprintf("mqttload-%s-c%d", id, i), sourceOf(sources, int64(i)), false)
 				if err == nil {
 					clients[i] = c
 					err = c.subscribe(fmt.Sprintf("%s/%s/idle/%d", cfg.TopicPrefix, id, i), cfg.QoS)
@@ -66,15 +62,15 @@ func runConns(ctx context.Context, cfg *Config, d *dialer, res *Result, progress
 	holdConns(ctx, clients, cfg)
 	close(stop)
 	waitProgress()
-	_, rss1 := brokerSample(cfg, &e)
+	b1 := brokerSample(cfg, &e)
 
 	res.Conns, res.ConnectFailed = int(connected.Load()), int(failed.Load())
 	res.Seconds = elapsed.Seconds()
 	res.ConnsPerSecond = float64(res.Conns) / res.Seconds
 	if cfg.BrokerPID != 0 {
-		res.Broker = &BrokerUsage{PID: cfg.BrokerPID, RSSBefore: rss0, RSSAfter: rss1}
+		res.Broker = &BrokerUsage{PID: cfg.BrokerPID, RSSBefore: b0.rss, RSSAfter: b1.rss}
 		if res.Conns > 0 {
-			res.Broker.RSSPerConn = float64(rss1-rss0) / float64(res.Conns)
+			res.Broker.RSSPerConn = float64(b1.rss-b0.rss) / float64(res.Conns)
 		}
 	}
 	res.Errors = e.strings()
@@ -100,6 +96,15 @@ func holdConns(ctx context.Context, clients []*client, cfg *Config) {
 			}
 		}
 	}
+}
+
+// sourceOf returns the source address of connection i: nil (any) when
+// there are no sources.
+func sourceOf(sources []net.IP, i int64) net.IP {
+	if len(sources) == 0 {
+		return nil
+	}
+	return sources[i%int64(len(sources))]
 }
 
 // sourceAddrs returns n source addresses 127.0.0.1 … 127.0.0.n to spread

@@ -232,6 +232,35 @@ func TestProc(t *testing.T) {
 	}
 }
 
+// TestProcCtxSwitches sums voluntary and nonvoluntary context switches
+// over every thread in PID/task, and reads this process's.
+func TestProcCtxSwitches(t *testing.T) {
+	root := t.TempDir()
+	status := func(vol, nonvol int) string {
+		return fmt.Sprintf("Name:\tedgebroker\nVmRSS:\t   2048 kB\nvoluntary_ctxt_switches:\t%d\nnonvoluntary_ctxt_switches:\t%d\n", vol, nonvol)
+	}
+	for tid, text := range map[string]string{"42": status(1000, 7), "43": status(20, 3), "44": status(5, 0)} {
+		dir := filepath.Join(root, "42", "task", tid)
+		os.MkdirAll(dir, 0o755)
+		os.WriteFile(filepath.Join(dir, "status"), []byte(text), 0o644)
+	}
+	n, err := ProcCtxSwitches(root, 42)
+	if got, want := n, int64(1035); err != nil || got != want {
+		t.Errorf("ProcCtxSwitches = %v, %v; want %v", got, err, want)
+	}
+	for _, bad := range []string{"Name:\tx\nvoluntary_ctxt_switches:\t5\n", "voluntary_ctxt_switches:\tx\nnonvoluntary_ctxt_switches:\t1\n"} {
+		if n, err := parseCtxSwitches([]byte(bad)); err == nil {
+			t.Errorf("parseCtxSwitches(%q) = %d, no error", bad, n)
+		}
+	}
+	if _, err := ProcCtxSwitches(root, 43); err == nil {
+		t.Error("ProcCtxSwitches of a missing process: no error")
+	}
+	if n, err := ProcCtxSwitches("/proc", os.Getpid()); err != nil || n <= 0 {
+		t.Errorf("ProcCtxSwitches(self) = %d, %v", n, err)
+	}
+}
+
 // TestSubAddr: with SubAddr the subscribers connect there, the upstream
 // of a bridge from Addr, and receive every QoS 1 message through it.
 func TestSubAddr(t *testing.T) {

@@ -2,7 +2,9 @@ package loadgen
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -66,6 +68,63 @@ func ProcRSS(root string, pid int) (int64, error) {
 		return kb << 10, nil
 	}
 	return 0, fmt.Errorf("loadgen: %s/%d/status: no VmRSS line", root, pid)
+}
+
+// ProcCtxSwitches returns the context switches, voluntary plus
+// nonvoluntary, of every thread of process pid, summed over
+// root/PID/task/*/status (root is normally "/proc"). A thread that exits
+// takes its count with it, so read it before and after a phase of a
+// process whose threads live as long as it does (a Go program's).
+func ProcCtxSwitches(root string, pid int) (int64, error) {
+	dir := filepath.Join(root, strconv.Itoa(pid), "task")
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("loadgen: %w", err)
+	}
+	var sum int64
+	for _, t := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, t.Name(), "status"))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // the thread ended since ReadDir
+		}
+		if err != nil {
+			return 0, fmt.Errorf("loadgen: %w", err)
+		}
+		n, err := parseCtxSwitches(b)
+		if err != nil {
+			return 0, fmt.Errorf("loadgen: %s/%s/status: %w", dir, t.Name(), err)
+		}
+		sum += n
+	}
+	return sum, nil
+}
+
+// parseCtxSwitches returns voluntary_ctxt_switches plus
+// nonvoluntary_ctxt_switches from a status file; both lines must be there.
+func parseCtxSwitches(status []byte) (int64, error) {
+	var sum int64
+	found := 0
+	for line := range bytes.Lines(status) {
+		name, val, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			continue
+		}
+		switch string(name) {
+		case "voluntary_ctxt_switches", "nonvoluntary_ctxt_switches":
+		default:
+			continue
+		}
+		n, err := strconv.ParseInt(string(bytes.TrimSpace(val)), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", name, err)
+		}
+		sum += n
+		found++
+	}
+	if found != 2 {
+		return 0, errors.New("no voluntary_ctxt_switches and nonvoluntary_ctxt_switches lines")
+	}
+	return sum, nil
 }
 
 // RaiseFileLimit raises RLIMIT_NOFILE so that at least need descriptors

@@ -101,7 +101,7 @@ func (r *run) run(ctx context.Context, progress io.Writer) error {
 	if cfg.AtStart != nil {
 		cfg.AtStart()
 	}
-	cpu0, _ := brokerSample(cfg, &r.e)
+	b0 := brokerSample(cfg, &r.e)
 	r.budget.Store(cfg.Count)
 	start := time.Since(r.base)
 	waitProgress := r.progress(progress, start)
@@ -116,7 +116,7 @@ func (r *run) run(ctx context.Context, progress io.Writer) error {
 	stopTimer.Stop()
 	stopCtx()
 	r.drain(ctx)
-	cpu1, _ := brokerSample(cfg, &r.e)
+	b1 := brokerSample(cfg, &r.e)
 	if cfg.AtEnd != nil {
 		cfg.AtEnd()
 	}
@@ -128,7 +128,7 @@ func (r *run) run(ctx context.Context, progress io.Writer) error {
 	for _, p := range r.pubs {
 		<-p.dead
 	}
-	r.collect(start, cpu1-cpu0)
+	r.collect(start, b0, b1)
 	return nil
 }
 
@@ -442,7 +442,7 @@ func (r *run) disconnect() {
 }
 
 // collect fills the Result once the readers have ended.
-func (r *run) collect(start, cpu time.Duration) {
+func (r *run) collect(start time.Duration, b0, b1 brokerReading) {
 	res := r.res
 	var h, acks histogram
 	var end time.Duration
@@ -466,10 +466,7 @@ func (r *run) collect(start, cpu time.Duration) {
 	res.Latency = summarize(&h)
 	res.AckLatency = summarize(&acks)
 	if r.cfg.BrokerPID != 0 {
-		res.Broker = &BrokerUsage{PID: r.cfg.BrokerPID, CPUSeconds: cpu.Seconds()}
-		if res.Received > 0 {
-			res.Broker.CPUPerMillion = cpu.Seconds() / (float64(res.Received) / 1e6)
-		}
+		res.Broker = usage(r.cfg.BrokerPID, b0, b1, res.Received)
 	}
 	res.Errors = r.e.strings()
 }

@@ -58,10 +58,17 @@ type LatencySummary struct {
 type BrokerUsage struct {
 	PID        int     `json:"pid"`
 	CPUSeconds float64 `json:"cpu_seconds"` // utime+stime over the measured phase
-	// CPUPerMillion is CPUSeconds per million messages received.
+	// CPUPerMillion is CPUSeconds per million messages received
+	// (Connects: per million connections, i.e. µs per connection).
 	CPUPerMillion float64 `json:"cpu_seconds_per_million,omitempty"`
-	RSSBefore     int64   `json:"rss_before_bytes"`
-	RSSAfter      int64   `json:"rss_after_bytes"`
+	// CtxSwitches is the voluntary plus nonvoluntary context switches of
+	// all the broker's threads over the measured phase, and
+	// CtxSwitchesPerMsg that per message received (Connects: per
+	// connection made).
+	CtxSwitches       int64   `json:"ctx_switches,omitempty"`
+	CtxSwitchesPerMsg float64 `json:"ctx_switches_per_msg,omitempty"`
+	RSSBefore         int64   `json:"rss_before_bytes"`
+	RSSAfter          int64   `json:"rss_after_bytes"`
 	// RSSPerConn is (RSSAfter − RSSBefore) / Conns in Conns mode.
 	RSSPerConn float64 `json:"rss_per_conn_bytes,omitempty"`
 }
@@ -92,7 +99,7 @@ func versionName(v byte) string {
 func (r *Result) Summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s mqtt=%s qos=%d", r.Mode, r.MQTT, r.QoS)
-	if r.Mode == Conns {
+	if r.Mode == Conns || r.Mode == Connects {
 		fmt.Fprintf(&b, " conns=%d failed=%d in %.2fs (%.0f/s)", r.Conns, r.ConnectFailed, r.Seconds, r.ConnsPerSecond)
 	} else {
 		fmt.Fprintf(&b, " pubs=%d subs=%d payload=%dB sent=%d recv=%d lost=%d", r.Publishers, r.Subscribers, r.Payload, r.Sent, r.Received, r.Lost)
@@ -109,8 +116,10 @@ func (r *Result) Summary() string {
 	}
 	if u := r.Broker; u != nil && r.Mode == Conns {
 		fmt.Fprintf(&b, " broker rss %d→%d KiB (%.1f KiB/conn)", u.RSSBefore>>10, u.RSSAfter>>10, u.RSSPerConn/1024)
+	} else if u != nil && r.Mode == Connects {
+		fmt.Fprintf(&b, " broker cpu=%.2fs (%.0fµs per connection, %.1f context switches each)", u.CPUSeconds, u.CPUPerMillion, u.CtxSwitchesPerMsg)
 	} else if u != nil {
-		fmt.Fprintf(&b, " broker cpu=%.2fs (%.2fs per million)", u.CPUSeconds, u.CPUPerMillion)
+		fmt.Fprintf(&b, " broker cpu=%.2fs (%.2fs per million, %.2f context switches per message)", u.CPUSeconds, u.CPUPerMillion, u.CtxSwitchesPerMsg)
 	}
 	if len(r.Errors) > 0 {
 		fmt.Fprintf(&b, " errors=%d (first: %s)", len(r.Errors), r.Errors[0])

@@ -42,8 +42,11 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Mode: cfg.Mode, Target: cfg.Addr, MQTT: versionName(cfg.Version), QoS: cfg.QoS, Payload: cfg.Payload}
-	if cfg.Mode == Conns {
+	switch cfg.Mode {
+	case Conns:
 		return res, runConns(ctx, &cfg, d, res, progress)
+	case Connects:
+		return res, runConnects(ctx, &cfg, d, res, progress)
 	}
 	res.Publishers, res.Subscribers, res.Rate, res.Persistent = cfg.Publishers, cfg.Subscribers, cfg.Rate, cfg.Persistent
 	if cfg.QoS > 0 {
@@ -122,20 +125,43 @@ func unstamp(payload []byte) (time.Duration, bool) {
 	return time.Duration(binary.BigEndian.Uint64(payload)), true
 }
 
-// brokerSample reads the broker's CPU time and RSS when a PID is set.
-func brokerSample(cfg *Config, e *errs) (cpu time.Duration, rss int64) {
+// brokerReading is what /proc says about the broker at one moment.
+type brokerReading struct {
+	cpu time.Duration // utime+stime
+	rss int64         // VmRSS, bytes
+	ctx int64         // context switches of all its threads
+}
+
+// brokerSample reads the broker's CPU time, RSS and context switches when
+// a PID is set.
+func brokerSample(cfg *Config, e *errs) brokerReading {
+	var r brokerReading
 	if cfg.BrokerPID == 0 {
-		return 0, 0
+		return r
 	}
-	cpu, err := ProcCPU(cfg.ProcRoot, cfg.BrokerPID)
-	if err != nil {
+	var err error
+	if r.cpu, err = ProcCPU(cfg.ProcRoot, cfg.BrokerPID); err != nil {
 		e.add(err)
 	}
-	rss, err = ProcRSS(cfg.ProcRoot, cfg.BrokerPID)
-	if err != nil {
+	if r.rss, err = ProcRSS(cfg.ProcRoot, cfg.BrokerPID); err != nil {
 		e.add(err)
 	}
-	return cpu, rss
+	if r.ctx, err = ProcCtxSwitches(cfg.ProcRoot, cfg.BrokerPID); err != nil {
+		e.add(err)
+	}
+	return r
+}
+
+// usage is the broker's CPU time and context switches between two
+// readings, per million and per one of n events (messages received,
+// connections made).
+func usage(pid int, r0, r1 brokerReading, n int64) *BrokerUsage {
+	u := &BrokerUsage{PID: pid, CPUSeconds: (r1.cpu - r0.cpu).Seconds(), CtxSwitches: r1.ctx - r0.ctx}
+	if n > 0 {
+		u.CPUPerMillion = u.CPUSeconds / (float64(n) / 1e6)
+		u.CtxSwitchesPerMsg = float64(u.CtxSwitches) / float64(n)
+	}
+	return u
 }
 
 // sleepCtx sleeps for d or until ctx ends.

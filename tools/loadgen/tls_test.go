@@ -22,6 +22,12 @@ import (
 // certificate for 127.0.0.1, and returns the address and the CA file.
 func startTLSBroker(t *testing.T) (addr, caFile string) {
 	t.Helper()
+	return startTLSBrokerMax(t, 0)
+}
+
+// startTLSBrokerMax is startTLSBroker with a highest TLS version (0: Go's).
+func startTLSBrokerMax(t *testing.T, maxVersion uint16) (addr, caFile string) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +55,7 @@ func startTLSBroker(t *testing.T) (addr, caFile string) {
 		t.Fatal(err)
 	}
 	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-	tln := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})
+	tln := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MaxVersion: maxVersion})
 	s := broker.New(broker.Config{})
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(tln) }()
@@ -80,5 +86,37 @@ func TestTLS(t *testing.T) {
 	// Plain TCP to a TLS port fails to connect.
 	if _, err := Run(t.Context(), Config{Addr: addr, Count: 10, Duration: time.Second}, nil); err == nil {
 		t.Error("plain MQTT to a TLS port: no error")
+	}
+}
+
+// TestConnects: connects mode makes full TLS handshakes of the version
+// asked for, again and again, and reads the broker's CPU time and context
+// switches around them.
+func TestConnects(t *testing.T) {
+	addr, ca := startTLSBroker(t)
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		cfg := Config{Mode: Connects, Addr: addr, CAFile: ca, TLSVersion: v, Count: 40, Dialers: 4, Sources: 4,
+			Duration: 10 * time.Second, BrokerPID: os.Getpid()}
+		res, err := Run(t.Context(), cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Log(res.Summary())
+		if res.Conns != 40 || res.ConnectFailed != 0 || len(res.Errors) > 0 {
+			t.Errorf("%s: conns %d, failed %d, errors %v", tls.VersionName(v), res.Conns, res.ConnectFailed, res.Errors)
+		}
+		if res.ConnsPerSecond <= 0 || res.Broker == nil || res.Broker.CtxSwitches <= 0 || res.Broker.CtxSwitchesPerMsg <= 0 {
+			t.Errorf("%s: rate %v, broker usage %+v", tls.VersionName(v), res.ConnsPerSecond, res.Broker)
+		}
+	}
+	// TLSVersion is the only version offered: a broker that stops at
+	// TLS 1.2 refuses a TLS 1.3 client.
+	addr12, ca12 := startTLSBrokerMax(t, tls.VersionTLS12)
+	res, err := Run(t.Context(), Config{Mode: Connects, Addr: addr12, CAFile: ca12, TLSVersion: tls.VersionTLS13, Count: 2, Duration: 5 * time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Conns != 0 || res.ConnectFailed != 2 {
+		t.Errorf("TLS 1.3 only against a TLS 1.2 broker: %s", res.Summary())
 	}
 }

@@ -5,6 +5,8 @@
 //	benchcompare -rounds 3 -duration 5s -idle 5000 -only fan-in
 //	benchcompare -only durable -durable-payloads 64,1024 -durable-inflight 1
 //	benchcompare -only dataflow -dataflow-pubs 8
+//	benchcompare -only TLS,WebSocket -duration 2s -rounds 1
+//	benchcompare -svg-from tools/benchcompare/results.json -svg results.svg
 package main
 
 import (
@@ -27,7 +29,7 @@ func main() {
 	log.SetFlags(0)
 	log.SetPrefix("benchcompare: ")
 	var cfg benchcompare.Config
-	var version, only, out, jsonOut, durablePayloads string
+	var version, only, out, jsonOut, svgOut, svgFrom, durablePayloads, rates string
 	flag.StringVar(&cfg.Edgebroker, "edgebroker", "bin/edgebroker", "edgebroker binary")
 	flag.StringVar(&cfg.Mosquitto, "mosquitto", "", "mosquitto binary (default: from PATH or /usr/sbin)")
 	flag.IntVar(&cfg.Rounds, "rounds", 3, "rounds per scenario and broker (the table shows medians)")
@@ -36,19 +38,28 @@ func main() {
 	flag.StringVar(&version, "mqtt", "3.1.1", "MQTT version: 3.1.1 or 5")
 	flag.IntVar(&cfg.FanInPubs, "pubs", 8, "fan-in publishers")
 	flag.IntVar(&cfg.FanOutSubs, "subs", 100, "fan-out subscribers")
-	flag.Float64Var(&cfg.LatencyRate, "rate", 5000, "latency scenario: messages per second")
-	flag.IntVar(&cfg.IdleConns, "idle", 2000, "idle-connections scenario: clients")
+	flag.StringVar(&rates, "rate", "1000,5000", "latency scenarios (paced, 1→1, plain and TLS): comma-separated messages per second, a scenario each")
+	flag.IntVar(&cfg.IdleConns, "idle", 2000, "idle-connections scenarios (plain and TLS): clients")
+	flag.IntVar(&cfg.HandshakeDialers, "handshake-dialers", 8, "TLS handshake scenarios: clients connecting at once")
 	flag.IntVar(&cfg.DurablePubs, "durable-pubs", 64, "durable fan-in: QoS 1 publishers")
 	flag.IntVar(&cfg.DurableInflight, "durable-inflight", 1, "durable fan-in: PUBLISHes each publisher may have awaiting PUBACK (1: each waits for its PUBACK)")
 	flag.StringVar(&durablePayloads, "durable-payloads", "64,1024", "durable fan-in: comma-separated payload sizes in bytes, a scenario each")
 	flag.Float64Var(&cfg.DurableRate, "durable-rate", 2000, "durable latency: messages per second of its one QoS 1 publisher")
 	flag.IntVar(&cfg.FsyncSamples, "fsync-samples", 200, "durable fan-in: 4 KiB writes + fdatasync timed in the scratch directory")
 	flag.IntVar(&cfg.DataflowPubs, "dataflow-pubs", 8, "dataflow: QoS 1 publishers on the broker that forwards to the upstream")
-	flag.StringVar(&only, "only", "", "comma-separated scenario name prefixes to run (fan-in, fan-out, latency, idle, durable, dataflow)")
+	flag.StringVar(&only, "only", "", "comma-separated scenario name prefixes to run (fan-in, fan-out, latency, idle, TLS, TLS handshakes, WebSocket, durable, dataflow)")
 	flag.StringVar(&out, "out", "", "also write the Markdown table to this file")
 	flag.StringVar(&jsonOut, "json", "", "write every run's result as JSON to this file")
+	flag.StringVar(&svgOut, "svg", "", "also write a bar chart (SVG) of throughput, CPU per message and memory per idle connection to this file")
+	flag.StringVar(&svgFrom, "svg-from", "", "run nothing: draw -svg from this JSON file (as -json wrote it)")
 	flag.Parse()
 
+	if svgFrom != "" {
+		if err := redraw(svgFrom, svgOut); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	v, err := loadgen.ParseVersion(version)
 	if err != nil {
 		log.Fatal(err)
@@ -58,6 +69,9 @@ func main() {
 		cfg.Only = strings.Split(only, ",")
 	}
 	if cfg.DurablePayloads, err = benchcompare.ParseSizes(durablePayloads); err != nil {
+		log.Fatal(err)
+	}
+	if cfg.LatencyRates, err = benchcompare.ParseRates(rates); err != nil {
 		log.Fatal(err)
 	}
 	if cfg.Mosquitto == "" {
@@ -73,13 +87,13 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := run(ctx, cfg, out, jsonOut); err != nil {
+	if err := run(ctx, cfg, out, jsonOut, svgOut); err != nil {
 		os.RemoveAll(cfg.Dir)
 		log.Fatal(err)
 	}
 }
 
-func run(ctx context.Context, cfg benchcompare.Config, out, jsonOut string) error {
+func run(ctx context.Context, cfg benchcompare.Config, out, jsonOut, svgOut string) error {
 	rep, err := benchcompare.Run(ctx, cfg)
 	if err != nil {
 		return err
@@ -91,6 +105,11 @@ func run(ctx context.Context, cfg benchcompare.Config, out, jsonOut string) erro
 			return err
 		}
 	}
+	if svgOut != "" {
+		if err := os.WriteFile(svgOut, rep.SVG(), 0o644); err != nil {
+			return err
+		}
+	}
 	if jsonOut != "" {
 		b, err := rep.JSON()
 		if err != nil {
@@ -99,6 +118,22 @@ func run(ctx context.Context, cfg benchcompare.Config, out, jsonOut string) erro
 		return os.WriteFile(jsonOut, append(b, '\n'), 0o644)
 	}
 	return nil
+}
+
+// redraw writes the chart of a results file.
+func redraw(from, svgOut string) error {
+	if svgOut == "" {
+		return fmt.Errorf("-svg-from needs -svg FILE")
+	}
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	rep, err := benchcompare.ReadJSON(b)
+	if err != nil {
+		return fmt.Errorf("%s: %w", from, err)
+	}
+	return os.WriteFile(svgOut, rep.SVG(), 0o644)
 }
 
 func findMosquitto() (string, error) {

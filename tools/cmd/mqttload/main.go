@@ -6,6 +6,8 @@
 //	mqttload -mode latency -rate 5000 -mqtt 5 -json lat.json
 //	mqttload -mode conns -count 2000 -pid $(pidof edgebroker)
 //	mqttload -mode fan-in -pubs 64 -qos 1 -inflight 1 -persistent
+//	mqttload -mode connects -tls-version 1.3 -cafile ca.pem -addr 127.0.0.1:8883
+//	mqttload -mode fan-in -ws -addr 127.0.0.1:8080
 //
 // Progress goes to stderr once a second, a one-line summary to stdout and
 // the full result to -json. Only loopback targets are allowed unless
@@ -15,6 +17,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -34,7 +37,7 @@ func main() {
 	var mode, version, jsonPath string
 	var qos, keepAlive uint
 	var quiet bool
-	flag.StringVar(&mode, "mode", "fan-in", "fan-in, fan-out, latency or conns")
+	flag.StringVar(&mode, "mode", "fan-in", "fan-in, fan-out, latency, conns or connects (connect and disconnect again and again)")
 	flag.StringVar(&cfg.Addr, "addr", "127.0.0.1:1883", "broker host:port")
 	flag.StringVar(&cfg.SubAddr, "sub-addr", "", "subscribers' broker host:port (the upstream of a bridge from -addr); default -addr")
 	flag.StringVar(&version, "mqtt", "3.1.1", "MQTT version: 3.1.1 or 5")
@@ -57,6 +60,19 @@ func main() {
 	flag.BoolVar(&cfg.TLS, "tls", false, "connect with TLS (implied by -cafile and -insecure)")
 	flag.StringVar(&cfg.CAFile, "cafile", "", "PEM CA certificates to verify the broker with")
 	flag.BoolVar(&cfg.Insecure, "insecure", false, "do not verify the broker's certificate")
+	flag.Func("tls-version", "offer only this TLS version (1.2 or 1.3); implies -tls", func(v string) error {
+		switch v {
+		case "1.2":
+			cfg.TLSVersion = tls.VersionTLS12
+		case "1.3":
+			cfg.TLSVersion = tls.VersionTLS13
+		default:
+			return fmt.Errorf("want 1.2 or 1.3, got %q", v)
+		}
+		return nil
+	})
+	flag.BoolVar(&cfg.WebSocket, "ws", false, "MQTT over a WebSocket (subprotocol mqtt; wss with TLS)")
+	flag.StringVar(&cfg.WebSocketPath, "ws-path", "/mqtt", "the WebSocket's URL path")
 	flag.StringVar(&cfg.ServerName, "servername", "", "TLS server name (default: the host of -addr)")
 	flag.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow a target that is not loopback")
 	flag.IntVar(&cfg.BrokerPID, "pid", 0, "broker process to read CPU time and RSS of from /proc")
