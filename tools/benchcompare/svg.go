@@ -55,8 +55,8 @@ var panels = []panel{
 
 // The chart's geometry, in pixels.
 const (
-	svgWidth    = 960
-	svgLabelW   = 330 // scenario names, right-aligned before the bars
+	svgWidth    = 1020
+	svgLabelW   = 390 // scenario names, right-aligned before the bars
 	svgBarW     = 370 // the longest bar of a scenario
 	svgBarH     = 11
 	svgRowGap   = 9  // between scenarios
