@@ -1,14 +1,8 @@
 package bridge_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"net"
 	"strconv"
 	"strings"
@@ -49,39 +43,14 @@ func wsUpstream(t *testing.T, tc *tls.Config) (addr, wsAddr string) {
 	return addr, ln.Addr().String()
 }
 
-// selfSigned returns a server certificate for 127.0.0.1 and a pool that
-// trusts it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "upstream"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true, IsCA: true, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
-}
-
 // TestUpOverWebSockets: a flow up reaches an upstream that speaks MQTT
 // over WebSockets only, plain (ws) and over TLS (wss, the upstream's
 // certificate checked against the flow's CA: another CA shows a
 // certificate error in the status), and every message arrives in order
 // with its properties.
 func TestUpOverWebSockets(t *testing.T) {
-	cert, pool := selfSigned(t)
-	_, otherCA := selfSigned(t)
+	cert, pool, _ := testenv.SelfSigned(t, "127.0.0.1")
+	_, otherCA, _ := testenv.SelfSigned(t, "127.0.0.1")
 	for _, tc := range []struct {
 		name   string
 		server *tls.Config

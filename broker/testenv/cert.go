@@ -8,13 +8,15 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"math/big"
+	"net"
 	"testing"
 	"time"
 )
 
 // SelfSigned makes a self-signed ECDSA P-256 server certificate for
-// name, valid for an hour either side of now, and returns it with a pool
-// that trusts it and its PEM (for a client in another process).
+// name (a DNS name, or an IP address), valid for an hour either side of
+// now, and returns it with a pool that trusts it and its PEM (for a
+// client in another process).
 func SelfSigned(t testing.TB, name string) (tls.Certificate, *x509.CertPool, []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -23,13 +25,17 @@ func SelfSigned(t testing.TB, name string) (tls.Certificate, *x509.CertPool, []b
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
-		DNSNames:              []string{name},
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(time.Hour),
 		IsCA:                  true,
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
+	}
+	if ip := net.ParseIP(name); ip != nil {
+		tmpl.IPAddresses = []net.IP{ip}
+	} else {
+		tmpl.DNSNames = []string{name}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
