@@ -35,7 +35,7 @@ func (c *conn) rawRead(fd uintptr) bool {
 		c.rbuf = c.srv.rbufs.Get().(*[rbufSize]byte)[:]
 	}
 	for {
-		n, err := unix.Read(int(fd), c.rbuf[c.rw:])
+		n, err := rawReadFD(int(fd), c.rbuf[c.rw:])
 		switch {
 		case err == unix.EINTR:
 			continue

@@ -96,7 +96,7 @@ func (c *conn) writeNow(b []byte) (int, error) {
 func (c *conn) rawWrite(fd uintptr) bool {
 	w := &c.wnow
 	for w.n < len(w.b) {
-		k, err := unix.Write(int(fd), w.b[w.n:])
+		k, err := rawWriteFD(int(fd), w.b[w.n:])
 		if err == unix.EINTR {
 			continue
 		}

@@ -118,7 +118,7 @@ func (s *tlsSock) Read(p []byte) (int, error) {
 func (s *tlsSock) rawRead(fd uintptr) bool {
 	buf := tlsBufs.Get().(*[tlsBufSize]byte)
 	for {
-		n, err := unix.Read(int(fd), buf[:])
+		n, err := rawReadFD(int(fd), buf[:])
 		switch {
 		case err == unix.EINTR:
 			continue
