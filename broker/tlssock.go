@@ -53,6 +53,13 @@ type tlsSock struct {
 	// rawFn's arguments and results.
 	fn   func(fd uintptr) bool
 	rerr error
+
+	// Write's, owned by the tls.Conn's writer (crypto/tls serializes
+	// writes).
+	wfn  func(fd uintptr) bool
+	wb   []byte
+	wn   int
+	werr error
 }
 
 func newTLSSock(tc *net.TCPConn) (*tlsSock, error) {
@@ -61,8 +68,40 @@ func newTLSSock(tc *net.TCPConn) (*tlsSock, error) {
 		return nil, err
 	}
 	s := &tlsSock{TCPConn: tc, raw: raw}
-	s.fn = s.rawRead
+	s.fn, s.wfn = s.rawRead, s.rawWrite
 	return s, nil
+}
+
+// Write writes p whole, waiting for the socket (and its write deadline)
+// as net.TCPConn.Write does, with RawSyscall writes (rawio.go).
+func (s *tlsSock) Write(p []byte) (int, error) {
+	s.wb, s.wn, s.werr = p, 0, nil
+	err := s.raw.Write(s.wfn)
+	n, werr := s.wn, s.werr
+	s.wb, s.werr = nil, nil
+	if werr == nil {
+		werr = err
+	}
+	return n, werr
+}
+
+// rawWrite is Write's syscall.RawConn callback: false waits until the
+// socket is writable.
+func (s *tlsSock) rawWrite(fd uintptr) bool {
+	for s.wn < len(s.wb) {
+		k, err := rawWriteFD(int(fd), s.wb[s.wn:])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return false
+		case err != nil:
+			s.werr = &net.OpError{Op: "write", Net: "tcp", Err: err}
+			return true
+		}
+		s.wn += k
+	}
+	return true
 }
 
 // idle reports whether nothing the client sent waits in user space: the
