@@ -13,7 +13,8 @@ import (
 	"edgebroker/broker/packet"
 )
 
-// The reactor keeps idle plain-TCP connections without a goroutine. A
+// The reactor keeps idle connections without a goroutine: plain TCP, the
+// broker's own TLS (Port.TLS, see tlssock.go) and Unix stream sockets. A
 // reader that has waited readerIdle without input, or that just handled a
 // control packet (CONNECT, SUBSCRIBE, ...), parks its connection: the
 // socket is armed in an epoll instance (EPOLLONESHOT) and the goroutine
