@@ -84,7 +84,7 @@ qemu-image:
 # address on the emulated NIC).
 qemu-test:
 	./tools/setup-test-deps
-	EDGEBROKER_QEMU_TEST=1 EDGEBROKER_IMAGE_CACHE=$(IMAGE_CACHE) $(GO) test -count=1 -timeout 30m -v -run '^TestQEMU(Device)?$$' ./image/qemu/
+	EDGEBROKER_QEMU_TEST=1 EDGEBROKER_IMAGE_CACHE=$(IMAGE_CACHE) $(GO) test -count=1 -timeout 30m -v -run '^TestQEMU(Device|SignedUpdate)?$$' ./image/qemu/
 
 clean:
 	rm -rf bin tmp
