@@ -286,33 +286,51 @@ func tail(b []byte, n int) []byte {
 
 // startDNS starts pebble-challtestsrv with only its DNS server, on a
 // loopback port free for UDP and TCP, and returns that address once it
-// resolves a name.
+// resolves a name. A port that was free a moment ago may be taken by
+// then (other tests' resolvers use random UDP ports on loopback):
+// pebble-challtestsrv then logs "address already in use" for UDP and
+// keeps running, so startDNS watches its log and tries another port.
 func startDNS(t testing.TB, bin, logFile string) string {
 	t.Helper()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freeUDPAndTCPPort(t)))
-	stop, exited := run(t, logFile, nil, bin,
-		"-dnsserver", addr,
-		"-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
-		"-management", net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t))),
-		"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "")
-	t.Cleanup(stop)
-	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, network, addr)
-	}}
-	err := testenv.Poll(20*time.Second, exited, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		defer cancel()
-		addrs, err := r.LookupHost(ctx, "ready.edge.test")
-		if err == nil && (len(addrs) != 1 || addrs[0] != "127.0.0.1") {
-			err = fmt.Errorf("ready.edge.test resolves to %v, want 127.0.0.1", addrs)
+	var err error
+	for range 5 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freeUDPAndTCPPort(t)))
+		stop, exited := run(t, logFile, nil, bin,
+			"-dnsserver", addr,
+			"-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
+			"-management", net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t))),
+			"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "")
+		r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}}
+		taken := false
+		err = testenv.Poll(20*time.Second, exited, func() error {
+			if b, _ := os.ReadFile(logFile); bytes.Contains(b, []byte("address already in use")) {
+				taken = true
+				return nil // try another port
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			addrs, err := r.LookupHost(ctx, "ready.edge.test")
+			if err == nil && (len(addrs) != 1 || addrs[0] != "127.0.0.1") {
+				err = fmt.Errorf("ready.edge.test resolves to %v, want 127.0.0.1", addrs)
+			}
+			return err
+		})
+		if err == nil && !taken {
+			t.Cleanup(stop)
+			return addr
 		}
-		return err
-	})
-	if err != nil {
-		t.Fatalf("pebbletest: pebble-challtestsrv DNS on %s did not come up: %v", addr, err)
+		stop()
+		if !taken {
+			break
+		}
+		err = fmt.Errorf("%s was taken before pebble-challtestsrv bound it", addr)
+		t.Logf("pebbletest: %v; another port", err)
 	}
-	return addr
+	t.Fatalf("pebbletest: pebble-challtestsrv DNS did not come up: %v", err)
+	return ""
 }
 
 // pebbleConfig is Pebble's JSON configuration (cmd/pebble's config).
