@@ -14,6 +14,7 @@ import (
 	"edgebroker/broker/bridge"
 	"edgebroker/broker/journal"
 	"edgebroker/broker/packet"
+	"edgebroker/broker/testenv"
 )
 
 // startBroker serves an in-process broker on a loopback port.
@@ -280,6 +281,9 @@ func TestSubAddr(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
+	// Start returns once the local side subscribed; the upstream
+	// connection may come a moment later.
+	testenv.Eventually(t, 10*time.Second, "the bridge connected upstream", func() bool { return b.Status().Connected != "" })
 	cfg := Config{Mode: FanIn, Addr: addr, SubAddr: upAddr, TopicPrefix: "bridged", QoS: 1, Publishers: 2, Count: 1000,
 		Duration: 5 * time.Second, Drain: 2 * time.Second}
 	var upConns int64
