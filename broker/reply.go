@@ -123,7 +123,7 @@ var noDeadline time.Time
 // each message. A busy connection keeps its writer goroutine, which
 // batches what publishers append meanwhile.
 func (c *conn) signalVia(sc *scratch) {
-	if sc.direct != nil && c.raw != nil && !c.out.writing.Load() && c.out.claim() {
+	if sc.direct != nil && len(*sc.direct) < maxDirect && c.raw != nil && !c.out.writing.Load() && c.out.claim() {
 		*sc.direct = append(*sc.direct, c)
 		return
 	}
@@ -141,21 +141,18 @@ func (c *conn) flushDirect() {
 	}
 	for i, d := range q {
 		q[i] = nil
-		if i < maxDirect {
-			d.writeDirect()
-		} else {
-			go d.writeLoop() // claimed: its writer goroutine starts (and batches while busy)
-		}
+		d.writeDirect()
 	}
 	c.directq = q[:0]
 }
 
 // maxDirect is how many connections a reader writes to itself after a
-// batch (flushDirect); the others get their writer goroutines, which
-// write in parallel and stay while traffic flows. One publisher fanning
-// out to a hundred subscribers must not do every write on one goroutine
-// (measured: a third less throughput), while a publisher with one or two
-// subscribers at a low rate wakes no goroutine at all.
+// batch (signalVia lists no more); the others get their writer
+// goroutines at once, which write in parallel and stay while traffic
+// flows. One publisher fanning out to a hundred subscribers must not do
+// every write on one goroutine (measured: a third less throughput), while
+// a publisher with one or two subscribers at a low rate wakes no
+// goroutine at all; and the reader's list stays two entries long.
 const maxDirect = 2
 
 // writeDirect writes what waits for c, whose writer the caller is
