@@ -1,14 +1,8 @@
 package loadgen
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,6 +10,7 @@ import (
 	"time"
 
 	"edgebroker/broker"
+	"edgebroker/broker/testenv"
 )
 
 // startTLSBroker serves an in-process broker over TLS with a self-signed
@@ -28,37 +23,20 @@ func startTLSBroker(t *testing.T) (addr, caFile string) {
 // startTLSBrokerMax is startTLSBroker with a highest TLS version (0: Go's).
 func startTLSBrokerMax(t *testing.T, maxVersion uint16) (addr, caFile string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert, _, certPEM := testenv.SelfSigned(t, "127.0.0.1")
 	caFile = filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := os.WriteFile(caFile, certPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-	tln := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MaxVersion: maxVersion})
 	s := broker.New(broker.Config{})
 	done := make(chan error, 1)
-	go func() { done <- s.Serve(tln) }()
+	go func() {
+		done <- s.ServePort(ln, &broker.Port{Name: "default", TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MaxVersion: maxVersion}})
+	}()
 	t.Cleanup(func() {
 		s.Close()
 		if err := <-done; !errors.Is(err, broker.ErrServerClosed) {
