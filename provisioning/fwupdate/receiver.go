@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"edgebroker/provisioning/atomicfile"
@@ -96,7 +97,8 @@ type Receiver struct {
 	// answer waits for it.
 	Installed func(Attempt)
 
-	busy sync.Mutex // held by the one Install in progress (TryLock)
+	busy    sync.Mutex             // held by the one Install in progress (TryLock)
+	pending atomic.Pointer[string] // the version installed and not yet restarted into; nil: none
 
 	mu     sync.Mutex // guards the fields below
 	loaded bool       // saved was read from StateFile
@@ -185,17 +187,31 @@ func (rc *Receiver) log() *slog.Logger {
 }
 
 // Install reads an update from r (from names its source for the record)
-// and installs it, or refuses it with its reason. It refuses at once with
-// firmware.ReasonBusy while another update is being installed.
+// and installs it, or refuses it with its reason. Its signed header is
+// read and checked before anything else, so a client that sends nothing
+// valid never holds the one install slot; then it refuses at once with
+// firmware.ReasonBusy while another update is being installed, or once
+// one was installed and the device has not restarted into it yet.
 func (rc *Receiver) Install(r io.Reader, from string) Attempt {
 	a := Attempt{Time: time.Now(), From: from}
-	if !rc.busy.TryLock() {
-		a.Reason, a.Detail = firmware.ReasonBusy, "another update is being received"
-		return rc.record(a, "", false)
-	}
-	defer rc.busy.Unlock()
 	p := rc.Policy()
-	wrote, err := rc.install(r, &a, p)
+	s, err := firmware.ReadHeader(r)
+	if err == nil {
+		m := s.Manifest
+		a.Version, a.Board, a.KeyID = m.Version, m.Board, m.KeyID
+		err = s.Verify(p)
+	}
+	wrote := false
+	switch {
+	case err != nil: // nothing written
+	case !newerThanPending(s.Manifest.Version, rc.pending.Load()):
+		err = &firmware.Refusal{Reason: firmware.ReasonBusy, Detail: "version " + s.Manifest.Version + " is installed already; the device restarts into it"}
+	case !rc.busy.TryLock():
+		err = &firmware.Refusal{Reason: firmware.ReasonBusy, Detail: "another update is being received"}
+	default:
+		wrote, err = rc.install(r, s.Manifest)
+		rc.busy.Unlock()
+	}
 	a.Installed = err == nil
 	if err != nil {
 		a.Reason, a.Detail = firmware.ReasonOf(err), err.Error()
@@ -210,20 +226,23 @@ func (rc *Receiver) Install(r io.Reader, from string) Attempt {
 	return rc.record(a, p.Running, wrote)
 }
 
-// install checks the header against the policy, then writes and checks
-// the file systems, then switches; it discards what it wrote on any
-// failure after the first write. wrote says whether it wrote to the
-// target.
-func (rc *Receiver) install(r io.Reader, a *Attempt, p firmware.Policy) (wrote bool, err error) {
-	s, err := firmware.ReadHeader(r)
-	if err != nil {
-		return false, err
+// newerThanPending reports whether version may replace the update
+// installed and not yet restarted into (pending; nil: none): only a newer
+// one, so that the same file sent again does not rewrite the partition
+// the next boot tries.
+func newerThanPending(version string, pending *string) bool {
+	if pending == nil {
+		return true
 	}
-	m := s.Manifest
-	a.Version, a.Board, a.KeyID = m.Version, m.Board, m.KeyID
-	if err := s.Verify(p); err != nil {
-		return false, err // nothing written
-	}
+	v, err := firmware.ParseVersion(version)
+	w, err2 := firmware.ParseVersion(*pending)
+	return err == nil && err2 == nil && v.Compare(w) > 0
+}
+
+// install writes and checks the file systems of the update whose header
+// passed, then switches; it discards what it wrote on any failure. wrote
+// says whether it wrote to the target.
+func (rc *Receiver) install(r io.Reader, m firmware.Manifest) (wrote bool, err error) {
 	err = rc.write(r, m)
 	if err == nil {
 		if err = rc.Target.Switch(m); err != nil {
@@ -305,10 +324,16 @@ func (rc *Receiver) record(a Attempt, running string, wrote bool) Attempt {
 	switch {
 	case a.Installed:
 		rc.saved.Installed, rc.saved.Over = a.Version, running
+		v := a.Version
+		rc.pending.Store(&v)
 	case wrote:
 		rc.saved.Installed, rc.saved.Over = "", ""
 	}
-	rc.saveLocked()
+	if a.Installed || wrote {
+		// A refusal that wrote nothing stays in memory: a LAN client
+		// sending garbage must not make the device write flash.
+		rc.saveLocked()
+	}
 	rc.mu.Unlock()
 	if a.Installed {
 		rc.log().Info("firmware update installed", "version", a.Version, "board", a.Board, "key", a.KeyID, "from", a.From)

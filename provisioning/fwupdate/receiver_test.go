@@ -365,3 +365,36 @@ func (l *lateReader) Read(p []byte) (int, error) {
 	}
 	return l.r.Read(p)
 }
+
+// TestPendingAndUnsavedRefusals: once an update is installed and the
+// device has not restarted into it, the same version sent again is
+// refused without touching the disk (a newer one may still replace it);
+// and a refusal that wrote nothing is not written to the state file, so a
+// LAN client sending garbage makes the device write no flash.
+func TestPendingAndUnsavedRefusals(t *testing.T) {
+	r := newRig(t)
+	r.rc.StateFile = filepath.Join(t.TempDir(), "fwupdate.json")
+	if a := r.rc.Install(bytes.NewReader([]byte("not an update at all")), "lan"); a.Installed || a.Reason != firmware.ReasonFormat {
+		t.Fatalf("garbage: %+v", a)
+	}
+	if _, err := os.Stat(r.rc.StateFile); !os.IsNotExist(err) {
+		t.Errorf("a refusal that wrote nothing saved the state file: %v", err)
+	}
+	upd := r.file(r.manifest("1.1"), r.key, r.root, r.boot)
+	if a := r.rc.Install(bytes.NewReader(upd), "lan"); !a.Installed {
+		t.Fatalf("first install: %+v", a)
+	}
+	if _, err := os.Stat(r.rc.StateFile); err != nil {
+		t.Errorf("an install did not save the state file: %v", err)
+	}
+	before, trials := r.diskSum(), r.trialCount()
+	if a := r.rc.Install(bytes.NewReader(upd), "lan"); a.Installed || a.Reason != firmware.ReasonBusy {
+		t.Fatalf("the same update again before the restart: %+v, want refused (busy)", a)
+	}
+	if r.diskSum() != before || r.trialCount() != trials {
+		t.Error("the repeated update touched the disk or armed another trial")
+	}
+	if a := r.rc.Install(bytes.NewReader(r.file(r.manifest("1.2"), r.key, r.root, r.boot)), "lan"); !a.Installed {
+		t.Errorf("a newer update before the restart: %+v, want installed", a)
+	}
+}
