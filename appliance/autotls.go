@@ -353,6 +353,9 @@ func deviceNames() ([]string, []net.IP) {
 	dns := []string{"localhost"}
 	if h, err := os.Hostname(); err == nil && h != "" && h != "localhost" {
 		dns = append(dns, h)
+		if !strings.Contains(h, ".") {
+			dns = append(dns, h+".local") // the name mDNS gives the device
+		}
 	}
 	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
 	if addrs, err := net.InterfaceAddrs(); err == nil {

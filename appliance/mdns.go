@@ -42,7 +42,11 @@ func (a *Appliance) announcements() []announce.Service {
 		}
 	}
 	if port, ok := lanPort(a.statusAddr); ok {
-		out = append(out, announce.Service{Type: announce.HTTP, Port: port, Text: []string{"path=/"}})
+		typ := announce.HTTP
+		if a.cfg.StatusTLS {
+			typ = announce.HTTPS // a browser must not try http://
+		}
+		out = append(out, announce.Service{Type: typ, Port: port, Text: []string{"path=/"}})
 	}
 	return out
 }

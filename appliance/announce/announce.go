@@ -51,6 +51,7 @@ const (
 	MQTT       = "_mqtt._tcp"        // MQTT over TCP
 	SecureMQTT = "_secure-mqtt._tcp" // MQTT over TLS
 	HTTP       = "_http._tcp"        // the status page
+	HTTPS      = "_https._tcp"       // the status page over TLS (-status-tls)
 )
 
 // Service is one DNS-SD service instance.

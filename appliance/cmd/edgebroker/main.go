@@ -76,7 +76,7 @@ func main() {
 	useUSB := flag.Bool("usb", false, "apply bundles ("+bundleName+") from USB sticks as they are plugged in, and write a report back to the stick")
 	flag.StringVar(&cfg.ACMETLSAddr, "acme-tls", "", `an extra port (e.g. ":443") answering only ACME tls-alpn-01 challenges; "" for none (MQTT TLS ports answer them anyway)`)
 	applyBundle := flag.String("apply-bundle", "", "apply the bundle `FILE` to -data with the device's checks (-trust as the image has them), write the stick's report next to it and on stdout, and exit: 0 applied, 1 not")
-	flag.BoolVar(&cfg.MDNS, "mdns", onGokrazy(gokrazyInit), "announce the broker on every LAN interface by mDNS/DNS-SD (_mqtt._tcp, _secure-mqtt._tcp, _http._tcp); default on gokrazy")
+	flag.BoolVar(&cfg.MDNS, "mdns", onGokrazy(gokrazyInit), "announce the broker on every LAN interface by mDNS/DNS-SD (_mqtt._tcp, _secure-mqtt._tcp, _http._tcp or with -status-tls _https._tcp); default on gokrazy")
 	var fw appliance.FirmwareConfig
 	flag.StringVar(&fw.Version, "firmware-version", "", "the image's version (mkimage bakes it in): take signed firmware updates at /update/ on -status and from USB sticks (with -usb), signed by a -trust key")
 	flag.StringVar(&fw.Board, "firmware-board", "rpi", `the image's target for firmware updates: "rpi" or "qemu"`)
@@ -156,7 +156,7 @@ func main() {
 		os.Exit(applyBundleFile(cfg, *applyBundle))
 	}
 
-	if defaultDataDir(gokrazyInit) != "" {
+	if onGokrazy(gokrazyInit) {
 		// On gokrazy a Device resource's settings are applied with
 		// gokrazy's own programs; on a host they are only shown.
 		cfg.Device = &appliance.DeviceConfig{Applier: &netconf.Gokrazy{Dir: "/tmp/edgebroker-device", Log: cfg.Logger}}
