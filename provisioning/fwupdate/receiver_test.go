@@ -231,19 +231,25 @@ func TestHandler(t *testing.T) {
 	r := newRig(t)
 	srv := httptest.NewServer(http.StripPrefix("/update", r.rc.Handler()))
 	t.Cleanup(srv.Close)
-	put := func(body io.Reader) (int, fwupdate.Attempt) {
-		t.Helper()
+	// send may run on another goroutine: it returns its error.
+	send := func(body io.Reader) (int, fwupdate.Attempt, error) {
 		req, _ := http.NewRequest(http.MethodPut, srv.URL+"/update/firmware", body)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			t.Fatal(err)
+			return 0, fwupdate.Attempt{}, err
 		}
 		defer resp.Body.Close()
 		var a fwupdate.Attempt
-		if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+		err = json.NewDecoder(resp.Body).Decode(&a)
+		return resp.StatusCode, a, err
+	}
+	put := func(body io.Reader) (int, fwupdate.Attempt) {
+		t.Helper()
+		code, a, err := send(body)
+		if err != nil {
 			t.Fatal(err)
 		}
-		return resp.StatusCode, a
+		return code, a
 	}
 	if code, a := put(bytes.NewReader(r.file(r.manifest("0.5"), r.key, r.root, r.boot))); code != http.StatusUnprocessableEntity || a.Reason != firmware.ReasonDowngrade {
 		t.Errorf("downgrade: %d %+v", code, a)
@@ -254,7 +260,10 @@ func TestHandler(t *testing.T) {
 	pr, pw := io.Pipe()
 	first := make(chan int)
 	go func() {
-		code, _ := put(pr)
+		code, _, err := send(pr)
+		if err != nil {
+			t.Error(err)
+		}
 		first <- code
 	}()
 	half := len(good) - len(r.boot) - len(r.root)/2
