@@ -491,7 +491,7 @@ func (c *conn) writeLoop() {
 // returns false when the writer is done: the connection is closing and
 // everything is flushed, or the socket failed.
 func (c *conn) flush() bool {
-	r := c.out.flush(c.nc, c.writeDeadline, &c.sess)
+	r := c.out.flush(c, &c.sess)
 	if r.n > 0 {
 		c.srv.Stats.BytesSent.Add(uint64(r.n)) // a shared counter: only when something was written
 	}
@@ -505,6 +505,31 @@ func (c *conn) flush() bool {
 		c.signal()
 	}
 	return true
+}
+
+// writeOut writes b for the writer goroutine (the outbox's sink). On
+// plain TCP it first tries one non-blocking write without telling the
+// scheduler (writeNow): a write that the socket takes whole, the usual
+// case, then costs no deadline timer and does not hand the writer's P
+// over; only what the socket does not take waits, with the write
+// deadline, in a blocking write (which clears the deadline after).
+func (c *conn) writeOut(b []byte) (int, error) {
+	n := 0
+	if c.raw != nil {
+		k, err := c.writeNow(b)
+		if err != nil || k == len(b) {
+			return k, err
+		}
+		n = k
+	}
+	c.nc.SetWriteDeadline(c.writeDeadline())
+	k, err := c.nc.Write(b[n:])
+	if c.raw != nil && err == nil {
+		// An expired deadline would fail the next writeNow (the poller
+		// checks it before the callback).
+		c.nc.SetWriteDeadline(noDeadline)
+	}
+	return n + k, err
 }
 
 // writeDeadline is the deadline of a write starting now. Like every
@@ -525,10 +550,15 @@ func (c *conn) attached() *session {
 // packets itself, after the batch: no goroutine wakes for them), replyNow
 // from any other goroutine.
 func (c *conn) writeAck(t packet.Type, pid uint16, code packet.Code, mode replyMode) {
+	var b [ackBuf]byte
+	c.reply(c.appendAck(b[:0], t, pid, code), mode)
+}
+
+// appendAck appends the encoding of an acknowledgement to b.
+func (c *conn) appendAck(b []byte, t packet.Type, pid uint16, code packet.Code) []byte {
 	a := packet.Ack{Type: t, PacketID: pid, Code: code}
 	c.addReason(&a.Props, code)
-	var b [ackBuf]byte
-	c.reply(a.Append(b[:0], c.version), mode)
+	return a.Append(b, c.version)
 }
 
 // tlsState returns the TLS connection state of a *tls.Conn, or of any

@@ -317,7 +317,8 @@ func (c *conn) Durable(seq uint64, err error) {
 	k := 0
 	for k < len(a.q) && a.q[k].seq <= seq {
 		p := a.q[k]
-		c.writeAck(p.typ, p.pid, p.code, replyNow) // the journal's goroutine
+		var b [ackBuf]byte
+		c.out.put(c.appendAck(b[:0], p.typ, p.pid, p.code))
 		k++
 	}
 	a.q = append(a.q[:0], a.q[k:]...)
@@ -329,6 +330,9 @@ func (c *conn) Durable(seq uint64, err error) {
 		front = a.q[0].seq
 	}
 	a.mu.Unlock()
+	if k > 0 {
+		c.sendAcks()
+	}
 	if register {
 		c.srv.jr.Notify(front, c)
 	}

@@ -164,6 +164,12 @@ func (o *outbox) claim() bool {
 	return true
 }
 
+// sink writes a batch the writer took from the outbox: all of it, or
+// an error (the connection's writeOut).
+type sink interface {
+	writeOut(b []byte) (int, error)
+}
+
 // flushResult is what one flush did.
 type flushResult struct {
 	n       int      // bytes written
@@ -178,7 +184,7 @@ type flushResult struct {
 // written buffer becomes the spare one unless it grew past 64 KiB. sess
 // (nil: none) is a conn field mu guards, read with the bytes: the writer
 // takes both in one critical section.
-func (o *outbox) flush(nc net.Conn, deadline func() time.Time, sess **session) flushResult {
+func (o *outbox) flush(w sink, sess **session) flushResult {
 	var r flushResult
 	o.mu.Lock()
 	buf := o.buf
@@ -190,9 +196,8 @@ func (o *outbox) flush(nc net.Conn, deadline func() time.Time, sess **session) f
 	}
 	o.mu.Unlock()
 	if len(buf) > 0 {
-		nc.SetWriteDeadline(deadline())
 		var err error
-		r.n, err = nc.Write(buf)
+		r.n, err = w.writeOut(buf)
 		if err != nil {
 			o.mu.Lock()
 			o.setClosingLocked()

@@ -32,6 +32,13 @@ func (c *recConn) Write(b []byte) (int, error) {
 	}
 	return len(b), nil
 }
+// writeOut is the outbox's sink: a blocking write with a deadline, as
+// conn.writeOut falls back to.
+func (c *recConn) writeOut(b []byte) (int, error) {
+	c.SetWriteDeadline(testDeadline)
+	return c.Write(b)
+}
+
 func (c *recConn) SetWriteDeadline(t time.Time) error {
 	if !c.quiet {
 		c.wdl = append(c.wdl, t)
@@ -54,7 +61,7 @@ func TestOutboxFlushBatches(t *testing.T) {
 	if got := o.pending(); got != 4 {
 		t.Fatalf("pending = %d, want 4", got)
 	}
-	r := o.flush(nc, deadlineFunc, nil)
+	r := o.flush(nc, nil)
 	if r != (flushResult{n: 4}) {
 		t.Fatalf("flush = %+v, want 4 bytes written, nothing more", r)
 	}
@@ -66,19 +73,19 @@ func TestOutboxFlushBatches(t *testing.T) {
 	}
 	// The written buffer is reused: the next put does not allocate.
 	nc.quiet = true
-	if a := testing.AllocsPerRun(10, func() { o.put([]byte("x")); o.flush(nc, deadlineFunc, nil) }); a != 0 {
+	if a := testing.AllocsPerRun(10, func() { o.put([]byte("x")); o.flush(nc, nil) }); a != 0 {
 		t.Errorf("put+flush allocates %v times, want 0 (spare buffer reused)", a)
 	}
 	// The session is read with the bytes.
 	ss := new(session)
 	o.put([]byte("x"))
-	if r := o.flush(nc, deadlineFunc, &ss); r.sess != ss {
+	if r := o.flush(nc, &ss); r.sess != ss {
 		t.Fatalf("flush read session %p, want %p", r.sess, ss)
 	}
 	// Nothing waiting: no write, no deadline.
 	nc.quiet = false
 	nc.writes, nc.wdl = nil, nil
-	if r := o.flush(nc, deadlineFunc, nil); r != (flushResult{}) || len(nc.writes) != 0 || len(nc.wdl) != 0 {
+	if r := o.flush(nc, nil); r != (flushResult{}) || len(nc.writes) != 0 || len(nc.wdl) != 0 {
 		t.Fatalf("empty flush = %+v, writes %q, deadlines %v; want nothing", r, nc.writes, nc.wdl)
 	}
 }
@@ -87,7 +94,7 @@ func TestOutboxFlushDropsGrownBuffer(t *testing.T) {
 	o := newOutbox()
 	nc := &recConn{}
 	o.put(make([]byte, 64<<10+1))
-	o.flush(nc, deadlineFunc, nil)
+	o.flush(nc, nil)
 	o.mu.Lock()
 	spare := o.spare
 	o.mu.Unlock()
@@ -100,7 +107,7 @@ func TestOutboxWriteFailureCloses(t *testing.T) {
 	o := newOutbox()
 	nc := &recConn{err: errors.New("broken pipe"), accept: 1}
 	o.put([]byte("abc"))
-	r := o.flush(nc, deadlineFunc, nil)
+	r := o.flush(nc, nil)
 	if !r.failed || r.n != 1 {
 		t.Fatalf("flush = %+v, want failed after 1 byte", r)
 	}
@@ -132,7 +139,7 @@ func TestOutboxCloseOnce(t *testing.T) {
 		t.Fatalf("read deadline set on a closing outbox: %v", nc.rdl)
 	}
 	// Flushing a closing outbox writes what is left and reports closing.
-	if r := o.flush(nc, deadlineFunc, nil); !r.closing || r.more || string(nc.writes[0]) != "bye" {
+	if r := o.flush(nc, nil); !r.closing || r.more || string(nc.writes[0]) != "bye" {
 		t.Fatalf("flush = %+v, writes %q; want the DISCONNECT written, closing", r, nc.writes)
 	}
 }
@@ -150,7 +157,7 @@ func TestOutboxPark(t *testing.T) {
 	if o.park(nc) {
 		t.Fatal("parked with bytes waiting")
 	}
-	o.flush(nc, deadlineFunc, nil)
+	o.flush(nc, nil)
 	if !o.park(nc) {
 		t.Fatal("park of an empty outbox failed")
 	}
@@ -254,7 +261,7 @@ func TestOutboxDropIdle(t *testing.T) {
 	if o.pending() != 1 {
 		t.Fatal("dropIdle dropped waiting bytes")
 	}
-	o.flush(&recConn{}, deadlineFunc, nil)
+	o.flush(&recConn{}, nil)
 	o.dropIdle()
 	if o.buf != nil || o.spare != nil {
 		t.Fatal("dropIdle kept the buffers of an idle outbox")

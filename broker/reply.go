@@ -111,6 +111,34 @@ func (c *conn) rawWrite(fd uintptr) bool {
 	return true // never wait
 }
 
+// sendAcks sends the acknowledgements the journal's committer put in the
+// outbox (conn.Durable). With the writer parked, on plain TCP, the
+// committer writes them itself with one non-blocking write: after a
+// group commit it would otherwise wake a writer goroutine for every
+// connection the commit answers, for a few bytes each. Unlike
+// writeTaken it does not refill the session's window: with the writer
+// parked nothing waits for the socket, and the committer must not call
+// into the journal (refill may read spilled messages back).
+func (c *conn) sendAcks() {
+	if c.raw == nil || c.out.writing.Load() || !c.out.claim() {
+		c.signal()
+		return
+	}
+	buf, ok := c.out.takeClaimed()
+	if !ok {
+		go c.writeLoop() // closing: the writer goroutine finishes the close
+		return
+	}
+	if len(buf) == 0 {
+		return // released (takeClaimed)
+	}
+	n, err := c.writeNow(buf)
+	c.srv.Stats.BytesSent.Add(uint64(n))
+	if !c.out.repliesWritten(buf, n, err) {
+		go c.writeLoop() // writing stays set: it is the writer now
+	}
+}
+
 // noDeadline clears a write deadline.
 var noDeadline time.Time
 

@@ -220,3 +220,43 @@ func TestV3MalformedPackets(t *testing.T) {
 	c, _ := brokertest.V3Dial(t, addr, "good", true) // the broker is still serving
 	c.V3Sub("ok", 0)
 }
+
+// The writer writes without waiting and falls back to a blocking write,
+// with the write deadline, only when the socket is full. A subscriber
+// that stops reading is closed after WriteTimeout; one that catches up
+// again stays, also once that deadline has passed (a deadline left
+// behind by the blocking write would fail the next write).
+func TestWriterBlockingFallback(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	s, addr := brokertest.Start(t, broker.Config{Limits: broker.Limits{WriteTimeout: timeout,
+		MaxPendingBytes: 32 << 20, MaxTotalPendingBytes: 128 << 20}}, nil)
+	subs := make([]*brokertest.Raw, 2) // stuck, then slow (it reads, after a while)
+	for i, id := range []string{"stuck", "slow"} {
+		subs[i] = brokertest.Dial(t, addr, packet.V311)
+		subs[i].Conn.(*net.TCPConn).SetReadBuffer(64 << 10)
+		subs[i].Connect(&packet.Connect{ClientID: []byte(id), CleanStart: true})
+		subs[i].V3Sub("wf/t", 0)
+	}
+	stuck, slow := subs[0], subs[1]
+	pub, _ := brokertest.V3Dial(t, addr, "pub", true)
+	payload := string(bytes.Repeat([]byte("x"), 64<<10))
+	for range 256 { // 16 MiB: more than the sockets' buffers hold
+		pub.V3Pub("wf/t", 0, false, 0, payload)
+	}
+	pub.V3Pub("wf/t", 0, false, 0, "mark")
+	for { // the slow one catches up
+		p := slow.ExpectPublish()
+		if string(p.Payload) == "mark" {
+			break
+		}
+	}
+	// The stuck one is closed once its blocking write times out.
+	brokertest.WaitConns(t, s, 2)
+	// The write deadline the slow one's blocking write had set passes.
+	time.Sleep(3 * timeout)
+	pub.V3Pub("wf/t", 0, false, 0, "after")
+	if p := slow.ExpectPublish(); string(p.Payload) != "after" {
+		t.Fatalf("got %q, want after", p.Payload)
+	}
+	stuck.ExpectClosed()
+}
