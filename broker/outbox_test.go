@@ -32,6 +32,7 @@ func (c *recConn) Write(b []byte) (int, error) {
 	}
 	return len(b), nil
 }
+
 // writeOut is the outbox's sink: a blocking write with a deadline, as
 // conn.writeOut falls back to.
 func (c *recConn) writeOut(b []byte) (int, error) {
