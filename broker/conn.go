@@ -29,6 +29,11 @@ type scratch struct {
 	// lock (conn.flushDirect) instead of a writer goroutine being woken
 	// for each delivery. Set by a reader for its handling values.
 	direct *[]*conn
+	// commitDue, when set, makes journalDelivery append without waking
+	// the journal's committer and set *commitDue: the reader commits once
+	// it has handled the batch (conn.commitJournal). Set by a reader for
+	// its handling values, like direct.
+	commitDue *bool
 }
 
 // handling is what a reader needs only while it handles packets: the
@@ -46,6 +51,7 @@ func (c *conn) handling() *handling {
 	if c.hs == nil {
 		c.hs = c.srv.handlings.Get().(*handling)
 		c.hs.sc.direct = &c.directq
+		c.hs.sc.commitDue = &c.commitDue
 	}
 	return c.hs
 }
@@ -55,7 +61,7 @@ func (c *conn) handling() *handling {
 func (c *conn) releaseHandling() {
 	if h := c.hs; h != nil {
 		h.in.Topic, h.in.Payload = nil, nil // do not keep a read buffer reachable
-		h.sc.direct = nil
+		h.sc.direct, h.sc.commitDue = nil, nil
 		c.hs = nil
 		c.srv.handlings.Put(h)
 	}
@@ -138,6 +144,7 @@ type reader struct {
 
 	replyPending bool    // the reader appended replies to send (reply.go)
 	directq      []*conn // connections whose deliveries this reader writes (scratch.direct)
+	commitDue    bool    // the reader's: its batch appended to the journal without waking the committer (scratch.commitDue)
 
 	// TLS on a TCP socket (tlssock.go): the socket under crypto/tls.
 	tsock   *tlsSock // set by newConn, then read-only
@@ -205,7 +212,8 @@ var errRestack = errors.New("broker: continue on a fresh stack")
 func (c *conn) readLoop() {
 	for {
 		err := c.read()
-		c.flushDirect() // deliveries of a batch an error cut short
+		c.flushDirect()   // deliveries of a batch an error cut short
+		c.commitJournal() // and its journal records
 		switch err {
 		case errRestack:
 			go c.readLoop()
@@ -291,6 +299,7 @@ func (c *conn) read() error {
 		}
 		c.flushReplies()
 		c.flushDirect()
+		c.commitJournal()
 		if r == w && c.restack {
 			c.restack = false
 			if c.canPark() {

@@ -27,6 +27,10 @@ func ParkedConns(s *Server) int {
 // parks its connection. Call it before Serve.
 func SetReaderIdle(s *Server, d time.Duration) { s.readerIdle = d }
 
+// SetWriterIdle sets how long a writer goroutine waits before it parks.
+// Call it before Serve.
+func SetWriterIdle(s *Server, d time.Duration) { s.writerIdle = d }
+
 // Connecting counts the sockets that have not finished CONNECT.
 func Connecting(s *Server) int64 { return s.connecting.Load() }
 

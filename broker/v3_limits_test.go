@@ -227,9 +227,11 @@ func TestV3MalformedPackets(t *testing.T) {
 // again stays, also once that deadline has passed (a deadline left
 // behind by the blocking write would fail the next write).
 func TestWriterBlockingFallback(t *testing.T) {
-	const timeout = 300 * time.Millisecond
-	s, addr := brokertest.Start(t, broker.Config{Limits: broker.Limits{WriteTimeout: timeout,
-		MaxPendingBytes: 32 << 20, MaxTotalPendingBytes: 128 << 20}}, nil)
+	const timeout = time.Second // the slow one reads 8 MiB within it, under the race detector too
+	s := broker.New(broker.Config{Limits: broker.Limits{WriteTimeout: timeout,
+		MaxPendingBytes: 32 << 20, MaxTotalPendingBytes: 128 << 20}})
+	broker.SetWriterIdle(s, time.Minute) // the writer stays while the deadline passes (parking clears it)
+	addr := brokertest.Serve(t, s, nil)
 	subs := make([]*brokertest.Raw, 2) // stuck, then slow (it reads, after a while)
 	for i, id := range []string{"stuck", "slow"} {
 		subs[i] = brokertest.Dial(t, addr, packet.V311)
@@ -240,7 +242,7 @@ func TestWriterBlockingFallback(t *testing.T) {
 	stuck, slow := subs[0], subs[1]
 	pub, _ := brokertest.V3Dial(t, addr, "pub", true)
 	payload := string(bytes.Repeat([]byte("x"), 64<<10))
-	for range 256 { // 16 MiB: more than the sockets' buffers hold
+	for range 128 { // 8 MiB: more than the sockets' buffers hold
 		pub.V3Pub("wf/t", 0, false, 0, payload)
 	}
 	pub.V3Pub("wf/t", 0, false, 0, "mark")
@@ -253,7 +255,7 @@ func TestWriterBlockingFallback(t *testing.T) {
 	// The stuck one is closed once its blocking write times out.
 	brokertest.WaitConns(t, s, 2)
 	// The write deadline the slow one's blocking write had set passes.
-	time.Sleep(3 * timeout)
+	time.Sleep(2 * timeout)
 	pub.V3Pub("wf/t", 0, false, 0, "after")
 	if p := slow.ExpectPublish(); string(p.Payload) != "after" {
 		t.Fatalf("got %q, want after", p.Payload)

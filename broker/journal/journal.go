@@ -213,8 +213,18 @@ type Journal struct {
 	// later: the record being appended is AckLater's (no commit of its
 	// own); laterArmed: a kickLater is scheduled.
 	later, laterArmed bool
+	// deferred: the record being appended asks for a commit but does not
+	// wake the committer: its appender commits (Commit) or waits later
+	// (EnqueueDeferred).
+	deferred bool
 	want              uint64     // the largest seq a commit is asked for
 	space             *sync.Cond // signalled when pending bytes drained (backpressure)
+
+	// cmu is held by whoever commits: the committer goroutine, or an
+	// appender that commits on its own goroutine (Commit). batchSpare is
+	// the chunk slice the last commit emptied, reused; guarded by cmu.
+	cmu        sync.Mutex
+	batchSpare []chunk
 
 	kick chan struct{}
 	done chan struct{}
@@ -421,6 +431,8 @@ func (j *Journal) appendLocked(kind byte, fill func([]byte) []byte) (pos, error)
 	j.pendingN += int64(n)
 	j.seq++
 	switch {
+	case j.deferred:
+		j.want = j.seq
 	case !j.later:
 		j.want = j.seq
 		j.signal(j.kick)
@@ -510,6 +522,23 @@ func (j *Journal) markLive(p pos, delta int64) {
 func (j *Journal) Enqueue(id *uint64, m Encoder, session string, body []byte) (mid, dseq, seq uint64, err error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	return j.enqueueLocked(id, m, session, body)
+}
+
+// EnqueueDeferred is Enqueue without waking the committer: the caller
+// promises to call Commit, Wait or Notify for seq once it has appended a
+// batch (a connection's reader, after the packets of one read), so that
+// one commit on its own goroutine covers them: at a few thousand messages
+// a second that saves waking the committer for each.
+func (j *Journal) EnqueueDeferred(id *uint64, m Encoder, session string, body []byte) (mid, dseq, seq uint64, err error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.deferred = true
+	defer func() { j.deferred = false }()
+	return j.enqueueLocked(id, m, session, body)
+}
+
+func (j *Journal) enqueueLocked(id *uint64, m Encoder, session string, body []byte) (mid, dseq, seq uint64, err error) {
 	se := j.sessions[session]
 	if se == nil {
 		return 0, 0, 0, fmt.Errorf("journal: enqueue for session %q without a session record", session)
@@ -930,6 +959,39 @@ func (j *Journal) Notify(seq uint64, w Waiter) {
 	}
 }
 
+// NotifyDeferred is Notify without asking for a commit: the caller
+// commits (Commit) after it, as EnqueueDeferred's callers do.
+func (j *Journal) NotifyDeferred(seq uint64, w Waiter) {
+	if d := j.durable.Load(); d >= seq {
+		w.Durable(d, nil)
+		return
+	}
+	j.wmu.Lock()
+	if j.durable.Load() >= seq {
+		j.wmu.Unlock()
+		w.Durable(j.durable.Load(), nil)
+		return
+	}
+	j.waiters = append(j.waiters, waiter{seq: seq, w: w})
+	j.wmu.Unlock()
+}
+
+// Commit makes what was appended durable on the caller's goroutine,
+// waiters told, unless a commit is running: then it asks the committer
+// for the next one and returns at once. Callers hold no lock the
+// waiters' Durable takes.
+func (j *Journal) Commit() {
+	if !j.cmu.TryLock() {
+		j.signal(j.kick)
+		return
+	}
+	loop := j.commitOnce()
+	j.cmu.Unlock()
+	if loop {
+		j.signal(j.kick)
+	}
+}
+
 // wake tells the waiters whose records are durable (all of them, with
 // the error, when err is not nil).
 func (j *Journal) wake(err error) {
@@ -955,60 +1017,72 @@ func (j *Journal) wake(err error) {
 
 func (j *Journal) commitLoop() {
 	defer close(j.done)
-	var spare []chunk
 	for {
 		<-j.kick
+		j.cmu.Lock()
+		j.commitOnce()
 		j.mu.Lock()
-		var batch []chunk
-		seq := j.durable.Load()
-		if j.want > seq || j.closed {
-			// Commit only when a record asks for it: what AckLater
-			// appended waits for the next such record (or kickLater).
-			batch = j.pending
-			j.pending = spare[:0]
-			seq = j.seq
-		}
-		closed := j.closed
-		needSpare := j.spare == nil && j.err == nil && !closed
+		needSpare := j.spare == nil && j.err == nil && !j.closed
+		closed, empty := j.closed, len(j.pending) == 0
 		j.mu.Unlock()
-		if len(batch) > 0 {
-			start := time.Now()
-			err := j.write(batch)
-			j.mu.Lock()
-			for i := range batch {
-				j.pendingN -= int64(len(batch[i].b))
-			}
-			if err != nil && j.err == nil {
-				j.err = fmt.Errorf("%w: %v", ErrFailed, err)
-				j.log.Error("journal: write failed: accepting nothing more until restarted", "err", err)
-			}
-			failed := j.err
-			j.space.Broadcast()
-			j.mu.Unlock()
-			if failed == nil {
-				j.durable.Store(seq)
-				j.Stats.commitNanos.add(time.Since(start))
-			}
-			j.wake(failed)
-			j.signal(j.cmpk)
-		}
-		for i := range batch {
-			batch[i] = chunk{b: batch[i].b[:0]}
-		}
-		spare = batch[:0]
-		if needSpare {
+		j.cmu.Unlock()
+		if needSpare { // only the committer makes spares: no lock needed
 			j.trySpare()
 		}
 		if closed {
-			j.mu.Lock()
-			empty := len(j.pending) == 0
-			j.mu.Unlock()
 			if empty {
 				return
 			}
 			j.signal(j.kick)
 		}
 	}
+}
+
+// commitOnce writes and fsyncs what is pending if a record asks for a
+// commit (or the journal is closing), then tells the waiters. It reports
+// whether the committer has work left: a spare segment to make. Callers
+// hold cmu.
+func (j *Journal) commitOnce() bool {
+	j.mu.Lock()
+	var batch []chunk
+	seq := j.durable.Load()
+	if j.want > seq || j.closed {
+		// Commit only when a record asks for it: what AckLater
+		// appended waits for the next such record (or kickLater).
+		batch = j.pending
+		j.pending = j.batchSpare[:0]
+		seq = j.seq
+	}
+	j.mu.Unlock()
+	if len(batch) > 0 {
+		start := time.Now()
+		err := j.write(batch)
+		j.mu.Lock()
+		for i := range batch {
+			j.pendingN -= int64(len(batch[i].b))
+		}
+		if err != nil && j.err == nil {
+			j.err = fmt.Errorf("%w: %v", ErrFailed, err)
+			j.log.Error("journal: write failed: accepting nothing more until restarted", "err", err)
+		}
+		failed := j.err
+		j.space.Broadcast()
+		j.mu.Unlock()
+		if failed == nil {
+			j.durable.Store(seq)
+			j.Stats.commitNanos.add(time.Since(start))
+		}
+		j.wake(failed)
+		j.signal(j.cmpk)
+	}
+	for i := range batch {
+		batch[i] = chunk{b: batch[i].b[:0]}
+	}
+	j.batchSpare = batch[:0]
+	j.mu.Lock()
+	needSpare := j.spare == nil && j.err == nil && !j.closed
+	j.mu.Unlock()
+	return needSpare
 }
 
 // trySpare preallocates the next segment if the budget allows; at most
@@ -1068,6 +1142,8 @@ func (j *Journal) Close() error {
 	j.mu.Unlock()
 	j.signal(j.kick)
 	<-j.done
+	j.cmu.Lock() // an appender's Commit finishes (it finds nothing more to write)
+	defer j.cmu.Unlock()
 	close(j.cmpk)
 	<-j.cmpd
 	j.wake(ErrClosed)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -278,6 +279,81 @@ func TestGroupCommit(t *testing.T) {
 	if f := j.Stats.Fsyncs.Load(); f >= writers*each {
 		t.Errorf("%d fsyncs for %d commits: no group commit", f, writers*each)
 	}
+}
+
+// waiterFunc is a Waiter.
+type waiterFunc func(seq uint64, err error)
+
+func (f waiterFunc) Durable(seq uint64, err error) { f(seq, err) }
+
+// TestCommitOnCallersGoroutine: what EnqueueDeferred appends is made
+// durable by the appender's own Commit, its waiters told before Commit
+// returns, when no commit runs; concurrent appenders that find a commit
+// running hand theirs to the committer, and nothing is left behind.
+func TestCommitOnCallersGoroutine(t *testing.T) {
+	j := open(t, t.TempDir(), Options{SegmentSize: 1 << 20})
+	defer j.Close()
+	j.Wait(j.Session("s", nil))
+	// Alone, an appender commits on its own goroutine: its waiter is
+	// told before Commit returns (unless the committer happened to be
+	// busy with a leftover wake-up: then it commits, a little later).
+	const rounds = 100
+	inline := 0
+	fsyncs := j.Stats.Fsyncs.Load()
+	for range rounds {
+		var id uint64
+		_, _, seq, err := j.EnqueueDeferred(&id, raw("m"), "s", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var told atomic.Uint64
+		j.NotifyDeferred(seq, waiterFunc(func(d uint64, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			told.Store(d)
+		}))
+		j.Commit()
+		if told.Load() >= seq {
+			inline++
+		} else {
+			waitFor(t, func() bool { return told.Load() >= seq })
+		}
+	}
+	if inline < rounds/2 {
+		t.Errorf("%d of %d commits on the appender's goroutine", inline, rounds)
+	}
+	if f := j.Stats.Fsyncs.Load() - fsyncs; f > rounds+rounds/10 {
+		t.Errorf("%d fsyncs for %d commits", f, rounds)
+	}
+
+	var wg sync.WaitGroup
+	const writers, each = 16, 50
+	for range writers {
+		wg.Go(func() {
+			for range each {
+				var id uint64
+				_, _, seq, err := j.EnqueueDeferred(&id, raw("m"), "s", nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				done := make(chan error, 1)
+				j.NotifyDeferred(seq, waiterFunc(func(_ uint64, err error) { done <- err }))
+				j.Commit()
+				select {
+				case err := <-done:
+					if err != nil {
+						t.Error(err)
+					}
+				case <-time.After(10 * time.Second):
+					t.Error("a deferred record was never committed")
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func waitFor(t *testing.T, cond func() bool) {
