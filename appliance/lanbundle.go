@@ -125,7 +125,7 @@ func (a *Appliance) postBundle(w http.ResponseWriter, r *http.Request) {
 				"serial", res.Serial, "key", res.KeyID, "status", code, "reasons", strings.Join(res.Reasons, "; "))
 		}
 	}
-	rep := Report{Device: a.id, Result: res, Status: a.Status(), Running: a.running()}
+	rep := Report{Device: a.identity(), Result: res, Status: a.Status(), Running: a.running()}
 	_, err := os.Stat(filepath.Join(a.cfg.DataDir, CAFile))
 	rep.CA = err == nil
 	writeReport(w, r, code, rep)
@@ -180,7 +180,7 @@ func (a *Appliance) refuseUpload(w http.ResponseWriter, r *http.Request, code in
 		a.srv.Security().Log(seclog.BundleRefused, "appliance: bundle upload refused", "remote", r.RemoteAddr, "status", code, "reasons", why)
 	}
 	res := apply.Result{Time: time.Now(), Reasons: []string{why}}
-	writeReport(w, r, code, Report{Device: a.id, Result: res, Status: a.Status(), Running: a.running()})
+	writeReport(w, r, code, Report{Device: a.identity(), Result: res, Status: a.Status(), Running: a.running()})
 }
 
 // writeReport answers with rep: JSON when the request accepts
