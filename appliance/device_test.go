@@ -280,3 +280,42 @@ func TestDeviceSettingsFromLAN(t *testing.T) {
 		t.Errorf("bundle 1 again: %d, host name %q; want %d, gw-a", code, rep.Device.Hostname, http.StatusUnprocessableEntity)
 	}
 }
+
+// TestBundleUploadAnswersAfterGuard: an upload whose Device settings
+// lose their gateway is answered once the guard decided (the settings
+// taken back, the bundle refused), even when that took longer than
+// the time a report has to be written (shortened here below the guard's
+// window, as the guard's 60 s is above the device's write budget).
+func TestBundleUploadAnswersAfterGuard(t *testing.T) {
+	key, err := bundle.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const window = time.Second
+	appliance.SetUploadWriteTimeout(t, window/4)
+	data := t.TempDir()
+	a, _, stop := launch(t, appliance.Config{
+		DataDir: data, Loopback: "off", PortMap: map[int]int{18883: 0},
+		Trust: []ed25519.PublicKey{key.Public().(ed25519.PublicKey)}, BoardRoot: boardWithNet(t, "lo", "eth0"),
+		StatusAddr: "127.0.0.1:0", StatusTLS: true,
+		Device: &appliance.DeviceConfig{
+			Applier: new(recordingApplier),
+			Probe: func(context.Context, string, netip.Addr) error {
+				return errors.New("no ARP answer") // nobody answers for 10.0.2.2
+			},
+			Window: window, Interval: 50 * time.Millisecond,
+		},
+	})
+	defer stop()
+	up := newUploader(t, a, data)
+
+	start := time.Now()
+	code, rep := up.post(packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(freePort(t)), "device.yaml": deviceYAML(staticSpec)}, nil), false)
+	if d := time.Since(start); d < window {
+		t.Errorf("answered after %v, before the guard's window of %v", d, window)
+	}
+	reasons := strings.Join(rep.Result.Reasons, "\n")
+	if code != http.StatusUnprocessableEntity || rep.Result.Applied || !strings.Contains(reasons, "eth0: no route to the gateway 10.0.2.2 for 1s") {
+		t.Errorf("a lost gateway: %d, applied %v, reasons:\n%s", code, rep.Result.Applied, reasons)
+	}
+}
