@@ -433,7 +433,7 @@ func (a *Appliance) run(ctx context.Context, b *bound) error {
 	var status *led.LED
 	if a.cfg.USB != nil {
 		status = led.Open(a.boardRoot, a.cfg.StatusLED)
-		g.Go(func() error { return a.watchUSB(gctx, a.cfg.USB, a.id, status) })
+		g.Go(func() error { return a.watchUSB(gctx, a.cfg.USB, status) })
 	}
 	g.Go(func() error { a.loop(gctx); return nil })
 	if a.cfg.Trial != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"io/fs"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -227,5 +228,94 @@ func TestDeviceSettingsOnHost(t *testing.T) {
 	page := get(t, "http://"+a.StatusAddr().String()+"/")
 	if !strings.Contains(page, "Device/site: shown, not applied") || !strings.Contains(page, "<li>eth0: static 10.0.2.20/24 gateway 10.0.2.2 dns 10.0.2.3</li>") {
 		t.Errorf("status page lacks the device settings:\n%s", page)
+	}
+}
+
+// hostnameApplier stands in for netconf.Gokrazy's host name: it sets the
+// kernel's host name where board.Identify reads it below root
+// (proc/sys/kernel/hostname), the image's ("edgebroker") for none.
+type hostnameApplier struct{ root string }
+
+func (h hostnameApplier) Apply(_ context.Context, s netconf.Settings) error {
+	name := s.Hostname
+	if name == "" {
+		name = "edgebroker"
+	}
+	return os.WriteFile(filepath.Join(h.root, "proc", "sys", "kernel", "hostname"), []byte(name+"\n"), 0o644)
+}
+
+// TestDeviceSettingsFromLAN: the report of an upload (POST /bundle)
+// names the device by the host name in force after the bundle: the one
+// its Device resource gave, for the upload that renamed the device and
+// for those after it.
+func TestDeviceSettingsFromLAN(t *testing.T) {
+	key, err := bundle.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, data := boardWithNet(t, "lo", "eth0"), t.TempDir()
+	os.MkdirAll(filepath.Join(root, "proc", "sys", "kernel"), 0o755)
+	os.WriteFile(filepath.Join(root, "proc", "sys", "kernel", "hostname"), []byte("edgebroker\n"), 0o644)
+	a, _, stop := launch(t, appliance.Config{
+		DataDir: data, Loopback: "off", PortMap: map[int]int{18883: 0},
+		Trust: []ed25519.PublicKey{key.Public().(ed25519.PublicKey)}, BoardRoot: root,
+		StatusAddr: "127.0.0.1:0", StatusTLS: true,
+		Device: &appliance.DeviceConfig{Applier: hostnameApplier{root}},
+	})
+	defer stop()
+	up := newUploader(t, a, data)
+
+	b := packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(freePort(t)), "device.yaml": deviceYAML(dhcpSpec)}, nil)
+	code, rep := up.post(b, false)
+	if code != http.StatusOK || !rep.Result.Applied {
+		t.Fatalf("bundle 1: %d, %+v", code, rep.Result)
+	}
+	if got, want := rep.Device.Hostname, "gw-a"; got != want {
+		t.Errorf("the report of the bundle that renamed the device names it %q, want %q", got, want)
+	}
+	// The same bundle again: refused (its serial is not above the last),
+	// and reported under the device's new name.
+	code, rep = up.post(b, false)
+	if code != http.StatusUnprocessableEntity || rep.Device.Hostname != "gw-a" {
+		t.Errorf("bundle 1 again: %d, host name %q; want %d, gw-a", code, rep.Device.Hostname, http.StatusUnprocessableEntity)
+	}
+}
+
+// TestBundleUploadAnswersAfterGuard: an upload whose Device settings
+// lose their gateway is answered once the guard decided (the settings
+// taken back, the bundle refused), even when that took longer than
+// the time a report has to be written (shortened here below the guard's
+// window, as the guard's 60 s is above the device's write budget).
+func TestBundleUploadAnswersAfterGuard(t *testing.T) {
+	key, err := bundle.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const window = time.Second
+	appliance.SetUploadWriteTimeout(t, window/4)
+	data := t.TempDir()
+	a, _, stop := launch(t, appliance.Config{
+		DataDir: data, Loopback: "off", PortMap: map[int]int{18883: 0},
+		Trust: []ed25519.PublicKey{key.Public().(ed25519.PublicKey)}, BoardRoot: boardWithNet(t, "lo", "eth0"),
+		StatusAddr: "127.0.0.1:0", StatusTLS: true,
+		Device: &appliance.DeviceConfig{
+			Applier: new(recordingApplier),
+			Probe: func(context.Context, string, netip.Addr) error {
+				return errors.New("no ARP answer") // nobody answers for 10.0.2.2
+			},
+			Window: window, Interval: 50 * time.Millisecond,
+		},
+	})
+	defer stop()
+	up := newUploader(t, a, data)
+
+	start := time.Now()
+	code, rep := up.post(packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(freePort(t)), "device.yaml": deviceYAML(staticSpec)}, nil), false)
+	if d := time.Since(start); d < window {
+		t.Errorf("answered after %v, before the guard's window of %v", d, window)
+	}
+	reasons := strings.Join(rep.Result.Reasons, "\n")
+	if code != http.StatusUnprocessableEntity || rep.Result.Applied || !strings.Contains(reasons, "eth0: no route to the gateway 10.0.2.2 for 1s") {
+		t.Errorf("a lost gateway: %d, applied %v, reasons:\n%s", code, rep.Result.Applied, reasons)
 	}
 }

@@ -118,7 +118,7 @@ func (a *Appliance) Install(ctx context.Context, data []byte) apply.Result {
 }
 
 // watchUSB applies the bundle of every stick plugged in, until ctx ends.
-func (a *Appliance) watchUSB(ctx context.Context, uc *USBConfig, id board.Identity, status *led.LED) error {
+func (a *Appliance) watchUSB(ctx context.Context, uc *USBConfig, status *led.LED) error {
 	root := uc.Root
 	if root == "" {
 		root = "/"
@@ -155,7 +155,7 @@ func (a *Appliance) watchUSB(ctx context.Context, uc *USBConfig, id board.Identi
 		if done[d.Disk] {
 			continue
 		}
-		if a.fromStick(ctx, m, d, id, status) {
+		if a.fromStick(ctx, m, d, status) {
 			done[d.Disk] = true
 		}
 	}
@@ -169,7 +169,7 @@ func stillPresent(root, disk string) bool {
 
 // fromStick looks for a bundle on one partition and applies it. It
 // reports whether the partition had one.
-func (a *Appliance) fromStick(ctx context.Context, m usb.Mounter, d usb.Device, id board.Identity, status *led.LED) bool {
+func (a *Appliance) fromStick(ctx context.Context, m usb.Mounter, d usb.Device, status *led.LED) bool {
 	log := a.log.With("subsystem", "usb", "device", d.DevPath)
 	med, err := m.Mount(d)
 	if err != nil {
@@ -205,12 +205,19 @@ func (a *Appliance) fromStick(ctx context.Context, m usb.Mounter, d usb.Device, 
 	} else {
 		status.Show(ctx, led.Failure)
 	}
-	// A Device resource may have changed the host name since the start.
-	id.Hostname = board.Identify(a.boardRoot).Hostname
-	if err := a.writeReport(med, &Report{Device: id, Result: res, Status: a.Status(), Running: a.running()}); err != nil {
+	if err := a.writeReport(med, &Report{Device: a.identity(), Result: res, Status: a.Status(), Running: a.running()}); err != nil {
 		log.Warn("report not written to the stick", "err", err)
 	}
 	return true
+}
+
+// identity is this board's identity with the host name in force now,
+// for a report: a Device resource may have changed it since the start
+// (a.id), the bundle being reported on included.
+func (a *Appliance) identity() board.Identity {
+	id := a.id
+	id.Hostname = board.Identify(a.boardRoot).Hostname
+	return id
 }
 
 // firmwareFromStick installs the signed firmware update on the stick (a

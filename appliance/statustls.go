@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"os"
 	"path/filepath"
 	"slices"
@@ -62,23 +60,17 @@ func (a *Appliance) ensureStatusCert(ports []*port) {
 // none). A CA that only a configuration's Secret held is not there.
 func (a *Appliance) storedStatusCA() certs.Issuer {
 	m := a.iss.m
-	rest, err := os.ReadFile(filepath.Join(m.SecretDir(StatusCertSecret), "tls.crt"))
+	crt, err := os.ReadFile(filepath.Join(m.SecretDir(StatusCertSecret), "tls.crt"))
 	if err != nil {
 		return nil
 	}
-	var chain []*x509.Certificate
-	for {
-		var blk *pem.Block
-		if blk, rest = pem.Decode(rest); blk == nil {
-			break
-		}
-		if c, err := x509.ParseCertificate(blk.Bytes); err == nil {
-			chain = append(chain, c)
-		}
+	chain, err := certs.ParseCerts(crt)
+	if err != nil {
+		return nil
 	}
 	entries, _ := os.ReadDir(m.Dir)
 	for _, e := range entries {
-		if len(chain) == 0 || !e.IsDir() || e.Name() == StatusCertSecret {
+		if !e.IsDir() || e.Name() == StatusCertSecret {
 			continue
 		}
 		if ca := m.SecretCA(e.Name()); ca.IssuedBy(chain) {
@@ -132,14 +124,11 @@ func (s *statusChain) get(hello *tls.ClientHelloInfo) (*tls.Certificate, error) 
 	}
 	full := *c
 	full.Certificate = slices.Clone(c.Certificate)
-	rest, _ := os.ReadFile(s.caFile)
-	for {
-		var blk *pem.Block
-		if blk, rest = pem.Decode(rest); blk == nil {
-			break
-		}
-		if blk.Type == "CERTIFICATE" && !slices.ContainsFunc(full.Certificate, func(der []byte) bool { return bytes.Equal(der, blk.Bytes) }) {
-			full.Certificate = append(full.Certificate, blk.Bytes)
+	caPEM, _ := os.ReadFile(s.caFile)
+	cas, _ := certs.ParseCerts(caPEM) // none: the leaf alone
+	for _, ca := range cas {
+		if !slices.ContainsFunc(full.Certificate, func(der []byte) bool { return bytes.Equal(der, ca.Raw) }) {
+			full.Certificate = append(full.Certificate, ca.Raw)
 		}
 	}
 	s.last.Store(&[2]*tls.Certificate{c, &full})

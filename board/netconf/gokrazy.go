@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,7 +36,11 @@ const (
 //     configuration (a JSON lease) given by -static_network_config and
 //     exits. Gokrazy writes the lease into Dir, stops the supervised DHCP
 //     client through gokrazy's web interface and runs /gokrazy/dhcp with the
-//     lease; back to DHCP it restarts the supervised client.
+//     lease. When settings no longer keep a lease (an interface back to
+//     DHCP, no longer named, or given another address), Gokrazy takes
+//     its address and default route off the interface, on any interface
+//     (gokrazy's client adds them and nothing of gokrazy's removes them),
+//     and for eth0 restarts the supervised client.
 //   - Wi-Fi: github.com/gokrazy/wifi reads /perm/wifi.json ({"ssid",
 //     "psk"}); Gokrazy writes it and restarts /user/wifi if the image
 //     has it. Settings without Wi-Fi leave the file alone (an operator
@@ -59,9 +63,12 @@ type Gokrazy struct {
 	Log      *slog.Logger // nil: slog.Default()
 
 	// Run runs a program and waits for it; nil: os/exec. SetHostname sets
-	// the kernel's host name; nil: sethostname(2). Tests replace both.
+	// the kernel's host name; nil: sethostname(2). Unconfigure takes a
+	// lease's address and default route (gw, if valid) off an interface;
+	// nil: through the kernel's routing netlink. Tests replace them.
 	Run         func(ctx context.Context, name string, args ...string) error
 	SetHostname func(name string) error
+	Unconfigure func(iface string, addr netip.Prefix, gw netip.Addr) error
 
 	// applied is the last settings applied; owned by the caller's
 	// serialisation, like every call.
@@ -79,6 +86,7 @@ func (g *Gokrazy) Apply(ctx context.Context, s Settings) error {
 	if hostChanged {
 		errs = append(errs, g.setHostname(s.Hostname))
 	}
+	errs = append(errs, g.undoStatic(s))
 	static := false // the supervised client's interface is static
 	for _, in := range s.Interfaces {
 		if in.Static() {
@@ -121,63 +129,6 @@ func (g *Gokrazy) setHostname(name string) error {
 	}
 	if err := set(name); err != nil {
 		return fmt.Errorf("netconf: host name %q: %w", name, err)
-	}
-	return nil
-}
-
-// lease is the JSON gokrazy's DHCP client reads with
-// -static_network_config (github.com/rtr7/dhcp4's Lease: the same field
-// names and types, so the same encoding).
-type lease struct {
-	IP      net.IP
-	Netmask net.IPMask
-	Router  net.IP   `json:",omitempty"`
-	DNS     []net.IP `json:",omitempty"`
-}
-
-func leaseOf(in Interface) lease {
-	l := lease{
-		IP:      net.IP(in.Address.Addr().AsSlice()),
-		Netmask: net.CIDRMask(in.Address.Bits(), 32),
-	}
-	if in.Gateway.IsValid() {
-		l.Router = net.IP(in.Gateway.AsSlice())
-	}
-	for _, d := range in.DNS {
-		l.DNS = append(l.DNS, net.IP(d.AsSlice()))
-	}
-	return l
-}
-
-func (g *Gokrazy) applyStatic(ctx context.Context, in Interface) error {
-	if g.Dir == "" {
-		return errors.New("netconf: Gokrazy.Dir is empty")
-	}
-	b, err := json.Marshal(leaseOf(in))
-	if err != nil {
-		return fmt.Errorf("netconf: %w", err)
-	}
-	if err := os.MkdirAll(g.Dir, 0o700); err != nil {
-		return fmt.Errorf("netconf: %w", err)
-	}
-	file := filepath.Join(g.Dir, in.Name+".json")
-	if err := os.WriteFile(file, b, 0o600); err != nil {
-		return fmt.Errorf("netconf: %w", err)
-	}
-	if in.Name == DHCPInterface && !g.stopped {
-		if err := g.services().Stop(ctx, DHCPService); err != nil && !errors.Is(err, ErrNoService) {
-			return err
-		}
-		g.stopped = true
-	}
-	dhcp := filepath.Join(g.root(), strings.TrimPrefix(DHCPService, "/"))
-	err = g.run(ctx, dhcp, "-interface", in.Name, "-static_network_config", file)
-	var ee *exec.ExitError
-	if errors.As(err, &ee) && ee.ExitCode() == 125 { // applied; "do not restart me"
-		err = nil
-	}
-	if err != nil {
-		return fmt.Errorf("netconf: %s: %s -static_network_config: %w", in.Name, DHCPService, err)
 	}
 	return nil
 }

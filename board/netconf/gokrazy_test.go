@@ -3,6 +3,7 @@ package netconf
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -40,7 +41,8 @@ func TestGokrazyApply(t *testing.T) {
 	// An operator's own wifi.json survives settings without Wi-Fi.
 	own := filepath.Join(perm, "wifi.json")
 	os.WriteFile(own, []byte(`{"ssid":"operator"}`), 0o600)
-	g0 := &Gokrazy{Root: root, Perm: perm, Dir: dir, Services: new(services), SetHostname: func(string) error { return nil }}
+	g0 := &Gokrazy{Root: root, Perm: perm, Dir: dir, Services: new(services), SetHostname: func(string) error { return nil },
+		Unconfigure: func(string, netip.Prefix, netip.Addr) error { return errors.New("nothing to take back") }}
 	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
 	os.WriteFile(filepath.Join(root, "etc", "hostname"), []byte("edgebroker"), 0o644)
 	if err := g0.Apply(t.Context(), Settings{Hostname: "x"}); err != nil {
@@ -53,10 +55,14 @@ func TestGokrazyApply(t *testing.T) {
 	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
 	os.WriteFile(filepath.Join(root, "etc", "hostname"), []byte("edgebroker"), 0o644)
 	svc := &services{missing: []string{WiFiService}}
-	var hostnames, runs []string
+	var hostnames, runs, unconfigured []string
 	var leaseJSON string
 	g := &Gokrazy{Root: root, Perm: perm, Dir: dir, Services: svc,
 		SetHostname: func(n string) error { hostnames = append(hostnames, n); return nil },
+		Unconfigure: func(iface string, addr netip.Prefix, gw netip.Addr) error {
+			unconfigured = append(unconfigured, fmt.Sprintf("%s %s %s", iface, addr, gw))
+			return nil
+		},
 		Run: func(_ context.Context, name string, args ...string) error {
 			runs = append(runs, name+" "+strings.Join(args, " "))
 			b, err := os.ReadFile(args[len(args)-1])
@@ -93,11 +99,19 @@ func TestGokrazyApply(t *testing.T) {
 		t.Errorf("service calls (-want +got):\n%s", diff)
 	}
 
-	// Back to the image's settings: its host name, DHCP again, and the
-	// wifi.json this Gokrazy wrote removed.
+	if len(unconfigured) > 0 {
+		t.Errorf("took back %q, want nothing", unconfigured)
+	}
+
+	// Back to the image's settings: its host name, DHCP again (eth0's
+	// static address and route taken off), and the wifi.json this Gokrazy
+	// wrote removed.
 	svc.calls, runs = nil, nil
 	if err := g.Apply(t.Context(), Settings{}); err != nil {
 		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"eth0 10.0.2.20/24 10.0.2.2"}, unconfigured); diff != "" {
+		t.Errorf("taken back (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]string{"gw-3", "edgebroker"}, hostnames); diff != "" {
 		t.Errorf("host names (-want +got):\n%s", diff)
@@ -121,6 +135,19 @@ func TestGokrazyApply(t *testing.T) {
 	}
 	if len(svc.calls) != 0 || len(runs) != 1 || !strings.Contains(runs[0], "-interface wlan0") {
 		t.Errorf("static wlan0: service calls %q, runs %q; want none and one /gokrazy/dhcp -interface wlan0", svc.calls, runs)
+	}
+
+	// Taken back on wlan0 too; eth0's DHCP client, never stopped, is
+	// left alone.
+	svc.calls, unconfigured = nil, nil
+	if err := g.Apply(t.Context(), Settings{}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"wlan0 192.168.7.2/24 invalid IP"}, unconfigured); diff != "" {
+		t.Errorf("taken back (-want +got):\n%s", diff)
+	}
+	if len(svc.calls) != 0 {
+		t.Errorf("service calls %q, want none", svc.calls)
 	}
 }
 

@@ -12,7 +12,9 @@
 // previous settings again and returns an error wrapping ErrRouteLost.
 //
 // Everything that touches the system takes a root directory, so tests
-// use a fake tree.
+// use a fake tree, or does it through a func field tests replace
+// (Gokrazy's Run, SetHostname, Unconfigure); the namespace tests use the
+// real ones.
 package netconf
 
 import (

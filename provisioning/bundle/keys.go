@@ -3,15 +3,15 @@ package bundle
 import (
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+
+	"edgebroker/provisioning/firmware"
 )
 
 // GenerateKey returns a new ed25519 signing key.
@@ -24,10 +24,9 @@ func GenerateKey() (ed25519.PrivateKey, error) {
 }
 
 // KeyID names a public key: the first 8 bytes of its SHA-256, in hex.
-func KeyID(pub ed25519.PublicKey) string {
-	sum := sha256.Sum256(pub)
-	return hex.EncodeToString(sum[:8])
-}
+// The same keys sign firmware updates: firmware.KeyID is the one
+// implementation (image/ shares it and imports nothing else).
+func KeyID(pub ed25519.PublicKey) string { return firmware.KeyID(pub) }
 
 // MarshalPrivateKey encodes key as PEM "PRIVATE KEY" (PKCS #8, as openssl
 // writes it). Store it with mode 0600.
@@ -40,22 +39,8 @@ func MarshalPrivateKey(key ed25519.PrivateKey) ([]byte, error) {
 }
 
 // ParsePrivateKey decodes a key written by MarshalPrivateKey (or openssl
-// genpkey -algorithm ed25519).
-func ParsePrivateKey(data []byte) (ed25519.PrivateKey, error) {
-	blk, _ := pem.Decode(data)
-	if blk == nil || blk.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("bundle: private key: want a PEM PRIVATE KEY block")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("bundle: private key: %w", err)
-	}
-	priv, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("bundle: private key: %T, want ed25519", k)
-	}
-	return priv, nil
-}
+// genpkey -algorithm ed25519): firmware.ParsePrivateKey.
+func ParsePrivateKey(data []byte) (ed25519.PrivateKey, error) { return firmware.ParsePrivateKey(data) }
 
 // MarshalPublicKey encodes pub as PEM "PUBLIC KEY" (PKIX).
 func MarshalPublicKey(pub ed25519.PublicKey) []byte {

@@ -33,7 +33,7 @@ var (
 // for a tls.Config. It rejects a chain out of order, a key that does not
 // match the leaf, and a chain that mixes key algorithms.
 func ParseChain(crtPEM, keyPEM []byte) (*tls.Certificate, error) {
-	chain, err := parseCerts(crtPEM)
+	chain, err := ParseCerts(crtPEM)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +63,10 @@ func ParseChain(crtPEM, keyPEM []byte) (*tls.Certificate, error) {
 	return cert, nil
 }
 
-func parseCerts(data []byte) ([]*x509.Certificate, error) {
+// ParseCerts returns the certificates of PEM data (a tls.crt or ca.crt),
+// in order; blocks of other types are skipped. ErrNoCertificate if there
+// is none.
+func ParseCerts(data []byte) ([]*x509.Certificate, error) {
 	var chain []*x509.Certificate
 	for {
 		var b *pem.Block
@@ -76,7 +79,7 @@ func parseCerts(data []byte) ([]*x509.Certificate, error) {
 		}
 		c, err := x509.ParseCertificate(b.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("certs: tls.crt certificate %d: %w", len(chain)+1, err)
+			return nil, fmt.Errorf("certs: certificate %d: %w", len(chain)+1, err)
 		}
 		chain = append(chain, c)
 	}

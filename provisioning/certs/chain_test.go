@@ -59,3 +59,18 @@ func TestParseChain(t *testing.T) {
 		})
 	}
 }
+
+// TestParseCerts: the certificates of a PEM file in order, other blocks
+// (a key) skipped; none is ErrNoCertificate.
+func TestParseCerts(t *testing.T) {
+	root := certstest.Root("root", certstest.EC256)
+	leaf := root.Server("leaf", []string{"localhost"}, nil, certstest.EC256)
+	data := append(append(append([]byte(nil), leaf.CertPEM()...), leaf.KeyPEM()...), root.CertPEM()...)
+	got, err := certs.ParseCerts(data)
+	if err != nil || len(got) != 2 || got[0].Subject.CommonName != "leaf" || got[1].Subject.CommonName != "root" {
+		t.Errorf("ParseCerts(leaf, key, root): %d certificates, %v", len(got), err)
+	}
+	if _, err := certs.ParseCerts(leaf.KeyPEM()); !errors.Is(err, certs.ErrNoCertificate) {
+		t.Errorf("ParseCerts(a key): %v, want ErrNoCertificate", err)
+	}
+}

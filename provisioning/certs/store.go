@@ -58,7 +58,7 @@ func loadSecret(dir string) (*tls.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	chain, err := parseCerts(crt)
+	chain, err := ParseCerts(crt)
 	if err != nil {
 		return nil, err
 	}

@@ -21,11 +21,12 @@
 // callers test it with errors.Is and show its text.
 //
 // The package is standard library only: the device (appliance) and the
-// host tools (image/, which import no other folder) share it.
+// host tools (image/, which import no other folder) share it. So it holds
+// the one KeyID and ParsePrivateKey of the signing keys, which
+// provisioning/bundle uses for bundles.
 package firmware
 
 import (
-	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -76,13 +77,6 @@ type Part struct {
 func PartOf(b []byte) Part {
 	sum := sha256.Sum256(b)
 	return Part{Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:])}
-}
-
-// KeyID names a public key: the first 8 bytes of its SHA-256, in hex (as
-// provisioning/bundle names them).
-func KeyID(pub ed25519.PublicKey) string {
-	sum := sha256.Sum256(pub)
-	return hex.EncodeToString(sum[:8])
 }
 
 // Version is a parsed dotted version: "1.4.2" is [1 4 2].

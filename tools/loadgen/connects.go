@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -25,42 +24,25 @@ func runConnects(ctx context.Context, cfg *Config, d *dialer, res *Result, progr
 	var e errs
 	b0 := brokerSample(cfg, &e)
 	id := runID()
-	var next, connected, failed atomic.Int64
-	var stopped atomic.Bool
+	var stopped atomic.Bool // cfg.Duration passed: dial no more, finish those under way
 	stop := time.AfterFunc(cfg.Duration, func() { stopped.Store(true) })
 	defer stop.Stop()
-	start := time.Now()
+	dl := newDialing(&e)
 	tick := make(chan struct{})
-	waitProgress := func() {}
-	if progress != nil {
-		waitProgress = ticker(tick, time.Second, func() {
-			fmt.Fprintf(progress, "mqttload: %4.0fs connected=%d failed=%d\n", time.Since(start).Seconds(), connected.Load(), failed.Load())
-		})
-	}
-	var wg sync.WaitGroup
-	for range min(int64(cfg.Dialers), cfg.Count) {
-		wg.Go(func() {
-			for i := next.Add(1) - 1; i < cfg.Count && !stopped.Load() && ctx.Err() == nil; i = next.Add(1) - 1 {
-				c, err := d.dial(ctx, fmt.Sprintf("mqttload-%s-c%d", id, i), sourceOf(sources, i), false)
-				if err != nil {
-					failed.Add(1)
-					e.add(fmt.Errorf("connection %d: %w", i, err))
-					continue
-				}
-				c.disconnect()
-				connected.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
+	waitProgress := dl.progress(progress, tick)
+	elapsed := dl.run(cfg.Count, cfg.Dialers, func() bool { return !stopped.Load() && ctx.Err() == nil }, func(i int64) error {
+		c, err := d.dial(ctx, fmt.Sprintf("mqttload-%s-c%d", id, i), sourceOf(sources, i), false)
+		if err != nil {
+			return fmt.Errorf("connection %d: %w", i, err)
+		}
+		c.disconnect()
+		return nil
+	})
 	close(tick)
 	waitProgress()
 	b1 := brokerSample(cfg, &e)
 
-	res.Conns, res.ConnectFailed = int(connected.Load()), int(failed.Load())
-	res.Seconds = elapsed.Seconds()
-	res.ConnsPerSecond = float64(res.Conns) / res.Seconds
+	dl.result(res, elapsed)
 	if cfg.BrokerPID != 0 {
 		res.Broker = usage(cfg.BrokerPID, b0, b1, int64(res.Conns))
 		res.Broker.RSSBefore, res.Broker.RSSAfter = b0.rss, b1.rss

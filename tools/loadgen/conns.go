@@ -6,8 +6,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -25,38 +23,23 @@ func runConns(ctx context.Context, cfg *Config, d *dialer, res *Result, progress
 	id := runID()
 	clients := make([]*client, n)
 	defer func() { closeAll(clients, cfg.Dialers) }()
-	var next, connected, failed atomic.Int64
 	dctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
-	start := time.Now()
+	dl := newDialing(&e)
 	stop := make(chan struct{})
-	waitProgress := func() {}
-	if progress != nil {
-		waitProgress = ticker(stop, time.Second, func() {
-			fmt.Fprintf(progress, "mqttload: %4.0fs connected=%d failed=%d\n", time.Since(start).Seconds(), connected.Load(), failed.Load())
-		})
-	}
-	var wg sync.WaitGroup
-	for range min(cfg.Dialers, n) {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < n && dctx.Err() == nil; i = int(next.Add(1) - 1) {
-				c, err := d.dial(dctx, fmt.Sprintf("mqttload-%s-c%d", id, i), sourceOf(sources, int64(i)), false)
-				if err == nil {
-					clients[i] = c
-					err = c.subscribe(fmt.Sprintf("%s/%s/idle/%d", cfg.TopicPrefix, id, i), cfg.QoS)
-				}
-				if err != nil {
-					failed.Add(1)
-					e.add(fmt.Errorf("client %d: %w", i, err))
-					continue
-				}
-				connected.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	if dctx.Err() != nil && ctx.Err() == nil && connected.Load() < int64(n) {
+	waitProgress := dl.progress(progress, stop) // through the hold too
+	elapsed := dl.run(cfg.Count, cfg.Dialers, func() bool { return dctx.Err() == nil }, func(i int64) error {
+		c, err := d.dial(dctx, fmt.Sprintf("mqttload-%s-c%d", id, i), sourceOf(sources, i), false)
+		if err == nil {
+			clients[i] = c
+			err = c.subscribe(fmt.Sprintf("%s/%s/idle/%d", cfg.TopicPrefix, id, i), cfg.QoS)
+		}
+		if err != nil {
+			return fmt.Errorf("client %d: %w", i, err)
+		}
+		return nil
+	})
+	if dctx.Err() != nil && ctx.Err() == nil && dl.connected.Load() < int64(n) {
 		e.add(fmt.Errorf("connecting %d clients took longer than %v", n, cfg.Duration))
 	}
 	holdConns(ctx, clients, cfg)
@@ -64,9 +47,7 @@ func runConns(ctx context.Context, cfg *Config, d *dialer, res *Result, progress
 	waitProgress()
 	b1 := brokerSample(cfg, &e)
 
-	res.Conns, res.ConnectFailed = int(connected.Load()), int(failed.Load())
-	res.Seconds = elapsed.Seconds()
-	res.ConnsPerSecond = float64(res.Conns) / res.Seconds
+	dl.result(res, elapsed)
 	if cfg.BrokerPID != 0 {
 		res.Broker = &BrokerUsage{PID: cfg.BrokerPID, RSSBefore: b0.rss, RSSAfter: b1.rss}
 		if res.Conns > 0 {
