@@ -217,8 +217,8 @@ type Journal struct {
 	// wake the committer: its appender commits (Commit) or waits later
 	// (EnqueueDeferred).
 	deferred bool
-	want              uint64     // the largest seq a commit is asked for
-	space             *sync.Cond // signalled when pending bytes drained (backpressure)
+	want     uint64     // the largest seq a commit is asked for
+	space    *sync.Cond // signalled when pending bytes drained (backpressure)
 
 	// cmu is held by whoever commits: the committer goroutine, or an
 	// appender that commits on its own goroutine (Commit). batchSpare is
