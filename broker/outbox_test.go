@@ -52,8 +52,6 @@ func newOutbox() *outbox { return &outbox{wake: make(chan struct{}, 1)} }
 
 var testDeadline = time.Unix(1000, 0)
 
-func deadlineFunc() time.Time { return testDeadline }
-
 func TestOutboxFlushBatches(t *testing.T) {
 	o := newOutbox()
 	nc := &recConn{}

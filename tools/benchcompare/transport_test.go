@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -46,11 +47,14 @@ func TestTransportScenarios(t *testing.T) {
 	if l := byName["TLS handshakes (1.2, ECDSA P-256)"].load; l.Mode != loadgen.Connects || l.TLSVersion != tls.VersionTLS12 || l.Dialers != 8 {
 		t.Errorf("TLS 1.2 handshakes: %+v", l)
 	}
-	if l := byName["TLS handshakes (1.3, ECDSA P-256)"].load; l.TLSVersion != tls.VersionTLS13 {
+	if l := byName["TLS handshakes (1.3, ECDSA P-256)"].load; l.TLSVersion != tls.VersionTLS13 || !slices.Equal(l.Curves, []tls.CurveID{tls.X25519, tls.CurveP256}) {
 		t.Errorf("TLS 1.3 handshakes: %+v", l)
 	}
+	if l := byName["TLS handshakes (1.3, ECDSA P-256, ML-KEM offered)"].load; l.TLSVersion != tls.VersionTLS13 || l.Curves != nil {
+		t.Errorf("TLS 1.3 handshakes, Go's default client: %+v", l)
+	}
 	cfg.Only = []string{"TLS handshakes"}
-	if got := len(cfg.scenarios()); got != 2 {
+	if got := len(cfg.scenarios()); got != 3 {
 		t.Errorf("-only 'TLS handshakes': %d scenarios", got)
 	}
 }

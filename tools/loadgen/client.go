@@ -56,7 +56,7 @@ func newDialer(cfg *Config) (*dialer, error) {
 	host, _, _ := net.SplitHostPort(cfg.Addr)
 	// No ClientSessionCache: every connection makes a full handshake.
 	d.tls = &tls.Config{ServerName: host, InsecureSkipVerify: cfg.Insecure,
-		MinVersion: cfg.TLSVersion, MaxVersion: cfg.TLSVersion}
+		MinVersion: cfg.TLSVersion, MaxVersion: cfg.TLSVersion, CurvePreferences: cfg.Curves}
 	if cfg.ServerName != "" {
 		d.tls.ServerName = cfg.ServerName
 	}

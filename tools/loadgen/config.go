@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -61,7 +62,11 @@ type Config struct {
 	CAFile string
 	// TLSVersion, when set (tls.VersionTLS12, tls.VersionTLS13), is the
 	// only TLS version the clients offer; it implies TLS.
-	TLSVersion  uint16
+	TLSVersion uint16
+	// Curves, when set, are the only key exchanges the clients offer
+	// (tls.Config.CurvePreferences); empty: Go's defaults, which offer
+	// the X25519MLKEM768 hybrid first.
+	Curves      []tls.CurveID
 	Insecure    bool
 	ServerName  string
 	AllowRemote bool // permit a target outside 127.0.0.0/8 and ::1

@@ -23,6 +23,13 @@ func startTLSBroker(t *testing.T) (addr, caFile string) {
 // startTLSBrokerMax is startTLSBroker with a highest TLS version (0: Go's).
 func startTLSBrokerMax(t *testing.T, maxVersion uint16) (addr, caFile string) {
 	t.Helper()
+	return startTLSBrokerWith(t, func(c *tls.Config) { c.MaxVersion = maxVersion })
+}
+
+// startTLSBrokerWith is startTLSBroker with the port's tls.Config changed
+// by conf.
+func startTLSBrokerWith(t *testing.T, conf func(*tls.Config)) (addr, caFile string) {
+	t.Helper()
 	cert, _, certPEM := testenv.SelfSigned(t, "127.0.0.1")
 	caFile = filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(caFile, certPEM, 0o644); err != nil {
@@ -34,8 +41,10 @@ func startTLSBrokerMax(t *testing.T, maxVersion uint16) (addr, caFile string) {
 	}
 	s := broker.New(broker.Config{})
 	done := make(chan error, 1)
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}}
+	conf(tc)
 	go func() {
-		done <- s.ServePort(ln, &broker.Port{Name: "default", TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MaxVersion: maxVersion}})
+		done <- s.ServePort(ln, &broker.Port{Name: "default", TLS: tc})
 	}()
 	t.Cleanup(func() {
 		s.Close()
@@ -96,5 +105,25 @@ func TestConnects(t *testing.T) {
 	}
 	if res.Conns != 0 || res.ConnectFailed != 2 {
 		t.Errorf("TLS 1.3 only against a TLS 1.2 broker: %s", res.Summary())
+	}
+}
+
+// TestCurves: Curves are the only key exchanges the clients offer. A
+// broker that accepts only the X25519MLKEM768 hybrid refuses clients
+// offering X25519 and P-256, and takes Go's default client.
+func TestCurves(t *testing.T) {
+	addr, ca := startTLSBrokerWith(t, func(c *tls.Config) { c.CurvePreferences = []tls.CurveID{tls.X25519MLKEM768} })
+	for _, tc := range []struct {
+		curves []tls.CurveID
+		ok     bool
+	}{{[]tls.CurveID{tls.X25519, tls.CurveP256}, false}, {nil, true}} {
+		res, err := Run(t.Context(), Config{Mode: Connects, Addr: addr, CAFile: ca, TLSVersion: tls.VersionTLS13, Curves: tc.curves,
+			Count: 2, Dialers: 1, Duration: 5 * time.Second}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := res.ConnectFailed == 0 && res.Conns == 2; got != tc.ok {
+			t.Errorf("curves %v: %s", tc.curves, res.Summary())
+		}
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"edgebroker/tools/loadgen"
@@ -60,6 +61,17 @@ func main() {
 	flag.BoolVar(&cfg.TLS, "tls", false, "connect with TLS (implied by -cafile and -insecure)")
 	flag.StringVar(&cfg.CAFile, "cafile", "", "PEM CA certificates to verify the broker with")
 	flag.BoolVar(&cfg.Insecure, "insecure", false, "do not verify the broker's certificate")
+	flag.Func("curves", "TLS key exchanges to offer, comma-separated (x25519, p256, x25519mlkem768); default: Go's", func(v string) error {
+		for _, name := range strings.Split(v, ",") {
+			id, ok := map[string]tls.CurveID{"x25519": tls.X25519, "p256": tls.CurveP256, "p384": tls.CurveP384,
+				"x25519mlkem768": tls.X25519MLKEM768}[strings.TrimSpace(name)]
+			if !ok {
+				return fmt.Errorf("unknown key exchange %q", name)
+			}
+			cfg.Curves = append(cfg.Curves, id)
+		}
+		return nil
+	})
 	flag.Func("tls-version", "offer only this TLS version (1.2 or 1.3); implies -tls", func(v string) error {
 		switch v {
 		case "1.2":
