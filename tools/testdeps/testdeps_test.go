@@ -42,6 +42,7 @@ var toolPackage = map[string]string{
 	"uname":            essential,
 	"sh":               essential,
 	"prlimit":          essential,
+	"unshare":          essential, // util-linux
 	"go":               toolchain,
 	"git":              toolchain,
 }
