@@ -89,6 +89,7 @@ func newFirmware(fc FirmwareConfig, dataDir string, trust func() []ed25519.Publi
 		},
 		Log:       log.With("subsystem", "firmware"),
 		StateFile: filepath.Join(dir, "state.json"),
+		BootState: boot.State, // no update while a trial is not committed
 	}, boot, nil
 }
 

@@ -20,8 +20,9 @@ const UploadTimeout = 15 * time.Minute
 //
 //	PUT  firmware   body: an update file (firmware.FileName's format);
 //	                answer: the Attempt as JSON, 200 when installed, 409
-//	                while another update runs, 500 when the device could
-//	                not write, 422 for every other refusal
+//	                while another update runs or the running system is
+//	                an uncommitted trial, 500 when the device could not
+//	                write, 422 for every other refusal
 //	GET  last       the last Attempt as JSON (404 before the first)
 //
 // It asks for no credential: see the package documentation. The body is
@@ -43,7 +44,7 @@ func (rc *Receiver) Handler() http.Handler {
 		code := http.StatusOK
 		switch {
 		case a.Installed:
-		case a.Reason == firmware.ReasonBusy:
+		case a.Reason == firmware.ReasonBusy, a.Reason == firmware.ReasonTrial:
 			code = http.StatusConflict
 		case a.Reason == firmware.ReasonWrite:
 			code = http.StatusInternalServerError
