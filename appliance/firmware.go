@@ -75,7 +75,7 @@ func newFirmware(fc FirmwareConfig, dataDir string, trust func() []ed25519.Publi
 	}
 	var boot *fwupdate.FileBoot
 	target, err := fwupdate.GokrazyDisk(disk, cmdline, filepath.Join(dir, "boot.staged"),
-		func(slot int, m firmware.Manifest) error { return boot.Try(slot) })
+		func(staged fwupdate.BootFiles, slot int) error { return boot.ArmIn(staged, slot) })
 	if err != nil {
 		return nil, nil, err
 	}

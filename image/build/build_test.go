@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"edgebroker/broker/testenv"
+	"edgebroker/provisioning/firmware"
 	"edgebroker/provisioning/fwupdate"
 )
 
@@ -124,6 +125,15 @@ func TestRPiImage(t *testing.T) {
 		}
 		if cfg := tool(t, "mtype", "-i", boot, "::/config.txt"); !strings.Contains(cfg, "enable_uart=1") || !strings.Contains(cfg, "kernel=vmlinuz") {
 			t.Errorf("config.txt = %q; want enable_uart=1 and kernel=vmlinuz", cfg)
+		}
+		// The files that choose what boots come first, one cluster each,
+		// so every image holds them in the same clusters (a device's update
+		// rewrites the boot partition in place: firmware.BootControlFiles).
+		testenv.NeedTool(t, "mshowfat")
+		for i, name := range firmware.BootControlFiles {
+			if got, want := strings.TrimSpace(tool(t, "mshowfat", "-i", boot, "::/"+name)), fmt.Sprintf("::/%s <%d>", name, i+2); got != want {
+				t.Errorf("mshowfat %s = %q, want %q", name, got, want)
+			}
 		}
 		// gokrazy's updater reads this FAT with its own reader: FAT16, one FAT.
 		f, err := os.ReadFile(boot)

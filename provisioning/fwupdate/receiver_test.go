@@ -60,7 +60,7 @@ func newRig(t *testing.T) *rig {
 		root: bytes.Repeat([]byte("new root "), 40000), boot: bytes.Repeat([]byte("new boot "), 10000)}
 	r.disk = &fwupdate.Disk{Path: path, BootFS: bootExt, Roots: [2]fwupdate.Extent{rootAExt, rootBExt},
 		Stage: filepath.Join(dir, "boot.staged"),
-		Trial: func(slot int, m firmware.Manifest) error {
+		Arm: func(_ fwupdate.BootFiles, slot int) error {
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			r.trials = append(r.trials, slot)
