@@ -89,6 +89,21 @@ func TestFirmwareUpdate(t *testing.T) {
 		t.Errorf("metrics lack the firmware:\n%s", m)
 	}
 
+	// A refusal over the network is a security event.
+	tampered := update("1.3", key)
+	tampered[len(tampered)-1] ^= 1
+	req, _ = http.NewRequest(http.MethodPut, base+"/update/firmware", bytes.NewReader(tampered))
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnprocessableEntity {
+		t.Fatalf("PUT a tampered update: %s", resp.Status)
+	}
+	if m := get(t, base+"/metrics"); !strings.Contains(m, `edgebroker_security_events_total{event="bundle_refused"} 1`) {
+		t.Errorf("the refused firmware upload is not a security event:\n%s", m)
+	}
+
 	// From a stick: a downgrade, refused with its reason on the stick.
 	readStick := func(img, name string) string {
 		t.Helper()

@@ -26,6 +26,7 @@ const (
 	ReasonBusy       Reason = "update in progress" // another update is being received
 	ReasonTrial      Reason = "on trial"           // the running system is a trial boot not yet committed: its fallback must stay
 	ReasonRolledBack Reason = "rolled back"        // this build failed its trial boot on this device before
+	ReasonLimited    Reason = "too many refusals"  // the sender had too many updates refused lately: not read
 )
 
 func (r Reason) Error() string { return "firmware: " + string(r) }

@@ -102,6 +102,14 @@ type Receiver struct {
 	// partition holds the system a rollback returns to, and every update
 	// is refused (firmware.ReasonTrial). nil: never on trial.
 	BootState func() (BootState, error)
+	// Refused, if set, is told about each update refused over HTTP
+	// (Handler), for the security log; the Attempt holds no secret.
+	Refused func(Attempt)
+	// Pace bounds how slowly an update may be uploaded (Handler); nil:
+	// DefaultPace.
+	Pace *Pace
+
+	limits refusalLimits // refusals per source address (Handler)
 
 	busy    sync.Mutex             // held by the one Install in progress (TryLock)
 	pending atomic.Pointer[string] // the version installed and not yet restarted into; nil: none
