@@ -42,7 +42,7 @@ func TestFirmwareUpdate(t *testing.T) {
 		Target: &fwupdate.Disk{Path: disk, BootFS: fwupdate.Extent{Start: 0, Size: 1 << 20},
 			Roots: [2]fwupdate.Extent{{Start: 1 << 20, Size: 1 << 20}, {Start: 2 << 20, Size: 1 << 20}},
 			Stage: filepath.Join(dir, "boot.staged"),
-			Arm: func(fwupdate.BootFiles, int) error { return nil }},
+			Arm:   func(fwupdate.BootFiles, int) error { return nil }},
 		Policy: func() firmware.Policy {
 			return firmware.Policy{Trust: trusted(), Board: "qemu", Running: "1.0", Now: time.Now(), MaxRoot: 1 << 20, MaxBoot: 1 << 20}
 		},
