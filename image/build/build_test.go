@@ -5,7 +5,9 @@ import (
 	"context"
 	"debug/elf"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -209,12 +211,25 @@ func TestQEMUImage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a 2 GiB image (-short)")
 	}
-	for _, tool := range []string{"mkfs.fat", "mcopy", "mksquashfs", "mkfs.ext4", "fsck.vfat", "mtype"} {
+	for _, tool := range []string{"mkfs.fat", "mcopy", "mksquashfs", "mkfs.ext4", "fsck.vfat", "mtype", "unsquashfs"} {
 		testenv.NeedTool(t, tool)
 	}
 	dir := t.TempDir()
 	c := testConfig(t, TargetQEMU)
+	c.Password, c.HTTPPort = "", 0 // the default: no gokrazy password
 	res := mustBuild(t, c, filepath.Join(dir, "q.img"))
+	// Without a password file gokrazy serves its web interface (and its
+	// unsigned update protocol) on its Unix socket only: nothing on the
+	// LAN takes an update but edgebroker's signed one, which the status
+	// endpoint serves over TLS.
+	x := filepath.Join(t.TempDir(), "x")
+	tool(t, "unsquashfs", "-o", itoa(LayoutFor(DefaultSize).Start[PartRootA]), "-d", x, res.Path, "gokrazy/init", "etc")
+	if _, err := os.Stat(filepath.Join(x, "etc/gokr-pw.txt")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("/etc/gokr-pw.txt in an image built without a password: %v", err)
+	}
+	if initBin, err := os.ReadFile(filepath.Join(x, "gokrazy/init")); err != nil || !bytes.Contains(initBin, []byte("-status-tls")) {
+		t.Errorf("/gokrazy/init does not start edgebroker with -status-tls (%v)", err)
+	}
 	boot := extract(t, res.Path, PartBoot)
 	tool(t, "fsck.vfat", "-n", boot)
 	tool(t, "mdir", "-b", "-i", boot, "::/vmlinuz")

@@ -24,11 +24,14 @@ import (
 	"edgebroker/provisioning/firmware"
 )
 
-// TestQEMUSignedUpdate: a signed update (mkimage sign's format) sent to
-// edgebroker's receiver is installed into partition 3, the device reboots
+// TestQEMUSignedUpdate: images built with the defaults (the status
+// endpoint over TLS, no gokrazy password) take no update on gokrazy's
+// port; a signed update (mkimage sign's format) sent to edgebroker's
+// receiver over TLS is installed into partition 3, the device reboots
 // into a trial of it, commits it once healthy, and keeps /perm; a signed
 // update whose edgebroker cannot start (a broken -config baked in) rolls
-// back by itself to the previous version, which then says why.
+// back by itself to the previous version, which then says why, and
+// refuses that build when it is sent again.
 func TestQEMUSignedUpdate(t *testing.T) {
 	if os.Getenv(envRun) != "1" {
 		t.Skipf("boots images under QEMU for minutes: set %s=1 (make qemu-test)", envRun)
@@ -41,12 +44,13 @@ func TestQEMUSignedUpdate(t *testing.T) {
 	trusted := key.Public().(ed25519.PublicKey)
 	const epochA, epochB, epochC = 1700000000, 1700086400, 1700172800
 	img := filepath.Join(dir, "a.img")
-	// The status endpoint, where updates arrive, serves TLS only.
-	buildImage(t, img, epochA, trusted, "-status-tls")
+	// The image's defaults: the status endpoint, where updates arrive,
+	// serves TLS; gokrazy has no password.
+	buildImageAs(t, img, epochA, trusted, "")
 	signed := func(epoch int64, flags ...string) []byte {
 		t.Helper()
 		out := filepath.Join(dir, fmt.Sprintf("%d.img", epoch))
-		buildImage(t, out, epoch, trusted, append([]string{"-status-tls"}, flags...)...)
+		buildImageAs(t, out, epoch, trusted, "", flags...)
 		parts, err := update.ReadImage(out)
 		if err != nil {
 			t.Fatal(err)
@@ -70,6 +74,18 @@ func TestQEMUSignedUpdate(t *testing.T) {
 		t.Fatalf("image A's firmware status: %+v, want running %s", fw, vA)
 	}
 	ssSet(t, ctx, vm.Addr(mqttPort), "fw-key", "kept across updates")
+	// gokrazy's own update protocol is not on the LAN: its port takes no
+	// update, with the build's password or any other.
+	parts, err := update.ReadImage(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy := &update.Device{BaseURL: "http://" + vm.Addr(httpPort), Password: password, Client: &http.Client{Timeout: 30 * time.Second}}
+	if err := update.Push(ctx, legacy, parts, false, testWriter{t}); err == nil {
+		t.Fatal("gokrazy's port took an update")
+	} else {
+		t.Logf("gokrazy's update protocol on port %d: %v", httpPort, err)
+	}
 
 	// B over the network: installed, then the device reboots (QEMU ends).
 	put(t, vm, updB, "")
@@ -111,6 +127,7 @@ func TestQEMUSignedUpdate(t *testing.T) {
 		t.Errorf("after C's failed trial: %+v (trial %+v); want %s running, %s rolled back", fw, fw.Trial, vB, vC)
 	}
 	ssGet(t, ctx, vm.Addr(mqttPort), "fw-key", "kept across updates")
+	put(t, vm, updC, firmware.ReasonRolledBack) // the build that failed its trial, again
 }
 
 // put sends an update to the device's receiver over TLS, as mkimage
