@@ -22,6 +22,7 @@ import (
 	"edgebroker/image/update"
 	"edgebroker/provisioning/bundle"
 	"edgebroker/provisioning/firmware"
+	"edgebroker/provisioning/usb/usbtest"
 )
 
 // TestQEMUSignedUpdate: images built with the defaults (the status
@@ -31,7 +32,8 @@ import (
 // into a trial of it, commits it once healthy, and keeps /perm; a signed
 // update whose edgebroker cannot start (a broken -config baked in) rolls
 // back by itself to the previous version, which then says why, and
-// refuses that build when it is sent again.
+// refuses that build when it is sent again; a signed update from a FAT32
+// stick applies (its report written back to the stick) and commits.
 func TestQEMUSignedUpdate(t *testing.T) {
 	if os.Getenv(envRun) != "1" {
 		t.Skipf("boots images under QEMU for minutes: set %s=1 (make qemu-test)", envRun)
@@ -42,7 +44,7 @@ func TestQEMUSignedUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	trusted := key.Public().(ed25519.PublicKey)
-	const epochA, epochB, epochC = 1700000000, 1700086400, 1700172800
+	const epochA, epochB, epochC, epochD = 1700000000, 1700086400, 1700172800, 1700259200
 	img := filepath.Join(dir, "a.img")
 	// The image's defaults: the status endpoint, where updates arrive,
 	// serves TLS; gokrazy has no password.
@@ -65,7 +67,8 @@ func TestQEMUSignedUpdate(t *testing.T) {
 	}
 	updB := signed(epochB)
 	updC := signed(epochC, "-config", "/nonexistent/edgebroker.yaml")
-	vA, vB, vC := build.VersionOf(time.Unix(epochA, 0)), build.VersionOf(time.Unix(epochB, 0)), build.VersionOf(time.Unix(epochC, 0))
+	updD := signed(epochD)
+	vA, vB, vC, vD := build.VersionOf(time.Unix(epochA, 0)), build.VersionOf(time.Unix(epochB, 0)), build.VersionOf(time.Unix(epochC, 0)), build.VersionOf(time.Unix(epochD, 0))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 
@@ -116,7 +119,7 @@ func TestQEMUSignedUpdate(t *testing.T) {
 	if err := vm.Wait(150 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	trialC := start(t, img, filepath.Join(dir, "boot3.log"))
+	trialC := start(t, img, filepath.Join(dir, "boot3.log"), "")
 	if err := trialC.Wait(150 * time.Second); err != nil {
 		t.Fatalf("C's trial did not reboot by itself: %v", err)
 	}
@@ -128,6 +131,29 @@ func TestQEMUSignedUpdate(t *testing.T) {
 	}
 	ssGet(t, ctx, vm.Addr(mqttPort), "fw-key", "kept across updates")
 	put(t, vm, updC, firmware.ReasonRolledBack) // the build that failed its trial, again
+
+	// D from a FAT32 stick (an update does not fit the usual 64 MiB
+	// stick): installed from the stick, the report written back to it,
+	// then the device reboots into D's trial (partition 2), which commits.
+	stick := usbtest.NewFAT32ImageSize(t, (int64(len(updD))>>20+65)<<20, map[string][]byte{firmware.FileName: updD})
+	vm.Stop() // B's power off: what the state store acknowledged is on /perm
+	fromStick := start(t, img, filepath.Join(dir, "boot5.log"), stick)
+	if err := fromStick.Wait(300 * time.Second); err != nil {
+		t.Fatalf("no reboot after the stick's update: %v", err)
+	}
+	if rep, err := stickFile(stick, appliance.FirmwareReportFile); err != nil || !strings.Contains(string(rep), "Installed version "+vD) {
+		t.Fatalf("the stick's firmware report: %q, %v; want D installed", rep, err)
+	}
+	vm = boot(t, img, filepath.Join(dir, "boot6.log"), "")
+	testenv.Eventually(t, 90*time.Second, "D's trial committed", func() bool {
+		var err error
+		st, err = readStatus(vm)
+		return err == nil && st.Boot != nil && st.Boot.Committed
+	})
+	if fw := st.Firmware; fw.Running != vD || fw.Other != vB || st.Boot.Slot != 0 {
+		t.Errorf("after D's trial: firmware %+v, boot %+v; want %s running from partition 2 over %s", fw, st.Boot, vD, vB)
+	}
+	ssGet(t, ctx, vm.Addr(mqttPort), "fw-key", "kept across updates")
 }
 
 // put sends an update to the device's receiver over TLS, as mkimage
@@ -180,10 +206,12 @@ func readStatus(vm *qemu.VM) (appliance.Status, error) {
 	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
 
-// start boots without waiting for MQTT (a system that cannot serve).
-func start(t *testing.T, img, log string) *qemu.VM {
+// start boots without waiting for MQTT (a system that cannot serve, or
+// one that reboots at once), with the stick image usbStick attached
+// unless it is "".
+func start(t *testing.T, img, log, usbStick string) *qemu.VM {
 	t.Helper()
-	vm, err := qemu.Start(context.Background(), qemu.Options{Image: img, Forward: map[int]int{mqttPort: 0, statusPort: 0}, Log: log, Timeout: 10 * time.Minute})
+	vm, err := qemu.Start(context.Background(), qemu.Options{Image: img, Forward: map[int]int{mqttPort: 0, statusPort: 0}, USBStick: usbStick, Log: log, Timeout: 10 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,8 +57,11 @@ func (d *Disk) Boot() (WriteSyncCloser, error) {
 // The new root is the default only when the trial commits (Boot.Commit,
 // one rewrite of cmdline.txt in place). What no order can close is step
 // 2 itself: gokrazy has one boot partition, and a power cut while its
-// changed blocks are written leaves it torn; writing only the changed
-// blocks keeps that window as short as the update allows.
+// changed blocks are written can leave it torn (a kernel half old, half
+// new). Writing only the changed blocks keeps that window short, and the
+// files that choose what boots are in the same clusters in every image
+// (firmware.BootControlFiles), so even a torn copy holds each of them
+// old or new: a default boot never names the untried root.
 func (d *Disk) Switch(m firmware.Manifest) error {
 	fi, err := os.Stat(d.Stage)
 	if err != nil {
