@@ -12,6 +12,14 @@
 // (a replay is "not newer"). The device proves who it is with its TLS
 // certificate (the server that mounts the Handler serves TLS); the host's
 // mkimage update checks it against DATA/ca.crt or a pinned fingerprint.
+//
+// Beyond the signature, the receiver refuses every update while the
+// running system is a trial not yet committed (the other partition holds
+// its fallback), and a build that failed its trial here before. Over HTTP
+// a LAN client without a key is bounded: refusals per source address
+// (MaxRefusals per RefusalWindow, then 429 unread) and the upload's Pace.
+// Disk.Switch orders its writes so that a power cut never leaves a
+// default boot into an untried system.
 package fwupdate
 
 import (
