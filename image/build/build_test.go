@@ -128,15 +128,7 @@ func TestRPiImage(t *testing.T) {
 		if cfg := tool(t, "mtype", "-i", boot, "::/config.txt"); !strings.Contains(cfg, "enable_uart=1") || !strings.Contains(cfg, "kernel=vmlinuz") {
 			t.Errorf("config.txt = %q; want enable_uart=1 and kernel=vmlinuz", cfg)
 		}
-		// The files that choose what boots come first, one cluster each,
-		// so every image holds them in the same clusters (a device's update
-		// rewrites the boot partition in place: firmware.BootControlFiles).
-		testenv.NeedTool(t, "mshowfat")
-		for i, name := range firmware.BootControlFiles {
-			if got, want := strings.TrimSpace(tool(t, "mshowfat", "-i", boot, "::/"+name)), fmt.Sprintf("::/%s <%d>", name, i+2); got != want {
-				t.Errorf("mshowfat %s = %q, want %q", name, got, want)
-			}
-		}
+		wantControlClusters(t, boot)
 		// gokrazy's updater reads this FAT with its own reader: FAT16, one FAT.
 		f, err := os.ReadFile(boot)
 		if err != nil {
@@ -232,6 +224,7 @@ func TestQEMUImage(t *testing.T) {
 	}
 	boot := extract(t, res.Path, PartBoot)
 	tool(t, "fsck.vfat", "-n", boot)
+	wantControlClusters(t, boot)
 	tool(t, "mdir", "-b", "-i", boot, "::/vmlinuz")
 	if out, err := exec.Command("mdir", "-b", "-i", boot, "::/start4.elf").CombinedOutput(); err == nil {
 		t.Errorf("QEMU image has Pi firmware: %s", out)
@@ -271,6 +264,20 @@ func TestQEMUImage(t *testing.T) {
 	tool(t, "mcopy", "-i", boot, "::/vmlinuz", got)
 	if b, err := os.ReadFile(got); err != nil || !bytes.Equal(b, want) {
 		t.Errorf("vmlinuz in the image differs from kernel.arm64's (%d vs %d bytes, %v)", len(b), len(want), err)
+	}
+}
+
+// wantControlClusters checks that the files that choose what boots come
+// first in the boot file system, one cluster each, so every image holds
+// them in the same clusters (a device's update rewrites the boot
+// partition in place: firmware.BootControlFiles).
+func wantControlClusters(t *testing.T, boot string) {
+	t.Helper()
+	testenv.NeedTool(t, "mshowfat")
+	for i, name := range firmware.BootControlFiles {
+		if got, want := strings.TrimSpace(tool(t, "mshowfat", "-i", boot, "::/"+name)), fmt.Sprintf("::/%s <%d>", name, i+2); got != want {
+			t.Errorf("mshowfat %s = %q, want %q", name, got, want)
+		}
 	}
 }
 
