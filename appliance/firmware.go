@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"edgebroker/board/watchdog"
+	"edgebroker/broker/seclog"
 	"edgebroker/provisioning/apply"
 	"edgebroker/provisioning/firmware"
 	"edgebroker/provisioning/fwupdate"
@@ -75,7 +76,7 @@ func newFirmware(fc FirmwareConfig, dataDir string, trust func() []ed25519.Publi
 	}
 	var boot *fwupdate.FileBoot
 	target, err := fwupdate.GokrazyDisk(disk, cmdline, filepath.Join(dir, "boot.staged"),
-		func(slot int, m firmware.Manifest) error { return boot.Try(slot) })
+		func(staged fwupdate.BootFiles, slot int) error { return boot.ArmIn(staged, slot) })
 	if err != nil {
 		return nil, nil, err
 	}
@@ -89,6 +90,7 @@ func newFirmware(fc FirmwareConfig, dataDir string, trust func() []ed25519.Publi
 		},
 		Log:       log.With("subsystem", "firmware"),
 		StateFile: filepath.Join(dir, "state.json"),
+		BootState: boot.State, // no update while a trial is not committed
 	}, boot, nil
 }
 
@@ -98,6 +100,19 @@ func newFirmware(fc FirmwareConfig, dataDir string, trust func() []ed25519.Publi
 func TrustedKeys(dataDir string, baked []ed25519.PublicKey) func() []ed25519.PublicKey {
 	s := &apply.Store{Dir: filepath.Join(dataDir, ProvisioningDir), Trust: baked} // read only: Trusted
 	return func() []ed25519.PublicKey { return s.Trusted() }
+}
+
+// firmwareRefused logs a firmware update refused over the LAN as a
+// security event: the address, the version and key it claimed, the
+// reason; nothing it carried. It is counted with the bundles refused over
+// the LAN (seclog.BundleRefused, upload="firmware"): seclog has no kind
+// of its own for it yet.
+func (a *Appliance) firmwareRefused(at fwupdate.Attempt) {
+	sec := a.srv.Security()
+	if sec.Allow(seclog.BundleRefused) {
+		sec.Log(seclog.BundleRefused, "appliance: firmware update refused", "upload", "firmware", "remote", at.From,
+			"version", at.Version, "key", at.KeyID, "reason", string(at.Reason), "detail", at.Detail)
+	}
 }
 
 // decideTrial runs Config.Trial with the watchdog's probes as its health

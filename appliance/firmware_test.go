@@ -42,7 +42,7 @@ func TestFirmwareUpdate(t *testing.T) {
 		Target: &fwupdate.Disk{Path: disk, BootFS: fwupdate.Extent{Start: 0, Size: 1 << 20},
 			Roots: [2]fwupdate.Extent{{Start: 1 << 20, Size: 1 << 20}, {Start: 2 << 20, Size: 1 << 20}},
 			Stage: filepath.Join(dir, "boot.staged"),
-			Trial: func(int, firmware.Manifest) error { return nil }},
+			Arm:   func(fwupdate.BootFiles, int) error { return nil }},
 		Policy: func() firmware.Policy {
 			return firmware.Policy{Trust: trusted(), Board: "qemu", Running: "1.0", Now: time.Now(), MaxRoot: 1 << 20, MaxBoot: 1 << 20}
 		},
@@ -87,6 +87,21 @@ func TestFirmwareUpdate(t *testing.T) {
 	if m := get(t, base+"/metrics"); !strings.Contains(m, `edgebroker_firmware_info{running="1.0",other="1.1",board="qemu"} 1`) ||
 		!strings.Contains(m, `edgebroker_firmware_last_attempt_timestamp_seconds{version="1.1",outcome="installed",reason=""}`) {
 		t.Errorf("metrics lack the firmware:\n%s", m)
+	}
+
+	// A refusal over the network is a security event.
+	tampered := update("1.3", key)
+	tampered[len(tampered)-1] ^= 1
+	req, _ = http.NewRequest(http.MethodPut, base+"/update/firmware", bytes.NewReader(tampered))
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnprocessableEntity {
+		t.Fatalf("PUT a tampered update: %s", resp.Status)
+	}
+	if m := get(t, base+"/metrics"); !strings.Contains(m, `edgebroker_security_events_total{event="bundle_refused"} 1`) {
+		t.Errorf("the refused firmware upload is not a security event:\n%s", m)
 	}
 
 	// From a stick: a downgrade, refused with its reason on the stick.

@@ -52,8 +52,11 @@ func (a *Appliance) statusHandler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		a.writeMetrics(w)
 	})
-	if a.cfg.Firmware != nil {
-		mux.Handle("/update/", http.StripPrefix("/update", a.cfg.Firmware.Handler()))
+	if fw := a.cfg.Firmware; fw != nil {
+		if fw.Refused == nil { // set once, before the handler serves
+			fw.Refused = a.firmwareRefused
+		}
+		mux.Handle("/update/", http.StripPrefix("/update", fw.Handler()))
 	}
 	mux.HandleFunc("POST /bundle", a.postBundle)
 	return statusHeaders(mux)

@@ -76,6 +76,7 @@ func TestTrialCommitsOnceServing(t *testing.T) {
 	select {
 	case a = <-started:
 	case err := <-done:
+		done <- nil // for the deferred wait
 		t.Fatalf("Run: %v", err)
 	}
 	testenv.Eventually(t, 20*time.Second, "the trial decided", func() bool { return a.Status().Boot != nil })

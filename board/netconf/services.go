@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
@@ -31,10 +32,14 @@ const (
 
 // GokrazyAPI is Services through gokrazy's own web interface (the /stop
 // and /restart its status page uses), on its unix socket, as user
-// "gokrazy" with the image's password.
+// "gokrazy" with the image's password; an image built without one (the
+// default: gokrazy then listens on its socket only) needs none.
 type GokrazyAPI struct {
-	Socket       string // "": GokrazySocket
-	PasswordFile string // "": /perm/gokr-pw.txt if present, else GokrazyPasswordFile
+	Socket string // "": GokrazySocket
+	// PasswordFile is "": /perm/gokr-pw.txt if present, else
+	// GokrazyPasswordFile; when GokrazyPasswordFile (or the PasswordFile
+	// given) does not exist, no password, as gokrazy decides.
+	PasswordFile string
 }
 
 // Stop stops the program at path until Restart.
@@ -72,7 +77,9 @@ func (g GokrazyAPI) post(ctx context.Context, op, path string) error {
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.AddCookie(&http.Cookie{Name: "gokrazy_xsrf", Value: "1"})
-	req.SetBasicAuth("gokrazy", pw)
+	if pw != "" {
+		req.SetBasicAuth("gokrazy", pw)
+	}
 	resp, err := c.Do(req)
 	if err != nil {
 		return fmt.Errorf("netconf: gokrazy %s %s: %w", op, path, err)
@@ -94,6 +101,11 @@ func (g GokrazyAPI) password() (string, error) {
 	files := []string{"/perm/gokr-pw.txt", GokrazyPasswordFile}
 	if g.PasswordFile != "" {
 		files = []string{g.PasswordFile}
+	}
+	if _, err := os.Stat(files[len(files)-1]); errors.Is(err, fs.ErrNotExist) {
+		// Built without a password: gokrazy takes its socket's
+		// requests without one (and reads no /perm/gokr-pw.txt).
+		return "", nil
 	}
 	var err error
 	for _, f := range files {

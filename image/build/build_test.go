@@ -5,7 +5,9 @@ import (
 	"context"
 	"debug/elf"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"edgebroker/broker/testenv"
+	"edgebroker/provisioning/firmware"
 	"edgebroker/provisioning/fwupdate"
 )
 
@@ -125,6 +128,7 @@ func TestRPiImage(t *testing.T) {
 		if cfg := tool(t, "mtype", "-i", boot, "::/config.txt"); !strings.Contains(cfg, "enable_uart=1") || !strings.Contains(cfg, "kernel=vmlinuz") {
 			t.Errorf("config.txt = %q; want enable_uart=1 and kernel=vmlinuz", cfg)
 		}
+		wantControlClusters(t, boot)
 		// gokrazy's updater reads this FAT with its own reader: FAT16, one FAT.
 		f, err := os.ReadFile(boot)
 		if err != nil {
@@ -199,14 +203,28 @@ func TestQEMUImage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a 2 GiB image (-short)")
 	}
-	for _, tool := range []string{"mkfs.fat", "mcopy", "mksquashfs", "mkfs.ext4", "fsck.vfat", "mtype"} {
+	for _, tool := range []string{"mkfs.fat", "mcopy", "mksquashfs", "mkfs.ext4", "fsck.vfat", "mtype", "unsquashfs"} {
 		testenv.NeedTool(t, tool)
 	}
 	dir := t.TempDir()
 	c := testConfig(t, TargetQEMU)
+	c.Password, c.HTTPPort = "", 0 // the default: no gokrazy password
 	res := mustBuild(t, c, filepath.Join(dir, "q.img"))
+	// Without a password file gokrazy serves its web interface (and its
+	// unsigned update protocol) on its Unix socket only: nothing on the
+	// LAN takes an update but edgebroker's signed one, which the status
+	// endpoint serves over TLS.
+	x := filepath.Join(t.TempDir(), "x")
+	tool(t, "unsquashfs", "-o", itoa(LayoutFor(DefaultSize).Start[PartRootA]), "-d", x, res.Path, "gokrazy/init", "etc")
+	if _, err := os.Stat(filepath.Join(x, "etc/gokr-pw.txt")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("/etc/gokr-pw.txt in an image built without a password: %v", err)
+	}
+	if initBin, err := os.ReadFile(filepath.Join(x, "gokrazy/init")); err != nil || !bytes.Contains(initBin, []byte("-status-tls")) {
+		t.Errorf("/gokrazy/init does not start edgebroker with -status-tls (%v)", err)
+	}
 	boot := extract(t, res.Path, PartBoot)
 	tool(t, "fsck.vfat", "-n", boot)
+	wantControlClusters(t, boot)
 	tool(t, "mdir", "-b", "-i", boot, "::/vmlinuz")
 	if out, err := exec.Command("mdir", "-b", "-i", boot, "::/start4.elf").CombinedOutput(); err == nil {
 		t.Errorf("QEMU image has Pi firmware: %s", out)
@@ -246,6 +264,20 @@ func TestQEMUImage(t *testing.T) {
 	tool(t, "mcopy", "-i", boot, "::/vmlinuz", got)
 	if b, err := os.ReadFile(got); err != nil || !bytes.Equal(b, want) {
 		t.Errorf("vmlinuz in the image differs from kernel.arm64's (%d vs %d bytes, %v)", len(b), len(want), err)
+	}
+}
+
+// wantControlClusters checks that the files that choose what boots come
+// first in the boot file system, one cluster each, so every image holds
+// them in the same clusters (a device's update rewrites the boot
+// partition in place: firmware.BootControlFiles).
+func wantControlClusters(t *testing.T, boot string) {
+	t.Helper()
+	testenv.NeedTool(t, "mshowfat")
+	for i, name := range firmware.BootControlFiles {
+		if got, want := strings.TrimSpace(tool(t, "mshowfat", "-i", boot, "::/"+name)), fmt.Sprintf("::/%s <%d>", name, i+2); got != want {
+			t.Errorf("mshowfat %s = %q, want %q", name, got, want)
+		}
 	}
 }
 

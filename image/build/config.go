@@ -68,13 +68,21 @@ type Config struct {
 	// (FNV-32a of the name, as gokrazy does); "" means "edgebroker".
 	Hostname string
 	// Password is the HTTP password of gokrazy's web and update interface
-	// (user "gokrazy"), written to /etc/gokr-pw.txt. Required.
+	// (user "gokrazy"), written to /etc/gokr-pw.txt, for development: with
+	// it, gokrazy serves that interface, its unsigned update protocol
+	// included, to the LAN on HTTPPort. "" (the default) writes no
+	// password file: gokrazy then listens on its Unix socket only
+	// (/run/gokrazy-http.sock, for the device's own programs), and
+	// nothing on the LAN takes an update but edgebroker's signed one.
 	Password string
 	// HTTPPort is the port of gokrazy's web and update interface
-	// (/etc/http-port.txt); 0 means 80.
+	// (/etc/http-port.txt) when Password is set; 0 means 80.
 	HTTPPort int
 	// StatusAddr is edgebroker's -status address: its status page,
-	// status.json, ca.crt and Prometheus /metrics over HTTP. "" means
+	// status.json, ca.crt, Prometheus /metrics, signed firmware updates
+	// (/update/) and bundles (/bundle), over TLS with the device's own
+	// certificate (-status-tls; Flags "-status-tls=false" serve plain
+	// HTTP instead, without bundles). "" means
 	// DefaultStatusAddr (":8080"); "off" serves none. Its port must differ
 	// from HTTPPort (gokrazy's own web interface).
 	StatusAddr string
@@ -136,9 +144,6 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if !validHostname(c.Hostname) {
 		return c, fmt.Errorf("build: hostname %q: want 1-63 letters, digits and '-'", c.Hostname)
-	}
-	if c.Password == "" {
-		return c, errors.New("build: Config.Password is empty (gokrazy's update interface needs one)")
 	}
 	if strings.ContainsAny(c.Password, "\r\n") {
 		return c, errors.New("build: Config.Password contains a line break")
@@ -223,7 +228,10 @@ func trustedKeyPath(i int) string { return fmt.Sprintf("%s%d.pub", trustedKeysPr
 func (c Config) edgebrokerArgs() []string {
 	args := []string{"-data", "/perm/edgebroker"}
 	if c.StatusAddr != "" && c.StatusAddr != "off" {
-		args = append(args, "-status", c.StatusAddr)
+		// Over TLS (the device's own certificate), with signed firmware
+		// updates at /update/ and bundles at /bundle: plain HTTP only
+		// when Flags ask for it with -status-tls=false (they come after).
+		args = append(args, "-status", c.StatusAddr, "-status-tls")
 	}
 	for i := range c.TrustedKeys {
 		args = append(args, "-trust", trustedKeyPath(i))

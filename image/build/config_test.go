@@ -34,7 +34,6 @@ func TestConfigErrors(t *testing.T) {
 	}{
 		{"target", func(c *Config) { c.Target = "pi5" }, `unknown target "pi5"`},
 		{"main", func(c *Config) { c.MainDir = "" }, "MainDir is empty"},
-		{"password", func(c *Config) { c.Password = "" }, "Password is empty"},
 		{"password newline", func(c *Config) { c.Password = "a\nb" }, "line break"},
 		{"hostname", func(c *Config) { c.Hostname = "a b" }, `hostname "a b"`},
 		{"hostname dash", func(c *Config) { c.Hostname = "-a" }, `hostname "-a"`},
@@ -173,7 +172,8 @@ func TestEdgebrokerArgs(t *testing.T) {
 	}{
 		{Config{}, "-data /perm/edgebroker"},
 		{Config{StatusAddr: "off"}, "-data /perm/edgebroker"},
-		{Config{StatusAddr: ":8080", Flags: []string{"-v"}}, "-data /perm/edgebroker -status :8080 -v"},
+		{Config{StatusAddr: ":8080", Flags: []string{"-v"}}, "-data /perm/edgebroker -status :8080 -status-tls -v"},
+		{Config{StatusAddr: ":8080", Flags: []string{"-status-tls=false"}}, "-data /perm/edgebroker -status :8080 -status-tls -status-tls=false"},
 		{Config{Flags: []string{"-v"}}, "-data /perm/edgebroker -v"},
 		{Config{TrustedKeys: [][]byte{[]byte("a"), []byte("b")}, Flags: []string{"-v"}},
 			"-data /perm/edgebroker -trust /etc/edgebroker/trusted-keys-0.pub -trust /etc/edgebroker/trusted-keys-1.pub -usb -v"},
@@ -192,9 +192,10 @@ func TestEdgebrokerArgs(t *testing.T) {
 	if _, err := (Config{MainDir: "/src", Password: "pw", Version: "1.x"}).withDefaults(); err == nil {
 		t.Error("version 1.x accepted")
 	}
-	// An image's edgebroker serves its status page on :8080 by default.
-	c, err = Config{MainDir: "/src", Password: "pw"}.withDefaults()
-	if got, want := strings.Join(c.edgebrokerArgs(), " "), "-data /perm/edgebroker -status :8080"; err != nil || got != want {
+	// An image's edgebroker serves its status page (and firmware
+	// updates) on :8080 over TLS by default.
+	c, err = Config{MainDir: "/src"}.withDefaults()
+	if got, want := strings.Join(c.edgebrokerArgs(), " "), "-data /perm/edgebroker -status :8080 -status-tls"; err != nil || got != want {
 		t.Errorf("default edgebrokerArgs = %q, %v; want %q", got, err, want)
 	}
 }

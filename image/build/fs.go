@@ -2,6 +2,7 @@ package build
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"edgebroker/provisioning/firmware"
 )
 
 // The trial boot's files in the boot file system, as
@@ -124,8 +127,19 @@ func bootFiles(c Config, dirs map[string]string, gen string) ([]bootFile, error)
 		}
 		files = append(files, bootFile{"/" + name, p})
 	}
-	slices.SortFunc(files, func(a, b bootFile) int { return strings.Compare(a.dst, b.dst) })
+	slices.SortFunc(files, func(a, b bootFile) int {
+		return cmp.Or(cmp.Compare(controlRank(a.dst), controlRank(b.dst)), strings.Compare(a.dst, b.dst))
+	})
 	return files, nil
+}
+
+// controlRank puts firmware.BootControlFiles first, in their order, so
+// that they take the same clusters in every image; then the rest.
+func controlRank(dst string) int {
+	if i := slices.Index(firmware.BootControlFiles, strings.TrimPrefix(dst, "/")); i >= 0 {
+		return i
+	}
+	return len(firmware.BootControlFiles)
 }
 
 func kernelModule(t Target) string {

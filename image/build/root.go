@@ -37,9 +37,14 @@ func stageRoot(c Config, dir string, programs map[string]string, kernelDir strin
 	}{
 		"/etc/hostname":                      {[]byte(c.Hostname), 0o444},
 		"/etc/hosts":                         {[]byte("127.0.0.1 localhost\n::1 localhost\n"), 0o444},
-		"/etc/gokr-pw.txt":                   {[]byte(c.Password), 0o400},
 		"/etc/http-port.txt":                 {[]byte(strconv.Itoa(c.HTTPPort)), 0o444},
 		"/etc/ssl/certs/ca-certificates.crt": {caCerts, 0o444},
+	}
+	if c.Password != "" { // else gokrazy serves its interface on its Unix socket only
+		files["/etc/gokr-pw.txt"] = struct {
+			data []byte
+			mode os.FileMode
+		}{[]byte(c.Password), 0o400}
 	}
 	for i, b := range c.TrustedKeys {
 		files[trustedKeyPath(i)] = struct {

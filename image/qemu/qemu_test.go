@@ -65,8 +65,18 @@ func mainDir() string {
 
 // buildImage builds a QEMU image whose edgebroker trusts the provisioning
 // public key trusted (so it runs with -trust … -usb) and serves its status
-// page on the default :8080.
+// page on the default :8080 over plain HTTP (-status-tls=false); the test
+// drives it through gokrazy's web interface, opened to the LAN with the
+// development password.
 func buildImage(t *testing.T, out string, epoch int64, trusted ed25519.PublicKey, extraFlags ...string) *build.Result {
+	t.Helper()
+	return buildImageAs(t, out, epoch, trusted, password, append([]string{"-status-tls=false"}, extraFlags...)...)
+}
+
+// buildImageAs builds a QEMU image as buildImage does, with gokrazy's
+// password pw ("": none, the default) and the image's default status
+// endpoint (TLS) unless extraFlags say otherwise.
+func buildImageAs(t *testing.T, out string, epoch int64, trusted ed25519.PublicKey, pw string, extraFlags ...string) *build.Result {
 	t.Helper()
 	start := time.Now()
 	res, err := build.Build(context.Background(), build.Config{
@@ -74,7 +84,7 @@ func buildImage(t *testing.T, out string, epoch int64, trusted ed25519.PublicKey
 		MainDir:     mainDir(),
 		CacheDir:    os.Getenv(envCache),
 		Hostname:    "edgebroker-qemu",
-		Password:    password,
+		Password:    pw,
 		TrustedKeys: [][]byte{bundle.MarshalPublicKey(trusted)},
 		// A plain anonymous MQTT port on every interface, for the test
 		// (instead of the default loopback port, which has the same number).

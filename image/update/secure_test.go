@@ -50,7 +50,7 @@ func newSecureDevice(t *testing.T, key ed25519.PublicKey) *secureDevice {
 		Target: &fwupdate.Disk{Path: disk, BootFS: fwupdate.Extent{Start: 0, Size: 1 << 20},
 			Roots: [2]fwupdate.Extent{{Start: 1 << 20, Size: 1 << 20}, {Start: 2 << 20, Size: 1 << 20}},
 			Stage: filepath.Join(dir, "boot.staged"),
-			Trial: func(int, firmware.Manifest) error { return nil }},
+			Arm:   func(fwupdate.BootFiles, int) error { return nil }},
 		Policy: func() firmware.Policy {
 			return firmware.Policy{Trust: []ed25519.PublicKey{key}, Board: "qemu", Running: "1.0", Now: time.Now(), MaxRoot: 1 << 20, MaxBoot: 1 << 20}
 		},

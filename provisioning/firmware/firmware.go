@@ -67,6 +67,16 @@ type Manifest struct {
 	Expires        time.Time `json:"expires,omitzero"`
 }
 
+// BootControlFiles are the boot file system's small files that choose
+// what boots (the default and the trial command line and configuration),
+// in the order an image's FAT must hold them: first, each in one cluster,
+// so they sit in clusters 2 to 5 of every image. A device writes a new
+// boot file system over the old one in place; with the control files in
+// the same clusters in both, a power cut during that write leaves each of
+// them old or new, never another file's bytes (provisioning/fwupdate
+// Disk.Switch).
+var BootControlFiles = []string{"cmdline.txt", "cmdtry.txt", "config.txt", "tryboot.txt"}
+
 // Part is one file system of the update.
 type Part struct {
 	Size   int64  `json:"size"`

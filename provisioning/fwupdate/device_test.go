@@ -58,7 +58,7 @@ func TestDeviceUpdate(t *testing.T) {
 	boot := &fwupdate.FileBoot{Files: &fwupdate.FATFiles{Path: disk, Extent: bootExt}, CmdlinePath: proc,
 		IsTrial: func() (bool, error) { return trial, nil }}
 	target, err := fwupdate.GokrazyDisk(disk, proc, filepath.Join(dir, "boot.staged"),
-		func(slot int, m firmware.Manifest) error { return boot.Try(slot) })
+		func(staged fwupdate.BootFiles, slot int) error { return boot.ArmIn(staged, slot) })
 	if err != nil {
 		t.Fatal(err)
 	}

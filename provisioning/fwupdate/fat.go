@@ -142,7 +142,7 @@ func (f *FATFiles) WriteFile(name string, b []byte) error {
 	if pad := size - int64(len(b)); pad > 0 {
 		b = append(bytes.Clone(b), bytes.Repeat([]byte{' '}, int(pad))...)
 	}
-	if _, err := disk.WriteAt(b, f.Extent.Start+g.clusterOffset(cl)); err != nil {
+	if err := writeAt(disk, b, f.Extent.Start+g.clusterOffset(cl)); err != nil {
 		return err
 	}
 	if int64(len(b)) > size {
@@ -151,7 +151,7 @@ func (f *FATFiles) WriteFile(name string, b []byte) error {
 		}
 		var n [4]byte
 		binary.LittleEndian.PutUint32(n[:], uint32(len(b)))
-		if _, err := disk.WriteAt(n[:], f.Extent.Start+off+28); err != nil {
+		if err := writeAt(disk, n[:], f.Extent.Start+off+28); err != nil {
 			return err
 		}
 	}

@@ -1,15 +1,19 @@
 package fwupdate_test
 
 import (
+	"cmp"
 	"errors"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"edgebroker/broker/testenv"
+	"edgebroker/provisioning/firmware"
 	"edgebroker/provisioning/fwupdate"
 )
 
@@ -34,9 +38,19 @@ func fatImage(t *testing.T, files map[string]string) (string, fwupdate.Extent) {
 	f.Truncate(16 << 20)
 	f.Close()
 	run("mkfs.fat", "-F", "16", "-f", "1", "-S", "512", "-n", "GOKRAZY", fsImg)
-	for name, content := range files {
+	// In the order image/build copies them: the control files first.
+	names := slices.SortedFunc(maps.Keys(files), func(a, b string) int {
+		rank := func(n string) int {
+			if i := slices.Index(firmware.BootControlFiles, n); i >= 0 {
+				return i
+			}
+			return len(firmware.BootControlFiles)
+		}
+		return cmp.Or(cmp.Compare(rank(a), rank(b)), strings.Compare(a, b))
+	})
+	for _, name := range names {
 		p := filepath.Join(dir, name)
-		os.WriteFile(p, []byte(content), 0o644)
+		os.WriteFile(p, []byte(files[name]), 0o644)
 		run("mcopy", "-i", fsImg, p, "::/"+name)
 	}
 	b, err := os.ReadFile(fsImg)

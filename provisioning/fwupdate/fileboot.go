@@ -119,41 +119,46 @@ func (d *FileBoot) State() (BootState, error) {
 	return st, err
 }
 
-// Try points cmdtry.txt at slot, and cmdline.txt at the other slot, the
-// one running (an update may have just rewritten the boot file system
-// with the image's own cmdline.txt); it writes tryboot.txt (config.txt
-// and TryConfigLine) only when it does not name cmdtry.txt yet.
-func (d *FileBoot) Try(slot int) error {
-	cmd, err := d.Files.ReadFile(Cmdline)
+// Try arms a trial of slot in the boot file system: ArmIn(d.Files, slot).
+func (d *FileBoot) Try(slot int) error { return d.ArmIn(d.Files, slot) }
+
+// ArmIn prepares a trial boot of slot in the boot file system files (the
+// device's, or a staged copy before it is installed): it points
+// cmdtry.txt at slot, and cmdline.txt at the other slot, the one running
+// (a new boot file system comes with the image's own cmdline.txt); it
+// writes tryboot.txt (config.txt and TryConfigLine) only when it does not
+// name cmdtry.txt yet, and with Arm, TryArmedLine last.
+func (d *FileBoot) ArmIn(files BootFiles, slot int) error {
+	cmd, err := files.ReadFile(Cmdline)
 	if err != nil {
 		return err
 	}
 	if _, err := slotOf(cmd); err != nil {
 		return fmt.Errorf("%s: %w", Cmdline, err)
 	}
-	tc, err := d.Files.ReadFile(TryConfig)
+	tc, err := files.ReadFile(TryConfig)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	if !slices.Contains(strings.Fields(string(tc)), TryConfigLine) {
-		cfg, err := d.Files.ReadFile("config.txt")
+		cfg, err := files.ReadFile("config.txt")
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 		tc = append(bytes.Clone(cfg), "\n[all]\n"+TryConfigLine+"\n"...)
-		if err := d.Files.WriteFile(TryConfig, tc); err != nil {
+		if err := files.WriteFile(TryConfig, tc); err != nil {
 			return err
 		}
 	}
-	if err := d.Files.WriteFile(TryCmdline, withSlot(cmd, slot)); err != nil {
+	if err := files.WriteFile(TryCmdline, withSlot(cmd, slot)); err != nil {
 		return err
 	}
-	if err := d.Files.WriteFile(Cmdline, withSlot(cmd, 1-slot)); err != nil {
+	if err := files.WriteFile(Cmdline, withSlot(cmd, 1-slot)); err != nil {
 		return err
 	}
 	if d.Arm && !bytes.Contains(tc, []byte(TryArmedLine)) {
 		// Last: armed only once both command lines are in place.
-		return d.Files.WriteFile(TryConfig, append(bytes.TrimRight(tc, " "), TryArmedLine+"\n"...))
+		return files.WriteFile(TryConfig, append(bytes.TrimRight(tc, " "), TryArmedLine+"\n"...))
 	}
 	return nil
 }

@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
-
-	"edgebroker/provisioning/firmware"
 )
 
 // ReadMBR returns the extents of the four primary partitions in the MBR
@@ -35,8 +33,8 @@ func ReadMBR(path string) ([4]Extent, error) {
 // GokrazyDisk returns the Target of the gokrazy disk at path (partition
 // 1 boot, 2 and 3 root A and B), the running root read from the kernel
 // command line at cmdlinePath ("" means /proc/cmdline), staging the boot
-// file system in stage; trial is Disk.Trial.
-func GokrazyDisk(path, cmdlinePath, stage string, trial func(slot int, m firmware.Manifest) error) (*Disk, error) {
+// file system in stage; arm is Disk.Arm.
+func GokrazyDisk(path, cmdlinePath, stage string, arm func(staged BootFiles, slot int) error) (*Disk, error) {
 	parts, err := ReadMBR(path)
 	if err != nil {
 		return nil, err
@@ -57,5 +55,5 @@ func GokrazyDisk(path, cmdlinePath, stage string, trial func(slot int, m firmwar
 	if err != nil {
 		return nil, fmt.Errorf("fwupdate: the running root: %w", err)
 	}
-	return &Disk{Path: path, BootFS: parts[0], Roots: [2]Extent{parts[1], parts[2]}, Active: active, Stage: stage, Trial: trial}, nil
+	return &Disk{Path: path, BootFS: parts[0], Roots: [2]Extent{parts[1], parts[2]}, Active: active, Stage: stage, Arm: arm}, nil
 }

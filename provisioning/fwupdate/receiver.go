@@ -12,6 +12,14 @@
 // (a replay is "not newer"). The device proves who it is with its TLS
 // certificate (the server that mounts the Handler serves TLS); the host's
 // mkimage update checks it against DATA/ca.crt or a pinned fingerprint.
+//
+// Beyond the signature, the receiver refuses every update while the
+// running system is a trial not yet committed (the other partition holds
+// its fallback), and a build that failed its trial here before. Over HTTP
+// a LAN client without a key is bounded: refusals per source address
+// (MaxRefusals per RefusalWindow, then 429 unread) and the upload's Pace.
+// Disk.Switch orders its writes so that a power cut never leaves a
+// default boot into an untried system.
 package fwupdate
 
 import (
@@ -22,6 +30,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,6 +105,19 @@ type Receiver struct {
 	// recorded (to reboot into the trial). It must not block: the HTTP
 	// answer waits for it.
 	Installed func(Attempt)
+	// BootState, if set, reports the boot loader's state (Boot.State):
+	// while the running system is a trial not yet committed, the other
+	// partition holds the system a rollback returns to, and every update
+	// is refused (firmware.ReasonTrial). nil: never on trial.
+	BootState func() (BootState, error)
+	// Refused, if set, is told about each update refused over HTTP
+	// (Handler), for the security log; the Attempt holds no secret.
+	Refused func(Attempt)
+	// Pace bounds how slowly an update may be uploaded (Handler); nil:
+	// DefaultPace.
+	Pace *Pace
+
+	limits refusalLimits // refusals per source address (Handler)
 
 	busy    sync.Mutex             // held by the one Install in progress (TryLock)
 	pending atomic.Pointer[string] // the version installed and not yet restarted into; nil: none
@@ -110,11 +132,29 @@ type saved struct {
 	// Installed is the version last written to the inactive partition and
 	// switched to, over the version Over that ran then; "" after an
 	// update that was refused while writing (the partition is marked bad).
-	Installed string        `json:"installed,omitempty"`
-	Over      string        `json:"over,omitempty"`
-	Last      *Attempt      `json:"last,omitempty"`
-	Trial     *TrialOutcome `json:"trial,omitempty"`
+	Installed string `json:"installed,omitempty"`
+	// Built is Installed's build time (its signed manifest's).
+	Built time.Time     `json:"built,omitzero"`
+	Over  string        `json:"over,omitempty"`
+	Last  *Attempt      `json:"last,omitempty"`
+	Trial *TrialOutcome `json:"trial,omitempty"`
+	// RolledBack are the builds that failed their trial boot here, the
+	// latest last (at most maxRolledBack): sent again, they are refused.
+	RolledBack []RolledBack `json:"rolledBack,omitempty"`
 }
+
+// RolledBack is a build that failed its trial boot on this device.
+type RolledBack struct {
+	Version string `json:"version"`
+	// Built is the build's time; a build of the same version built
+	// later is a new build and is tried. When the build time is not
+	// known, it is when the rollback was decided.
+	Built time.Time `json:"built"`
+}
+
+// maxRolledBack bounds saved.RolledBack: the oldest are forgotten (a
+// version older than the running one is refused as a downgrade anyway).
+const maxRolledBack = 16
 
 // Status is what the receiver shows: the versions of both root
 // partitions and the last attempt.
@@ -195,21 +235,25 @@ func (rc *Receiver) log() *slog.Logger {
 func (rc *Receiver) Install(r io.Reader, from string) Attempt {
 	a := Attempt{Time: time.Now(), From: from}
 	p := rc.Policy()
+	var m firmware.Manifest
 	s, err := firmware.ReadHeader(r)
 	if err == nil {
-		m := s.Manifest
+		m = s.Manifest
 		a.Version, a.Board, a.KeyID = m.Version, m.Board, m.KeyID
 		err = s.Verify(p)
+	}
+	if err == nil {
+		err = rc.allowed(m)
 	}
 	wrote := false
 	switch {
 	case err != nil: // nothing written
-	case !newerThanPending(s.Manifest.Version, rc.pending.Load()):
-		err = &firmware.Refusal{Reason: firmware.ReasonBusy, Detail: "version " + s.Manifest.Version + " is installed already; the device restarts into it"}
+	case !newerThanPending(m.Version, rc.pending.Load()):
+		err = &firmware.Refusal{Reason: firmware.ReasonBusy, Detail: "version " + m.Version + " is installed already; the device restarts into it"}
 	case !rc.busy.TryLock():
 		err = &firmware.Refusal{Reason: firmware.ReasonBusy, Detail: "another update is being received"}
 	default:
-		wrote, err = rc.install(r, s.Manifest)
+		wrote, err = rc.install(r, m)
 		rc.busy.Unlock()
 	}
 	a.Installed = err == nil
@@ -223,7 +267,31 @@ func (rc *Receiver) Install(r io.Reader, from string) Attempt {
 			a.Reason = firmware.ReasonWrite
 		}
 	}
-	return rc.record(a, p.Running, wrote)
+	return rc.record(a, m.Built, p.Running, wrote)
+}
+
+// allowed checks what the signature cannot: that the running system is
+// not an uncommitted trial (its fallback is in the partition an update
+// writes) and that m is not a build that rolled back here before.
+func (rc *Receiver) allowed(m firmware.Manifest) error {
+	if rc.BootState != nil {
+		st, err := rc.BootState()
+		if err != nil {
+			return &firmware.Refusal{Reason: firmware.ReasonTrial, Detail: "boot state unknown (" + err.Error() + "); the other partition may hold the fallback"}
+		}
+		if st.Trial && st.Default != st.Running {
+			return &firmware.Refusal{Reason: firmware.ReasonTrial, Detail: fmt.Sprintf("a trial boot is not yet committed: slot %d runs on trial and slot %d holds the system a rollback returns to", st.Running, st.Default)}
+		}
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.loadLocked()
+	for _, rb := range rc.saved.RolledBack {
+		if rb.Version == m.Version && !m.Built.After(rb.Built) {
+			return &firmware.Refusal{Reason: firmware.ReasonRolledBack, Detail: fmt.Sprintf("version %s (built %s) failed its trial boot on this device; send a newer build", m.Version, m.Built.UTC().Format(time.RFC3339))}
+		}
+	}
+	return nil
 }
 
 // newerThanPending reports whether version may replace the update
@@ -295,12 +363,25 @@ func copyTo(open func() (WriteSyncCloser, error), r io.Reader, name string, part
 }
 
 // RecordTrial keeps a trial boot's decision (Trial.Run's outcome, when it
-// was a trial) for Status, across the reboot that follows a rollback.
+// was a trial) for Status, across the reboot that follows a rollback. It
+// is called on the trial system: when the trial rolled back, the running
+// build is remembered and refused from then on (unless built later).
 func (rc *Receiver) RecordTrial(out TrialOutcome) {
+	running := rc.Policy().Running
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	rc.loadLocked()
 	rc.saved.Trial = &out
+	if out.RolledBack {
+		rb := RolledBack{Version: running, Built: out.DecidedAt}
+		if rc.saved.Installed == running && !rc.saved.Built.IsZero() {
+			rb.Built = rc.saved.Built
+		}
+		rc.saved.RolledBack = append(rc.saved.RolledBack, rb)
+		if n := len(rc.saved.RolledBack); n > maxRolledBack {
+			rc.saved.RolledBack = slices.Clone(rc.saved.RolledBack[n-maxRolledBack:])
+		}
+	}
 	rc.saveLocked()
 }
 
@@ -317,17 +398,17 @@ func (rc *Receiver) saveLocked() {
 
 // record keeps a as the last attempt (with what the inactive partition
 // now holds: wrote says the attempt wrote to it), saves it and logs it.
-func (rc *Receiver) record(a Attempt, running string, wrote bool) Attempt {
+func (rc *Receiver) record(a Attempt, built time.Time, running string, wrote bool) Attempt {
 	rc.mu.Lock()
 	rc.loadLocked()
 	rc.saved.Last = &a
 	switch {
 	case a.Installed:
-		rc.saved.Installed, rc.saved.Over = a.Version, running
+		rc.saved.Installed, rc.saved.Built, rc.saved.Over = a.Version, built, running
 		v := a.Version
 		rc.pending.Store(&v)
 	case wrote:
-		rc.saved.Installed, rc.saved.Over = "", ""
+		rc.saved.Installed, rc.saved.Built, rc.saved.Over = "", time.Time{}, ""
 	}
 	if a.Installed || wrote {
 		// A refusal that wrote nothing stays in memory: a LAN client

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -59,7 +60,7 @@ func newRig(t *testing.T) *rig {
 		root: bytes.Repeat([]byte("new root "), 40000), boot: bytes.Repeat([]byte("new boot "), 10000)}
 	r.disk = &fwupdate.Disk{Path: path, BootFS: bootExt, Roots: [2]fwupdate.Extent{rootAExt, rootBExt},
 		Stage: filepath.Join(dir, "boot.staged"),
-		Trial: func(slot int, m firmware.Manifest) error {
+		Arm: func(_ fwupdate.BootFiles, slot int) error {
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			r.trials = append(r.trials, slot)
@@ -405,5 +406,80 @@ func TestPendingAndUnsavedRefusals(t *testing.T) {
 	}
 	if a := r.rc.Install(bytes.NewReader(r.file(r.manifest("1.2"), r.key, r.root, r.boot)), "lan"); !a.Installed {
 		t.Errorf("a newer update before the restart: %+v, want installed", a)
+	}
+}
+
+// TestTrialRefusesUpdates: while the running system is a trial not yet
+// committed, the other partition is its fallback, and an update (however
+// well signed) is refused without touching the disk; once committed, the
+// same update installs.
+func TestTrialRefusesUpdates(t *testing.T) {
+	r := newRig(t)
+	st := fwupdate.BootState{Running: 1, Default: 0, Trial: true}
+	r.rc.BootState = func() (fwupdate.BootState, error) { return st, nil }
+	upd := r.file(r.manifest("1.1"), r.key, r.root, r.boot)
+	before := r.diskSum()
+	a := r.rc.Install(bytes.NewReader(upd), "lan")
+	if a.Installed || a.Reason != firmware.ReasonTrial || !strings.Contains(a.Detail, "not yet committed") {
+		t.Fatalf("an update on an uncommitted trial: %+v, want refused (%s)", a, firmware.ReasonTrial)
+	}
+	if r.diskSum() != before || r.trialCount() != 0 {
+		t.Fatal("the refused update touched the disk or armed a trial")
+	}
+	if last, _ := r.rc.Last(); last.Reason != firmware.ReasonTrial {
+		t.Errorf("the status's last attempt: %+v", last)
+	}
+	srv := httptest.NewServer(r.rc.Handler())
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodPut, srv.URL+"/"+fwupdate.Path, bytes.NewReader(upd))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusConflict {
+		t.Errorf("over HTTP: %s, want 409", resp.Status)
+	}
+
+	st.Default = 1 // committed (the Pi's tryboot flag stays set until the next boot)
+	if a := r.rc.Install(bytes.NewReader(upd), "lan"); !a.Installed {
+		t.Fatalf("after the commit: %+v", a)
+	}
+}
+
+// TestRolledBackBuildRefused: a build that failed its trial (recorded on
+// the trial system) is refused when sent again, after the reboot into the
+// previous system; a later build of the same version, or a newer version,
+// is installed.
+func TestRolledBackBuildRefused(t *testing.T) {
+	r := newRig(t)
+	state := filepath.Join(t.TempDir(), "fwupdate.json")
+	r.rc.StateFile = state
+	m := r.manifest("1.1")
+	upd := r.file(m, r.key, r.root, r.boot)
+	if a := r.rc.Install(bytes.NewReader(upd), "lan"); !a.Installed {
+		t.Fatal(a)
+	}
+
+	// The trial system (1.1) fails its trial and records it.
+	r.running = "1.1"
+	trial := &fwupdate.Receiver{Target: r.disk, Policy: r.rc.Policy, StateFile: state}
+	trial.RecordTrial(fwupdate.TrialOutcome{Trial: true, Slot: 1, RolledBack: true, Reason: "broker: not probed yet", DecidedAt: time.Now()})
+
+	// Back on 1.0: the same file again.
+	r.running = "1.0"
+	prev := &fwupdate.Receiver{Target: r.disk, Policy: r.rc.Policy, StateFile: state}
+	before := r.diskSum()
+	a := prev.Install(bytes.NewReader(upd), "lan")
+	if a.Installed || a.Reason != firmware.ReasonRolledBack {
+		t.Fatalf("the rolled-back build again: %+v, want refused (%s)", a, firmware.ReasonRolledBack)
+	}
+	if r.diskSum() != before {
+		t.Error("the refused build touched the disk")
+	}
+	again := r.manifest("1.1")
+	again.Built = m.Built.Add(time.Minute)
+	if a := prev.Install(bytes.NewReader(r.file(again, r.key, r.root, r.boot)), "lan"); !a.Installed {
+		t.Errorf("a later build of 1.1: %+v, want installed", a)
 	}
 }

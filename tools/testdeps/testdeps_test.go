@@ -27,6 +27,7 @@ var toolPackage = map[string]string{
 	"mdir":             "mtools",
 	"mtype":            "mtools",
 	"mcopy":            "mtools",
+	"mshowfat":         "mtools",
 	"sfdisk":           "fdisk",
 	"debugfs":          "e2fsprogs",
 	"mkfs.ext4":        "e2fsprogs",

@@ -62,8 +62,8 @@ func buildMain(ctx context.Context, args []string) error {
 	fs.StringVar(&c.MainDir, "main", ".", "root of the edgebroker module")
 	fs.StringVar(&c.CacheDir, "cache", defaultCache(), `cache directory for file systems keyed by their inputs ("" for none)`)
 	fs.StringVar(&c.Hostname, "hostname", "edgebroker", "device hostname (also picks the disk signature)")
-	pwFile := fs.String("password-file", "", "file holding the password of gokrazy's web/update interface (user gokrazy); created with a random password if missing (default <cache>/gokr-pw.txt)")
-	fs.IntVar(&c.HTTPPort, "http-port", 80, "port of gokrazy's web/update interface")
+	pwFile := fs.String("password-file", "", "development only: serve gokrazy's web interface and its unsigned update protocol to the LAN with the password in this file (user gokrazy; created with a random password if missing); without it, gokrazy listens on its Unix socket only and the device takes signed updates only")
+	fs.IntVar(&c.HTTPPort, "http-port", 80, "port of gokrazy's web/update interface (with -password-file)")
 	fs.StringVar(&c.StatusAddr, "status", build.DefaultStatusAddr, `edgebroker's status page, status.json, ca.crt and /metrics ("off" for none); not on -http-port`)
 	fs.Var(&flags, "flag", "extra edgebroker flag, e.g. -flag=-listen -flag=0.0.0.0:1883; repeatable")
 	fs.Var(&env, "env", "extra edgebroker environment KEY=value; repeatable")
@@ -89,18 +89,14 @@ func buildMain(ctx context.Context, args []string) error {
 	if *out == "" {
 		*out = filepath.Join("bin", "edgebroker-"+*target+".img")
 	}
-	if *pwFile == "" {
-		dir := c.CacheDir
-		if dir == "" {
-			dir = "."
+	if *pwFile != "" {
+		pw, err := ensurePassword(*pwFile)
+		if err != nil {
+			return err
 		}
-		*pwFile = filepath.Join(dir, "gokr-pw.txt")
+		c.Password = pw
+		fmt.Fprintf(os.Stderr, "mkimage: -password-file: gokrazy's web interface and unsigned update protocol are open to the LAN on port %d\n", c.HTTPPort)
 	}
-	pw, err := ensurePassword(*pwFile)
-	if err != nil {
-		return err
-	}
-	c.Password = pw
 	for _, f := range trust {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -122,6 +118,7 @@ func buildMain(ctx context.Context, args []string) error {
 		}
 		c.Files[dst] = b
 	}
+	var err error
 	if c.Epoch, err = parseEpoch(ctx, *epoch, c.MainDir); err != nil {
 		return err
 	}

@@ -42,15 +42,26 @@ const (
 // root) are corrected on disk afterwards, so fsck.vfat finds nothing.
 func NewFAT32Image(t testing.TB, files map[string][]byte) string {
 	t.Helper()
+	return NewFAT32ImageSize(t, ImageSize, files)
+}
+
+// NewFAT32ImageSize is NewFAT32Image with an image of size bytes (a
+// multiple of 1 MiB, at least ImageSize): a stick for files larger than
+// NewFAT32Image's fits, such as a firmware update.
+func NewFAT32ImageSize(t testing.TB, size int64, files map[string][]byte) string {
+	t.Helper()
 	p := filepath.Join(t.TempDir(), "stick.img")
-	if err := writeImage(p, files); err != nil {
+	if err := writeImage(p, size, files); err != nil {
 		t.Fatalf("usbtest: NewFAT32Image: %v", err)
 	}
 	return p
 }
 
-func writeImage(p string, files map[string][]byte) error {
-	d, err := diskfs.Create(p, ImageSize, diskfs.SectorSize512)
+func writeImage(p string, size int64, files map[string][]byte) error {
+	if size < ImageSize || size%(1<<20) != 0 {
+		return fmt.Errorf("image size %d: want a multiple of 1 MiB of at least %d", size, ImageSize)
+	}
+	d, err := diskfs.Create(p, size, diskfs.SectorSize512)
 	if err != nil {
 		return err
 	}
@@ -62,7 +73,7 @@ func writeImage(p string, files map[string][]byte) error {
 			Index: 1,
 			Type:  mbr.Fat32LBA,
 			Start: PartitionStart,
-			Size:  ImageSize/512 - PartitionStart,
+			Size:  uint32(size/512 - PartitionStart),
 		}},
 	}
 	if err := d.Partition(table); err != nil {
