@@ -104,13 +104,11 @@ func TrustedKeys(dataDir string, baked []ed25519.PublicKey) func() []ed25519.Pub
 
 // firmwareRefused logs a firmware update refused over the LAN as a
 // security event: the address, the version and key it claimed, the
-// reason; nothing it carried. It is counted with the bundles refused over
-// the LAN (seclog.BundleRefused, upload="firmware"): seclog has no kind
-// of its own for it yet.
+// reason; nothing it carried (seclog.FirmwareRefused).
 func (a *Appliance) firmwareRefused(at fwupdate.Attempt) {
 	sec := a.srv.Security()
-	if sec.Allow(seclog.BundleRefused) {
-		sec.Log(seclog.BundleRefused, "appliance: firmware update refused", "upload", "firmware", "remote", at.From,
+	if sec.Allow(seclog.FirmwareRefused) {
+		sec.Log(seclog.FirmwareRefused, "appliance: firmware update refused", "remote", at.From,
 			"version", at.Version, "key", at.KeyID, "reason", string(at.Reason), "detail", at.Detail)
 	}
 }

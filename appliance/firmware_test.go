@@ -100,7 +100,7 @@ func TestFirmwareUpdate(t *testing.T) {
 	if resp.StatusCode != http.StatusUnprocessableEntity {
 		t.Fatalf("PUT a tampered update: %s", resp.Status)
 	}
-	if m := get(t, base+"/metrics"); !strings.Contains(m, `edgebroker_security_events_total{event="bundle_refused"} 1`) {
+	if m := get(t, base+"/metrics"); !strings.Contains(m, `edgebroker_security_events_total{event="firmware_refused"} 1`) {
 		t.Errorf("the refused firmware upload is not a security event:\n%s", m)
 	}
 

@@ -40,6 +40,7 @@ const (
 	LimitSubscriptions                // a session's or the total subscription memory
 	LimitDisk                         // the journal's disk budget, or a full disk
 	BundleRefused                     // a bundle uploaded over the LAN (POST /bundle) refused
+	FirmwareRefused                   // a firmware update sent over the LAN (/update/) refused
 	NumEvents                         // the number of kinds; not an event
 )
 
@@ -59,6 +60,7 @@ var names = [NumEvents]string{
 	LimitSubscriptions:   "limit_subscriptions",
 	LimitDisk:            "limit_disk",
 	BundleRefused:        "bundle_refused",
+	FirmwareRefused:      "firmware_refused",
 }
 
 // String returns the event's name as it appears in logs and metrics
