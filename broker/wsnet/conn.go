@@ -61,6 +61,10 @@ type Conn struct {
 	wa        [2][]byte       // guarded by wmu; wv's backing array
 	closeSent bool            // guarded by wmu: no frame follows a close
 
+	dmu     sync.Mutex // guards the two below; never held across a write
+	wdl     time.Time  // the write deadline the user set
+	ponging bool       // a pong is written under pongWait: wdl is applied after it
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -228,13 +232,13 @@ func (c *Conn) frame() (wait bool, err error) {
 	ws.Cipher(body, mask, 0)
 	switch op {
 	case opPing:
-		return false, c.writeFrame(opPong, body)
+		return false, c.writePong(body)
 	case opClose:
 		code := body
 		if len(code) >= 2 {
 			code = code[:2] // echo the status code (RFC 6455 5.5.1)
 		}
-		c.writeClose(code)
+		c.writeClose(code, true)
 		return false, io.EOF
 	}
 	return false, nil // a pong
@@ -271,7 +275,7 @@ func (c *Conn) compact() {
 func (c *Conn) fail(code ws.StatusCode) error {
 	var b [2]byte
 	binary.BigEndian.PutUint16(b[:], uint16(code))
-	c.writeClose(b[:])
+	c.writeClose(b[:], true)
 	return ErrProtocol
 }
 
@@ -356,6 +360,11 @@ func (c *Conn) Write(p []byte) (int, error) {
 func (c *Conn) writeFrame(op byte, p []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	return c.writeFrameLocked(op, p)
+}
+
+// writeFrameLocked is writeFrame with wmu held.
+func (c *Conn) writeFrameLocked(op byte, p []byte) error {
 	if c.closeSent {
 		return net.ErrClosed
 	}
@@ -397,15 +406,48 @@ func (c *Conn) writeFrame(op byte, p []byte) error {
 	return err
 }
 
-// writeClose sends a close frame with body unless one was sent, without
-// waiting long for a socket the client does not read.
-func (c *Conn) writeClose(body []byte) {
+// writePong answers a ping. The reader writes it, so a client that sends
+// pings and reads nothing must not block it for good: without a write
+// deadline of the user's (the broker's writer sets one while it writes
+// and clears it when it parks), the pong gets pongWait.
+func (c *Conn) writePong(body []byte) error {
 	c.wmu.Lock()
-	sent := c.closeSent
-	c.wmu.Unlock()
-	if !sent {
+	defer c.wmu.Unlock()
+	c.dmu.Lock()
+	if c.wdl.IsZero() {
+		c.ponging = true
+		c.nc.SetWriteDeadline(time.Now().Add(pongWait))
+	}
+	c.dmu.Unlock()
+	err := c.writeFrameLocked(opPong, body)
+	c.dmu.Lock()
+	if c.ponging {
+		c.ponging = false
+		c.nc.SetWriteDeadline(c.wdl) // set meanwhile, or none
+	}
+	c.dmu.Unlock()
+	return err
+}
+
+// pongWait bounds the write of a pong when the user set no write
+// deadline.
+const pongWait = 10 * time.Second
+
+// writeClose sends a close frame with body unless one was sent, without
+// waiting long for a socket the client does not read. The reader waits
+// for a frame being written (the broker's writer writes under its write
+// deadline); Close does not: the close frame is a courtesy there, and
+// closing the socket is what unblocks a stuck writer.
+func (c *Conn) writeClose(body []byte, wait bool) {
+	if wait {
+		c.wmu.Lock()
+	} else if !c.wmu.TryLock() {
+		return
+	}
+	defer c.wmu.Unlock()
+	if !c.closeSent {
 		c.nc.SetWriteDeadline(time.Now().Add(closeWait))
-		c.writeFrame(opClose, body)
+		c.writeFrameLocked(opClose, body)
 	}
 }
 
@@ -416,7 +458,7 @@ const closeWait = time.Second
 // closes the socket.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
-		c.writeClose([]byte{0x03, 0xe8})
+		c.writeClose([]byte{0x03, 0xe8}, false)
 		c.closeErr = c.nc.Close()
 		if c.ln != nil {
 			c.ln.forget(c)
@@ -432,13 +474,25 @@ func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
 func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 
 // SetDeadline sets the socket's deadlines.
-func (c *Conn) SetDeadline(t time.Time) error { return c.nc.SetDeadline(t) }
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.SetReadDeadline(t)
+	return c.SetWriteDeadline(t)
+}
 
 // SetReadDeadline sets the socket's read deadline.
 func (c *Conn) SetReadDeadline(t time.Time) error { return c.nc.SetReadDeadline(t) }
 
-// SetWriteDeadline sets the socket's write deadline.
-func (c *Conn) SetWriteDeadline(t time.Time) error { return c.nc.SetWriteDeadline(t) }
+// SetWriteDeadline sets the socket's write deadline (after the pong being
+// written, if any).
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	c.wdl = t
+	if c.ponging {
+		return nil
+	}
+	return c.nc.SetWriteDeadline(t)
+}
 
 // tlsConn reports the TLS state of a WebSocket over TLS (wss), so client
 // certificate authentication works as on MQTT over TLS.

@@ -144,7 +144,7 @@ func (l *Listener) upgrade(w http.ResponseWriter, r *http.Request) {
 	if hs.Protocol != Subprotocol { // [MQTT-6.0.0-3]
 		var b [2]byte
 		binary.BigEndian.PutUint16(b[:], uint16(ws.StatusPolicyViolation))
-		c.writeClose(append(b[:], `subprotocol "mqtt" required`...))
+		c.writeClose(append(b[:], `subprotocol "mqtt" required`...), true)
 		c.Close()
 		return
 	}
