@@ -137,6 +137,7 @@ func TestRefusedFrames(t *testing.T) {
 		{"reserved bit", rsv, 1002},
 		{"long ping", ClientFrame(true, OpPing, seq(126), false), 1002},
 		{"fragmented ping", ClientFrame(false, OpPing, nil, false), 1002},
+		{"close with a 1-byte body", ClientFrame(true, OpClose, []byte{3}, false), 1002},
 		{"continuation first", ClientFrame(true, OpContinuation, []byte{1}, false), 1002},
 		{"binary inside a fragmented message", append(start, ClientFrame(true, OpBinary, []byte{2}, false)...), 1002},
 	} {
