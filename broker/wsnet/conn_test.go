@@ -239,3 +239,25 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// TestPongWait: a client that pings and reads nothing holds the reader
+// only pongWait in a pong's write, when no write deadline was set.
+func TestPongWait(t *testing.T) {
+	defer func(d time.Duration) { pongWait = d }(pongWait)
+	pongWait = 50 * time.Millisecond
+	c, cl := pipe(t) // a pipe takes nothing nobody reads
+	send(cl, ClientFrame(true, OpPing, []byte("x"), false), 1<<20)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 10))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !isTimeout(err) {
+			t.Errorf("Read: %v, want the pong's write timeout", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Read still blocked in the pong's write after 5 s")
+	}
+}

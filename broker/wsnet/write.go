@@ -93,7 +93,7 @@ func (c *Conn) writePong(body []byte) error {
 
 // pongWait bounds the write of a pong when the user set no write
 // deadline.
-const pongWait = 10 * time.Second
+var pongWait = 10 * time.Second // a variable for the tests
 
 // writeClose sends a close frame with body unless one was sent, without
 // waiting long for a socket the client does not read. The reader waits
