@@ -22,7 +22,7 @@ import (
 // request (buffered by net/http) is read first.
 func TestPublishAcrossFramesAndSegments(t *testing.T) {
 	_, addr := serve(t, nil)
-	c, err := connect(addr, "split", 60, "t/split")
+	c, err := connect(addr, nil, "split", 60, "t/split")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestClosingFrames(t *testing.T) {
 		{"unmasked", wsnet.ClientFrame(true, wsnet.OpBinary, []byte{0xc0, 0}, true), 1002},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := connect(addr, "closing-"+tc.name, 60, "")
+			c, err := connect(addr, nil, "closing-"+tc.name, 60, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -116,7 +116,7 @@ func TestKeepAliveWhileParked(t *testing.T) {
 	_, g0 := memSample()
 	var quiet []*rawClient
 	for i := range quietN {
-		c, err := connect(addr, fmt.Sprintf("quiet-%d", i), 3, "")
+		c, err := connect(addr, nil, fmt.Sprintf("quiet-%d", i), 3, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +124,7 @@ func TestKeepAliveWhileParked(t *testing.T) {
 		quiet = append(quiet, c)
 	}
 	connected := time.Now()
-	busy, err := connect(addr, "busy", 4, "")
+	busy, err := connect(addr, nil, "busy", 4, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,7 @@ func TestListenerCloseEndsConnections(t *testing.T) {
 			accepted <- c
 		}
 	}()
-	c, err := dialRaw(ln.Addr().String(), nil)
+	c, err := dialRaw(ln.Addr().String(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package wsnet_test
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -21,11 +22,18 @@ type rawClient struct {
 	pongs []string // pong payloads received
 }
 
-// dialRaw upgrades a socket to addr with subprotocol "mqtt"; first is
-// sent in the same write as the upgrade request (frames the server may
-// buffer with the request).
-func dialRaw(addr string, first []byte) (*rawClient, error) {
-	nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
+// dialRaw upgrades a socket to addr (over TLS with tc) with subprotocol
+// "mqtt"; first is sent in the same write as the upgrade request (frames
+// the server may buffer with the request).
+func dialRaw(addr string, tc *tls.Config, first []byte) (*rawClient, error) {
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	var nc net.Conn
+	var err error
+	if tc != nil {
+		nc, err = tls.DialWithDialer(d, "tcp", addr, tc)
+	} else {
+		nc, err = d.Dial("tcp", addr)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -63,10 +71,10 @@ func connectFrame(id string, keepAlive uint16, filter string) []byte {
 	return wsnet.ClientFrame(true, wsnet.OpBinary, b, false)
 }
 
-// connect dials, connects and subscribes, and waits for CONNACK (and
-// SUBACK).
-func connect(addr, id string, keepAlive uint16, filter string) (*rawClient, error) {
-	c, err := dialRaw(addr, connectFrame(id, keepAlive, filter))
+// connect dials (over TLS with tc), connects and subscribes, and waits
+// for CONNACK (and SUBACK).
+func connect(addr string, tc *tls.Config, id string, keepAlive uint16, filter string) (*rawClient, error) {
+	c, err := dialRaw(addr, tc, connectFrame(id, keepAlive, filter))
 	if err != nil {
 		return nil, err
 	}

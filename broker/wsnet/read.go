@@ -175,6 +175,17 @@ func (c *Conn) fill() error {
 		c.r, c.w = 0, 0
 	}
 	if c.raw == nil {
+		if c.buf == nil && c.left == 0 && c.hn < 2 {
+			// Over TLS, at a frame boundary: wait for the next frame's
+			// first bytes without a buffer (an idle wss connection
+			// waits here); the rest of its record follows at once.
+			n, err := c.nc.Read(c.hdr[c.hn:2])
+			c.hn += n
+			if n > 0 {
+				err = nil
+			}
+			return err
+		}
 		if c.buf == nil {
 			c.buf = bufs.Get().(*[bufSize]byte)
 		}
