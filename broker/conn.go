@@ -150,6 +150,10 @@ type reader struct {
 	tsock   *tlsSock // set by newConn, then read-only
 	tlsMore bool     // the last TLS read filled the buffer: plaintext may wait in crypto/tls
 
+	// A connection that frames its socket itself (wsnet.Conn); set by
+	// newConn, then read-only.
+	psock parkSocket
+
 	// Parking in the reactor (reactor.go).
 	sock    syscall.RawConn // the TCP socket the reactor watches; set by newConn, then read-only
 	added   bool            // pfd is in the shard's epoll instance
@@ -190,9 +194,20 @@ func newConn(s *Server, nc net.Conn, p *Port) *conn {
 			if raw, err := uc.SyscallConn(); err == nil {
 				c.raw, c.rawFn, c.sock = raw, c.rawRead, raw
 			}
+		} else if ps, ok := nc.(parkSocket); ok && ps.ParkSocket() != nil {
+			c.psock, c.sock = ps, ps.ParkSocket()
 		}
 	}
 	return c
+}
+
+// parkSocket is a connection that reads its socket itself (wsnet.Conn, a
+// WebSocket) and may still park: ParkSocket is the socket the reactor
+// watches (nil: it may not park), Idle says that nothing the client sent
+// waits in the connection's buffers. The reader reads it with nc.Read.
+type parkSocket interface {
+	ParkSocket() syscall.RawConn
+	Idle() bool
 }
 
 // errClosed ends the read loop without telling the client anything more.

@@ -14,7 +14,8 @@ import (
 )
 
 // The reactor keeps idle connections without a goroutine: plain TCP, the
-// broker's own TLS (Port.TLS, see tlssock.go) and Unix stream sockets. A
+// broker's own TLS (Port.TLS, see tlssock.go), WebSockets (wsnet.Conn)
+// and Unix stream sockets. A
 // reader that has waited readerIdle without input, or that just handled a
 // control packet (CONNECT, SUBSCRIBE, ...), parks its connection: the
 // socket is armed in an epoll instance (EPOLLONESHOT) and the goroutine
@@ -186,10 +187,11 @@ func (sh *shard) armLocked(exp, now int64) {
 
 // canPark reports whether the reader may park the connection: a connected
 // TCP client outside an authentication exchange, with the reactor on and,
-// on TLS, nothing the client sent waiting in user space (tlssock.go).
+// on TLS or a WebSocket, nothing the client sent waiting in user space
+// (tlssock.go, wsnet.Conn).
 func (c *conn) canPark() bool {
 	return c.sock != nil && !c.noPark && !c.srv.noReactor && c.connected && c.pending == nil &&
-		(c.tsock == nil || !c.tlsMore && c.tsock.idle())
+		(c.tsock == nil || !c.tlsMore && c.tsock.idle()) && (c.psock == nil || c.psock.Idle())
 }
 
 // claim takes a parked connection; only one caller wins.

@@ -1,28 +1,34 @@
 package broker
 
 import (
+	"bufio"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"testing"
 	"time"
 
 	"edgebroker/broker/packet"
 	"edgebroker/broker/testenv"
+	"edgebroker/broker/wsnet"
 )
 
 // TestSocketWriteAllocs: routing a PUBLISH to a subscriber on a real
 // socket and writing it allocates nothing in steady state: on plain TCP,
-// where the publisher's goroutine writes it (signalVia, flushDirect), and
-// on the broker's own TLS (Port.TLS), through crypto/tls and a writer
-// goroutine. The subscriber is a real client on loopback; AllocsPerRun
-// counts the whole process, the client's reads included.
+// where the publisher's goroutine writes it (signalVia, flushDirect), on
+// the broker's own TLS (Port.TLS), through crypto/tls and a writer
+// goroutine, and on a WebSocket (wsnet), a binary frame per write. The
+// subscriber is a real client on loopback; AllocsPerRun counts the whole
+// process, the client's reads included.
 func TestSocketWriteAllocs(t *testing.T) {
 	for _, tr := range []string{"tcp", "tls"} {
 		t.Run(tr, func(t *testing.T) { socketWriteAllocs(t, tr == "tls") })
 	}
+	t.Run("ws", wsWriteAllocs)
 }
 
 func socketWriteAllocs(t *testing.T, secure bool) {
@@ -89,7 +95,13 @@ func socketWriteAllocs(t *testing.T, secure bool) {
 			got <- struct{}{}
 		}
 	}()
-	stuck := time.AfterFunc(time.Minute, func() { panic("TestSocketWriteAllocs: the TLS subscriber got nothing for a minute") })
+	publishAllocs(t, s, &p, got)
+}
+
+// publishAllocs publishes p from a fake client until got says the
+// subscriber read it, and counts the allocations per message.
+func publishAllocs(t *testing.T, s *Server, p *packet.Publish, got <-chan struct{}) {
+	stuck := time.AfterFunc(time.Minute, func() { panic("TestSocketWriteAllocs: the subscriber got nothing for a minute") })
 	defer stuck.Stop()
 	pub := fakeClient(t, s, "pub", packet.V311)
 	raw := p.Append(nil, packet.V311)
@@ -111,4 +123,77 @@ func socketWriteAllocs(t *testing.T, secure bool) {
 	if a := testing.AllocsPerRun(500, step); a != 0 {
 		t.Errorf("allocs per message to the subscriber = %v, want 0", a)
 	}
+}
+
+// wsWriteAllocs is TestSocketWriteAllocs over a WebSocket: the subscriber
+// upgrades a socket, subscribes in a masked frame and reads each message
+// as one binary frame.
+func wsWriteAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops items under the race detector")
+	}
+	s := New(Config{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wl := wsnet.Listen(ln, nil)
+	defer wl.Close()
+	go s.ServePort(wl, &Port{Name: "ws"})
+	defer s.Close()
+
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	cp := packet.Connect{ProtocolName: []byte("MQTT"), Version: packet.V311, CleanStart: true, KeepAlive: 60, ClientID: []byte("sub")}
+	sp := packet.Subscribe{PacketID: 1, Filters: []packet.Subscription{{Filter: []byte("ws/state")}}}
+	mqtt := sp.Append(cp.Append(nil), packet.V311)
+	frame := []byte{0x82, 0x80 | byte(len(mqtt)), 0, 0, 0, 0} // masked with a zero key
+	req := "GET /mqtt HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"
+	if _, err := nc.Write(append(append([]byte(req), frame...), mqtt...)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	var acks [2 + 4 + 2 + 5]byte // CONNACK and SUBACK, one frame or two
+	if _, err := io.ReadFull(br, acks[:2]); err != nil {
+		t.Fatal(err)
+	}
+	if n := int(acks[1]); n == 9 {
+		_, err = io.ReadFull(br, acks[2:11])
+	} else {
+		_, err = io.ReadFull(br, acks[2:2+n+2+5])
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.SetDeadline(time.Time{})
+
+	p := packet.Publish{Topic: []byte("ws/state"), Payload: []byte("21.5 degrees celsius")}
+	size := len(p.Append(nil, packet.V311))
+	got := make(chan struct{}, 1)
+	go func() {
+		var hdr [2]byte
+		body := make([]byte, 125)
+		for {
+			if _, err := io.ReadFull(br, hdr[:]); err != nil {
+				return
+			}
+			if hdr[0] != 0x82 || int(hdr[1]) != size {
+				panic(fmt.Sprintf("TestSocketWriteAllocs: frame header % x, want a binary frame of %d bytes", hdr, size))
+			}
+			if _, err := io.ReadFull(br, body[:size]); err != nil {
+				return
+			}
+			got <- struct{}{}
+		}
+	}()
+	publishAllocs(t, s, &p, got)
 }

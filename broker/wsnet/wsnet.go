@@ -1,11 +1,13 @@
 // Package wsnet carries MQTT over WebSockets: a net.Listener whose
 // connections are WebSocket upgrades (subprotocol "mqtt", binary frames)
-// arriving at an HTTP server, so the broker serves them like TCP.
+// arriving at an HTTP server, so the broker serves them like TCP. The
+// upgrade is gobwas/ws's; the frames are read and written by Conn
+// (conn.go), which lets the broker park an idle ws:// connection.
 package wsnet
 
 import (
 	"context"
-	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"log/slog"
 	"net"
@@ -14,7 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/gobwas/ws"
 
 	"edgebroker/broker/seclog"
 )
@@ -25,13 +27,17 @@ const Subprotocol = "mqtt"
 // Listener accepts MQTT connections carried over WebSockets. Close it to
 // stop the HTTP server and end its connections.
 type Listener struct {
-	ln     net.Listener
-	srv    *http.Server
+	ln     net.Listener // read-only
+	srv    *http.Server // read-only
 	conns  chan net.Conn
-	ctx    context.Context
-	cancel context.CancelFunc
+	ctx    context.Context    // done when Close was called
+	cancel context.CancelFunc // read-only
 	once   sync.Once
-	log    *slog.Logger
+	log    *slog.Logger // read-only
+
+	mu     sync.Mutex
+	live   map[*Conn]struct{} // guarded by mu: upgraded and not closed, closed by Close
+	closed bool               // guarded by mu: Close ran; upgrades are closed at once
 }
 
 // MaxHeaderBytes bounds the headers of an upgrade request (net/http
@@ -61,7 +67,8 @@ func ListenLimit(ln net.Listener, log *slog.Logger, maxUpgrading int, sec *seclo
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &Listener{ln: ln, conns: make(chan net.Conn), ctx: ctx, cancel: cancel, log: log}
+	l := &Listener{ln: ln, conns: make(chan net.Conn), ctx: ctx, cancel: cancel, log: log,
+		live: make(map[*Conn]struct{})}
 	lim := &limitListener{Listener: ln, max: int64(maxUpgrading), sec: sec}
 	l.srv = &http.Server{
 		Handler:           http.HandlerFunc(l.upgrade),
@@ -111,31 +118,67 @@ func (l *limitListener) connState(_ net.Conn, st http.ConnState) {
 	}
 }
 
+// upgrader accepts the subprotocol "mqtt" only and any origin: MQTT
+// authenticates each connection itself (no cookies), so browsers on any
+// origin may connect, as with mosquitto.
+var upgrader = ws.HTTPUpgrader{
+	Protocol: func(p string) bool { return p == Subprotocol },
+}
+
 // upgrade turns one HTTP request into an MQTT connection.
 func (l *Listener) upgrade(w http.ResponseWriter, r *http.Request) {
-	wc, err := websocket.Accept(w, r, &websocket.AcceptOptions{
-		Subprotocols: []string{Subprotocol},
-		// MQTT authenticates each connection itself (no cookies), so
-		// browsers on any origin may connect, as with mosquitto.
-		InsecureSkipVerify: true,
-	})
+	nc, rw, hs, err := upgrader.Upgrade(r, w)
 	if err != nil {
 		l.log.Debug("websocket upgrade", "remote", r.RemoteAddr, "err", err)
+		if nc != nil {
+			nc.Close()
+		}
 		return
 	}
-	if wc.Subprotocol() != Subprotocol {
-		wc.Close(websocket.StatusPolicyViolation, `subprotocol "mqtt" required`)
+	// What net/http read past the request is the client's first frames.
+	var pre []byte
+	if n := rw.Reader.Buffered(); n > 0 {
+		pre, _ = rw.Reader.Peek(n)
+	}
+	c := newConn(nc, pre, l)
+	if hs.Protocol != Subprotocol { // [MQTT-6.0.0-3]
+		var b [2]byte
+		binary.BigEndian.PutUint16(b[:], uint16(ws.StatusPolicyViolation))
+		c.writeClose(append(b[:], `subprotocol "mqtt" required`...), true)
+		c.Close()
 		return
 	}
-	var nc net.Conn = websocket.NetConn(l.ctx, wc, websocket.MessageBinary)
+	if !l.track(c) {
+		c.Close()
+		return
+	}
+	var mc net.Conn = c
 	if r.TLS != nil {
-		nc = &tlsConn{Conn: nc, state: *r.TLS}
+		mc = &tlsConn{Conn: c, state: *r.TLS}
 	}
 	select {
-	case l.conns <- nc:
+	case l.conns <- mc:
 	case <-l.ctx.Done():
-		nc.Close()
+		c.Close()
 	}
+}
+
+// track records c as one of the listener's, unless it is closed.
+func (l *Listener) track(c *Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	l.live[c] = struct{}{}
+	return true
+}
+
+// forget drops a closed connection.
+func (l *Listener) forget(c *Conn) {
+	l.mu.Lock()
+	delete(l.live, c)
+	l.mu.Unlock()
 }
 
 // Accept returns the next MQTT-over-WebSocket connection.
@@ -157,18 +200,17 @@ func (l *Listener) Close() error {
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}
+		l.mu.Lock()
+		l.closed = true
+		live := l.live
+		l.live = nil
+		l.mu.Unlock()
+		for c := range live {
+			c.Close()
+		}
 	})
 	return err
 }
 
 // Addr returns the listening address.
 func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
-
-// tlsConn reports the TLS state of a WebSocket over TLS (wss), so client
-// certificate authentication works as on MQTT over TLS.
-type tlsConn struct {
-	net.Conn
-	state tls.ConnectionState
-}
-
-func (c *tlsConn) ConnectionState() tls.ConnectionState { return c.state }

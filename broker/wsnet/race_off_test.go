@@ -1,0 +1,5 @@
+//go:build !race
+
+package wsnet_test
+
+const raceEnabled = false
