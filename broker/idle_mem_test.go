@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"testing"
 	"time"
@@ -54,7 +55,7 @@ func TestIdleConnMemory(t *testing.T) {
 	defer s.Close()
 	addr := ln.Addr().(*net.TCPAddr)
 
-	before, g0 := memSample()
+	before := memSample()
 	fds := make([]int, 0, n)
 	defer func() {
 		for _, fd := range fds {
@@ -69,20 +70,18 @@ func TestIdleConnMemory(t *testing.T) {
 		fds = append(fds, fd)
 	}
 	time.Sleep(idleWait) // let connections settle into their idle state
-	after, g1 := memSample()
+	after := memSample()
 	if *idleProfile != "" {
 		writeHeapProfile(t, *idleProfile)
 	}
 
-	heap := float64(int64(after.HeapInuse)-int64(before.HeapInuse)) / n
-	stack := float64(int64(after.StackInuse)-int64(before.StackInuse)) / n
-	t.Logf("per idle connection: heap %.0f B, stacks %.0f B, total %.0f B; goroutines %.2f; sizeof(conn) %d B",
-		heap, stack, heap+stack, float64(g1-g0)/n, sizeofConn)
-	if total := heap + stack; total > idleBudget {
+	d := after.perConn(before, n)
+	t.Logf("per idle connection: %v; sizeof(conn) %d B, sizeof(session) %d B", d, sizeofConn, sizeofSession)
+	if total := d.heap + d.stack; total > idleBudget {
 		t.Errorf("idle connection costs %.0f B of heap and stacks, budget %d B", total, idleBudget)
 	}
-	if g := float64(g1-g0) / n; g > idleGoroutines {
-		t.Errorf("%.2f goroutines per idle connection, want at most %.2f", g, idleGoroutines)
+	if d.goroutines > idleGoroutines {
+		t.Errorf("%.2f goroutines per idle connection, want at most %.2f", d.goroutines, idleGoroutines)
 	}
 }
 
@@ -102,13 +101,56 @@ func writeHeapProfile(t *testing.T, name string) {
 // idleWait is how long TestIdleConnMemory lets connections go idle.
 var idleWait = 200 * time.Millisecond
 
-func memSample() (runtime.MemStats, int) {
+// memStat is what memSample reads.
+type memStat struct {
+	heapInuse, stackInuse uint64 // runtime.MemStats
+	objects               uint64 // live heap objects' bytes (size classes included)
+	unused                uint64 // free slots in spans that hold live objects
+	rss                   int64  // VmRSS, bytes; -1 if unknown
+	goroutines            int
+}
+
+// memSample collects garbage and samples the process's memory.
+func memSample() memStat {
 	var ms runtime.MemStats
 	for range 4 { // each GC halves an oversized stack once
 		runtime.GC()
 	}
 	runtime.ReadMemStats(&ms)
-	return ms, runtime.NumGoroutine()
+	m := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/unused:bytes"}}
+	metrics.Read(m)
+	return memStat{heapInuse: ms.HeapInuse, stackInuse: ms.StackInuse, objects: m[0].Value.Uint64(),
+		unused: m[1].Value.Uint64(), rss: vmRSS(), goroutines: runtime.NumGoroutine()}
+}
+
+// memDelta is the growth from one memStat to another per connection.
+type memDelta struct {
+	heap, stack, objects, unused, rss, goroutines float64
+}
+
+func (a memStat) perConn(b memStat, n int) memDelta {
+	per := func(x, y uint64) float64 { return float64(int64(x)-int64(y)) / float64(n) }
+	return memDelta{heap: per(a.heapInuse, b.heapInuse), stack: per(a.stackInuse, b.stackInuse),
+		objects: per(a.objects, b.objects), unused: per(a.unused, b.unused),
+		rss: float64(a.rss-b.rss) / float64(n), goroutines: float64(a.goroutines-b.goroutines) / float64(n)}
+}
+
+func (d memDelta) String() string {
+	return fmt.Sprintf("heap %.0f B (objects %.0f, free slots in their spans %.0f), stacks %.0f B, total %.0f B; RSS %.0f B; goroutines %.2f",
+		d.heap, d.objects, d.unused, d.stack, d.heap+d.stack, d.rss, d.goroutines)
+}
+
+// vmRSS returns the process's resident set size, or -1.
+func vmRSS() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return -1
+	}
+	var size, resident int64
+	if _, err := fmt.Sscan(string(b), &size, &resident); err != nil {
+		return -1
+	}
+	return resident * int64(os.Getpagesize())
 }
 
 // rawIdleClient connects with a blocking socket outside the Go runtime,
@@ -155,4 +197,7 @@ func rawIdleClient(addr *net.TCPAddr, i int) (int, error) {
 	return fd, nil
 }
 
-var sizeofConn = unsafe.Sizeof(conn{})
+var (
+	sizeofConn    = unsafe.Sizeof(conn{})
+	sizeofSession = unsafe.Sizeof(session{})
+)

@@ -55,7 +55,7 @@ func TestIdleTLSConnMemory(t *testing.T) {
 	go s.ServePort(ln, &Port{Name: "tls", TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
 	defer s.Close()
 
-	before, g0 := memSample()
+	before := memSample()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperTLSIdleClients$")
 	cmd.Env = append(os.Environ(), "EDGEBROKER_TLS_IDLE_CLIENTS="+ln.Addr().String()+","+strconv.Itoa(n),
 		"EDGEBROKER_TLS_IDLE_CA="+string(certPEM))
@@ -100,24 +100,22 @@ func TestIdleTLSConnMemory(t *testing.T) {
 	// Readers park after readerIdle without input, writers after one to
 	// two writerIdle without output: wait (bounded) for them.
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if float64(runtime.NumGoroutine()-g0)/n <= idleGoroutines {
+		if float64(runtime.NumGoroutine()-before.goroutines)/n <= idleGoroutines {
 			break
 		}
 	}
 	time.Sleep(idleWait)
-	after, g1 := memSample()
+	after := memSample()
 	if *idleProfile != "" {
 		writeHeapProfile(t, *idleProfile)
 	}
-	heap := float64(int64(after.HeapInuse)-int64(before.HeapInuse)) / n
-	stack := float64(int64(after.StackInuse)-int64(before.StackInuse)) / n
-	t.Logf("per idle TLS connection: heap %.0f B, stacks %.0f B, total %.0f B; goroutines %.2f",
-		heap, stack, heap+stack, float64(g1-g0)/n)
-	if total := heap + stack; total > idleTLSBudget {
+	d := after.perConn(before, n)
+	t.Logf("per idle TLS connection: %v", d)
+	if total := d.heap + d.stack; total > idleTLSBudget {
 		t.Errorf("an idle TLS connection costs %.0f B of heap and stacks, budget %d B", total, idleTLSBudget)
 	}
-	if g := float64(g1-g0) / n; g > idleGoroutines {
-		t.Errorf("%.2f goroutines per idle TLS connection, want at most %.2f", g, idleGoroutines)
+	if d.goroutines > idleGoroutines {
+		t.Errorf("%.2f goroutines per idle TLS connection, want at most %.2f", d.goroutines, idleGoroutines)
 	}
 }
 

@@ -121,8 +121,8 @@ func (c *conn) subscribe(f *packet.Subscription, id uint32) (code packet.Code, e
 	if ss.dead { // ended by a takeover while this connection closes
 		return packet.UnspecifiedError, false, nil
 	}
-	_, existed = ss.subs[key]
-	if !existed && len(ss.subs) >= s.lim.MaxSubscriptions {
+	existed = ss.subs.has(key)
+	if !existed && ss.subs.len() >= s.lim.MaxSubscriptions {
 		return packet.QuotaExceeded, false, nil
 	}
 	if !existed && !ss.chargeSubLocked(key) {
@@ -132,7 +132,7 @@ func (c *conn) subscribe(f *packet.Subscription, id uint32) (code packet.Code, e
 		}
 		return packet.QuotaExceeded, false, nil
 	}
-	ss.subs[key] = o
+	ss.subs.set(key, o)
 	s.subMu.Lock() // under ss.mu, so endSessionLocked cannot miss it
 	s.subs.Subscribe(f.Filter, ss, o)
 	s.subMu.Unlock()
@@ -168,10 +168,9 @@ func (c *conn) handleUnsubscribe(up *packet.Unsubscribe) error {
 	changed := false
 	for _, f := range up.Filters {
 		ss.mu.Lock()
-		_, ok := ss.subs[string(f)]
+		ok := ss.subs.remove(string(f))
 		if ok {
 			ss.uncharge(string(f))
-			delete(ss.subs, string(f))
 			s.subMu.Lock()
 			s.subs.Unsubscribe(f, ss)
 			s.subMu.Unlock()
