@@ -38,16 +38,25 @@ type Tree[K comparable, V any] struct {
 	n    int
 }
 
+// A node is 112 bytes (a size class): a tree with a node per subscribed
+// device (devices/{id}/state) holds millions of them on a gateway with
+// many clients. Children are a slice while few (most nodes have one or
+// none), searched linearly, and a map only beyond maxKids: a map costs
+// 256 bytes even for one child.
 type node[K comparable, V any] struct {
 	parent   *node[K, V]
-	level    string // key in parent.children, or "+"/"#"
-	filter   string // full filter up to this node, shared by its Subs
-	children map[string]*node[K, V]
+	filter   string                 // full filter up to this node, shared by its Subs
+	kids     []*node[K, V]          // the named children while at most maxKids, else nil
+	children map[string]*node[K, V] // the named children by level beyond maxKids, else nil
 	plus     *node[K, V]
 	hash     *node[K, V]
 	subs     []Sub[K, V]
-	groups   []*group[K, V]
+	groups   *[]*group[K, V] // shared groups; nil while none (most nodes)
+	pos      int32           // where the node's level starts in filter
 }
+
+// maxKids is how many named children a node keeps in its slice.
+const maxKids = 8
 
 type group[K comparable, V any] struct {
 	name    string
@@ -74,7 +83,10 @@ func (t *Tree[K, V]) Subscribe(filter []byte, key K, v V) (replaced bool) {
 		g := n.group(grp)
 		if g == nil {
 			g = &group[K, V]{name: string(grp)}
-			n.groups = append(n.groups, g)
+			if n.groups == nil {
+				n.groups = new([]*group[K, V])
+			}
+			*n.groups = append(*n.groups, g)
 		}
 		subs, gname = &g.members, g.name
 	}
@@ -106,14 +118,16 @@ func (t *Tree[K, V]) Unsubscribe(filter []byte, key K) bool {
 		if gi < 0 {
 			return false
 		}
-		g := n.groups[gi]
+		g := (*n.groups)[gi]
 		i := index(g.members, key)
 		if i < 0 {
 			return false
 		}
 		g.members = slices.Delete(g.members, i, i+1)
 		if len(g.members) == 0 {
-			n.groups = slices.Delete(n.groups, gi, gi+1)
+			if *n.groups = slices.Delete(*n.groups, gi, gi+1); len(*n.groups) == 0 {
+				n.groups = nil
+			}
 		}
 	}
 	t.n--
@@ -143,7 +157,7 @@ func (t *Tree[K, V]) matchLevel(n *node[K, V], name []byte, wild bool, dst []Sub
 			dst = t.descend(n.plus, rest, more, dst) // [MQTT-4.7.1-3]
 		}
 	}
-	if c := n.children[string(level)]; c != nil {
+	if c := n.named(level); c != nil {
 		dst = t.descend(c, rest, more, dst)
 	}
 	return dst
@@ -163,7 +177,10 @@ func (t *Tree[K, V]) descend(n *node[K, V], rest []byte, more bool, dst []Sub[K,
 
 func (t *Tree[K, V]) appendSubs(n *node[K, V], dst []Sub[K, V]) []Sub[K, V] {
 	dst = append(dst, n.subs...)
-	for _, g := range n.groups {
+	if n.groups == nil {
+		return dst
+	}
+	for _, g := range *n.groups {
 		dst = append(dst, g.members[g.pick(t.Prefer)])
 	}
 	return dst
