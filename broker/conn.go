@@ -64,7 +64,11 @@ func (c *conn) releaseHandling() {
 // conn is one network connection. Its fields have four owners: the
 // values set during CONNECT and read-only after it; the reader, which owns
 // the connection while it handles packets (reader); the outbox and its
-// mutex (the write side, outbox.go); and session.mu (aliasesOut).
+// mutex (the write side, outbox.go); and session.mu (ext.aliasesOut).
+//
+// An idle connection is mostly this struct (idle_mem_test.go): keep it
+// within its 512-byte size class. Small fields are packed together, and
+// what few connections use lives in ext.
 type conn struct {
 	srv  *Server  // set by newConn, then read-only
 	nc   net.Conn // set by newConn, then read-only
@@ -72,26 +76,24 @@ type conn struct {
 
 	// Set by the reader during CONNECT, then read-only. version, connected
 	// and sess are set under out.mu: the writer and closeWith read them.
-	version   byte
 	client    *Client
 	perms     Permissions // nil: everything allowed (no authorization on the port)
 	sess      *session
 	keepAlive time.Duration
-	maxOut    uint32 // client's Maximum Packet Size (0 = protocol limit)
-	window    int    // outbound in-flight window
-	problem   bool   // 5.0 Request Problem Information (default true)
-	aliasMax  uint16 // client's Topic Alias Maximum (server → client)
-	connected bool   // CONNECT finished (attach); set by the reader under out.mu
-
-	reader // owned by the goroutine reading the connection
+	window    int      // outbound in-flight window
+	ext       *connExt // 5.0 and credential state; nil for most 3.1.1 clients (see connExt)
+	maxOut    uint32   // client's Maximum Packet Size (0 = protocol limit)
+	aliasMax  uint16   // client's Topic Alias Maximum (server → client)
+	version   byte
+	problem   bool // 5.0 Request Problem Information (default true)
+	connected bool // CONNECT finished (attach); set by the reader under out.mu
 
 	// Parking in the reactor (reactor.go); the reader's fields are in
 	// reader.
 	parked   atomic.Bool  // parked: no reader owns the connection
 	kaExpire atomic.Int64 // a parked connection's keep-alive expiry (Unix ns); 0: none
 
-	// Guarded by sess.mu.
-	aliasesOut map[string]uint16
+	reader // owned by the goroutine reading the connection
 
 	out outbox // the write side; its mutex guards itself and the fields above that say so
 
@@ -107,6 +109,19 @@ type conn struct {
 	acks ackQueue // acknowledgements waiting for the journal; its mutex guards it (durable.go)
 }
 
+// connExt is the part of a connection that most never use: 5.0 topic
+// aliases and enhanced authentication, and the timer of a credential
+// that expires. authDone makes it, before attach publishes the
+// connection, for 5.0 clients and for credentials with an expiry; c.ext
+// is read-only after. An idle 3.1.1 connection does without it.
+type connExt struct {
+	authMethod string      // set by authDone, then read-only: the CONNECT's 5.0 Authentication Method, for re-authentication
+	aliasesIn  [][]byte    // owned by the reader: client → server topic aliases; made on first use
+	credTimer  *time.Timer // owned by the reader; its function only calls closeWith
+
+	aliasesOut map[string]uint16 // guarded by sess.mu: server → client topic aliases
+}
+
 // reader is the state of the goroutine that reads the connection: the
 // read loop, CONNECT and authentication, and parking. Only the reader that
 // owns the connection (reactor.go: whoever won claim) touches it. The
@@ -114,42 +129,41 @@ type conn struct {
 // are decoded into values on the stack, so that an idle connection does
 // not carry them.
 type reader struct {
-	rbuf       []byte          // nil while a raw reader waits with nothing buffered
-	bigSeen    bool            // the current batch held a packet larger than rbufSize
-	started    bool            // the CONNECT deadline is set
-	kaSet      bool            // the read deadline follows the keep-alive
-	restack    bool            // continue on a fresh goroutine before waiting (see readLoop)
-	counted    bool            // counted in Server.connecting (CONNECT not finished)
-	normalExit bool            // DISCONNECT 0x00 received: discard the will
-	rbufRes    int64           // bytes of a grown rbuf counted in Server.bigReads
-	authStep   int             // AUTH exchanges so far (AuthRequest.Step)
-	authCode   packet.Code     // the authenticator's verdict on the CONNECT
-	pending    *pendingConnect // between CONNECT and the end of enhanced auth
-	authMethod string          // the CONNECT's 5.0 Authentication Method, for re-authentication
-	hs         *handling       // while packets are handled; pooled
-	aliasesIn  [][]byte        // client → server topic aliases; made on first use
-	credTimer  *time.Timer     // its function only calls closeWith
+	rbuf    []byte          // nil while a raw reader waits with nothing buffered
+	rbufRes int64           // bytes of a grown rbuf counted in Server.bigReads
+	pending *pendingConnect // between CONNECT and the end of enhanced auth
+	hs      *handling       // while packets are handled; pooled
 
 	// Plain TCP: the reader waits for readability without a buffer.
-	raw    syscall.RawConn       // set by newConn, then read-only; nil on TLS
-	rawFn  func(fd uintptr) bool // c.rawRead, bound once by newConn
-	rw, rn int                   // rawRead's offset into rbuf and result
-	rerr   error                 // rawRead's error
+	raw   syscall.RawConn       // set by newConn, then read-only; nil on TLS
+	rawFn func(fd uintptr) bool // c.rawRead, bound once by newConn
+	rerr  error                 // rawRead's error
 
-	replyPending bool    // the reader appended replies to send (reply.go)
-	directq      []*conn // connections whose deliveries this reader writes (scratch.direct)
+	directq []*conn // connections whose deliveries this reader writes (scratch.direct)
 
 	// TLS on a TCP socket (tlssock.go): the socket under crypto/tls.
-	tsock   *tlsSock // set by newConn, then read-only
-	tlsMore bool     // the last TLS read filled the buffer: plaintext may wait in crypto/tls
+	tsock *tlsSock // set by newConn, then read-only
 
 	// Parking in the reactor (reactor.go).
-	sock    syscall.RawConn // the TCP socket the reactor watches; set by newConn, then read-only
-	added   bool            // pfd is in the shard's epoll instance
-	idleSet bool            // the read deadline is readerIdle: it parks the reader
-	noPark  bool            // parking failed: keep the reader
-	shard   *shard          // the shard the connection parks in, chosen once
-	pfd     int32           // file descriptor registered in shard
+	sock  syscall.RawConn // the TCP socket the reactor watches; set by newConn, then read-only
+	shard *shard          // the shard the connection parks in, chosen once
+
+	rw, rn   int32       // rawRead's offset into rbuf and result
+	authStep int32       // AUTH exchanges so far (AuthRequest.Step)
+	pfd      int32       // file descriptor registered in shard
+	authCode packet.Code // the authenticator's verdict on the CONNECT
+
+	bigSeen      bool // the current batch held a packet larger than rbufSize
+	started      bool // the CONNECT deadline is set
+	kaSet        bool // the read deadline follows the keep-alive
+	restack      bool // continue on a fresh goroutine before waiting (see readLoop)
+	counted      bool // counted in Server.connecting (CONNECT not finished)
+	normalExit   bool // DISCONNECT 0x00 received: discard the will
+	replyPending bool // the reader appended replies to send (reply.go)
+	tlsMore      bool // the last TLS read filled the buffer: plaintext may wait in crypto/tls
+	added        bool // pfd is in the shard's epoll instance
+	idleSet      bool // the read deadline is readerIdle: it parks the reader
+	noPark       bool // parking failed: keep the reader
 }
 
 func newConn(s *Server, nc net.Conn, p *Port) *conn {
@@ -403,8 +417,8 @@ func (c *conn) finish(err error) {
 		code = 0
 	}
 	c.closeWith(code, "")
-	if c.credTimer != nil {
-		c.credTimer.Stop()
+	if c.ext != nil && c.ext.credTimer != nil {
+		c.ext.credTimer.Stop()
 	}
 	<-c.out.done
 	c.unpark()

@@ -201,3 +201,15 @@ var (
 	sizeofConn    = unsafe.Sizeof(conn{})
 	sizeofSession = unsafe.Sizeof(session{})
 )
+
+// TestConnSize keeps the structs every idle connection carries within
+// their size classes (see conn): growing conn past 512 bytes costs every
+// connection 64 bytes more.
+func TestConnSize(t *testing.T) {
+	if sizeofConn > 512 {
+		t.Errorf("sizeof(conn) = %d B, want at most 512 (move what few connections use to connExt)", sizeofConn)
+	}
+	if sizeofSession > 320 {
+		t.Errorf("sizeof(session) = %d B, want at most 320", sizeofSession)
+	}
+}

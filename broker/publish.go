@@ -110,17 +110,18 @@ func (c *conn) resolveAlias(p *packet.Publish) error {
 	if a == 0 || a > c.srv.lim.MaxTopicAliases {
 		return packet.TopicAliasInvalid
 	}
-	if c.aliasesIn == nil {
-		c.aliasesIn = make([][]byte, c.srv.lim.MaxTopicAliases)
+	x := c.ext // every 5.0 client has one
+	if x.aliasesIn == nil {
+		x.aliasesIn = make([][]byte, c.srv.lim.MaxTopicAliases)
 	}
 	if len(p.Topic) > 0 {
-		c.aliasesIn[a-1] = append(c.aliasesIn[a-1][:0], p.Topic...)
+		x.aliasesIn[a-1] = append(x.aliasesIn[a-1][:0], p.Topic...)
 		return nil
 	}
-	if len(c.aliasesIn[a-1]) == 0 {
+	if len(x.aliasesIn[a-1]) == 0 {
 		return packet.ProtocolError // alias never set
 	}
-	p.Topic = c.aliasesIn[a-1]
+	p.Topic = x.aliasesIn[a-1]
 	return nil
 }
 
@@ -484,26 +485,27 @@ func (c *conn) writePublish(d *delivery, pid uint16, dup bool, sc *scratch, now 
 // that is not sent: the client never learns it.
 func (c *conn) forgetAlias(p *packet.Publish) {
 	if len(p.Topic) > 0 && p.Props.Has(packet.PropTopicAlias) {
-		delete(c.aliasesOut, string(p.Topic))
+		delete(c.ext.aliasesOut, string(p.Topic)) // applyAlias set it: a 5.0 client, which has ext
 	}
 }
 
 // applyAlias uses or assigns a server-to-client topic alias.
 func (c *conn) applyAlias(p *packet.Publish) {
-	if a, ok := c.aliasesOut[string(p.Topic)]; ok {
+	x := c.ext // aliasMax > 0: a 5.0 client, which has ext
+	if a, ok := x.aliasesOut[string(p.Topic)]; ok {
 		p.Props.Set(packet.PropTopicAlias)
 		p.Props.TopicAlias = a
 		p.Topic = nil
 		return
 	}
-	if len(c.aliasesOut) >= int(c.aliasMax) {
+	if len(x.aliasesOut) >= int(c.aliasMax) {
 		return
 	}
-	if c.aliasesOut == nil {
-		c.aliasesOut = make(map[string]uint16, c.aliasMax)
+	if x.aliasesOut == nil {
+		x.aliasesOut = make(map[string]uint16, c.aliasMax)
 	}
-	a := uint16(len(c.aliasesOut) + 1)
-	c.aliasesOut[string(p.Topic)] = a
+	a := uint16(len(x.aliasesOut) + 1)
+	x.aliasesOut[string(p.Topic)] = a
 	p.Props.Set(packet.PropTopicAlias)
 	p.Props.TopicAlias = a
 }

@@ -21,11 +21,11 @@ func (c *conn) fill(w int) (int, error) {
 		c.tlsMore = n == len(c.rbuf)-w
 		return n, err
 	}
-	c.rw, c.rn, c.rerr = w, 0, nil
+	c.rw, c.rn, c.rerr = int32(w), 0, nil
 	if err := c.raw.Read(c.rawFn); err != nil {
 		return 0, err
 	}
-	return c.rn, c.rerr
+	return int(c.rn), c.rerr
 }
 
 // rawRead is the syscall.RawConn callback of fill: it returns false to wait
@@ -50,7 +50,7 @@ func (c *conn) rawRead(fd uintptr) bool {
 		case n == 0:
 			c.rerr = io.EOF
 		default:
-			c.rn = n
+			c.rn = int32(n)
 		}
 		return true
 	}

@@ -82,7 +82,9 @@ func (s *Server) attach(c *conn, p *pendingConnect) (owner string, ok bool) {
 	c.connected = true
 	c.out.mu.Unlock()
 	c.client.Permissions, c.client.Session = c.perms, SessionRef{ss: ss, c: c}
-	c.aliasesOut = nil
+	if c.ext != nil {
+		c.ext.aliasesOut = nil
+	}
 	c.writeConnack(present, packet.Success, p)
 	now := s.now()
 	for i := 0; i < len(ss.inflight); i++ { // [MQTT-4.4.0-1]: resend in order, DUP set
