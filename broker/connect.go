@@ -170,7 +170,7 @@ func (c *conn) authDone() error {
 			"reason", c.authCode.Error())
 		return c.refuse(c.authCode)
 	}
-	c.client.Principal = principalOf(c.port, p.principal)
+	c.client.Principal = c.srv.principalOf(c.port, p.principal)
 	if az := c.port.Authorizer; az != nil {
 		if c.perms = az.Authorize(c.client); c.perms == nil {
 			c.srv.sec.Event(seclog.ConnectDenied, "connection not authorized", "principal", c.client.Principal,
@@ -212,12 +212,17 @@ func (c *conn) authDone() error {
 
 // principalOf is who a client that passed authentication on port is:
 // what its Authenticator verified or, when it named nobody (an anonymous
-// port), the port itself.
-func principalOf(port *Port, verified string) string {
-	if port.Authenticator == nil || verified == "" {
-		return "anonymous:" + port.Name
+// port), the port itself. A port's anonymous principal is made once:
+// its clients and their sessions share it.
+func (s *Server) principalOf(port *Port, verified string) string {
+	if port.Authenticator != nil && verified != "" {
+		return verified
 	}
-	return verified
+	if p, ok := s.anonymous.Load(port); ok {
+		return p.(string)
+	}
+	p, _ := s.anonymous.LoadOrStore(port, "anonymous:"+port.Name)
+	return p.(string)
 }
 
 // refuseTakeover refuses a CONNECT for a client identifier whose session

@@ -198,6 +198,7 @@ type Server struct {
 	jr           *journal.Journal // Config.Journal; nil: nothing survives a restart
 	sec          *seclog.Log      // security events; set by New, read-only
 	subBytes     atomic.Int64     // charged for every session's subscriptions (see session.chargeSubLocked)
+	anonymous    sync.Map         // *Port → its anonymous principal (principalOf)
 	pending      pendingPool      // bytes waiting for sockets beyond each connection's freePending (outbox.putPublish)
 
 	Stats Stats
