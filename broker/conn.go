@@ -88,12 +88,14 @@ type conn struct {
 	problem   bool // 5.0 Request Problem Information (default true)
 	connected bool // CONNECT finished (attach); set by the reader under out.mu
 
+	reader // owned by the goroutine reading the connection
+
 	// Parking in the reactor (reactor.go); the reader's fields are in
-	// reader.
+	// reader. Written when a connection parks or resumes only: they sit
+	// between the reader's fields and the outbox (whose mutex every
+	// delivery takes) so that the two do not share a cache line.
 	parked   atomic.Bool  // parked: no reader owns the connection
 	kaExpire atomic.Int64 // a parked connection's keep-alive expiry (Unix ns); 0: none
-
-	reader // owned by the goroutine reading the connection
 
 	out outbox // the write side; its mutex guards itself and the fields above that say so
 
@@ -129,41 +131,41 @@ type connExt struct {
 // are decoded into values on the stack, so that an idle connection does
 // not carry them.
 type reader struct {
-	rbuf    []byte          // nil while a raw reader waits with nothing buffered
-	rbufRes int64           // bytes of a grown rbuf counted in Server.bigReads
-	pending *pendingConnect // between CONNECT and the end of enhanced auth
-	hs      *handling       // while packets are handled; pooled
-
-	// Plain TCP: the reader waits for readability without a buffer.
-	raw   syscall.RawConn       // set by newConn, then read-only; nil on TLS
+	// Used for every packet.
+	rbuf  []byte                // nil while a raw reader waits with nothing buffered
+	raw   syscall.RawConn       // plain TCP: set by newConn, then read-only; nil on TLS
 	rawFn func(fd uintptr) bool // c.rawRead, bound once by newConn
 	rerr  error                 // rawRead's error
+	rw    int32                 // rawRead's offset into rbuf
+	rn    int32                 // rawRead's result
 
-	directq []*conn // connections whose deliveries this reader writes (scratch.direct)
+	bigSeen      bool        // the current batch held a packet larger than rbufSize
+	started      bool        // the CONNECT deadline is set
+	kaSet        bool        // the read deadline follows the keep-alive
+	restack      bool        // continue on a fresh goroutine before waiting (see readLoop)
+	replyPending bool        // the reader appended replies to send (reply.go)
+	tlsMore      bool        // the last TLS read filled the buffer: plaintext may wait in crypto/tls
+	idleSet      bool        // the read deadline is readerIdle: it parks the reader
+	counted      bool        // counted in Server.connecting (CONNECT not finished)
+	normalExit   bool        // DISCONNECT 0x00 received: discard the will
+	added        bool        // pfd is in the shard's epoll instance
+	noPark       bool        // parking failed: keep the reader
+	authCode     packet.Code // the authenticator's verdict on the CONNECT
 
-	// TLS on a TCP socket (tlssock.go): the socket under crypto/tls.
-	tsock *tlsSock // set by newConn, then read-only
+	hs      *handling // while packets are handled; pooled
+	directq []*conn   // connections whose deliveries this reader writes (scratch.direct)
+
+	// CONNECT and authentication.
+	pending  *pendingConnect // between CONNECT and the end of enhanced auth
+	authStep int32           // AUTH exchanges so far (AuthRequest.Step)
+
+	pfd     int32    // file descriptor registered in shard
+	rbufRes int64    // bytes of a grown rbuf counted in Server.bigReads
+	tsock   *tlsSock // TLS on a TCP socket (tlssock.go): the socket under crypto/tls; set by newConn, then read-only
 
 	// Parking in the reactor (reactor.go).
 	sock  syscall.RawConn // the TCP socket the reactor watches; set by newConn, then read-only
 	shard *shard          // the shard the connection parks in, chosen once
-
-	rw, rn   int32       // rawRead's offset into rbuf and result
-	authStep int32       // AUTH exchanges so far (AuthRequest.Step)
-	pfd      int32       // file descriptor registered in shard
-	authCode packet.Code // the authenticator's verdict on the CONNECT
-
-	bigSeen      bool // the current batch held a packet larger than rbufSize
-	started      bool // the CONNECT deadline is set
-	kaSet        bool // the read deadline follows the keep-alive
-	restack      bool // continue on a fresh goroutine before waiting (see readLoop)
-	counted      bool // counted in Server.connecting (CONNECT not finished)
-	normalExit   bool // DISCONNECT 0x00 received: discard the will
-	replyPending bool // the reader appended replies to send (reply.go)
-	tlsMore      bool // the last TLS read filled the buffer: plaintext may wait in crypto/tls
-	added        bool // pfd is in the shard's epoll instance
-	idleSet      bool // the read deadline is readerIdle: it parks the reader
-	noPark       bool // parking failed: keep the reader
 }
 
 func newConn(s *Server, nc net.Conn, p *Port) *conn {
@@ -173,7 +175,6 @@ func newConn(s *Server, nc net.Conn, p *Port) *conn {
 		port:    p,
 		problem: true,
 	}
-	c.out.wake = make(chan struct{}, 1)
 	c.out.pool = &s.pending
 	tc, tcp := nc.(*net.TCPConn)
 	switch {
@@ -479,10 +480,12 @@ func (c *conn) signal() {
 func (c *conn) writeLoop() {
 	idle := time.NewTimer(c.srv.writerIdle)
 	defer idle.Stop()
+	wake := c.out.startWake(&c.srv.wakeups)
+	defer c.out.stopWake(wake, &c.srv.wakeups)
 	busy := true
 	for ok := c.flush(); ok; {
 		select {
-		case <-c.out.wake:
+		case <-wake.c:
 			busy = true
 			ok = c.flush()
 		case <-idle.C:

@@ -48,7 +48,7 @@ func (c *recConn) SetWriteDeadline(t time.Time) error {
 }
 func (c *recConn) SetReadDeadline(t time.Time) error { c.rdl = append(c.rdl, t); return nil }
 
-func newOutbox() *outbox { return &outbox{wake: make(chan struct{}, 1)} }
+func newOutbox() *outbox { return &outbox{} }
 
 var testDeadline = time.Unix(1000, 0)
 

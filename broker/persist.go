@@ -348,9 +348,12 @@ func (s *Server) restoreSession(st *StoredSession, now time.Time, fromJournal bo
 		}
 		return nil, 0, err
 	}
-	for _, e := range ss.subs.all() {
+	for i, e := range ss.subs.all() {
 		s.subMu.Lock()
 		s.subs.Subscribe([]byte(e.filter), ss, e.opts)
+		if f := s.subs.Filter([]byte(e.filter)); f == e.filter {
+			ss.subs.intern(i, f) // the session shares the tree's copy
+		}
 		s.subMu.Unlock()
 	}
 	s.mu.Lock()

@@ -228,6 +228,7 @@ type Server struct {
 	scratchPool sync.Pool // *scratch for in-process publishers and writers refilling
 	rbufs       sync.Pool // *[rbufSize]byte read buffers of waiting readers
 	handlings   sync.Pool // *handling of readers handling packets
+	wakeups     sync.Pool // *wakeup of running writer goroutines (outbox.startWake)
 	messages    sync.Pool // *Message, recycled by Message.release
 
 	// readerIdle is how long a plain TCP reader waits without input
@@ -272,6 +273,9 @@ func New(cfg Config) *Server {
 	s.scratchPool.New = func() any { return new(scratch) }
 	s.rbufs.New = func() any { return new([rbufSize]byte) }
 	s.handlings.New = func() any { return new(handling) }
+	// Per server, not global: a channel made in another synctest bubble
+	// would not count as durably blocking in this one.
+	s.wakeups.New = func() any { return &wakeup{c: make(chan struct{}, 1)} }
 	s.messages.New = func() any { return new(Message) }
 	s.writerIdle = time.Second
 	s.readerIdle = time.Second

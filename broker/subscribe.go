@@ -132,10 +132,13 @@ func (c *conn) subscribe(f *packet.Subscription, id uint32) (code packet.Code, e
 		}
 		return packet.QuotaExceeded, false, nil
 	}
-	ss.subs.set(key, o)
 	s.subMu.Lock() // under ss.mu, so endSessionLocked cannot miss it
 	s.subs.Subscribe(f.Filter, ss, o)
+	if !shared {
+		key = s.subs.Filter(f.Filter) // the session shares the tree's copy
+	}
 	s.subMu.Unlock()
+	ss.subs.set(key, o)
 	return packet.Code(f.QoS), existed, nil // granted QoS 0, 1 or 2
 }
 

@@ -63,6 +63,19 @@ func (s *subSet) set(filter string, o subOpts) {
 	}
 }
 
+// intern replaces the filter of entry i with f, an equal string that
+// someone else keeps anyway, so that only one copy stays.
+func (s *subSet) intern(i int, f string) {
+	if s.list[i].filter != f {
+		return
+	}
+	s.list[i].filter = f
+	if s.index != nil {
+		delete(s.index, f)
+		s.index[f] = i
+	}
+}
+
 // remove deletes the subscription to filter (the last entry takes its
 // place) and reports whether there was one.
 func (s *subSet) remove(filter string) bool {

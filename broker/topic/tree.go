@@ -99,6 +99,17 @@ func (t *Tree[K, V]) Subscribe(filter []byte, key K, v V) (replaced bool) {
 	return false
 }
 
+// Filter returns the tree's copy of the filter f (not a shared one),
+// which its subscriptions' Sub.Filter share, or "" when the tree has no
+// node for it. A caller that keeps its own record of a subscription can
+// share the copy instead of keeping another.
+func (t *Tree[K, V]) Filter(f []byte) string {
+	if n := t.walk(f, false); n != nil {
+		return n.filter
+	}
+	return ""
+}
+
 // Unsubscribe removes the subscription of key to filter (plain or shared)
 // and prunes nodes left empty. It reports whether there was one.
 func (t *Tree[K, V]) Unsubscribe(filter []byte, key K) bool {

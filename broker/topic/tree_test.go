@@ -413,3 +413,18 @@ func TestNodeSize(t *testing.T) {
 		t.Errorf("a node is %d bytes, want at most 112", got)
 	}
 }
+
+// TestTreeFilter checks that Filter returns the copy the subscriptions
+// share, not another one.
+func TestTreeFilter(t *testing.T) {
+	tr := NewTree[int, int]()
+	tr.Subscribe([]byte("a/+/c"), 1, 0)
+	f := tr.Filter([]byte("a/+/c"))
+	m := tr.Match([]byte("a/b/c"), nil)
+	if f != "a/+/c" || len(m) != 1 || unsafe.StringData(m[0].Filter) != unsafe.StringData(f) {
+		t.Errorf("Filter = %q, Match = %v: want the subscription's own copy", f, m)
+	}
+	if f := tr.Filter([]byte("a/b")); f != "" {
+		t.Errorf("Filter(a/b) = %q, want none", f)
+	}
+}
