@@ -134,9 +134,9 @@ func (n *node[K, V]) groupIndex(name []byte) int {
 }
 
 // index returns the position of key's subscription in subs, or -1.
-func index[K comparable, V any](subs []Sub[K, V], key K) int {
+func index[K comparable, V any](subs []member[K, V], key K) int {
 	for i := range subs {
-		if subs[i].Key == key {
+		if subs[i].key == key {
 			return i
 		}
 	}

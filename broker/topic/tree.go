@@ -50,7 +50,7 @@ type node[K comparable, V any] struct {
 	children map[string]*node[K, V] // the named children by level beyond maxKids, else nil
 	plus     *node[K, V]
 	hash     *node[K, V]
-	subs     []Sub[K, V]
+	subs     []member[K, V]
 	groups   *[]*group[K, V] // shared groups; nil while none (most nodes)
 	pos      int32           // where the node's level starts in filter
 }
@@ -61,7 +61,16 @@ const maxKids = 8
 type group[K comparable, V any] struct {
 	name    string
 	next    atomic.Uint32
-	members []Sub[K, V]
+	members []member[K, V]
+}
+
+// member is a subscription as a node or group keeps it: Match adds the
+// filter and group names, which the node and group hold once, to make
+// its Sub (16 bytes kept a subscription instead of 48 for the usual
+// pointer key and small value).
+type member[K comparable, V any] struct {
+	key   K
+	value V
 }
 
 // NewTree returns an empty Tree.
@@ -78,7 +87,7 @@ func (t *Tree[K, V]) Len() int { return t.n }
 func (t *Tree[K, V]) Subscribe(filter []byte, key K, v V) (replaced bool) {
 	grp, f, shared := ParseShared(filter)
 	n := t.walk(f, true)
-	subs, gname := &n.subs, ""
+	subs := &n.subs
 	if shared {
 		g := n.group(grp)
 		if g == nil {
@@ -88,13 +97,13 @@ func (t *Tree[K, V]) Subscribe(filter []byte, key K, v V) (replaced bool) {
 			}
 			*n.groups = append(*n.groups, g)
 		}
-		subs, gname = &g.members, g.name
+		subs = &g.members
 	}
 	if i := index(*subs, key); i >= 0 {
-		(*subs)[i].Value = v
+		(*subs)[i].value = v
 		return true
 	}
-	*subs = append(*subs, Sub[K, V]{Key: key, Value: v, Filter: n.filter, Group: gname})
+	*subs = append(*subs, member[K, V]{key, v})
 	t.n++
 	return false
 }
@@ -187,12 +196,18 @@ func (t *Tree[K, V]) descend(n *node[K, V], rest []byte, more bool, dst []Sub[K,
 }
 
 func (t *Tree[K, V]) appendSubs(n *node[K, V], dst []Sub[K, V]) []Sub[K, V] {
-	dst = append(dst, n.subs...)
+	k := len(dst)
+	dst = slices.Grow(dst, len(n.subs))[:k+len(n.subs)]
+	for i, m := range n.subs {
+		s := &dst[k+i]
+		s.Key, s.Value, s.Filter, s.Group = m.key, m.value, n.filter, ""
+	}
 	if n.groups == nil {
 		return dst
 	}
 	for _, g := range *n.groups {
-		dst = append(dst, g.members[g.pick(t.Prefer)])
+		m := &g.members[g.pick(t.Prefer)]
+		dst = append(dst, Sub[K, V]{Key: m.key, Value: m.value, Filter: n.filter, Group: g.name})
 	}
 	return dst
 }
@@ -206,7 +221,7 @@ func (g *group[K, V]) pick(prefer func(K) bool) int {
 		cur := g.next.Load()
 		i := cur % n
 		for off := uint32(0); prefer != nil && off < n; off++ {
-			if j := (cur + off) % n; prefer(g.members[j].Key) {
+			if j := (cur + off) % n; prefer(g.members[j].key) {
 				i = j
 				break
 			}
