@@ -67,7 +67,7 @@ func (c *conn) releaseHandling() {
 // mutex (the write side, outbox.go); and session.mu (ext.aliasesOut).
 //
 // An idle connection is mostly this struct (idle_mem_test.go): keep it
-// within its 512-byte size class. Small fields are packed together, and
+// within its 480-byte size class. Small fields are packed together, and
 // what few connections use lives in ext.
 type conn struct {
 	srv  *Server  // set by newConn, then read-only
@@ -79,11 +79,11 @@ type conn struct {
 	client    *Client
 	perms     Permissions // nil: everything allowed (no authorization on the port)
 	sess      *session
-	keepAlive time.Duration
-	window    int      // outbound in-flight window
 	ext       *connExt // 5.0 and credential state; nil for most 3.1.1 clients (see connExt)
 	maxOut    uint32   // client's Maximum Packet Size (0 = protocol limit)
 	aliasMax  uint16   // client's Topic Alias Maximum (server → client)
+	keepAlive uint16   // seconds; 0: none
+	window    uint16   // outbound in-flight window
 	version   byte
 	problem   bool // 5.0 Request Problem Information (default true)
 	connected bool // CONNECT finished (attach); set by the reader under out.mu
@@ -151,6 +151,7 @@ type reader struct {
 	added        bool        // pfd is in the shard's epoll instance
 	noPark       bool        // parking failed: keep the reader
 	authCode     packet.Code // the authenticator's verdict on the CONNECT
+	rbufRes      int32       // bytes of a grown rbuf counted in Server.bigReads (at most 2 MaxPacketSize)
 
 	hs      *handling // while packets are handled; pooled
 	directq []*conn   // connections whose deliveries this reader writes (scratch.direct)
@@ -159,9 +160,8 @@ type reader struct {
 	pending  *pendingConnect // between CONNECT and the end of enhanced auth
 	authStep int32           // AUTH exchanges so far (AuthRequest.Step)
 
-	pfd     int32    // file descriptor registered in shard
-	rbufRes int64    // bytes of a grown rbuf counted in Server.bigReads
-	tsock   *tlsSock // TLS on a TCP socket (tlssock.go): the socket under crypto/tls; set by newConn, then read-only
+	pfd   int32    // file descriptor registered in shard
+	tsock *tlsSock // TLS on a TCP socket (tlssock.go): the socket under crypto/tls; set by newConn, then read-only
 
 	// Parking in the reactor (reactor.go).
 	sock  syscall.RawConn // the TCP socket the reactor watches; set by newConn, then read-only
@@ -342,7 +342,7 @@ func (c *conn) read() error {
 // connections do), not on Config.Now.
 func (c *conn) armDeadline(empty bool) {
 	s := c.srv
-	ka := c.keepAlive * 3 / 2 // [MQTT-3.1.2-22]
+	ka := time.Duration(c.keepAlive) * time.Second * 3 / 2 // [MQTT-3.1.2-22]
 	if empty && c.canPark() && (ka == 0 || s.readerIdle < ka) {
 		c.idleSet, c.kaSet = true, false
 		c.setReadDeadline(time.Now().Add(s.readerIdle))

@@ -196,9 +196,9 @@ func (c *conn) authDone() error {
 	if c.version == packet.V5 || !p.credExpiry.IsZero() {
 		c.ext = &connExt{authMethod: p.method}
 	}
-	c.keepAlive = time.Duration(p.keepAlive) * time.Second
+	c.keepAlive = p.keepAlive
 	c.maxOut, c.aliasMax, c.problem = p.maxPacket, p.aliasMax, p.problem
-	c.window = int(min(p.recvMax, c.srv.lim.MaxInflight))
+	c.window = min(p.recvMax, c.srv.lim.MaxInflight)
 	c.srv.Stats.Connections.Add(1)
 	c.connectDone()
 	if owner, ok := c.srv.attach(c, p); !ok {

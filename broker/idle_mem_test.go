@@ -203,11 +203,11 @@ var (
 )
 
 // TestConnSize keeps the structs every idle connection carries within
-// their size classes (see conn): growing conn past 512 bytes costs every
-// connection 64 bytes more.
+// their size classes (see conn): growing conn past 480 bytes costs every
+// connection 32 bytes more.
 func TestConnSize(t *testing.T) {
-	if sizeofConn > 512 {
-		t.Errorf("sizeof(conn) = %d B, want at most 512 (move what few connections use to connExt)", sizeofConn)
+	if sizeofConn > 480 {
+		t.Errorf("sizeof(conn) = %d B, want at most 480 (move what few connections use to connExt)", sizeofConn)
 	}
 	if sizeofSession > 320 {
 		t.Errorf("sizeof(session) = %d B, want at most 320", sizeofSession)

@@ -316,7 +316,7 @@ func (ss *session) deliverLocked(d *delivery, sc *scratch, now time.Time) {
 			return
 		}
 	}
-	if c != nil && ss.queue.len() == 0 && len(ss.inflight) < c.window {
+	if c != nil && ss.queue.len() == 0 && len(ss.inflight) < int(c.window) {
 		if ss.sendInflight(c, *d, sc, now, lim.MaxPendingBytes) == bufferFull && !ss.enqueue(d) {
 			sc.full++
 			ss.retire(d)
@@ -415,7 +415,7 @@ func (ss *session) sendQueuedLocked(c *conn, sc *scratch, now time.Time) {
 	lim := &ss.srv.lim
 	for ss.c == c && ss.queue.len() > 0 {
 		d := ss.queue.buf[ss.queue.head] // popped only once it left the queue
-		if d.qos > 0 && len(ss.inflight) >= c.window {
+		if d.qos > 0 && len(ss.inflight) >= int(c.window) {
 			return
 		}
 		var r writeResult

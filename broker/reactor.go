@@ -241,7 +241,7 @@ func (s *Server) park(c *conn, idle bool) bool {
 	}
 	var exp int64
 	if c.keepAlive > 0 {
-		d := c.keepAlive * 3 / 2
+		d := time.Duration(c.keepAlive) * time.Second * 3 / 2
 		if idle {
 			d -= s.readerIdle
 		}
