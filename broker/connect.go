@@ -51,7 +51,8 @@ func (c *conn) handleConnect(flags byte, body []byte) error {
 	c.setVersion(cp.Version)
 	v := cp.Version
 	lim := &c.srv.lim
-	p := &pendingConnect{clean: cp.CleanStart, keepAlive: cp.KeepAlive, recvMax: 65535, problem: true}
+	p := c.srv.pendings.Get().(*pendingConnect) // back in authDone once attached
+	*p = pendingConnect{clean: cp.CleanStart, keepAlive: cp.KeepAlive, recvMax: 65535, problem: true}
 
 	id := string(cp.ClientID)
 	if id == "" {
@@ -207,6 +208,8 @@ func (c *conn) authDone() error {
 		return c.refuseTakeover(owner)
 	}
 	c.setCredExpiry(p.credExpiry)
+	*p = pendingConnect{} // the session has the will; nothing else refers to p
+	c.srv.pendings.Put(p)
 	return nil
 }
 
