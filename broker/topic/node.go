@@ -31,11 +31,17 @@ func (t *Tree[K, V]) walk(f []byte, create bool) *node[K, V] {
 
 // child returns n's child for one filter level, or nil.
 func (n *node[K, V]) child(level []byte) *node[K, V] {
-	switch {
+	switch w := n.wild; {
 	case isPlus(level):
-		return n.plus
+		if w != nil {
+			return w.plus
+		}
+		return nil
 	case isHash(level):
-		return n.hash
+		if w != nil {
+			return w.hash
+		}
+		return nil
 	}
 	return n.named(level)
 }
@@ -62,9 +68,9 @@ func (n *node[K, V]) addChild(filter string, pos int) *node[K, V] {
 	c := &node[K, V]{parent: n, filter: filter, pos: int32(pos)}
 	switch c.level() {
 	case "+":
-		n.plus = c
+		n.wildPart().plus = c
 	case "#":
-		n.hash = c
+		n.wildPart().hash = c
 	default:
 		switch {
 		case n.children != nil:
@@ -87,11 +93,13 @@ func (n *node[K, V]) addChild(filter string, pos int) *node[K, V] {
 func (t *Tree[K, V]) prune(n *node[K, V]) {
 	for n != &t.root && n.empty() {
 		p := n.parent
-		switch {
-		case p.plus == n:
-			p.plus = nil
-		case p.hash == n:
-			p.hash = nil
+		switch w := p.wild; {
+		case w != nil && w.plus == n:
+			w.plus = nil
+			p.dropWild()
+		case w != nil && w.hash == n:
+			w.hash = nil
+			p.dropWild()
 		case p.children != nil:
 			delete(p.children, n.level())
 			if len(p.children) == 0 {
@@ -109,23 +117,22 @@ func (t *Tree[K, V]) prune(n *node[K, V]) {
 }
 
 func (n *node[K, V]) empty() bool {
-	return len(n.subs) == 0 && n.groups == nil && len(n.kids) == 0 && len(n.children) == 0 &&
-		n.plus == nil && n.hash == nil
+	return len(n.subs) == 0 && n.wild == nil && len(n.kids) == 0 && len(n.children) == 0
 }
 
 // group returns n's shared group named name, or nil.
 func (n *node[K, V]) group(name []byte) *group[K, V] {
 	if i := n.groupIndex(name); i >= 0 {
-		return (*n.groups)[i]
+		return n.wild.groups[i]
 	}
 	return nil
 }
 
 func (n *node[K, V]) groupIndex(name []byte) int {
-	if n.groups == nil {
+	if n.wild == nil {
 		return -1
 	}
-	for i, g := range *n.groups {
+	for i, g := range n.wild.groups {
 		if g.name == string(name) {
 			return i
 		}

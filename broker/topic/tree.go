@@ -38,21 +38,42 @@ type Tree[K comparable, V any] struct {
 	n    int
 }
 
-// A node is 112 bytes (a size class): a tree with a node per subscribed
-// device (devices/{id}/state) holds millions of them on a gateway with
-// many clients. Children are a slice while few (most nodes have one or
-// none), searched linearly, and a map only beyond maxKids: a map costs
-// 256 bytes even for one child.
+// A node is 96 bytes (a size class): a tree with a node per subscribed
+// device (devices/{id}/state) holds thousands of them on a gateway.
+// Children are a slice while few (most nodes have one or none), searched
+// linearly, and a map only beyond maxKids: a map costs 256 bytes even
+// for one child. Wildcard children and shared groups, which few nodes
+// have, hang off wild.
 type node[K comparable, V any] struct {
 	parent   *node[K, V]
 	filter   string                 // full filter up to this node, shared by its Subs
 	kids     []*node[K, V]          // the named children while at most maxKids, else nil
 	children map[string]*node[K, V] // the named children by level beyond maxKids, else nil
-	plus     *node[K, V]
-	hash     *node[K, V]
+	wild     *wild[K, V]            // nil while the node has none of it
 	subs     []member[K, V]
-	groups   *[]*group[K, V] // shared groups; nil while none (most nodes)
-	pos      int32           // where the node's level starts in filter
+	pos      int32 // where the node's level starts in filter
+}
+
+// wild is what few nodes have: "+" and "#" children and shared groups.
+type wild[K comparable, V any] struct {
+	plus   *node[K, V]
+	hash   *node[K, V]
+	groups []*group[K, V]
+}
+
+// wildPart returns n.wild, made if n has none.
+func (n *node[K, V]) wildPart() *wild[K, V] {
+	if n.wild == nil {
+		n.wild = new(wild[K, V])
+	}
+	return n.wild
+}
+
+// dropWild forgets n.wild once it holds nothing.
+func (n *node[K, V]) dropWild() {
+	if w := n.wild; w != nil && w.plus == nil && w.hash == nil && len(w.groups) == 0 {
+		n.wild = nil
+	}
 }
 
 // maxKids is how many named children a node keeps in its slice.
@@ -92,10 +113,8 @@ func (t *Tree[K, V]) Subscribe(filter []byte, key K, v V) (replaced bool) {
 		g := n.group(grp)
 		if g == nil {
 			g = &group[K, V]{name: string(grp)}
-			if n.groups == nil {
-				n.groups = new([]*group[K, V])
-			}
-			*n.groups = append(*n.groups, g)
+			w := n.wildPart()
+			w.groups = append(w.groups, g)
 		}
 		subs = &g.members
 	}
@@ -138,16 +157,16 @@ func (t *Tree[K, V]) Unsubscribe(filter []byte, key K) bool {
 		if gi < 0 {
 			return false
 		}
-		g := (*n.groups)[gi]
+		w := n.wild
+		g := w.groups[gi]
 		i := index(g.members, key)
 		if i < 0 {
 			return false
 		}
 		g.members = slices.Delete(g.members, i, i+1)
 		if len(g.members) == 0 {
-			if *n.groups = slices.Delete(*n.groups, gi, gi+1); len(*n.groups) == 0 {
-				n.groups = nil
-			}
+			w.groups = slices.Delete(w.groups, gi, gi+1)
+			n.dropWild()
 		}
 	}
 	t.n--
@@ -169,12 +188,12 @@ func (t *Tree[K, V]) Match(name []byte, dst []Sub[K, V]) []Sub[K, V] {
 // matchLevel matches name, the part of the topic name below node n.
 func (t *Tree[K, V]) matchLevel(n *node[K, V], name []byte, wild bool, dst []Sub[K, V]) []Sub[K, V] {
 	level, rest, more := cut(name)
-	if wild {
-		if n.hash != nil {
-			dst = t.appendSubs(n.hash, dst) // [MQTT-4.7.1-2]
+	if w := n.wild; wild && w != nil {
+		if w.hash != nil {
+			dst = t.appendSubs(w.hash, dst) // [MQTT-4.7.1-2]
 		}
-		if n.plus != nil {
-			dst = t.descend(n.plus, rest, more, dst) // [MQTT-4.7.1-3]
+		if w.plus != nil {
+			dst = t.descend(w.plus, rest, more, dst) // [MQTT-4.7.1-3]
 		}
 	}
 	if c := n.named(level); c != nil {
@@ -189,8 +208,8 @@ func (t *Tree[K, V]) descend(n *node[K, V], rest []byte, more bool, dst []Sub[K,
 		return t.matchLevel(n, rest, true, dst)
 	}
 	dst = t.appendSubs(n, dst)
-	if n.hash != nil {
-		dst = t.appendSubs(n.hash, dst) // "sport/#" matches "sport"
+	if w := n.wild; w != nil && w.hash != nil {
+		dst = t.appendSubs(w.hash, dst) // "sport/#" matches "sport"
 	}
 	return dst
 }
@@ -202,10 +221,10 @@ func (t *Tree[K, V]) appendSubs(n *node[K, V], dst []Sub[K, V]) []Sub[K, V] {
 		s := &dst[k+i]
 		s.Key, s.Value, s.Filter, s.Group = m.key, m.value, n.filter, ""
 	}
-	if n.groups == nil {
+	if n.wild == nil {
 		return dst
 	}
-	for _, g := range *n.groups {
+	for _, g := range n.wild.groups {
 		m := &g.members[g.pick(t.Prefer)]
 		dst = append(dst, Sub[K, V]{Key: m.key, Value: m.value, Filter: n.filter, Group: g.name})
 	}

@@ -409,8 +409,8 @@ func rangeStep(from, to, step int) []int {
 // TestNodeSize guards the node's size class: one node per level of every
 // distinct filter (see node).
 func TestNodeSize(t *testing.T) {
-	if got := unsafe.Sizeof(node[*int, [8]byte]{}); got > 112 {
-		t.Errorf("a node is %d bytes, want at most 112", got)
+	if got := unsafe.Sizeof(node[*int, [8]byte]{}); got > 96 {
+		t.Errorf("a node is %d bytes, want at most 96", got)
 	}
 }
 
