@@ -24,7 +24,7 @@ const (
 // Callers hold s.mu.
 func (s *Server) burstAcceptedLocked() {
 	s.burstN++
-	if s.burstN < burstConns {
+	if s.burstN < burstConns || s.noScavenge {
 		return
 	}
 	if s.burstT == nil {

@@ -213,7 +213,10 @@ type Server struct {
 	seq       uint64      // session sequence numbers
 	burstN    int         // connections accepted since the last scavenge (burst.go)
 	burstT    *time.Timer // runs burstSettled once a burst is over; nil until the first
-	inprocSeq uint64
+	// noScavenge turns burst.go off; set before Serve (tests that
+	// measure memory, and must not release the test process's).
+	noScavenge bool
+	inprocSeq  uint64
 
 	subMu sync.RWMutex
 	subs  *topic.Tree[*session, subOpts]
