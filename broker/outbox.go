@@ -159,11 +159,13 @@ func (o *outbox) startWake(pool *sync.Pool) *wakeup {
 	return w
 }
 
-// stopWake gives the writer goroutine's channel back to pool. A notify
-// that loaded it before may still send to it: the next writer that gets
-// it wakes once for nothing.
+// stopWake gives the writer goroutine's channel back to pool. The next
+// writer may have started already (the role passed on when this one
+// parked) and installed its own channel, which stays. A notify that
+// loaded w before may still send to it: the next writer that gets it
+// wakes once for nothing.
 func (o *outbox) stopWake(w *wakeup, pool *sync.Pool) {
-	o.wake.Store(nil)
+	o.wake.CompareAndSwap(w, nil)
 	select {
 	case <-w.c:
 	default:
