@@ -54,7 +54,7 @@ import (
 // resident until the scavenger returns them, which the server does once
 // after a burst (burst.go). benchcompare's idle scenario (fresh process,
 // 9,000 clients, mqttload ids and topics) measured 3.3 KiB of RSS per
-// connection before issue 17's changes and 2.53 KiB (2592–2602 B) after;
+// connection before issue 17's changes and 2.52–2.54 KiB (2580–2602 B) after;
 // mosquitto 1.0 KiB. What is left beyond Go's pollDesc and netFD (about
 // 0.8 KiB a socket) is the broker's own ~1.4 KiB above.
 const idleBudget = 2816
