@@ -211,19 +211,19 @@ func (c *conn) refuseSession() error {
 // current one counted; false when MaxReadBuffers leaves no room.
 func (c *conn) reserveRbuf(size int) bool {
 	s := c.srv
-	delta := int64(size) - c.rbufRes
+	delta := int64(size) - int64(c.rbufRes)
 	if s.bigReads.Add(delta) > s.lim.MaxReadBuffers {
 		s.bigReads.Add(-delta)
 		return false
 	}
-	c.rbufRes = int64(size)
+	c.rbufRes = int32(size)
 	return true
 }
 
 // unreserveRbuf stops counting a grown read buffer that was dropped.
 func (c *conn) unreserveRbuf() {
 	if c.rbufRes != 0 {
-		c.srv.bigReads.Add(-c.rbufRes)
+		c.srv.bigReads.Add(-int64(c.rbufRes))
 		c.rbufRes = 0
 	}
 }

@@ -70,7 +70,11 @@ func (c *conn) releaseHandling() {
 // conn is one network connection. Its fields have four owners: the
 // values set during CONNECT and read-only after it; the reader, which owns
 // the connection while it handles packets (reader); the outbox and its
-// mutex (the write side, outbox.go); and session.mu (aliasesOut).
+// mutex (the write side, outbox.go); and session.mu (ext.aliasesOut).
+//
+// An idle connection is mostly this struct (idle_mem_test.go): keep it
+// within its 480-byte size class. Small fields are packed together, and
+// what few connections use lives in ext.
 type conn struct {
 	srv  *Server  // set by newConn, then read-only
 	nc   net.Conn // set by newConn, then read-only
@@ -78,26 +82,27 @@ type conn struct {
 
 	// Set by the reader during CONNECT, then read-only. version, connected
 	// and sess are set under out.mu: the writer and closeWith read them.
-	version   byte
 	client    *Client
 	perms     Permissions // nil: everything allowed (no authorization on the port)
 	sess      *session
-	keepAlive time.Duration
-	maxOut    uint32 // client's Maximum Packet Size (0 = protocol limit)
-	window    int    // outbound in-flight window
-	problem   bool   // 5.0 Request Problem Information (default true)
-	aliasMax  uint16 // client's Topic Alias Maximum (server → client)
-	connected bool   // CONNECT finished (attach); set by the reader under out.mu
+	ext       *connExt // 5.0 and credential state; nil for most 3.1.1 clients (see connExt)
+	maxOut    uint32   // client's Maximum Packet Size (0 = protocol limit)
+	aliasMax  uint16   // client's Topic Alias Maximum (server → client)
+	keepAlive uint16   // seconds; 0: none
+	window    uint16   // outbound in-flight window
+	version   byte
+	problem   bool // 5.0 Request Problem Information (default true)
+	connected bool // CONNECT finished (attach); set by the reader under out.mu
+	commitDue bool // the reader's: its batch appended to the journal without waking the committer (scratch.commitDue)
 
 	reader // owned by the goroutine reading the connection
 
 	// Parking in the reactor (reactor.go); the reader's fields are in
-	// reader.
+	// reader. Written when a connection parks or resumes only: they sit
+	// between the reader's fields and the outbox (whose mutex every
+	// delivery takes) so that the two do not share a cache line.
 	parked   atomic.Bool  // parked: no reader owns the connection
 	kaExpire atomic.Int64 // a parked connection's keep-alive expiry (Unix ns); 0: none
-
-	// Guarded by sess.mu.
-	aliasesOut map[string]uint16
 
 	out outbox // the write side; its mutex guards itself and the fields above that say so
 
@@ -113,6 +118,19 @@ type conn struct {
 	acks ackQueue // acknowledgements waiting for the journal; its mutex guards it (durable.go)
 }
 
+// connExt is the part of a connection that most never use: 5.0 topic
+// aliases and enhanced authentication, and the timer of a credential
+// that expires. authDone makes it, before attach publishes the
+// connection, for 5.0 clients and for credentials with an expiry; c.ext
+// is read-only after. An idle 3.1.1 connection does without it.
+type connExt struct {
+	authMethod string      // set by authDone, then read-only: the CONNECT's 5.0 Authentication Method, for re-authentication
+	aliasesIn  [][]byte    // owned by the reader: client → server topic aliases; made on first use
+	credTimer  *time.Timer // owned by the reader; its function only calls closeWith
+
+	aliasesOut map[string]uint16 // guarded by sess.mu: server → client topic aliases
+}
+
 // reader is the state of the goroutine that reads the connection: the
 // read loop, CONNECT and authentication, and parking. Only the reader that
 // owns the connection (reactor.go: whoever won claim) touches it. The
@@ -120,47 +138,45 @@ type conn struct {
 // are decoded into values on the stack, so that an idle connection does
 // not carry them.
 type reader struct {
-	rbuf       []byte          // nil while a raw reader waits with nothing buffered
-	bigSeen    bool            // the current batch held a packet larger than rbufSize
-	started    bool            // the CONNECT deadline is set
-	kaSet      bool            // the read deadline follows the keep-alive
-	restack    bool            // continue on a fresh goroutine before waiting (see readLoop)
-	counted    bool            // counted in Server.connecting (CONNECT not finished)
-	normalExit bool            // DISCONNECT 0x00 received: discard the will
-	rbufRes    int64           // bytes of a grown rbuf counted in Server.bigReads
-	authStep   int             // AUTH exchanges so far (AuthRequest.Step)
-	authCode   packet.Code     // the authenticator's verdict on the CONNECT
-	pending    *pendingConnect // between CONNECT and the end of enhanced auth
-	authMethod string          // the CONNECT's 5.0 Authentication Method, for re-authentication
-	hs         *handling       // while packets are handled; pooled
-	aliasesIn  [][]byte        // client → server topic aliases; made on first use
-	credTimer  *time.Timer     // its function only calls closeWith
+	// Used for every packet.
+	rbuf  []byte                // nil while a raw reader waits with nothing buffered
+	rawFn func(fd uintptr) bool // c.rawRead, bound once by newConn
+	rerr  error                 // rawRead's error
+	rw    int32                 // rawRead's offset into rbuf
+	rn    int32                 // rawRead's result
 
-	// Plain TCP: the reader waits for readability without a buffer.
-	raw    syscall.RawConn       // set by newConn, then read-only; nil on TLS
-	rawFn  func(fd uintptr) bool // c.rawRead, bound once by newConn
-	rw, rn int                   // rawRead's offset into rbuf and result
-	rerr   error                 // rawRead's error
+	bigSeen      bool        // the current batch held a packet larger than rbufSize
+	started      bool        // the CONNECT deadline is set
+	kaSet        bool        // the read deadline follows the keep-alive
+	restack      bool        // continue on a fresh goroutine before waiting (see readLoop)
+	replyPending bool        // the reader appended replies to send (reply.go)
+	tlsMore      bool        // the last TLS read filled the buffer: plaintext may wait in crypto/tls
+	idleSet      bool        // the read deadline is readerIdle: it parks the reader
+	counted      bool        // counted in Server.connecting (CONNECT not finished)
+	normalExit   bool        // DISCONNECT 0x00 received: discard the will
+	added        bool        // pfd is in the shard's epoll instance
+	noPark       bool        // parking failed: keep the reader
+	plain        bool        // set by newConn, then read-only: plain TCP or a Unix socket, read and written raw through sock
+	authCode     packet.Code // the authenticator's verdict on the CONNECT
+	rbufRes      int32       // bytes of a grown rbuf counted in Server.bigReads (at most 2 MaxPacketSize)
 
-	replyPending bool    // the reader appended replies to send (reply.go)
-	directq      []*conn // connections whose deliveries this reader writes (scratch.direct)
-	commitDue    bool    // the reader's: its batch appended to the journal without waking the committer (scratch.commitDue)
+	hs      *handling // while packets are handled; pooled
+	directq []*conn   // connections whose deliveries this reader writes (scratch.direct)
 
-	// TLS on a TCP socket (tlssock.go): the socket under crypto/tls.
-	tsock   *tlsSock // set by newConn, then read-only
-	tlsMore bool     // the last TLS read filled the buffer: plaintext may wait in crypto/tls
+	// CONNECT and authentication.
+	pending  *pendingConnect // between CONNECT and the end of enhanced auth
+	authStep int32           // AUTH exchanges so far (AuthRequest.Step)
 
-	// A connection that frames its socket itself (wsnet.Conn); set by
-	// newConn, then read-only.
+	pfd int32 // file descriptor registered in shard
+	// A connection that reads its socket through a layer of its own and
+	// parks only when that layer holds nothing: the tlsSock under the
+	// broker's TLS (tlssock.go), a wsnet.Conn. Set by newConn, then
+	// read-only.
 	psock parkSocket
 
 	// Parking in the reactor (reactor.go).
-	sock    syscall.RawConn // the TCP socket the reactor watches; set by newConn, then read-only
-	added   bool            // pfd is in the shard's epoll instance
-	idleSet bool            // the read deadline is readerIdle: it parks the reader
-	noPark  bool            // parking failed: keep the reader
-	shard   *shard          // the shard the connection parks in, chosen once
-	pfd     int32           // file descriptor registered in shard
+	sock  syscall.RawConn // the TCP socket the reactor watches; set by newConn, then read-only
+	shard *shard          // the shard the connection parks in, chosen once
 }
 
 func newConn(s *Server, nc net.Conn, p *Port) *conn {
@@ -170,13 +186,12 @@ func newConn(s *Server, nc net.Conn, p *Port) *conn {
 		port:    p,
 		problem: true,
 	}
-	c.out.wake = make(chan struct{}, 1)
 	c.out.pool = &s.pending
 	tc, tcp := nc.(*net.TCPConn)
 	switch {
 	case p.TLS != nil && tcp:
 		if ts, err := newTLSSock(tc); err == nil {
-			c.tsock, c.sock = ts, ts.raw
+			c.psock, c.sock = ts, ts.raw
 			c.nc = tls.Server(ts, p.TLS)
 		} else {
 			c.nc = tls.Server(nc, p.TLS)
@@ -185,14 +200,14 @@ func newConn(s *Server, nc net.Conn, p *Port) *conn {
 		c.nc = tls.Server(nc, p.TLS)
 	case tcp:
 		if raw, err := tc.SyscallConn(); err == nil {
-			c.raw, c.rawFn, c.sock = raw, c.rawRead, raw
+			c.plain, c.rawFn, c.sock = true, c.rawRead, raw
 		}
 	default:
 		// A Unix stream socket (a dataflow's local connection) is read
 		// and parked as a TCP one is.
 		if uc, ok := nc.(*net.UnixConn); ok {
 			if raw, err := uc.SyscallConn(); err == nil {
-				c.raw, c.rawFn, c.sock = raw, c.rawRead, raw
+				c.plain, c.rawFn, c.sock = true, c.rawRead, raw
 			}
 		} else if ps, ok := nc.(parkSocket); ok && ps.ParkSocket() != nil {
 			c.psock, c.sock = ps, ps.ParkSocket()
@@ -201,10 +216,10 @@ func newConn(s *Server, nc net.Conn, p *Port) *conn {
 	return c
 }
 
-// parkSocket is a connection that reads its socket itself (wsnet.Conn, a
-// WebSocket) and may still park: ParkSocket is the socket the reactor
-// watches (nil: it may not park), Idle says that nothing the client sent
-// waits in the connection's buffers. The reader reads it with nc.Read.
+// parkSocket is a layer that reads the socket itself (tlsSock, wsnet.Conn)
+// and may still park: ParkSocket is the socket the reactor watches (nil:
+// it may not park), Idle says that nothing the client sent waits in the
+// layer's buffers. The reader reads it with nc.Read.
 type parkSocket interface {
 	ParkSocket() syscall.RawConn
 	Idle() bool
@@ -256,7 +271,7 @@ func (c *conn) end(err error) {
 // buffer grows for it.
 func (c *conn) read() error {
 	s := c.srv
-	if c.raw == nil && c.rbuf == nil {
+	if !c.plain && c.rbuf == nil {
 		c.rbuf = c.srv.rbufs.Get().(*[rbufSize]byte)[:]
 	}
 	if !c.started {
@@ -305,7 +320,7 @@ func (c *conn) read() error {
 		if r == w {
 			r, w = 0, 0
 			c.shrinkRbuf()
-			if c.raw == nil {
+			if !c.plain {
 				c.releaseHandling() // rawRead does when nothing arrived
 			}
 		} else if w == len(c.rbuf) {
@@ -351,7 +366,7 @@ func (c *conn) read() error {
 // connections do), not on Config.Now.
 func (c *conn) armDeadline(empty bool) {
 	s := c.srv
-	ka := c.keepAlive * 3 / 2 // [MQTT-3.1.2-22]
+	ka := time.Duration(c.keepAlive) * time.Second * 3 / 2 // [MQTT-3.1.2-22]
 	if empty && c.canPark() && (ka == 0 || s.readerIdle < ka) {
 		c.idleSet, c.kaSet = true, false
 		c.setReadDeadline(time.Now().Add(s.readerIdle))
@@ -427,8 +442,8 @@ func (c *conn) finish(err error) {
 		code = 0
 	}
 	c.closeWith(code, "")
-	if c.credTimer != nil {
-		c.credTimer.Stop()
+	if c.ext != nil && c.ext.credTimer != nil {
+		c.ext.credTimer.Stop()
 	}
 	<-c.out.done
 	c.unpark()
@@ -489,10 +504,12 @@ func (c *conn) signal() {
 func (c *conn) writeLoop() {
 	idle := time.NewTimer(c.srv.writerIdle)
 	defer idle.Stop()
+	wake := c.out.startWake(&c.srv.wakeups)
+	defer c.out.stopWake(wake, &c.srv.wakeups)
 	busy := true
 	for ok := c.flush(); ok; {
 		select {
-		case <-c.out.wake:
+		case <-wake.c:
 			busy = true
 			ok = c.flush()
 		case <-idle.C:
@@ -539,7 +556,7 @@ func (c *conn) flush() bool {
 // deadline, in a blocking write (which clears the deadline after).
 func (c *conn) writeOut(b []byte) (int, error) {
 	n := 0
-	if c.raw != nil {
+	if c.plain {
 		k, err := c.writeNow(b)
 		if err != nil || k == len(b) {
 			return k, err
@@ -548,7 +565,7 @@ func (c *conn) writeOut(b []byte) (int, error) {
 	}
 	c.nc.SetWriteDeadline(c.writeDeadline())
 	k, err := c.nc.Write(b[n:])
-	if c.raw != nil && err == nil {
+	if c.plain && err == nil {
 		// An expired deadline would fail the next writeNow (the poller
 		// checks it before the callback).
 		c.nc.SetWriteDeadline(noDeadline)

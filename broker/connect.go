@@ -51,7 +51,8 @@ func (c *conn) handleConnect(flags byte, body []byte) error {
 	c.setVersion(cp.Version)
 	v := cp.Version
 	lim := &c.srv.lim
-	p := &pendingConnect{clean: cp.CleanStart, keepAlive: cp.KeepAlive, recvMax: 65535, problem: true}
+	p := c.srv.pendings.Get().(*pendingConnect) // back in authDone once attached
+	*p = pendingConnect{clean: cp.CleanStart, keepAlive: cp.KeepAlive, recvMax: 65535, problem: true}
 
 	id := string(cp.ClientID)
 	if id == "" {
@@ -124,13 +125,7 @@ func (c *conn) handleConnect(flags byte, body []byte) error {
 // c.authCode (checked by authDone).
 func (c *conn) authenticate(a *packet.Auth, cp *packet.Connect) bool {
 	p := c.pending
-	req := AuthRequest{Method: p.method, Step: c.authStep}
-	if cp != nil {
-		req.Username, req.Password, req.HasPassword = cp.Username, cp.Password, cp.PasswordFlag
-		req.Data = cp.Props.AuthData
-	} else {
-		req.Data = a.Props.AuthData
-	}
+	step := c.authStep
 	c.authStep++
 	au := c.port.Authenticator
 	if au == nil {
@@ -139,6 +134,13 @@ func (c *conn) authenticate(a *packet.Auth, cp *packet.Connect) bool {
 			c.authCode = packet.BadAuthenticationMethod // no enhanced methods without an authenticator
 		}
 		return false
+	}
+	req := AuthRequest{Method: p.method, Step: int(step)} // escapes (an interface call): made only here
+	if cp != nil {
+		req.Username, req.Password, req.HasPassword = cp.Username, cp.Password, cp.PasswordFlag
+		req.Data = cp.Props.AuthData
+	} else {
+		req.Data = a.Props.AuthData
 	}
 	res := au.Authenticate(c.client, &req)
 	c.authCode, p.credExpiry, p.authData, p.principal = res.Code, res.Expiry, res.AuthData, res.Principal
@@ -169,7 +171,7 @@ func (c *conn) authDone() error {
 			"reason", c.authCode.Error())
 		return c.refuse(c.authCode)
 	}
-	c.client.Principal = principalOf(c.port, p.principal)
+	c.client.Principal = c.srv.principalOf(c.port, p.principal)
 	if az := c.port.Authorizer; az != nil {
 		if c.perms = az.Authorize(c.client); c.perms == nil {
 			c.srv.sec.Event(seclog.ConnectDenied, "connection not authorized", "principal", c.client.Principal,
@@ -191,10 +193,13 @@ func (c *conn) authDone() error {
 			p.will = nil
 		}
 	}
-	c.pending, c.authMethod = nil, p.method
-	c.keepAlive = time.Duration(p.keepAlive) * time.Second
+	c.pending = nil
+	if c.version == packet.V5 || !p.credExpiry.IsZero() {
+		c.ext = &connExt{authMethod: p.method}
+	}
+	c.keepAlive = p.keepAlive
 	c.maxOut, c.aliasMax, c.problem = p.maxPacket, p.aliasMax, p.problem
-	c.window = int(min(p.recvMax, c.srv.lim.MaxInflight))
+	c.window = min(p.recvMax, c.srv.lim.MaxInflight)
 	c.srv.Stats.Connections.Add(1)
 	c.connectDone()
 	if owner, ok := c.srv.attach(c, p); !ok {
@@ -203,17 +208,24 @@ func (c *conn) authDone() error {
 		return c.refuseTakeover(owner)
 	}
 	c.setCredExpiry(p.credExpiry)
+	*p = pendingConnect{} // the session has the will; nothing else refers to p
+	c.srv.pendings.Put(p)
 	return nil
 }
 
 // principalOf is who a client that passed authentication on port is:
 // what its Authenticator verified or, when it named nobody (an anonymous
-// port), the port itself.
-func principalOf(port *Port, verified string) string {
-	if port.Authenticator == nil || verified == "" {
-		return "anonymous:" + port.Name
+// port), the port itself. A port's anonymous principal is made once:
+// its clients and their sessions share it.
+func (s *Server) principalOf(port *Port, verified string) string {
+	if port.Authenticator != nil && verified != "" {
+		return verified
 	}
-	return verified
+	if p, ok := s.anonymous.Load(port); ok {
+		return p.(string)
+	}
+	p, _ := s.anonymous.LoadOrStore(port, "anonymous:"+port.Name)
+	return p.(string)
 }
 
 // refuseTakeover refuses a CONNECT for a client identifier whose session
@@ -253,12 +265,16 @@ func (c *conn) handleAuth(a *packet.Auth) error {
 // credential (a client certificate's notAfter, a custom server's expiry)
 // closes the connection without a DISCONNECT. A zero t never expires.
 func (c *conn) setCredExpiry(t time.Time) {
-	if c.credTimer != nil {
-		c.credTimer.Stop()
-		c.credTimer = nil
+	x := c.ext // made by authDone when the CONNECT's credential expires, and for every 5.0 client
+	if x == nil {
+		return
+	}
+	if x.credTimer != nil {
+		x.credTimer.Stop()
+		x.credTimer = nil
 	}
 	if !t.IsZero() {
-		c.credTimer = time.AfterFunc(t.Sub(c.srv.now()), func() { c.closeWith(0, "") })
+		x.credTimer = time.AfterFunc(t.Sub(c.srv.now()), func() { c.closeWith(0, "") })
 	}
 }
 
@@ -272,16 +288,16 @@ func (c *conn) setCredExpiry(t time.Time) {
 // 0x83, 0x89 as given). Another method than the CONNECT's is a protocol
 // error (DISCONNECT 0x82).
 func (c *conn) reauthenticate(a *packet.Auth) error {
-	if c.authMethod == "" || (a.Code != packet.ReAuthenticate && a.Code != packet.ContinueAuthentication) {
+	if c.ext == nil || c.ext.authMethod == "" || (a.Code != packet.ReAuthenticate && a.Code != packet.ContinueAuthentication) {
 		return packet.ProtocolError // [MQTT-4.12.1-1]: only after enhanced authentication
 	}
 	au := c.port.Authenticator
-	if string(a.Props.AuthMethod) != c.authMethod || au == nil {
+	if string(a.Props.AuthMethod) != c.ext.authMethod || au == nil {
 		// [MQTT-4.12.1-1]. 0x8C Bad authentication method is not a
 		// DISCONNECT reason code.
 		return packet.ProtocolError
 	}
-	req := AuthRequest{Method: c.authMethod, Data: a.Props.AuthData, Step: c.authStep}
+	req := AuthRequest{Method: c.ext.authMethod, Data: a.Props.AuthData, Step: int(c.authStep)}
 	c.authStep++
 	cl := *c.client
 	res := au.Authenticate(&cl, &req)
@@ -308,7 +324,7 @@ func (c *conn) reauthenticate(a *packet.Auth) error {
 func (c *conn) writeAuth(res AuthResult) error {
 	out := packet.Auth{Code: res.Code}
 	out.Props.Set(packet.PropAuthMethod)
-	out.Props.AuthMethod = []byte(c.authMethod)
+	out.Props.AuthMethod = []byte(c.ext.authMethod)
 	if res.AuthData != nil {
 		out.Props.Set(packet.PropAuthData)
 		out.Props.AuthData = res.AuthData

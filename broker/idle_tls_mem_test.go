@@ -20,15 +20,26 @@ import (
 
 // idleTLSBudget is the Go memory (heap in use + goroutine stacks) one idle
 // TLS connection with one subscription may cost. Parked in the reactor
-// (tlssock.go) it measured 12.4–12.8 KiB with Go 1.26 clients, whose
-// ClientHello carries a 1.2 KB ML-KEM key share, and 10.0 KiB with an
-// X25519-only ClientHello (OpenSSL 3.0, mosquitto's clients); 23.8 KiB with
-// a reader goroutine and its buffers. Issue 17's 8 KiB is not reached:
-// what is left is crypto/tls's own (its input and handshake buffers keep
-// the size the handshake grew them to, about 3.5 KiB with ML-KEM; two
-// AES-GCM states, 1.75 KiB; the tls.Conn, 0.9 KiB), which it offers no
-// way to release. The budget is the measurement plus 10%.
-const idleTLSBudget = 14 << 10
+// (tlssock.go) it measured 11.5–11.7 KiB with Go 1.26 clients, whose
+// ClientHello carries a 1.2 KB ML-KEM key share (12.4–12.8 KiB before
+// issue 17's changes to the plain connection, see idleBudget; 10.0 KiB
+// then with an X25519-only ClientHello, OpenSSL 3.0, mosquitto's
+// clients); 23.8 KiB with a reader goroutine and its buffers. Issue 17's
+// 8 KiB is not reached. Of the live 9.3 KiB, crypto/tls holds about 6.3:
+// its input and handshake buffers keep the size the handshake grew them
+// to (about 3.5 KiB with ML-KEM), two AES-GCM states 1.75 KiB, the
+// tls.Conn 0.9 KiB, the traffic secrets' HKDF state 0.1 KiB; it offers no
+// way to release them. The broker's part is the plain connection's
+// (~1.8 KiB) plus the tlsSock (160 B and its two callbacks, 32 B) and
+// Client.TLS, a 192-byte copy of the ConnectionState that Authenticators
+// read (also at 5.0 re-authentication), so it stays. The free slots of
+// the spans holding all this (~2 KiB, the handshake's garbage) make up
+// the rest. benchcompare's TLS idle scenario (fresh process, 5,000
+// clients) measured 19.4 KiB of RSS a connection before issue 17's
+// changes and 12.4–13.8 KiB after (mosquitto 14.9): most of the drop is
+// the handshakes' garbage, which the server now returns to the OS after
+// a burst (burst.go). The budget is the measurement plus 10%.
+const idleTLSBudget = 13 << 10
 
 // TestIdleTLSConnMemory connects N TLS 1.3 clients (ECDSA P-256, in a
 // child process so that only the broker is measured) with one
@@ -55,7 +66,7 @@ func TestIdleTLSConnMemory(t *testing.T) {
 	go s.ServePort(ln, &Port{Name: "tls", TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
 	defer s.Close()
 
-	before, g0 := memSample()
+	before := memSample()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperTLSIdleClients$")
 	cmd.Env = append(os.Environ(), "EDGEBROKER_TLS_IDLE_CLIENTS="+ln.Addr().String()+","+strconv.Itoa(n),
 		"EDGEBROKER_TLS_IDLE_CA="+string(certPEM))
@@ -100,24 +111,22 @@ func TestIdleTLSConnMemory(t *testing.T) {
 	// Readers park after readerIdle without input, writers after one to
 	// two writerIdle without output: wait (bounded) for them.
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if float64(runtime.NumGoroutine()-g0)/n <= idleGoroutines {
+		if float64(runtime.NumGoroutine()-before.goroutines)/n <= idleGoroutines {
 			break
 		}
 	}
 	time.Sleep(idleWait)
-	after, g1 := memSample()
+	after := memSample()
 	if *idleProfile != "" {
 		writeHeapProfile(t, *idleProfile)
 	}
-	heap := float64(int64(after.HeapInuse)-int64(before.HeapInuse)) / n
-	stack := float64(int64(after.StackInuse)-int64(before.StackInuse)) / n
-	t.Logf("per idle TLS connection: heap %.0f B, stacks %.0f B, total %.0f B; goroutines %.2f",
-		heap, stack, heap+stack, float64(g1-g0)/n)
-	if total := heap + stack; total > idleTLSBudget {
+	d := after.perConn(before, n)
+	t.Logf("per idle TLS connection: %v", d)
+	if total := d.heap + d.stack; total > idleTLSBudget {
 		t.Errorf("an idle TLS connection costs %.0f B of heap and stacks, budget %d B", total, idleTLSBudget)
 	}
-	if g := float64(g1-g0) / n; g > idleGoroutines {
-		t.Errorf("%.2f goroutines per idle TLS connection, want at most %.2f", g, idleGoroutines)
+	if d.goroutines > idleGoroutines {
+		t.Errorf("%.2f goroutines per idle TLS connection, want at most %.2f", d.goroutines, idleGoroutines)
 	}
 }
 

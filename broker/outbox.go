@@ -22,15 +22,15 @@ import (
 // Server.mu → session.mu → outbox.mu.
 type outbox struct {
 	mu      sync.Mutex
-	buf     []byte        // guarded by mu: waiting for the socket; nil while the writer is parked
-	spare   []byte        // guarded by mu: the buffer last written, reused next
-	closing bool          // guarded by mu: set once, by close or a failed write
-	wdone   bool          // guarded by mu: the writer has exited for good
-	writing atomic.Bool   // stored under mu, loaded anywhere: a writer runs (goroutine or reader) or has finished
-	wake    chan struct{} // made by newConn, then read-only: wakes the writer
-	done    chan struct{} // made under mu when closing is set; closed by the writer as it exits for good
-	pool    *pendingPool  // set by newConn, then read-only: where bytes beyond freePending are charged
-	charged int           // guarded by mu: bytes of buf charged to pool
+	buf     []byte                 // guarded by mu: waiting for the socket; nil while the writer is parked
+	spare   []byte                 // guarded by mu: the buffer last written, reused next
+	closing bool                   // guarded by mu: set once, by close or a failed write
+	wdone   bool                   // guarded by mu: the writer has exited for good
+	writing atomic.Bool            // stored under mu, loaded anywhere: a writer runs (goroutine or reader) or has finished
+	wake    atomic.Pointer[wakeup] // the writer goroutine's while it runs (writeLoop); nil otherwise
+	done    chan struct{}          // made under mu when closing is set; closed by the writer as it exits for good
+	pool    *pendingPool           // set by newConn, then read-only: where bytes beyond freePending are charged
+	charged int                    // guarded by mu: bytes of buf charged to pool
 }
 
 // freePending is how many bytes of publishes a connection may have
@@ -144,11 +144,42 @@ func (o *outbox) setReadDeadline(nc net.Conn, d time.Time) {
 	o.mu.Unlock()
 }
 
+// wakeup is the channel that wakes a writer goroutine. Only a running
+// writer needs one: writeLoop takes one from its pool (Server.wakeups)
+// as it starts and gives it back as it stops, so an idle connection
+// carries none (a channel is 96 bytes).
+type wakeup struct{ c chan struct{} }
+
+// startWake gives the writer goroutine its wake-up channel from pool; it
+// calls it before its first flush, which writes whatever a notify that
+// found no channel announced.
+func (o *outbox) startWake(pool *sync.Pool) *wakeup {
+	w := pool.Get().(*wakeup)
+	o.wake.Store(w)
+	return w
+}
+
+// stopWake gives the writer goroutine's channel back to pool. The next
+// writer may have started already (the role passed on when this one
+// parked) and installed its own channel, which stays. A notify that
+// loaded w before may still send to it: the next writer that gets it
+// wakes once for nothing.
+func (o *outbox) stopWake(w *wakeup, pool *sync.Pool) {
+	o.wake.CompareAndSwap(w, nil)
+	select {
+	case <-w.c:
+	default:
+	}
+	pool.Put(w)
+}
+
 // notify wakes a running writer; it never blocks.
 func (o *outbox) notify() {
-	select {
-	case o.wake <- struct{}{}:
-	default:
+	if w := o.wake.Load(); w != nil {
+		select {
+		case w.c <- struct{}{}:
+		default:
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -48,7 +49,7 @@ func (c *recConn) SetWriteDeadline(t time.Time) error {
 }
 func (c *recConn) SetReadDeadline(t time.Time) error { c.rdl = append(c.rdl, t); return nil }
 
-func newOutbox() *outbox { return &outbox{wake: make(chan struct{}, 1)} }
+func newOutbox() *outbox { return &outbox{} }
 
 var testDeadline = time.Unix(1000, 0)
 
@@ -264,5 +265,26 @@ func TestOutboxDropIdle(t *testing.T) {
 	o.dropIdle()
 	if o.buf != nil || o.spare != nil {
 		t.Fatal("dropIdle kept the buffers of an idle outbox")
+	}
+}
+
+// TestOutboxWakeHandOver checks that a writer that parked and is
+// stopping does not take the wake-up channel of the writer that started
+// after it: a notify must still wake the new one.
+func TestOutboxWakeHandOver(t *testing.T) {
+	pool := &sync.Pool{New: func() any { return &wakeup{c: make(chan struct{}, 1)} }}
+	o := newOutbox()
+	old := o.startWake(pool)
+	cur := o.startWake(pool) // the next writer, started before the old one's deferred stopWake
+	o.stopWake(old, pool)
+	o.notify()
+	select {
+	case <-cur.c:
+	default:
+		t.Fatal("the running writer was not woken: its channel was taken away")
+	}
+	o.stopWake(cur, pool)
+	if o.wake.Load() != nil {
+		t.Fatal("a channel stays after the last writer stopped")
 	}
 }

@@ -148,11 +148,12 @@ func (ss *session) journalChanged() uint64 {
 // ss.mu.
 func (ss *session) snapshotLocked() *StoredSession {
 	st := &StoredSession{ID: ss.id, Owner: ss.owner, Expiry: ss.expiry, Disconnected: ss.disconnected}
-	if len(ss.subs) > 0 {
-		st.Subscriptions = make([]StoredSubscription, 0, len(ss.subs))
+	if ss.subs.len() > 0 {
+		st.Subscriptions = make([]StoredSubscription, 0, ss.subs.len())
 	}
-	for f, o := range ss.subs {
-		st.Subscriptions = append(st.Subscriptions, StoredSubscription{Filter: f, QoS: o.qos, NoLocal: o.noLocal,
+	for _, e := range ss.subs.all() {
+		o := e.opts
+		st.Subscriptions = append(st.Subscriptions, StoredSubscription{Filter: e.filter, QoS: o.qos, NoLocal: o.noLocal,
 			RetainAsPublished: o.retainAsPub, RetainHandling: o.retainHandling, ID: o.id})
 	}
 	return st
@@ -347,9 +348,12 @@ func (s *Server) restoreSession(st *StoredSession, now time.Time, fromJournal bo
 		}
 		return nil, 0, err
 	}
-	for f, o := range ss.subs {
+	for i, e := range ss.subs.all() {
 		s.subMu.Lock()
-		s.subs.Subscribe([]byte(f), ss, o)
+		s.subs.Subscribe([]byte(e.filter), ss, e.opts)
+		if f := s.subs.Filter([]byte(e.filter)); f == e.filter {
+			ss.subs.intern(i, f) // the session shares the tree's copy
+		}
 		s.subMu.Unlock()
 	}
 	s.mu.Lock()
@@ -401,7 +405,7 @@ func (s *Server) newRestored(st *StoredSession, now time.Time, fromJournal bool)
 	}
 	s.mu.Lock()
 	s.seq++
-	ss := &session{srv: s, id: st.ID, owner: st.Owner, seq: s.seq, subs: make(map[string]subOpts, len(st.Subscriptions)),
+	ss := &session{srv: s, id: st.ID, owner: st.Owner, seq: s.seq,
 		expiry: st.Expiry, disconnected: disc}
 	s.mu.Unlock()
 	skipped := 0 // subscriptions and messages the limits leave out
@@ -410,15 +414,15 @@ func (s *Server) newRestored(st *StoredSession, now time.Time, fromJournal bool)
 			s.subBytes.Add(-ss.subBytes) // the session is dropped
 			return nil, 0, fmt.Errorf("broker: session %q: bad subscription %q", st.ID, sub.Filter)
 		}
-		if _, dup := ss.subs[sub.Filter]; dup {
+		if ss.subs.has(sub.Filter) {
 			continue
 		}
 		if !ss.chargeSubLocked(sub.Filter) {
 			skipped++
 			continue
 		}
-		ss.subs[sub.Filter] = subOpts{qos: sub.QoS, noLocal: sub.NoLocal, retainAsPub: sub.RetainAsPublished,
-			retainHandling: sub.RetainHandling, id: sub.ID}
+		ss.subs.set(sub.Filter, subOpts{qos: sub.QoS, noLocal: sub.NoLocal, retainAsPub: sub.RetainAsPublished,
+			retainHandling: sub.RetainHandling, id: sub.ID})
 	}
 	for i := range st.Inflight {
 		sd := &st.Inflight[i]

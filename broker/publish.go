@@ -110,17 +110,18 @@ func (c *conn) resolveAlias(p *packet.Publish) error {
 	if a == 0 || a > c.srv.lim.MaxTopicAliases {
 		return packet.TopicAliasInvalid
 	}
-	if c.aliasesIn == nil {
-		c.aliasesIn = make([][]byte, c.srv.lim.MaxTopicAliases)
+	x := c.ext // every 5.0 client has one
+	if x.aliasesIn == nil {
+		x.aliasesIn = make([][]byte, c.srv.lim.MaxTopicAliases)
 	}
 	if len(p.Topic) > 0 {
-		c.aliasesIn[a-1] = append(c.aliasesIn[a-1][:0], p.Topic...)
+		x.aliasesIn[a-1] = append(x.aliasesIn[a-1][:0], p.Topic...)
 		return nil
 	}
-	if len(c.aliasesIn[a-1]) == 0 {
+	if len(x.aliasesIn[a-1]) == 0 {
 		return packet.ProtocolError // alias never set
 	}
-	p.Topic = c.aliasesIn[a-1]
+	p.Topic = x.aliasesIn[a-1]
 	return nil
 }
 
@@ -315,7 +316,7 @@ func (ss *session) deliverLocked(d *delivery, sc *scratch, now time.Time) {
 			return
 		}
 	}
-	if c != nil && ss.queue.len() == 0 && len(ss.inflight) < c.window {
+	if c != nil && ss.queue.len() == 0 && len(ss.inflight) < int(c.window) {
 		if ss.sendInflight(c, *d, sc, now, lim.MaxPendingBytes) == bufferFull && !ss.enqueue(d) {
 			sc.full++
 			ss.retire(d)
@@ -414,7 +415,7 @@ func (ss *session) sendQueuedLocked(c *conn, sc *scratch, now time.Time) {
 	lim := &ss.srv.lim
 	for ss.c == c && ss.queue.len() > 0 {
 		d := ss.queue.buf[ss.queue.head] // popped only once it left the queue
-		if d.qos > 0 && len(ss.inflight) >= c.window {
+		if d.qos > 0 && len(ss.inflight) >= int(c.window) {
 			return
 		}
 		var r writeResult
@@ -484,26 +485,27 @@ func (c *conn) writePublish(d *delivery, pid uint16, dup bool, sc *scratch, now 
 // that is not sent: the client never learns it.
 func (c *conn) forgetAlias(p *packet.Publish) {
 	if len(p.Topic) > 0 && p.Props.Has(packet.PropTopicAlias) {
-		delete(c.aliasesOut, string(p.Topic))
+		delete(c.ext.aliasesOut, string(p.Topic)) // applyAlias set it: a 5.0 client, which has ext
 	}
 }
 
 // applyAlias uses or assigns a server-to-client topic alias.
 func (c *conn) applyAlias(p *packet.Publish) {
-	if a, ok := c.aliasesOut[string(p.Topic)]; ok {
+	x := c.ext // aliasMax > 0: a 5.0 client, which has ext
+	if a, ok := x.aliasesOut[string(p.Topic)]; ok {
 		p.Props.Set(packet.PropTopicAlias)
 		p.Props.TopicAlias = a
 		p.Topic = nil
 		return
 	}
-	if len(c.aliasesOut) >= int(c.aliasMax) {
+	if len(x.aliasesOut) >= int(c.aliasMax) {
 		return
 	}
-	if c.aliasesOut == nil {
-		c.aliasesOut = make(map[string]uint16, c.aliasMax)
+	if x.aliasesOut == nil {
+		x.aliasesOut = make(map[string]uint16, c.aliasMax)
 	}
-	a := uint16(len(c.aliasesOut) + 1)
-	c.aliasesOut[string(p.Topic)] = a
+	a := uint16(len(x.aliasesOut) + 1)
+	x.aliasesOut[string(p.Topic)] = a
 	p.Props.Set(packet.PropTopicAlias)
 	p.Props.TopicAlias = a
 }

@@ -16,16 +16,16 @@ const rbufSize = 2048
 // buffer goes back to the pool while the reader waits: an idle connection
 // holds none.
 func (c *conn) fill(w int) (int, error) {
-	if c.raw == nil {
+	if !c.plain {
 		n, err := c.nc.Read(c.rbuf[w:])
 		c.tlsMore = n == len(c.rbuf)-w
 		return n, err
 	}
-	c.rw, c.rn, c.rerr = w, 0, nil
-	if err := c.raw.Read(c.rawFn); err != nil {
+	c.rw, c.rn, c.rerr = int32(w), 0, nil
+	if err := c.sock.Read(c.rawFn); err != nil {
 		return 0, err
 	}
-	return c.rn, c.rerr
+	return int(c.rn), c.rerr
 }
 
 // rawRead is the syscall.RawConn callback of fill: it returns false to wait
@@ -50,7 +50,7 @@ func (c *conn) rawRead(fd uintptr) bool {
 		case n == 0:
 			c.rerr = io.EOF
 		default:
-			c.rn = n
+			c.rn = int32(n)
 		}
 		return true
 	}
@@ -73,7 +73,7 @@ func (c *conn) shrinkRbuf() {
 	if len(c.rbuf) > rbufSize && (!c.bigSeen || len(c.rbuf) > 64<<10) {
 		c.rbuf = nil
 		c.unreserveRbuf()
-		if c.raw == nil {
+		if !c.plain {
 			c.rbuf = make([]byte, rbufSize)
 		}
 	}

@@ -58,6 +58,14 @@ type shard struct {
 	conns map[int32]*conn // registered connections by file descriptor
 	timer *time.Timer     // the keep-alive scan
 	wake  int64           // when timer fires (Unix ns); 0: not armed
+
+	// ctl's arguments and results, guarded by ctlMu; ctlFn is
+	// sh.ctlCallback, bound once by newShard.
+	ctlMu  sync.Mutex
+	ctlFn  func(fd uintptr)
+	ctlOp  int
+	ctlFD  int32
+	ctlErr error
 }
 
 // newReactor starts one shard per CPU, at most four.
@@ -84,6 +92,7 @@ func newShard(s *Server) (*shard, error) {
 		return nil, os.NewSyscallError("fcntl", err)
 	}
 	sh := &shard{srv: s, epfd: fd, conns: make(map[int32]*conn)}
+	sh.ctlFn = sh.ctlCallback
 	sh.file = os.NewFile(uintptr(fd), "epoll")
 	if sh.raw, err = sh.file.SyscallConn(); err != nil {
 		sh.file.Close()
@@ -93,6 +102,31 @@ func newShard(s *Server) (*shard, error) {
 	sh.timer.Stop()
 	go sh.run()
 	return sh, nil
+}
+
+// ctl runs epoll_ctl op (0: none) on the socket raw inside raw.Control,
+// which keeps its descriptor from being closed meanwhile, and returns
+// the descriptor, epoll_ctl's error and Control's. Its callback is bound
+// once per shard, so parking allocates nothing; ctlMu serializes the
+// arguments (the kernel serializes epoll_ctl on one instance anyway).
+func (sh *shard) ctl(raw syscall.RawConn, op int) (fd int32, cerr, err error) {
+	sh.ctlMu.Lock()
+	defer sh.ctlMu.Unlock()
+	sh.ctlOp, sh.ctlFD, sh.ctlErr = op, -1, nil
+	err = raw.Control(sh.ctlFn)
+	return sh.ctlFD, sh.ctlErr, err
+}
+
+func (sh *shard) ctlCallback(fd uintptr) {
+	sh.ctlFD = int32(fd)
+	switch sh.ctlOp {
+	case 0:
+	case unix.EPOLL_CTL_DEL:
+		sh.ctlErr = unix.EpollCtl(sh.epfd, sh.ctlOp, int(fd), nil)
+	default:
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(fd)}
+		sh.ctlErr = unix.EpollCtl(sh.epfd, sh.ctlOp, int(fd), &ev)
+	}
 }
 
 // close stops the event loops. Connections still parked stay parked;
@@ -191,7 +225,7 @@ func (sh *shard) armLocked(exp, now int64) {
 // (tlssock.go, wsnet.Conn).
 func (c *conn) canPark() bool {
 	return c.sock != nil && !c.noPark && !c.srv.noReactor && c.connected && c.pending == nil &&
-		(c.tsock == nil || !c.tlsMore && c.tsock.idle()) && (c.psock == nil || c.psock.Idle())
+		(c.psock == nil || !c.tlsMore && c.psock.Idle())
 }
 
 // claim takes a parked connection; only one caller wins.
@@ -232,8 +266,8 @@ func (s *Server) park(c *conn, idle bool) bool {
 		sh = r.shards[r.next%len(r.shards)]
 		r.next++
 		s.mu.Unlock()
-		fd := int32(-1)
-		if err := c.sock.Control(func(f uintptr) { fd = int32(f) }); err != nil {
+		fd, _, err := sh.ctl(c.sock, 0)
+		if err != nil {
 			return false
 		}
 		c.shard, c.pfd = sh, fd
@@ -243,7 +277,7 @@ func (s *Server) park(c *conn, idle bool) bool {
 	}
 	var exp int64
 	if c.keepAlive > 0 {
-		d := c.keepAlive * 3 / 2
+		d := time.Duration(c.keepAlive) * time.Second * 3 / 2
 		if idle {
 			d -= s.readerIdle
 		}
@@ -260,11 +294,7 @@ func (s *Server) park(c *conn, idle bool) bool {
 	// read-only sock and the outbox (locked) are used.
 	raw := c.sock
 	c.parked.Store(true)
-	var cerr error
-	err := raw.Control(func(fd uintptr) {
-		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(fd)}
-		cerr = unix.EpollCtl(sh.epfd, op, int(fd), &ev)
-	})
+	_, cerr, err := sh.ctl(raw, op)
 	if err != nil || cerr != nil {
 		if c.claim() {
 			c.added = c.added && !add
@@ -298,8 +328,6 @@ func (c *conn) unpark() {
 	}
 	sh.mu.Unlock()
 	if c.added {
-		c.sock.Control(func(fd uintptr) {
-			unix.EpollCtl(sh.epfd, unix.EPOLL_CTL_DEL, int(fd), nil)
-		})
+		sh.ctl(c.sock, unix.EPOLL_CTL_DEL)
 	}
 }

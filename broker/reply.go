@@ -34,7 +34,7 @@ const ackBuf = 128
 // reply queues the encoded control packet b (copied) for the client.
 func (c *conn) reply(b []byte, mode replyMode) {
 	c.out.put(b)
-	if mode == replyNow || c.raw == nil {
+	if mode == replyNow || !c.plain {
 		c.signal()
 		return
 	}
@@ -83,7 +83,7 @@ func (c *conn) writeNow(b []byte) (int, error) {
 		w.fn = c.rawWrite // bound once: a closure per call would allocate
 	}
 	w.b, w.n, w.err = b, 0, nil
-	err := c.raw.Write(w.fn)
+	err := c.sock.Write(w.fn)
 	n, werr := w.n, w.err
 	w.b, w.err = nil, nil
 	if werr == nil {
@@ -120,7 +120,7 @@ func (c *conn) rawWrite(fd uintptr) bool {
 // parked nothing waits for the socket, and the committer must not call
 // into the journal (refill may read spilled messages back).
 func (c *conn) sendAcks() {
-	if c.raw == nil || c.out.writing.Load() || !c.out.claim() {
+	if !c.plain || c.out.writing.Load() || !c.out.claim() {
 		c.signal()
 		return
 	}
@@ -151,7 +151,7 @@ var noDeadline time.Time
 // each message. A busy connection keeps its writer goroutine, which
 // batches what publishers append meanwhile.
 func (c *conn) signalVia(sc *scratch) {
-	if sc.direct != nil && len(*sc.direct) < maxDirect && c.raw != nil && !c.out.writing.Load() && c.out.claim() {
+	if sc.direct != nil && len(*sc.direct) < maxDirect && c.plain && !c.out.writing.Load() && c.out.claim() {
 		*sc.direct = append(*sc.direct, c)
 		return
 	}

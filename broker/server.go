@@ -198,6 +198,8 @@ type Server struct {
 	jr           *journal.Journal // Config.Journal; nil: nothing survives a restart
 	sec          *seclog.Log      // security events; set by New, read-only
 	subBytes     atomic.Int64     // charged for every session's subscriptions (see session.chargeSubLocked)
+	scavenges    atomic.Int64     // bursts of connections after which free memory went back to the OS (burst.go)
+	anonymous    sync.Map         // *Port → its anonymous principal (principalOf)
 	pending      pendingPool      // bytes waiting for sockets beyond each connection's freePending (outbox.putPublish)
 
 	Stats Stats
@@ -208,8 +210,13 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	closed    bool
 	connWG    sync.WaitGroup
-	seq       uint64 // session sequence numbers
-	inprocSeq uint64
+	seq       uint64      // session sequence numbers
+	burstN    int         // connections accepted since the last scavenge (burst.go)
+	burstT    *time.Timer // runs burstSettled once a burst is over; nil until the first
+	// noScavenge turns burst.go off; set before Serve (tests that
+	// measure memory, and must not release the test process's).
+	noScavenge bool
+	inprocSeq  uint64
 
 	subMu sync.RWMutex
 	subs  *topic.Tree[*session, subOpts]
@@ -227,6 +234,8 @@ type Server struct {
 	scratchPool sync.Pool // *scratch for in-process publishers and writers refilling
 	rbufs       sync.Pool // *[rbufSize]byte read buffers of waiting readers
 	handlings   sync.Pool // *handling of readers handling packets
+	pendings    sync.Pool // *pendingConnect of CONNECTs in progress (handleConnect, authDone)
+	wakeups     sync.Pool // *wakeup of running writer goroutines (outbox.startWake)
 	messages    sync.Pool // *Message, recycled by Message.release
 
 	// readerIdle is how long a plain TCP reader waits without input
@@ -271,6 +280,10 @@ func New(cfg Config) *Server {
 	s.scratchPool.New = func() any { return new(scratch) }
 	s.rbufs.New = func() any { return new([rbufSize]byte) }
 	s.handlings.New = func() any { return new(handling) }
+	s.pendings.New = func() any { return new(pendingConnect) }
+	// Per server, not global: a channel made in another synctest bubble
+	// would not count as durably blocking in this one.
+	s.wakeups.New = func() any { return &wakeup{c: make(chan struct{}, 1)} }
 	s.messages.New = func() any { return new(Message) }
 	s.writerIdle = time.Second
 	s.readerIdle = time.Second
@@ -346,6 +359,7 @@ func (s *Server) startConn(nc net.Conn, p *Port) bool {
 		return false
 	}
 	c := newConn(s, nc, p)
+	s.burstAcceptedLocked()
 	c.counted = true
 	s.conns[c] = struct{}{}
 	s.connWG.Add(1) // the reader; it waits for the writer in finish
@@ -414,6 +428,9 @@ func (s *Server) stop() ([]*conn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
+	if s.burstT != nil {
+		s.burstT.Stop()
+	}
 	var errs []error
 	for ln := range s.listeners {
 		if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {

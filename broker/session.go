@@ -82,7 +82,7 @@ type session struct {
 	c         *conn  // attached connection, nil while offline
 	dead      bool   // removed from the server: deliveries are dropped
 	expiry    uint32 // session expiry interval in seconds; 0xFFFFFFFF never
-	subs      map[string]subOpts
+	subs      subSet
 	subBytes  int64 // charged for subs (filters + SubscriptionOverhead); guarded by mu, kept by chargeSubLocked/uncharge
 	inflight  []inflight
 	queue     ring

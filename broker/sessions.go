@@ -61,7 +61,7 @@ func (s *Server) attach(c *conn, p *pendingConnect) (owner string, ok bool) {
 	present := ss != nil
 	if ss == nil {
 		s.seq++
-		ss = &session{srv: s, id: c.client.ID, owner: c.client.Principal, seq: s.seq, subs: make(map[string]subOpts)}
+		ss = &session{srv: s, id: c.client.ID, owner: c.client.Principal, seq: s.seq}
 		s.sessions[ss.id] = ss
 		ss.mu.Lock()
 	}
@@ -82,7 +82,9 @@ func (s *Server) attach(c *conn, p *pendingConnect) (owner string, ok bool) {
 	c.connected = true
 	c.out.mu.Unlock()
 	c.client.Permissions, c.client.Session = c.perms, SessionRef{ss: ss, c: c}
-	c.aliasesOut = nil
+	if c.ext != nil {
+		c.ext.aliasesOut = nil
+	}
 	c.writeConnack(present, packet.Success, p)
 	now := s.now()
 	for i := 0; i < len(ss.inflight); i++ { // [MQTT-4.4.0-1]: resend in order, DUP set
@@ -112,13 +114,14 @@ func (s *Server) attach(c *conn, p *pendingConnect) (owner string, ok bool) {
 // and returns their filters. Callers hold ss.mu.
 func (s *Server) dropDeniedSubsLocked(ss *session, perms Permissions) []string {
 	var dropped []string
-	for f := range ss.subs {
+	for i := ss.subs.len() - 1; i >= 0; i-- { // remove moves the last entry to i
+		f := ss.subs.all()[i].filter
 		_, inner, _ := topic.ParseShared([]byte(f))
 		if perms.AllowSubscribe(inner) {
 			continue
 		}
 		ss.uncharge(f)
-		delete(ss.subs, f)
+		ss.subs.remove(f)
 		s.subMu.Lock()
 		s.subs.Unsubscribe([]byte(f), ss)
 		s.subMu.Unlock()
@@ -239,12 +242,12 @@ func (s *Server) endSessionLocked(ss *session) {
 		delete(s.sessions, ss.id)
 	}
 	s.subMu.Lock()
-	for f := range ss.subs {
-		s.subs.Unsubscribe([]byte(f), ss)
+	for _, e := range ss.subs.all() {
+		s.subs.Unsubscribe([]byte(e.filter), ss)
 	}
 	s.subMu.Unlock()
 	s.subBytes.Add(-ss.subBytes)
-	ss.subs, ss.subBytes = nil, 0
+	ss.subs, ss.subBytes = subSet{}, 0
 	ss.clearLocked()
 }
 

@@ -121,8 +121,8 @@ func (c *conn) subscribe(f *packet.Subscription, id uint32) (code packet.Code, e
 	if ss.dead { // ended by a takeover while this connection closes
 		return packet.UnspecifiedError, false, nil
 	}
-	_, existed = ss.subs[key]
-	if !existed && len(ss.subs) >= s.lim.MaxSubscriptions {
+	existed = ss.subs.has(key)
+	if !existed && ss.subs.len() >= s.lim.MaxSubscriptions {
 		return packet.QuotaExceeded, false, nil
 	}
 	if !existed && !ss.chargeSubLocked(key) {
@@ -132,10 +132,13 @@ func (c *conn) subscribe(f *packet.Subscription, id uint32) (code packet.Code, e
 		}
 		return packet.QuotaExceeded, false, nil
 	}
-	ss.subs[key] = o
 	s.subMu.Lock() // under ss.mu, so endSessionLocked cannot miss it
 	s.subs.Subscribe(f.Filter, ss, o)
+	if !shared {
+		key = s.subs.Filter(f.Filter) // the session shares the tree's copy
+	}
 	s.subMu.Unlock()
+	ss.subs.set(key, o)
 	return packet.Code(f.QoS), existed, nil // granted QoS 0, 1 or 2
 }
 
@@ -168,10 +171,9 @@ func (c *conn) handleUnsubscribe(up *packet.Unsubscribe) error {
 	changed := false
 	for _, f := range up.Filters {
 		ss.mu.Lock()
-		_, ok := ss.subs[string(f)]
+		ok := ss.subs.remove(string(f))
 		if ok {
 			ss.uncharge(string(f))
-			delete(ss.subs, string(f))
 			s.subMu.Lock()
 			s.subs.Unsubscribe(f, ss)
 			s.subMu.Unlock()

@@ -108,6 +108,13 @@ func (s *tlsSock) rawWrite(fd uintptr) bool {
 // tlsSock's buffer is empty.
 func (s *tlsSock) idle() bool { return s.buf == nil }
 
+// ParkSocket is the socket the reactor watches (parkSocket).
+func (s *tlsSock) ParkSocket() syscall.RawConn { return s.raw }
+
+// Idle reports whether nothing read from the socket waits in the
+// buffer (parkSocket).
+func (s *tlsSock) Idle() bool { return s.idle() }
+
 // Read hands crypto/tls the next bytes of the current record, at most up
 // to its end, reading the socket when the buffer is empty.
 func (s *tlsSock) Read(p []byte) (int, error) {

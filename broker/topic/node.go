@@ -1,6 +1,9 @@
 package topic
 
-import "bytes"
+import (
+	"bytes"
+	"slices"
+)
 
 // walk returns the node for the non-shared filter f, creating missing nodes
 // if create is set and returning nil for a missing one otherwise.
@@ -28,29 +31,60 @@ func (t *Tree[K, V]) walk(f []byte, create bool) *node[K, V] {
 
 // child returns n's child for one filter level, or nil.
 func (n *node[K, V]) child(level []byte) *node[K, V] {
-	switch {
+	switch w := n.wild; {
 	case isPlus(level):
-		return n.plus
+		if w != nil {
+			return w.plus
+		}
+		return nil
 	case isHash(level):
-		return n.hash
+		if w != nil {
+			return w.hash
+		}
+		return nil
 	}
-	return n.children[string(level)]
+	return n.named(level)
 }
 
-// addChild adds the node for filter, whose last level starts at pos. The
-// node's level is a substring of its filter, so both cost one allocation.
-func (n *node[K, V]) addChild(filter string, pos int) *node[K, V] {
-	c := &node[K, V]{parent: n, level: filter[pos:], filter: filter}
-	switch c.level {
-	case "+":
-		n.plus = c
-	case "#":
-		n.hash = c
-	default:
-		if n.children == nil {
-			n.children = make(map[string]*node[K, V])
+// named returns n's child for a level that is not a wildcard, or nil.
+func (n *node[K, V]) named(level []byte) *node[K, V] {
+	if n.children != nil {
+		return n.children[string(level)]
+	}
+	for _, c := range n.kids {
+		if c.level() == string(level) {
+			return c
 		}
-		n.children[c.level] = c
+	}
+	return nil
+}
+
+// level is the node's last filter level: "+", "#" or a name.
+func (n *node[K, V]) level() string { return n.filter[n.pos:] }
+
+// addChild adds the node for filter, whose last level starts at pos. The
+// node's level is a substring of its filter: one allocation for both.
+func (n *node[K, V]) addChild(filter string, pos int) *node[K, V] {
+	c := &node[K, V]{parent: n, filter: filter, pos: int32(pos)}
+	switch c.level() {
+	case "+":
+		n.wildPart().plus = c
+	case "#":
+		n.wildPart().hash = c
+	default:
+		switch {
+		case n.children != nil:
+			n.children[c.level()] = c
+		case len(n.kids) < maxKids:
+			n.kids = append(n.kids, c)
+		default:
+			n.children = make(map[string]*node[K, V], 2*maxKids)
+			for _, k := range n.kids {
+				n.children[k.level()] = k
+			}
+			n.children[c.level()] = c
+			n.kids = nil
+		}
 	}
 	return c
 }
@@ -59,15 +93,22 @@ func (n *node[K, V]) addChild(filter string, pos int) *node[K, V] {
 func (t *Tree[K, V]) prune(n *node[K, V]) {
 	for n != &t.root && n.empty() {
 		p := n.parent
-		switch {
-		case p.plus == n:
-			p.plus = nil
-		case p.hash == n:
-			p.hash = nil
-		default:
-			delete(p.children, n.level)
+		switch w := p.wild; {
+		case w != nil && w.plus == n:
+			w.plus = nil
+			p.dropWild()
+		case w != nil && w.hash == n:
+			w.hash = nil
+			p.dropWild()
+		case p.children != nil:
+			delete(p.children, n.level())
 			if len(p.children) == 0 {
 				p.children = nil
+			}
+		default:
+			i := slices.Index(p.kids, n)
+			if p.kids = slices.Delete(p.kids, i, i+1); len(p.kids) == 0 {
+				p.kids = nil
 			}
 		}
 		n.parent = nil
@@ -76,20 +117,22 @@ func (t *Tree[K, V]) prune(n *node[K, V]) {
 }
 
 func (n *node[K, V]) empty() bool {
-	return len(n.subs) == 0 && len(n.groups) == 0 && len(n.children) == 0 &&
-		n.plus == nil && n.hash == nil
+	return len(n.subs) == 0 && n.wild == nil && len(n.kids) == 0 && len(n.children) == 0
 }
 
 // group returns n's shared group named name, or nil.
 func (n *node[K, V]) group(name []byte) *group[K, V] {
 	if i := n.groupIndex(name); i >= 0 {
-		return n.groups[i]
+		return n.wild.groups[i]
 	}
 	return nil
 }
 
 func (n *node[K, V]) groupIndex(name []byte) int {
-	for i, g := range n.groups {
+	if n.wild == nil {
+		return -1
+	}
+	for i, g := range n.wild.groups {
 		if g.name == string(name) {
 			return i
 		}
@@ -98,9 +141,9 @@ func (n *node[K, V]) groupIndex(name []byte) int {
 }
 
 // index returns the position of key's subscription in subs, or -1.
-func index[K comparable, V any](subs []Sub[K, V], key K) int {
+func index[K comparable, V any](subs []member[K, V], key K) int {
 	for i := range subs {
-		if subs[i].Key == key {
+		if subs[i].key == key {
 			return i
 		}
 	}

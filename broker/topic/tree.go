@@ -38,21 +38,60 @@ type Tree[K comparable, V any] struct {
 	n    int
 }
 
+// A node is 96 bytes (a size class): a tree with a node per subscribed
+// device (devices/{id}/state) holds thousands of them on a gateway.
+// Children are a slice while few (most nodes have one or none), searched
+// linearly, and a map only beyond maxKids: a map costs 256 bytes even
+// for one child. Wildcard children and shared groups, which few nodes
+// have, hang off wild.
 type node[K comparable, V any] struct {
 	parent   *node[K, V]
-	level    string // key in parent.children, or "+"/"#"
-	filter   string // full filter up to this node, shared by its Subs
-	children map[string]*node[K, V]
-	plus     *node[K, V]
-	hash     *node[K, V]
-	subs     []Sub[K, V]
-	groups   []*group[K, V]
+	filter   string                 // full filter up to this node, shared by its Subs
+	kids     []*node[K, V]          // the named children while at most maxKids, else nil
+	children map[string]*node[K, V] // the named children by level beyond maxKids, else nil
+	wild     *wild[K, V]            // nil while the node has none of it
+	subs     []member[K, V]
+	pos      int32 // where the node's level starts in filter
 }
+
+// wild is what few nodes have: "+" and "#" children and shared groups.
+type wild[K comparable, V any] struct {
+	plus   *node[K, V]
+	hash   *node[K, V]
+	groups []*group[K, V]
+}
+
+// wildPart returns n.wild, made if n has none.
+func (n *node[K, V]) wildPart() *wild[K, V] {
+	if n.wild == nil {
+		n.wild = new(wild[K, V])
+	}
+	return n.wild
+}
+
+// dropWild forgets n.wild once it holds nothing.
+func (n *node[K, V]) dropWild() {
+	if w := n.wild; w != nil && w.plus == nil && w.hash == nil && len(w.groups) == 0 {
+		n.wild = nil
+	}
+}
+
+// maxKids is how many named children a node keeps in its slice.
+const maxKids = 8
 
 type group[K comparable, V any] struct {
 	name    string
 	next    atomic.Uint32
-	members []Sub[K, V]
+	members []member[K, V]
+}
+
+// member is a subscription as a node or group keeps it: Match adds the
+// filter and group names, which the node and group hold once, to make
+// its Sub (16 bytes kept a subscription instead of 48 for the usual
+// pointer key and small value).
+type member[K comparable, V any] struct {
+	key   K
+	value V
 }
 
 // NewTree returns an empty Tree.
@@ -69,22 +108,34 @@ func (t *Tree[K, V]) Len() int { return t.n }
 func (t *Tree[K, V]) Subscribe(filter []byte, key K, v V) (replaced bool) {
 	grp, f, shared := ParseShared(filter)
 	n := t.walk(f, true)
-	subs, gname := &n.subs, ""
+	subs := &n.subs
 	if shared {
 		g := n.group(grp)
 		if g == nil {
 			g = &group[K, V]{name: string(grp)}
-			n.groups = append(n.groups, g)
+			w := n.wildPart()
+			w.groups = append(w.groups, g)
 		}
-		subs, gname = &g.members, g.name
+		subs = &g.members
 	}
 	if i := index(*subs, key); i >= 0 {
-		(*subs)[i].Value = v
+		(*subs)[i].value = v
 		return true
 	}
-	*subs = append(*subs, Sub[K, V]{Key: key, Value: v, Filter: n.filter, Group: gname})
+	*subs = append(*subs, member[K, V]{key, v})
 	t.n++
 	return false
+}
+
+// Filter returns the tree's copy of the filter f (not a shared one),
+// which its subscriptions' Sub.Filter share, or "" when the tree has no
+// node for it. A caller that keeps its own record of a subscription can
+// share the copy instead of keeping another.
+func (t *Tree[K, V]) Filter(f []byte) string {
+	if n := t.walk(f, false); n != nil {
+		return n.filter
+	}
+	return ""
 }
 
 // Unsubscribe removes the subscription of key to filter (plain or shared)
@@ -106,14 +157,16 @@ func (t *Tree[K, V]) Unsubscribe(filter []byte, key K) bool {
 		if gi < 0 {
 			return false
 		}
-		g := n.groups[gi]
+		w := n.wild
+		g := w.groups[gi]
 		i := index(g.members, key)
 		if i < 0 {
 			return false
 		}
 		g.members = slices.Delete(g.members, i, i+1)
 		if len(g.members) == 0 {
-			n.groups = slices.Delete(n.groups, gi, gi+1)
+			w.groups = slices.Delete(w.groups, gi, gi+1)
+			n.dropWild()
 		}
 	}
 	t.n--
@@ -135,15 +188,15 @@ func (t *Tree[K, V]) Match(name []byte, dst []Sub[K, V]) []Sub[K, V] {
 // matchLevel matches name, the part of the topic name below node n.
 func (t *Tree[K, V]) matchLevel(n *node[K, V], name []byte, wild bool, dst []Sub[K, V]) []Sub[K, V] {
 	level, rest, more := cut(name)
-	if wild {
-		if n.hash != nil {
-			dst = t.appendSubs(n.hash, dst) // [MQTT-4.7.1-2]
+	if w := n.wild; wild && w != nil {
+		if w.hash != nil {
+			dst = t.appendSubs(w.hash, dst) // [MQTT-4.7.1-2]
 		}
-		if n.plus != nil {
-			dst = t.descend(n.plus, rest, more, dst) // [MQTT-4.7.1-3]
+		if w.plus != nil {
+			dst = t.descend(w.plus, rest, more, dst) // [MQTT-4.7.1-3]
 		}
 	}
-	if c := n.children[string(level)]; c != nil {
+	if c := n.named(level); c != nil {
 		dst = t.descend(c, rest, more, dst)
 	}
 	return dst
@@ -155,16 +208,25 @@ func (t *Tree[K, V]) descend(n *node[K, V], rest []byte, more bool, dst []Sub[K,
 		return t.matchLevel(n, rest, true, dst)
 	}
 	dst = t.appendSubs(n, dst)
-	if n.hash != nil {
-		dst = t.appendSubs(n.hash, dst) // "sport/#" matches "sport"
+	if w := n.wild; w != nil && w.hash != nil {
+		dst = t.appendSubs(w.hash, dst) // "sport/#" matches "sport"
 	}
 	return dst
 }
 
 func (t *Tree[K, V]) appendSubs(n *node[K, V], dst []Sub[K, V]) []Sub[K, V] {
-	dst = append(dst, n.subs...)
-	for _, g := range n.groups {
-		dst = append(dst, g.members[g.pick(t.Prefer)])
+	k := len(dst)
+	dst = slices.Grow(dst, len(n.subs))[:k+len(n.subs)]
+	for i, m := range n.subs {
+		s := &dst[k+i]
+		s.Key, s.Value, s.Filter, s.Group = m.key, m.value, n.filter, ""
+	}
+	if n.wild == nil {
+		return dst
+	}
+	for _, g := range n.wild.groups {
+		m := &g.members[g.pick(t.Prefer)]
+		dst = append(dst, Sub[K, V]{Key: m.key, Value: m.value, Filter: n.filter, Group: g.name})
 	}
 	return dst
 }
@@ -178,7 +240,7 @@ func (g *group[K, V]) pick(prefer func(K) bool) int {
 		cur := g.next.Load()
 		i := cur % n
 		for off := uint32(0); prefer != nil && off < n; off++ {
-			if j := (cur + off) % n; prefer(g.members[j].Key) {
+			if j := (cur + off) % n; prefer(g.members[j].key) {
 				i = j
 				break
 			}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unsafe"
 )
 
 // subStrings renders subs as sorted "key:value:filter:group" strings.
@@ -98,7 +99,7 @@ func TestTreeUnsubscribe(t *testing.T) {
 	if got, want := tr.Len(), 0; got != want {
 		t.Errorf("Len: got %d, want %d", got, want)
 	}
-	if r := &tr.root; !r.empty() || r.children != nil {
+	if r := &tr.root; !r.empty() || r.children != nil || r.kids != nil {
 		t.Errorf("root not pruned: %+v", r)
 	}
 	// Pruning keeps nodes that still hold subscriptions below them.
@@ -361,5 +362,69 @@ func BenchmarkTreeMatchWide(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		dst = tr.Match(name, dst[:0])
+	}
+}
+
+// TestChildrenSliceAndMap subscribes to more siblings than a node keeps
+// in its slice (so they move to a map), matches each, and unsubscribes
+// them in an order that removes from the middle of the slice.
+func TestChildrenSliceAndMap(t *testing.T) {
+	for _, n := range []int{maxKids - 1, maxKids, maxKids + 1, 4 * maxKids} {
+		tr := NewTree[int, int]()
+		for i := range n {
+			tr.Subscribe(fmt.Appendf(nil, "a/%d/b", i), i, i)
+		}
+		a := tr.root.named([]byte("a"))
+		if n <= maxKids && (len(a.kids) != n || a.children != nil) || n > maxKids && (a.kids != nil || len(a.children) != n) {
+			t.Errorf("%d children: %d in the slice, %d in the map", n, len(a.kids), len(a.children))
+		}
+		for i := range n {
+			got := tr.Match(fmt.Appendf(nil, "a/%d/b", i), nil)
+			if len(got) != 1 || got[0].Key != i || got[0].Filter != fmt.Sprintf("a/%d/b", i) {
+				t.Fatalf("%d children: Match(a/%d/b) = %v", n, i, got)
+			}
+		}
+		for _, i := range append(rangeStep(1, n, 2), rangeStep(0, n, 2)...) {
+			if !tr.Unsubscribe(fmt.Appendf(nil, "a/%d/b", i), i) {
+				t.Fatalf("%d children: Unsubscribe(a/%d/b) = false", n, i)
+			}
+			if got := tr.Match(fmt.Appendf(nil, "a/%d/b", i), nil); len(got) != 0 {
+				t.Fatalf("%d children: Match(a/%d/b) after Unsubscribe = %v", n, i, got)
+			}
+		}
+		if r := &tr.root; !r.empty() || r.kids != nil || r.children != nil {
+			t.Errorf("%d children: root not pruned: %+v", n, r)
+		}
+	}
+}
+
+func rangeStep(from, to, step int) []int {
+	var r []int
+	for i := from; i < to; i += step {
+		r = append(r, i)
+	}
+	return r
+}
+
+// TestNodeSize guards the node's size class: one node per level of every
+// distinct filter (see node).
+func TestNodeSize(t *testing.T) {
+	if got := unsafe.Sizeof(node[*int, [8]byte]{}); got > 96 {
+		t.Errorf("a node is %d bytes, want at most 96", got)
+	}
+}
+
+// TestTreeFilter checks that Filter returns the copy the subscriptions
+// share, not another one.
+func TestTreeFilter(t *testing.T) {
+	tr := NewTree[int, int]()
+	tr.Subscribe([]byte("a/+/c"), 1, 0)
+	f := tr.Filter([]byte("a/+/c"))
+	m := tr.Match([]byte("a/b/c"), nil)
+	if f != "a/+/c" || len(m) != 1 || unsafe.StringData(m[0].Filter) != unsafe.StringData(f) {
+		t.Errorf("Filter = %q, Match = %v: want the subscription's own copy", f, m)
+	}
+	if f := tr.Filter([]byte("a/b")); f != "" {
+		t.Errorf("Filter(a/b) = %q, want none", f)
 	}
 }
