@@ -269,6 +269,10 @@ type Waiter interface {
 
 const maxPending = 8 << 20 // bytes appended but not yet written
 
+// maxKeptChunk is the largest chunk buffer a commit keeps for the next
+// batch: a burst's buffer is not held for good.
+const maxKeptChunk = 1 << 20
+
 // Open opens (creating if needed) the journal in dir and replays it.
 func Open(dir string, opts Options) (*Journal, error) {
 	if opts.SegmentSize <= 0 {
@@ -471,6 +475,14 @@ func (j *Journal) commitUpTo(seq uint64) error {
 func (j *Journal) tailChunkLocked(a *segment) *chunk {
 	if k := len(j.pending); k > 0 && j.pending[k-1].seg == a {
 		return &j.pending[k-1]
+	}
+	if k := len(j.pending); k < cap(j.pending) {
+		// The slot keeps the buffer of a chunk committed earlier
+		// (commitOnce empties, not drops, them): appending reuses it.
+		j.pending = j.pending[:k+1]
+		c := &j.pending[k]
+		c.seg, c.off, c.b = a, a.end, c.b[:0]
+		return c
 	}
 	j.pending = append(j.pending, chunk{seg: a, off: a.end})
 	return &j.pending[len(j.pending)-1]
@@ -1076,7 +1088,11 @@ func (j *Journal) commitOnce() bool {
 		j.signal(j.cmpk)
 	}
 	for i := range batch {
-		batch[i] = chunk{b: batch[i].b[:0]}
+		b := batch[i].b[:0]
+		if cap(b) > maxKeptChunk {
+			b = nil
+		}
+		batch[i] = chunk{b: b}
 	}
 	j.batchSpare = batch[:0]
 	j.mu.Lock()
