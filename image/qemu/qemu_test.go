@@ -146,6 +146,13 @@ func boot(t *testing.T, img, log, usbStick string) *qemu.VM {
 // port forwarded to guest port p.
 func waitMQTT(t *testing.T, vm *qemu.VM, p int, d time.Duration) {
 	t.Helper()
+	if err := tryMQTT(vm, p, d); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tryMQTT is waitMQTT that returns what went wrong.
+func tryMQTT(vm *qemu.VM, p int, d time.Duration) error {
 	deadline := time.Now().Add(d)
 	for {
 		c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + vm.Addr(p)).
@@ -153,15 +160,15 @@ func waitMQTT(t *testing.T, vm *qemu.VM, p int, d time.Duration) {
 		tok := c.Connect()
 		if tok.WaitTimeout(5*time.Second) && tok.Error() == nil {
 			c.Disconnect(0)
-			return
+			return nil
 		}
 		select {
 		case <-vm.Done():
-			t.Fatalf("QEMU exited while waiting for MQTT on guest port %d: %v", p, vm.Err())
+			return fmt.Errorf("QEMU exited while waiting for MQTT on guest port %d: %v", p, vm.Err())
 		case <-time.After(time.Second):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no MQTT on guest port %d (%s) within %v", p, vm.Addr(p), d)
+			return fmt.Errorf("no MQTT on guest port %d (%s) within %v", p, vm.Addr(p), d)
 		}
 	}
 }
