@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -81,10 +82,11 @@ func TestQEMUDevice(t *testing.T) {
 		bundle.FileName: packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(bundlePort), "device.yaml": deviceYAML}),
 	})
 	static := staticAddr + ":1883"
+	staticStatus := fmt.Sprintf("%s:%d", staticAddr, statusPort)
 	vm, err := qemu.Start(context.Background(), qemu.Options{
 		Image:     img,
 		Forward:   map[int]int{mqttPort: 0, httpPort: 0, statusPort: 0},
-		ForwardTo: map[string]int{static: 0},
+		ForwardTo: map[string]int{static: 0, staticStatus: 0},
 		USBStick:  stick,
 		Log:       filepath.Join(dir, "boot.log"),
 		Timeout:   10 * time.Minute,
@@ -112,10 +114,11 @@ func TestQEMUDevice(t *testing.T) {
 	t.Logf("MQTT answers on %s (host %s) %v after the report", static, vm.AddrTo(static), time.Since(start).Round(time.Millisecond))
 	pubSub(t, vm.AddrTo(static))
 
-	// The status page shows the settings applied.
+	// The status page shows the settings applied (at the static
+	// address: the DHCP one is gone).
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+vm.Addr(statusPort)+"/status.json", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+vm.AddrTo(staticStatus)+"/status.json", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("status.json: %v", err)
