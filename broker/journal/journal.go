@@ -954,38 +954,30 @@ func (j *Journal) failureLocked() error {
 // Notify calls w.Durable once the records up to seq are durable (at
 // once, from this goroutine, if they are already).
 func (j *Journal) Notify(seq uint64, w Waiter) {
-	if d := j.durable.Load(); d >= seq {
-		w.Durable(d, nil)
-		return
-	}
-	j.wmu.Lock()
-	if j.durable.Load() >= seq {
-		j.wmu.Unlock()
-		w.Durable(j.durable.Load(), nil)
-		return
-	}
-	j.waiters = append(j.waiters, waiter{seq: seq, w: w})
-	j.wmu.Unlock()
-	if err := j.commitUpTo(seq); err != nil {
-		j.wake(err)
+	if j.NotifyDeferred(seq, w) {
+		if err := j.commitUpTo(seq); err != nil {
+			j.wake(err)
+		}
 	}
 }
 
 // NotifyDeferred is Notify without asking for a commit: the caller
-// commits (Commit) after it, as EnqueueDeferred's callers do.
-func (j *Journal) NotifyDeferred(seq uint64, w Waiter) {
+// commits (Commit) after it, as EnqueueDeferred's callers do. It reports
+// whether w waits (false: it was told at once).
+func (j *Journal) NotifyDeferred(seq uint64, w Waiter) bool {
 	if d := j.durable.Load(); d >= seq {
 		w.Durable(d, nil)
-		return
+		return false
 	}
 	j.wmu.Lock()
 	if j.durable.Load() >= seq {
 		j.wmu.Unlock()
 		w.Durable(j.durable.Load(), nil)
-		return
+		return false
 	}
 	j.waiters = append(j.waiters, waiter{seq: seq, w: w})
 	j.wmu.Unlock()
+	return true
 }
 
 // Commit makes what was appended durable on the caller's goroutine,

@@ -4,7 +4,8 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
-	"unsafe"
+
+	"edgebroker/broker/sockio"
 
 	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
@@ -214,7 +215,7 @@ func (c *Conn) rawRead(fd uintptr) bool {
 		c.buf = bufs.Get().(*[bufSize]byte)
 	}
 	for {
-		n, err := rawReadFD(int(fd), c.buf[c.w:])
+		n, err := sockio.ReadFD(int(fd), c.buf[c.w:])
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -233,17 +234,4 @@ func (c *Conn) rawRead(fd uintptr) bool {
 		}
 		return true
 	}
-}
-
-// rawReadFD is read(2) on a non-blocking socket without telling the
-// scheduler, as the broker reads plain TCP (broker/rawio.go explains why).
-func rawReadFD(fd int, p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
 }
