@@ -121,13 +121,15 @@ func (ss *session) journalLocked() uint64 {
 // counted and logged. Callers hold ss.mu.
 func (ss *session) journalDelivery(d *delivery, sc *scratch) bool {
 	s := ss.srv
-	var buf [64]byte
-	enqueue := s.jr.Enqueue
+	var buf [64]byte // called directly, not through a func value: buf stays on the stack
+	var mid, dseq, seq uint64
+	var err error
 	if sc.commitDue != nil {
-		enqueue = s.jr.EnqueueDeferred
 		*sc.commitDue = true
+		mid, dseq, seq, err = s.jr.EnqueueDeferred(&d.msg.jid, d.msg, ss.id, appendDeliveryBody(buf[:0], d))
+	} else {
+		mid, dseq, seq, err = s.jr.Enqueue(&d.msg.jid, d.msg, ss.id, appendDeliveryBody(buf[:0], d))
 	}
-	mid, dseq, seq, err := enqueue(&d.msg.jid, d.msg, ss.id, appendDeliveryBody(buf[:0], d))
 	if err != nil {
 		sc.diskFull++
 		ss.drop()

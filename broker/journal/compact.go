@@ -74,28 +74,7 @@ func (j *Journal) copyLive(seg *segment) bool {
 func (j *Journal) moveLocked(p pos, rec []byte) bool {
 	body := rec[headerLen:]
 	d := decoder{b: body[1:]}
-	var target *pos
 	switch body[0] {
-	case kMsg:
-		if me := j.msgs[binary.LittleEndian.Uint64(d.b)]; me != nil {
-			target = &me.p
-		}
-	case kEnq, kSent:
-		id := binary.LittleEndian.Uint64(d.b)
-		d.b = d.b[8:]
-		if se := j.sessions[string(d.bytes())]; se != nil {
-			if dl := se.dels[id]; dl != nil {
-				if body[0] == kEnq {
-					target = &dl.enq
-				} else {
-					target = &dl.sent
-				}
-			}
-		}
-	case kSession:
-		if se := j.sessions[string(d.bytes())]; se != nil {
-			target = &se.rec
-		}
 	case kInQoS2:
 		if se := j.sessions[string(d.bytes())]; se != nil && len(d.b) == 3 {
 			if q, ok := se.inQoS[binary.LittleEndian.Uint16(d.b)]; ok && q == p {
@@ -103,8 +82,11 @@ func (j *Journal) moveLocked(p pos, rec []byte) bool {
 				if err != nil {
 					return false
 				}
-				se.inQoS[binary.LittleEndian.Uint16(d.b)] = np
-				j.moved(p, np)
+				// appendLocked may have let go of mu: look again.
+				if q, ok := se.inQoS[binary.LittleEndian.Uint16(d.b)]; ok && q == p {
+					se.inQoS[binary.LittleEndian.Uint16(d.b)] = np
+					j.moved(p, np)
+				}
 			}
 		}
 		return true
@@ -115,21 +97,57 @@ func (j *Journal) moveLocked(p pos, rec []byte) bool {
 			if err != nil {
 				return false
 			}
-			j.retained[topic] = np
-			j.moved(p, np)
+			if q, ok := j.retained[topic]; ok && q == p {
+				j.retained[topic] = np
+				j.moved(p, np)
+			}
 		}
 		return true
 	}
-	if target == nil || *target != p {
+	if t := j.targetLocked(body); t == nil || *t != p {
 		return true // dead
 	}
 	np, err := j.appendLocked(body[0], func(b []byte) []byte { return append(b, body[1:]...) })
 	if err != nil {
 		return false
 	}
-	*target = np
-	j.moved(p, np)
+	// appendLocked may have let go of mu (a new segment, backpressure):
+	// the record may have died meanwhile, and its index entry been
+	// recycled (freeDels, freeMsgs) for another record: look it up again.
+	if t := j.targetLocked(body); t != nil && *t == p {
+		*t = np
+		j.moved(p, np)
+	}
 	return true
+}
+
+// targetLocked returns the index's position field for the record body
+// of a message, delivery, sent or session record; nil if the index has
+// no such entry. Callers hold mu.
+func (j *Journal) targetLocked(body []byte) *pos {
+	d := decoder{b: body[1:]}
+	switch body[0] {
+	case kMsg:
+		if me := j.msgs[binary.LittleEndian.Uint64(d.b)]; me != nil {
+			return &me.p
+		}
+	case kEnq, kSent:
+		id := binary.LittleEndian.Uint64(d.b)
+		d.b = d.b[8:]
+		if se := j.sessions[string(d.bytes())]; se != nil {
+			if dl := se.dels[id]; dl != nil {
+				if body[0] == kEnq {
+					return &dl.enq
+				}
+				return &dl.sent
+			}
+		}
+	case kSession:
+		if se := j.sessions[string(d.bytes())]; se != nil {
+			return &se.rec
+		}
+	}
+	return nil
 }
 
 func (j *Journal) moved(from, to pos) {

@@ -58,6 +58,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"edgebroker/broker/journal/uring"
 )
 
 // Errors returned by appends.
@@ -107,6 +109,10 @@ type Options struct {
 	// Enqueue returns ErrFull. Default: unbounded.
 	MaxDeliveries int
 	Logger        *slog.Logger // nil: discard
+	// BlockingSync makes commits fsync with the ordinary system call
+	// even where io_uring is available (package uring says why it is
+	// not the default). Tests use it for the fallback path.
+	BlockingSync bool
 }
 
 // IndexBytesPerDelivery is about what the journal's index costs in memory
@@ -160,6 +166,11 @@ func (se *sessEnt) add(id uint64, d *delivery) {
 	se.order = append(se.order, orderEnt{dseq: d.dseq, id: id})
 }
 
+// maxKeptOrder is the largest order array a drained session keeps for
+// its next deliveries (16 bytes an entry); a larger one, left by a
+// backlog, is let go.
+const maxKeptOrder = 1024
+
 // trim drops retired entries from the front of order.
 func (se *sessEnt) trim() {
 	k := 0
@@ -170,11 +181,13 @@ func (se *sessEnt) trim() {
 		}
 		k++
 	}
-	if k > 0 {
+	switch {
+	case k == len(se.order) && cap(se.order) <= maxKeptOrder:
+		se.order = se.order[:0] // drained: the next add reuses the array
+	case k == len(se.order):
+		se.order = nil
+	case k > 0:
 		se.order = se.order[k:]
-		if len(se.order) == 0 {
-			se.order = nil
-		}
 	}
 }
 
@@ -237,6 +250,22 @@ type Journal struct {
 
 	durable atomic.Uint64
 	Stats   Stats
+
+	// freeDels and freeMsgs keep index entries the index let go of
+	// (retireLocked, dropIfUnusedLocked) for the next enqueue, at most
+	// maxFree each, so that the durable path allocates nothing per
+	// message. Whoever lets go of mu between finding an entry and
+	// writing to it looks it up again (moveLocked, Sent): the entry may
+	// have been recycled meanwhile. Guarded by mu.
+	freeDels []*delivery
+	freeMsgs []*msgEnt
+
+	// syncer writes and fsyncs the commits through io_uring; nil: the
+	// ordinary system calls (Options.BlockingSync, or io_uring refused).
+	// Set by Open, used by whoever holds cmu, closed by closeFiles.
+	// ringWrites is writeRing's slice, reused; guarded by cmu.
+	syncer     *uring.Syncer
+	ringWrites []uring.Write
 }
 
 // Stats counts what the journal did; read with the atomics' Load.
@@ -318,6 +347,11 @@ func Open(dir string, opts Options) (*Journal, error) {
 		}
 		j.segs = append(j.segs, j.spare)
 		j.spare = nil
+	}
+	if !opts.BlockingSync {
+		if j.syncer, err = uring.Open(); err != nil {
+			log.Info("journal: io_uring unavailable: commits fsync with a blocking system call", "err", err)
+		}
 	}
 	go j.commitLoop()
 	go j.compactLoop()
@@ -574,7 +608,9 @@ func (j *Journal) enqueueLocked(id *uint64, m Encoder, session string, body []by
 			return 0, 0, 0, err
 		}
 		*id = nid
-		j.msgs[nid] = &msgEnt{p: p}
+		me := j.newMsgEnt()
+		me.p = p
+		j.msgs[nid] = me
 		j.markLive(p, int64(p.n))
 		j.Stats.BytesAppended.Add(int64(p.n))
 	}
@@ -591,7 +627,8 @@ func (j *Journal) enqueueLocked(id *uint64, m Encoder, session string, body []by
 		return 0, 0, 0, err
 	}
 	j.msgs[mid].refs++
-	d := &delivery{enq: p}
+	d := j.newDelivery()
+	d.enq = p
 	se.add(mid, d)
 	se.bytes += int64(p.n) + int64(j.msgs[mid].p.n)
 	j.ndel++
@@ -661,6 +698,41 @@ func (j *Journal) dropIfUnusedLocked(id uint64) {
 	if me := j.msgs[id]; me != nil && me.refs == 0 {
 		j.markLive(me.p, -int64(me.p.n))
 		delete(j.msgs, id)
+		j.freeMsgEnt(me)
+	}
+}
+
+// maxFree bounds each of the journal's free lists of index entries.
+const maxFree = 1024
+
+// newDelivery returns a zero delivery, recycled if one is free.
+// Callers hold mu.
+func (j *Journal) newDelivery() *delivery {
+	if n := len(j.freeDels); n > 0 {
+		d := j.freeDels[n-1]
+		j.freeDels = j.freeDels[:n-1]
+		return d
+	}
+	return new(delivery)
+}
+
+// newMsgEnt returns a zero msgEnt, recycled if one is free. Callers
+// hold mu.
+func (j *Journal) newMsgEnt() *msgEnt {
+	if n := len(j.freeMsgs); n > 0 {
+		me := j.freeMsgs[n-1]
+		j.freeMsgs = j.freeMsgs[:n-1]
+		return me
+	}
+	return new(msgEnt)
+}
+
+// freeMsgEnt keeps me, which the index no longer holds, for newMsgEnt.
+// Callers hold mu.
+func (j *Journal) freeMsgEnt(me *msgEnt) {
+	if len(j.freeMsgs) < maxFree {
+		*me = msgEnt{}
+		j.freeMsgs = append(j.freeMsgs, me)
 	}
 }
 
@@ -729,7 +801,12 @@ func (j *Journal) retireLocked(se *sessEnt, id uint64) {
 		if me.refs--; me.refs <= 0 {
 			j.markLive(me.p, -int64(me.p.n))
 			delete(j.msgs, id)
+			j.freeMsgEnt(me)
 		}
+	}
+	if len(j.freeDels) < maxFree {
+		*d = delivery{}
+		j.freeDels = append(j.freeDels, d)
 	}
 }
 
@@ -759,13 +836,13 @@ func (j *Journal) Sent(session string, id uint64, pid uint16, released bool) uin
 	if se == nil || se.dels[id] == nil {
 		return j.seq
 	}
-	d := se.dels[id]
 	p, ok := j.controlLocked(kSent, func(b []byte) []byte {
 		b = appendID(b, id, session)
 		b = binary.LittleEndian.AppendUint16(b, pid)
 		return append(b, b2u(released))
 	})
-	if ok {
+	// controlLocked may have let go of mu: the delivery may be gone.
+	if d := se.dels[id]; ok && d != nil && j.sessions[session] == se {
 		if d.sent.n > 0 {
 			j.markLive(d.sent, -int64(d.sent.n))
 		}
@@ -1117,6 +1194,9 @@ func (j *Journal) trySpare() {
 }
 
 func (j *Journal) write(batch []chunk) error {
+	if j.syncer != nil {
+		return j.writeRing(batch)
+	}
 	var synced []*segment
 	for _, c := range batch {
 		if len(c.b) == 0 {
@@ -1137,6 +1217,32 @@ func (j *Journal) write(batch []chunk) error {
 	}
 	return nil
 }
+
+// writeRing is write through io_uring: each segment's chunks and its
+// fdatasync as one chain (uring.Syncer.Sync). A batch's chunks come
+// segment by segment (a segment fills before the next starts).
+func (j *Journal) writeRing(batch []chunk) error {
+	ws := j.ringWrites[:0]
+	for i, c := range batch {
+		if len(c.b) > 0 {
+			ws = append(ws, uring.Write{Buf: c.b, Off: c.off})
+		}
+		if len(ws) > 0 && (i == len(batch)-1 || batch[i+1].seg != c.seg) {
+			if err := j.syncer.Sync(int(c.seg.f.Fd()), ws); err != nil {
+				clear(ws)
+				return fmt.Errorf("%s: %w", c.seg.f.Name(), err)
+			}
+			j.Stats.Fsyncs.Add(1)
+			clear(ws)
+			ws = ws[:0]
+		}
+	}
+	j.ringWrites = ws
+	return nil
+}
+
+// AsyncSync reports whether commits fsync through io_uring.
+func (j *Journal) AsyncSync() bool { return j.syncer != nil }
 
 // Close writes what is pending, fsyncs it and closes the files.
 func (j *Journal) Close() error {
@@ -1164,6 +1270,9 @@ func (j *Journal) Close() error {
 
 func (j *Journal) closeFiles() {
 	defer j.lock.Close()
+	if j.syncer != nil {
+		j.syncer.Close()
+	}
 	for _, s := range j.segs {
 		s.f.Close()
 	}

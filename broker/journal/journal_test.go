@@ -59,8 +59,19 @@ func mustEnq(t *testing.T, j *Journal, id *uint64, msg, session string) uint64 {
 // reopen: sessions, deliveries in order with their packet identifiers,
 // retained messages; what was acknowledged, ended or deleted does not.
 func TestReplay(t *testing.T) {
+	for _, blocking := range []bool{false, true} {
+		t.Run(fmt.Sprintf("BlockingSync=%v", blocking), func(t *testing.T) { testReplay(t, blocking) })
+	}
+}
+
+// testReplay is TestReplay with commits through io_uring (the default)
+// or the ordinary system calls.
+func testReplay(t *testing.T, blocking bool) {
 	dir := t.TempDir()
-	j := open(t, dir, Options{SegmentSize: 64 << 10})
+	j := open(t, dir, Options{SegmentSize: 64 << 10, BlockingSync: blocking})
+	if j.AsyncSync() == blocking {
+		t.Fatalf("AsyncSync = %v with BlockingSync %v", j.AsyncSync(), blocking)
+	}
 	j.Session("a", []byte("A1"))
 	j.Session("b", []byte("B1"))
 	j.Session("gone", []byte("G"))
@@ -256,7 +267,13 @@ func TestBudget(t *testing.T) {
 
 // TestGroupCommit: concurrent appenders share fsyncs.
 func TestGroupCommit(t *testing.T) {
-	j := open(t, t.TempDir(), Options{SegmentSize: 1 << 20})
+	for _, blocking := range []bool{false, true} {
+		t.Run(fmt.Sprintf("BlockingSync=%v", blocking), func(t *testing.T) { testGroupCommit(t, blocking) })
+	}
+}
+
+func testGroupCommit(t *testing.T, blocking bool) {
+	j := open(t, t.TempDir(), Options{SegmentSize: 1 << 20, BlockingSync: blocking})
 	defer j.Close()
 	j.Session("s", nil)
 	var wg sync.WaitGroup
