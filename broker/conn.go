@@ -532,6 +532,15 @@ func (c *conn) writeLoop() {
 // returns false when the writer is done: the connection is closing and
 // everything is flushed, or the socket failed.
 func (c *conn) flush() bool {
+	if ts := c.tlsSocket(); ts != nil && ts.holding() {
+		// What a writeNow encrypted and the socket did not take goes
+		// before anything newer.
+		c.nc.SetWriteDeadline(c.writeDeadline())
+		if err := ts.flushHeld(); err != nil {
+			c.out.fail()
+			return false
+		}
+	}
 	r := c.out.flush(c, &c.sess)
 	if r.n > 0 {
 		c.srv.Stats.BytesSent.Add(uint64(r.n)) // a shared counter: only when something was written

@@ -246,6 +246,13 @@ func (o *outbox) flush(w sink, sess **session) flushResult {
 	return r
 }
 
+// fail marks the connection closing after a failed write.
+func (o *outbox) fail() {
+	o.mu.Lock()
+	o.setClosingLocked()
+	o.mu.Unlock()
+}
+
 // park stops an idle writer: it drops the buffers and clears nc's write
 // deadline (the reader may write replies itself). It fails when something
 // waits or the connection is closing.
@@ -319,14 +326,15 @@ func (o *outbox) takeClaimed() ([]byte, bool) {
 }
 
 // repliesWritten takes back buf, of which the reader wrote n bytes with
-// err. true: everything is written and nothing else waits; the reader is
-// no longer the writer. false: what is left waits again (in order), and
-// the caller must start a writer goroutine (writing stays set: it is the
-// writer now).
-func (o *outbox) repliesWritten(buf []byte, n int, err error) bool {
+// err; held: the connection's TLS layer holds some of them, encrypted,
+// for a writer goroutine (conn.holding). true: everything is written
+// and nothing else waits; the reader is no longer the writer. false:
+// what is left waits again (in order), and the caller must start a
+// writer goroutine (writing stays set: it is the writer now).
+func (o *outbox) repliesWritten(buf []byte, n int, err error, held bool) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if err == nil && n == len(buf) && len(o.buf) == 0 && !o.closing {
+	if err == nil && n == len(buf) && !held && len(o.buf) == 0 && !o.closing {
 		if cap(buf) <= maxKeptOut {
 			o.buf = buf[:0]
 		}

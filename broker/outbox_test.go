@@ -221,7 +221,7 @@ func TestOutboxReaderWritesReplies(t *testing.T) {
 	if _, ok := o.takeReplies(); ok {
 		t.Fatal("took replies while a writer runs")
 	}
-	if !o.repliesWritten(buf, len(buf), nil) || o.writing.Load() {
+	if !o.repliesWritten(buf, len(buf), nil, false) || o.writing.Load() {
 		t.Fatal("a complete write did not end the reader's turn as writer")
 	}
 
@@ -230,7 +230,7 @@ func TestOutboxReaderWritesReplies(t *testing.T) {
 	o.put([]byte("ack"))
 	buf, _ = o.takeReplies()
 	o.put([]byte("pub"))
-	if o.repliesWritten(buf, 1, nil) {
+	if o.repliesWritten(buf, 1, nil, false) {
 		t.Fatal("a partial write ended the reader's turn")
 	}
 	if got := string(o.buf); got != "ckpub" || !o.writing.Load() {
@@ -241,15 +241,24 @@ func TestOutboxReaderWritesReplies(t *testing.T) {
 	o = newOutbox()
 	o.put([]byte("ack"))
 	buf, _ = o.takeReplies()
-	if o.repliesWritten(buf, 0, os.ErrDeadlineExceeded) || string(o.buf) != "ack" {
+	if o.repliesWritten(buf, 0, os.ErrDeadlineExceeded, false) || string(o.buf) != "ack" {
 		t.Fatalf("after a stale deadline waiting %q, want \"ack\"", o.buf)
+	}
+
+	// Written whole, but the TLS layer holds part of it: the writer
+	// role stays, for a writer goroutine, with nothing written again.
+	o = newOutbox()
+	o.put([]byte("ack"))
+	buf, _ = o.takeReplies()
+	if o.repliesWritten(buf, len(buf), nil, true) || !o.writing.Load() || len(o.buf) != 0 {
+		t.Fatalf("held bytes: writing %v, waiting %q; want the writer role kept, nothing waiting", o.writing.Load(), o.buf)
 	}
 
 	// A failed write closes.
 	o = newOutbox()
 	o.put([]byte("ack"))
 	buf, _ = o.takeReplies()
-	if o.repliesWritten(buf, 0, errors.New("reset")) || !o.isClosing() {
+	if o.repliesWritten(buf, 0, errors.New("reset"), false) || !o.isClosing() {
 		t.Fatal("a failed reply write leaves the outbox open")
 	}
 }

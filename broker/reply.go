@@ -34,7 +34,7 @@ const ackBuf = 128
 // reply queues the encoded control packet b (copied) for the client.
 func (c *conn) reply(b []byte, mode replyMode) {
 	c.out.put(b)
-	if mode == replyNow || !c.plain {
+	if mode == replyNow || !c.writesDirect() {
 		c.signal()
 		return
 	}
@@ -66,7 +66,7 @@ func (c *conn) flushReplies() {
 func (c *conn) writeTaken(buf []byte) {
 	n, err := c.writeNow(buf)
 	c.srv.Stats.BytesSent.Add(uint64(n))
-	if !c.out.repliesWritten(buf, n, err) {
+	if !c.out.repliesWritten(buf, n, err, c.holding()) {
 		go c.writeLoop() // writing stays set: it is the writer now
 		return
 	}
@@ -75,9 +75,36 @@ func (c *conn) writeTaken(buf []byte) {
 	}
 }
 
+// writesDirect reports whether goroutines other than the writer may
+// write to the connection without waiting (writeNow): plain TCP, and TLS
+// over a tlsSock, which holds what the socket does not take.
+func (c *conn) writesDirect() bool { return c.plain || c.tlsSocket() != nil }
+
+// tlsSocket is the tlsSock under a TLS connection; nil for others.
+func (c *conn) tlsSocket() *tlsSock {
+	ts, _ := c.psock.(*tlsSock)
+	return ts
+}
+
+// holding reports whether the connection's TLS layer holds encrypted
+// bytes a writeNow could not write: a writer goroutine must write them.
+func (c *conn) holding() bool {
+	ts := c.tlsSocket()
+	return ts != nil && ts.holding()
+}
+
 // writeNow writes b to the socket without waiting: it returns what the
-// socket took. Only the writer (outbox.writing) calls it.
+// socket took. Only the writer (outbox.writing) calls it. Over TLS it
+// encrypts all of b, and the tlsSock holds what the socket did not take
+// (holding): the caller then hands the writer role to a writer
+// goroutine.
 func (c *conn) writeNow(b []byte) (int, error) {
+	if ts := c.tlsSocket(); ts != nil {
+		ts.spill.Store(true)
+		n, err := c.nc.Write(b)
+		ts.spill.Store(false)
+		return n, err
+	}
 	w := &c.wnow
 	if w.fn == nil {
 		w.fn = c.rawWrite // bound once: a closure per call would allocate
@@ -120,7 +147,7 @@ func (c *conn) rawWrite(fd uintptr) bool {
 // parked nothing waits for the socket, and the committer must not call
 // into the journal (refill may read spilled messages back).
 func (c *conn) sendAcks() {
-	if !c.plain || c.out.writing.Load() || !c.out.claim() {
+	if !c.writesDirect() || c.out.writing.Load() || !c.out.claim() {
 		c.signal()
 		return
 	}
@@ -134,7 +161,7 @@ func (c *conn) sendAcks() {
 	}
 	n, err := c.writeNow(buf)
 	c.srv.Stats.BytesSent.Add(uint64(n))
-	if !c.out.repliesWritten(buf, n, err) {
+	if !c.out.repliesWritten(buf, n, err, c.holding()) {
 		go c.writeLoop() // writing stays set: it is the writer now
 	}
 }
@@ -151,7 +178,7 @@ var noDeadline time.Time
 // each message. A busy connection keeps its writer goroutine, which
 // batches what publishers append meanwhile.
 func (c *conn) signalVia(sc *scratch) {
-	if sc.direct != nil && len(*sc.direct) < maxDirect && c.plain && !c.out.writing.Load() && c.out.claim() {
+	if sc.direct != nil && len(*sc.direct) < maxDirect && c.writesDirect() && !c.out.writing.Load() && c.out.claim() {
 		*sc.direct = append(*sc.direct, c)
 		return
 	}

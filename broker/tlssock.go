@@ -1,9 +1,12 @@
 package broker
 
 import (
+	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -60,6 +63,14 @@ type tlsSock struct {
 	wb   []byte
 	wn   int
 	werr error
+	// held is what a non-blocking Write (spill) encrypted but the socket
+	// did not take; the connection's writer goroutine writes it
+	// (flushHeld) before anything else. Owned by whoever holds the
+	// connection's writer role (outbox.writing). spill is set by
+	// conn.writeNow around its tls.Conn.Write; atomic because a
+	// tls.Conn.Close (Server.Close) may write an alert meanwhile.
+	held  []byte
+	spill atomic.Bool
 }
 
 func newTLSSock(tc *net.TCPConn) (*tlsSock, error) {
@@ -73,8 +84,33 @@ func newTLSSock(tc *net.TCPConn) (*tlsSock, error) {
 }
 
 // Write writes p whole, waiting for the socket (and its write deadline)
-// as net.TCPConn.Write does, with RawSyscall writes (rawio.go).
+// as net.TCPConn.Write does, with RawSyscall writes (rawio.go); what a
+// non-blocking Write held goes first. With spill set it does not wait:
+// what the socket does not take is held, and p counts as written (a
+// tls.Conn whose write fails is broken for good, so it must not see
+// EAGAIN).
 func (s *tlsSock) Write(p []byte) (int, error) {
+	if s.spill.Load() {
+		n := 0
+		if len(s.held) == 0 {
+			k, err := s.write(p)
+			if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) { // a stale deadline: hold it all
+				return k, err
+			}
+			n = k
+		}
+		s.held = append(s.held, p[n:]...)
+		return len(p), nil
+	}
+	if err := s.flushHeld(); err != nil {
+		return 0, err
+	}
+	return s.write(p)
+}
+
+// write writes p with rawWrite: all of it, or (spill set) what the
+// socket takes now.
+func (s *tlsSock) write(p []byte) (int, error) {
 	s.wb, s.wn, s.werr = p, 0, nil
 	err := s.raw.Write(s.wfn)
 	n, werr := s.wn, s.werr
@@ -83,6 +119,25 @@ func (s *tlsSock) Write(p []byte) (int, error) {
 		werr = err
 	}
 	return n, werr
+}
+
+// holding reports whether a non-blocking Write left bytes for the
+// writer goroutine.
+func (s *tlsSock) holding() bool { return len(s.held) > 0 }
+
+// flushHeld writes what non-blocking Writes held, waiting for the socket
+// and its write deadline; the buffer is let go after.
+func (s *tlsSock) flushHeld() error {
+	if len(s.held) == 0 {
+		return nil
+	}
+	n, err := s.write(s.held)
+	if err != nil {
+		s.held = s.held[n:]
+		return err
+	}
+	s.held = nil
+	return nil
 }
 
 // rawWrite is Write's syscall.RawConn callback: false waits until the
@@ -94,7 +149,7 @@ func (s *tlsSock) rawWrite(fd uintptr) bool {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN:
-			return false
+			return s.spill.Load() // spill: no waiting, the rest is held
 		case err != nil:
 			s.werr = &net.OpError{Op: "write", Net: "tcp", Err: err}
 			return true
