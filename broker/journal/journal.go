@@ -1456,6 +1456,7 @@ type Report struct {
 	Refused    int64
 	CommitP50  time.Duration
 	CommitP99  time.Duration
+	IOURing    bool // commits go through io_uring (AsyncSync)
 	PerSession map[string]SessionUsage
 }
 
@@ -1484,6 +1485,7 @@ func (j *Journal) Report(perSession bool) Report {
 	r.Fsyncs, r.Appended, r.Compacted, r.Refused = j.Stats.Fsyncs.Load(), j.Stats.BytesAppended.Load(),
 		j.Stats.BytesCompacted.Load(), j.Stats.Refused.Load()
 	r.CommitP50, r.CommitP99 = j.Stats.commitNanos.quantiles()
+	r.IOURing = j.syncer != nil
 	return r
 }
 
