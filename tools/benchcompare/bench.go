@@ -45,7 +45,10 @@ type Config struct {
 	// one publisher → one subscriber), plain and over TLS: a scenario
 	// each. The broker's CPU per message is the figure to read there.
 	LatencyRates []float64
-	IdleConns    int // the idle-connections scenarios' clients, plain and TLS
+	IdleConns    int // the idle-connections scenario's clients (plain TCP)
+	// TLSIdleConns is the TLS idle-connections scenario's clients
+	// (issue 17 measures plain at 10,000 and TLS at 5,000); 0: IdleConns.
+	TLSIdleConns int
 	// HandshakeDialers is how many clients connect and disconnect at once
 	// in the TLS handshake scenarios (default 8).
 	HandshakeDialers int
@@ -100,9 +103,12 @@ func (cfg *Config) scenarios() []scenario {
 			c.Mode, c.Rate, c.Count = loadgen.Latency, rate, int64(rate*cfg.Duration.Seconds())
 		}
 	}
-	idle := func(c *loadgen.Config) {
-		c.Mode, c.Count, c.Duration, c.Hold = loadgen.Conns, int64(cfg.IdleConns), 60*time.Second, time.Second
+	idleN := func(n int) func(c *loadgen.Config) {
+		return func(c *loadgen.Config) {
+			c.Mode, c.Count, c.Duration, c.Hold = loadgen.Conns, int64(n), 60*time.Second, time.Second
+		}
 	}
+	idle := idleN(cfg.IdleConns)
 	all := []scenario{
 		{name: fmt.Sprintf("fan-in QoS 0 (%d→1)", cfg.FanInPubs), load: with(fanIn0)},
 		{name: fmt.Sprintf("fan-in QoS 1 (%d→1)", cfg.FanInPubs), load: with(func(c *loadgen.Config) {
@@ -127,7 +133,11 @@ func (cfg *Config) scenarios() []scenario {
 	for _, rate := range cfg.LatencyRates {
 		all = append(all, tlsScenario(fmt.Sprintf("latency QoS 0 at %.0f msg/s", rate), paced(rate)))
 	}
-	all = append(all, tlsScenario(fmt.Sprintf("idle connections (%d)", cfg.IdleConns), idle))
+	tlsIdle := cfg.TLSIdleConns
+	if tlsIdle == 0 {
+		tlsIdle = cfg.IdleConns
+	}
+	all = append(all, tlsScenario(fmt.Sprintf("idle connections (%d)", tlsIdle), idleN(tlsIdle)))
 	// The handshake clients offer X25519 and P-256, as OpenSSL 3.0's
 	// (mosquitto_pub's) do; one more row with Go's default client, which
 	// offers the X25519MLKEM768 hybrid that edgebroker accepts and
@@ -266,10 +276,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.HandshakeDialers == 0 {
 		cfg.HandshakeDialers = 8
 	}
+	if cfg.TLSIdleConns == 0 {
+		cfg.TLSIdleConns = cfg.IdleConns
+	}
 	brokers := []broker{edgebroker(cfg.Edgebroker), mosquitto(cfg.Mosquitto)}
 	// Both the brokers (children) and loadgen need descriptors for the
 	// idle clients and their server sides.
-	if err := loadgen.RaiseFileLimit(uint64(2*cfg.IdleConns + 1024)); err != nil {
+	if err := loadgen.RaiseFileLimit(uint64(2*max(cfg.IdleConns, cfg.TLSIdleConns) + 1024)); err != nil {
 		return nil, err
 	}
 	rep := &Report{cfg: cfg, samples: make(map[[2]string][]sample), durable: make(map[string]bool), dataflow: make(map[string]bool),
