@@ -90,6 +90,7 @@ type Syncer struct {
 	evErr  unix.Errno
 	maps   [][]byte // the mmapped rings and entries, unmapped by Close
 	closed bool     // guarded by mu
+	broken bool     // guarded by mu: an earlier Sync left the ring unusable
 
 	// Pointers into the shared rings, set by Open. The kernel reads
 	// sqTail and writes sqHead, cqTail and the entries; this side
@@ -186,6 +187,11 @@ func u32(b []byte, off uint32) *uint32 { return (*uint32)(unsafe.Pointer(&b[off]
 // ErrClosed is returned by Sync after Close.
 var ErrClosed = errors.New("uring: closed")
 
+// ErrBroken is returned by Sync after a failure left operations of a
+// chain in the ring (a failed submission or completion wait): the
+// journal fails, as after a failed fdatasync.
+var ErrBroken = errors.New("uring: an earlier failure left the ring unusable")
+
 // Write is one write of a Sync: Buf at offset Off of the file.
 type Write struct {
 	Buf []byte
@@ -211,6 +217,9 @@ func (s *Syncer) Sync(fd int, ws []Write) error {
 	defer s.mu.Unlock()
 	if s.closed {
 		return ErrClosed
+	}
+	if s.broken {
+		return ErrBroken
 	}
 	for len(ws) >= maxChain {
 		if err := s.chain(fd, ws[:maxChain-1], false); err != nil {
@@ -255,17 +264,21 @@ func (s *Syncer) chain(fd int, ws []Write, sync bool) error {
 		*(*uint32)(unsafe.Add(unsafe.Pointer(s.sqArray), 4*i)) = i
 	}
 	atomic.StoreUint32(s.sqTail, tail+n) // publishes the entries to the kernel
-	for {
-		_, _, errno := unix.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(s.ring), uintptr(n), 0, 0, 0, 0)
+	for left := n; left > 0; {
+		k, _, errno := unix.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(s.ring), uintptr(left), 0, 0, 0, 0)
 		if errno == unix.EINTR || errno == unix.EAGAIN {
 			continue
 		}
 		if errno != 0 {
-			// Not submitted: take the entries back.
-			atomic.StoreUint32(s.sqTail, tail)
+			if left == n {
+				// Nothing submitted: take the entries back.
+				atomic.StoreUint32(s.sqTail, tail)
+			} else {
+				s.broken = true // part of a chain is in flight
+			}
 			return fmt.Errorf("io_uring_enter: %w", errno)
 		}
-		break
+		left -= uint32(k)
 	}
 	var first error
 	for got := uint32(0); got < n; {
@@ -273,11 +286,13 @@ func (s *Syncer) chain(fd int, ws []Write, sync bool) error {
 		if head == atomic.LoadUint32(s.cqTail) {
 			// Park until the ring posts a completion (the eventfd's
 			// counter stays set if it already did).
-			if err := s.evc.Read(s.evRead); err != nil {
-				return fmt.Errorf("io_uring eventfd: %w", err) // the ring is unusable
+			err := s.evc.Read(s.evRead)
+			if err == nil && s.evErr != 0 {
+				err = s.evErr
 			}
-			if s.evErr != 0 {
-				return fmt.Errorf("io_uring eventfd: %w", s.evErr)
+			if err != nil {
+				s.broken = true // completions would be left behind
+				return fmt.Errorf("io_uring eventfd: %w", err)
 			}
 			continue
 		}
