@@ -65,10 +65,13 @@ type tlsSock struct {
 	werr error
 	// held is what a non-blocking Write (spill) encrypted but the socket
 	// did not take; the connection's writer goroutine writes it
-	// (flushHeld) before anything else. Owned by whoever holds the
-	// connection's writer role (outbox.writing). spill is set by
-	// conn.writeNow around its tls.Conn.Write; atomic because a
-	// tls.Conn.Close (Server.Close) may write an alert meanwhile.
+	// (flushHeld) before anything else. spill is set by conn.writeNow
+	// around its tls.Conn.Write; atomic because other goroutines write
+	// through the tls.Conn too (its reader answers a KeyUpdate, Close
+	// sends an alert). wmu serializes the socket writes and guards held:
+	// crypto/tls serializes its own writes, but flushHeld writes beside
+	// it.
+	wmu   sync.Mutex
 	held  []byte
 	spill atomic.Bool
 }
@@ -90,6 +93,8 @@ func newTLSSock(tc *net.TCPConn) (*tlsSock, error) {
 // tls.Conn whose write fails is broken for good, so it must not see
 // EAGAIN).
 func (s *tlsSock) Write(p []byte) (int, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	if s.spill.Load() {
 		n := 0
 		if len(s.held) == 0 {
@@ -102,7 +107,7 @@ func (s *tlsSock) Write(p []byte) (int, error) {
 		s.held = append(s.held, p[n:]...)
 		return len(p), nil
 	}
-	if err := s.flushHeld(); err != nil {
+	if err := s.flushHeldLocked(); err != nil {
 		return 0, err
 	}
 	return s.write(p)
@@ -123,11 +128,21 @@ func (s *tlsSock) write(p []byte) (int, error) {
 
 // holding reports whether a non-blocking Write left bytes for the
 // writer goroutine.
-func (s *tlsSock) holding() bool { return len(s.held) > 0 }
+func (s *tlsSock) holding() bool {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return len(s.held) > 0
+}
 
 // flushHeld writes what non-blocking Writes held, waiting for the socket
 // and its write deadline; the buffer is let go after.
 func (s *tlsSock) flushHeld() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.flushHeldLocked()
+}
+
+func (s *tlsSock) flushHeldLocked() error {
 	if len(s.held) == 0 {
 		return nil
 	}
