@@ -58,16 +58,11 @@ func TestIdleTLSConnMemory(t *testing.T) {
 	}
 	cert, _, certPEM := testenv.SelfSigned(t, "broker.test")
 	s := New(Config{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.ServePort(ln, &Port{Name: "tls", TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
-	defer s.Close()
+	addr := serveLoopback(t, s, &Port{Name: "tls", TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
 
 	before := memSample()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperTLSIdleClients$")
-	cmd.Env = append(os.Environ(), "EDGEBROKER_TLS_IDLE_CLIENTS="+ln.Addr().String()+","+strconv.Itoa(n),
+	cmd.Env = append(os.Environ(), "EDGEBROKER_TLS_IDLE_CLIENTS="+addr.String()+","+strconv.Itoa(n),
 		"EDGEBROKER_TLS_IDLE_CA="+string(certPEM))
 	testenv.StartChild(t, cmd).Expect(t, "ready", 2*time.Minute)
 	if got := s.Stats.Connections.Load(); got != n {
