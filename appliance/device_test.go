@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
-	"io/fs"
 	"net/http"
 	"net/netip"
 	"os"
@@ -117,21 +116,6 @@ func TestDeviceSettingsFromUSB(t *testing.T) {
 		})
 		return img
 	}
-	readStick := func(img string) string {
-		t.Helper()
-		var out []byte
-		testenv.Eventually(t, 20*time.Second, "the report on the stick", func() bool {
-			m := &usbtest.Mounter{Images: map[string]string{"sdz": img}}
-			med, err := m.Mount(usb.Device{Name: "sdz1", Disk: "sdz", Partition: 1})
-			if err != nil {
-				return false
-			}
-			defer med.Close()
-			out, err = fs.ReadFile(med.FS(), appliance.ReportFile)
-			return err == nil
-		})
-		return string(out)
-	}
 
 	// Bundle 1: a host name and DHCP, applied.
 	img := plug(1, dhcpSpec)
@@ -145,14 +129,14 @@ func TestDeviceSettingsFromUSB(t *testing.T) {
 	if d == nil || !d.Applied || d.Resource != "Device/site" || strings.Join(d.Settings, "; ") != "hostname gw-a; eth0: DHCP" {
 		t.Errorf("device status %+v", d)
 	}
-	if rep := readStick(img); !strings.Contains(rep, "APPLIED: bundle serial 1") || !strings.Contains(rep, "device Device/site (applied): hostname gw-a; eth0: DHCP") {
+	if rep := readStick(t, img, appliance.ReportFile); !strings.Contains(rep, "APPLIED: bundle serial 1") || !strings.Contains(rep, "device Device/site (applied): hostname gw-a; eth0: DHCP") {
 		t.Errorf("report for bundle 1:\n%s", rep)
 	}
 
 	// Bundle 2: an interface this board does not have, rejected before
 	// anything is applied.
 	img = plug(2, "  interfaces:\n  - name: eth7\n")
-	if rep := readStick(img); !strings.Contains(rep, "REJECTED") ||
+	if rep := readStick(t, img, appliance.ReportFile); !strings.Contains(rep, "REJECTED") ||
 		!strings.Contains(rep, `device.yaml:7: Device/site: spec.interfaces[0].name: "eth7": no such interface on this device (it has eth0, lo)`) {
 		t.Errorf("report for an unknown interface:\n%s", rep)
 	}
@@ -178,7 +162,7 @@ func TestDeviceSettingsFromUSB(t *testing.T) {
 	if got, want := rec.hostnames(), "gw-a,gw-b,gw-a,gw-a"; got != want {
 		t.Errorf("applied %s, want %s (bundle 1, bundle 2, taken back, bundle 1 again)", got, want)
 	}
-	rep := readStick(img)
+	rep := readStick(t, img, appliance.ReportFile)
 	for _, want := range []string{
 		"ROLLED BACK: bundle serial 2",
 		"eth0: no route to the gateway 10.0.2.2 for 300ms",

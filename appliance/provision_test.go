@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -208,26 +207,11 @@ func TestProvisioningFromUSB(t *testing.T) {
 	if c := a.Status().Certificates; len(c) != 0 {
 		t.Errorf("certificates of the replaced default still managed: %+v", c)
 	}
-	readStick := func(img, name string) string {
-		t.Helper()
-		var out []byte
-		testenv.Eventually(t, 20*time.Second, name+" on the stick", func() bool {
-			m := &usbtest.Mounter{Images: map[string]string{"sdz": img}}
-			med, err := m.Mount(usb.Device{Name: "sdz1", Disk: "sdz", Partition: 1})
-			if err != nil {
-				return false
-			}
-			defer med.Close()
-			out, err = fs.ReadFile(med.FS(), name)
-			return err == nil
-		})
-		return string(out)
-	}
-	if rep := readStick(img, appliance.ReportFile); !strings.Contains(rep, "APPLIED: bundle serial 1") || !strings.Contains(rep, fmt.Sprintf("site/%d: serving", p1)) {
+	if rep := readStick(t, img, appliance.ReportFile); !strings.Contains(rep, "APPLIED: bundle serial 1") || !strings.Contains(rep, fmt.Sprintf("site/%d: serving", p1)) {
 		t.Errorf("report on the stick:\n%s", rep)
 	}
 	var rep appliance.Report
-	if err := json.Unmarshal([]byte(readStick(img, appliance.ReportJSONFile)), &rep); err != nil || !rep.Result.Applied {
+	if err := json.Unmarshal([]byte(readStick(t, img, appliance.ReportJSONFile)), &rep); err != nil || !rep.Result.Applied {
 		t.Errorf("JSON report: %+v, %v", rep.Result, err)
 	}
 	usbtest.RemoveDisk(t, sysRoot, "sda")
@@ -236,7 +220,7 @@ func TestProvisioningFromUSB(t *testing.T) {
 	other, _ := bundle.GenerateKey()
 	img = stick("sdb", map[string][]byte{bundle.FileName: packBundle(t, other, 2, map[string]string{"site.yaml": siteListener(freePort(t))}, nil)})
 	testenv.Eventually(t, 20*time.Second, "untrusted bundle handled", func() bool { return history() == 2 })
-	if rep := readStick(img, appliance.ReportFile); !strings.Contains(rep, "REJECTED") || !strings.Contains(rep, "untrusted key") {
+	if rep := readStick(t, img, appliance.ReportFile); !strings.Contains(rep, "REJECTED") || !strings.Contains(rep, "untrusted key") {
 		t.Errorf("report for an untrusted bundle:\n%s", rep)
 	}
 	usbtest.RemoveDisk(t, sysRoot, "sdb")
@@ -352,4 +336,17 @@ func TestUSBWatchingShown(t *testing.T) {
 	if body := get(t, "http://"+b.StatusAddr().String()+"/"); !strings.Contains(body, "USB sticks are not watched (no -usb).") {
 		t.Errorf("status page without -usb:\n%s", body)
 	}
+}
+
+// readStick waits (bounded) until the stick image img holds name, which
+// the appliance writes back after it read the stick, and returns it.
+func readStick(t *testing.T, img, name string) string {
+	t.Helper()
+	var out []byte
+	testenv.Eventually(t, 20*time.Second, name+" on the stick", func() bool {
+		var err error
+		out, err = usbtest.ReadFile(img, name)
+		return err == nil
+	})
+	return string(out)
 }
