@@ -49,23 +49,7 @@ spec:
     authenticationRef: users
     authorizationRef: tenants
 ---
-apiVersion: mqttbroker.iotoperations.azure.com/v1
-kind: BrokerAuthentication
-metadata:
-  name: users
-spec:
-  authenticationMethods:
-  - method: UsernamePassword
-    usernamePasswordSettings:
-      passwordFileSecretRef: mqtt-users
----
-apiVersion: v1
-kind: Secret
-metadata:
-  name: mqtt-users
-stringData:
-  passwords: ` + block(string(pw), 4) + `
----
+` + passwordUsers(string(pw)) + `---
 apiVersion: mqttbroker.iotoperations.azure.com/v1
 kind: BrokerAuthorization
 metadata:
