@@ -47,28 +47,23 @@ spec:
 `, topic)
 }
 
-// passwordUsers is a Secret "passwords" holding file, a password file
-// (user:hash lines), and the BrokerAuthentication "users" checking
-// passwords against it.
+// passwordUsers is the BrokerAuthentication "users" checking passwords
+// against file, a password file (user:hash lines), and the Secret
+// "passwords" holding it.
 func passwordUsers(file string) string {
-	return `apiVersion: v1
-kind: Secret
-metadata:
-  name: passwords
-type: Opaque
-stringData:
-  passwords: ` + block(file, 4) + `
----
-apiVersion: mqttbroker.iotoperations.azure.com/v1
+	return `apiVersion: mqttbroker.iotoperations.azure.com/v1
 kind: BrokerAuthentication
-metadata:
-  name: users
+metadata: {name: users}
 spec:
   authenticationMethods:
-  - method: UsernamePassword
-    usernamePasswordSettings:
-      passwordFileSecretRef: passwords
-`
+  - {method: UsernamePassword, usernamePasswordSettings: {passwordFileSecretRef: passwords}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: passwords}
+type: Opaque
+stringData:
+  passwords: ` + block(file, 4) + "\n"
 }
 
 // twoPorts: 1883 with the policy, 1884 authenticated without one.

@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -9,19 +10,18 @@ import (
 
 	"edgebroker/broker"
 	"edgebroker/broker/brokertest"
-	"edgebroker/broker/packet"
 )
 
 // TestBurstScavengeGap checks burst.go's bound on scavenges: a burst
 // after a quiet time scavenges BurstQuiet after it settles, bursts that
-// come every few seconds (anyone on the LAN can open and close sockets)
+// come every few seconds (anyone on the LAN can connect and disconnect)
 // scavenge at most once per BurstMinGap, and the last of them is folded
 // into a scavenge at the end of its gap, not lost. It runs in a synctest
 // bubble: the minutes pass on the bubble's clock.
 func TestBurstScavengeGap(t *testing.T) { synctest.Test(t, testBurstScavengeGap) }
 
 func testBurstScavengeGap(t *testing.T) {
-	s := broker.New(broker.Config{Limits: broker.Limits{MaxConnecting: 2 * broker.BurstConns}})
+	s := broker.New(broker.Config{})
 	var (
 		mu sync.Mutex
 		at []time.Duration // when each scavenge ran, from start
@@ -33,11 +33,12 @@ func testBurstScavengeGap(t *testing.T) {
 		mu.Unlock()
 	})
 	addr := brokertest.ServeMem(t, s, nil)
-	// burst opens and closes BurstConns connections, all at once on the
-	// bubble's clock.
+	// burst connects and disconnects BurstConns clients, all at once on
+	// the bubble's clock.
 	burst := func() {
-		for range broker.BurstConns {
-			brokertest.Dial(t, addr, packet.V311).Conn.Close()
+		for i := range broker.BurstConns {
+			c, _ := brokertest.V3Dial(t, addr, "c"+strconv.Itoa(i), true)
+			c.Conn.Close()
 		}
 		synctest.Wait()
 	}

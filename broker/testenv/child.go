@@ -23,7 +23,7 @@ type Child struct {
 
 // StartChild starts cmd with its stdin and stdout piped to the test and
 // its stderr the test's. When the test ends, its stdin is closed and it
-// is waited for.
+// is waited for, and killed if it has not ended childGrace later.
 func StartChild(t testing.TB, cmd *exec.Cmd) *Child {
 	t.Helper()
 	stdin, err := cmd.StdinPipe()
@@ -43,14 +43,30 @@ func StartChild(t testing.TB, cmd *exec.Cmd) *Child {
 	t.Cleanup(func() {
 		stdin.Close()
 		close(c.stop)
-		cmd.Wait()
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		select {
+		case <-exited:
+		case <-time.After(childGrace):
+			cmd.Process.Kill()
+			<-exited
+		}
 	})
 	return c
 }
 
+// childGrace is how long a child may take to end once its stdin is
+// closed at the end of the test.
+const childGrace = 10 * time.Second
+
+// Lines returns the child's stdout, a line at a time; it is closed when
+// the child closes its stdout (it ended).
+func (c *Child) Lines() <-chan string { return c.lines }
+
 func (c *Child) read(stdout io.Reader) {
 	defer close(c.lines)
 	sc := bufio.NewScanner(stdout)
+	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		select {
 		case c.lines <- sc.Text():
