@@ -516,20 +516,7 @@ func TestMQTTPortHandshakes(t *testing.T) {
 	var c Challenges
 	var hits atomic.Int64
 	base := selfSignedCert("mqtt.edge.test")
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", mqttPortConfig(&c, base, &hits))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { conn.(*tls.Conn).Handshake(); conn.Close() }()
-		}
-	}()
+	addr := handshakeServer(t, mqttPortConfig(&c, base, &hits))
 	client := &acme.Client{Key: newKey(t)}
 	nameCert, err := client.TLSALPN01ChallengeCert("token-a", "broker.edge.test")
 	if err != nil {
@@ -558,7 +545,7 @@ func TestMQTTPortHandshakes(t *testing.T) {
 		{"acme-tls/1 for a name without challenge", "other.edge.test", []string{ALPNProto}, "", nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{ServerName: tt.sni, NextProtos: tt.protos, InsecureSkipVerify: true})
+			conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: tt.sni, NextProtos: tt.protos, InsecureSkipVerify: true})
 			if tt.wantLeaf == nil {
 				if err == nil {
 					conn.Close()
@@ -585,7 +572,7 @@ func TestMQTTPortHandshakes(t *testing.T) {
 	if len(c.alpn) != 0 {
 		t.Errorf("registry not empty after removal: %v", c.alpn)
 	}
-	conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{ServerName: "broker.edge.test", NextProtos: []string{ALPNProto}, InsecureSkipVerify: true})
+	conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "broker.edge.test", NextProtos: []string{ALPNProto}, InsecureSkipVerify: true})
 	if err == nil {
 		conn.Close()
 		t.Error("challenge answered after it was removed")
