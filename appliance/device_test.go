@@ -101,7 +101,7 @@ func TestDeviceSettingsFromUSB(t *testing.T) {
 	disk := 'a'
 	plug := func(serial uint64, spec string) string {
 		t.Helper()
-		b := packBundle(t, key, serial, map[string]string{"site.yaml": siteListener(freePort(t)), "device.yaml": deviceYAML(spec)}, nil)
+		b := packBundle(t, key, serial, map[string]string{"site.yaml": siteListener(testenv.FreePort(t)), "device.yaml": deviceYAML(spec)}, nil)
 		name := "sd" + string(disk)
 		disk++
 		img := usbtest.NewFAT32Image(t, map[string][]byte{bundle.FileName: b})
@@ -188,7 +188,7 @@ func TestDeviceSettingsOnHost(t *testing.T) {
 		Trust: []ed25519.PublicKey{key.Public().(ed25519.PublicKey)}, BoardRoot: t.TempDir(), StatusAddr: "127.0.0.1:0",
 	})
 	defer stop()
-	bad := packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(freePort(t)),
+	bad := packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(testenv.FreePort(t)),
 		"device.yaml": deviceYAML("  interfaces:\n  - name: eth0\n    addressing: Static\n    address: 10.0.0.300/24\n")}, nil)
 	res := a.Install(t.Context(), bad)
 	if want := `device.yaml:9: Device/site: spec.interfaces[0].address: "10.0.0.300/24" is not an IP prefix`; res.Applied || !strings.Contains(strings.Join(res.Reasons, "\n"), want) {
@@ -196,7 +196,7 @@ func TestDeviceSettingsOnHost(t *testing.T) {
 	}
 	// An interface the host does not have is no error here: the host's
 	// interfaces are not the device's.
-	good := packBundle(t, key, 2, map[string]string{"site.yaml": siteListener(freePort(t)),
+	good := packBundle(t, key, 2, map[string]string{"site.yaml": siteListener(testenv.FreePort(t)),
 		"device.yaml": deviceYAML(staticSpec + "  ntpServers: [10.0.2.3]\n")}, nil)
 	if res := a.Install(t.Context(), good); !res.Applied {
 		t.Fatalf("Install: %v", res.Reasons)
@@ -249,7 +249,7 @@ func TestDeviceSettingsFromLAN(t *testing.T) {
 	defer stop()
 	up := newUploader(t, a, data)
 
-	b := packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(freePort(t)), "device.yaml": deviceYAML(dhcpSpec)}, nil)
+	b := packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(testenv.FreePort(t)), "device.yaml": deviceYAML(dhcpSpec)}, nil)
 	code, rep := up.post(b, false)
 	if code != http.StatusOK || !rep.Result.Applied {
 		t.Fatalf("bundle 1: %d, %+v", code, rep.Result)
@@ -294,7 +294,7 @@ func TestBundleUploadAnswersAfterGuard(t *testing.T) {
 	up := newUploader(t, a, data)
 
 	start := time.Now()
-	code, rep := up.post(packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(freePort(t)), "device.yaml": deviceYAML(staticSpec)}, nil), false)
+	code, rep := up.post(packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(testenv.FreePort(t)), "device.yaml": deviceYAML(staticSpec)}, nil), false)
 	if d := time.Since(start); d < window {
 		t.Errorf("answered after %v, before the guard's window of %v", d, window)
 	}

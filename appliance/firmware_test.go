@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"edgebroker/appliance"
+	"edgebroker/broker/testenv"
 	"edgebroker/provisioning/bundle"
 	"edgebroker/provisioning/firmware"
 	"edgebroker/provisioning/fwupdate"
@@ -118,7 +119,7 @@ func TestFirmwareUpdate(t *testing.T) {
 	// enrols: the bundle first, then the update.
 	key2, _ := bundle.GenerateKey()
 	img = usbtest.NewFAT32Image(t, map[string][]byte{firmware.FileName: update("1.2", key2),
-		bundle.FileName: packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(freePort(t))}, func(o *bundle.PackOptions) {
+		bundle.FileName: packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(testenv.FreePort(t))}, func(o *bundle.PackOptions) {
 			o.Enrol = []ed25519.PublicKey{key2.Public().(ed25519.PublicKey)}
 		})})
 	mounter.Images["sdb"] = img

@@ -60,16 +60,6 @@ func packBundle(t *testing.T, key ed25519.PrivateKey, serial uint64, files map[s
 	return b.Bytes()
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // answers reports whether an MQTT client can connect on 127.0.0.1:port.
 func answers(port int) bool {
 	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://127.0.0.1:" + strconv.Itoa(port)).SetClientID("probe").
@@ -183,7 +173,7 @@ func TestProvisioningFromUSB(t *testing.T) {
 	}
 
 	// Plug in a stick whose bundle adds port p1.
-	p1 := freePort(t)
+	p1 := testenv.FreePort(t)
 	stick := func(name string, files map[string][]byte) string {
 		img := usbtest.NewFAT32Image(t, files)
 		m := mounter.m.Load()
@@ -218,7 +208,7 @@ func TestProvisioningFromUSB(t *testing.T) {
 
 	// A stick with a bundle signed by an unknown key.
 	other, _ := bundle.GenerateKey()
-	img = stick("sdb", map[string][]byte{bundle.FileName: packBundle(t, other, 2, map[string]string{"site.yaml": siteListener(freePort(t))}, nil)})
+	img = stick("sdb", map[string][]byte{bundle.FileName: packBundle(t, other, 2, map[string]string{"site.yaml": siteListener(testenv.FreePort(t))}, nil)})
 	testenv.Eventually(t, 20*time.Second, "untrusted bundle handled", func() bool { return history() == 2 })
 	if rep := readStick(t, img, appliance.ReportFile); !strings.Contains(rep, "REJECTED") || !strings.Contains(rep, "untrusted key") {
 		t.Errorf("report for an untrusted bundle:\n%s", rep)
@@ -227,7 +217,7 @@ func TestProvisioningFromUSB(t *testing.T) {
 
 	// A stick pulled while the bundle is read.
 	mounter.m.Store(&usbtest.Mounter{Images: map[string]string{}, PullAfter: 512})
-	stick("sdc", map[string][]byte{bundle.FileName: packBundle(t, key, 2, map[string]string{"site.yaml": siteListener(freePort(t))}, nil)})
+	stick("sdc", map[string][]byte{bundle.FileName: packBundle(t, key, 2, map[string]string{"site.yaml": siteListener(testenv.FreePort(t))}, nil)})
 	testenv.Eventually(t, 20*time.Second, "pulled stick handled", func() bool { return history() == 3 })
 	if h := a.Status().Provisioning.History[0]; h.Applied || !strings.Contains(strings.Join(h.Reasons, ""), "input/output error") || a.Status().Provisioning.Serial != 1 {
 		t.Errorf("pulled stick: %+v, serial %d", h, a.Status().Provisioning.Serial)
@@ -246,30 +236,30 @@ func TestProvisioningFromUSB(t *testing.T) {
 		data       []byte
 		rolledBack bool
 	}{
-		{"replayed serial", "serial 1", packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(freePort(t))}, nil), false},
-		{"expired", "expired", packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(freePort(t))}, func(o *bundle.PackOptions) {
+		{"replayed serial", "serial 1", packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(testenv.FreePort(t))}, nil), false},
+		{"expired", "expired", packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(testenv.FreePort(t))}, func(o *bundle.PackOptions) {
 			o.Created, o.Expires = time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour)
 		}), false},
 		{"unknown kind", "Frobnicator", packBundle(t, key, 3, map[string]string{"site.yaml": "apiVersion: v1\nkind: Frobnicator\nmetadata:\n  name: x\n"}, nil), false},
 		{"invalid field", "spec.ports[0].port", packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(70000)}, nil), false},
 		{"truncated", "truncated", good[:len(good)-700], false},
-		{"oversize", "too large: secrets/big/blob", packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(freePort(t)), "secrets/big/blob": big}, func(o *bundle.PackOptions) {
+		{"oversize", "too large: secrets/big/blob", packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(testenv.FreePort(t)), "secrets/big/blob": big}, func(o *bundle.PackOptions) {
 			o.Limits = bundle.Limits{MaxTotal: 64 << 20, MaxFileSize: 64 << 20}
 		}), false},
-		{"bad signature", "signature", rewriteTar(t, packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(freePort(t))}, nil), func(name string, body []byte) (string, []byte) {
+		{"bad signature", "signature", rewriteTar(t, packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(testenv.FreePort(t))}, nil), func(name string, body []byte) (string, []byte) {
 			if name == "manifest.sig" {
 				body = bytes.Clone(body)
 				body[0] ^= 1
 			}
 			return name, body
 		}), false},
-		{"path traversal", "unsafe path: \"../../etc/passwd\"", rewriteTar(t, packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(freePort(t))}, nil), func(name string, body []byte) (string, []byte) {
+		{"path traversal", "unsafe path: \"../../etc/passwd\"", rewriteTar(t, packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(testenv.FreePort(t))}, nil), func(name string, body []byte) (string, []byte) {
 			if strings.HasSuffix(name, "site.yaml") {
 				name = "config/../../etc/passwd"
 			}
 			return name, body
 		}), false},
-		{"for another device", "device", packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(freePort(t))}, func(o *bundle.PackOptions) {
+		{"for another device", "device", packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(testenv.FreePort(t))}, func(o *bundle.PackOptions) {
 			o.Device = &bundle.Device{Serial: "10000000deadbeef"}
 		}), false},
 		{"port cannot bind: rolled back", "could not come up", packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(taken.Addr().(*net.TCPAddr).Port)}, nil), true},

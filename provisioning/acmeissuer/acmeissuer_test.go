@@ -24,6 +24,7 @@ import (
 
 	"golang.org/x/crypto/acme"
 
+	"edgebroker/broker/testenv"
 	"edgebroker/provisioning/acmeissuer/pebbletest"
 	"edgebroker/provisioning/certs"
 )
@@ -365,7 +366,7 @@ func TestExternalAccountBinding(t *testing.T) {
 // TestUnreachable: a server that refuses connections fails at once with
 // the step and URL named; one that never answers fails when ctx ends.
 func TestUnreachable(t *testing.T) {
-	refused := "https://127.0.0.1:" + itoa(pebbletest.FreePort(t)) + "/dir"
+	refused := "https://127.0.0.1:" + itoa(testenv.FreePort(t)) + "/dir"
 
 	silent, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
