@@ -130,8 +130,18 @@ type ssClient struct {
 	msgs chan *paho.Publish
 }
 
+// ssDial connects a state store client as id over conn, without
+// credentials, subscribed to its response topic.
 func ssDial(t *testing.T, conn net.Conn, id string) *ssClient {
 	t.Helper()
+	return ssConnect(t, conn, &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 30})
+}
+
+// ssConnect connects a state store client over conn with CONNECT cp and
+// subscribes it to its response topic, clients/<client id>/response.
+func ssConnect(t *testing.T, conn net.Conn, cp *paho.Connect) *ssClient {
+	t.Helper()
+	id := cp.ClientID
 	cl := &ssClient{id: id, msgs: make(chan *paho.Publish, 16)}
 	cl.c = paho.NewClient(paho.ClientConfig{
 		Conn: testenv.LockedConn(conn),
@@ -142,7 +152,7 @@ func ssDial(t *testing.T, conn net.Conn, id string) *ssClient {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	if ack, err := cl.c.Connect(ctx, &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 30}); err != nil {
+	if ack, err := cl.c.Connect(ctx, cp); err != nil {
 		t.Fatalf("connect %s: %v %+v", id, err, ack)
 	}
 	if _, err := cl.c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "clients/" + id + "/response", QoS: 1}}}); err != nil {
