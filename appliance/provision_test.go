@@ -329,14 +329,16 @@ func TestUSBWatchingShown(t *testing.T) {
 }
 
 // readStick waits (bounded) until the stick image img holds name, which
-// the appliance writes back after it read the stick, and returns it.
+// the appliance writes back after it read the stick, and returns it. The
+// file is created empty and then written, so an empty one is not there
+// yet.
 func readStick(t *testing.T, img, name string) string {
 	t.Helper()
 	var out []byte
 	testenv.Eventually(t, 20*time.Second, name+" on the stick", func() bool {
 		var err error
 		out, err = usbtest.ReadFile(img, name)
-		return err == nil
+		return err == nil && len(out) > 0
 	})
 	return string(out)
 }
