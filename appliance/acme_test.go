@@ -55,13 +55,13 @@ func acmePort(port int, issuer, san string) string {
 // unreachable ACME server leaves its port waiting, with the error in
 // status, while the others serve; a restart reuses the certificates.
 func TestACMEIssuance(t *testing.T) {
-	alpnPort, httpPort, http01Listen := pebbletest.FreePort(t), pebbletest.FreePort(t), pebbletest.FreePort(t)
+	alpnPort, httpPort, http01Listen := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
 	pb := pebbletest.Start(t, pebbletest.Options{TLSPort: alpnPort, HTTPPort: http01Listen})
 	roots, err := pb.Roots()
 	if err != nil {
 		t.Fatal(err)
 	}
-	dead := pebbletest.FreePort(t)
+	dead := testenv.FreePort(t)
 	dir := writeConfig(t, map[string]string{
 		"issuers.yaml": acmeIssuer("alpn", pb.DirectoryURL, pb.CABundlePEM, "tlsAlpn01") + "---\n" +
 			acmeIssuer("http", pb.DirectoryURL, pb.CABundlePEM, "http01") + "---\n" +
@@ -151,7 +151,7 @@ spec:
 // its own port (443 in real life) is answered there, while the MQTT TLS
 // port lives elsewhere.
 func TestACMETLSALPNPort(t *testing.T) {
-	alpn := pebbletest.FreePort(t)
+	alpn := testenv.FreePort(t)
 	pb := pebbletest.Start(t, pebbletest.Options{TLSPort: alpn})
 	dir := writeConfig(t, map[string]string{
 		"issuer.yaml": acmeIssuer("le", pb.DirectoryURL, pb.CABundlePEM, "tlsAlpn01"),

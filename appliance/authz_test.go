@@ -20,53 +20,7 @@ import (
 // building 17 publish only under sensors/17/. A subscriber on an
 // anonymous loopback port sees what was allowed.
 func TestX509AttributesAndPolicy(t *testing.T) {
-	serverRoot, leaf := seedTLS()
-	clientRoot := certstest.Root("Contoso Root CA Cert", certstest.EC256)
-	b17 := clientRoot.IntermediateName(pkix.Name{CommonName: "Building 17 CA", OrganizationalUnit: []string{"Engineering"}}, certstest.EC256)
-	sensor := b17.Client(pkix.Name{CommonName: "sensor-a"}, time.Time{}, certstest.EC256)
-	other := clientRoot.Intermediate("Elsewhere CA", certstest.EC256).Client(pkix.Name{CommonName: "stranger"}, time.Time{}, certstest.EC256)
-
-	dir := writeConfig(t, map[string]string{
-		"secret.yaml": tlsSecret("server-cert", leaf.ChainPEM(), leaf.KeyPEM()),
-		"config.yaml": `apiVersion: mqttbroker.iotoperations.azure.com/v1
-kind: BrokerListener
-metadata:
-  name: devices
-spec:
-  serviceType: ClusterIp
-  ports:
-  - port: 1883
-  - port: 8883
-    authenticationRef: x509
-    authorizationRef: buildings
-    tls:
-      mode: Manual
-      manual:
-        secretRef: server-cert
----
-apiVersion: mqttbroker.iotoperations.azure.com/v1
-kind: BrokerAuthentication
-metadata:
-  name: x509
-spec:
-  authenticationMethods:
-  - method: X509
-    x509Settings:
-      trustedClientCaCert: client-ca
-      authorizationAttributes:
-        building17:
-          subject: "CN = Building 17 CA, OU = Engineering"
-          attributes:
-            building: "17"
----
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: client-ca
-data:
-  client_ca.pem: ` + block(string(clientRoot.CertPEM()), 4) + `
----
-apiVersion: mqttbroker.iotoperations.azure.com/v1
+	site := startX509Site(t, `{building: "17"}`, "buildings", `apiVersion: mqttbroker.iotoperations.azure.com/v1
 kind: BrokerAuthorization
 metadata:
   name: buildings
@@ -81,22 +35,16 @@ spec:
       - method: Publish
         topics:
         - "sensors/{principal.attributes.building}/#"
-`,
-	})
-	a := runConfig(t, dir, 1883, 8883)
-	plain := served(t, a, "devices", 1883)
-	secure := served(t, a, "devices", 8883)
+`)
+	sensor := site.b17.Client(pkix.Name{CommonName: "sensor-a"}, time.Time{}, certstest.EC256)
+	other := site.clientRoot.Intermediate("Elsewhere CA", certstest.EC256).Client(pkix.Name{CommonName: "stranger"}, time.Time{}, certstest.EC256)
 
-	sub := pahoClient(t, mqtt.NewClientOptions().AddBroker("tcp://"+plain.String()).SetClientID("watcher"))
+	sub := pahoClient(t, mqtt.NewClientOptions().AddBroker("tcp://"+site.plain.String()).SetClientID("watcher"))
 	defer sub.Disconnect(0)
 	got := subscribe(t, sub, "sensors/#")
 
-	clientTLS := func(c *certstest.Cert) *tls.Config {
-		return &tls.Config{RootCAs: rootPool(serverRoot), ServerName: "localhost", Certificates: []tls.Certificate{{
-			Certificate: [][]byte{c.Cert.Raw, c.Issuer.Cert.Raw}, PrivateKey: c.Key, Leaf: c.Cert}}}
-	}
-	url := "tls://" + secure.String()
-	pub := pahoClient(t, mqtt.NewClientOptions().AddBroker(url).SetClientID("sensor-a").SetTLSConfig(clientTLS(sensor)))
+	url := "tls://" + site.secure.String()
+	pub := pahoClient(t, mqtt.NewClientOptions().AddBroker(url).SetClientID("sensor-a").SetTLSConfig(site.clientTLS(sensor)))
 	defer pub.Disconnect(0)
 	done(t, "publish denied", pub.Publish("sensors/18/temp", 1, false, "denied"))
 	done(t, "publish allowed", pub.Publish("sensors/17/temp", 1, false, "allowed"))
@@ -108,17 +56,17 @@ spec:
 	}
 
 	// A certificate without the attribute authenticates but may not connect.
-	if _, err := pahoConnect(mqtt.NewClientOptions().AddBroker(url).SetClientID("stranger").SetTLSConfig(clientTLS(other))); !errors.Is(err, packets.ErrorRefusedNotAuthorised) {
+	if _, err := pahoConnect(mqtt.NewClientOptions().AddBroker(url).SetClientID("stranger").SetTLSConfig(site.clientTLS(other))); !errors.Is(err, packets.ErrorRefusedNotAuthorised) {
 		t.Errorf("stranger: got %v, want CONNACK 5", err)
 	}
 	// No certificate at all: no method is relevant.
-	noCert := &tls.Config{RootCAs: rootPool(serverRoot), ServerName: "localhost"}
+	noCert := &tls.Config{RootCAs: rootPool(site.serverRoot), ServerName: "localhost"}
 	if _, err := pahoConnect(mqtt.NewClientOptions().AddBroker(url).SetClientID("anon").SetTLSConfig(noCert)); !errors.Is(err, packets.ErrorRefusedNotAuthorised) {
 		t.Errorf("no certificate: got %v, want CONNACK 5", err)
 	}
 	// A certificate from an untrusted CA fails the handshake.
 	rogue := certstest.Root("Rogue", certstest.EC256).Intermediate("Rogue I", certstest.EC256).Client(pkix.Name{CommonName: "sensor-a"}, time.Time{}, certstest.EC256)
-	if _, err := pahoConnect(mqtt.NewClientOptions().AddBroker(url).SetClientID("rogue").SetTLSConfig(clientTLS(rogue))); err == nil {
+	if _, err := pahoConnect(mqtt.NewClientOptions().AddBroker(url).SetClientID("rogue").SetTLSConfig(site.clientTLS(rogue))); err == nil {
 		t.Error("a client certificate from an untrusted CA was accepted")
 	}
 }
@@ -221,4 +169,76 @@ spec:
 			}
 		})
 	}
+}
+
+// x509Site is the X.509 setup of seed 001 that TestX509AttributesAndPolicy
+// and TestStateStoreSeed001 share: the server's chain (seedTLS), a client
+// root whose intermediate "Building 17 CA" (OU Engineering) issues the
+// certificates that get attributes, and a running appliance whose
+// listener "devices" serves 1883 without authentication and 8883 over TLS
+// with client certificates.
+type x509Site struct {
+	serverRoot, clientRoot, b17 *certstest.Cert
+	plain, secure               *net.TCPAddr // ports 1883 and 8883
+}
+
+// startX509Site runs the appliance with the X.509 setup: building 17's
+// certificates get attrs (a YAML flow mapping), and 8883 is authorized by
+// authz, the BrokerAuthorization document named authzName.
+func startX509Site(t *testing.T, attrs, authzName, authz string) *x509Site {
+	t.Helper()
+	serverRoot, leaf := seedTLS()
+	clientRoot := certstest.Root("Contoso Root CA Cert", certstest.EC256)
+	b17 := clientRoot.IntermediateName(pkix.Name{CommonName: "Building 17 CA", OrganizationalUnit: []string{"Engineering"}}, certstest.EC256)
+	dir := writeConfig(t, map[string]string{
+		"secret.yaml": tlsSecret("server-cert", leaf.ChainPEM(), leaf.KeyPEM()),
+		"config.yaml": `apiVersion: mqttbroker.iotoperations.azure.com/v1
+kind: BrokerListener
+metadata:
+  name: devices
+spec:
+  serviceType: ClusterIp
+  ports:
+  - port: 1883
+  - port: 8883
+    authenticationRef: x509
+    authorizationRef: ` + authzName + `
+    tls:
+      mode: Manual
+      manual:
+        secretRef: server-cert
+---
+apiVersion: mqttbroker.iotoperations.azure.com/v1
+kind: BrokerAuthentication
+metadata:
+  name: x509
+spec:
+  authenticationMethods:
+  - method: X509
+    x509Settings:
+      trustedClientCaCert: client-ca
+      authorizationAttributes:
+        building17:
+          subject: "CN = Building 17 CA, OU = Engineering"
+          attributes: ` + attrs + `
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: client-ca
+data:
+  client_ca.pem: ` + block(string(clientRoot.CertPEM()), 4) + `
+---
+` + authz,
+	})
+	a := runConfig(t, dir, 1883, 8883)
+	return &x509Site{serverRoot: serverRoot, clientRoot: clientRoot, b17: b17,
+		plain: served(t, a, "devices", 1883), secure: served(t, a, "devices", 8883)}
+}
+
+// clientTLS is the TLS configuration of a client that trusts the server's
+// root and presents c with its issuer.
+func (s *x509Site) clientTLS(c *certstest.Cert) *tls.Config {
+	return &tls.Config{RootCAs: rootPool(s.serverRoot), ServerName: "localhost", Certificates: []tls.Certificate{{
+		Certificate: [][]byte{c.Cert.Raw, c.Issuer.Cert.Raw}, PrivateKey: c.Key, Leaf: c.Cert}}}
 }

@@ -362,22 +362,7 @@ spec:
   - port: 1883
     authenticationRef: users
 ---
-apiVersion: mqttbroker.iotoperations.azure.com/v1
-kind: BrokerAuthentication
-metadata:
-  name: users
-spec:
-  authenticationMethods:
-  - method: UsernamePassword
-    usernamePasswordSettings:
-      passwordFileSecretRef: mqtt-users
----
-apiVersion: v1
-kind: Secret
-metadata:
-  name: mqtt-users
-stringData:
-  passwords: ` + block(string(pw), 4) + "\n"})
+` + passwordUsers(string(pw))})
 	a := runConfig(t, dir, 1883)
 	addr := served(t, a, "local", 1883)
 	url := "tcp://" + addr.String()

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,60 +24,11 @@ import (
 // an overlapping flow (echo), which forwards local messages as usual.
 func TestDataflowsFromConfig(t *testing.T) {
 	upstream := testenv.StartMosquitto(t).Addr
-	cfgFile := filepath.Join(t.TempDir(), "site.yaml")
-	yaml := fmt.Sprintf(`apiVersion: mqttbroker.iotoperations.azure.com/v1
-kind: BrokerListener
-metadata: {name: local}
-spec:
-  serviceType: ClusterIp
-  ports:
-  - port: 1883
----
-apiVersion: connectivity.iotoperations.azure.com/v1
-kind: DataflowEndpoint
-metadata: {name: cloud}
-spec:
-  endpointType: Mqtt
-  mqttSettings:
-    host: "127.0.0.1:1,%s"
-    authentication: {method: Anonymous}
-    tls: {mode: Disabled}
-    clientIdPrefix: site1
-    qos: 1
----
-apiVersion: connectivity.iotoperations.azure.com/v1
-kind: Dataflow
-metadata: {name: up}
-spec:
-  operations:
-  - operationType: Source
-    sourceSettings: {endpointRef: default, dataSources: ["telemetry/#"]}
-  - operationType: Destination
-    destinationSettings: {endpointRef: cloud, dataDestination: "site1/${inputTopic}"}
----
-apiVersion: connectivity.iotoperations.azure.com/v1
-kind: Dataflow
-metadata: {name: down}
-spec:
-  operations:
-  - operationType: Source
-    sourceSettings: {endpointRef: cloud, dataSources: ["commands/site1/#"]}
-  - operationType: Destination
-    destinationSettings: {endpointRef: default, dataDestination: "cmd/${inputTopic.3}"}
----
-apiVersion: connectivity.iotoperations.azure.com/v1
-kind: Dataflow
-metadata: {name: echo}
-spec:
-  operations:
-  - operationType: Source
-    sourceSettings: {endpointRef: default, dataSources: ["cmd/#"]}
-  - operationType: Destination
-    destinationSettings: {endpointRef: cloud, dataDestination: "echo/${inputTopic}"}
-`, upstream)
-	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := writeSite(t, localListener,
+		cloudEndpoint(`host: "127.0.0.1:1,`+upstream+`", clientIdPrefix: site1, qos: 1`),
+		dataflow("up", "default", "telemetry/#", "cloud", "site1/${inputTopic}"),
+		dataflow("down", "cloud", "commands/site1/#", "default", "cmd/${inputTopic.3}"),
+		dataflow("echo", "default", "cmd/#", "cloud", "echo/${inputTopic}"))
 	a, addrs, stop := launch(t, appliance.Config{DataDir: t.TempDir(), ConfigPath: cfgFile, PortMap: map[int]int{1883: 0},
 		StatusAddr: "127.0.0.1:0"})
 	defer stop()
@@ -161,31 +113,7 @@ func TestDataflowReload(t *testing.T) {
 	upstream := testenv.StartMosquitto(t).Addr
 	cfgFile := filepath.Join(t.TempDir(), "site.yaml")
 	write := func(host string) {
-		y := `apiVersion: mqttbroker.iotoperations.azure.com/v1
-kind: BrokerListener
-metadata: {name: local}
-spec:
-  serviceType: ClusterIp
-  ports:
-  - port: 1883
----
-apiVersion: connectivity.iotoperations.azure.com/v1
-kind: DataflowEndpoint
-metadata: {name: cloud}
-spec:
-  endpointType: Mqtt
-  mqttSettings: {host: "` + host + `", authentication: {method: Anonymous}, tls: {mode: Disabled}}
----
-apiVersion: connectivity.iotoperations.azure.com/v1
-kind: Dataflow
-metadata: {name: up}
-spec:
-  operations:
-  - operationType: Source
-    sourceSettings: {endpointRef: default, dataSources: ["telemetry/#"]}
-  - operationType: Destination
-    destinationSettings: {endpointRef: cloud, dataDestination: "site1/${inputTopic}"}
-`
+		y := siteYAML(localListener, cloudEndpoint(`host: "`+host+`"`), dataflow("up", "default", "telemetry/#", "cloud", "site1/${inputTopic}"))
 		if err := os.WriteFile(cfgFile, []byte(y), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -237,35 +165,8 @@ func TestDataflowOverWebSockets(t *testing.T) {
 	defer func() { up.Close(); wl.Close() }()
 	wsAddr := ln.Addr().String()
 
-	cfgFile := filepath.Join(t.TempDir(), "site.yaml")
-	yaml := `apiVersion: mqttbroker.iotoperations.azure.com/v1
-kind: BrokerListener
-metadata: {name: local}
-spec:
-  serviceType: ClusterIp
-  ports:
-  - port: 1883
----
-apiVersion: connectivity.iotoperations.azure.com/v1
-kind: DataflowEndpoint
-metadata: {name: cloud}
-spec:
-  endpointType: Mqtt
-  mqttSettings: {host: "` + wsAddr + `/ws", protocol: WebSockets, authentication: {method: Anonymous}, tls: {mode: Disabled}}
----
-apiVersion: connectivity.iotoperations.azure.com/v1
-kind: Dataflow
-metadata: {name: up}
-spec:
-  operations:
-  - operationType: Source
-    sourceSettings: {endpointRef: default, dataSources: ["telemetry/#"]}
-  - operationType: Destination
-    destinationSettings: {endpointRef: cloud, dataDestination: "site1/${inputTopic}"}
-`
-	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := writeSite(t, localListener, cloudEndpoint(`host: "`+wsAddr+`/ws", protocol: WebSockets`),
+		dataflow("up", "default", "telemetry/#", "cloud", "site1/${inputTopic}"))
 	a, addrs, stop := launch(t, appliance.Config{DataDir: t.TempDir(), ConfigPath: cfgFile, PortMap: map[int]int{1883: 0}})
 	defer stop()
 	cloud := pahoClient(t, mqtt.NewClientOptions().AddBroker("ws://"+wsAddr+"/mqtt").SetClientID("cloud"))
@@ -279,4 +180,57 @@ spec:
 	defer dev.Disconnect(0)
 	done(t, "publish", dev.Publish("telemetry/t", 1, false, "over ws"))
 	expect(t, got, "site1/telemetry/t over ws")
+}
+
+// localListener is the dataflow tests' BrokerListener: port 1883 for
+// devices (mapped to a free port by the tests).
+const localListener = `apiVersion: mqttbroker.iotoperations.azure.com/v1
+kind: BrokerListener
+metadata: {name: local}
+spec:
+  serviceType: ClusterIp
+  ports:
+  - port: 1883
+`
+
+// cloudEndpoint is the MQTT DataflowEndpoint "cloud" with settings (YAML
+// flow-mapping entries: host and more) added to anonymous, plain-TCP
+// access.
+func cloudEndpoint(settings string) string {
+	return `apiVersion: connectivity.iotoperations.azure.com/v1
+kind: DataflowEndpoint
+metadata: {name: cloud}
+spec:
+  endpointType: Mqtt
+  mqttSettings: {` + settings + `, authentication: {method: Anonymous}, tls: {mode: Disabled}}
+`
+}
+
+// dataflow is a Dataflow name from the endpoint from's topics matching
+// source to the endpoint to's topic dest.
+func dataflow(name, from, source, to, dest string) string {
+	return fmt.Sprintf(`apiVersion: connectivity.iotoperations.azure.com/v1
+kind: Dataflow
+metadata: {name: %s}
+spec:
+  operations:
+  - operationType: Source
+    sourceSettings: {endpointRef: %s, dataSources: [%q]}
+  - operationType: Destination
+    destinationSettings: {endpointRef: %s, dataDestination: %q}
+`, name, from, source, to, dest)
+}
+
+// siteYAML joins YAML documents into one file's text.
+func siteYAML(docs ...string) string { return strings.Join(docs, "---\n") }
+
+// writeSite writes the YAML documents docs as one file in a new folder
+// and returns its path.
+func writeSite(t *testing.T, docs ...string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "site.yaml")
+	if err := os.WriteFile(p, []byte(siteYAML(docs...)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

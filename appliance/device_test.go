@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
-	"io/fs"
 	"net/http"
 	"net/netip"
 	"os"
@@ -102,7 +101,7 @@ func TestDeviceSettingsFromUSB(t *testing.T) {
 	disk := 'a'
 	plug := func(serial uint64, spec string) string {
 		t.Helper()
-		b := packBundle(t, key, serial, map[string]string{"site.yaml": siteListener(freePort(t)), "device.yaml": deviceYAML(spec)}, nil)
+		b := packBundle(t, key, serial, map[string]string{"site.yaml": siteListener(testenv.FreePort(t)), "device.yaml": deviceYAML(spec)}, nil)
 		name := "sd" + string(disk)
 		disk++
 		img := usbtest.NewFAT32Image(t, map[string][]byte{bundle.FileName: b})
@@ -117,21 +116,6 @@ func TestDeviceSettingsFromUSB(t *testing.T) {
 		})
 		return img
 	}
-	readStick := func(img string) string {
-		t.Helper()
-		var out []byte
-		testenv.Eventually(t, 20*time.Second, "the report on the stick", func() bool {
-			m := &usbtest.Mounter{Images: map[string]string{"sdz": img}}
-			med, err := m.Mount(usb.Device{Name: "sdz1", Disk: "sdz", Partition: 1})
-			if err != nil {
-				return false
-			}
-			defer med.Close()
-			out, err = fs.ReadFile(med.FS(), appliance.ReportFile)
-			return err == nil
-		})
-		return string(out)
-	}
 
 	// Bundle 1: a host name and DHCP, applied.
 	img := plug(1, dhcpSpec)
@@ -145,14 +129,14 @@ func TestDeviceSettingsFromUSB(t *testing.T) {
 	if d == nil || !d.Applied || d.Resource != "Device/site" || strings.Join(d.Settings, "; ") != "hostname gw-a; eth0: DHCP" {
 		t.Errorf("device status %+v", d)
 	}
-	if rep := readStick(img); !strings.Contains(rep, "APPLIED: bundle serial 1") || !strings.Contains(rep, "device Device/site (applied): hostname gw-a; eth0: DHCP") {
+	if rep := readStick(t, img, appliance.ReportFile); !strings.Contains(rep, "APPLIED: bundle serial 1") || !strings.Contains(rep, "device Device/site (applied): hostname gw-a; eth0: DHCP") {
 		t.Errorf("report for bundle 1:\n%s", rep)
 	}
 
 	// Bundle 2: an interface this board does not have, rejected before
 	// anything is applied.
 	img = plug(2, "  interfaces:\n  - name: eth7\n")
-	if rep := readStick(img); !strings.Contains(rep, "REJECTED") ||
+	if rep := readStick(t, img, appliance.ReportFile); !strings.Contains(rep, "REJECTED") ||
 		!strings.Contains(rep, `device.yaml:7: Device/site: spec.interfaces[0].name: "eth7": no such interface on this device (it has eth0, lo)`) {
 		t.Errorf("report for an unknown interface:\n%s", rep)
 	}
@@ -178,7 +162,7 @@ func TestDeviceSettingsFromUSB(t *testing.T) {
 	if got, want := rec.hostnames(), "gw-a,gw-b,gw-a,gw-a"; got != want {
 		t.Errorf("applied %s, want %s (bundle 1, bundle 2, taken back, bundle 1 again)", got, want)
 	}
-	rep := readStick(img)
+	rep := readStick(t, img, appliance.ReportFile)
 	for _, want := range []string{
 		"ROLLED BACK: bundle serial 2",
 		"eth0: no route to the gateway 10.0.2.2 for 300ms",
@@ -204,7 +188,7 @@ func TestDeviceSettingsOnHost(t *testing.T) {
 		Trust: []ed25519.PublicKey{key.Public().(ed25519.PublicKey)}, BoardRoot: t.TempDir(), StatusAddr: "127.0.0.1:0",
 	})
 	defer stop()
-	bad := packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(freePort(t)),
+	bad := packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(testenv.FreePort(t)),
 		"device.yaml": deviceYAML("  interfaces:\n  - name: eth0\n    addressing: Static\n    address: 10.0.0.300/24\n")}, nil)
 	res := a.Install(t.Context(), bad)
 	if want := `device.yaml:9: Device/site: spec.interfaces[0].address: "10.0.0.300/24" is not an IP prefix`; res.Applied || !strings.Contains(strings.Join(res.Reasons, "\n"), want) {
@@ -212,7 +196,7 @@ func TestDeviceSettingsOnHost(t *testing.T) {
 	}
 	// An interface the host does not have is no error here: the host's
 	// interfaces are not the device's.
-	good := packBundle(t, key, 2, map[string]string{"site.yaml": siteListener(freePort(t)),
+	good := packBundle(t, key, 2, map[string]string{"site.yaml": siteListener(testenv.FreePort(t)),
 		"device.yaml": deviceYAML(staticSpec + "  ntpServers: [10.0.2.3]\n")}, nil)
 	if res := a.Install(t.Context(), good); !res.Applied {
 		t.Fatalf("Install: %v", res.Reasons)
@@ -265,7 +249,7 @@ func TestDeviceSettingsFromLAN(t *testing.T) {
 	defer stop()
 	up := newUploader(t, a, data)
 
-	b := packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(freePort(t)), "device.yaml": deviceYAML(dhcpSpec)}, nil)
+	b := packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(testenv.FreePort(t)), "device.yaml": deviceYAML(dhcpSpec)}, nil)
 	code, rep := up.post(b, false)
 	if code != http.StatusOK || !rep.Result.Applied {
 		t.Fatalf("bundle 1: %d, %+v", code, rep.Result)
@@ -310,7 +294,7 @@ func TestBundleUploadAnswersAfterGuard(t *testing.T) {
 	up := newUploader(t, a, data)
 
 	start := time.Now()
-	code, rep := up.post(packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(freePort(t)), "device.yaml": deviceYAML(staticSpec)}, nil), false)
+	code, rep := up.post(packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(testenv.FreePort(t)), "device.yaml": deviceYAML(staticSpec)}, nil), false)
 	if d := time.Since(start); d < window {
 		t.Errorf("answered after %v, before the guard's window of %v", d, window)
 	}

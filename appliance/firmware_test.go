@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
-	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -105,25 +104,10 @@ func TestFirmwareUpdate(t *testing.T) {
 	}
 
 	// From a stick: a downgrade, refused with its reason on the stick.
-	readStick := func(img, name string) string {
-		t.Helper()
-		var out []byte
-		testenv.Eventually(t, 20*time.Second, name+" on the stick", func() bool {
-			m := &usbtest.Mounter{Images: map[string]string{"sdz": img}}
-			med, err := m.Mount(usb.Device{Name: "sdz1", Disk: "sdz", Partition: 1})
-			if err != nil {
-				return false
-			}
-			defer med.Close()
-			out, err = fs.ReadFile(med.FS(), name)
-			return err == nil
-		})
-		return string(out)
-	}
 	img := usbtest.NewFAT32Image(t, map[string][]byte{firmware.FileName: update("0.9", key)})
 	mounter.Images["sda"] = img
 	usbtest.AddStick(t, sysRoot, "sda", img)
-	if rep := readStick(img, appliance.FirmwareReportFile); !strings.Contains(rep, "Refused 0.9 from usb: downgrade") {
+	if rep := readStick(t, img, appliance.FirmwareReportFile); !strings.Contains(rep, "Refused 0.9 from usb: downgrade") {
 		t.Errorf("report of a downgrade:\n%s", rep)
 	}
 	if page := get(t, base+"/"); !strings.Contains(page, "Running version 1.0 (board qemu)") || !strings.Contains(page, "refused 0.9 from usb: downgrade") {
@@ -135,15 +119,15 @@ func TestFirmwareUpdate(t *testing.T) {
 	// enrols: the bundle first, then the update.
 	key2, _ := bundle.GenerateKey()
 	img = usbtest.NewFAT32Image(t, map[string][]byte{firmware.FileName: update("1.2", key2),
-		bundle.FileName: packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(freePort(t))}, func(o *bundle.PackOptions) {
+		bundle.FileName: packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(testenv.FreePort(t))}, func(o *bundle.PackOptions) {
 			o.Enrol = []ed25519.PublicKey{key2.Public().(ed25519.PublicKey)}
 		})})
 	mounter.Images["sdb"] = img
 	usbtest.AddStick(t, sysRoot, "sdb", img)
-	if rep := readStick(img, appliance.FirmwareReportFile); !strings.Contains(rep, "Installed version 1.2") {
+	if rep := readStick(t, img, appliance.FirmwareReportFile); !strings.Contains(rep, "Installed version 1.2") {
 		t.Errorf("report of an update:\n%s", rep)
 	}
-	if rep := readStick(img, appliance.ReportFile); !strings.Contains(rep, "APPLIED: bundle serial 1") {
+	if rep := readStick(t, img, appliance.ReportFile); !strings.Contains(rep, "APPLIED: bundle serial 1") {
 		t.Errorf("bundle report beside the update:\n%s", rep)
 	}
 	if fw := a.Status().Firmware; fw.Other != "1.2" {

@@ -16,19 +16,7 @@ import (
 // error naming the state store once the store stops answering (closed
 // here), which makes Run, and the process, exit non-zero.
 func TestWatchdogFindsWedgedStore(t *testing.T) {
-	defer func(d time.Duration) { healthEvery = d }(healthEvery)
-	healthEvery = 20 * time.Millisecond
-	log := slog.New(slog.NewTextHandler(t.Output(), nil))
-	srv := broker.New(broker.Config{Logger: log})
-	defer srv.Close()
-	ss, err := openStateStore(t.TempDir(), config.StateStoreQuota{}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wd, err := newWatchdog(srv, ss, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	wd, ss := testWatchdog(t, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
@@ -60,4 +48,29 @@ func TestWatchdogFindsWedgedStore(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("watchdog did not notice the closed store")
 	}
+}
+
+// fastHealth makes the watchdog probe every 20 ms until the test ends.
+func fastHealth(t *testing.T) {
+	d := healthEvery
+	healthEvery = 20 * time.Millisecond
+	t.Cleanup(func() { healthEvery = d })
+}
+
+// testWatchdog is the appliance's watchdog (fastHealth) over a broker and
+// a state store in a new folder, not yet running.
+func testWatchdog(t *testing.T, log *slog.Logger) (*watchdog.Watchdog, *stateStore) {
+	t.Helper()
+	fastHealth(t)
+	srv := broker.New(broker.Config{Logger: log})
+	t.Cleanup(func() { srv.Close() })
+	ss, err := openStateStore(t.TempDir(), config.StateStoreQuota{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wd, err := newWatchdog(srv, ss, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wd, ss
 }

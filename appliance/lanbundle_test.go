@@ -127,7 +127,7 @@ func TestBundleUpload(t *testing.T) {
 	}
 
 	// A good bundle applies.
-	p1 := freePort(t)
+	p1 := testenv.FreePort(t)
 	code, rep := up.post(packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(p1)}, nil), false)
 	if code != http.StatusOK || !rep.Result.Applied || rep.Result.Serial != 1 || rep.Running != "bundle serial 1" {
 		t.Fatalf("good bundle: %d, %+v, running %q", code, rep.Result, rep.Running)
@@ -185,15 +185,15 @@ func TestBundleUpload(t *testing.T) {
 		want    string
 		noStick bool // no stick gives these bytes this way
 	}{
-		{name: "bad signature", code: http.StatusForbidden, want: "bad signature", data: rewriteTar(t, packBundle(t, key, 2, map[string]string{"site.yaml": siteListener(freePort(t))}, nil), func(name string, body []byte) (string, []byte) {
+		{name: "bad signature", code: http.StatusForbidden, want: "bad signature", data: rewriteTar(t, packBundle(t, key, 2, map[string]string{"site.yaml": siteListener(testenv.FreePort(t))}, nil), func(name string, body []byte) (string, []byte) {
 			if name == "manifest.sig" {
 				body = bytes.Clone(body)
 				body[0] ^= 1
 			}
 			return name, body
 		})},
-		{name: "untrusted key", code: http.StatusForbidden, want: "untrusted key", data: packBundle(t, other, 2, map[string]string{"site.yaml": siteListener(freePort(t))}, nil)},
-		{name: "replayed serial", code: http.StatusUnprocessableEntity, want: "replayed serial", data: packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(freePort(t))}, nil)},
+		{name: "untrusted key", code: http.StatusForbidden, want: "untrusted key", data: packBundle(t, other, 2, map[string]string{"site.yaml": siteListener(testenv.FreePort(t))}, nil)},
+		{name: "replayed serial", code: http.StatusUnprocessableEntity, want: "replayed serial", data: packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(testenv.FreePort(t))}, nil)},
 		{name: "oversize", code: http.StatusRequestEntityTooLarge, want: fmt.Sprintf("bundle: too large: the bundle file is %d bytes, more than", len(oversize)), data: oversize},
 		{name: "oversize chunked", code: http.StatusRequestEntityTooLarge, want: "bundle: too large: the bundle file is more than", data: oversize, chunked: true, noStick: true},
 	} {
@@ -228,7 +228,7 @@ func TestBundleUpload(t *testing.T) {
 	}
 	defer raw.Close()
 	raw.SetDeadline(time.Now().Add(time.Minute))
-	p2 := freePort(t)
+	p2 := testenv.FreePort(t)
 	second := packBundle(t, key, 2, map[string]string{"site.yaml": siteListener(p2)}, nil)
 	fmt.Fprintf(raw, "POST /bundle HTTP/1.1\r\nHost: device\r\nAccept: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", len(second))
 	br := bufio.NewReader(raw)
@@ -311,7 +311,7 @@ func TestBundleUpload(t *testing.T) {
 	if !bytes.Equal(up.caPEM, firstCA) {
 		t.Errorf("DATA/ca.crt after a restart:\n%s\nwant\n%s", up.caPEM, firstCA)
 	}
-	p3 := freePort(t)
+	p3 := testenv.FreePort(t)
 	if code, rep := up.post(packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(p3)}, nil), false); code != http.StatusOK || rep.Result.Serial != 3 {
 		t.Errorf("bundle 3 after a restart: %d, %+v", code, rep.Result)
 	}
@@ -329,7 +329,7 @@ func TestBundleUploadNeedsTLS(t *testing.T) {
 		Trust: []ed25519.PublicKey{key.Public().(ed25519.PublicKey)}, StatusAddr: "127.0.0.1:0",
 	})
 	defer stop()
-	p := freePort(t)
+	p := testenv.FreePort(t)
 	resp, err := http.Post("http://"+a.StatusAddr().String()+"/bundle", "application/octet-stream",
 		bytes.NewReader(packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(p)}, nil)))
 	if err != nil {

@@ -37,28 +37,7 @@ spec:
     authenticationRef: users
     authorizationRef: tenants
 `,
-		"users.yaml": fmt.Sprintf(`apiVersion: v1
-kind: Secret
-metadata:
-  name: passwords
-type: Opaque
-stringData:
-  passwords: |
-    alice:%[1]s
-    bob:%[1]s
-    carol:%[1]s
-    dave:%[1]s
----
-apiVersion: mqttbroker.iotoperations.azure.com/v1
-kind: BrokerAuthentication
-metadata:
-  name: users
-spec:
-  authenticationMethods:
-  - method: UsernamePassword
-    usernamePasswordSettings:
-      passwordFileSecretRef: passwords
----
+		"users.yaml": passwordUsers(fmt.Sprintf("alice:%[1]s\nbob:%[1]s\ncarol:%[1]s\ndave:%[1]s\n", pwHash)) + `---
 apiVersion: mqttbroker.iotoperations.azure.com/v1
 kind: BrokerAuthorization
 metadata:
@@ -88,7 +67,7 @@ spec:
       - method: Connect
       - method: Publish
         topics: ["bob/#"]
-`, pwHash),
+`,
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -59,16 +58,6 @@ func packBundle(t *testing.T, key ed25519.PrivateKey, serial uint64, files map[s
 		t.Fatalf("pack: %v", err)
 	}
 	return b.Bytes()
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // answers reports whether an MQTT client can connect on 127.0.0.1:port.
@@ -184,7 +173,7 @@ func TestProvisioningFromUSB(t *testing.T) {
 	}
 
 	// Plug in a stick whose bundle adds port p1.
-	p1 := freePort(t)
+	p1 := testenv.FreePort(t)
 	stick := func(name string, files map[string][]byte) string {
 		img := usbtest.NewFAT32Image(t, files)
 		m := mounter.m.Load()
@@ -208,42 +197,27 @@ func TestProvisioningFromUSB(t *testing.T) {
 	if c := a.Status().Certificates; len(c) != 0 {
 		t.Errorf("certificates of the replaced default still managed: %+v", c)
 	}
-	readStick := func(img, name string) string {
-		t.Helper()
-		var out []byte
-		testenv.Eventually(t, 20*time.Second, name+" on the stick", func() bool {
-			m := &usbtest.Mounter{Images: map[string]string{"sdz": img}}
-			med, err := m.Mount(usb.Device{Name: "sdz1", Disk: "sdz", Partition: 1})
-			if err != nil {
-				return false
-			}
-			defer med.Close()
-			out, err = fs.ReadFile(med.FS(), name)
-			return err == nil
-		})
-		return string(out)
-	}
-	if rep := readStick(img, appliance.ReportFile); !strings.Contains(rep, "APPLIED: bundle serial 1") || !strings.Contains(rep, fmt.Sprintf("site/%d: serving", p1)) {
+	if rep := readStick(t, img, appliance.ReportFile); !strings.Contains(rep, "APPLIED: bundle serial 1") || !strings.Contains(rep, fmt.Sprintf("site/%d: serving", p1)) {
 		t.Errorf("report on the stick:\n%s", rep)
 	}
 	var rep appliance.Report
-	if err := json.Unmarshal([]byte(readStick(img, appliance.ReportJSONFile)), &rep); err != nil || !rep.Result.Applied {
+	if err := json.Unmarshal([]byte(readStick(t, img, appliance.ReportJSONFile)), &rep); err != nil || !rep.Result.Applied {
 		t.Errorf("JSON report: %+v, %v", rep.Result, err)
 	}
 	usbtest.RemoveDisk(t, sysRoot, "sda")
 
 	// A stick with a bundle signed by an unknown key.
 	other, _ := bundle.GenerateKey()
-	img = stick("sdb", map[string][]byte{bundle.FileName: packBundle(t, other, 2, map[string]string{"site.yaml": siteListener(freePort(t))}, nil)})
+	img = stick("sdb", map[string][]byte{bundle.FileName: packBundle(t, other, 2, map[string]string{"site.yaml": siteListener(testenv.FreePort(t))}, nil)})
 	testenv.Eventually(t, 20*time.Second, "untrusted bundle handled", func() bool { return history() == 2 })
-	if rep := readStick(img, appliance.ReportFile); !strings.Contains(rep, "REJECTED") || !strings.Contains(rep, "untrusted key") {
+	if rep := readStick(t, img, appliance.ReportFile); !strings.Contains(rep, "REJECTED") || !strings.Contains(rep, "untrusted key") {
 		t.Errorf("report for an untrusted bundle:\n%s", rep)
 	}
 	usbtest.RemoveDisk(t, sysRoot, "sdb")
 
 	// A stick pulled while the bundle is read.
 	mounter.m.Store(&usbtest.Mounter{Images: map[string]string{}, PullAfter: 512})
-	stick("sdc", map[string][]byte{bundle.FileName: packBundle(t, key, 2, map[string]string{"site.yaml": siteListener(freePort(t))}, nil)})
+	stick("sdc", map[string][]byte{bundle.FileName: packBundle(t, key, 2, map[string]string{"site.yaml": siteListener(testenv.FreePort(t))}, nil)})
 	testenv.Eventually(t, 20*time.Second, "pulled stick handled", func() bool { return history() == 3 })
 	if h := a.Status().Provisioning.History[0]; h.Applied || !strings.Contains(strings.Join(h.Reasons, ""), "input/output error") || a.Status().Provisioning.Serial != 1 {
 		t.Errorf("pulled stick: %+v, serial %d", h, a.Status().Provisioning.Serial)
@@ -262,30 +236,30 @@ func TestProvisioningFromUSB(t *testing.T) {
 		data       []byte
 		rolledBack bool
 	}{
-		{"replayed serial", "serial 1", packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(freePort(t))}, nil), false},
-		{"expired", "expired", packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(freePort(t))}, func(o *bundle.PackOptions) {
+		{"replayed serial", "serial 1", packBundle(t, key, 1, map[string]string{"site.yaml": siteListener(testenv.FreePort(t))}, nil), false},
+		{"expired", "expired", packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(testenv.FreePort(t))}, func(o *bundle.PackOptions) {
 			o.Created, o.Expires = time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour)
 		}), false},
 		{"unknown kind", "Frobnicator", packBundle(t, key, 3, map[string]string{"site.yaml": "apiVersion: v1\nkind: Frobnicator\nmetadata:\n  name: x\n"}, nil), false},
 		{"invalid field", "spec.ports[0].port", packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(70000)}, nil), false},
 		{"truncated", "truncated", good[:len(good)-700], false},
-		{"oversize", "too large: secrets/big/blob", packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(freePort(t)), "secrets/big/blob": big}, func(o *bundle.PackOptions) {
+		{"oversize", "too large: secrets/big/blob", packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(testenv.FreePort(t)), "secrets/big/blob": big}, func(o *bundle.PackOptions) {
 			o.Limits = bundle.Limits{MaxTotal: 64 << 20, MaxFileSize: 64 << 20}
 		}), false},
-		{"bad signature", "signature", rewriteTar(t, packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(freePort(t))}, nil), func(name string, body []byte) (string, []byte) {
+		{"bad signature", "signature", rewriteTar(t, packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(testenv.FreePort(t))}, nil), func(name string, body []byte) (string, []byte) {
 			if name == "manifest.sig" {
 				body = bytes.Clone(body)
 				body[0] ^= 1
 			}
 			return name, body
 		}), false},
-		{"path traversal", "unsafe path: \"../../etc/passwd\"", rewriteTar(t, packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(freePort(t))}, nil), func(name string, body []byte) (string, []byte) {
+		{"path traversal", "unsafe path: \"../../etc/passwd\"", rewriteTar(t, packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(testenv.FreePort(t))}, nil), func(name string, body []byte) (string, []byte) {
 			if strings.HasSuffix(name, "site.yaml") {
 				name = "config/../../etc/passwd"
 			}
 			return name, body
 		}), false},
-		{"for another device", "device", packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(freePort(t))}, func(o *bundle.PackOptions) {
+		{"for another device", "device", packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(testenv.FreePort(t))}, func(o *bundle.PackOptions) {
 			o.Device = &bundle.Device{Serial: "10000000deadbeef"}
 		}), false},
 		{"port cannot bind: rolled back", "could not come up", packBundle(t, key, 3, map[string]string{"site.yaml": siteListener(taken.Addr().(*net.TCPAddr).Port)}, nil), true},
@@ -352,4 +326,19 @@ func TestUSBWatchingShown(t *testing.T) {
 	if body := get(t, "http://"+b.StatusAddr().String()+"/"); !strings.Contains(body, "USB sticks are not watched (no -usb).") {
 		t.Errorf("status page without -usb:\n%s", body)
 	}
+}
+
+// readStick waits (bounded) until the stick image img holds name, which
+// the appliance writes back after it read the stick, and returns it. The
+// file is created empty and then written, so an empty one is not there
+// yet.
+func readStick(t *testing.T, img, name string) string {
+	t.Helper()
+	var out []byte
+	testenv.Eventually(t, 20*time.Second, name+" on the stick", func() bool {
+		var err error
+		out, err = usbtest.ReadFile(img, name)
+		return err == nil && len(out) > 0
+	})
+	return string(out)
 }

@@ -28,27 +28,7 @@ var pwHash = func() []byte {
 // usersAndPolicy is a UsernamePassword BrokerAuthentication with alice and
 // bob (password "pw"), and a policy letting them publish under topic.
 func usersAndPolicy(topic string) string {
-	hash := pwHash
-	return fmt.Sprintf(`apiVersion: v1
-kind: Secret
-metadata:
-  name: passwords
-type: Opaque
-stringData:
-  passwords: |
-    alice:%s
-    bob:%s
----
-apiVersion: mqttbroker.iotoperations.azure.com/v1
-kind: BrokerAuthentication
-metadata:
-  name: users
-spec:
-  authenticationMethods:
-  - method: UsernamePassword
-    usernamePasswordSettings:
-      passwordFileSecretRef: passwords
----
+	return passwordUsers(fmt.Sprintf("alice:%[1]s\nbob:%[1]s\n", pwHash)) + fmt.Sprintf(`---
 apiVersion: mqttbroker.iotoperations.azure.com/v1
 kind: BrokerAuthorization
 metadata:
@@ -64,7 +44,26 @@ spec:
         topics: ["%s"]
       - method: Subscribe
         topics: ["#"]
-`, hash, hash, topic)
+`, topic)
+}
+
+// passwordUsers is the BrokerAuthentication "users" checking passwords
+// against file, a password file (user:hash lines), and the Secret
+// "passwords" holding it.
+func passwordUsers(file string) string {
+	return `apiVersion: mqttbroker.iotoperations.azure.com/v1
+kind: BrokerAuthentication
+metadata: {name: users}
+spec:
+  authenticationMethods:
+  - {method: UsernamePassword, usernamePasswordSettings: {passwordFileSecretRef: passwords}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: passwords}
+type: Opaque
+stringData:
+  passwords: ` + block(file, 4) + "\n"
 }
 
 // twoPorts: 1883 with the policy, 1884 authenticated without one.

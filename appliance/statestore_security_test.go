@@ -49,23 +49,7 @@ spec:
     authenticationRef: users
     authorizationRef: tenants
 ---
-apiVersion: mqttbroker.iotoperations.azure.com/v1
-kind: BrokerAuthentication
-metadata:
-  name: users
-spec:
-  authenticationMethods:
-  - method: UsernamePassword
-    usernamePasswordSettings:
-      passwordFileSecretRef: mqtt-users
----
-apiVersion: v1
-kind: Secret
-metadata:
-  name: mqtt-users
-stringData:
-  passwords: ` + block(string(pw), 4) + `
----
+` + passwordUsers(string(pw)) + `---
 apiVersion: mqttbroker.iotoperations.azure.com/v1
 kind: BrokerAuthorization
 metadata:
@@ -104,25 +88,8 @@ func ssDialUser(t *testing.T, addr net.Addr, id, user string) *ssClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl := &ssClient{id: id, msgs: make(chan *paho.Publish, 16)}
-	cl.c = paho.NewClient(paho.ClientConfig{
-		Conn: testenv.LockedConn(conn),
-		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
-			cl.msgs <- pr.Packet
-			return true, nil
-		}},
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	if ack, err := cl.c.Connect(ctx, &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 30,
-		UsernameFlag: true, Username: user, PasswordFlag: true, Password: []byte(user + "-pw")}); err != nil {
-		t.Fatalf("connect %s: %v %+v", id, err, ack)
-	}
-	if _, err := cl.c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "clients/" + id + "/response", QoS: 1}}}); err != nil {
-		t.Fatalf("subscribe %s: %v", id, err)
-	}
-	t.Cleanup(func() { cl.c.Disconnect(&paho.Disconnect{}) })
-	return cl
+	return ssConnect(t, conn, &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 30,
+		UsernameFlag: true, Username: user, PasswordFlag: true, Password: []byte(user + "-pw")})
 }
 
 // TestStateStoreResponseTopicAuthorized (issue row 2): the state store

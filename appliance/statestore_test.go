@@ -30,53 +30,7 @@ const seedBinaryKey = "xxxxxxxxxxxxxxxxxxxx"
 // to the response topic), which the seed does not list. Responses to the
 // requester's own clients/ID/... namespace need no Publish grant.
 func TestStateStoreSeed001(t *testing.T) {
-	serverRoot, leaf := seedTLS()
-	clientRoot := certstest.Root("Contoso Root CA Cert", certstest.EC256)
-	b17 := clientRoot.IntermediateName(pkix.Name{CommonName: "Building 17 CA", OrganizationalUnit: []string{"Engineering"}}, certstest.EC256)
-	thermostat := b17.Client(pkix.Name{CommonName: "17-thermostat"}, time.Time{}, certstest.EC256)
-
-	dir := writeConfig(t, map[string]string{
-		"secret.yaml": tlsSecret("server-cert", leaf.ChainPEM(), leaf.KeyPEM()),
-		"config.yaml": `apiVersion: mqttbroker.iotoperations.azure.com/v1
-kind: BrokerListener
-metadata:
-  name: devices
-spec:
-  serviceType: ClusterIp
-  ports:
-  - port: 1883
-  - port: 8883
-    authenticationRef: x509
-    authorizationRef: seed001
-    tls:
-      mode: Manual
-      manual:
-        secretRef: server-cert
----
-apiVersion: mqttbroker.iotoperations.azure.com/v1
-kind: BrokerAuthentication
-metadata:
-  name: x509
-spec:
-  authenticationMethods:
-  - method: X509
-    x509Settings:
-      trustedClientCaCert: client-ca
-      authorizationAttributes:
-        building17:
-          subject: "CN = Building 17 CA, OU = Engineering"
-          attributes:
-            building: "17"
-            organization: contoso
----
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: client-ca
-data:
-  client_ca.pem: ` + block(string(clientRoot.CertPEM()), 4) + `
----
-apiVersion: mqttbroker.iotoperations.azure.com/v1
+	site := startX509Site(t, `{building: "17", organization: contoso}`, "seed001", `apiVersion: mqttbroker.iotoperations.azure.com/v1
 kind: BrokerAuthorization
 metadata:
   name: seed001
@@ -97,7 +51,7 @@ spec:
       - method: Publish
         topics:
         - "sensors/{principal.attributes.building}/{principal.clientId}/telemetry/*"
-        - "` + mqttapi.RequestTopic + `"
+        - "`+mqttapi.RequestTopic+`"
       - method: Subscribe
         topics:
         - "commands/{principal.attributes.organization}"
@@ -113,16 +67,11 @@ spec:
       - method: ReadWrite
         keyType: Binary
         keys:
-        - "` + seedBinaryKey + `"
-`,
-	})
-	a := runConfig(t, dir, 1883, 8883)
-	plain := served(t, a, "devices", 1883)
-	secure := served(t, a, "devices", 8883)
+        - "`+seedBinaryKey+`"
+`)
+	thermostat := site.b17.Client(pkix.Name{CommonName: "17-thermostat"}, time.Time{}, certstest.EC256)
 
-	tc := &tls.Config{RootCAs: rootPool(serverRoot), ServerName: "localhost", Certificates: []tls.Certificate{{
-		Certificate: [][]byte{thermostat.Cert.Raw, thermostat.Issuer.Cert.Raw}, PrivateKey: thermostat.Key, Leaf: thermostat.Cert}}}
-	conn, err := tls.Dial("tcp", secure.String(), tc)
+	conn, err := tls.Dial("tcp", site.secure.String(), site.clientTLS(thermostat))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +80,7 @@ spec:
 
 	// Keys are written through the anonymous port, where everything is
 	// allowed.
-	pconn, err := net.DialTimeout("tcp", plain.String(), wait)
+	pconn, err := net.DialTimeout("tcp", site.plain.String(), wait)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,8 +130,18 @@ type ssClient struct {
 	msgs chan *paho.Publish
 }
 
+// ssDial connects a state store client as id over conn, without
+// credentials, subscribed to its response topic.
 func ssDial(t *testing.T, conn net.Conn, id string) *ssClient {
 	t.Helper()
+	return ssConnect(t, conn, &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 30})
+}
+
+// ssConnect connects a state store client over conn with CONNECT cp and
+// subscribes it to its response topic, clients/<client id>/response.
+func ssConnect(t *testing.T, conn net.Conn, cp *paho.Connect) *ssClient {
+	t.Helper()
+	id := cp.ClientID
 	cl := &ssClient{id: id, msgs: make(chan *paho.Publish, 16)}
 	cl.c = paho.NewClient(paho.ClientConfig{
 		Conn: testenv.LockedConn(conn),
@@ -193,7 +152,7 @@ func ssDial(t *testing.T, conn net.Conn, id string) *ssClient {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	if ack, err := cl.c.Connect(ctx, &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 30}); err != nil {
+	if ack, err := cl.c.Connect(ctx, cp); err != nil {
 		t.Fatalf("connect %s: %v %+v", id, err, ack)
 	}
 	if _, err := cl.c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "clients/" + id + "/response", QoS: 1}}}); err != nil {

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"edgebroker/appliance/config"
-	"edgebroker/broker"
 	"edgebroker/broker/testenv"
 	"edgebroker/provisioning/fwupdate"
 )
@@ -19,19 +17,7 @@ import (
 // passed": not before the first probes, and not once the state store
 // fails.
 func TestProbesPassed(t *testing.T) {
-	defer func(d time.Duration) { healthEvery = d }(healthEvery)
-	healthEvery = 20 * time.Millisecond
-	log := slog.New(slog.DiscardHandler)
-	srv := broker.New(broker.Config{Logger: log})
-	defer srv.Close()
-	ss, err := openStateStore(t.TempDir(), config.StateStoreQuota{}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wd, err := newWatchdog(srv, ss, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	wd, ss := testWatchdog(t, slog.New(slog.DiscardHandler))
 	if err := probesPassed(wd); err == nil || !strings.Contains(err.Error(), "not probed yet") {
 		t.Errorf("before any probe: %v", err)
 	}
@@ -50,8 +36,7 @@ func TestProbesPassed(t *testing.T) {
 // TestTrialCommitsOnceServing: an appliance started on a trial boot
 // commits the running slot once its probes pass, and Status says so.
 func TestTrialCommitsOnceServing(t *testing.T) {
-	defer func(d time.Duration) { healthEvery = d }(healthEvery)
-	healthEvery = 20 * time.Millisecond
+	fastHealth(t)
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "cmdline.txt"), []byte("root=PARTUUID=743e4ccd-02 init=/gokrazy/init\n"), 0o644)
 	proc := filepath.Join(t.TempDir(), "cmdline")

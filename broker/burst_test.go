@@ -1,13 +1,10 @@
 package broker
 
 import (
-	"net"
 	"os"
 	"os/exec"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"edgebroker/broker/testenv"
 )
@@ -34,20 +31,7 @@ func TestBurstScavenge(t *testing.T) {
 		return
 	}
 	s := New(Config{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(ln)
-	defer s.Close()
-	addr := ln.Addr().(*net.TCPAddr)
-	for i := range burstConns {
-		fd, err := rawIdleClient(addr, i)
-		if err != nil {
-			t.Fatalf("client %d: %v", i, err)
-		}
-		defer unix.Close(fd)
-	}
+	rawIdleClients(t, serveLoopback(t, s, nil), burstConns)
 	testenv.Eventually(t, 10*time.Second, "a scavenge after the burst", func() bool { return s.scavenges.Load() > 0 })
 	if n := s.scavenges.Load(); n != 1 {
 		t.Errorf("%d scavenges after one burst, want 1", n)

@@ -80,28 +80,10 @@ func TestIdleConnMemory(t *testing.T) {
 	}
 	s := New(Config{})
 	s.noScavenge = true // n reaches burstConns: no FreeOSMemory in the middle of the measurement
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(ln)
-	defer s.Close()
-	addr := ln.Addr().(*net.TCPAddr)
+	addr := serveLoopback(t, s, nil)
 
 	before := memSample()
-	fds := make([]int, 0, n)
-	defer func() {
-		for _, fd := range fds {
-			unix.Close(fd)
-		}
-	}()
-	for i := range n {
-		fd, err := rawIdleClient(addr, i)
-		if err != nil {
-			t.Fatalf("client %d: %v", i, err)
-		}
-		fds = append(fds, fd)
-	}
+	rawIdleClients(t, addr, n)
 	time.Sleep(idleWait) // let connections settle into their idle state
 	after := memSample()
 	if *idleProfile != "" {
@@ -184,6 +166,42 @@ func vmRSS() int64 {
 		return -1
 	}
 	return resident * int64(os.Getpagesize())
+}
+
+// serveLoopback serves s on port (nil: Serve's) on a new loopback
+// listener until the test ends, and returns the listener's address.
+func serveLoopback(t *testing.T, s *Server, port *Port) *net.TCPAddr {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if port == nil {
+		go s.Serve(ln)
+	} else {
+		go s.ServePort(ln, port)
+	}
+	t.Cleanup(func() { s.Close() })
+	return ln.Addr().(*net.TCPAddr)
+}
+
+// rawIdleClients connects n rawIdleClients to addr; they hang up when the
+// test ends.
+func rawIdleClients(t *testing.T, addr *net.TCPAddr, n int) {
+	t.Helper()
+	fds := make([]int, 0, n)
+	t.Cleanup(func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	})
+	for i := range n {
+		fd, err := rawIdleClient(addr, i)
+		if err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+		fds = append(fds, fd)
+	}
 }
 
 // rawIdleClient connects with a blocking socket outside the Go runtime,

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -59,62 +58,24 @@ func TestIdleTLSConnMemory(t *testing.T) {
 	}
 	cert, _, certPEM := testenv.SelfSigned(t, "broker.test")
 	s := New(Config{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.ServePort(ln, &Port{Name: "tls", TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
-	defer s.Close()
+	addr := serveLoopback(t, s, &Port{Name: "tls", TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
 
 	before := memSample()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperTLSIdleClients$")
-	cmd.Env = append(os.Environ(), "EDGEBROKER_TLS_IDLE_CLIENTS="+ln.Addr().String()+","+strconv.Itoa(n),
+	cmd.Env = append(os.Environ(), "EDGEBROKER_TLS_IDLE_CLIENTS="+addr.String()+","+strconv.Itoa(n),
 		"EDGEBROKER_TLS_IDLE_CA="+string(certPEM))
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		stdin.Close() // the clients hang up
-		cmd.Wait()
-	}()
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if line := sc.Text(); line == "ready" || len(line) > 6 && line[:6] == "error:" {
-				ready <- line
-				return
-			}
-		}
-		ready <- "the client process ended"
-	}()
-	select {
-	case line := <-ready:
-		if line != "ready" {
-			t.Fatal(line)
-		}
-	case <-time.After(2 * time.Minute):
-		t.Fatal("the client process did not connect its clients within 2 minutes")
-	}
+	testenv.StartChild(t, cmd).Expect(t, "ready", 2*time.Minute)
 	if got := s.Stats.Connections.Load(); got != n {
 		t.Fatalf("%d connections, want %d", got, n)
 	}
 	// Readers park after readerIdle without input, writers after one to
 	// two writerIdle without output: wait (bounded) for them.
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if float64(runtime.NumGoroutine()-before.goroutines)/n <= idleGoroutines {
-			break
+	testenv.Poll(10*time.Second, nil, func() error {
+		if g := float64(runtime.NumGoroutine()-before.goroutines) / n; g > idleGoroutines {
+			return fmt.Errorf("%.2f goroutines per connection", g)
 		}
-	}
+		return nil
+	})
 	time.Sleep(idleWait)
 	after := memSample()
 	if *idleProfile != "" {

@@ -213,10 +213,15 @@ type Server struct {
 	seq       uint64      // session sequence numbers
 	burstN    int         // connections accepted since the last scavenge (burst.go)
 	burstT    *time.Timer // runs burstSettled once a burst is over; nil until the first
+	burstLast time.Time   // when the last scavenge began (time.Now); zero before the first
 	// noScavenge turns burst.go off; set before Serve (tests that
 	// measure memory, and must not release the test process's).
 	noScavenge bool
-	inprocSeq  uint64
+	// freeOSMemory is how a burst returns memory (nil: debug.FreeOSMemory);
+	// set before Serve by tests that count scavenges in a synctest bubble;
+	// read-only after.
+	freeOSMemory func()
+	inprocSeq    uint64
 
 	subMu sync.RWMutex
 	subs  *topic.Tree[*session, subOpts]

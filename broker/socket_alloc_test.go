@@ -36,31 +36,26 @@ func socketWriteAllocs(t *testing.T, secure bool) {
 		t.Skip("sync.Pool drops items under the race detector")
 	}
 	cert, _, certPEM := testenv.SelfSigned(t, "broker.test")
-	s := New(Config{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	port := &Port{Name: "tcp"}
 	if secure {
 		port = &Port{Name: "tls", TLS: &tls.Config{Certificates: []tls.Certificate{cert}}}
 	}
-	go s.ServePort(ln, port)
-	defer s.Close()
+	s := New(Config{})
+	addr := serveLoopback(t, s, port)
 
 	var nc net.Conn // the subscriber's socket, read without decoding
 	if secure {
 		pool := x509.NewCertPool()
 		pool.AppendCertsFromPEM(certPEM)
 		cfg := &tls.Config{RootCAs: pool, ServerName: "broker.test", MinVersion: tls.VersionTLS13}
-		sub, err := tlsIdleClient(ln.Addr().String(), cfg, 0) // subscribed to idle/0/state
+		sub, err := tlsIdleClient(addr.String(), cfg, 0) // subscribed to idle/0/state
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer sub.Close()
 		nc = sub.NetConn()
 	} else {
-		fd, err := rawIdleClient(ln.Addr().(*net.TCPAddr), 0)
+		fd, err := rawIdleClient(addr, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

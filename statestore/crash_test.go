@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"edgebroker/broker/testenv"
 )
 
 const crashHelperEnv = "STATESTORE_CRASH_HELPER_DIR"
@@ -56,23 +58,14 @@ func TestCrashSafety(t *testing.T) {
 	for round := range 3 {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$", "-test.v=false")
 		cmd.Env = append(os.Environ(), crashHelperEnv+"="+dir)
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		child := testenv.StartChild(t, cmd)
 		acked := make(map[string]string)
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(nil, 1<<20)
 		killAt := time.Now().Add(time.Duration(200+100*round) * time.Millisecond)
 		killed := false
-		for sc.Scan() {
-			k, v, ok := strings.Cut(sc.Text(), " ")
+		for line := range child.Lines() {
+			k, v, ok := strings.Cut(line, " ")
 			if !ok || k == "ERROR" {
-				t.Fatalf("helper: %q", sc.Text())
+				t.Fatalf("helper: %q", line)
 			}
 			acked[k] = v
 			if !killed && time.Now().After(killAt) {

@@ -64,7 +64,7 @@ func StartNATSCluster(t testing.TB, n int) *NATSCluster {
 	dir := t.TempDir()
 	// Every port fixed (none chosen by the kernel at a node's start), so
 	// a restarting node cannot take a stopped one's port.
-	ports := freePorts(t, 4*n)
+	ports := FreePorts(t, 4*n)
 	for i := range n {
 		c.nodes = append(c.nodes, &natsNode{
 			name:    fmt.Sprintf("n%d", i),
@@ -289,9 +289,9 @@ func tail(path string, n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
-// freePorts returns n distinct free loopback ports; it holds them all
-// open until it has them, so they are distinct.
-func freePorts(t testing.TB, n int) []int {
+// FreePorts returns n distinct loopback TCP ports that were free a moment
+// ago; it holds them all open until it has them, so they are distinct.
+func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var ports []int
 	for range n {
@@ -303,6 +303,12 @@ func freePorts(t testing.TB, n int) []int {
 		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
 	return ports
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	return FreePorts(t, 1)[0]
 }
 
 // natsBuilt is what NATSServer found, once per process.

@@ -1,8 +1,9 @@
 // Package testenv is what the tests of every floor share about their
 // environment: the host tools they need, bounded waits on conditions
-// that send no event, a network namespace of their own (InNetns), and
-// real brokers to talk to (StartMosquitto, and StartNATSCluster:
-// nats-server v2.15.2, pinned by the module tools/nats).
+// that send no event, a network namespace of their own (InNetns), free
+// loopback ports (FreePort), helper processes that report by lines
+// (StartChild), and real brokers to talk to (StartMosquitto, and
+// StartNATSCluster: nats-server v2.15.2, pinned by the module tools/nats).
 //
 // NeedTool and Unavailable skip a test on a developer's machine that lacks
 // something, and fail it when CI is set (.ci/run sets CI=true): CI installs

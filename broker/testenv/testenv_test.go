@@ -3,6 +3,8 @@ package testenv
 import (
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -95,4 +97,23 @@ func TestPoll(t *testing.T) {
 			t.Errorf("exited: %v after %v, want at once an error wrapping %v", err, time.Since(start), errDown)
 		}
 	})
+}
+
+// TestFreePorts: the ports are distinct and can be listened on.
+func TestFreePorts(t *testing.T) {
+	ports := append(FreePorts(t, 3), FreePort(t))
+	seen := map[int]bool{}
+	for _, p := range ports[:3] {
+		if seen[p] {
+			t.Errorf("FreePorts: %v repeats %d", ports[:3], p)
+		}
+		seen[p] = true
+	}
+	for _, p := range ports {
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			t.Fatalf("port %d: %v", p, err)
+		}
+		ln.Close()
+	}
 }

@@ -1,7 +1,6 @@
 package wsnet_test
 
 import (
-	"bufio"
 	"crypto/tls"
 	"flag"
 	"fmt"
@@ -72,44 +71,8 @@ func idleMemory(t *testing.T, secure bool, budget int, goroutines float64) {
 	if secure {
 		cmd.Env = append(cmd.Env, "EDGEBROKER_WS_IDLE_TLS=1")
 	}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		stdin.Close() // the clients hang up
-		cmd.Wait()
-	}()
-	lines := make(chan string, 2)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if l := sc.Text(); l == "ready" || l == "received" || strings.HasPrefix(l, "error:") {
-				lines <- l
-			}
-		}
-		lines <- "the client process ended"
-	}()
-	expect := func(want string, d time.Duration) {
-		t.Helper()
-		select {
-		case l := <-lines:
-			if l != want {
-				t.Fatal(l)
-			}
-		case <-time.After(d):
-			t.Fatalf("the client process did not say %q within %v", want, d)
-		}
-	}
-	expect("ready", 2*time.Minute)
+	child := testenv.StartChild(t, cmd)
+	child.Expect(t, "ready", 2*time.Minute)
 	if got := s.Stats.Connections.Load(); got != n {
 		t.Fatalf("%d connections, want %d", got, n)
 	}
@@ -139,7 +102,7 @@ func idleMemory(t *testing.T, secure bool, budget int, goroutines float64) {
 	if err := s.Publish(&packet.Publish{Topic: []byte("idle/all"), Payload: []byte("wake")}); err != nil {
 		t.Fatal(err)
 	}
-	expect("received", time.Minute)
+	child.Expect(t, "received", time.Minute)
 }
 
 // TestHelperWSIdleClients is TestIdleWebSocketConnMemory's client

@@ -24,6 +24,7 @@ import (
 
 	"golang.org/x/crypto/acme"
 
+	"edgebroker/broker/testenv"
 	"edgebroker/provisioning/acmeissuer/pebbletest"
 	"edgebroker/provisioning/certs"
 )
@@ -365,7 +366,7 @@ func TestExternalAccountBinding(t *testing.T) {
 // TestUnreachable: a server that refuses connections fails at once with
 // the step and URL named; one that never answers fails when ctx ends.
 func TestUnreachable(t *testing.T) {
-	refused := "https://127.0.0.1:" + itoa(pebbletest.FreePort(t)) + "/dir"
+	refused := "https://127.0.0.1:" + itoa(testenv.FreePort(t)) + "/dir"
 
 	silent, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -516,20 +517,7 @@ func TestMQTTPortHandshakes(t *testing.T) {
 	var c Challenges
 	var hits atomic.Int64
 	base := selfSignedCert("mqtt.edge.test")
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", mqttPortConfig(&c, base, &hits))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { conn.(*tls.Conn).Handshake(); conn.Close() }()
-		}
-	}()
+	addr := handshakeServer(t, mqttPortConfig(&c, base, &hits))
 	client := &acme.Client{Key: newKey(t)}
 	nameCert, err := client.TLSALPN01ChallengeCert("token-a", "broker.edge.test")
 	if err != nil {
@@ -558,7 +546,7 @@ func TestMQTTPortHandshakes(t *testing.T) {
 		{"acme-tls/1 for a name without challenge", "other.edge.test", []string{ALPNProto}, "", nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{ServerName: tt.sni, NextProtos: tt.protos, InsecureSkipVerify: true})
+			conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: tt.sni, NextProtos: tt.protos, InsecureSkipVerify: true})
 			if tt.wantLeaf == nil {
 				if err == nil {
 					conn.Close()
@@ -585,7 +573,7 @@ func TestMQTTPortHandshakes(t *testing.T) {
 	if len(c.alpn) != 0 {
 		t.Errorf("registry not empty after removal: %v", c.alpn)
 	}
-	conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{ServerName: "broker.edge.test", NextProtos: []string{ALPNProto}, InsecureSkipVerify: true})
+	conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "broker.edge.test", NextProtos: []string{ALPNProto}, InsecureSkipVerify: true})
 	if err == nil {
 		conn.Close()
 		t.Error("challenge answered after it was removed")

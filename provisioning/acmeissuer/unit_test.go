@@ -275,20 +275,7 @@ func TestStandaloneTLSConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.addTLSALPN01("x.edge.test", &cert)()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", c.TLSConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { conn.(*tls.Conn).Handshake(); conn.Close() }()
-		}
-	}()
+	addr := handshakeServer(t, c.TLSConfig())
 	for _, tt := range []struct {
 		sni    string
 		protos []string
@@ -299,7 +286,7 @@ func TestStandaloneTLSConfig(t *testing.T) {
 		{"x.edge.test", []string{"mqtt"}, false},
 		{"x.edge.test", nil, false},
 	} {
-		conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{ServerName: tt.sni, NextProtos: tt.protos, InsecureSkipVerify: true})
+		conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: tt.sni, NextProtos: tt.protos, InsecureSkipVerify: true})
 		if (err == nil) != tt.ok {
 			t.Errorf("%s %v: handshake error %v, want success %v", tt.sni, tt.protos, err, tt.ok)
 		}
@@ -310,4 +297,25 @@ func TestStandaloneTLSConfig(t *testing.T) {
 			conn.Close()
 		}
 	}
+}
+
+// handshakeServer serves TLS with cfg on loopback until the test ends:
+// each connection is closed after its handshake. It returns the address.
+func handshakeServer(t *testing.T, cfg *tls.Config) string {
+	t.Helper()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { conn.(*tls.Conn).Handshake(); conn.Close() }()
+		}
+	}()
+	return ln.Addr().String()
 }

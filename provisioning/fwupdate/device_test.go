@@ -67,11 +67,8 @@ func TestDeviceUpdate(t *testing.T) {
 		return firmware.Policy{Trust: []ed25519.PublicKey{pub}, Board: "rpi", Running: "1.0", Now: time.Now(), MaxRoot: rootB.Size, MaxBoot: bootExt.Size}
 	}}
 	root := bytes.Repeat([]byte("hsqs new root "), 10000)
-	h, err := firmware.Sign(firmware.Manifest{Version: "1.1", Board: "rpi", Root: firmware.PartOf(root), Boot: firmware.PartOf(newBoot)}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a := rc.Install(bytes.NewReader(bytes.Join([][]byte{h, root, newBoot}, nil)), "test"); !a.Installed {
+	upd := signedUpdate(t, firmware.Manifest{Version: "1.1", Board: "rpi", Root: firmware.PartOf(root), Boot: firmware.PartOf(newBoot)}, key, root, newBoot)
+	if a := rc.Install(bytes.NewReader(upd), "test"); !a.Installed {
 		t.Fatal(a)
 	}
 	if got := mtype(t, disk, bootExt, "version.txt"); got != "new" {

@@ -60,11 +60,7 @@ func TestSwitchPowerCut(t *testing.T) {
 
 	pub, key, _ := ed25519.GenerateKey(rand.Reader)
 	root := bytes.Repeat([]byte("hsqs new root "), 15000)
-	h, err := firmware.Sign(firmware.Manifest{Version: "1.1", Board: "qemu", Root: firmware.PartOf(root), Boot: firmware.PartOf(newBoot)}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	upd := bytes.Join([][]byte{h, root, newBoot}, nil)
+	upd := signedUpdate(t, firmware.Manifest{Version: "1.1", Board: "qemu", Root: firmware.PartOf(root), Boot: firmware.PartOf(newBoot)}, key, root, newBoot)
 
 	var bootWrites []int // the numbers of the writes install made to the boot partition
 	// install runs the update on a fresh copy of the disk, the power cut

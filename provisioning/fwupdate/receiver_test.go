@@ -80,9 +80,16 @@ func (r *rig) manifest(version string) firmware.Manifest {
 
 func (r *rig) file(m firmware.Manifest, key ed25519.PrivateKey, root, boot []byte) []byte {
 	r.t.Helper()
+	return signedUpdate(r.t, m, key, root, boot)
+}
+
+// signedUpdate returns an update file: m signed with key, then root and
+// boot (which need not be what m describes).
+func signedUpdate(t *testing.T, m firmware.Manifest, key ed25519.PrivateKey, root, boot []byte) []byte {
+	t.Helper()
 	h, err := firmware.Sign(m, key)
 	if err != nil {
-		r.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return bytes.Join([][]byte{h, root, boot}, nil)
 }

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"edgebroker/broker/packet"
+	"edgebroker/broker/testenv"
 )
 
 // These tests run bin/edgebroker in a child process with the memory
@@ -172,7 +173,7 @@ func startBudget(t *testing.T, data, budget string, wrap ...string) *proc {
 // startBudgetEnv is startBudget with extra environment variables.
 func startBudgetEnv(t *testing.T, env []string, data, budget string, wrap ...string) *proc {
 	t.Helper()
-	pw := freePort(t)
+	pw := testenv.FreePort(t)
 	args := append(wrap, testBinary(t), "-data", data, "-config", budgetConfig(t, budget, pw), "-listen", "127.0.0.1:0")
 	p := &proc{pwAddr: fmt.Sprintf("127.0.0.1:%d", pw), cmd: exec.Command(args[0], args[1:]...),
 		exited: make(chan error, 1), stderr: &lineLog{}}

@@ -202,7 +202,7 @@ func splitHostPort(t *testing.T, addr string) (string, string) {
 // TestSIGHUPReloads: SIGHUP re-reads -config; a port added to the file
 // starts answering without a restart.
 func TestSIGHUPReloads(t *testing.T) {
-	p1, p2 := freePort(t), freePort(t)
+	p1, p2 := testenv.FreePort(t), testenv.FreePort(t)
 	dir := t.TempDir()
 	write := func(ports ...int) {
 		y := "apiVersion: mqttbroker.iotoperations.azure.com/v1\nkind: BrokerListener\nmetadata:\n  name: local\nspec:\n  serviceType: ClusterIp\n  ports:\n"
@@ -234,15 +234,4 @@ func TestSIGHUPReloads(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("port %d not served 10 s after SIGHUP: %v", p2, err)
 	}
-}
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

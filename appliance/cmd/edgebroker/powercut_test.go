@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"strconv"
@@ -74,9 +75,9 @@ func TestPowerCutLosesNothingAcknowledged(t *testing.T) {
 	lastRetained := -1
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
-	for _, q := range []byte{1, 2} {
-		name := fmt.Sprintf("p3q%d", q)
-		c := v3(name, true, nil)
+	// publishing calls publish(0), publish(1), ... until stop is closed or
+	// publish fails (the broker is gone).
+	publishing := func(publish func(i int) error) {
 		wg.Go(func() {
 			for i := 0; ; i++ {
 				select {
@@ -84,54 +85,50 @@ func TestPowerCutLosesNothingAcknowledged(t *testing.T) {
 					return
 				default:
 				}
-				p := fmt.Sprintf("%s/%d", name, i)
-				tok := c.Publish("pc/"+name, q, false, p)
-				if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+				if publish(i) != nil {
 					return
 				}
-				mu.Lock()
-				acked[p] = int(q)
-				mu.Unlock()
-			}
-		})
-		name5 := fmt.Sprintf("p5q%d", q)
-		c5 := v5(name5, true, nil, nil, nil)
-		wg.Go(func() {
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				p := fmt.Sprintf("%s/%d", name5, i)
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				_, err := c5.Publish(ctx, &paho.Publish{Topic: "pc/" + name5, QoS: q, Payload: []byte(p)})
-				cancel()
-				if err != nil {
-					return
-				}
-				mu.Lock()
-				acked[p] = int(q)
-				mu.Unlock()
 			}
 		})
 	}
+	ack := func(p string, q byte) {
+		mu.Lock()
+		acked[p] = int(q)
+		mu.Unlock()
+	}
+	for _, q := range []byte{1, 2} {
+		name := fmt.Sprintf("p3q%d", q)
+		c := v3(name, true, nil)
+		publishing(func(i int) error {
+			p := fmt.Sprintf("%s/%d", name, i)
+			if err := v3Publish(c, "pc/"+name, q, false, p); err != nil {
+				return err
+			}
+			ack(p, q)
+			return nil
+		})
+		name5 := fmt.Sprintf("p5q%d", q)
+		c5 := v5(name5, true, nil, nil, nil)
+		publishing(func(i int) error {
+			p := fmt.Sprintf("%s/%d", name5, i)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if _, err := c5.Publish(ctx, &paho.Publish{Topic: "pc/" + name5, QoS: q, Payload: []byte(p)}); err != nil {
+				return err
+			}
+			ack(p, q)
+			return nil
+		})
+	}
 	ret := v3("retainer", true, nil)
-	wg.Go(func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			tok := ret.Publish("ret/counter", 1, true, strconv.Itoa(i))
-			if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-				return
-			}
-			mu.Lock()
-			lastRetained = i
-			mu.Unlock()
+	publishing(func(i int) error {
+		if err := v3Publish(ret, "ret/counter", 1, true, strconv.Itoa(i)); err != nil {
+			return err
 		}
+		mu.Lock()
+		lastRetained = i
+		mu.Unlock()
+		return nil
 	})
 	testenv.Eventually(t, 30*time.Second, "1,000 acknowledged messages", func() bool {
 		mu.Lock()
@@ -211,4 +208,14 @@ func TestPowerCutLosesNothingAcknowledged(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Error("no retained message after the cut")
 	}
+}
+
+// v3Publish publishes with c and waits (5 s at most) for the broker's
+// acknowledgement.
+func v3Publish(c mqtt.Client, topic string, qos byte, retain bool, payload string) error {
+	tok := c.Publish(topic, qos, retain, payload)
+	if !tok.WaitTimeout(5 * time.Second) {
+		return errors.New("no acknowledgement within 5 s")
+	}
+	return tok.Error()
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"edgebroker/broker/testenv"
 )
 
 // The soak test's well-behaved client runs in a process of its own (the
@@ -76,11 +77,7 @@ func runProbe(addr string) {
 }
 
 // probe is the test's handle on a running probe process.
-type probe struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	out   *bufio.Reader
-}
+type probe struct{ *testenv.Child }
 
 // startProbe starts the probe process against addr, at a higher
 // scheduling priority than the test (as root; elsewhere it keeps the
@@ -89,34 +86,19 @@ func startProbe(t *testing.T, addr string) *probe {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), probeEnv+"="+addr)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	p := &probe{testenv.StartChild(t, cmd)}
 	raisePriority(cmd.Process.Pid)
-	p := &probe{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
-	line, err := p.out.ReadString('\n')
-	if err != nil || line != "ready\n" {
-		t.Fatalf("probe did not start: %q %v", line, err)
-	}
+	p.Expect(t, "ready", time.Minute)
 	return p
 }
 
 // stop ends the probe and returns what it measured.
 func (p *probe) stop(t *testing.T) probeResult {
 	t.Helper()
-	p.stdin.Close()
+	p.Stdin.Close()
 	var res probeResult
-	if err := json.NewDecoder(p.out).Decode(&res); err != nil {
+	line, _ := p.Line(t, time.Minute)
+	if err := json.Unmarshal([]byte(line), &res); err != nil {
 		t.Fatalf("probe result: %v", err)
 	}
 	return res

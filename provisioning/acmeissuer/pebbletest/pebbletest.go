@@ -298,7 +298,7 @@ func startDNS(t testing.TB, bin, logFile string) string {
 		stop, exited := run(t, logFile, nil, bin,
 			"-dnsserver", addr,
 			"-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
-			"-management", net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t))),
+			"-management", net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t))),
 			"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "")
 		r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			var d net.Dialer
@@ -359,8 +359,8 @@ type profile struct {
 
 func startPebble(t testing.TB, bin, dir, logFile, dnsAddr string, opts Options) (*Pebble, error) {
 	t.Helper()
-	listen := net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t)))
-	mgmt := net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t)))
+	listen := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t)))
+	mgmt := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t)))
 	var cfg pebbleConfig
 	c := &cfg.Pebble
 	c.ListenAddress, c.ManagementListenAddress = listen, mgmt
@@ -454,17 +454,6 @@ func run(t testing.TB, logFile string, env []string, bin string, args ...string)
 	done := make(chan struct{})
 	go func() { cmd.Wait(); log.Close(); close(done) }()
 	return func() { cmd.Process.Kill(); <-done }, done
-}
-
-// FreePort returns a loopback TCP port that was free a moment ago.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // freeUDPAndTCPPort returns a loopback port free for both UDP and TCP (a

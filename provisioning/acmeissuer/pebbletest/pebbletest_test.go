@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -233,14 +232,4 @@ func TestRepoRoot(t *testing.T) {
 			t.Errorf("moduleName(%q) = %q, %v; want %q, %q", tt.gomod, got, err, tt.want, tt.wantErr)
 		}
 	}
-}
-
-// TestFreePort: the port can be listened on.
-func TestFreePort(t *testing.T) {
-	port := FreePort(t)
-	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err != nil {
-		t.Fatalf("FreePort %d: %v", port, err)
-	}
-	ln.Close()
 }

@@ -76,6 +76,18 @@ func (m *Mounter) Mount(dev usb.Device) (usb.Medium, error) {
 	return med, nil
 }
 
+// ReadFile reads name from partition 1 of the stick image at img, as a
+// host that mounts the stick would: what a device wrote back to it. The
+// image is mounted for the read only.
+func ReadFile(img, name string) ([]byte, error) {
+	med, err := new(Mounter).Mount(ImageDevice(img))
+	if err != nil {
+		return nil, err
+	}
+	defer med.Close()
+	return fs.ReadFile(med.FS(), name)
+}
+
 // medium is a mounted image. Its FS is read-only; WriteFile writes into
 // the image through go-diskfs.
 type medium struct {

@@ -260,6 +260,18 @@ func TestAddStick(t *testing.T) {
 	}
 }
 
+// TestReadFile reads a file back from an image, and nothing for a name
+// it does not hold.
+func TestReadFile(t *testing.T) {
+	img := usbtest.NewFAT32Image(t, files)
+	if got, err := usbtest.ReadFile(img, "README.txt"); err != nil || !bytes.Equal(got, files["README.txt"]) {
+		t.Errorf("ReadFile(README.txt): %q, %v", got, err)
+	}
+	if _, err := usbtest.ReadFile(img, "none.txt"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ReadFile(none.txt): %v, want fs.ErrNotExist", err)
+	}
+}
+
 func TestMountNotFAT(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "zero.img")
 	if err := os.WriteFile(p, make([]byte, 1<<20), 0o600); err != nil {

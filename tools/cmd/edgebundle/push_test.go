@@ -81,16 +81,6 @@ func startGateway(t *testing.T, data, trust string) string {
 	return ""
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // TestPush: edgebundle push uploads a bundle packed by edgebundle pack to
 // a gateway (the edgebroker binary, -status-tls on loopback) and prints
 // its report: the gateway is authenticated by -cacert (its DATA/ca.crt)
@@ -125,7 +115,7 @@ func TestPush(t *testing.T) {
 	}
 
 	pack := func(serial int) (string, int) {
-		port := freePort(t)
+		port := testenv.FreePort(t)
 		cfg := filepath.Join(dir, fmt.Sprintf("cfg%d", serial))
 		writeTree(t, cfg, map[string]string{"site.yaml": fmt.Sprintf(`apiVersion: mqttbroker.iotoperations.azure.com/v1
 kind: BrokerListener

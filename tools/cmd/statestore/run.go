@@ -261,8 +261,10 @@ func (c *cli) args(cmd string, pos []string, names ...string) ([][]byte, bool) {
 	return out, true
 }
 
-// fencing registers -ft on fs.
-func fencing(fs *flag.FlagSet, ft *hlc.HybridLogicalClock) {
+// fencing registers -ft on fs and returns where it goes (zero: no -ft;
+// the client sends no fencing token for a zero one).
+func fencing(fs *flag.FlagSet) *hlc.HybridLogicalClock {
+	ft := new(hlc.HybridLogicalClock)
 	fs.Func("ft", "fencing token (`HLC` wall:counter:node) guarding the key", func(s string) error {
 		v, err := hlc.New().Parse("ft", s)
 		if err != nil {
@@ -271,6 +273,7 @@ func fencing(fs *flag.FlagSet, ft *hlc.HybridLogicalClock) {
 		*ft = v
 		return nil
 	})
+	return ft
 }
 
 // dial connects per the global flags.
@@ -339,32 +342,63 @@ func (c *cli) version(v hlc.HybridLogicalClock) {
 	}
 }
 
-func (c *cli) get(ctx context.Context, args []string) int {
-	fs := flag.NewFlagSet("get", flag.ContinueOnError)
+// command parses a command's flags (fs, named after the command) and
+// decodes its positional arguments, named names.
+func (c *cli) command(fs *flag.FlagSet, args []string, names ...string) ([][]byte, bool) {
 	pos, ok := c.cmdFlags(fs, args)
 	if !ok {
-		return exitUsage
+		return nil, false
 	}
-	a, ok := c.args("get", pos, "KEY")
-	if !ok {
-		return exitUsage
-	}
+	return c.args(fs.Name(), pos, names...)
+}
+
+// store is the state store client a command runs on.
+type store = statestore.Client[[]byte, []byte]
+
+// withStore connects per the global flags, runs op on the store and
+// disconnects. It returns op's exit status, dial's when the connection
+// fails, and c.fail(cmd, err) when op returns an error.
+func (c *cli) withStore(ctx context.Context, cmd string, op func(*store) (int, error)) int {
 	cl, code := c.dial(ctx)
 	if cl == nil {
 		return code
 	}
 	defer cl.Close()
-	res, err := cl.Store.Get(ctx, a[0], statestore.WithTimeout(c.opts.timeout))
+	code, err := op(cl.Store)
 	if err != nil {
-		return c.fail("get", err)
+		return c.fail(cmd, err)
 	}
-	if res.Value == nil { // $-1; an empty value is non-nil
-		fmt.Fprintln(c.stderr, "statestore: get: not found")
-		return exitMiss
+	return code
+}
+
+// printCount prints the count a DEL or VDEL answered.
+func (c *cli) printCount(res *statestore.Response[int], err error) (int, error) {
+	if err != nil {
+		return 0, err
 	}
 	c.version(res.Version)
-	fmt.Fprintln(c.stdout, c.encode(res.Value))
-	return exitOK
+	fmt.Fprintln(c.stdout, res.Value)
+	return exitOK, nil
+}
+
+func (c *cli) get(ctx context.Context, args []string) int {
+	a, ok := c.command(flag.NewFlagSet("get", flag.ContinueOnError), args, "KEY")
+	if !ok {
+		return exitUsage
+	}
+	return c.withStore(ctx, "get", func(st *store) (int, error) {
+		res, err := st.Get(ctx, a[0], statestore.WithTimeout(c.opts.timeout))
+		if err != nil {
+			return 0, err
+		}
+		if res.Value == nil { // $-1; an empty value is non-nil
+			fmt.Fprintln(c.stderr, "statestore: get: not found")
+			return exitMiss, nil
+		}
+		c.version(res.Version)
+		fmt.Fprintln(c.stdout, c.encode(res.Value))
+		return exitOK, nil
+	})
 }
 
 func (c *cli) set(ctx context.Context, args []string) int {
@@ -373,17 +407,12 @@ func (c *cli) set(ctx context.Context, args []string) int {
 	nex := fs.Bool("nex", false, "set only if the key does not exist or already has this value")
 	px := fs.String("px", "", "expire the key after `DURATION` (Go duration, or milliseconds)")
 	persist := fs.Bool("persist", false, "ask the store to persist the key to disk (aio-persistence)")
-	var ft hlc.HybridLogicalClock
-	fencing(fs, &ft)
-	pos, ok := c.cmdFlags(fs, args)
+	ft := fencing(fs)
+	a, ok := c.command(fs, args, "KEY", "VALUE")
 	if !ok {
 		return exitUsage
 	}
-	a, ok := c.args("set", pos, "KEY", "VALUE")
-	if !ok {
-		return exitUsage
-	}
-	opts := []statestore.SetOption{statestore.WithTimeout(c.opts.timeout)}
+	opts := []statestore.SetOption{statestore.WithTimeout(c.opts.timeout), statestore.WithFencingToken(*ft)}
 	switch {
 	case *nx && *nex:
 		return c.usage("set: -nx and -nex exclude each other")
@@ -399,28 +428,22 @@ func (c *cli) set(ctx context.Context, args []string) int {
 		}
 		opts = append(opts, statestore.WithExpiry(d))
 	}
-	if !ft.IsZero() {
-		opts = append(opts, statestore.WithFencingToken(ft))
-	}
 	if *persist {
 		opts = append(opts, statestore.WithPersist(true))
 	}
-	cl, code := c.dial(ctx)
-	if cl == nil {
-		return code
-	}
-	defer cl.Close()
-	res, err := cl.Store.Set(ctx, a[0], a[1], opts...)
-	if err != nil {
-		return c.fail("set", err)
-	}
-	c.version(res.Version)
-	if !res.Value {
-		fmt.Fprintln(c.stdout, "skipped")
-		return exitMiss
-	}
-	fmt.Fprintln(c.stdout, "OK")
-	return exitOK
+	return c.withStore(ctx, "set", func(st *store) (int, error) {
+		res, err := st.Set(ctx, a[0], a[1], opts...)
+		if err != nil {
+			return 0, err
+		}
+		c.version(res.Version)
+		if !res.Value {
+			fmt.Fprintln(c.stdout, "skipped")
+			return exitMiss, nil
+		}
+		fmt.Fprintln(c.stdout, "OK")
+		return exitOK, nil
+	})
 }
 
 // parseExpiry reads a -px value: a Go duration or whole milliseconds. The
@@ -442,62 +465,26 @@ func parseExpiry(s string) (time.Duration, error) {
 
 func (c *cli) del(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("del", flag.ContinueOnError)
-	var ft hlc.HybridLogicalClock
-	fencing(fs, &ft)
-	pos, ok := c.cmdFlags(fs, args)
+	ft := fencing(fs)
+	a, ok := c.command(fs, args, "KEY")
 	if !ok {
 		return exitUsage
 	}
-	a, ok := c.args("del", pos, "KEY")
-	if !ok {
-		return exitUsage
-	}
-	opts := []statestore.DelOption{statestore.WithTimeout(c.opts.timeout)}
-	if !ft.IsZero() {
-		opts = append(opts, statestore.WithFencingToken(ft))
-	}
-	cl, code := c.dial(ctx)
-	if cl == nil {
-		return code
-	}
-	defer cl.Close()
-	res, err := cl.Store.Del(ctx, a[0], opts...)
-	if err != nil {
-		return c.fail("del", err)
-	}
-	c.version(res.Version)
-	fmt.Fprintln(c.stdout, res.Value)
-	return exitOK
+	return c.withStore(ctx, "del", func(st *store) (int, error) {
+		return c.printCount(st.Del(ctx, a[0], statestore.WithTimeout(c.opts.timeout), statestore.WithFencingToken(*ft)))
+	})
 }
 
 func (c *cli) vdel(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("vdel", flag.ContinueOnError)
-	var ft hlc.HybridLogicalClock
-	fencing(fs, &ft)
-	pos, ok := c.cmdFlags(fs, args)
+	ft := fencing(fs)
+	a, ok := c.command(fs, args, "KEY", "VALUE")
 	if !ok {
 		return exitUsage
 	}
-	a, ok := c.args("vdel", pos, "KEY", "VALUE")
-	if !ok {
-		return exitUsage
-	}
-	opts := []statestore.VDelOption{statestore.WithTimeout(c.opts.timeout)}
-	if !ft.IsZero() {
-		opts = append(opts, statestore.WithFencingToken(ft))
-	}
-	cl, code := c.dial(ctx)
-	if cl == nil {
-		return code
-	}
-	defer cl.Close()
-	res, err := cl.Store.VDel(ctx, a[0], a[1], opts...)
-	if err != nil {
-		return c.fail("vdel", err)
-	}
-	c.version(res.Version)
-	fmt.Fprintln(c.stdout, res.Value)
-	return exitOK
+	return c.withStore(ctx, "vdel", func(st *store) (int, error) {
+		return c.printCount(st.VDel(ctx, a[0], a[1], statestore.WithTimeout(c.opts.timeout), statestore.WithFencingToken(*ft)))
+	})
 }
 
 func (c *cli) watch(ctx context.Context, args []string) int {
