@@ -173,9 +173,10 @@ type JournalStatus struct {
 	CommitP50Ms    float64 `json:"commitP50Ms"`
 	CommitP99Ms    float64 `json:"commitP99Ms"`
 	Refused        int64   `json:"refused"` // messages refused for lack of space
-	// IOURing: commits write and fdatasync through io_uring, waiting in
-	// Go's netpoller; false: with blocking system calls (io_uring missing
-	// or refused by the kernel).
+	// IOURing: the committer's commits (back to back, under load) write
+	// and fdatasync through io_uring, waiting in Go's netpoller; false:
+	// every commit uses blocking system calls (io_uring missing or
+	// refused by the kernel).
 	IOURing bool `json:"ioUring"`
 	// PerSession: each persistent session's messages and bytes on disk.
 	PerSession map[string]journal.SessionUsage `json:"perSession,omitempty"`

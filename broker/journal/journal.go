@@ -109,9 +109,10 @@ type Options struct {
 	// Enqueue returns ErrFull. Default: unbounded.
 	MaxDeliveries int
 	Logger        *slog.Logger // nil: discard
-	// BlockingSync makes commits fsync with the ordinary system call
-	// even where io_uring is available (package uring says why it is
-	// not the default). Tests use it for the fallback path.
+	// BlockingSync makes every commit write and fsync with the ordinary
+	// system calls, even the committer's where io_uring is available
+	// (commitOnce says which commits use the ring). Tests use it for
+	// the fallback path.
 	BlockingSync bool
 }
 
@@ -260,8 +261,9 @@ type Journal struct {
 	freeDels []*delivery
 	freeMsgs []*msgEnt
 
-	// syncer writes and fsyncs the commits through io_uring; nil: the
-	// ordinary system calls (Options.BlockingSync, or io_uring refused).
+	// syncer writes and fsyncs the committer's commits through io_uring
+	// (commitOnce); nil: the ordinary system calls for every commit
+	// (Options.BlockingSync, or io_uring refused).
 	// Set by Open, used by whoever holds cmu, closed by closeFiles.
 	// ringWrites is writeRing's slice, reused; guarded by cmu.
 	syncer     *uring.Syncer
@@ -271,6 +273,7 @@ type Journal struct {
 // Stats counts what the journal did; read with the atomics' Load.
 type Stats struct {
 	Fsyncs          atomic.Int64
+	RingFsyncs      atomic.Int64 // of Fsyncs, those through io_uring (commitOnce)
 	BytesAppended   atomic.Int64 // by the broker
 	BytesCompacted  atomic.Int64 // appended again by compaction
 	SegmentsDeleted atomic.Int64
@@ -1066,7 +1069,7 @@ func (j *Journal) Commit() {
 		j.signal(j.kick)
 		return
 	}
-	loop := j.commitOnce()
+	loop := j.commitOnce(false)
 	j.cmu.Unlock()
 	if loop {
 		j.signal(j.kick)
@@ -1101,7 +1104,7 @@ func (j *Journal) commitLoop() {
 	for {
 		<-j.kick
 		j.cmu.Lock()
-		j.commitOnce()
+		j.commitOnce(true)
 		j.mu.Lock()
 		needSpare := j.spare == nil && j.err == nil && !j.closed
 		closed, empty := j.closed, len(j.pending) == 0
@@ -1122,8 +1125,20 @@ func (j *Journal) commitLoop() {
 // commitOnce writes and fsyncs what is pending if a record asks for a
 // commit (or the journal is closing), then tells the waiters. It reports
 // whether the committer has work left: a spare segment to make. Callers
-// hold cmu.
-func (j *Journal) commitOnce() bool {
+// hold cmu; committer: the caller is the committer goroutine.
+//
+// The committer writes through io_uring (when the journal has it), an
+// appender committing on its own goroutine (Commit) with the blocking
+// system calls. The committer runs when commits follow each other (a
+// commit was running when the appender asked): there the ring's wait in
+// the netpoller keeps Go's sysmon thread asleep (measured at durable
+// saturation: 18 % less CPU a message, 0.55 → 0.37 context switches). A
+// lone commit at a low rate is the appender's, and there the blocking
+// calls answer sooner: the ring adds two cross-thread wake-ups (the
+// kernel's io-wq worker, then the netpoller), measured at a paced 2,000
+// messages a second as +50 µs at the median, twice the p99 and 25 % more
+// CPU a message.
+func (j *Journal) commitOnce(committer bool) bool {
 	j.mu.Lock()
 	var batch []chunk
 	seq := j.durable.Load()
@@ -1137,7 +1152,7 @@ func (j *Journal) commitOnce() bool {
 	j.mu.Unlock()
 	if len(batch) > 0 {
 		start := time.Now()
-		err := j.write(batch)
+		err := j.write(batch, committer && j.syncer != nil)
 		j.mu.Lock()
 		for i := range batch {
 			j.pendingN -= int64(len(batch[i].b))
@@ -1193,10 +1208,15 @@ func (j *Journal) trySpare() {
 	j.mu.Unlock()
 }
 
-func (j *Journal) write(batch []chunk) error {
-	if j.syncer != nil {
+func (j *Journal) write(batch []chunk, ring bool) error {
+	if ring {
 		return j.writeRing(batch)
 	}
+	return j.writeBlocking(batch)
+}
+
+// writeBlocking is write with the ordinary system calls.
+func (j *Journal) writeBlocking(batch []chunk) error {
 	var synced []*segment
 	for _, c := range batch {
 		if len(c.b) == 0 {
@@ -1233,6 +1253,7 @@ func (j *Journal) writeRing(batch []chunk) error {
 				return fmt.Errorf("%s: %w", c.seg.f.Name(), err)
 			}
 			j.Stats.Fsyncs.Add(1)
+			j.Stats.RingFsyncs.Add(1)
 			clear(ws)
 			ws = ws[:0]
 		}
@@ -1241,7 +1262,7 @@ func (j *Journal) writeRing(batch []chunk) error {
 	return nil
 }
 
-// AsyncSync reports whether commits fsync through io_uring.
+// AsyncSync reports whether the committer's commits go through io_uring.
 func (j *Journal) AsyncSync() bool { return j.syncer != nil }
 
 // Close writes what is pending, fsyncs it and closes the files.
@@ -1456,7 +1477,7 @@ type Report struct {
 	Refused    int64
 	CommitP50  time.Duration
 	CommitP99  time.Duration
-	IOURing    bool // commits go through io_uring (AsyncSync)
+	IOURing    bool // the committer's commits go through io_uring (AsyncSync)
 	PerSession map[string]SessionUsage
 }
 

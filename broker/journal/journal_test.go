@@ -550,3 +550,56 @@ func TestCommitReusesChunks(t *testing.T) {
 		t.Errorf("%.0f bytes allocated per message", per)
 	}
 }
+
+// TestRingForCommitter: the committer goroutine's commits go through
+// io_uring; an appender's own commit (Commit, a lone commit at a low
+// rate) uses the blocking system calls; with BlockingSync nothing uses
+// the ring.
+func TestRingForCommitter(t *testing.T) {
+	for _, blocking := range []bool{false, true} {
+		t.Run(fmt.Sprintf("BlockingSync=%v", blocking), func(t *testing.T) {
+			j := open(t, t.TempDir(), Options{SegmentSize: 1 << 20, BlockingSync: blocking})
+			defer j.Close()
+			if err := j.Wait(j.Session("s", nil)); err != nil {
+				t.Fatal(err)
+			}
+			// Enqueue wakes the committer, which commits.
+			f0, r0 := j.Stats.Fsyncs.Load(), j.Stats.RingFsyncs.Load()
+			for range 10 {
+				var id uint64
+				_, _, seq, err := j.Enqueue(&id, raw("m"), "s", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := j.Wait(seq); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f1, r1 := j.Stats.Fsyncs.Load(), j.Stats.RingFsyncs.Load()
+			wantRing := f1 - f0
+			if blocking {
+				wantRing = 0
+			}
+			if f1 == f0 || r1-r0 != wantRing {
+				t.Errorf("committer: %d fsyncs, %d through the ring; want %d through the ring", f1-f0, r1-r0, wantRing)
+			}
+			// EnqueueDeferred and Commit: the appender commits itself
+			// (unless a leftover wake-up keeps the committer busy).
+			for range 20 {
+				var id uint64
+				_, _, seq, err := j.EnqueueDeferred(&id, raw("m"), "s", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				j.Commit()
+				if err := j.Wait(seq); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f2, r2 := j.Stats.Fsyncs.Load(), j.Stats.RingFsyncs.Load()
+			if own := (f2 - f1) - (r2 - r1); own < 10 {
+				t.Errorf("appenders' own commits: %d of %d fsyncs with the blocking calls, want most", own, f2-f1)
+			}
+		})
+	}
+}

@@ -23,6 +23,10 @@
 // used here is small: setup, the two rings' offsets, one submission
 // entry, one completion entry.
 //
+// The journal uses it for the commits its committer goroutine makes back
+// to back under load, not for a lone commit at a low rate, which the
+// blocking calls answer sooner (broker/journal's commitOnce says why).
+//
 // Where io_uring is missing or refused (a kernel without it, a seccomp
 // profile, kernel.io_uring_disabled), Open fails and the caller keeps
 // the ordinary system call.
