@@ -611,7 +611,7 @@ func (j *Journal) enqueueLocked(id *uint64, m Encoder, session string, body []by
 			return 0, 0, 0, err
 		}
 		*id = nid
-		me := j.newMsgEnt()
+		me := take(&j.freeMsgs)
 		me.p = p
 		j.msgs[nid] = me
 		j.markLive(p, int64(p.n))
@@ -630,7 +630,7 @@ func (j *Journal) enqueueLocked(id *uint64, m Encoder, session string, body []by
 		return 0, 0, 0, err
 	}
 	j.msgs[mid].refs++
-	d := j.newDelivery()
+	d := take(&j.freeDels)
 	d.enq = p
 	se.add(mid, d)
 	se.bytes += int64(p.n) + int64(j.msgs[mid].p.n)
@@ -701,41 +701,31 @@ func (j *Journal) dropIfUnusedLocked(id uint64) {
 	if me := j.msgs[id]; me != nil && me.refs == 0 {
 		j.markLive(me.p, -int64(me.p.n))
 		delete(j.msgs, id)
-		j.freeMsgEnt(me)
+		recycle(&j.freeMsgs, me)
 	}
 }
 
 // maxFree bounds each of the journal's free lists of index entries.
 const maxFree = 1024
 
-// newDelivery returns a zero delivery, recycled if one is free.
-// Callers hold mu.
-func (j *Journal) newDelivery() *delivery {
-	if n := len(j.freeDels); n > 0 {
-		d := j.freeDels[n-1]
-		j.freeDels = j.freeDels[:n-1]
-		return d
+// take returns a zero index entry, recycled from free if one is there.
+// Callers hold Journal.mu.
+func take[T any](free *[]*T) *T {
+	if n := len(*free); n > 0 {
+		e := (*free)[n-1]
+		*free = (*free)[:n-1]
+		return e
 	}
-	return new(delivery)
+	return new(T)
 }
 
-// newMsgEnt returns a zero msgEnt, recycled if one is free. Callers
-// hold mu.
-func (j *Journal) newMsgEnt() *msgEnt {
-	if n := len(j.freeMsgs); n > 0 {
-		me := j.freeMsgs[n-1]
-		j.freeMsgs = j.freeMsgs[:n-1]
-		return me
-	}
-	return new(msgEnt)
-}
-
-// freeMsgEnt keeps me, which the index no longer holds, for newMsgEnt.
-// Callers hold mu.
-func (j *Journal) freeMsgEnt(me *msgEnt) {
-	if len(j.freeMsgs) < maxFree {
-		*me = msgEnt{}
-		j.freeMsgs = append(j.freeMsgs, me)
+// recycle keeps e, which the index no longer holds, zeroed in free (at
+// most maxFree). Callers hold Journal.mu.
+func recycle[T any](free *[]*T, e *T) {
+	if len(*free) < maxFree {
+		var zero T
+		*e = zero
+		*free = append(*free, e)
 	}
 }
 
@@ -804,13 +794,10 @@ func (j *Journal) retireLocked(se *sessEnt, id uint64) {
 		if me.refs--; me.refs <= 0 {
 			j.markLive(me.p, -int64(me.p.n))
 			delete(j.msgs, id)
-			j.freeMsgEnt(me)
+			recycle(&j.freeMsgs, me)
 		}
 	}
-	if len(j.freeDels) < maxFree {
-		*d = delivery{}
-		j.freeDels = append(j.freeDels, d)
-	}
+	recycle(&j.freeDels, d)
 }
 
 // controlLocked appends a record that does not add a message; a failure
