@@ -383,6 +383,10 @@ func hostile(t *testing.T, flood int, oversized bool) (addr string, written *ato
 			written.Add(int64(k))
 			if err != nil {
 				close(done) // stalled: the client stopped reading
+				// Like a real upstream, keep the connection and take
+				// the client's acknowledgements until it closes.
+				c.SetReadDeadline(time.Time{})
+				io.Copy(io.Discard, c)
 				return
 			}
 		}
