@@ -147,7 +147,10 @@ type Client struct {
 	kick    chan struct{}       // wakes the connection loop: something waits to be sent or written
 	down    chan downMsg        // reader → deliver: messages from the upstream, in order
 	waiting atomic.Int64        // messages sent to down whose OnMessage has not returned
-	conns   int                 // owned by run: connections made, the generation of downMsg
+	// serveWakes counts how often a connection's serve goroutine woke
+	// (a kick, an event, a tick): the hand-offs the tests count.
+	serveWakes atomic.Uint64
+	conns      int // owned by run: connections made, the generation of downMsg
 }
 
 type downMsg struct {

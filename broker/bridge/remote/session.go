@@ -323,6 +323,7 @@ func (s *session) serve() error {
 				s.add(packet.AppendPingreq(s.sbuf[:0]))
 			}
 		}
+		c.serveWakes.Add(1)
 	}
 }
 
