@@ -137,6 +137,7 @@ type Client struct {
 	st        Status
 	v3        map[string]bool // hosts that refused 5.0
 	cur       *session        // the connection serving; nil between connections
+	next      int             // queue[:next] were handled on cur: sendLocked goes on from there
 	releasing bool            // a goroutine runs done callbacks (release): others leave theirs to it
 	ready     []*out          // release's batch, kept for its capacity; owned by the releasing goroutine
 
@@ -315,6 +316,7 @@ func (c *Client) release() {
 		n := copy(c.queue, c.queue[k:])
 		clear(c.queue[n:])
 		c.queue = c.queue[:n]
+		c.next = max(0, c.next-k)
 		c.room.Broadcast()
 		c.mu.Unlock()
 		for _, r := range ready {

@@ -275,6 +275,7 @@ func (s *session) serve() error {
 	for _, m := range c.queue {
 		m.pid = 0 // a new connection: nothing is in flight on it yet
 	}
+	c.next = 0
 	if len(c.cfg.Subscriptions) > 0 {
 		s.subscribeLocked()
 	}
@@ -385,12 +386,13 @@ func (s *session) handle(e event) error {
 // caller then calls release, after unlocking Client.mu, which it holds.
 func (s *session) sendLocked() (due bool) {
 	c := s.c
-	for _, m := range c.queue {
+	for ; c.next < len(c.queue); c.next++ {
+		m := c.queue[c.next]
+		if m.acked {
+			continue
+		}
 		if len(s.pids) >= s.maxOut {
 			break
-		}
-		if m.pid != 0 || m.acked {
-			continue
 		}
 		p := *m.p
 		if s.v < packet.V5 && p.Props.Present|uint64(len(p.Props.User)) != 0 {
