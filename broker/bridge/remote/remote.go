@@ -13,6 +13,21 @@
 // received from the upstream (a flow down) is handed over in order, and
 // its PUBACK leaves only once the handler acknowledged it.
 //
+// # Who writes
+//
+// A connection has a serve goroutine (it subscribes, pings, and sends
+// again after a reconnection) and a reader goroutine, but a message
+// normally passes neither: the goroutine that hands it over writes it
+// (Publish: one non-blocking write; TryPublish: appended, and one write
+// for a run at the next Flush), the reader retires what the upstream
+// acknowledged itself, a batch at a time, and a handler's ack writes the
+// PUBACK the same way (or leaves it for a Flush: DeferAcks). Only what a
+// full socket leaves, and everything on a TLS or WebSocket connection
+// (no raw socket to write to), wakes serve for a blocking write. A flow
+// up so moves a batch with the local reader's and the upstream reader's
+// wake-ups only (TryMessage, AfterRead, AfterDone); the readers read with
+// raw read(2) calls, as the broker does (broker/sockio).
+//
 // It is written on the broker's own codec (broker/packet) rather than a
 // client library because it needs exactly these guarantees across
 // reconnections and both protocol versions, which paho.golang (5.0 only)
