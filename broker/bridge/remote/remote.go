@@ -121,6 +121,11 @@ type Status struct {
 	// TooLarge counts messages above the upstream's Maximum Packet Size:
 	// not sent (done is called).
 	TooLarge uint64
+	// Handoffs counts messages and writes handed to another of the
+	// client's goroutines: to the deliver goroutine (OnMessage), or to
+	// serve for a blocking write (a full socket, TLS, WebSockets). A flow
+	// up on plain sockets keeps it near zero.
+	Handoffs uint64
 }
 
 // ErrClosed is returned by Publish once the Client is closed.
@@ -166,7 +171,8 @@ type Client struct {
 	// serveWakes counts how often a connection's serve goroutine woke
 	// (a kick, an event, a tick): the hand-offs the tests count.
 	serveWakes atomic.Uint64
-	conns      int // owned by run: connections made, the generation of downMsg
+	handoffs   atomic.Uint64 // Status.Handoffs
+	conns      int           // owned by run: connections made, the generation of downMsg
 }
 
 type downMsg struct {
@@ -300,8 +306,9 @@ func (c *Client) Flush() {
 	}
 }
 
-// wake wakes the connection loop.
+// wake hands a write to the connection loop.
 func (c *Client) wake() {
+	c.handoffs.Add(1)
 	select {
 	case c.kick <- struct{}{}:
 	default:
@@ -359,6 +366,7 @@ func (c *Client) Status() Status {
 	defer c.mu.Unlock()
 	st := c.st
 	st.Inflight = len(c.queue)
+	st.Handoffs = c.handoffs.Load()
 	return st
 }
 

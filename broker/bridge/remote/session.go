@@ -207,6 +207,7 @@ func (s *session) publish(h packet.FixedHeader, body []byte, send func(event) bo
 		return true
 	}
 	c.waiting.Add(1)
+	c.handoffs.Add(1)
 	select {
 	case c.down <- m:
 		return true
