@@ -142,6 +142,9 @@ type Bridge struct {
 
 	forwarded atomic.Uint64
 	dropped   atomic.Uint64
+	// localFlush is local once it is set (Start): the remote client's
+	// AfterDone flushes it, and a flow up starts the remote client first.
+	localFlush atomic.Pointer[remote.Client]
 }
 
 // Start starts the bridge: its local and remote connections, retried
@@ -166,6 +169,8 @@ func Start(cfg Config) (*Bridge, error) {
 	if cfg.Up {
 		b.remote = b.connectRemote()
 		b.local = b.connectLocal()
+		b.localFlush.Store(b.local)
+		b.local.Flush() // what an AfterDone before the Store left
 	} else {
 		b.local = b.connectLocal()
 		b.remote = b.connectRemote()
@@ -228,6 +233,11 @@ func (b *Bridge) connectLocal() *remote.Client {
 	if b.cfg.Up {
 		cfg.Subscriptions, cfg.SubQoS, cfg.OnMessage = b.cfg.Sources, 1, b.upMsg
 		cfg.SubNoLocal, cfg.SubRetainAsPublished = true, true
+		// The local client's reader hands a batch straight to the
+		// upstream client and writes it at the batch's end; the
+		// PUBACKs to the local broker wait for the end of a batch of
+		// upstream acknowledgements (connectRemote's AfterDone).
+		cfg.TryMessage, cfg.AfterRead, cfg.DeferAcks = b.tryUp, b.remote.Flush, true
 	}
 	return remote.New(cfg)
 }
@@ -243,6 +253,8 @@ func (b *Bridge) connectRemote() *remote.Client {
 	}
 	if !b.cfg.Up {
 		cfg.Subscriptions, cfg.SubQoS, cfg.OnMessage = b.cfg.Sources, r.QoS, b.downMsg
+	} else {
+		cfg.AfterDone = b.flushLocal
 	}
 	return remote.New(cfg)
 }
@@ -258,12 +270,39 @@ func (b *Bridge) upMsg(in *packet.Publish, ack func()) {
 	if out == nil {
 		b.drop(string(in.Topic), why)
 	}
-	b.remote.Publish(b.ctx, out, func() {
+	b.remote.Publish(b.ctx, out, b.upDone(out, ack)) // an error: closed, and the local broker keeps the message
+}
+
+// tryUp is upMsg on the local client's reader, without waiting: false
+// (nothing done) when the upstream client's window is full.
+func (b *Bridge) tryUp(in *packet.Publish, ack func()) bool {
+	out, why := b.up(in)
+	if !b.remote.TryPublish(out, b.upDone(out, ack)) {
+		return false
+	}
+	if out == nil {
+		b.drop(string(in.Topic), why)
+	}
+	return true
+}
+
+// upDone is the done of a message of a flow up: counted, and
+// acknowledged to the local broker.
+func (b *Bridge) upDone(out *packet.Publish, ack func()) func() {
+	return func() {
 		if out != nil {
 			b.forwarded.Add(1)
 		}
 		ack()
-	}) // an error: closed, and the local broker keeps the message
+	}
+}
+
+// flushLocal writes the acknowledgements a run of upstream ones made
+// (the local client defers them: DeferAcks).
+func (b *Bridge) flushLocal() {
+	if l := b.localFlush.Load(); l != nil {
+		l.Flush()
+	}
 }
 
 // drop counts (and logs, for a reason) a message the flow does not send.

@@ -120,6 +120,45 @@ func TestUpAcrossAnOutage(t *testing.T) {
 	t.Logf("%d messages up across the outage, %d duplicates; status %+v", n, dups, b.Status())
 }
 
+// TestUpWithoutHandoffs: a flow up moves messages from the local broker
+// to the upstream on its clients' readers: the local reader writes them
+// upstream itself (TryMessage, a write per batch) and the upstream
+// reader retires them and writes the local PUBACKs itself; no message
+// and no write goes to another goroutine (deliver, serve).
+func TestUpWithoutHandoffs(t *testing.T) {
+	up := testenv.StartMosquitto(t)
+	s, addr := localBroker(t)
+	b, err := bridge.Start(bridge.Config{Name: "up", Local: s, Up: true, Sources: []string{"telemetry/#"},
+		Map: prefix(""), Remote: bridge.Remote{Hosts: []string{up.Addr}, ClientID: "site1-up", QoS: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	_, got := remoteClient(t, up.Addr, "cloud-sub", "telemetry/#")
+	testenv.Eventually(t, 10*time.Second, "the bridge to connect", func() bool { return b.Status().Connected == up.Addr })
+	pub, _ := brokertest.V5Paho(t, addr, &paho.Connect{ClientID: "sensor", CleanStart: true, KeepAlive: 30})
+	before := b.Handoffs()
+	const n = 2000
+	for i := range n {
+		pub.Pub(&paho.Publish{Topic: "telemetry/a", QoS: 1, Payload: []byte(strconv.Itoa(i))})
+	}
+	deadline := time.After(30 * time.Second)
+	for i := range n {
+		select {
+		case m := <-got:
+			if string(m.Payload) != strconv.Itoa(i) {
+				t.Fatalf("upstream got %s where %d was expected", m.Payload, i)
+			}
+		case <-deadline:
+			t.Fatalf("%d of %d messages arrived upstream", i, n)
+		}
+	}
+	testenv.Eventually(t, 10*time.Second, "all acknowledged locally", func() bool { return b.Status().Inflight == 0 })
+	if h := b.Handoffs() - before; h > 2 {
+		t.Errorf("%d hand-offs to other goroutines for %d messages", h, n)
+	}
+}
+
 // TestDown: a flow down brings upstream messages to local subscribers,
 // including ones published upstream while the gateway was away.
 func TestDown(t *testing.T) {

@@ -13,6 +13,21 @@
 // received from the upstream (a flow down) is handed over in order, and
 // its PUBACK leaves only once the handler acknowledged it.
 //
+// # Who writes
+//
+// A connection has a serve goroutine (it subscribes, pings, and sends
+// again after a reconnection) and a reader goroutine, but a message
+// normally passes neither: the goroutine that hands it over writes it
+// (Publish: one non-blocking write; TryPublish: appended, and one write
+// for a run at the next Flush), the reader retires what the upstream
+// acknowledged itself, a batch at a time, and a handler's ack writes the
+// PUBACK the same way (or leaves it for a Flush: DeferAcks). Only what a
+// full socket leaves, and everything on a TLS or WebSocket connection
+// (no raw socket to write to), wakes serve for a blocking write. A flow
+// up so moves a batch with the local reader's and the upstream reader's
+// wake-ups only (TryMessage, AfterRead, AfterDone); the readers read with
+// raw read(2) calls, as the broker does (broker/sockio).
+//
 // It is written on the broker's own codec (broker/packet) rather than a
 // client library because it needs exactly these guarantees across
 // reconnections and both protocol versions, which paho.golang (5.0 only)
@@ -30,6 +45,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -57,6 +73,25 @@ type Config struct {
 	// options (ignored by a 3.1.1 upstream).
 	SubNoLocal, SubRetainAsPublished bool
 	OnMessage                        func(p *packet.Publish, ack func())
+	// TryMessage, if set, is offered each message first, on the
+	// goroutine that read it, while no earlier one waits for OnMessage:
+	// it handles the message without waiting and reports true, or does
+	// nothing and reports false (the message then goes to OnMessage, on
+	// the delivering goroutine). It saves a goroutine hand-off per batch
+	// where the handler seldom waits (a flow up: the upstream's window).
+	TryMessage func(p *packet.Publish, ack func()) bool
+	// AfterRead, if set, is called by the reading goroutine once it
+	// handled everything read so far, before it waits for more: the
+	// end of a batch (a flow up flushes its upstream client there).
+	AfterRead func()
+	// DeferAcks: the ack of OnMessage or TryMessage only appends the
+	// PUBACK; it is written by the next Flush (or by the connection's
+	// next write), so that a batch of acknowledgements costs one write.
+	// Whoever acknowledges must then call Flush.
+	DeferAcks bool
+	// AfterDone, if set, is called after a run of done callbacks (of
+	// Publish and TryPublish), on the goroutine that ran them.
+	AfterDone func()
 	// MaxPacketSize bounds a packet from the upstream (announced in the
 	// 5.0 CONNECT; a larger one ends the connection); 0: 1 MiB, the
 	// broker's default. MaxReceivedBytes bounds what received messages
@@ -86,18 +121,24 @@ type Status struct {
 	// TooLarge counts messages above the upstream's Maximum Packet Size:
 	// not sent (done is called).
 	TooLarge uint64
+	// Handoffs counts messages and writes handed to another of the
+	// client's goroutines: to the deliver goroutine (OnMessage), or to
+	// serve for a blocking write (a full socket, TLS, WebSockets). A flow
+	// up on plain sockets keeps it near zero.
+	Handoffs uint64
 }
 
 // ErrClosed is returned by Publish once the Client is closed.
 var ErrClosed = errors.New("remote: closed")
 
-// out is a message taken by Publish.
+// out is a message taken by Publish; its fields are guarded by
+// Client.mu.
 type out struct {
 	p     *packet.Publish // nil: a marker, only its done counts
 	done  func()
 	sent  bool   // sent on some connection (then resent with DUP)
 	pid   uint16 // on the current connection; 0: not sent on it
-	acked bool
+	acked bool   // acknowledged (or written, QoS 0; or a marker): its done may run
 }
 
 // Client is a connection to an upstream that reconnects until Close.
@@ -109,32 +150,35 @@ type Client struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when run exits
 
-	mu     sync.Mutex // guards the fields below
-	queue  []*out     // taken by Publish, not acknowledged, in order
-	room   *sync.Cond // on mu: queue shrank or the client closed
-	closed bool
-	st     Status
-	v3     map[string]bool // hosts that refused 5.0
+	mu        sync.Mutex // guards the fields below
+	queue     []*out     // taken by Publish, not acknowledged, in order
+	room      *sync.Cond // on mu: queue shrank or the client closed
+	closed    bool
+	st        Status
+	v3        map[string]bool // hosts that refused 5.0
+	cur       *session        // the connection serving; nil between connections
+	next      int             // queue[:next] were handled on cur: sendLocked goes on from there
+	releasing bool            // a goroutine runs done callbacks (release): others leave theirs to it
+	ready     []*out          // release's batch, kept for its capacity; owned by the releasing goroutine
 
 	subOnce sync.Once
 	subDone chan struct{} // closed at the first SUBACK (Subscribed)
 
-	recv  *semaphore.Weighted // bytes of received messages not yet acknowledged by the handler
-	kick  chan struct{}       // wakes the connection loop: queue grew
-	down  chan downMsg        // reader → deliver: messages from the upstream, in order
-	acks  chan downAck        // deliver → connection loop: PUBACKs to send
-	conns int                 // owned by run: connections made, the generation of downMsg
+	recv    *semaphore.Weighted // bytes of received messages not yet acknowledged by the handler
+	kick    chan struct{}       // wakes the connection loop: something waits to be sent or written
+	down    chan downMsg        // reader → deliver: messages from the upstream, in order
+	waiting atomic.Int64        // messages sent to down whose OnMessage has not returned
+	// serveWakes counts how often a connection's serve goroutine woke
+	// (a kick, an event, a tick): the hand-offs the tests count.
+	serveWakes atomic.Uint64
+	handoffs   atomic.Uint64 // Status.Handoffs
+	conns      int           // owned by run: connections made, the generation of downMsg
 }
 
 type downMsg struct {
 	p    *packet.Publish
 	gen  int
 	size int64 // taken from Client.recv
-}
-
-type downAck struct {
-	pid uint16
-	gen int
 }
 
 // New starts a Client; it connects in the background.
@@ -167,8 +211,7 @@ func New(cfg Config) *Client {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Client{cfg: cfg, log: log, done: make(chan struct{}), v3: map[string]bool{}, subDone: make(chan struct{}),
-		kick: make(chan struct{}, 1), down: make(chan downMsg, int(cfg.MaxInflight)),
-		acks: make(chan downAck, int(cfg.MaxInflight)+1)}
+		kick: make(chan struct{}, 1), down: make(chan downMsg, int(cfg.MaxInflight))}
 	c.room = sync.NewCond(&c.mu)
 	c.recv = semaphore.NewWeighted(cfg.MaxReceivedBytes)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
@@ -194,7 +237,9 @@ func (c *Client) Close() {
 // are unacknowledged. done is called once the upstream acknowledged it
 // (QoS 1) or it was written (QoS 0), after the done of every message
 // taken before it. p nil sends nothing: done is called in that order.
-// p belongs to the Client until done.
+// p belongs to the Client until done. When the connection's window
+// allows, the PUBLISH is written at once on the caller's goroutine (one
+// non-blocking write); else the connection's goroutine sends it.
 func (c *Client) Publish(ctx context.Context, p *packet.Publish, done func()) error {
 	c.mu.Lock()
 	for len(c.queue) >= int(c.cfg.MaxInflight) && !c.closed && ctx.Err() == nil {
@@ -214,13 +259,102 @@ func (c *Client) Publish(ctx context.Context, p *packet.Publish, done func()) er
 		c.mu.Unlock()
 		return ctx.Err()
 	}
-	c.queue = append(c.queue, &out{p: p, done: done})
+	c.take(p, done)
+	c.Flush()
+	return nil
+}
+
+// TryPublish is Publish without the wait and without the write: it takes
+// p only if fewer than MaxInflight messages are unacknowledged (else it
+// does nothing and reports false), and what it sends waits in the
+// connection's buffer for the next Flush, so that a run of them costs
+// one write. The caller calls Flush after its run.
+func (c *Client) TryPublish(p *packet.Publish, done func()) bool {
+	c.mu.Lock()
+	if c.closed || len(c.queue) >= int(c.cfg.MaxInflight) {
+		c.mu.Unlock()
+		return false
+	}
+	c.take(p, done)
+	return true
+}
+
+// take queues p and sends what the window allows on the current
+// connection; it unlocks c.mu (held by the caller) and runs the done
+// callbacks that became due (markers, QoS 0).
+func (c *Client) take(p *packet.Publish, done func()) {
+	c.queue = append(c.queue, &out{p: p, done: done, acked: p == nil})
+	due := p == nil
+	if s := c.cur; s != nil {
+		due = s.sendLocked() || due
+	}
 	c.mu.Unlock()
+	if due {
+		c.release()
+	}
+}
+
+// Flush writes what waits for the current connection (PUBLISHes of
+// TryPublish, deferred acknowledgements): one non-blocking write, and
+// the connection's goroutine writes what the socket did not take.
+func (c *Client) Flush() {
+	c.mu.Lock()
+	s := c.cur
+	c.mu.Unlock()
+	if s != nil && s.w.tryFlush() {
+		c.wake()
+	}
+}
+
+// wake hands a write to the connection loop.
+func (c *Client) wake() {
+	c.handoffs.Add(1)
 	select {
 	case c.kick <- struct{}{}:
 	default:
 	}
-	return nil
+}
+
+// release runs the done callbacks of the acknowledged messages at the
+// head of the queue, in order, and removes them. One goroutine at a time
+// runs them (the order): one that finds another at it leaves its
+// messages to that one, which looks again before it stops.
+func (c *Client) release() {
+	c.mu.Lock()
+	if c.releasing {
+		c.mu.Unlock()
+		return
+	}
+	c.releasing = true
+	for {
+		k := 0
+		for k < len(c.queue) && c.queue[k].acked {
+			k++
+		}
+		if k == 0 {
+			break
+		}
+		ready := append(c.ready[:0], c.queue[:k]...)
+		n := copy(c.queue, c.queue[k:])
+		clear(c.queue[n:])
+		c.queue = c.queue[:n]
+		c.next = max(0, c.next-k)
+		c.room.Broadcast()
+		c.mu.Unlock()
+		for _, r := range ready {
+			if r.done != nil {
+				r.done()
+			}
+		}
+		if c.cfg.AfterDone != nil {
+			c.cfg.AfterDone()
+		}
+		clear(ready)
+		c.mu.Lock()
+		c.ready = ready[:0]
+	}
+	c.releasing = false
+	c.mu.Unlock()
 }
 
 // Subscribed is closed once the Subscriptions were first acknowledged.
@@ -232,6 +366,7 @@ func (c *Client) Status() Status {
 	defer c.mu.Unlock()
 	st := c.st
 	st.Inflight = len(c.queue)
+	st.Handoffs = c.handoffs.Load()
 	return st
 }
 
@@ -304,19 +439,36 @@ func (c *Client) deliver() {
 	for {
 		select {
 		case m := <-c.down:
-			p := m.p
-			var once sync.Once
-			c.cfg.OnMessage(p, func() {
-				once.Do(func() { c.recv.Release(m.size) })
-				if p.QoS > 0 {
-					select {
-					case c.acks <- downAck{pid: p.PacketID, gen: m.gen}:
-					case <-c.ctx.Done():
-					}
-				}
-			})
+			c.cfg.OnMessage(m.p, c.acker(m))
+			c.waiting.Add(-1)
 		case <-c.ctx.Done():
 			return
+		}
+	}
+}
+
+// acker returns the ack of a message from the upstream: it gives back
+// the message's receive budget and sends its PUBACK, if the connection
+// it came on still serves.
+func (c *Client) acker(m downMsg) func() {
+	var once sync.Once
+	return func() {
+		once.Do(func() { c.recv.Release(m.size) })
+		if m.p.QoS == 0 {
+			return
+		}
+		ack := packet.Ack{Type: packet.PUBACK, PacketID: m.p.PacketID}
+		c.mu.Lock()
+		s := c.cur
+		if s == nil || s.gen != m.gen {
+			c.mu.Unlock()
+			return
+		}
+		s.buf = ack.Append(s.buf[:0], s.v)
+		s.w.add(s.buf)
+		c.mu.Unlock()
+		if !c.cfg.DeferAcks && s.w.tryFlush() {
+			c.wake()
 		}
 	}
 }
@@ -406,14 +558,10 @@ func (c *Client) handshake(host string, v byte) (*session, error) {
 	if cfg.Password != nil {
 		cp.PasswordFlag, cp.Password = true, cfg.Password
 	}
-	s := &session{c: c, nc: nc, v: v, r: bufio.NewReaderSize(nc, 16<<10), w: bufio.NewWriterSize(nc, 16<<10),
+	s := &session{c: c, nc: nc, v: v, r: bufio.NewReaderSize(newReader(nc), 16<<10), w: newWire(nc),
 		maxOut: int(cfg.MaxInflight), maxPacket: 1<<28 - 1}
 	nc.SetDeadline(time.Now().Add(10 * time.Second))
-	_, err = s.w.Write(cp.Append(nil))
-	if err == nil {
-		err = s.w.Flush()
-	}
-	if err != nil {
+	if _, err = nc.Write(cp.Append(nil)); err != nil {
 		nc.Close()
 		return nil, err
 	}

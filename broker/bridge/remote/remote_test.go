@@ -340,7 +340,8 @@ func TestQoS0Sent(t *testing.T) {
 // (and SUBSCRIBE), and then floods it with PUBLISHes, or sends one
 // oversized packet, without waiting for acknowledgements. written counts
 // what it wrote; done is closed when the client closed the connection
-// (oversized) or stopped reading (a flood's write timed out).
+// (oversized) or stopped reading (a flood's write timed out: the flood
+// goes on once the client reads again).
 func hostile(t *testing.T, flood int, oversized bool) (addr string, written *atomic.Int64, done chan struct{}) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -376,14 +377,31 @@ func hostile(t *testing.T, flood int, oversized bool) (addr string, written *ato
 			}
 			return
 		}
+		stalled := false
 		for i := range flood {
 			p := (&packet.Publish{Topic: []byte("cmd/x"), QoS: 1, PacketID: uint16(i%60000 + 1), Payload: make([]byte, 64<<10)}).Append(nil, packet.V5)
-			c.SetWriteDeadline(time.Now().Add(time.Second))
-			k, err := c.Write(p)
-			written.Add(int64(k))
-			if err != nil {
-				close(done) // stalled: the client stopped reading
-				return
+			for len(p) > 0 {
+				wait := time.Second // then the client counts as stalled
+				if stalled {
+					wait = 30 * time.Second
+				}
+				c.SetWriteDeadline(time.Now().Add(wait))
+				k, err := c.Write(p)
+				written.Add(int64(k))
+				p = p[k:]
+				if err == nil {
+					continue
+				}
+				if stalled {
+					return
+				}
+				// Stalled: the client stopped reading. Like a real
+				// upstream, keep the connection, take the client's
+				// acknowledgements, and go on (the rest of this
+				// PUBLISH first) once it reads again.
+				stalled = true
+				close(done)
+				go io.Copy(io.Discard, c)
 			}
 		}
 	}()

@@ -12,8 +12,13 @@ import (
 	"edgebroker/broker/packet"
 )
 
-// session is one connection to the upstream. Its serve loop is the only
-// writer; its reader goroutine decodes what arrives.
+// session is one connection to the upstream. Its serve goroutine sends
+// what the queue holds, subscribes, pings, and writes what a
+// non-blocking write left; its reader goroutine decodes what arrives,
+// retires acknowledged messages itself (a batch at a time) and hands
+// PUBLISHes over. Any goroutine may send queued messages (sendLocked,
+// under Client.mu: the order on the wire is the queue's) and flush them
+// (wire.tryFlush).
 type session struct {
 	c         *Client       // set by handshake, then read-only
 	nc        net.Conn      // set by handshake, then read-only
@@ -24,26 +29,27 @@ type session struct {
 	maxPacket int           // set by handshake: the upstream's Maximum Packet Size
 	keepAlive uint16        // set by handshake: seconds
 	r         *bufio.Reader // the reader goroutine's (handshake's before it)
-	w         *bufio.Writer // serve's
+	w         *wire         // set by handshake, then read-only
 
 	ctx   context.Context // set by serve: ends with the connection (the reader stops waiting)
 	taken int64           // the reader's: bytes of Client.recv taken for the PUBLISH being read
 
-	// Owned by serve.
+	// Guarded by Client.mu.
 	pids    map[uint16]*out // sent on this connection, awaiting PUBACK
 	nextPID uint16
 	subPID  uint16 // the SUBSCRIBE awaiting its SUBACK; 0: none
-	todo    []*out // sendQueued's batch, kept for its capacity
-	buf     []byte
+	buf     []byte // encoding scratch
+
+	sbuf []byte // serve's encoding scratch
 }
 
-// event is what the reader hands to serve.
+// event is what the reader hands to serve: an error that ends the
+// connection, a SUBACK, or a PINGRESP.
 type event struct {
-	typ  packet.Type
-	pid  uint16
-	err  error
-	code packet.Code // of a PUBACK
-	sub  *packet.Suback
+	typ packet.Type
+	pid uint16
+	err error
+	sub *packet.Suback
 }
 
 // refusedForGood are PUBACK reason codes that sending the message again
@@ -103,9 +109,13 @@ func (s *session) readPacket() (packet.FixedHeader, []byte, error) {
 	return h, body, nil
 }
 
-// read decodes packets until the connection fails; PUBLISHes go to the
-// client's deliver goroutine (in order), the rest to serve.
+// read decodes packets until the connection fails. It retires the
+// messages the upstream acknowledged itself, a batch at a time (every
+// PUBACK read so far, then their done callbacks); PUBLISHes go to
+// TryMessage or, in order, to the client's deliver goroutine; the rest
+// to serve.
 func (s *session) read(events chan<- event, stop <-chan struct{}) {
+	c := s.c
 	send := func(e event) bool {
 		select {
 		case events <- e:
@@ -114,7 +124,20 @@ func (s *session) read(events chan<- event, stop <-chan struct{}) {
 			return false
 		}
 	}
+	acked := false
 	for {
+		if s.r.Buffered() == 0 {
+			// The end of a batch: what it acknowledged, then the
+			// handler's batch end, before waiting for more.
+			if acked {
+				acked = false
+				c.release()
+				c.sendMore(s)
+			}
+			if c.cfg.AfterRead != nil {
+				c.cfg.AfterRead()
+			}
+		}
 		h, body, err := s.readPacket()
 		if err != nil {
 			send(event{err: err})
@@ -128,7 +151,12 @@ func (s *session) read(events chan<- event, stop <-chan struct{}) {
 				send(event{err: fmt.Errorf("PUBACK: %w", err)})
 				return
 			}
-			e.pid, e.code = a.PacketID, a.Code
+			if err := s.puback(a.PacketID, a.Code); err != nil {
+				send(event{err: err})
+				return
+			}
+			acked = true
+			continue
 		case packet.SUBACK:
 			var sa packet.Suback
 			if err := sa.Decode(s.v, h.Flags, body); err != nil {
@@ -137,23 +165,7 @@ func (s *session) read(events chan<- event, stop <-chan struct{}) {
 			}
 			e.pid, e.sub = sa.PacketID, &sa
 		case packet.PUBLISH:
-			size := s.taken
-			s.taken = 0
-			p := &packet.Publish{}
-			if err := p.Decode(s.v, h.Flags, body); err != nil {
-				s.c.recv.Release(size)
-				send(event{err: fmt.Errorf("PUBLISH: %w", err)})
-				return
-			}
-			if p.QoS > 1 || s.c.cfg.OnMessage == nil {
-				s.c.recv.Release(size)
-				send(event{err: fmt.Errorf("an unexpected PUBLISH (QoS %d) on %q", p.QoS, p.Topic)})
-				return
-			}
-			select {
-			case s.c.down <- downMsg{p: p, gen: s.gen, size: size}:
-			case <-stop:
-				s.c.recv.Release(size)
+			if !s.publish(h, body, send, stop) {
 				return
 			}
 			continue
@@ -173,51 +185,132 @@ func (s *session) read(events chan<- event, stop <-chan struct{}) {
 	}
 }
 
+// publish hands a PUBLISH from the upstream over: to TryMessage while
+// nothing waits for the deliver goroutine, else (in order) to it.
+func (s *session) publish(h packet.FixedHeader, body []byte, send func(event) bool, stop <-chan struct{}) bool {
+	c := s.c
+	size := s.taken
+	s.taken = 0
+	p := &packet.Publish{}
+	if err := p.Decode(s.v, h.Flags, body); err != nil {
+		c.recv.Release(size)
+		send(event{err: fmt.Errorf("PUBLISH: %w", err)})
+		return false
+	}
+	if p.QoS > 1 || c.cfg.OnMessage == nil {
+		c.recv.Release(size)
+		send(event{err: fmt.Errorf("an unexpected PUBLISH (QoS %d) on %q", p.QoS, p.Topic)})
+		return false
+	}
+	m := downMsg{p: p, gen: s.gen, size: size}
+	if c.cfg.TryMessage != nil && c.waiting.Load() == 0 && c.cfg.TryMessage(p, c.acker(m)) {
+		return true
+	}
+	c.waiting.Add(1)
+	c.handoffs.Add(1)
+	select {
+	case c.down <- m:
+		return true
+	case <-stop:
+		c.waiting.Add(-1)
+		c.recv.Release(size)
+		return false
+	}
+}
+
+// puback marks the message the upstream acknowledged; its done runs at
+// the end of the reader's batch (release). A failure the upstream may
+// not repeat ends the connection (the message is sent again on the
+// next); one it will (refusedForGood) drops the message.
+func (s *session) puback(pid uint16, code packet.Code) error {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := s.pids[pid]
+	if m == nil {
+		return nil // a duplicate, or from an earlier connection
+	}
+	if code.IsFailure() {
+		if !refusedForGood[code] {
+			return fmt.Errorf("PUBACK %v for %q", code, m.p.Topic)
+		}
+		c.st.Refused++
+		c.log.Warn("dataflow: the upstream refused a message: not sent again", "topic", string(m.p.Topic), "code", code.Error())
+	}
+	delete(s.pids, pid)
+	m.acked = true
+	return nil
+}
+
+// sendMore sends what the window now allows on s, if it still serves,
+// and writes it.
+func (c *Client) sendMore(s *session) {
+	c.mu.Lock()
+	if c.cur != s {
+		c.mu.Unlock()
+		return
+	}
+	due := s.sendLocked()
+	c.mu.Unlock()
+	if due {
+		c.release()
+	}
+	if s.w.tryFlush() {
+		c.wake()
+	}
+}
+
 // serve runs the connection: it sends what the queue holds (again, in
-// order, after a reconnection), subscribes, and handles acknowledgements
-// until the connection fails or the client closes.
+// order, after a reconnection), subscribes, pings, and writes what
+// others left, until the connection fails or the client closes.
 func (s *session) serve() error {
 	c := s.c
-	s.pids = map[uint16]*out{}
 	events := make(chan event, 64)
 	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
 	s.ctx = ctx
 	stop := ctx.Done()
-	go s.read(events, stop)
 
 	c.mu.Lock()
+	s.pids = map[uint16]*out{}
 	for _, m := range c.queue {
 		m.pid = 0 // a new connection: nothing is in flight on it yet
 	}
-	c.mu.Unlock()
+	c.next = 0
 	if len(c.cfg.Subscriptions) > 0 {
-		if err := s.subscribe(); err != nil {
-			return err
-		}
+		s.subscribeLocked()
 	}
+	// From here on others send and write on this connection too: the
+	// queue's messages after the SUBSCRIBE, the handler's PUBACKs.
+	c.cur = s
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.cur = nil
+		c.mu.Unlock()
+	}()
+	go s.read(events, stop)
 	ka := time.Duration(s.keepAlive) * time.Second
 	ping := time.NewTicker(ka / 2)
 	defer ping.Stop()
 	lastRead, pinged := time.Now(), false
 	for {
-		if err := s.sendQueued(); err != nil {
-			return err
+		c.mu.Lock()
+		due := s.sendLocked()
+		c.mu.Unlock()
+		if due {
+			c.release()
 		}
-		if err := s.flush(); err != nil {
+		if err := s.w.flush(); err != nil {
 			return err
 		}
 		select {
 		case <-c.ctx.Done():
 			d := packet.Disconnect{}
-			s.write(d.Append(s.buf[:0], s.v))
-			s.w.Flush()
+			s.add(d.Append(s.sbuf[:0], s.v))
+			s.w.flush()
 			return c.ctx.Err()
 		case <-c.kick:
-		case a := <-c.acks:
-			if err := s.ack(a); err != nil {
-				return err
-			}
 		case e := <-events:
 			lastRead, pinged = time.Now(), false
 			if err := s.handle(e); err != nil {
@@ -229,43 +322,28 @@ func (s *session) serve() error {
 			}
 			if time.Since(lastRead) >= ka/2 {
 				pinged = true
-				if err := s.write(packet.AppendPingreq(s.buf[:0])); err != nil {
-					return err
-				}
+				s.add(packet.AppendPingreq(s.sbuf[:0]))
 			}
 		}
-		// Take what else is ready before writing: one write for a batch.
-		for more := true; more; {
-			select {
-			case a := <-c.acks:
-				if err := s.ack(a); err != nil {
-					return err
-				}
-			case e := <-events:
-				if err := s.handle(e); err != nil {
-					return err
-				}
-			default:
-				more = false
-			}
-		}
+		c.serveWakes.Add(1)
 	}
 }
 
-// ack writes the PUBACK of a message from the upstream that the handler
-// acknowledged, unless it came on an earlier connection.
-func (s *session) ack(a downAck) error {
-	if a.gen != s.gen {
-		return nil
-	}
-	ack := packet.Ack{Type: packet.PUBACK, PacketID: a.pid}
-	return s.write(ack.Append(s.buf[:0], s.v))
+// add appends a packet serve encoded in sbuf (under Client.mu: the
+// order on the wire).
+func (s *session) add(b []byte) {
+	s.sbuf = b[:0]
+	s.c.mu.Lock()
+	s.w.add(b)
+	s.c.mu.Unlock()
 }
 
-// subscribe sends the SUBSCRIBE; its SUBACK is checked in handle.
-func (s *session) subscribe() error {
+// subscribeLocked appends the SUBSCRIBE (serve's first flush writes
+// it); its SUBACK is checked in handle. Callers hold Client.mu.
+func (s *session) subscribeLocked() {
 	cfg := &s.c.cfg
-	sub := packet.Subscribe{PacketID: s.newPID()}
+	sub := packet.Subscribe{PacketID: s.newPIDLocked()}
+	s.subPID = sub.PacketID
 	for _, f := range cfg.Subscriptions {
 		o := packet.Subscription{Filter: []byte(f), QoS: cfg.SubQoS}
 		if s.v == packet.V5 {
@@ -273,11 +351,8 @@ func (s *session) subscribe() error {
 		}
 		sub.Filters = append(sub.Filters, o)
 	}
-	s.subPID = sub.PacketID
-	if err := s.write(sub.Append(s.buf[:0], s.v)); err != nil {
-		return err
-	}
-	return s.flush()
+	s.buf = sub.Append(s.buf[:0], s.v)
+	s.w.add(s.buf)
 }
 
 // handle applies an event from the reader.
@@ -285,86 +360,65 @@ func (s *session) handle(e event) error {
 	if e.err != nil {
 		return e.err
 	}
-	switch e.typ {
-	case packet.PUBACK:
-		m := s.pids[e.pid]
-		if m == nil {
-			return nil // a duplicate, or from an earlier connection
-		}
-		if e.code.IsFailure() {
-			if !refusedForGood[e.code] {
-				return fmt.Errorf("PUBACK %v for %q", e.code, m.p.Topic)
-			}
-			s.c.refused(m, e.code)
-		}
-		delete(s.pids, e.pid)
-		s.c.complete(m)
-	case packet.SUBACK:
-		if e.pid != s.subPID {
-			return nil
-		}
-		s.subPID = 0
-		for i, code := range e.sub.Codes {
-			if code.IsFailure() {
-				return fmt.Errorf("subscription to %q refused: %v", s.c.cfg.Subscriptions[i], code)
-			}
-		}
-		s.c.subscribed()
+	if e.typ != packet.SUBACK {
+		return nil
 	}
+	s.c.mu.Lock()
+	mine := e.pid == s.subPID
+	if mine {
+		s.subPID = 0
+	}
+	s.c.mu.Unlock()
+	if !mine {
+		return nil
+	}
+	for i, code := range e.sub.Codes {
+		if code.IsFailure() {
+			return fmt.Errorf("subscription to %q refused: %v", s.c.cfg.Subscriptions[i], code)
+		}
+	}
+	s.c.subscribed()
 	return nil
 }
 
-// sendQueued writes every queued message not yet sent on this connection,
-// in order, while the upstream's window allows.
-func (s *session) sendQueued() error {
+// sendLocked appends every queued message not yet sent on this
+// connection to its wire, in order, while the upstream's window allows,
+// and reports whether some became due (QoS 0 written, too large): the
+// caller then calls release, after unlocking Client.mu, which it holds.
+func (s *session) sendLocked() (due bool) {
 	c := s.c
-	c.mu.Lock()
-	todo := s.todo[:0]
-	for _, m := range c.queue {
-		if len(s.pids)+len(todo) >= s.maxOut {
-			break
-		}
-		if m.pid == 0 && !m.acked {
-			todo = append(todo, m)
-			if m.p != nil && m.p.QoS > 0 {
-				m.pid = s.newPIDLocked()
-			} else {
-				m.pid = 0xFFFF // marked: handled on this connection
-			}
-		}
-	}
-	c.mu.Unlock()
-	defer func() {
-		clear(todo)
-		s.todo = todo[:0] // reused: no allocation per batch
-	}()
-	for _, m := range todo {
-		if m.p == nil {
-			c.complete(m)
+	for ; c.next < len(c.queue); c.next++ {
+		m := c.queue[c.next]
+		if m.acked {
 			continue
+		}
+		if len(s.pids) >= s.maxOut {
+			break
 		}
 		p := *m.p
 		if s.v < packet.V5 && p.Props.Present|uint64(len(p.Props.User)) != 0 {
-			c.countPropsDropped()
-		}
-		if p.QoS > 0 {
-			p.PacketID, p.Dup = m.pid, m.sent
-			s.pids[m.pid] = m
+			c.st.PropsDropped++
 		}
 		if size := p.Size(s.v); size > s.maxPacket {
-			delete(s.pids, m.pid)
-			c.tooLarge(m, size, s.maxPacket)
+			c.st.TooLarge++
+			c.log.Warn("dataflow: a message above the upstream's maximum packet size is not forwarded",
+				"topic", string(m.p.Topic), "bytes", size, "max", s.maxPacket)
+			m.acked, due = true, true
 			continue
 		}
+		if p.QoS > 0 {
+			m.pid = s.newPIDLocked()
+			p.PacketID, p.Dup = m.pid, m.sent
+			s.pids[m.pid] = m
+		} else {
+			m.pid = 0xFFFF // handled on this connection
+			m.acked, due = true, true
+		}
 		m.sent = true
-		if err := s.write(p.Append(s.buf[:0], s.v)); err != nil {
-			return err
-		}
-		if p.QoS == 0 {
-			c.complete(m)
-		}
+		s.buf = p.Append(s.buf[:0], s.v)
+		s.w.add(s.buf)
 	}
-	return nil
+	return due
 }
 
 // newPIDLocked returns a packet identifier not in use on this connection.
@@ -379,73 +433,6 @@ func (s *session) newPIDLocked() uint16 {
 			return s.nextPID
 		}
 	}
-}
-
-func (s *session) newPID() uint16 { return s.newPIDLocked() }
-
-// writeTimeout bounds a write to the upstream.
-const writeTimeout = 30 * time.Second
-
-func (s *session) write(b []byte) error {
-	s.buf = b[:0]
-	if len(b) > s.w.Available() { // the buffer is written out: a fresh deadline
-		s.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-	}
-	_, err := s.w.Write(b)
-	return err
-}
-
-func (s *session) flush() error {
-	if s.w.Buffered() == 0 {
-		return nil
-	}
-	s.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-	return s.w.Flush()
-}
-
-// complete marks m acknowledged and calls the done of every acknowledged
-// message at the head of the queue, in order.
-func (c *Client) complete(m *out) {
-	c.mu.Lock()
-	m.acked = true
-	var ready []*out
-	k := 0
-	for k < len(c.queue) && c.queue[k].acked {
-		ready = append(ready, c.queue[k])
-		k++
-	}
-	if k > 0 {
-		c.queue = append(c.queue[:0], c.queue[k:]...)
-		c.room.Broadcast()
-	}
-	c.mu.Unlock()
-	for _, r := range ready {
-		if r.done != nil {
-			r.done()
-		}
-	}
-}
-
-func (c *Client) countPropsDropped() {
-	c.mu.Lock()
-	c.st.PropsDropped++
-	c.mu.Unlock()
-}
-
-func (c *Client) tooLarge(m *out, size, limit int) {
-	c.mu.Lock()
-	c.st.TooLarge++
-	c.mu.Unlock()
-	c.log.Warn("dataflow: a message above the upstream's maximum packet size is not forwarded",
-		"topic", string(m.p.Topic), "bytes", size, "max", limit)
-	c.complete(m)
-}
-
-func (c *Client) refused(m *out, code packet.Code) {
-	c.mu.Lock()
-	c.st.Refused++
-	c.mu.Unlock()
-	c.log.Warn("dataflow: the upstream refused a message: not sent again", "topic", string(m.p.Topic), "code", code.Error())
 }
 
 func (c *Client) subscribed() {
