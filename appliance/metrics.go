@@ -37,7 +37,6 @@ func (a *Appliance) writeMetrics(w io.Writer) {
 	metric("edgebroker_journal_fsyncs_total", "counter", "fdatasync calls of the journal.", j.Fsyncs)
 	metric("edgebroker_journal_commit_p50_seconds", "gauge", "Median commit latency (write and fdatasync), last 1,024 commits.", j.CommitP50Ms/1e3)
 	metric("edgebroker_journal_commit_p99_seconds", "gauge", "99th percentile commit latency, last 1,024 commits.", j.CommitP99Ms/1e3)
-	metric("edgebroker_journal_io_uring", "gauge", "1 when the committer's commits (under load) write and fdatasync through io_uring, 0 when every commit uses blocking system calls.", b2i(j.IOURing))
 	metric("edgebroker_journal_refused_total", "counter", "Messages refused for lack of disk space or budget.", j.Refused)
 	fmt.Fprintf(w, "# HELP edgebroker_journal_session_messages Messages on disk per persistent session.\n# TYPE edgebroker_journal_session_messages gauge\n")
 	for _, id := range slices.Sorted(maps.Keys(j.PerSession)) {

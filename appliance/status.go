@@ -173,11 +173,6 @@ type JournalStatus struct {
 	CommitP50Ms    float64 `json:"commitP50Ms"`
 	CommitP99Ms    float64 `json:"commitP99Ms"`
 	Refused        int64   `json:"refused"` // messages refused for lack of space
-	// IOURing: the committer's commits (back to back, under load) write
-	// and fdatasync through io_uring, waiting in Go's netpoller; false:
-	// every commit uses blocking system calls (io_uring missing or
-	// refused by the kernel).
-	IOURing bool `json:"ioUring"`
 	// PerSession: each persistent session's messages and bytes on disk.
 	PerSession map[string]journal.SessionUsage `json:"perSession,omitempty"`
 }
@@ -313,7 +308,7 @@ func (a *Appliance) Status() Status {
 		st.Journal = JournalStatus{Messages: r.Messages, LiveBytes: r.LiveBytes, DiskBytes: r.DiskBytes, MaxBytes: r.MaxBytes,
 			Sessions: r.Sessions, Retained: r.Retained, Full: r.Full, Failed: r.Failed, BytesWritten: r.Appended,
 			BytesCompacted: r.Compacted, Fsyncs: r.Fsyncs, Refused: r.Refused,
-			CommitP50Ms: float64(r.CommitP50) / 1e6, CommitP99Ms: float64(r.CommitP99) / 1e6, IOURing: r.IOURing, PerSession: r.PerSession}
+			CommitP50Ms: float64(r.CommitP50) / 1e6, CommitP99Ms: float64(r.CommitP99) / 1e6, PerSession: r.PerSession}
 	}
 	if a.prov != nil {
 		st.Provisioning.Serial = a.prov.LastSerial()

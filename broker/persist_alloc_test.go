@@ -48,14 +48,14 @@ func TestDurableAllocs(t *testing.T) {
 	}
 	for _, blocking := range []bool{false, true} {
 		for _, v := range []byte{packet.V311, packet.V5} {
-			t.Run(fmt.Sprintf("blocking=%v/v%d", blocking, v), func(t *testing.T) {
-				j, err := journal.Open(t.TempDir(), journal.Options{SegmentSize: 1 << 20, BlockingSync: blocking})
+			t.Run(fmt.Sprintf("ring=%v/v%d", !blocking, v), func(t *testing.T) {
+				j, err := journal.Open(t.TempDir(), journal.Options{SegmentSize: 1 << 20, RingSync: !blocking})
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer j.Close()
 				if j.AsyncSync() == blocking {
-					t.Fatalf("AsyncSync = %v with BlockingSync %v", j.AsyncSync(), blocking)
+					t.Fatalf("AsyncSync = %v with RingSync %v", j.AsyncSync(), !blocking)
 				}
 				s := New(Config{Limits: Limits{MaxInflight: 16}, Journal: j})
 				pub := fakeClient(t, s, "pub", v)

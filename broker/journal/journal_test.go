@@ -60,7 +60,7 @@ func mustEnq(t *testing.T, j *Journal, id *uint64, msg, session string) uint64 {
 // retained messages; what was acknowledged, ended or deleted does not.
 func TestReplay(t *testing.T) {
 	for _, blocking := range []bool{false, true} {
-		t.Run(fmt.Sprintf("BlockingSync=%v", blocking), func(t *testing.T) { testReplay(t, blocking) })
+		t.Run(fmt.Sprintf("ring=%v", !blocking), func(t *testing.T) { testReplay(t, blocking) })
 	}
 }
 
@@ -68,9 +68,9 @@ func TestReplay(t *testing.T) {
 // or the ordinary system calls.
 func testReplay(t *testing.T, blocking bool) {
 	dir := t.TempDir()
-	j := open(t, dir, Options{SegmentSize: 64 << 10, BlockingSync: blocking})
+	j := open(t, dir, Options{SegmentSize: 64 << 10, RingSync: !blocking})
 	if j.AsyncSync() == blocking {
-		t.Fatalf("AsyncSync = %v with BlockingSync %v", j.AsyncSync(), blocking)
+		t.Fatalf("AsyncSync = %v with RingSync %v", j.AsyncSync(), !blocking)
 	}
 	j.Session("a", []byte("A1"))
 	j.Session("b", []byte("B1"))
@@ -268,12 +268,12 @@ func TestBudget(t *testing.T) {
 // TestGroupCommit: concurrent appenders share fsyncs.
 func TestGroupCommit(t *testing.T) {
 	for _, blocking := range []bool{false, true} {
-		t.Run(fmt.Sprintf("BlockingSync=%v", blocking), func(t *testing.T) { testGroupCommit(t, blocking) })
+		t.Run(fmt.Sprintf("ring=%v", !blocking), func(t *testing.T) { testGroupCommit(t, blocking) })
 	}
 }
 
 func testGroupCommit(t *testing.T, blocking bool) {
-	j := open(t, t.TempDir(), Options{SegmentSize: 1 << 20, BlockingSync: blocking})
+	j := open(t, t.TempDir(), Options{SegmentSize: 1 << 20, RingSync: !blocking})
 	defer j.Close()
 	j.Session("s", nil)
 	var wg sync.WaitGroup
@@ -553,12 +553,12 @@ func TestCommitReusesChunks(t *testing.T) {
 
 // TestRingForCommitter: the committer goroutine's commits go through
 // io_uring; an appender's own commit (Commit, a lone commit at a low
-// rate) uses the blocking system calls; with BlockingSync nothing uses
+// rate) uses the blocking system calls; without RingSync nothing uses
 // the ring.
 func TestRingForCommitter(t *testing.T) {
 	for _, blocking := range []bool{false, true} {
-		t.Run(fmt.Sprintf("BlockingSync=%v", blocking), func(t *testing.T) {
-			j := open(t, t.TempDir(), Options{SegmentSize: 1 << 20, BlockingSync: blocking})
+		t.Run(fmt.Sprintf("ring=%v", !blocking), func(t *testing.T) {
+			j := open(t, t.TempDir(), Options{SegmentSize: 1 << 20, RingSync: !blocking})
 			defer j.Close()
 			if err := j.Wait(j.Session("s", nil)); err != nil {
 				t.Fatal(err)

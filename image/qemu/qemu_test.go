@@ -368,11 +368,6 @@ func wantStatus(t *testing.T, ctx context.Context, addr string) {
 	if !serving || st.Provisioning.Serial != 1 || len(h) == 0 || !h[0].Applied || h[0].Serial != 1 || h[0].KeyID == "" {
 		t.Fatalf("status.json: want listener site port %d serving and bundle serial 1 applied; got\n%s", bundlePort, b)
 	}
-	// gokrazy's kernels (arm64, rpi) have io_uring: the journal's
-	// committer uses it on the device too.
-	if !st.Journal.IOURing {
-		t.Errorf("status.json: journal.ioUring false: the journal fell back to blocking fdatasync on gokrazy's kernel\n%s", b)
-	}
 }
 
 // stickFile reads name from the first partition of the stick image, in

@@ -23,9 +23,10 @@
 // used here is small: setup, the two rings' offsets, one submission
 // entry, one completion entry.
 //
-// The journal uses it for the commits its committer goroutine makes back
-// to back under load, not for a lone commit at a low rate, which the
-// blocking calls answer sooner (broker/journal's commitOnce says why).
+// The journal uses it, with Options.RingSync, for the commits its
+// committer goroutine makes back to back under load, never for a lone
+// commit at a low rate, which the blocking calls answer sooner; it is off
+// by default (Options.RingSync says why: less CPU, but later answers).
 //
 // Where io_uring is missing or refused (a kernel without it, a seccomp
 // profile, kernel.io_uring_disabled), Open fails and the caller keeps
