@@ -280,9 +280,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		cfg.TLSIdleConns = cfg.IdleConns
 	}
 	brokers := []broker{edgebroker(cfg.Edgebroker), mosquitto(cfg.Mosquitto)}
-	// Both the brokers (children) and loadgen need descriptors for the
-	// idle clients and their server sides.
-	if err := loadgen.RaiseFileLimit(uint64(2*max(cfg.IdleConns, cfg.TLSIdleConns) + 1024)); err != nil {
+	// The limit is per process: loadgen (in this one) needs a descriptor
+	// per idle client, each broker (a child, which inherits the limit) one
+	// per server side.
+	if err := loadgen.RaiseFileLimit(uint64(max(cfg.IdleConns, cfg.TLSIdleConns) + 1024)); err != nil {
 		return nil, err
 	}
 	rep := &Report{cfg: cfg, samples: make(map[[2]string][]sample), durable: make(map[string]bool), dataflow: make(map[string]bool),
