@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 
@@ -19,6 +20,12 @@ func (c *conn) fill(w int) (int, error) {
 	if !c.plain {
 		n, err := c.nc.Read(c.rbuf[w:])
 		c.tlsMore = n == len(c.rbuf)-w
+		if tc, ok := c.nc.(*tls.Conn); ok && c.tlsMore {
+			// A read that filled the buffer may have left plaintext in
+			// crypto/tls, or just ended with the record (a large packet
+			// read whole): ask, so that the connection still parks.
+			c.tlsMore = tlsHoldsInput(tc)
+		}
 		return n, err
 	}
 	c.rw, c.rn, c.rerr = int32(w), 0, nil

@@ -245,6 +245,7 @@ func (c *conn) kick() {
 // idle says the reader waited readerIdle without input already.
 func (s *Server) park(c *conn, idle bool) bool {
 	c.releaseRbuf()
+	c.releaseTLS()
 	c.releaseHandling()
 	c.out.dropIdle()
 	sh := c.shard
