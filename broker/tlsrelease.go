@@ -53,24 +53,47 @@ var tlsLayout = func() (l struct {
 	return l
 }()
 
+// tlsInput is crypto/tls's input state of one connection (tlsLayout's
+// fields), locked: the caller calls unlock when done.
+type tlsInput struct {
+	mu   *sync.Mutex
+	raw  *bytes.Buffer
+	in   *bytes.Reader
+	hand *bytes.Buffer
+}
+
+// lockTLSInput locks tc's input side and returns its buffers; false
+// without the layout.
+func lockTLSInput(tc *tls.Conn) (tlsInput, bool) {
+	if !tlsLayout.ok {
+		return tlsInput{}, false
+	}
+	p := unsafe.Pointer(tc)
+	t := tlsInput{
+		mu:   (*sync.Mutex)(unsafe.Add(p, tlsLayout.inMu)),
+		raw:  (*bytes.Buffer)(unsafe.Add(p, tlsLayout.rawInput)),
+		in:   (*bytes.Reader)(unsafe.Add(p, tlsLayout.input)),
+		hand: (*bytes.Buffer)(unsafe.Add(p, tlsLayout.hand)),
+	}
+	t.mu.Lock()
+	return t, true
+}
+
+func (t tlsInput) unlock() { t.mu.Unlock() }
+
 // releaseTLSInput lets crypto/tls's input buffers of tc go if they hold
 // nothing (see tlsLayout); it reports whether it did. The caller owns
 // the connection's reads (a parking reader).
 func releaseTLSInput(tc *tls.Conn) bool {
-	if !tlsLayout.ok {
+	t, ok := lockTLSInput(tc)
+	if !ok {
 		return false
 	}
-	p := unsafe.Pointer(tc)
-	mu := (*sync.Mutex)(unsafe.Add(p, tlsLayout.inMu))
-	mu.Lock()
-	defer mu.Unlock()
-	raw := (*bytes.Buffer)(unsafe.Add(p, tlsLayout.rawInput))
-	in := (*bytes.Reader)(unsafe.Add(p, tlsLayout.input))
-	hand := (*bytes.Buffer)(unsafe.Add(p, tlsLayout.hand))
-	if raw.Len() != 0 || in.Len() != 0 || hand.Len() != 0 {
+	defer t.unlock()
+	if t.raw.Len() != 0 || t.in.Len() != 0 || t.hand.Len() != 0 {
 		return false
 	}
-	*raw, *in, *hand = bytes.Buffer{}, bytes.Reader{}, bytes.Buffer{}
+	*t.raw, *t.in, *t.hand = bytes.Buffer{}, bytes.Reader{}, bytes.Buffer{}
 	return true
 }
 
@@ -79,15 +102,12 @@ func releaseTLSInput(tc *tls.Conn) bool {
 // record. Without the layout it cannot tell, and says so. The caller is
 // tc's reader.
 func tlsHoldsInput(tc *tls.Conn) bool {
-	if !tlsLayout.ok {
+	t, ok := lockTLSInput(tc)
+	if !ok {
 		return true
 	}
-	p := unsafe.Pointer(tc)
-	mu := (*sync.Mutex)(unsafe.Add(p, tlsLayout.inMu))
-	mu.Lock()
-	defer mu.Unlock()
-	return (*bytes.Buffer)(unsafe.Add(p, tlsLayout.rawInput)).Len() > 0 ||
-		(*bytes.Reader)(unsafe.Add(p, tlsLayout.input)).Len() > 0
+	defer t.unlock()
+	return t.raw.Len() > 0 || t.in.Len() > 0
 }
 
 // releaseTLS lets a parking TLS connection's crypto/tls input buffers go.

@@ -5,10 +5,8 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
-	"sync"
 	"testing"
 	"time"
-	"unsafe"
 
 	"edgebroker/broker/packet"
 	"edgebroker/broker/testenv"
@@ -26,11 +24,9 @@ func TestTLSLayout(t *testing.T) {
 // tlsInputCap is the capacity crypto/tls's record and handshake buffers
 // of tc hold.
 func tlsInputCap(tc *tls.Conn) int {
-	p := unsafe.Pointer(tc)
-	mu := (*sync.Mutex)(unsafe.Add(p, tlsLayout.inMu))
-	mu.Lock()
-	defer mu.Unlock()
-	return (*bytes.Buffer)(unsafe.Add(p, tlsLayout.rawInput)).Cap() + (*bytes.Buffer)(unsafe.Add(p, tlsLayout.hand)).Cap()
+	t, _ := lockTLSInput(tc)
+	defer t.unlock()
+	return t.raw.Cap() + t.hand.Cap()
 }
 
 // TestTLSReleaseInput: a parked TLS connection holds no crypto/tls input

@@ -74,6 +74,9 @@ type tlsSock struct {
 	wmu   sync.Mutex
 	held  []byte
 	spill atomic.Bool
+	// holds is len(held) > 0, set under wmu: the check after every
+	// direct write (conn.holding) takes no lock.
+	holds atomic.Bool
 }
 
 func newTLSSock(tc *net.TCPConn) (*tlsSock, error) {
@@ -104,7 +107,10 @@ func (s *tlsSock) Write(p []byte) (int, error) {
 			}
 			n = k
 		}
-		s.held = append(s.held, p[n:]...)
+		if n < len(p) {
+			s.held = append(s.held, p[n:]...)
+			s.holds.Store(true)
+		}
 		return len(p), nil
 	}
 	if err := s.flushHeldLocked(); err != nil {
@@ -128,11 +134,7 @@ func (s *tlsSock) write(p []byte) (int, error) {
 
 // holding reports whether a non-blocking Write left bytes for the
 // writer goroutine.
-func (s *tlsSock) holding() bool {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	return len(s.held) > 0
-}
+func (s *tlsSock) holding() bool { return s.holds.Load() }
 
 // flushHeld writes what non-blocking Writes held, waiting for the socket
 // and its write deadline; the buffer is let go after.
@@ -152,6 +154,7 @@ func (s *tlsSock) flushHeldLocked() error {
 		return err
 	}
 	s.held = nil
+	s.holds.Store(false)
 	return nil
 }
 
