@@ -40,62 +40,56 @@ func TestFanoutJournalAllocs(t *testing.T) {
 
 // TestDurableAllocs: a QoS 1 message to a persistent session goes to the
 // journal (message and delivery records, the commit, the subscriber's
-// acknowledgement retiring it) without an allocation in steady state,
-// through io_uring and with the ordinary system calls.
+// acknowledgement retiring it) without an allocation in steady state.
 func TestDurableAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("sync.Pool drops items under the race detector")
 	}
-	for _, blocking := range []bool{false, true} {
-		for _, v := range []byte{packet.V311, packet.V5} {
-			t.Run(fmt.Sprintf("ring=%v/v%d", !blocking, v), func(t *testing.T) {
-				j, err := journal.Open(t.TempDir(), journal.Options{SegmentSize: 1 << 20, RingSync: !blocking})
-				if err != nil {
+	for _, v := range []byte{packet.V311, packet.V5} {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
+			j, err := journal.Open(t.TempDir(), journal.Options{SegmentSize: 1 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer j.Close()
+			s := New(Config{Limits: Limits{MaxInflight: 16}, Journal: j})
+			pub := fakeClient(t, s, "pub", v)
+			sub := fakeClient(t, s, "sub", v) // persistent: fakeClient's sessions never expire
+			sub.subscribe(&packet.Subscription{Filter: []byte("sensors/+/temp"), QoS: 1}, 1)
+			h, body := publishBytes(v, 1)
+			pub.rbuf = make([]byte, len(body))
+			ack := packet.Ack{Type: packet.PUBACK}
+			step := func() {
+				buf := pub.rbuf[:len(body)]
+				copy(buf, body)
+				if err := pub.handle(h, buf); err != nil {
 					t.Fatal(err)
 				}
-				defer j.Close()
-				if j.AsyncSync() == blocking {
-					t.Fatalf("AsyncSync = %v with RingSync %v", j.AsyncSync(), !blocking)
+				pub.commitJournal()
+				if err := j.Wait(j.Seq()); err != nil {
+					t.Fatal(err)
 				}
-				s := New(Config{Limits: Limits{MaxInflight: 16}, Journal: j})
-				pub := fakeClient(t, s, "pub", v)
-				sub := fakeClient(t, s, "sub", v) // persistent: fakeClient's sessions never expire
-				sub.subscribe(&packet.Subscription{Filter: []byte("sensors/+/temp"), QoS: 1}, 1)
-				h, body := publishBytes(v, 1)
-				pub.rbuf = make([]byte, len(body))
-				ack := packet.Ack{Type: packet.PUBACK}
-				step := func() {
-					buf := pub.rbuf[:len(body)]
-					copy(buf, body)
-					if err := pub.handle(h, buf); err != nil {
-						t.Fatal(err)
-					}
-					pub.commitJournal()
-					if err := j.Wait(j.Seq()); err != nil {
-						t.Fatal(err)
-					}
-					for sub.pendingBytes() > 0 {
-						runtime.Gosched()
-					}
-					sub.sess.mu.Lock()
-					pid := sub.sess.inflight[0].pid
-					sub.sess.mu.Unlock()
-					ack.PacketID = pid
-					if err := sub.handleAck(&ack); err != nil {
-						t.Fatal(err)
-					}
+				for sub.pendingBytes() > 0 {
+					runtime.Gosched()
 				}
-				for range 500 {
-					step()
+				sub.sess.mu.Lock()
+				pid := sub.sess.inflight[0].pid
+				sub.sess.mu.Unlock()
+				ack.PacketID = pid
+				if err := sub.handleAck(&ack); err != nil {
+					t.Fatal(err)
 				}
-				before := j.Stats.BytesAppended.Load()
-				if got := testing.AllocsPerRun(500, step); got != 0 {
-					t.Errorf("allocs per durable publish = %v, want 0", got)
-				}
-				if j.Stats.BytesAppended.Load() == before {
-					t.Fatal("nothing was journaled: the session is not persistent")
-				}
-			})
-		}
+			}
+			for range 500 {
+				step()
+			}
+			before := j.Stats.BytesAppended.Load()
+			if got := testing.AllocsPerRun(500, step); got != 0 {
+				t.Errorf("allocs per durable publish = %v, want 0", got)
+			}
+			if j.Stats.BytesAppended.Load() == before {
+				t.Fatal("nothing was journaled: the session is not persistent")
+			}
+		})
 	}
 }

@@ -58,8 +58,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"edgebroker/broker/journal/uring"
 )
 
 // Errors returned by appends.
@@ -109,18 +107,6 @@ type Options struct {
 	// Enqueue returns ErrFull. Default: unbounded.
 	MaxDeliveries int
 	Logger        *slog.Logger // nil: discard
-	// RingSync makes the committer goroutine's commits (back to back,
-	// under load) write and fdatasync through io_uring (package
-	// broker/journal/uring) where the kernel has it; without it, and for
-	// an appender's own commit always, the blocking system calls. Off by
-	// default: measured on the build machine (a VM whose fsync takes
-	// 0.2 ms), the ring took 9–18 % less CPU a message at saturation but
-	// answered each commit later (two cross-thread wake-ups: 0.72 ms
-	// against 0.54 at the median), which cost 11 % of the durable
-	// fan-in's throughput with one message in flight per publisher. To
-	// be weighed again on an SD card, where a commit is milliseconds and
-	// the wake-ups matter less (CONTRIBUTING.md).
-	RingSync bool
 }
 
 // IndexBytesPerDelivery is about what the journal's index costs in memory
@@ -267,20 +253,11 @@ type Journal struct {
 	// have been recycled meanwhile. Guarded by mu.
 	freeDels []*delivery
 	freeMsgs []*msgEnt
-
-	// syncer writes and fsyncs the committer's commits through io_uring
-	// (commitOnce); nil: the ordinary system calls for every commit
-	// (no Options.RingSync, or io_uring refused).
-	// Set by Open, used by whoever holds cmu, closed by closeFiles.
-	// ringWrites is writeRing's slice, reused; guarded by cmu.
-	syncer     *uring.Syncer
-	ringWrites []uring.Write
 }
 
 // Stats counts what the journal did; read with the atomics' Load.
 type Stats struct {
 	Fsyncs          atomic.Int64
-	RingFsyncs      atomic.Int64 // of Fsyncs, those through io_uring (commitOnce)
 	BytesAppended   atomic.Int64 // by the broker
 	BytesCompacted  atomic.Int64 // appended again by compaction
 	SegmentsDeleted atomic.Int64
@@ -357,11 +334,6 @@ func Open(dir string, opts Options) (*Journal, error) {
 		}
 		j.segs = append(j.segs, j.spare)
 		j.spare = nil
-	}
-	if opts.RingSync {
-		if j.syncer, err = uring.Open(); err != nil {
-			log.Info("journal: io_uring unavailable: commits fsync with a blocking system call", "err", err)
-		}
 	}
 	go j.commitLoop()
 	go j.compactLoop()
@@ -1063,7 +1035,7 @@ func (j *Journal) Commit() {
 		j.signal(j.kick)
 		return
 	}
-	loop := j.commitOnce(false)
+	loop := j.commitOnce()
 	j.cmu.Unlock()
 	if loop {
 		j.signal(j.kick)
@@ -1098,7 +1070,7 @@ func (j *Journal) commitLoop() {
 	for {
 		<-j.kick
 		j.cmu.Lock()
-		j.commitOnce(true)
+		j.commitOnce()
 		j.mu.Lock()
 		needSpare := j.spare == nil && j.err == nil && !j.closed
 		closed, empty := j.closed, len(j.pending) == 0
@@ -1119,20 +1091,8 @@ func (j *Journal) commitLoop() {
 // commitOnce writes and fsyncs what is pending if a record asks for a
 // commit (or the journal is closing), then tells the waiters. It reports
 // whether the committer has work left: a spare segment to make. Callers
-// hold cmu; committer: the caller is the committer goroutine.
-//
-// With Options.RingSync the committer writes through io_uring, an
-// appender committing on its own goroutine (Commit) with the blocking
-// system calls. The committer runs when commits follow each other (a
-// commit was running when the appender asked): there the ring's wait in
-// the netpoller keeps Go's sysmon thread asleep (measured at durable
-// saturation: 18 % less CPU a message, 0.55 → 0.37 context switches). A
-// lone commit at a low rate is the appender's, and there the blocking
-// calls answer sooner: the ring adds two cross-thread wake-ups (the
-// kernel's io-wq worker, then the netpoller), measured at a paced 2,000
-// messages a second as +50 µs at the median, twice the p99 and 25 % more
-// CPU a message.
-func (j *Journal) commitOnce(committer bool) bool {
+// hold cmu.
+func (j *Journal) commitOnce() bool {
 	j.mu.Lock()
 	var batch []chunk
 	seq := j.durable.Load()
@@ -1146,7 +1106,7 @@ func (j *Journal) commitOnce(committer bool) bool {
 	j.mu.Unlock()
 	if len(batch) > 0 {
 		start := time.Now()
-		err := j.write(batch, committer && j.syncer != nil)
+		err := j.write(batch)
 		j.mu.Lock()
 		for i := range batch {
 			j.pendingN -= int64(len(batch[i].b))
@@ -1202,15 +1162,7 @@ func (j *Journal) trySpare() {
 	j.mu.Unlock()
 }
 
-func (j *Journal) write(batch []chunk, ring bool) error {
-	if ring {
-		return j.writeRing(batch)
-	}
-	return j.writeBlocking(batch)
-}
-
-// writeBlocking is write with the ordinary system calls.
-func (j *Journal) writeBlocking(batch []chunk) error {
+func (j *Journal) write(batch []chunk) error {
 	var synced []*segment
 	for _, c := range batch {
 		if len(c.b) == 0 {
@@ -1231,33 +1183,6 @@ func (j *Journal) writeBlocking(batch []chunk) error {
 	}
 	return nil
 }
-
-// writeRing is write through io_uring: each segment's chunks and its
-// fdatasync as one chain (uring.Syncer.Sync). A batch's chunks come
-// segment by segment (a segment fills before the next starts).
-func (j *Journal) writeRing(batch []chunk) error {
-	ws := j.ringWrites[:0]
-	for i, c := range batch {
-		if len(c.b) > 0 {
-			ws = append(ws, uring.Write{Buf: c.b, Off: c.off})
-		}
-		if len(ws) > 0 && (i == len(batch)-1 || batch[i+1].seg != c.seg) {
-			if err := j.syncer.Sync(int(c.seg.f.Fd()), ws); err != nil {
-				clear(ws)
-				return fmt.Errorf("%s: %w", c.seg.f.Name(), err)
-			}
-			j.Stats.Fsyncs.Add(1)
-			j.Stats.RingFsyncs.Add(1)
-			clear(ws)
-			ws = ws[:0]
-		}
-	}
-	j.ringWrites = ws
-	return nil
-}
-
-// AsyncSync reports whether the committer's commits go through io_uring.
-func (j *Journal) AsyncSync() bool { return j.syncer != nil }
 
 // Close writes what is pending, fsyncs it and closes the files.
 func (j *Journal) Close() error {
@@ -1285,9 +1210,6 @@ func (j *Journal) Close() error {
 
 func (j *Journal) closeFiles() {
 	defer j.lock.Close()
-	if j.syncer != nil {
-		j.syncer.Close()
-	}
 	for _, s := range j.segs {
 		s.f.Close()
 	}

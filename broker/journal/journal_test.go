@@ -59,19 +59,8 @@ func mustEnq(t *testing.T, j *Journal, id *uint64, msg, session string) uint64 {
 // reopen: sessions, deliveries in order with their packet identifiers,
 // retained messages; what was acknowledged, ended or deleted does not.
 func TestReplay(t *testing.T) {
-	for _, blocking := range []bool{false, true} {
-		t.Run(fmt.Sprintf("ring=%v", !blocking), func(t *testing.T) { testReplay(t, blocking) })
-	}
-}
-
-// testReplay is TestReplay with commits through io_uring (the default)
-// or the ordinary system calls.
-func testReplay(t *testing.T, blocking bool) {
 	dir := t.TempDir()
-	j := open(t, dir, Options{SegmentSize: 64 << 10, RingSync: !blocking})
-	if j.AsyncSync() == blocking {
-		t.Fatalf("AsyncSync = %v with RingSync %v", j.AsyncSync(), !blocking)
-	}
+	j := open(t, dir, Options{SegmentSize: 64 << 10})
 	j.Session("a", []byte("A1"))
 	j.Session("b", []byte("B1"))
 	j.Session("gone", []byte("G"))
@@ -267,13 +256,7 @@ func TestBudget(t *testing.T) {
 
 // TestGroupCommit: concurrent appenders share fsyncs.
 func TestGroupCommit(t *testing.T) {
-	for _, blocking := range []bool{false, true} {
-		t.Run(fmt.Sprintf("ring=%v", !blocking), func(t *testing.T) { testGroupCommit(t, blocking) })
-	}
-}
-
-func testGroupCommit(t *testing.T, blocking bool) {
-	j := open(t, t.TempDir(), Options{SegmentSize: 1 << 20, RingSync: !blocking})
+	j := open(t, t.TempDir(), Options{SegmentSize: 1 << 20})
 	defer j.Close()
 	j.Session("s", nil)
 	var wg sync.WaitGroup
@@ -548,58 +531,5 @@ func TestCommitReusesChunks(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	if per := float64(after.TotalAlloc-before.TotalAlloc) / (cycles * 16); per > 300 {
 		t.Errorf("%.0f bytes allocated per message", per)
-	}
-}
-
-// TestRingForCommitter: the committer goroutine's commits go through
-// io_uring; an appender's own commit (Commit, a lone commit at a low
-// rate) uses the blocking system calls; without RingSync nothing uses
-// the ring.
-func TestRingForCommitter(t *testing.T) {
-	for _, blocking := range []bool{false, true} {
-		t.Run(fmt.Sprintf("ring=%v", !blocking), func(t *testing.T) {
-			j := open(t, t.TempDir(), Options{SegmentSize: 1 << 20, RingSync: !blocking})
-			defer j.Close()
-			if err := j.Wait(j.Session("s", nil)); err != nil {
-				t.Fatal(err)
-			}
-			// Enqueue wakes the committer, which commits.
-			f0, r0 := j.Stats.Fsyncs.Load(), j.Stats.RingFsyncs.Load()
-			for range 10 {
-				var id uint64
-				_, _, seq, err := j.Enqueue(&id, raw("m"), "s", nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := j.Wait(seq); err != nil {
-					t.Fatal(err)
-				}
-			}
-			f1, r1 := j.Stats.Fsyncs.Load(), j.Stats.RingFsyncs.Load()
-			wantRing := f1 - f0
-			if blocking {
-				wantRing = 0
-			}
-			if f1 == f0 || r1-r0 != wantRing {
-				t.Errorf("committer: %d fsyncs, %d through the ring; want %d through the ring", f1-f0, r1-r0, wantRing)
-			}
-			// EnqueueDeferred and Commit: the appender commits itself
-			// (unless a leftover wake-up keeps the committer busy).
-			for range 20 {
-				var id uint64
-				_, _, seq, err := j.EnqueueDeferred(&id, raw("m"), "s", nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				j.Commit()
-				if err := j.Wait(seq); err != nil {
-					t.Fatal(err)
-				}
-			}
-			f2, r2 := j.Stats.Fsyncs.Load(), j.Stats.RingFsyncs.Load()
-			if own := (f2 - f1) - (r2 - r1); own < 10 {
-				t.Errorf("appenders' own commits: %d of %d fsyncs with the blocking calls, want most", own, f2-f1)
-			}
-		})
 	}
 }
