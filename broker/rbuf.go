@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 
+	"edgebroker/broker/sockio"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -42,7 +44,7 @@ func (c *conn) rawRead(fd uintptr) bool {
 		c.rbuf = c.srv.rbufs.Get().(*[rbufSize]byte)[:]
 	}
 	for {
-		n, err := rawReadFD(int(fd), c.rbuf[c.rw:])
+		n, err := sockio.ReadFD(int(fd), c.rbuf[c.rw:])
 		switch {
 		case err == unix.EINTR:
 			continue

@@ -4,6 +4,8 @@ import (
 	"os"
 	"time"
 
+	"edgebroker/broker/sockio"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -122,18 +124,10 @@ func (c *conn) writeNow(b []byte) (int, error) {
 // rawWrite is writeNow's syscall.RawConn callback.
 func (c *conn) rawWrite(fd uintptr) bool {
 	w := &c.wnow
-	for w.n < len(w.b) {
-		k, err := rawWriteFD(int(fd), w.b[w.n:])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			if err != unix.EAGAIN {
-				w.err = os.NewSyscallError("write", err)
-			}
-			break
-		}
-		w.n += k
+	k, err := sockio.WriteAll(int(fd), w.b[w.n:])
+	w.n += k
+	if err != nil && err != unix.EAGAIN {
+		w.err = os.NewSyscallError("write", err)
 	}
 	return true // never wait
 }

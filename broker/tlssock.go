@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"edgebroker/broker/sockio"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -161,18 +163,13 @@ func (s *tlsSock) flushHeldLocked() error {
 // rawWrite is Write's syscall.RawConn callback: false waits until the
 // socket is writable.
 func (s *tlsSock) rawWrite(fd uintptr) bool {
-	for s.wn < len(s.wb) {
-		k, err := rawWriteFD(int(fd), s.wb[s.wn:])
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-			return s.spill.Load() // spill: no waiting, the rest is held
-		case err != nil:
-			s.werr = &net.OpError{Op: "write", Net: "tcp", Err: err}
-			return true
-		}
-		s.wn += k
+	k, err := sockio.WriteAll(int(fd), s.wb[s.wn:])
+	s.wn += k
+	switch {
+	case err == unix.EAGAIN:
+		return s.spill.Load() // spill: no waiting, the rest is held
+	case err != nil:
+		s.werr = &net.OpError{Op: "write", Net: "tcp", Err: err}
 	}
 	return true
 }
@@ -237,7 +234,7 @@ func (s *tlsSock) Read(p []byte) (int, error) {
 func (s *tlsSock) rawRead(fd uintptr) bool {
 	buf := tlsBufs.Get().(*[tlsBufSize]byte)
 	for {
-		n, err := rawReadFD(int(fd), buf[:])
+		n, err := sockio.ReadFD(int(fd), buf[:])
 		switch {
 		case err == unix.EINTR:
 			continue

@@ -40,3 +40,21 @@ func WriteFD(fd int, p []byte) (int, error) {
 	}
 	return int(n), nil
 }
+
+// WriteAll writes p with WriteFD until all of it is written, the socket
+// is full (unix.EAGAIN) or the write fails; EINTR is retried. It returns
+// the bytes written and nil, EAGAIN or the failure.
+func WriteAll(fd int, p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		k, err := WriteFD(fd, p[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		n += k
+	}
+	return n, nil
+}

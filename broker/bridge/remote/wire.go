@@ -98,18 +98,10 @@ func (w *wire) rawWrite(b []byte) (int, error) {
 
 // raw is rawWrite's RawConn callback: write until done or EAGAIN.
 func (w *wire) raw(fd uintptr) bool {
-	for w.rawN < len(w.rawB) {
-		k, err := sockio.WriteFD(int(fd), w.rawB[w.rawN:])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			if err != unix.EAGAIN {
-				w.rawE = os.NewSyscallError("write", err)
-			}
-			break
-		}
-		w.rawN += k
+	k, err := sockio.WriteAll(int(fd), w.rawB[w.rawN:])
+	w.rawN += k
+	if err != nil && err != unix.EAGAIN {
+		w.rawE = os.NewSyscallError("write", err)
 	}
 	return true // never wait
 }
