@@ -223,3 +223,54 @@ func TestWireFullSocket(t *testing.T) {
 		t.Error("tryFlush of an empty wire handed off")
 	}
 }
+
+// TestStalledUpstreamWireBounded: an upstream that stops reading does not
+// make the wire grow without limit. QoS 0 messages leave the queue once
+// they are on the wire, so the wire's byte limit is what holds them back:
+// the queue fills to MaxInflight and TryPublish says no.
+func TestStalledUpstreamWireBounded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	stop := make(chan struct{})
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.(*net.TCPConn).SetReadBuffer(4096)
+		buf := make([]byte, 4096)
+		c.Read(buf)                                   // CONNECT
+		c.Write([]byte{0x20, 0x03, 0x00, 0x00, 0x00}) // 5.0 CONNACK; then it reads nothing more
+		<-stop
+	}()
+	c := New(Config{Hosts: []string{ln.Addr().String()}, ClientID: "stalled", MaxInflight: 10})
+	defer func() {
+		close(stop) // the upstream hangs up first: the blocked write ends
+		c.Close()
+	}()
+	testenv.Eventually(t, 10*time.Second, "connected", func() bool { return c.Status().Connected != "" })
+	payload := make([]byte, 1<<10)
+	accepted := 0
+	for range 20_000 { // 20 MiB: far beyond the socket buffers and the wire's limit
+		if !c.TryPublish(&packet.Publish{Topic: []byte("up/q0"), Payload: payload}, func() {}) {
+			break
+		}
+		c.Flush()
+		accepted++
+	}
+	c.mu.Lock()
+	var waiting int
+	if s := c.cur; s != nil {
+		s.w.mu.Lock()
+		waiting = len(s.w.buf)
+		s.w.mu.Unlock()
+	}
+	c.mu.Unlock()
+	if accepted == 20_000 || waiting > maxWireBytes+2<<10 {
+		t.Fatalf("a stalled upstream: %d of 20,000 QoS 0 messages taken, %d bytes waiting in the wire (limit %d)", accepted, waiting, maxWireBytes)
+	}
+}

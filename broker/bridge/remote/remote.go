@@ -284,13 +284,18 @@ func (c *Client) TryPublish(p *packet.Publish, done func()) bool {
 // callbacks that became due (markers, QoS 0).
 func (c *Client) take(p *packet.Publish, done func()) {
 	c.queue = append(c.queue, &out{p: p, done: done, acked: p == nil})
-	due := p == nil
+	due, full := p == nil, false
 	if s := c.cur; s != nil {
-		due = s.sendLocked() || due
+		var d bool
+		d, full = s.sendLocked()
+		due = d || due
 	}
 	c.mu.Unlock()
 	if due {
 		c.release()
+	}
+	if full {
+		c.wake() // serve flushes the wire and sends the rest
 	}
 }
 

@@ -250,12 +250,12 @@ func (c *Client) sendMore(s *session) {
 		c.mu.Unlock()
 		return
 	}
-	due := s.sendLocked()
+	due, full := s.sendLocked()
 	c.mu.Unlock()
 	if due {
 		c.release()
 	}
-	if s.w.tryFlush() {
+	if s.w.tryFlush() || full {
 		c.wake()
 	}
 }
@@ -296,13 +296,16 @@ func (s *session) serve() error {
 	lastRead, pinged := time.Now(), false
 	for {
 		c.mu.Lock()
-		due := s.sendLocked()
+		due, full := s.sendLocked()
 		c.mu.Unlock()
 		if due {
 			c.release()
 		}
 		if err := s.w.flush(); err != nil {
 			return err
+		}
+		if full {
+			continue // the wire is empty again: send the rest
 		}
 		select {
 		case <-c.ctx.Done():
@@ -382,10 +385,13 @@ func (s *session) handle(e event) error {
 }
 
 // sendLocked appends every queued message not yet sent on this
-// connection to its wire, in order, while the upstream's window allows,
-// and reports whether some became due (QoS 0 written, too large): the
-// caller then calls release, after unlocking Client.mu, which it holds.
-func (s *session) sendLocked() (due bool) {
+// connection to its wire, in order, while the upstream's window and the
+// wire's byte limit allow, and reports whether some became due (QoS 0
+// written, too large): the caller then calls release, after unlocking
+// Client.mu, which it holds. full: it stopped at the wire's limit, and
+// serve must flush and send on (a stalled upstream's QoS 0 messages wait
+// in the queue, bounded by MaxInflight, not in the wire).
+func (s *session) sendLocked() (due, full bool) {
 	c := s.c
 	for ; c.next < len(c.queue); c.next++ {
 		m := c.queue[c.next]
@@ -399,12 +405,16 @@ func (s *session) sendLocked() (due bool) {
 		if s.v < packet.V5 && p.Props.Present|uint64(len(p.Props.User)) != 0 {
 			c.st.PropsDropped++
 		}
-		if size := p.Size(s.v); size > s.maxPacket {
+		size := p.Size(s.v)
+		if size > s.maxPacket {
 			c.st.TooLarge++
 			c.log.Warn("dataflow: a message above the upstream's maximum packet size is not forwarded",
 				"topic", string(m.p.Topic), "bytes", size, "max", s.maxPacket)
 			m.acked, due = true, true
 			continue
+		}
+		if !s.w.room(size) {
+			return due, true
 		}
 		if p.QoS > 0 {
 			m.pid = s.newPIDLocked()
@@ -418,7 +428,7 @@ func (s *session) sendLocked() (due bool) {
 		s.buf = p.Append(s.buf[:0], s.v)
 		s.w.add(s.buf)
 	}
-	return due
+	return due, false
 }
 
 // newPIDLocked returns a packet identifier not in use on this connection.

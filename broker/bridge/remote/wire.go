@@ -54,6 +54,19 @@ func newWire(nc net.Conn) *wire {
 	return w
 }
 
+// maxWireBytes bounds what waits in a wire: sendLocked appends a packet
+// only while the wire has room (one larger packet fits an empty wire).
+// Without it a stalled upstream would let QoS 0 forwards, which leave the
+// queue once appended, grow the wire without limit.
+const maxWireBytes = 256 << 10
+
+// room reports whether a packet of n bytes may be appended now.
+func (w *wire) room(n int) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.buf) == 0 || len(w.buf)+n <= maxWireBytes
+}
+
 // add appends an encoded packet to what waits to be written. Callers
 // hold Client.mu (the order of packets on the wire).
 func (w *wire) add(b []byte) {
