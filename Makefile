@@ -92,7 +92,9 @@ clean:
 # Compares edgebroker with Debian's mosquitto (installed if missing) on
 # loopback: fan-in, fan-out, paced latency at 1,000 and 5,000 msg/s, idle
 # connections, the same over TLS plus TLS 1.3 and 1.2 handshakes per
-# second, WebSocket fan-in, and durable fan-in (64 QoS 1 publishers → a
+# second, WebSocket fan-in (against the same mosquitto sources built with
+# libwebsockets by build-mosquitto-ws, cached: Debian's serves no
+# WebSockets), and durable fan-in (64 QoS 1 publishers → a
 # persistent subscriber; edgebroker's journal figures from its /metrics,
 # one fsync timed on the same disk), alternating A/B runs, medians in a
 # Markdown table on stdout and in tools/benchcompare/RESULTS.md (every run
@@ -104,4 +106,5 @@ BENCH_ARGS ?=
 .PHONY: bench-compare
 bench-compare: build
 	./tools/benchcompare/install-mosquitto
-	$(GO) run ./tools/cmd/benchcompare -edgebroker $(BIN) -out tools/benchcompare/RESULTS.md -json tools/benchcompare/results.json -svg tools/benchcompare/results.svg $(BENCH_ARGS)
+	ws=$$(./tools/benchcompare/build-mosquitto-ws) && \
+	$(GO) run ./tools/cmd/benchcompare -edgebroker $(BIN) -mosquitto-ws "$$ws" -out tools/benchcompare/RESULTS.md -json tools/benchcompare/results.json -svg tools/benchcompare/results.svg $(BENCH_ARGS)

@@ -33,6 +33,10 @@ import (
 type Config struct {
 	Edgebroker string // path of the edgebroker binary
 	Mosquitto  string // path of the mosquitto binary
+	// MosquittoWS is the mosquitto binary of the WebSocket rows ("":
+	// Mosquitto): Debian's serves no WebSockets, so `make bench-compare`
+	// builds the same sources with them (build-mosquitto-ws).
+	MosquittoWS string
 	Dir        string // scratch directory for broker state, configs and logs
 
 	Rounds     int
@@ -279,7 +283,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.TLSIdleConns == 0 {
 		cfg.TLSIdleConns = cfg.IdleConns
 	}
-	brokers := []broker{edgebroker(cfg.Edgebroker), mosquitto(cfg.Mosquitto)}
+	brokers := []broker{edgebroker(cfg.Edgebroker), mosquitto(cfg.Mosquitto, cfg.MosquittoWS)}
 	// The limit is per process: loadgen (in this one) needs a descriptor
 	// per idle client, each broker (a child, which inherits the limit) one
 	// per server side.
@@ -342,8 +346,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 // prepareTransports writes the server certificate when a scenario runs
 // over TLS, and tries each broker once on a WebSocket port when a
 // scenario runs over WebSockets: a broker built without them (Debian's
-// mosquitto 2.0.11 has no libwebsockets) is not run there, and the report
-// says why.
+// mosquitto 2.0.11, when no MosquittoWS is given) is not run there, and
+// the report says why.
 func (rep *Report) prepareTransports(ctx context.Context, cfg *Config, scs []scenario, brokers []broker) error {
 	used := map[transport]bool{}
 	for _, s := range scs {

@@ -108,7 +108,8 @@ persistence_location %s/`
 // mosquittoDB is the file mosquitto saves its state to.
 const mosquittoDB = "mosquitto.db"
 
-func mosquitto(bin string) broker {
+// mosquitto runs bin, or wsBin (when not "") on a WebSocket port.
+func mosquitto(bin, wsBin string) broker {
 	return broker{name: "mosquitto", command: func(l launch) (*exec.Cmd, error) {
 		persistence := "persistence false"
 		if l.durable {
@@ -127,6 +128,9 @@ func mosquitto(bin string) broker {
 		conf := filepath.Join(l.dir, "mosquitto.conf")
 		if err := os.WriteFile(conf, text, 0o644); err != nil {
 			return nil, err
+		}
+		if l.transport == overWS && wsBin != "" {
+			return exec.Command(wsBin, "-c", conf), nil
 		}
 		return exec.Command(bin, "-c", conf), nil
 	}, saved: func(l launch) error {

@@ -84,7 +84,7 @@ func startUpstream(ctx context.Context, bin, dir string) (*proc, error) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, err
 	}
-	up := mosquitto(bin)
+	up := mosquitto(bin, "")
 	up.name = "upstream"
 	return start(ctx, up, launch{dir: dir})
 }

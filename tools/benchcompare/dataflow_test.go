@@ -59,7 +59,7 @@ func TestDataflowScenario(t *testing.T) {
 	}
 
 	dir = t.TempDir()
-	if _, err := mosquitto("mosquitto").command(launch{dir: dir, port: 1883, durable: true, upstream: upstream}); err != nil {
+	if _, err := mosquitto("mosquitto", "").command(launch{dir: dir, port: 1883, durable: true, upstream: upstream}); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "mosquitto.conf"))

@@ -178,6 +178,9 @@ func (r *Report) Markdown() string {
 - mosquitto runs with a generated config (persistence false, max_queued_messages 100000, max_inflight_messages 32, set_tcp_nodelay true); edgebroker with its defaults (-loopback off -listen; TLS and WebSocket rows: -config, below). Each run starts a fresh broker process; the order alternates per round.
 - TLS rows: both brokers serve a loopback port with the same self-signed ECDSA P-256 certificate generated for the run, TLS 1.2 and 1.3 allowed (mosquitto: certfile, keyfile, tls_version tlsv1.2; edgebroker: -config with a ClusterIp BrokerListener port, tls mode Manual from a kubernetes.io/tls Secret); loadgen's clients verify it; outside the handshake rows they offer both versions and get TLS 1.3. WebSocket rows: subprotocol mqtt on path /mqtt (mosquitto: protocol websockets; edgebroker: a port with protocol WebSockets).
 `)
+	if r.cfg.MosquittoWS != "" {
+		b.WriteString("- WebSocket rows' mosquitto: " + mosquittoVersion(r.cfg.MosquittoWS) + " built from Debian bookworm's sources (mosquitto 2.0.11-1.2+deb12u2 with Debian's patches and compiler flags) against libwebsockets 4.1.6 with LWS_WITH_EXTERNAL_POLL, by tools/benchcompare/build-mosquitto-ws: Debian's package serves no WebSockets (its libwebsockets lacks external poll, which mosquitto 2.0's WebSocket listeners need).\n")
+	}
 	r.notRunMarkdown(&b)
 	r.durableMarkdown(&b)
 	r.dataflowMarkdown(&b)

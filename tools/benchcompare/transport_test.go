@@ -105,7 +105,7 @@ func TestListenerConfigs(t *testing.T) {
 		}
 
 		dir = t.TempDir()
-		if _, err := mosquitto("mosquitto").command(launch{dir: dir, port: 18883, transport: tr, certs: certs}); err != nil {
+		if _, err := mosquitto("mosquitto", "").command(launch{dir: dir, port: 18883, transport: tr, certs: certs}); err != nil {
 			t.Fatal(err)
 		}
 		b, err := os.ReadFile(filepath.Join(dir, "mosquitto.conf"))
@@ -131,5 +131,24 @@ func TestLastLogLine(t *testing.T) {
 	}
 	if got, want := lastLogLine(errors.New("exited before listening: exit status 1")), "exited before listening: exit status 1"; got != want {
 		t.Errorf("lastLogLine without a log = %q, want %q", got, want)
+	}
+}
+
+// TestMosquittoWSBinary: the WebSocket rows run the mosquitto built with
+// WebSockets, the other rows Debian's.
+func TestMosquittoWSBinary(t *testing.T) {
+	for _, tr := range []transport{overTCP, overTLS, overWS} {
+		certs := certFiles{cert: "c.pem", key: "k.pem"}
+		cmd, err := mosquitto("/usr/sbin/mosquitto", "/cache/mosquitto-ws").command(launch{dir: t.TempDir(), port: 18883, transport: tr, certs: certs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "/usr/sbin/mosquitto"
+		if tr == overWS {
+			want = "/cache/mosquitto-ws"
+		}
+		if cmd.Path != want {
+			t.Errorf("transport %v runs %s, want %s", tr, cmd.Path, want)
+		}
 	}
 }

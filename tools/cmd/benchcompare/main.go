@@ -32,6 +32,7 @@ func main() {
 	var version, only, out, jsonOut, svgOut, svgFrom, durablePayloads, rates string
 	flag.StringVar(&cfg.Edgebroker, "edgebroker", "bin/edgebroker", "edgebroker binary")
 	flag.StringVar(&cfg.Mosquitto, "mosquitto", "", "mosquitto binary (default: from PATH or /usr/sbin)")
+	flag.StringVar(&cfg.MosquittoWS, "mosquitto-ws", "", "mosquitto binary for the WebSocket rows (default: -mosquitto; `make bench-compare` builds one with tools/benchcompare/build-mosquitto-ws)")
 	flag.IntVar(&cfg.Rounds, "rounds", 3, "rounds per scenario and broker (the table shows medians)")
 	flag.DurationVar(&cfg.Duration, "duration", 3*time.Second, "length of each throughput and latency run")
 	flag.IntVar(&cfg.Payload, "payload", 64, "payload bytes")
