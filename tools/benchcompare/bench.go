@@ -37,7 +37,7 @@ type Config struct {
 	// Mosquitto): Debian's serves no WebSockets, so `make bench-compare`
 	// builds the same sources with them (build-mosquitto-ws).
 	MosquittoWS string
-	Dir        string // scratch directory for broker state, configs and logs
+	Dir         string // scratch directory for broker state, configs and logs
 
 	Rounds     int
 	Duration   time.Duration // per throughput and latency run
