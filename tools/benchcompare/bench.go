@@ -62,6 +62,11 @@ type Config struct {
 	DurablePubs     int
 	DurableInflight int
 	DurablePayloads []int
+	// DurableWindow, when not 0, adds the durable fan-in scenarios again
+	// with this many PUBLISHes in flight per publisher: a client with a
+	// window, as mosquitto_pub's default (20) and paho's are, where
+	// DurableInflight 1 is a client that waits for each PUBACK.
+	DurableWindow int
 	// The durable latency scenario: one QoS 1 publisher at DurableRate
 	// messages per second (default 2,000) → one persistent subscriber:
 	// publish to PUBACK below saturation, against one fsync.
@@ -168,6 +173,14 @@ func (cfg *Config) scenarios() []scenario {
 			c.Mode, c.Publishers, c.QoS, c.Count, c.Payload = loadgen.FanIn, cfg.DurablePubs, 1, 20_000_000, size
 			c.Inflight, c.Persistent = cfg.DurableInflight, true
 		})})
+	}
+	if cfg.DurableWindow > 0 {
+		for _, size := range cfg.DurablePayloads {
+			all = append(all, scenario{name: fmt.Sprintf("durable fan-in QoS 1 (%d→1 persistent, %s, %d in flight)", cfg.DurablePubs, sizeName(size), cfg.DurableWindow), load: with(func(c *loadgen.Config) {
+				c.Mode, c.Publishers, c.QoS, c.Count, c.Payload = loadgen.FanIn, cfg.DurablePubs, 1, 20_000_000, size
+				c.Inflight, c.Persistent = cfg.DurableWindow, true
+			})})
+		}
 	}
 	all = append(all, dataflowScenario(base, cfg.DataflowPubs))
 	if len(cfg.Only) == 0 {

@@ -73,7 +73,7 @@ func (r *Report) durableMarkdown(b *strings.Builder) {
 		return
 	}
 	fmt.Fprintf(b, "\n## Durable fan-in\n\n")
-	fmt.Fprintf(b, "%d QoS 1 publishers, each with at most %d PUBLISH awaiting its PUBACK, → one subscriber with a persistent session (%s), subscribed with QoS 1, online and acknowledging. ",
+	fmt.Fprintf(b, "%d QoS 1 publishers, each with at most %d PUBLISH awaiting its PUBACK (rows marked \"in flight\": that many, a client with a window, as mosquitto_pub's default of 20 and paho's), → one subscriber with a persistent session (%s), subscribed with QoS 1, online and acknowledging. ",
 		r.cfg.DurablePubs, r.cfg.DurableInflight, persistentName(r.cfg.Version))
 	fmt.Fprintf(b, "The durable latency row: one QoS 1 publisher paced at %.0f msg/s, each PUBLISH waiting for its PUBACK, → the same persistent subscriber: publish to PUBACK below saturation, which is what one commit (write and fdatasync) costs an acknowledgement; at saturation (the fan-in rows) PUBACK times are mostly queueing for the CPU, for both brokers. ", r.cfg.DurableRate)
 	b.WriteString("edgebroker journals each message (group commit, fdatasync) before its PUBACK. mosquitto runs with `persistence true`, `persistence_location` in the run's temporary directory and `autosave_interval` at its default (1800 s): it saves sessions every 30 minutes and at shutdown, so its PUBACK does not wait for the disk (each run checks that mosquitto.db was saved at shutdown; started as root, mosquitto stays root, `user root`, to write the run's private directory).\n\n")

@@ -88,14 +88,15 @@ func TestJournalUsage(t *testing.T) {
 
 func TestDurableScenarios(t *testing.T) {
 	cfg := Config{Payload: 64, DurablePubs: 64, DurableInflight: 1, DurablePayloads: []int{64, 1024}, Only: []string{"durable"},
-		DurableRate: 2000, Duration: 5 * time.Second}
+		DurableRate: 2000, Duration: 5 * time.Second, DurableWindow: 20}
 	scs := cfg.scenarios()
 	var names []string
 	for _, s := range scs {
 		names = append(names, s.name)
 	}
 	want := []string{"durable latency QoS 1 (1→1 persistent, 64 B) at 2000 msg/s",
-		"durable fan-in QoS 1 (64→1 persistent, 64 B)", "durable fan-in QoS 1 (64→1 persistent, 1 KiB)"}
+		"durable fan-in QoS 1 (64→1 persistent, 64 B)", "durable fan-in QoS 1 (64→1 persistent, 1 KiB)",
+		"durable fan-in QoS 1 (64→1 persistent, 64 B, 20 in flight)", "durable fan-in QoS 1 (64→1 persistent, 1 KiB, 20 in flight)"}
 	if d := cmp.Diff(want, names); d != "" {
 		t.Fatalf("scenarios (-want +got):\n%s", d)
 	}
@@ -103,14 +104,18 @@ func TestDurableScenarios(t *testing.T) {
 		l.Rate != 2000 || l.Count != 10000 {
 		t.Errorf("%s: load %+v", scs[0].name, l)
 	}
-	for _, s := range scs[1:] {
+	for i, s := range scs[1:] {
 		l := s.load
-		if !s.durable() || l.Mode != loadgen.FanIn || l.QoS != 1 || l.Publishers != 64 || l.Inflight != 1 || l.Rate != 0 {
+		inflight := 1
+		if i >= 2 {
+			inflight = 20
+		}
+		if !s.durable() || l.Mode != loadgen.FanIn || l.QoS != 1 || l.Publishers != 64 || l.Inflight != inflight || l.Rate != 0 {
 			t.Errorf("%s: load %+v", s.name, l)
 		}
 	}
-	if scs[1].load.Payload != 64 || scs[2].load.Payload != 1024 {
-		t.Errorf("payloads %d, %d", scs[1].load.Payload, scs[2].load.Payload)
+	if scs[1].load.Payload != 64 || scs[2].load.Payload != 1024 || scs[3].load.Payload != 64 || scs[4].load.Payload != 1024 {
+		t.Errorf("payloads %d, %d, %d, %d", scs[1].load.Payload, scs[2].load.Payload, scs[3].load.Payload, scs[4].load.Payload)
 	}
 	cfg.Only = nil
 	for _, s := range cfg.scenarios() {

@@ -45,6 +45,7 @@ func main() {
 	flag.IntVar(&cfg.HandshakeDialers, "handshake-dialers", 8, "TLS handshake scenarios: clients connecting at once")
 	flag.IntVar(&cfg.DurablePubs, "durable-pubs", 64, "durable fan-in: QoS 1 publishers")
 	flag.IntVar(&cfg.DurableInflight, "durable-inflight", 1, "durable fan-in: PUBLISHes each publisher may have awaiting PUBACK (1: each waits for its PUBACK)")
+	flag.IntVar(&cfg.DurableWindow, "durable-window", 20, "durable fan-in: the scenarios again with this many PUBLISHes in flight per publisher (mosquitto_pub's default window; 0: not)")
 	flag.StringVar(&durablePayloads, "durable-payloads", "64,1024", "durable fan-in: comma-separated payload sizes in bytes, a scenario each")
 	flag.Float64Var(&cfg.DurableRate, "durable-rate", 2000, "durable latency: messages per second of its one QoS 1 publisher")
 	flag.IntVar(&cfg.FsyncSamples, "fsync-samples", 200, "durable fan-in: 4 KiB writes + fdatasync timed in the scratch directory")
