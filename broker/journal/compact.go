@@ -44,48 +44,26 @@ func (j *Journal) compactOnce() bool {
 	return j.dropHead(head)
 }
 
-// compactChunk is how much of a segment copyLive reads at a time: a
-// segment (16 MiB by default) is never read whole into memory.
-const compactChunk = 256 << 10
-
 // copyLive appends the live records of seg again and waits until they
-// are durable. It reads the segment compactChunk bytes at a time (a
-// record larger than that: its own size at once).
+// are durable. It reads the segment a chunk at a time (scanner).
 func (j *Journal) copyLive(seg *segment) bool {
-	buf := make([]byte, min(seg.end, compactChunk))
+	sc := newScanner(seg.f, seg.end)
 	var seq uint64
-	for start := int64(0); start < seg.end; {
-		k := min(int64(len(buf)), seg.end-start)
-		if _, err := seg.f.ReadAt(buf[:k], start); err != nil {
-			j.log.Error("journal: compaction read", "segment", seg.f.Name(), "err", err)
+	for sc.off < seg.end {
+		off := sc.off
+		rec, ok := sc.next()
+		if !ok {
+			j.log.Error("journal: compaction read", "segment", seg.f.Name(), "offset", off, "err", sc.err)
 			return false
 		}
-		used := int64(0)
-		for used+headerLen <= k {
-			size := headerLen + int64(binary.LittleEndian.Uint32(buf[used:]))
-			if used+size > k {
-				break // read again from its start
-			}
-			p := pos{seg: seg.n, off: uint32(start + used), n: uint32(size)}
-			j.mu.Lock()
-			ok := j.moveLocked(p, buf[used:used+size]) // appended as a copy
-			seq = j.seq
-			j.mu.Unlock()
-			if !ok {
-				return false
-			}
-			used += size
+		p := pos{seg: seg.n, off: uint32(off), n: uint32(len(rec))}
+		j.mu.Lock()
+		ok = j.moveLocked(p, rec) // appended as a copy
+		seq = j.seq
+		j.mu.Unlock()
+		if !ok {
+			return false
 		}
-		if used == 0 {
-			// One record larger than the buffer.
-			if k < headerLen || start+headerLen+int64(binary.LittleEndian.Uint32(buf)) > seg.end {
-				j.log.Error("journal: compaction: a record runs past the segment's end", "segment", seg.f.Name(), "offset", start)
-				return false
-			}
-			buf = make([]byte, headerLen+int64(binary.LittleEndian.Uint32(buf)))
-			continue
-		}
-		start += used
 	}
 	return j.Wait(seq) == nil
 }

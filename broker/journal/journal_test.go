@@ -535,7 +535,7 @@ func TestCommitReusesChunks(t *testing.T) {
 }
 
 // TestCompactionChunks: compaction reads a segment a chunk at a time
-// (compactChunk) and still copies every live record: ones that cross a
+// (scanChunk) and still copies every live record: ones that cross a
 // chunk's end and one larger than a chunk.
 func TestCompactionChunks(t *testing.T) {
 	dir := t.TempDir()
@@ -549,7 +549,7 @@ func TestCompactionChunks(t *testing.T) {
 		if i%500 == 7 {
 			keep := fmt.Sprintf("kept %d %s", i, bytes.Repeat([]byte("k"), i))
 			if i == 1007 {
-				keep += string(bytes.Repeat([]byte("L"), compactChunk+1000)) // larger than a chunk
+				keep += string(bytes.Repeat([]byte("L"), scanChunk+1000)) // larger than a chunk
 			}
 			var id uint64
 			mustEnq(t, j, &id, keep, "slow")
@@ -580,9 +580,9 @@ func TestCompactionChunks(t *testing.T) {
 	}
 }
 
-// TestCompactionMemory: copying a segment's live records reads it a
-// chunk at a time: a 4 MiB segment costs well under 1 MiB of memory (it
-// was read whole).
+// TestCompactionMemory: copying a segment's live records, and replaying
+// the log, read a segment a chunk at a time: a 4 MiB segment costs well
+// under 1 MiB of memory (both read it whole).
 func TestCompactionMemory(t *testing.T) {
 	const seg = 4 << 20
 	j := open(t, t.TempDir(), Options{SegmentSize: seg, MaxBytes: 64 * seg})
@@ -616,5 +616,19 @@ func TestCompactionMemory(t *testing.T) {
 	}
 	if j.Report(false).Compacted == 0 {
 		t.Error("nothing copied")
+	}
+
+	// Replay reads the segments the same way.
+	dir := j.dir
+	j.Close()
+	runtime.ReadMemStats(&before)
+	j = open(t, dir, Options{SegmentSize: seg, MaxBytes: 64 * seg})
+	runtime.ReadMemStats(&after)
+	defer j.Close()
+	if got := after.TotalAlloc - before.TotalAlloc; got > 2<<20 {
+		t.Errorf("replaying 2 segments of %d bytes allocated %d bytes", seg, got)
+	}
+	if d := sessions(t, j)["slow"].Deliveries; len(d) == 0 || string(d[0].Message) != "kept" {
+		t.Errorf("after replay: %d deliveries", len(d))
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -72,28 +71,33 @@ func (r *replayer) segment(s *segment, last bool) error {
 		return fmt.Errorf("journal: %w", err)
 	}
 	size := st.Size()
-	data := make([]byte, size)
-	if _, err := s.f.ReadAt(data, 0); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("journal: read %s: %w", s.f.Name(), err)
-	}
+	sc := newScanner(s.f, size)
 	off := int64(0)
-	for off+headerLen < size {
-		n := int64(binary.LittleEndian.Uint32(data[off:]))
-		if n == 0 || off+headerLen+n > size {
+	for {
+		rec, ok := sc.next()
+		if !ok {
+			off = sc.off
 			break
 		}
-		body := data[off+headerLen : off+headerLen+n]
-		if binary.LittleEndian.Uint32(data[off+4:]) != crc32.Checksum(body, crcTable) {
+		body := rec[headerLen:]
+		if binary.LittleEndian.Uint32(rec[4:]) != crc32.Checksum(body, crcTable) {
 			break
 		}
-		p := pos{seg: s.n, off: uint32(off), n: uint32(headerLen + n)}
+		p := pos{seg: s.n, off: uint32(off), n: uint32(len(rec))}
 		if err := r.record(p, body); err != nil {
 			r.j.log.Warn("journal: skipping a record that does not decode", "segment", s.f.Name(), "offset", off, "err", err)
 		}
-		off += headerLen + n
+		off += int64(len(rec))
+	}
+	if sc.err != nil {
+		return fmt.Errorf("journal: read %s: %w", s.f.Name(), sc.err)
 	}
 	s.end = off
-	if !allZero(data[off:]) {
+	zero, err := sc.zeroFrom(off)
+	if err != nil {
+		return fmt.Errorf("journal: read %s: %w", s.f.Name(), err)
+	}
+	if !zero {
 		if err := r.repair(s, off, size, last); err != nil {
 			return err
 		}
