@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -117,11 +118,7 @@ func (r *replayer) repair(s *segment, off, size int64, last bool) error {
 		return fmt.Errorf("journal: %w", err)
 	}
 	name := filepath.Join(dir, fmt.Sprintf("%08x.seg.%d", s.n, time.Now().UnixNano()))
-	src, err := os.ReadFile(s.f.Name())
-	if err != nil {
-		return fmt.Errorf("journal: %w", err)
-	}
-	if err := os.WriteFile(name, src, 0o600); err != nil {
+	if err := copyFile(name, s.f, size); err != nil {
 		return fmt.Errorf("journal: keep the damaged segment: %w", err)
 	}
 	if _, err := s.f.WriteAt(make([]byte, size-off), off); err != nil {
@@ -285,4 +282,21 @@ func (r *replayer) finish() {
 	if r.dropped > 0 {
 		j.log.Warn("journal: deliveries without their message or session dropped", "count", r.dropped)
 	}
+}
+
+// copyFile writes the first size bytes of src to a new file name,
+// streaming, and syncs it.
+func copyFile(name string, src *os.File, size int64) error {
+	dst, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(dst, io.NewSectionReader(src, 0, size))
+	if err == nil {
+		err = dst.Sync()
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
