@@ -46,6 +46,16 @@ func sessions(t *testing.T, j *Journal) map[string]Session {
 	return got
 }
 
+// openSlowFast opens a journal with two sessions: "slow", whose messages
+// stay, and "fast", whose messages the tests retire at once.
+func openSlowFast(t *testing.T, dir string, seg, maxBytes int64) *Journal {
+	t.Helper()
+	j := open(t, dir, Options{SegmentSize: seg, MaxBytes: maxBytes})
+	j.Session("slow", []byte("S"))
+	j.Session("fast", []byte("F"))
+	return j
+}
+
 func mustEnq(t *testing.T, j *Journal, id *uint64, msg, session string) uint64 {
 	t.Helper()
 	_, _, seq, err := j.Enqueue(id, raw(msg), session, []byte{1})
@@ -183,9 +193,7 @@ func TestTornTail(t *testing.T) {
 func TestCompaction(t *testing.T) {
 	dir := t.TempDir()
 	const seg = 64 << 10
-	j := open(t, dir, Options{SegmentSize: seg, MaxBytes: 16 * seg})
-	j.Session("slow", []byte("S"))
-	j.Session("fast", []byte("F"))
+	j := openSlowFast(t, dir, seg, 16*seg)
 	var keep uint64
 	mustEnq(t, j, &keep, "kept for a long time", "slow")
 	payload := string(bytes.Repeat([]byte("x"), 1000))
@@ -540,9 +548,7 @@ func TestCommitReusesChunks(t *testing.T) {
 func TestCompactionChunks(t *testing.T) {
 	dir := t.TempDir()
 	const seg = 1 << 20
-	j := open(t, dir, Options{SegmentSize: seg, MaxBytes: 16 * seg})
-	j.Session("slow", []byte("S"))
-	j.Session("fast", []byte("F"))
+	j := openSlowFast(t, dir, seg, 16*seg)
 	var want []string
 	dead := string(bytes.Repeat([]byte("d"), 997)) // records of odd sizes cross chunk ends
 	for i := range 4000 {
@@ -585,10 +591,8 @@ func TestCompactionChunks(t *testing.T) {
 // under 1 MiB of memory (both read it whole).
 func TestCompactionMemory(t *testing.T) {
 	const seg = 4 << 20
-	j := open(t, t.TempDir(), Options{SegmentSize: seg, MaxBytes: 64 * seg})
+	j := openSlowFast(t, t.TempDir(), seg, 64*seg)
 	defer j.Close()
-	j.Session("slow", []byte("S"))
-	j.Session("fast", []byte("F"))
 	dead := string(bytes.Repeat([]byte("d"), 4000))
 	for i := 0; j.Report(false).Segments < 2; i++ {
 		var id uint64
