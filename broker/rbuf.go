@@ -6,6 +6,7 @@ import (
 	"net"
 
 	"edgebroker/broker/sockio"
+	"edgebroker/broker/tlsnet"
 
 	"golang.org/x/sys/unix"
 )
@@ -26,7 +27,7 @@ func (c *conn) fill(w int) (int, error) {
 			// A read that filled the buffer may have left plaintext in
 			// crypto/tls, or just ended with the record (a large packet
 			// read whole): ask, so that the connection still parks.
-			c.tlsMore = tlsHoldsInput(tc)
+			c.tlsMore = tlsnet.HoldsInput(tc)
 		}
 		return n, err
 	}
