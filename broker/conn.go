@@ -151,7 +151,7 @@ type reader struct {
 	kaSet        bool        // the read deadline follows the keep-alive
 	restack      bool        // continue on a fresh goroutine before waiting (see readLoop)
 	replyPending bool        // the reader appended replies to send (reply.go)
-	tlsMore      bool        // the last TLS read filled the buffer: plaintext may wait in crypto/tls
+	tlsMore      bool        // the last read of a *tls.Conn filled the buffer and crypto/tls holds more
 	idleSet      bool        // the read deadline is readerIdle: it parks the reader
 	counted      bool        // counted in Server.connecting (CONNECT not finished)
 	normalExit   bool        // DISCONNECT 0x00 received: discard the will

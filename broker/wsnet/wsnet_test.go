@@ -28,7 +28,7 @@ import (
 
 const wait = 5 * time.Second
 
-// serve runs a broker behind a WebSocket listener (TLS when cfg is set).
+// serve runs a broker behind a WebSocket listener (wss:// when cfg is set).
 func serve(t *testing.T, cfg *tls.Config) (*broker.Server, string) {
 	return serveLimit(t, cfg, wsnet.DefaultMaxUpgrading)
 }
@@ -39,11 +39,8 @@ func serveLimit(t *testing.T, cfg *tls.Config, maxUpgrading int) (*broker.Server
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg != nil {
-		ln = tls.NewListener(ln, cfg)
-	}
 	s := broker.New(broker.Config{})
-	wl := wsnet.ListenLimit(ln, nil, maxUpgrading, s.Security())
+	wl := wsnet.ListenTLS(ln, cfg, nil, maxUpgrading, s.Security())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(wl) }()
 	t.Cleanup(func() {
