@@ -36,14 +36,22 @@ spec:
         topics:
         - "sensors/{principal.attributes.building}/#"
 `)
-	sensor := site.b17.Client(pkix.Name{CommonName: "sensor-a"}, time.Time{}, certstest.EC256)
-	other := site.clientRoot.Intermediate("Elsewhere CA", certstest.EC256).Client(pkix.Name{CommonName: "stranger"}, time.Time{}, certstest.EC256)
-
 	sub := pahoClient(t, mqtt.NewClientOptions().AddBroker("tcp://"+site.plain.String()).SetClientID("watcher"))
 	defer sub.Disconnect(0)
 	got := subscribe(t, sub, "sensors/#")
 
-	url := "tls://" + site.secure.String()
+	// MQTT over TLS, and over WebSockets over TLS (wss://, which the
+	// WebSocket listener serves itself), take the same certificates.
+	for _, url := range []string{"tls://" + site.secure.String(), "wss://" + site.wss.String() + "/mqtt"} {
+		t.Run(url[:strings.Index(url, ":")], func(t *testing.T) { x509Policy(t, site, url, got) })
+	}
+}
+
+// x509Policy is TestX509AttributesAndPolicy on one port (url): the
+// subscriber got sees what sensor-a may publish.
+func x509Policy(t *testing.T, site *x509Site, url string, got chan string) {
+	sensor := site.b17.Client(pkix.Name{CommonName: "sensor-a"}, time.Time{}, certstest.EC256)
+	other := site.clientRoot.Intermediate("Elsewhere CA", certstest.EC256).Client(pkix.Name{CommonName: "stranger"}, time.Time{}, certstest.EC256)
 	pub := pahoClient(t, mqtt.NewClientOptions().AddBroker(url).SetClientID("sensor-a").SetTLSConfig(site.clientTLS(sensor)))
 	defer pub.Disconnect(0)
 	done(t, "publish denied", pub.Publish("sensors/18/temp", 1, false, "denied"))
@@ -175,11 +183,11 @@ spec:
 // and TestStateStoreSeed001 share: the server's chain (seedTLS), a client
 // root whose intermediate "Building 17 CA" (OU Engineering) issues the
 // certificates that get attributes, and a running appliance whose
-// listener "devices" serves 1883 without authentication and 8883 over TLS
-// with client certificates.
+// listener "devices" serves 1883 without authentication, and 8883 over
+// TLS and 8884 over WebSockets over TLS with client certificates.
 type x509Site struct {
 	serverRoot, clientRoot, b17 *certstest.Cert
-	plain, secure               *net.TCPAddr // ports 1883 and 8883
+	plain, secure, wss          *net.TCPAddr // ports 1883, 8883 and 8884 (WebSockets)
 }
 
 // startX509Site runs the appliance with the X.509 setup: building 17's
@@ -201,6 +209,14 @@ spec:
   ports:
   - port: 1883
   - port: 8883
+    authenticationRef: x509
+    authorizationRef: ` + authzName + `
+    tls:
+      mode: Manual
+      manual:
+        secretRef: server-cert
+  - port: 8884
+    protocol: WebSockets
     authenticationRef: x509
     authorizationRef: ` + authzName + `
     tls:
@@ -231,9 +247,9 @@ data:
 ---
 ` + authz,
 	})
-	a := runConfig(t, dir, 1883, 8883)
+	a := runConfig(t, dir, 1883, 8883, 8884)
 	return &x509Site{serverRoot: serverRoot, clientRoot: clientRoot, b17: b17,
-		plain: served(t, a, "devices", 1883), secure: served(t, a, "devices", 8883)}
+		plain: served(t, a, "devices", 1883), secure: served(t, a, "devices", 8883), wss: served(t, a, "devices", 8884)}
 }
 
 // clientTLS is the TLS configuration of a client that trusts the server's

@@ -169,18 +169,22 @@ func buildPorts(set *config.Set, cfg *Config, def bool, iss *issuers, log *slog.
 	return ports, nil
 }
 
-// listen binds p's address and wraps the listener in TLS and WebSockets
-// as configured.
+// listen binds p's address and wraps the listener in WebSockets (over
+// TLS with tc: wsnet speaks it itself) or in TLS as configured. A plain
+// MQTT port's TLS is the broker's (broker.Port.TLS, see newLivePort):
+// tc is nil there.
 func (p *port) listen(tc *tls.Config, log *slog.Logger, sec *seclog.Log) (net.Listener, error) {
 	ln, err := net.Listen("tcp", p.addr)
 	if err != nil {
 		return nil, fmt.Errorf("appliance: %s: listen %s: %w", p.bport.Name, p.addr, err)
 	}
+	if p.ws {
+		// The WebSocket listener speaks TLS itself (wss://), so that
+		// idle wss clients park in the broker's reactor.
+		return wsnet.ListenTLS(ln, tc, log.With("port", p.bport.Name), wsnet.DefaultMaxUpgrading, sec), nil
+	}
 	if tc != nil {
 		ln = tls.NewListener(ln, tc)
-	}
-	if p.ws {
-		ln = wsnet.ListenLimit(ln, log.With("port", p.bport.Name), wsnet.DefaultMaxUpgrading, sec)
 	}
 	return ln, nil
 }

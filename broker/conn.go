@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"edgebroker/broker/packet"
+	"edgebroker/broker/tlsnet"
 	"edgebroker/broker/topic"
 )
 
@@ -150,7 +151,7 @@ type reader struct {
 	kaSet        bool        // the read deadline follows the keep-alive
 	restack      bool        // continue on a fresh goroutine before waiting (see readLoop)
 	replyPending bool        // the reader appended replies to send (reply.go)
-	tlsMore      bool        // the last TLS read filled the buffer: plaintext may wait in crypto/tls
+	tlsMore      bool        // the last read of a *tls.Conn filled the buffer and crypto/tls holds more
 	idleSet      bool        // the read deadline is readerIdle: it parks the reader
 	counted      bool        // counted in Server.connecting (CONNECT not finished)
 	normalExit   bool        // DISCONNECT 0x00 received: discard the will
@@ -169,9 +170,8 @@ type reader struct {
 
 	pfd int32 // file descriptor registered in shard
 	// A connection that reads its socket through a layer of its own and
-	// parks only when that layer holds nothing: the tlsSock under the
-	// broker's TLS (tlssock.go), a wsnet.Conn. Set by newConn, then
-	// read-only.
+	// parks only when that layer holds nothing: the tlsnet.Sock under
+	// the broker's TLS, a wsnet.Conn. Set by newConn, then read-only.
 	psock parkSocket
 
 	// Parking in the reactor (reactor.go).
@@ -189,15 +189,12 @@ func newConn(s *Server, nc net.Conn, p *Port) *conn {
 	c.out.pool = &s.pending
 	tc, tcp := nc.(*net.TCPConn)
 	switch {
-	case p.TLS != nil && tcp:
-		if ts, err := newTLSSock(tc); err == nil {
-			c.psock, c.sock = ts, ts.raw
-			c.nc = tls.Server(ts, p.TLS)
-		} else {
-			c.nc = tls.Server(nc, p.TLS)
-		}
 	case p.TLS != nil:
-		c.nc = tls.Server(nc, p.TLS)
+		tc, ts := tlsnet.Server(nc, p.TLS)
+		c.nc = tc
+		if ts != nil {
+			c.psock, c.sock = ts, ts.ParkSocket()
+		}
 	case tcp:
 		if raw, err := tc.SyscallConn(); err == nil {
 			c.plain, c.rawFn, c.sock = true, c.rawRead, raw
@@ -216,13 +213,25 @@ func newConn(s *Server, nc net.Conn, p *Port) *conn {
 	return c
 }
 
-// parkSocket is a layer that reads the socket itself (tlsSock, wsnet.Conn)
-// and may still park: ParkSocket is the socket the reactor watches (nil:
-// it may not park), Idle says that nothing the client sent waits in the
-// layer's buffers. The reader reads it with nc.Read.
+// parkSocket is a layer that reads the socket itself (tlsnet.Sock,
+// wsnet.Conn) and may still park: ParkSocket is the socket the reactor
+// watches (nil: it may not park), Idle says that nothing the client sent
+// waits in the layer's buffers. The reader reads it with nc.Read.
+//
+// A connection (nc) may also be an idleReleaser: the reader calls
+// ReleaseIdle when it parks the connection (wsnet.Conn over TLS lets
+// crypto/tls's empty input buffers go, as releaseTLS does for the
+// broker's own TLS).
 type parkSocket interface {
 	ParkSocket() syscall.RawConn
 	Idle() bool
+}
+
+// idleReleaser is a connection that has buffers to let go when it parks
+// (see parkSocket). ReleaseIdle is called by the reader that parks it,
+// which owns its reads, after Idle said true; it must not block.
+type idleReleaser interface {
+	ReleaseIdle()
 }
 
 // errClosed ends the read loop without telling the client anything more.
@@ -532,11 +541,11 @@ func (c *conn) writeLoop() {
 // returns false when the writer is done: the connection is closing and
 // everything is flushed, or the socket failed.
 func (c *conn) flush() bool {
-	if ts := c.tlsSocket(); ts != nil && ts.holding() {
+	if ts := c.tlsSocket(); ts != nil && ts.Holding() {
 		// What a writeNow encrypted and the socket did not take goes
 		// before anything newer.
 		c.nc.SetWriteDeadline(c.writeDeadline())
-		if err := ts.flushHeld(); err != nil {
+		if err := ts.FlushHeld(); err != nil {
 			c.out.fail()
 			return false
 		}

@@ -19,13 +19,13 @@ import (
 
 // idleTLSBudget is the Go memory (heap in use + goroutine stacks) one idle
 // TLS connection with one subscription may cost. Parked in the reactor
-// (tlssock.go) it measured 10.6–11.7 KiB with Go 1.26 clients, whose
+// (tlsnet.Sock) it measured 10.6–11.7 KiB with Go 1.26 clients, whose
 // ClientHello carries a 1.2 KB ML-KEM key share, 23.8 KiB with a reader
 // goroutine and its buffers; 6.2–6.5 KiB since a parking connection lets
-// go of crypto/tls's input buffers (tlsrelease.go: about 3.5 KiB that the
+// go of crypto/tls's input buffers (tlsnet.ReleaseInput: about 3.5 KiB that the
 // handshake grew). What stays of crypto/tls's: two AES-GCM states 1.75
 // KiB, the tls.Conn 0.9 KiB, the traffic secrets' HKDF state 0.1 KiB. The
-// broker's part is the plain connection's (~1.8 KiB) plus the tlsSock
+// broker's part is the plain connection's (~1.8 KiB) plus the tlsnet.Sock
 // (200 B and its two callbacks, 32 B) and Client.TLS, a 192-byte copy of
 // the ConnectionState that Authenticators read (also at 5.0
 // re-authentication), so it stays. The free slots of the spans holding

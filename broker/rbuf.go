@@ -6,6 +6,7 @@ import (
 	"net"
 
 	"edgebroker/broker/sockio"
+	"edgebroker/broker/tlsnet"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,12 +22,14 @@ const rbufSize = 2048
 func (c *conn) fill(w int) (int, error) {
 	if !c.plain {
 		n, err := c.nc.Read(c.rbuf[w:])
-		c.tlsMore = n == len(c.rbuf)-w
-		if tc, ok := c.nc.(*tls.Conn); ok && c.tlsMore {
+		c.tlsMore = false
+		if tc, ok := c.nc.(*tls.Conn); ok && n == len(c.rbuf)-w {
 			// A read that filled the buffer may have left plaintext in
 			// crypto/tls, or just ended with the record (a large packet
 			// read whole): ask, so that the connection still parks.
-			c.tlsMore = tlsHoldsInput(tc)
+			// (A wsnet.Conn's Idle asks for itself: for it, as for
+			// any parkSocket but the tlsnet.Sock, Idle tells it all.)
+			c.tlsMore = tlsnet.HoldsInput(tc)
 		}
 		return n, err
 	}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"crypto/tls"
 	"errors"
 	"os"
 	"runtime"
@@ -11,11 +12,12 @@ import (
 	"golang.org/x/sys/unix"
 
 	"edgebroker/broker/packet"
+	"edgebroker/broker/tlsnet"
 )
 
 // The reactor keeps idle connections without a goroutine: plain TCP, the
-// broker's own TLS (Port.TLS, see tlssock.go), WebSockets (wsnet.Conn)
-// and Unix stream sockets. A
+// broker's own TLS (Port.TLS over a tlsnet.Sock), WebSockets (wsnet.Conn,
+// ws:// and wss://) and Unix stream sockets. A
 // reader that has waited readerIdle without input, or that just handled a
 // control packet (CONNECT, SUBSCRIBE, ...), parks its connection: the
 // socket is armed in an epoll instance (EPOLLONESHOT) and the goroutine
@@ -222,10 +224,25 @@ func (sh *shard) armLocked(exp, now int64) {
 // canPark reports whether the reader may park the connection: a connected
 // TCP client outside an authentication exchange, with the reactor on and,
 // on TLS or a WebSocket, nothing the client sent waiting in user space
-// (tlssock.go, wsnet.Conn).
+// (tlsnet.Sock, wsnet.Conn).
 func (c *conn) canPark() bool {
 	return c.sock != nil && !c.noPark && !c.srv.noReactor && c.connected && c.pending == nil &&
 		(c.psock == nil || !c.tlsMore && c.psock.Idle())
+}
+
+// releaseTLS lets a parking TLS connection's crypto/tls input buffers
+// go: the broker's own (over a tlsnet.Sock), or those of a connection
+// that releases its own (idleReleaser: wsnet.Conn over TLS).
+func (c *conn) releaseTLS() {
+	if c.tlsSocket() != nil {
+		if tc, ok := c.nc.(*tls.Conn); ok {
+			tlsnet.ReleaseInput(tc)
+		}
+		return
+	}
+	if r, ok := c.nc.(idleReleaser); ok {
+		r.ReleaseIdle()
+	}
 }
 
 // claim takes a parked connection; only one caller wins.

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"edgebroker/broker/sockio"
+	"edgebroker/broker/tlsnet"
 
 	"golang.org/x/sys/unix"
 )
@@ -79,12 +80,12 @@ func (c *conn) writeTaken(buf []byte) {
 
 // writesDirect reports whether goroutines other than the writer may
 // write to the connection without waiting (writeNow): plain TCP, and TLS
-// over a tlsSock, which holds what the socket does not take.
+// over a tlsnet.Sock, which holds what the socket does not take.
 func (c *conn) writesDirect() bool { return c.plain || c.tlsSocket() != nil }
 
-// tlsSocket is the tlsSock under a TLS connection; nil for others.
-func (c *conn) tlsSocket() *tlsSock {
-	ts, _ := c.psock.(*tlsSock)
+// tlsSocket is the tlsnet.Sock under a TLS connection; nil for others.
+func (c *conn) tlsSocket() *tlsnet.Sock {
+	ts, _ := c.psock.(*tlsnet.Sock)
 	return ts
 }
 
@@ -92,19 +93,19 @@ func (c *conn) tlsSocket() *tlsSock {
 // bytes a writeNow could not write: a writer goroutine must write them.
 func (c *conn) holding() bool {
 	ts := c.tlsSocket()
-	return ts != nil && ts.holding()
+	return ts != nil && ts.Holding()
 }
 
 // writeNow writes b to the socket without waiting: it returns what the
 // socket took. Only the writer (outbox.writing) calls it. Over TLS it
-// encrypts all of b, and the tlsSock holds what the socket did not take
+// encrypts all of b, and the tlsnet.Sock holds what the socket did not take
 // (holding): the caller then hands the writer role to a writer
 // goroutine.
 func (c *conn) writeNow(b []byte) (int, error) {
 	if ts := c.tlsSocket(); ts != nil {
-		ts.spill.Store(true)
+		ts.SetSpill(true)
 		n, err := c.nc.Write(b)
-		ts.spill.Store(false)
+		ts.SetSpill(false)
 		return n, err
 	}
 	w := &c.wnow

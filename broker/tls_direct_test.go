@@ -20,7 +20,7 @@ import (
 // TestTLSDirectWrite: a delivery to a TLS subscriber is encrypted and
 // written by the publisher's goroutine, as on plain TCP (signalVia),
 // without a writer goroutine, while the socket takes it. When the
-// subscriber does not read, the tlsSock holds the encrypted rest, a
+// subscriber does not read, the tlsnet.Sock holds the encrypted rest, a
 // writer goroutine takes over and writes it, and what comes later
 // follows it in order: the subscriber gets every message whole.
 func TestTLSDirectWrite(t *testing.T) {

@@ -20,7 +20,8 @@ import (
 
 // wsUpstream is a broker that takes MQTT over TCP at addr (for the test's
 // subscriber) and MQTT over WebSockets only at wsAddr (over TLS when tc
-// is set), the broker's own WebSocket listener.
+// is set: wss:// as the appliance serves it), the broker's own WebSocket
+// listener.
 func wsUpstream(t *testing.T, tc *tls.Config) (addr, wsAddr string) {
 	t.Helper()
 	s, addr := brokertest.Start(t, broker.Config{}, nil)
@@ -28,10 +29,7 @@ func wsUpstream(t *testing.T, tc *tls.Config) (addr, wsAddr string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tc != nil {
-		ln = tls.NewListener(ln, tc)
-	}
-	wl := wsnet.Listen(ln, nil)
+	wl := wsnet.ListenTLS(ln, tc, nil, wsnet.DefaultMaxUpgrading, nil)
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(wl) }()
 	t.Cleanup(func() {

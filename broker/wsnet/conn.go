@@ -7,20 +7,31 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"edgebroker/broker/tlsnet"
 )
 
 // A Conn is the MQTT byte stream of one upgraded WebSocket: Read returns
 // the payloads of the client's binary frames, Write sends one binary
 // frame per call. On a plain (ws://) socket it holds, like the broker's
-// own TLS (broker/tlssock.go), no buffer while nothing waits: it reads
+// own TLS (broker/tlsnet), no buffer while nothing waits: it reads
 // the socket with a syscall.RawConn, taking a buffer from a pool only when
 // data is there and giving it back when it is drained, and its frame
 // state (the payload bytes left, the mask, a header read in part) is a
 // few fields. So the broker can park an idle connection in its reactor:
 // ParkSocket gives it the socket to watch, Idle says that nothing the
-// client sent waits in user space. Over TLS (wss://) the socket under it
-// is a *tls.Conn, read with blocking reads: that connection keeps its
-// reader goroutine.
+// client sent waits in user space.
+//
+// Over TLS (wss://) it reads a *tls.Conn. When that runs over a
+// tlsnet.Sock (ListenTLS) the connection parks too: ParkSocket is the
+// Sock's socket, Idle also asks the Sock's buffer and crypto/tls's input
+// (tlsnet.HoldsInput), and ReleaseIdle, which the broker calls at park
+// time, lets crypto/tls's emptied input buffers go (tlsnet.ReleaseInput).
+// Its reader blocks in the Sock's read (the network poller) until the
+// broker's read deadline parks it; crypto/tls treats a timeout as
+// temporary, so the tls.Conn reads on after it. Over a tls.Conn on any
+// other socket (a tls.NewListener under Listen) ParkSocket is nil and the
+// connection keeps its reader goroutine.
 //
 // Frames follow RFC 6455 as MQTT uses them [MQTT-6.0.0-1]: binary data
 // frames, fragmented or not, any number per MQTT packet and any number of
@@ -34,6 +45,8 @@ type Conn struct {
 	nc  net.Conn        // the hijacked socket: *net.TCPConn (ws) or *tls.Conn (wss); read-only
 	tcp *net.TCPConn    // nc on ws, for writev; nil on wss; read-only
 	raw syscall.RawConn // tcp's; nil on wss; read-only
+	tc  *tls.Conn       // nc on wss over a tlsnet.Sock, else nil; read-only
+	ts  *tlsnet.Sock    // the socket under tc; read-only
 	ln  *Listener       // read-only; Close forgets the Conn there
 
 	// The reader's (one Read at a time; the broker's reader owns it).
@@ -95,10 +108,15 @@ var ErrProtocol = errors.New("wsnet: websocket protocol error")
 // upgrade request (copied).
 func newConn(nc net.Conn, pre []byte, ln *Listener) *Conn {
 	c := &Conn{nc: nc, ln: ln}
-	if tc, ok := nc.(*net.TCPConn); ok {
-		if raw, err := tc.SyscallConn(); err == nil {
-			c.tcp, c.raw = tc, raw
+	switch nc := nc.(type) {
+	case *net.TCPConn:
+		if raw, err := nc.SyscallConn(); err == nil {
+			c.tcp, c.raw = nc, raw
 			c.fn = c.rawRead
+		}
+	case *tls.Conn:
+		if ts, ok := nc.NetConn().(*tlsnet.Sock); ok {
+			c.tc, c.ts = nc, ts
 		}
 	}
 	if len(pre) > 0 {
@@ -109,12 +127,35 @@ func newConn(nc net.Conn, pre []byte, ln *Listener) *Conn {
 }
 
 // ParkSocket returns the socket a reactor may watch for readability while
-// the connection is idle, or nil over TLS (wss), whose reads block.
-func (c *Conn) ParkSocket() syscall.RawConn { return c.raw }
+// the connection is idle: the TCP socket on ws://, the tlsnet.Sock's on
+// wss:// (ListenTLS); nil over any other TLS, whose reads block.
+func (c *Conn) ParkSocket() syscall.RawConn {
+	if c.ts != nil {
+		return c.ts.ParkSocket()
+	}
+	return c.raw
+}
 
-// Idle reports whether nothing the client sent waits in user space. Only
+// Idle reports whether nothing the client sent waits in user space: no
+// bytes in the Conn's buffer (frame state, such as a header read in part,
+// is not waiting bytes) and, over a tlsnet.Sock, none in the Sock's
+// buffer or in crypto/tls (a record decrypted and not wholly read). Only
 // the reader asks, between reads.
-func (c *Conn) Idle() bool { return c.buf == nil }
+func (c *Conn) Idle() bool {
+	if c.buf != nil {
+		return false
+	}
+	return c.ts == nil || c.ts.Idle() && !tlsnet.HoldsInput(c.tc)
+}
+
+// ReleaseIdle lets go of crypto/tls's input buffers when they are empty
+// (tlsnet.ReleaseInput), on wss:// over a tlsnet.Sock; the broker's
+// reader calls it when it parks the connection (it owns the reads).
+func (c *Conn) ReleaseIdle() {
+	if c.tc != nil {
+		tlsnet.ReleaseInput(c.tc)
+	}
+}
 
 // Close sends a close frame (1000, normal closure) if none was sent and
 // closes the socket.

@@ -179,7 +179,9 @@ func (c *Conn) fill() error {
 		if c.buf == nil && c.left == 0 && c.hn < 2 {
 			// Over TLS, at a frame boundary: wait for the next frame's
 			// first bytes without a buffer (an idle wss connection
-			// waits here); the rest of its record follows at once.
+			// waits here until the broker's read deadline parks it);
+			// the rest of its record, left in crypto/tls, follows at
+			// once (Idle asks tlsnet.HoldsInput).
 			n, err := c.nc.Read(c.hdr[c.hn:2])
 			c.hn += n
 			if n > 0 {

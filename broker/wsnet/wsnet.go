@@ -2,11 +2,14 @@
 // connections are WebSocket upgrades (subprotocol "mqtt", binary frames)
 // arriving at an HTTP server, so the broker serves them like TCP. The
 // upgrade is gobwas/ws's; the frames are read and written by Conn
-// (conn.go), which lets the broker park an idle ws:// connection.
+// (conn.go), which lets the broker park an idle connection: ws://, and
+// wss:// when the listener speaks TLS itself (ListenTLS: crypto/tls over a
+// tlsnet.Sock).
 package wsnet
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"log/slog"
@@ -19,6 +22,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"edgebroker/broker/seclog"
+	"edgebroker/broker/tlsnet"
 )
 
 // Subprotocol is the WebSocket subprotocol MQTT requires [MQTT-6.0.0-3].
@@ -52,9 +56,10 @@ const MaxHeaderBytes = 8 << 10
 // sockets that have not finished CONNECT.
 const DefaultMaxUpgrading = 256
 
-// Listen serves WebSocket upgrades on ln, which may already be a TLS
-// listener, with at most DefaultMaxUpgrading sockets upgrading at once.
-// Any path is accepted, like mosquitto.
+// Listen serves WebSocket upgrades on ln with at most DefaultMaxUpgrading
+// sockets upgrading at once. Any path is accepted, like mosquitto. ln may
+// be a TLS listener (tls.NewListener), but then an idle connection keeps
+// a goroutine blocked in crypto/tls: for wss:// use ListenTLS.
 func Listen(ln net.Listener, log *slog.Logger) *Listener {
 	return ListenLimit(ln, log, DefaultMaxUpgrading, nil)
 }
@@ -63,6 +68,18 @@ func Listen(ln net.Listener, log *slog.Logger) *Listener {
 // finished their upgrade; a socket refused for it is a LimitConnections
 // event of sec (counted, logged rate-limited; nil: neither).
 func ListenLimit(ln net.Listener, log *slog.Logger, maxUpgrading int, sec *seclog.Log) *Listener {
+	return ListenTLS(ln, nil, log, maxUpgrading, sec)
+}
+
+// ListenTLS is ListenLimit serving wss:// with cfg on ln's TCP sockets
+// (nil cfg: ws://). The listener speaks TLS itself: each accepted socket
+// becomes tls.Server over a tlsnet.Sock, so that its idle connection
+// parks in the broker's reactor as a ws:// one does (Conn.ParkSocket).
+// net/http does the handshake (within ReadHeaderTimeout) and hands its
+// state on, which the broker reads for client-certificate authentication
+// (broker.Client.TLS). The sockets count against maxUpgrading from Accept,
+// their handshake included.
+func ListenTLS(ln net.Listener, cfg *tls.Config, log *slog.Logger, maxUpgrading int, sec *seclog.Log) *Listener {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -70,6 +87,10 @@ func ListenLimit(ln net.Listener, log *slog.Logger, maxUpgrading int, sec *seclo
 	l := &Listener{ln: ln, conns: make(chan net.Conn), ctx: ctx, cancel: cancel, log: log,
 		live: make(map[*Conn]struct{})}
 	lim := &limitListener{Listener: ln, max: int64(maxUpgrading), sec: sec}
+	var hl net.Listener = lim
+	if cfg != nil {
+		hl = &tlsListener{Listener: lim, cfg: cfg}
+	}
 	l.srv = &http.Server{
 		Handler:           http.HandlerFunc(l.upgrade),
 		ConnState:         lim.connState,
@@ -80,8 +101,24 @@ func ListenLimit(ln net.Listener, log *slog.Logger, maxUpgrading int, sec *seclo
 		MaxHeaderBytes: MaxHeaderBytes,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	go l.srv.Serve(lim)
+	go l.srv.Serve(hl)
 	return l
+}
+
+// tlsListener makes each accepted socket a TLS server connection over a
+// tlsnet.Sock (see ListenTLS).
+type tlsListener struct {
+	net.Listener             // the limitListener
+	cfg          *tls.Config // read-only
+}
+
+func (l *tlsListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc, _ := tlsnet.Server(c, l.cfg)
+	return tc, nil
 }
 
 // limitListener closes the sockets accepted beyond max that have not

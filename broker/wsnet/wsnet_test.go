@@ -28,7 +28,7 @@ import (
 
 const wait = 5 * time.Second
 
-// serve runs a broker behind a WebSocket listener (TLS when cfg is set).
+// serve runs a broker behind a WebSocket listener (wss:// when cfg is set).
 func serve(t *testing.T, cfg *tls.Config) (*broker.Server, string) {
 	return serveLimit(t, cfg, wsnet.DefaultMaxUpgrading)
 }
@@ -39,11 +39,8 @@ func serveLimit(t *testing.T, cfg *tls.Config, maxUpgrading int) (*broker.Server
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg != nil {
-		ln = tls.NewListener(ln, cfg)
-	}
 	s := broker.New(broker.Config{})
-	wl := wsnet.ListenLimit(ln, nil, maxUpgrading, s.Security())
+	wl := wsnet.ListenTLS(ln, cfg, nil, maxUpgrading, s.Security())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(wl) }()
 	t.Cleanup(func() {
@@ -218,9 +215,22 @@ func TestHeaderLimit(t *testing.T) {
 // TestUpgradingLimit: at most maxUpgrading sockets may sit before their
 // upgrade (here silent ones, as a slowloris would); one more is closed at
 // once. Upgraded connections do not count, and a socket that closes makes
-// room.
+// room. On wss:// a socket counts from Accept, its TLS handshake included.
 func TestUpgradingLimit(t *testing.T) {
-	s, addr := serveLimit(t, nil, 2)
+	t.Run("ws", func(t *testing.T) { upgradingLimit(t, false) })
+	t.Run("wss", func(t *testing.T) { upgradingLimit(t, true) })
+}
+
+func upgradingLimit(t *testing.T, secure bool) {
+	var cfg, client *tls.Config
+	url := "ws://"
+	if secure {
+		cert, pool := selfSigned(t)
+		cfg = &tls.Config{Certificates: []tls.Certificate{cert}}
+		client = &tls.Config{RootCAs: pool, ServerName: "localhost"}
+		url = "wss://"
+	}
+	s, addr := serveLimit(t, cfg, 2)
 	dial := func() net.Conn {
 		t.Helper()
 		nc, err := net.DialTimeout("tcp", addr, wait)
@@ -237,7 +247,7 @@ func TestUpgradingLimit(t *testing.T) {
 		var ne net.Error
 		return !(errors.As(err, &ne) && ne.Timeout())
 	}
-	pubSub(t, "ws://"+addr+"/mqtt", nil) // upgraded connections come and go
+	pubSub(t, url+addr+"/mqtt", client) // upgraded connections come and go
 	a, b := dial(), dial()
 	if c := dial(); !closed(c, wait) {
 		t.Fatal("a third socket before its upgrade was not closed")

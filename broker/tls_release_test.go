@@ -10,29 +10,13 @@ import (
 
 	"edgebroker/broker/packet"
 	"edgebroker/broker/testenv"
+	"edgebroker/broker/tlsnet"
 )
-
-// TestTLSLayout: this Go's crypto/tls has the fields releaseTLSInput
-// resets. A Go release that renames or retypes them fails here, not
-// silently in the memory figures.
-func TestTLSLayout(t *testing.T) {
-	if !tlsLayout.ok {
-		t.Fatal("crypto/tls's Conn no longer has in (halfConn with its mutex first), rawInput, input and hand as tlsrelease.go expects: idle TLS connections keep their input buffers")
-	}
-}
-
-// tlsInputCap is the capacity crypto/tls's record and handshake buffers
-// of tc hold.
-func tlsInputCap(tc *tls.Conn) int {
-	t, _ := lockTLSInput(tc)
-	defer t.unlock()
-	return t.raw.Cap() + t.hand.Cap()
-}
 
 // TestTLSReleaseInput: a parked TLS connection holds no crypto/tls input
 // buffer, and works on after it: a message of many records arrives whole,
 // and the connection parks again (a large packet read whole filled the
-// read buffer: tlsHoldsInput tells that nothing more waits) and lets its
+// read buffer: tlsnet.HoldsInput tells that nothing more waits) and lets its
 // buffers go again.
 func TestTLSReleaseInput(t *testing.T) {
 	cert, _, certPEM := testenv.SelfSigned(t, "broker.test")
@@ -73,7 +57,7 @@ func TestTLSReleaseInput(t *testing.T) {
 		t.Helper()
 		testenv.Eventually(t, 10*time.Second, what, func() bool {
 			tc := server()
-			return ParkedConns(s) == 1 && tc != nil && tlsInputCap(tc) == 0
+			return ParkedConns(s) == 1 && tc != nil && tlsnet.InputCap(tc) == 0
 		})
 	}
 	parkedEmpty("the connection parked, crypto/tls's input buffers let go")

@@ -1,4 +1,4 @@
-package broker
+package tlsnet
 
 import (
 	"bytes"
@@ -15,16 +15,17 @@ import (
 // ML-KEM key share they hold about 3.5 KiB after the handshake, a third of
 // what an idle TLS connection costs, and crypto/tls offers no way to let
 // them go. A parked connection has read everything (its reader checked
-// that before parking), so the broker lets them go itself: when all three
-// are empty it resets them to zero values, under the lock crypto/tls
-// reads them under (the halfConn's mutex of the input side); crypto/tls
-// grows them again on the next read, as for a new connection.
+// that before parking), so ReleaseInput lets them go: when all three are
+// empty it resets them to zero values, under the lock crypto/tls reads
+// them under (the halfConn's mutex of the input side); crypto/tls grows
+// them again on the next read, as for a new connection.
 //
 // The fields are found by name and type with reflection, once: a Go
 // release whose tls.Conn differs (a renamed field, another type) makes
-// tlsLayout.ok false, and nothing is released (TestIdleTLSConnMemory's
-// budget then fails, which is how a Go upgrade tells).
-var tlsLayout = func() (l struct {
+// the layout unknown (LayoutOK false), and nothing is released (the idle
+// memory budgets of the broker's TLS and wsnet's wss then fail, which is
+// how a Go upgrade tells, besides TestLayout).
+var layout = func() (l struct {
 	ok                          bool
 	inMu, rawInput, input, hand uintptr // offsets in tls.Conn
 }) {
@@ -53,39 +54,43 @@ var tlsLayout = func() (l struct {
 	return l
 }()
 
-// tlsInput is crypto/tls's input state of one connection (tlsLayout's
-// fields), locked: the caller calls unlock when done.
-type tlsInput struct {
+// LayoutOK reports whether this Go's crypto/tls has the fields
+// ReleaseInput and HoldsInput read.
+func LayoutOK() bool { return layout.ok }
+
+// input is crypto/tls's input state of one connection (layout's fields),
+// locked: the caller calls unlock when done.
+type input struct {
 	mu   *sync.Mutex
 	raw  *bytes.Buffer
 	in   *bytes.Reader
 	hand *bytes.Buffer
 }
 
-// lockTLSInput locks tc's input side and returns its buffers; false
-// without the layout.
-func lockTLSInput(tc *tls.Conn) (tlsInput, bool) {
-	if !tlsLayout.ok {
-		return tlsInput{}, false
+// lockInput locks tc's input side and returns its buffers; false without
+// the layout.
+func lockInput(tc *tls.Conn) (input, bool) {
+	if !layout.ok {
+		return input{}, false
 	}
 	p := unsafe.Pointer(tc)
-	t := tlsInput{
-		mu:   (*sync.Mutex)(unsafe.Add(p, tlsLayout.inMu)),
-		raw:  (*bytes.Buffer)(unsafe.Add(p, tlsLayout.rawInput)),
-		in:   (*bytes.Reader)(unsafe.Add(p, tlsLayout.input)),
-		hand: (*bytes.Buffer)(unsafe.Add(p, tlsLayout.hand)),
+	t := input{
+		mu:   (*sync.Mutex)(unsafe.Add(p, layout.inMu)),
+		raw:  (*bytes.Buffer)(unsafe.Add(p, layout.rawInput)),
+		in:   (*bytes.Reader)(unsafe.Add(p, layout.input)),
+		hand: (*bytes.Buffer)(unsafe.Add(p, layout.hand)),
 	}
 	t.mu.Lock()
 	return t, true
 }
 
-func (t tlsInput) unlock() { t.mu.Unlock() }
+func (t input) unlock() { t.mu.Unlock() }
 
-// releaseTLSInput lets crypto/tls's input buffers of tc go if they hold
-// nothing (see tlsLayout); it reports whether it did. The caller owns
-// the connection's reads (a parking reader).
-func releaseTLSInput(tc *tls.Conn) bool {
-	t, ok := lockTLSInput(tc)
+// ReleaseInput lets crypto/tls's input buffers of tc go if they hold
+// nothing; it reports whether it did. The caller owns the connection's
+// reads (a parking reader): no tc.Read runs.
+func ReleaseInput(tc *tls.Conn) bool {
+	t, ok := lockInput(tc)
 	if !ok {
 		return false
 	}
@@ -97,12 +102,12 @@ func releaseTLSInput(tc *tls.Conn) bool {
 	return true
 }
 
-// tlsHoldsInput reports whether crypto/tls may hold input of tc not yet
+// HoldsInput reports whether crypto/tls may hold input of tc not yet
 // returned by Read: a decrypted record's rest, or bytes of the next
 // record. Without the layout it cannot tell, and says so. The caller is
-// tc's reader.
-func tlsHoldsInput(tc *tls.Conn) bool {
-	t, ok := lockTLSInput(tc)
+// tc's reader, between reads.
+func HoldsInput(tc *tls.Conn) bool {
+	t, ok := lockInput(tc)
 	if !ok {
 		return true
 	}
@@ -110,12 +115,14 @@ func tlsHoldsInput(tc *tls.Conn) bool {
 	return t.raw.Len() > 0 || t.in.Len() > 0
 }
 
-// releaseTLS lets a parking TLS connection's crypto/tls input buffers go.
-func (c *conn) releaseTLS() {
-	if c.tlsSocket() == nil {
-		return
+// InputCap is the capacity of crypto/tls's record and handshake buffers
+// of tc (0 after ReleaseInput), or -1 without the layout: what a parked
+// connection would keep without the release. For tests and diagnostics.
+func InputCap(tc *tls.Conn) int {
+	t, ok := lockInput(tc)
+	if !ok {
+		return -1
 	}
-	if tc, ok := c.nc.(*tls.Conn); ok {
-		releaseTLSInput(tc)
-	}
+	defer t.unlock()
+	return t.raw.Cap() + t.hand.Cap()
 }
