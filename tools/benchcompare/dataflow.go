@@ -196,7 +196,7 @@ func (r *Report) dataflowMarkdown(b *strings.Builder) {
 		b.WriteString(" |\n")
 	}
 	b.WriteString(`
-- msg/s: messages delivered to the subscriber on the upstream per second, first publish to last delivery. CPU s / M msgs: the broker under test's (not the upstream's) utime+stime per million delivered. lost: published and acknowledged but never delivered upstream (must be 0).
+- msg/s: messages delivered to the subscriber on the upstream per second, first publish to last delivery. CPU s / M msgs: the broker under test's (not the upstream's) time on a CPU per million delivered. lost: published and acknowledged but never delivered upstream (must be 0).
 - journal B / msg, fsyncs/s: from edgebroker's /metrics (edgebroker_journal_written_bytes_total, _fsyncs_total) between the clients connecting and the last delivery, per acknowledged publish: every record a forwarded message costs (message, delivery to the flow's session, its retirement).
 `)
 }

@@ -169,7 +169,7 @@ func (r *Report) Markdown() string {
 	}
 	b.WriteString(`
 - msg/s: messages received by all subscribers per second (fan-out counts every delivery), first publish to last delivery; publishers keep at most 500 messages outstanding per subscriber (loadgen -window), so this is the rate a broker sustains without dropping.
-- CPU s / M msgs: broker utime+stime from /proc/PID/stat over the run, per million delivered messages. Lower is better.
+- CPU s / M msgs: the broker's time on a CPU over the run (its threads' /proc/PID/task/*/schedstat, nanoseconds; /proc/PID/stat's 10 ms ticks were too coarse for the paced rows), per million delivered messages. Lower is better.
 - p99 latency: publish to delivery, from the time stamp in each payload. In the unpaced scenarios it is queueing delay at saturation (bounded by the window); the paced latency scenario is the one to read for latency.
 - ctx switches / msg: voluntary + nonvoluntary context switches of all the broker's threads (/proc/PID/task/*/status) over the run, per delivered message. A wake-up per message shows as about 1 here at low rates.
 - RSS / idle conn: (VmRSS after N idle clients with one subscription each − VmRSS before) / N, after a 1 s hold.

@@ -227,6 +227,18 @@ func TestProc(t *testing.T) {
 	if got, want := cpu, 3800*time.Millisecond; err != nil || got != want {
 		t.Errorf("ProcCPU = %v, %v; want %v", got, err, want)
 	}
+	// With the threads' schedstat, their time on a CPU in nanoseconds.
+	for tid, line := range map[string]string{"42": "1500000123 2000 30\n", "43": "250000000 10 5\n"} {
+		os.MkdirAll(filepath.Join(dir, "task", tid), 0o755)
+		os.WriteFile(filepath.Join(dir, "task", tid, "schedstat"), []byte(line), 0o644)
+	}
+	cpu, err = ProcCPU(root, 42)
+	if got, want := cpu, 1750000123*time.Nanosecond; err != nil || got != want {
+		t.Errorf("ProcCPU from schedstat = %v, %v; want %v", got, err, want)
+	}
+	if real, err := ProcCPU("/proc", os.Getpid()); err != nil || real <= 0 || real%clockTick == 0 {
+		t.Errorf("ProcCPU of this test = %v, %v; want nanoseconds from schedstat", real, err)
+	}
 	rss, err := ProcRSS(root, 42)
 	if got, want := rss, int64(2048<<10); err != nil || got != want {
 		t.Errorf("ProcRSS = %v, %v; want %v", got, err, want)

@@ -57,7 +57,7 @@ type LatencySummary struct {
 // BrokerUsage is what /proc said about the broker process.
 type BrokerUsage struct {
 	PID        int     `json:"pid"`
-	CPUSeconds float64 `json:"cpu_seconds"` // utime+stime over the measured phase
+	CPUSeconds float64 `json:"cpu_seconds"` // the broker's time on a CPU (ProcCPU) over the measured phase
 	// CPUPerMillion is CPUSeconds per million messages received
 	// (Connects: per million connections, i.e. µs per connection).
 	CPUPerMillion float64 `json:"cpu_seconds_per_million,omitempty"`

@@ -127,7 +127,7 @@ func unstamp(payload []byte) (time.Duration, bool) {
 
 // brokerReading is what /proc says about the broker at one moment.
 type brokerReading struct {
-	cpu time.Duration // utime+stime
+	cpu time.Duration // the broker's time on a CPU (ProcCPU)
 	rss int64         // VmRSS, bytes
 	ctx int64         // context switches of all its threads
 }
