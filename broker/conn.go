@@ -95,6 +95,12 @@ type conn struct {
 	problem   bool // 5.0 Request Problem Information (default true)
 	connected bool // CONNECT finished (attach); set by the reader under out.mu
 	commitDue bool // the reader's: its batch appended to the journal without waking the committer (scratch.commitDue)
+	// bridge: the client is a broker that said so in its CONNECT (a
+	// mosquitto bridge: packet.Connect.Bridge). Its subscriptions are No
+	// Local and Retain As Published, as mosquitto treats a bridge: what
+	// it sent is not sent back to it (no loops), and a retained message
+	// reaches it retained. Set by the reader at CONNECT.
+	bridge bool
 
 	reader // owned by the goroutine reading the connection
 

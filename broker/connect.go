@@ -49,6 +49,7 @@ func (c *conn) handleConnect(flags byte, body []byte) error {
 		return err
 	}
 	c.setVersion(cp.Version)
+	c.bridge = cp.Bridge
 	v := cp.Version
 	lim := &c.srv.lim
 	p := c.srv.pendings.Get().(*pendingConnect) // back in authDone once attached

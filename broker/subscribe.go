@@ -114,6 +114,9 @@ func (c *conn) subscribe(f *packet.Subscription, id uint32) (code packet.Code, e
 		return packet.NotAuthorized, false, nil
 	}
 	o := subOpts{qos: f.QoS, noLocal: f.NoLocal, retainAsPub: f.RetainAsPublished, retainHandling: f.RetainHandling, id: id}
+	if c.bridge { // a broker: nothing back to where it came from, retain flags kept
+		o.noLocal, o.retainAsPub = !shared, true
+	}
 	ss := c.sess
 	key := string(f.Filter)
 	ss.mu.Lock()

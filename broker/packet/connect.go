@@ -12,6 +12,11 @@ const (
 	connUsername   = 0x80
 )
 
+// bridgeBit marks the protocol level of a bridge's CONNECT (mosquitto's
+// try_private: 0x83 for 3.1, 0x84 for 3.1.1), which mosquitto accepts;
+// the broker treats such a client as a broker (see Connect.Bridge).
+const bridgeBit = 0x80
+
 var (
 	nameMQTT   = []byte("MQTT")
 	nameMQIsdp = []byte("MQIsdp")
@@ -37,6 +42,9 @@ func (c *Connect) Decode(flags byte, b []byte) error {
 		return err
 	}
 	c.ProtocolName = name
+	if c.Version == V31|bridgeBit || c.Version == V311|bridgeBit {
+		c.Version, c.Bridge = c.Version&^bridgeBit, true
+	}
 	switch {
 	case c.Version == V311 || c.Version == V5:
 		if !bytes.Equal(name, nameMQTT) {
@@ -173,7 +181,11 @@ func (c *Connect) Size() int { return packetSize(c.bodySize()) }
 func (c *Connect) Append(dst []byte) []byte {
 	dst = appendFixedHeader(dst, CONNECT, 0, c.bodySize())
 	dst = appendBinary(dst, c.protocolName())
-	dst = append(dst, c.Version, c.flagsByte())
+	v := c.Version
+	if c.Bridge {
+		v |= bridgeBit
+	}
+	dst = append(dst, v, c.flagsByte())
 	dst = appendU16(dst, c.KeepAlive)
 	if c.Version == V5 {
 		dst = c.Props.append(dst)

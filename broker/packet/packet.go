@@ -147,10 +147,14 @@ func (p *Properties) Reset() {
 type Connect struct {
 	ProtocolName []byte // "MQTT", or "MQIsdp" for 3.1
 	Version      byte   // V31, V311 or V5
-	CleanStart   bool   // Clean Session in 3.1.1
-	KeepAlive    uint16
-	Props        Properties
-	ClientID     []byte
+	// Bridge: the protocol level had bit 7 set (0x83, 0x84), as a
+	// mosquitto bridge sends it (try_private): the client is a broker.
+	// Version is without the bit.
+	Bridge     bool
+	CleanStart bool // Clean Session in 3.1.1
+	KeepAlive  uint16
+	Props      Properties
+	ClientID   []byte
 
 	WillFlag    bool
 	WillQoS     byte

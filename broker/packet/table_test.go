@@ -26,6 +26,18 @@ var packetTests = []struct {
 		pkt: &Connect{ProtocolName: []byte("MQTT"), Version: V311, CleanStart: true, KeepAlive: 60, ClientID: []byte("zen3")},
 	},
 	{
+		name: "connect v311 bridge (mosquitto try_private)", v: V311,
+		raw: []byte{
+			byte(CONNECT << 4), 16, // fixed header
+			0, 4, 'M', 'Q', 'T', 'T', // protocol name
+			0x84,        // protocol level 4 with the bridge bit
+			0b0000_0010, // flags: clean session
+			0, 60,       // keep alive
+			0, 4, 'z', 'e', 'n', '3', // client id
+		},
+		pkt: &Connect{ProtocolName: []byte("MQTT"), Version: V311, Bridge: true, CleanStart: true, KeepAlive: 60, ClientID: []byte("zen3")},
+	},
+	{
 		name: "connect v311 will user password", v: V311,
 		raw: []byte{
 			byte(CONNECT << 4), 37, // fixed header

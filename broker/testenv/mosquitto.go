@@ -30,6 +30,13 @@ func StartMosquitto(t testing.TB) *Mosquitto {
 	return startMosquitto(t, nil)
 }
 
+// StartMosquittoConf is StartMosquitto with more configuration lines
+// (a bridge's connection block, say) after its listener.
+func StartMosquittoConf(t testing.TB, extra string) *Mosquitto {
+	t.Helper()
+	return startMosquitto(t, func(string) string { return extra })
+}
+
 // StartMosquittoTLS is StartMosquitto with a TLS listener that requires a
 // client certificate: caPEM verifies clients, certPEM and keyPEM are the
 // server's (for 127.0.0.1).
