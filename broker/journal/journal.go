@@ -49,6 +49,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -239,8 +240,11 @@ type Journal struct {
 	cmu        sync.Mutex
 	batchSpare []chunk
 	// lastCommit is how long the last commit's write and fdatasync took
-	// (rawCommitLimit); guarded by cmu.
+	// (rawCommitLimit); guarded by cmu. rawOK: there is more than one P
+	// (with one, a raw call would stop every goroutine for the disk's
+	// time); set by Open.
 	lastCommit time.Duration
+	rawOK      bool
 	// A raw system call's arguments and result (rawCall), guarded by
 	// cmu; rawWriteFn and rawSyncFn are bound once by Open, so a raw
 	// commit allocates nothing.
@@ -340,6 +344,7 @@ func Open(dir string, opts Options) (*Journal, error) {
 		retained: map[string]pos{}, nextID: 1,
 		kick: make(chan struct{}, 1), done: make(chan struct{}), cmpk: make(chan struct{}, 1), cmpd: make(chan struct{})}
 	j.rawWriteFn, j.rawSyncFn = j.rawWrite, j.rawSync
+	j.rawOK = runtime.GOMAXPROCS(0) > 1
 	j.space = sync.NewCond(&j.mu)
 	j.cond = sync.NewCond(&j.wmu)
 	if err := j.replay(); err != nil {
@@ -1125,7 +1130,7 @@ func (j *Journal) commitOnce() bool {
 	j.mu.Unlock()
 	if len(batch) > 0 {
 		start := time.Now()
-		err := j.write(batch, j.lastCommit < rawCommitLimit)
+		err := j.write(batch, j.rawOK && j.lastCommit < rawCommitLimit)
 		j.lastCommit = time.Since(start)
 		j.mu.Lock()
 		for i := range batch {
@@ -1201,7 +1206,9 @@ func (j *Journal) trySpare() {
 // the length of the call, and a stop-the-world (GC) waits for it; the
 // limit keeps both to about a millisecond, and a slow disk (an SD card,
 // whose fsyncs take several) makes blocking calls, where the hand-off
-// costs little beside the disk's own time.
+// costs little beside the disk's own time. With a single P (GOMAXPROCS
+// 1) every commit makes blocking calls: a raw one would stop every
+// other goroutine for the disk's time.
 const rawCommitLimit = time.Millisecond
 
 // write writes the batch's chunks and fdatasyncs their segments, with raw

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -30,6 +31,9 @@ func commitAs(t *testing.T, j *Journal, last time.Duration, msg, s string) {
 // (fast on this disk) raw again; what either wrote is read back after a
 // reopen.
 func TestRawCommitRule(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 { // a one-CPU machine: raw commits need two Ps
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	}
 	dir := t.TempDir()
 	j := open(t, dir, Options{SegmentSize: 1 << 20})
 	j.Wait(j.Session("s", nil))
@@ -99,5 +103,19 @@ func TestRawCallClosedSegment(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(g.Name()); len(b) != 0 {
 		t.Errorf("the file that reused the descriptor got %q", b)
+	}
+}
+
+// TestNoRawCommitsOnOneP: with a single P every commit makes blocking
+// calls, however fast the disk.
+func TestNoRawCommitsOnOneP(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	j := open(t, t.TempDir(), Options{SegmentSize: 1 << 20})
+	defer j.Close()
+	j.Wait(j.Session("s", nil))
+	raw0 := j.Stats.RawCommits.Load()
+	commitAs(t, j, 0, "fast disk, one P", "s")
+	if got := j.Stats.RawCommits.Load() - raw0; got != 0 {
+		t.Errorf("%d raw commits with GOMAXPROCS 1, want 0", got)
 	}
 }
