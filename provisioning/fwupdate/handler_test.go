@@ -122,7 +122,10 @@ func TestSlowUploadReleasesSlot(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t)
-			r.rc.Pace = &fwupdate.Pace{Idle: 300 * time.Millisecond, MinRate: 1 << 20, Grace: 200 * time.Millisecond}
+			// 64 KiB/s: far above the trickle (50 B/s), far below what the
+			// real update after it manages on a loaded CI machine (it
+			// missed 1 MiB/s there: 360 KB in 2 s).
+			r.rc.Pace = &fwupdate.Pace{Idle: 300 * time.Millisecond, MinRate: 64 << 10, Grace: 200 * time.Millisecond}
 			srv := httptest.NewServer(http.StripPrefix("/update", r.rc.Handler()))
 			t.Cleanup(srv.Close)
 			upd := r.file(r.manifest("1.1"), r.key, r.root, r.boot)
