@@ -322,3 +322,32 @@ func TestReservedClientIDPrefix(t *testing.T) {
 		})
 	}
 }
+
+// TestCleanSessionEndingOnAnotherPort: a client that disconnects its
+// clean session on one anonymous port and at once connects with the same
+// client id on another (another principal) is accepted: the CONNECT
+// waits for the session its own DISCONNECT ends, which the broker may
+// read later than the new CONNECT. A session that stays connected is
+// still refused.
+func TestCleanSessionEndingOnAnotherPort(t *testing.T) {
+	s, addr1 := brokertest.Start(t, broker.Config{}, &broker.Port{Name: "one"})
+	addr2 := brokertest.Serve(t, s, &broker.Port{Name: "two"})
+	connect := &packet.Connect{ClientID: []byte("roaming"), CleanStart: true, KeepAlive: 60}
+
+	a := brokertest.Dial(t, addr1, packet.V311)
+	if ack := a.Connect(connect); ack.Code != 0 {
+		t.Fatalf("first CONNACK %#x", byte(ack.Code))
+	}
+	b := brokertest.Dial(t, addr2, packet.V311)
+	b.Write(connect.Append(nil)) // while a's session is still connected
+	a.Write([]byte{0xe0, 0})     // DISCONNECT, after it
+	if h, body := b.Read(); h.Type != packet.CONNACK || len(body) != 2 || body[1] != 0 {
+		t.Fatalf("second CONNECT: %v % x, want CONNACK 0", h.Type, body)
+	}
+
+	// Connected and staying: refused (return code 5).
+	c := brokertest.Dial(t, addr1, packet.V311)
+	if ack := c.Connect(connect); ack.Code != 5 {
+		t.Fatalf("CONNECT while the other principal stays connected: CONNACK %#x, want 5", byte(ack.Code))
+	}
+}

@@ -10,6 +10,22 @@ import (
 
 const neverExpires = 0xFFFFFFFF
 
+// endsWithConnection reports whether client id has a session that is
+// connected and ends when its connection does (clean session, or
+// session expiry 0): one a refused CONNECT may wait for (see
+// handleConnect).
+func (s *Server) endsWithConnection(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.sessions[id]
+	if old == nil {
+		return false
+	}
+	old.mu.Lock()
+	defer old.mu.Unlock()
+	return old.c != nil && old.expiry == 0 && !old.dead
+}
+
 // attach binds a connection that passed CONNECT to its session: it takes
 // over a connected session [MQTT-3.1.4-3], resumes or discards stored
 // state, writes the CONNACK and resends what was in flight.
