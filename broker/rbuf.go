@@ -2,8 +2,6 @@ package broker
 
 import (
 	"crypto/tls"
-	"io"
-	"net"
 
 	"edgebroker/broker/sockio"
 	"edgebroker/broker/tlsnet"
@@ -46,26 +44,16 @@ func (c *conn) rawRead(fd uintptr) bool {
 	if c.rbuf == nil {
 		c.rbuf = c.srv.rbufs.Get().(*[rbufSize]byte)[:]
 	}
-	for {
-		n, err := sockio.ReadFD(int(fd), c.rbuf[c.rw:])
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-			if c.rw == 0 {
-				c.releaseRbuf()
-				c.releaseHandling()
-			}
-			return false
-		case err != nil:
-			c.rerr = &net.OpError{Op: "read", Net: "tcp", Err: err}
-		case n == 0:
-			c.rerr = io.EOF
-		default:
-			c.rn = int32(n)
+	n, err := sockio.Read(int(fd), c.rbuf[c.rw:])
+	if err == unix.EAGAIN {
+		if c.rw == 0 {
+			c.releaseRbuf()
+			c.releaseHandling()
 		}
-		return true
+		return false
 	}
+	c.rn, c.rerr = int32(n), err
+	return true
 }
 
 // releaseRbuf returns an empty read buffer of the standard size to the

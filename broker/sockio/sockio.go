@@ -12,6 +12,8 @@
 package sockio
 
 import (
+	"io"
+	"net"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -39,6 +41,26 @@ func WriteFD(fd int, p []byte) (int, error) {
 		return 0, e
 	}
 	return int(n), nil
+}
+
+// Read is ReadFD for a syscall.RawConn read callback: EINTR is retried,
+// the end of the stream is io.EOF (n 0), a failure a *net.OpError;
+// unix.EAGAIN comes back as it is, for the callback to wait.
+func Read(fd int, p []byte) (int, error) {
+	for {
+		n, err := ReadFD(fd, p)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return 0, err
+		case err != nil:
+			return 0, &net.OpError{Op: "read", Net: "tcp", Err: err}
+		case n == 0 && len(p) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
 }
 
 // WriteAll writes p with WriteFD until all of it is written, the socket

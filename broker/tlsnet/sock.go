@@ -16,7 +16,6 @@ package tlsnet
 import (
 	"crypto/tls"
 	"errors"
-	"io"
 	"net"
 	"os"
 	"sync"
@@ -258,23 +257,16 @@ func (s *Sock) Read(p []byte) (int, error) {
 // once the socket has data, and returns false to wait for readability.
 func (s *Sock) rawRead(fd uintptr) bool {
 	buf := bufs.Get().(*[bufSize]byte)
-	for {
-		n, err := sockio.ReadFD(int(fd), buf[:])
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-			bufs.Put(buf)
-			return false
-		case err != nil:
-			bufs.Put(buf)
-			s.rerr = &net.OpError{Op: "read", Net: "tcp", Err: err}
-		case n == 0:
-			bufs.Put(buf)
-			s.rerr = io.EOF
-		default:
-			s.buf, s.r, s.w = buf, 0, n
-		}
-		return true
+	n, err := sockio.Read(int(fd), buf[:])
+	switch {
+	case err == unix.EAGAIN:
+		bufs.Put(buf)
+		return false
+	case err != nil:
+		bufs.Put(buf)
+		s.rerr = err
+	default:
+		s.buf, s.r, s.w = buf, 0, n
 	}
+	return true
 }

@@ -3,7 +3,6 @@ package wsnet
 import (
 	"encoding/binary"
 	"io"
-	"net"
 
 	"edgebroker/broker/sockio"
 
@@ -216,24 +215,15 @@ func (c *Conn) rawRead(fd uintptr) bool {
 	if c.buf == nil {
 		c.buf = bufs.Get().(*[bufSize]byte)
 	}
-	for {
-		n, err := sockio.ReadFD(int(fd), c.buf[c.w:])
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-			if c.r == c.w {
-				bufs.Put(c.buf)
-				c.buf, c.r, c.w = nil, 0, 0
-			}
-			return false
-		case err != nil:
-			c.fnErr = &net.OpError{Op: "read", Net: "tcp", Err: err}
-		case n == 0:
-			c.fnErr = io.EOF
-		default:
-			c.w += n
+	n, err := sockio.Read(int(fd), c.buf[c.w:])
+	if err == unix.EAGAIN {
+		if c.r == c.w {
+			bufs.Put(c.buf)
+			c.buf, c.r, c.w = nil, 0, 0
 		}
-		return true
+		return false
 	}
+	c.w += n
+	c.fnErr = err
+	return true
 }

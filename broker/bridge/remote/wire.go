@@ -211,19 +211,10 @@ func (r *rawReader) Read(p []byte) (int, error) {
 
 // raw is Read's RawConn callback: false (wait for the socket) on EAGAIN.
 func (r *rawReader) raw(fd uintptr) bool {
-	for {
-		n, err := sockio.ReadFD(int(fd), r.p)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-			return false
-		case err != nil:
-			r.err = os.NewSyscallError("read", err)
-		case n == 0:
-			r.err = io.EOF
-		}
-		r.n = n
-		return true
+	n, err := sockio.Read(int(fd), r.p)
+	if err == unix.EAGAIN {
+		return false
 	}
+	r.n, r.err = n, err
+	return true
 }
