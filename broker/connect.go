@@ -204,12 +204,12 @@ func (c *conn) authDone() error {
 	c.srv.Stats.Connections.Add(1)
 	c.connectDone()
 	owner, ok := c.srv.attach(c, p)
-	for i := 0; !ok && i < endingGraceSteps && c.srv.endsWithConnection(c.client.ID); i++ {
+	if !ok {
 		// The owner's clean session may be ending: its client sent
 		// DISCONNECT or closed the socket just before this CONNECT,
 		// and the broker, reading connections in parallel, has not
 		// read that yet. Give it a moment before refusing.
-		time.Sleep(endingGraceStep)
+		c.srv.awaitEnding(c.client.ID, endingGrace)
 		owner, ok = c.srv.attach(c, p)
 	}
 	if !ok {
@@ -238,15 +238,12 @@ func (s *Server) principalOf(port *Port, verified string) string {
 	return p.(string)
 }
 
-// endingGraceSteps × endingGraceStep is how long a CONNECT for another
-// principal's connected clean session waits for that session to end
-// before it is refused (a client that disconnects on one port and
-// connects at once on another, which is another principal, would
-// otherwise race its own DISCONNECT). Only the waiting CONNECT waits.
-const (
-	endingGraceSteps = 20
-	endingGraceStep  = 10 * time.Millisecond
-)
+// endingGrace is how long a CONNECT for another principal's connected
+// clean session waits for that session to end before it is refused (a
+// client that disconnects on one port and connects at once on another,
+// which is another principal, would otherwise race its own DISCONNECT).
+// Only the waiting CONNECT waits.
+const endingGrace = 200 * time.Millisecond
 
 // refuseTakeover refuses a CONNECT for a client identifier whose session
 // belongs to another principal (3.1.1: CONNACK 5, 5.0: 0x87). The owner's

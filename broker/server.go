@@ -206,6 +206,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	sessions  map[string]*session
+	detached  *sync.Cond // on mu: a connection left its session (detach); see awaitEnding
 	conns     map[*conn]struct{}
 	listeners map[net.Listener]struct{}
 	closed    bool
@@ -270,6 +271,7 @@ func New(cfg Config) *Server {
 		subs:         topic.NewTree[*session, subOpts](),
 		retained:     new(topic.Retained[*Message]),
 	}
+	s.detached = sync.NewCond(&s.mu)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

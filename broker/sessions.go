@@ -10,20 +10,33 @@ import (
 
 const neverExpires = 0xFFFFFFFF
 
-// endsWithConnection reports whether client id has a session that is
-// connected and ends when its connection does (clean session, or
-// session expiry 0): one a refused CONNECT may wait for (see
-// handleConnect).
-func (s *Server) endsWithConnection(id string) bool {
+// awaitEnding waits at most d while client id has a session that is
+// connected and ends when its connection does (clean session, or session
+// expiry 0): the CONNECT of another principal may have overtaken that
+// client's own DISCONNECT (see handleConnect). detach wakes it.
+func (s *Server) awaitEnding(id string, d time.Duration) {
+	deadline := time.Now().Add(d)
+	t := time.AfterFunc(d, func() {
+		s.mu.Lock()
+		s.detached.Broadcast()
+		s.mu.Unlock()
+	})
+	defer t.Stop()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old := s.sessions[id]
-	if old == nil {
-		return false
+	for time.Now().Before(deadline) {
+		old := s.sessions[id]
+		if old == nil {
+			return
+		}
+		old.mu.Lock()
+		ending := old.c != nil && old.expiry == 0 && !old.dead
+		old.mu.Unlock()
+		if !ending {
+			return
+		}
+		s.detached.Wait()
 	}
-	old.mu.Lock()
-	defer old.mu.Unlock()
-	return old.c != nil && old.expiry == 0 && !old.dead
 }
 
 // attach binds a connection that passed CONNECT to its session: it takes
@@ -159,6 +172,7 @@ func (s *Server) detach(c *conn) {
 	}
 	ss.c = nil
 	ss.online.Store(false)
+	s.detached.Broadcast()
 	if ss.expiry != 0 {
 		ss.disconnected = s.now() // the will delay and expiry count from here
 	}
