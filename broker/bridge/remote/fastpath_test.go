@@ -72,11 +72,7 @@ func TestForwardWakesNoGoroutine(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	for i, v := range order {
-		if v != i {
-			t.Fatalf("done %d called at place %d", v, i)
-		}
-	}
+	doneInOrder(t, order)
 }
 
 // TestTryMessageFallback: a message TryMessage declines goes to

@@ -57,6 +57,17 @@ func (s *subscriber) distinct() int {
 // inOrder checks that every number 0..n-1 arrived and that their first
 // arrivals are in order (a resend after a reconnection may repeat some:
 // duplicates are counted, not errors).
+// doneInOrder requires that the done callbacks ran in the order of the
+// messages: order lists each callback's message number as it ran.
+func doneInOrder(t *testing.T, order []int) {
+	t.Helper()
+	for i, v := range order {
+		if v != i {
+			t.Fatalf("done %d called at place %d", v, i)
+		}
+	}
+}
+
 func (s *subscriber) inOrder(t *testing.T, n int) (dups int) {
 	t.Helper()
 	s.mu.Lock()
@@ -112,11 +123,7 @@ func TestPublishOrderMosquitto(t *testing.T) {
 	if dups := sub.inOrder(t, 3000); dups != 0 {
 		t.Errorf("%d duplicates without a reconnection", dups)
 	}
-	for i, v := range order {
-		if v != i {
-			t.Fatalf("done %d called at place %d", v, i)
-		}
-	}
+	doneInOrder(t, order)
 	if st := c.Status(); st.Version != packet.V5 || st.Fallback || st.Connected != m.Addr || st.Inflight != 0 {
 		t.Errorf("status %+v", st)
 	}
@@ -248,11 +255,7 @@ func TestResendInOrder(t *testing.T) {
 	if st := c.Status(); st.Connected != p2.Addr() || st.LastError == "" {
 		t.Errorf("status %+v", st)
 	}
-	for i, v := range order {
-		if v != i {
-			t.Fatalf("done %d called at place %d", v, i)
-		}
-	}
+	doneInOrder(t, order)
 }
 
 // TestSubscribeDown: a client with subscriptions gets what is published
